@@ -1,0 +1,138 @@
+//! Entry names inside a session archive: checked once, on the way in and on the way out.
+
+use crate::error::{Result, StoreError};
+
+/// A relative, `/`-separated path that cannot leave the directory it is extracted into.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntryPath {
+  /// Without a trailing slash.
+  pub path: String,
+  pub is_dir: bool,
+}
+
+impl EntryPath {
+  pub fn parse(raw: &str) -> Result<Self> {
+    let refuse = |reason| {
+      Err(StoreError::UnsafeEntry {
+        name: raw.chars().take(200).collect(),
+        reason,
+      })
+    };
+    if raw.contains('\0') {
+      return refuse("contains a NUL byte");
+    }
+    if raw.contains('\\') {
+      return refuse("contains a backslash (unzip tools treat it as a separator)");
+    }
+    if raw.starts_with('/') {
+      return refuse("is an absolute path");
+    }
+    let is_dir = raw.ends_with('/');
+    let path = raw.strip_suffix('/').unwrap_or(raw);
+    if path.is_empty() {
+      return refuse("is empty");
+    }
+    for part in path.split('/') {
+      match part {
+        "" => return refuse("has an empty path component"),
+        "." | ".." => return refuse("has a '.' or '..' component"),
+        p if p.contains(':') => return refuse("has a ':' (a drive or stream name on Windows)"),
+        _ => {}
+      }
+    }
+    Ok(Self {
+      path: path.to_owned(),
+      is_dir,
+    })
+  }
+
+  /// Kept when it lies inside a kept directory, or is a directory on the way to one.
+  pub fn is_kept(&self, keep: &[String]) -> bool {
+    keep.iter().any(|k| {
+      let inside = self.path == *k || self.path.strip_prefix(k.as_str()).is_some_and(|r| r.starts_with('/'));
+      let ancestor = self.is_dir && k.strip_prefix(self.path.as_str()).is_some_and(|r| r.starts_with('/'));
+      inside || ancestor
+    })
+  }
+}
+
+/// The directories RemoteAuth restores a login from.
+pub fn default_keep() -> Vec<String> {
+  vec!["Default/IndexedDB".into(), "Default/Local Storage".into()]
+}
+
+/// Validates a keep-list given by a user: each item a safe relative directory.
+pub fn parse_keep(items: &[String]) -> Result<Vec<String>> {
+  if items.is_empty() {
+    return Err(StoreError::InvalidOption {
+      name: "keep",
+      reason: "must name at least one directory".into(),
+    });
+  }
+  items
+    .iter()
+    .map(|item| {
+      EntryPath::parse(item)
+        .map(|e| e.path)
+        .map_err(|e| StoreError::InvalidOption {
+          name: "keep",
+          reason: e.to_string(),
+        })
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn refuses_escaping_names() {
+    for raw in [
+      "../x",
+      "a/../../x",
+      "/etc/passwd",
+      "a\\..\\x",
+      "a//b",
+      "./a",
+      "a/./b",
+      "C:/x",
+      "a\0b",
+      "",
+      "/",
+    ] {
+      assert_eq!(
+        EntryPath::parse(raw).unwrap_err().code(),
+        "ERR_ARCHIVE_ENTRY",
+        "{raw:?}"
+      );
+    }
+  }
+
+  #[test]
+  fn keeps_kept_dirs_and_their_ancestors_only() {
+    let keep = default_keep();
+    let kept = |raw: &str| EntryPath::parse(raw).unwrap().is_kept(&keep);
+    assert!(kept("Default/"));
+    assert!(kept("Default/IndexedDB/"));
+    assert!(kept(
+      "Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log"
+    ));
+    assert!(kept("Default/Local Storage/leveldb/CURRENT"));
+    assert!(!kept("Default"), "a file named like an ancestor directory is not kept");
+    assert!(!kept("Default/IndexedDBx/a"));
+    assert!(!kept("Default/Cache/Cache_Data/f_000001"));
+    assert!(!kept("Default/Service Worker/CacheStorage/x"));
+    assert!(!kept("Local State"));
+  }
+
+  #[test]
+  fn keep_list_is_validated() {
+    assert_eq!(
+      parse_keep(&["Default/IndexedDB/".into()]).unwrap(),
+      vec!["Default/IndexedDB".to_string()]
+    );
+    assert_eq!(parse_keep(&["../x".into()]).unwrap_err().code(), "ERR_INVALID_OPTION");
+    assert_eq!(parse_keep(&[]).unwrap_err().code(), "ERR_INVALID_OPTION");
+  }
+}

@@ -1,0 +1,86 @@
+//! The session archive format: what a store keeps of RemoteAuth's zip. Knows nothing of storage.
+//!
+//! A sealed archive is a 76-byte header (format version, sizes, BLAKE3 of everything) followed by a
+//! zstd-compressed tar of the kept directories, file modes and mtimes included.
+
+mod entry;
+mod from_zip;
+mod header;
+mod to_zip;
+
+pub use entry::{default_keep, parse_keep, EntryPath};
+pub use from_zip::pack_zip;
+pub use header::{open, peek, Header, FORMAT_VERSION, HEADER_LEN};
+pub use to_zip::write_zip;
+
+/// Bounds on what a zip may expand to, against zip bombs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+  pub max_entries: u32,
+  pub max_unpacked_bytes: u64,
+}
+
+impl Default for Limits {
+  fn default() -> Self {
+    // A long WhatsApp history is tens of MB in a few hundred files; these leave room and still stop bombs.
+    Self {
+      max_entries: 20_000,
+      max_unpacked_bytes: 1 << 30,
+    }
+  }
+}
+
+/// How to turn a zip into an archive.
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+  /// Directories (relative, `/`-separated) to keep; everything else in the zip is dropped.
+  pub keep: Vec<String>,
+  pub limits: Limits,
+  /// zstd level, 1–22.
+  pub level: i32,
+}
+
+pub const DEFAULT_LEVEL: i32 = 9;
+
+impl Default for PackOptions {
+  fn default() -> Self {
+    Self {
+      keep: default_keep(),
+      limits: Limits::default(),
+      level: DEFAULT_LEVEL,
+    }
+  }
+}
+
+/// An archive ready to store, with what its header says.
+#[derive(Debug, Clone)]
+pub struct Packed {
+  pub header: Header,
+  pub bytes: Vec<u8>,
+}
+
+fn now_ms() -> u64 {
+  std::time::SystemTime::now()
+    .duration_since(std::time::UNIX_EPOCH)
+    .map(|d| d.as_millis() as u64)
+    .unwrap_or(0)
+}
+
+/// zip keeps DOS date-times (no zone, 2 s steps); we carry them through tar as if they were UTC,
+/// so the zip that comes out shows the same date-time that went in.
+fn dos_to_unix(dt: Option<zip::DateTime>) -> u64 {
+  dt.and_then(|dt| time::PrimitiveDateTime::try_from(dt).ok())
+    .map(|p| p.assume_utc().unix_timestamp().max(0) as u64)
+    .unwrap_or(0)
+}
+
+fn unix_to_dos(secs: u64) -> zip::DateTime {
+  i64::try_from(secs)
+    .ok()
+    .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+    .and_then(|t| zip::DateTime::try_from(time::PrimitiveDateTime::new(t.date(), t.time())).ok())
+    .unwrap_or(zip::DateTime::DEFAULT)
+}
+
+#[cfg(test)]
+mod tests;

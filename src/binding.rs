@@ -1,0 +1,283 @@
+//! The Node-facing edge: converts JS options and arguments into core types and core errors into JS errors
+//! with a stable `code`. No policy lives here.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::archive::{self, Limits, PackOptions};
+use crate::error::StoreError;
+
+type Core<T> = std::result::Result<T, StoreError>;
+use crate::store::{SessionInfo, Store, StoreConfig};
+use crate::tier::LocalDirTier;
+
+/// Options for `new RustStore(options)`. Every field is optional.
+#[napi(object, object_to_js = false)]
+pub struct RustStoreOptions<'a> {
+  /// RemoteAuth's `dataPath`, where whatsapp-web.js >= 1.34.5 writes `<session>.zip`.
+  /// Default `./.wwebjs_auth` (RemoteAuth's own default), resolved against the current directory.
+  pub data_path: Option<String>,
+  /// Directory of the embedded store: one file per session, mode 0600. Default `./.wwebjs_store`.
+  pub dir: Option<String>,
+  /// Profile directories to keep, relative to the profile root.
+  /// Default `["Default/IndexedDB", "Default/Local Storage"]`: what RemoteAuth restores a login from.
+  pub keep: Option<Vec<String>>,
+  /// Most entries a session zip may have. Default 20000.
+  pub max_entries: Option<u32>,
+  /// Most bytes the kept files of a zip may unpack to. Default 1 GiB.
+  pub max_unpacked_bytes: Option<f64>,
+  /// zstd level 1–22 for stored archives. Default 9.
+  pub compression_level: Option<i32>,
+  /// `'report'` (default): a failed `save` resolves `null` and goes to `onError`, because RemoteAuth calls
+  /// `save` from a timer nobody awaits, where a rejection crashes Node. `'reject'`: it rejects instead.
+  #[napi(ts_type = "'report' | 'reject'")]
+  pub save_errors: Option<String>,
+  /// Receives every error `save` reports instead of rejecting. Without it they go to stderr.
+  #[napi(ts_type = "(err: Error & { code: string }) => void")]
+  pub on_error: Option<Function<'a, Unknown<'static>, Unknown<'static>>>,
+}
+
+/// `{ session }` as RemoteAuth passes it to `sessionExists` and `delete`.
+#[napi(object)]
+pub struct SessionArgs {
+  pub session: String,
+}
+
+/// `{ session }` as RemoteAuth passes it to `save`; `path` names the zip explicitly when given.
+#[napi(object)]
+pub struct SaveArgs {
+  pub session: String,
+  pub path: Option<String>,
+}
+
+/// `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`.
+#[napi(object)]
+pub struct ExtractArgs {
+  pub session: String,
+  pub path: String,
+}
+
+/// A stored session, as its header describes it.
+#[napi(object)]
+pub struct StoredSession {
+  pub session: String,
+  /// Bytes the store keeps for it.
+  pub stored_bytes: f64,
+  /// Size of the zip it was made from.
+  pub zip_bytes: f64,
+  /// Sum of its files' sizes.
+  pub files_bytes: f64,
+  /// Files and directories in it.
+  pub entries: u32,
+  /// When it was saved, in ms since the Unix epoch.
+  pub saved_at: f64,
+}
+
+impl From<SessionInfo> for StoredSession {
+  fn from(info: SessionInfo) -> Self {
+    let h = info.header;
+    Self {
+      session: info.key.to_string(),
+      stored_bytes: h.stored_bytes() as f64,
+      zip_bytes: h.source_bytes as f64,
+      files_bytes: h.files_bytes as f64,
+      entries: h.entries,
+      saved_at: h.created_ms as f64,
+    }
+  }
+}
+
+/// A JS Error whose `code` is the core error's code.
+fn js_error(env: &Env, err: &StoreError) -> Error {
+  let reason = err.to_string();
+  match env.create_error(Error::new(Status::GenericFailure, reason.clone())) {
+    Ok(mut obj) => {
+      let _ = obj.set_named_property("code", err.code());
+      Error::from(obj.to_unknown())
+    }
+    Err(_) => Error::new(Status::GenericFailure, format!("{}: {reason}", err.code())),
+  }
+}
+
+/// Runs core work on the tokio runtime; the promise settles on the JS thread with a coded error on failure.
+fn promise<'env, T, V>(
+  env: &'env Env,
+  work: impl Future<Output = Core<T>> + Send + 'static,
+  to_js: impl FnOnce(T) -> V + 'static,
+) -> Result<PromiseRaw<'env, V>>
+where
+  T: Send + 'static,
+  V: ToNapiValue,
+{
+  env.spawn_future_with_callback(async move { Ok(work.await) }, move |env, done| match done {
+    Ok(value) => Ok(to_js(value)),
+    Err(err) => Err(js_error(env, &err)),
+  })
+}
+
+fn resolve_path(path: Option<String>, default: &str) -> Core<PathBuf> {
+  let path = PathBuf::from(path.unwrap_or_else(|| default.to_owned()));
+  let cwd = std::env::current_dir().map_err(StoreError::io("read current directory", "."))?;
+  Ok(cwd.join(path))
+}
+
+fn pack_options(o: &RustStoreOptions) -> Core<PackOptions> {
+  let mut pack = PackOptions::default();
+  if let Some(keep) = &o.keep {
+    pack.keep = archive::parse_keep(keep)?;
+  }
+  let defaults = Limits::default();
+  pack.limits = Limits {
+    max_entries: o.max_entries.unwrap_or(defaults.max_entries),
+    max_unpacked_bytes: match o.max_unpacked_bytes {
+      None => defaults.max_unpacked_bytes,
+      Some(n) if n.is_finite() && n >= 1.0 => n as u64,
+      Some(n) => {
+        return Err(StoreError::InvalidOption {
+          name: "maxUnpackedBytes",
+          reason: format!("{n} is not a positive number"),
+        })
+      }
+    },
+  };
+  if let Some(level) = o.compression_level {
+    if !(1..=22).contains(&level) {
+      return Err(StoreError::InvalidOption {
+        name: "compressionLevel",
+        reason: format!("{level} is not in 1..=22"),
+      });
+    }
+    pack.level = level;
+  }
+  Ok(pack)
+}
+
+/// A whatsapp-web.js RemoteAuth store: `new RemoteAuth({ store: new RustStore(), backupSyncIntervalMs })`.
+#[napi]
+pub struct RustStore {
+  store: Arc<Store>,
+  reject_save_errors: bool,
+  on_error: Option<Rc<FunctionRef<Unknown<'static>, Unknown<'static>>>>,
+}
+
+#[napi]
+impl RustStore {
+  #[napi(constructor)]
+  pub fn new(env: &Env, options: Option<RustStoreOptions>) -> Result<Self> {
+    let build = |o: &RustStoreOptions| -> Core<Store> {
+      let config = StoreConfig {
+        data_path: resolve_path(o.data_path.clone(), ".wwebjs_auth")?,
+        pack: pack_options(o)?,
+      };
+      let tier = LocalDirTier::open(resolve_path(o.dir.clone(), ".wwebjs_store")?)?;
+      Ok(Store::new(Arc::new(tier), config))
+    };
+    let options = options.unwrap_or(RustStoreOptions {
+      data_path: None,
+      dir: None,
+      keep: None,
+      max_entries: None,
+      max_unpacked_bytes: None,
+      compression_level: None,
+      save_errors: None,
+      on_error: None,
+    });
+    let store = build(&options).map_err(|e| js_error(env, &e))?;
+    let on_error = match &options.on_error {
+      Some(f) => Some(Rc::new(f.create_ref()?)),
+      None => None,
+    };
+    let reject_save_errors = match options.save_errors.as_deref() {
+      None | Some("report") => false,
+      Some("reject") => true,
+      Some(other) => {
+        let reason = format!("{other:?} is neither 'report' nor 'reject'");
+        return Err(js_error(
+          env,
+          &StoreError::InvalidOption {
+            name: "saveErrors",
+            reason,
+          },
+        ));
+      }
+    };
+    Ok(Self {
+      store: Arc::new(store),
+      reject_save_errors,
+      on_error,
+    })
+  }
+
+  /// True when the session is stored. Rejects (never answers false) when the store cannot be asked,
+  /// since RemoteAuth would otherwise start a fresh login over the stored one.
+  #[napi(ts_return_type = "Promise<boolean>")]
+  pub fn session_exists<'env>(&self, env: &'env Env, args: SessionArgs) -> Result<PromiseRaw<'env, bool>> {
+    let store = self.store.clone();
+    promise(env, async move { store.session_exists(&args.session).await }, |v| v)
+  }
+
+  /// Stores the zip RemoteAuth wrote for `session`. Resolves with what was stored, or `null` after reporting
+  /// a failure (see `saveErrors`). The previous copy stays until the new one is durable.
+  #[napi(ts_return_type = "Promise<StoredSession | null>")]
+  pub fn save<'env>(&self, env: &'env Env, args: SaveArgs) -> Result<PromiseRaw<'env, Option<StoredSession>>> {
+    let store = self.store.clone();
+    let (reject, on_error) = (self.reject_save_errors, self.on_error.clone());
+    let work = async move { Ok::<_, StoreError>(store.save(&args.session, args.path.as_deref().map(Path::new)).await) };
+    env.spawn_future_with_callback(async move { Ok(work.await) }, move |env, done| match done {
+      Ok(Ok(info)) => Ok(Some(StoredSession::from(info))),
+      Ok(Err(err)) | Err(err) if reject => Err(js_error(env, &err)),
+      Ok(Err(err)) | Err(err) => {
+        report(env, on_error.as_deref(), &err);
+        Ok(None)
+      }
+    })
+  }
+
+  /// Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum.
+  #[napi(ts_return_type = "Promise<StoredSession>")]
+  pub fn extract<'env>(&self, env: &'env Env, args: ExtractArgs) -> Result<PromiseRaw<'env, StoredSession>> {
+    let store = self.store.clone();
+    promise(
+      env,
+      async move { store.extract(&args.session, Path::new(&args.path)).await },
+      StoredSession::from,
+    )
+  }
+
+  /// Removes the session. Deleting a session that is not stored succeeds.
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn delete<'env>(&self, env: &'env Env, args: SessionArgs) -> Result<PromiseRaw<'env, ()>> {
+    let store = self.store.clone();
+    promise(env, async move { store.delete(&args.session).await }, |v| v)
+  }
+
+  /// Every stored session with its sizes.
+  #[napi(ts_return_type = "Promise<StoredSession[]>")]
+  pub fn list_sessions<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<StoredSession>>> {
+    let store = self.store.clone();
+    promise(env, async move { store.list().await }, |v| {
+      v.into_iter().map(StoredSession::from).collect()
+    })
+  }
+}
+
+/// Hands a save failure to `onError`, or to stderr: never a rejection nobody catches.
+fn report(env: &Env, on_error: Option<&FunctionRef<Unknown<'static>, Unknown<'static>>>, err: &StoreError) {
+  let delivered = on_error.is_some_and(|f| {
+    let js = js_error(env, err);
+    let value = unsafe { ToNapiValue::to_napi_value(env.raw(), js) };
+    let called = value.and_then(|raw| {
+      let arg = unsafe { Unknown::from_raw_unchecked(env.raw(), raw) };
+      f.borrow_back(env)?.call(arg)
+    });
+    called.is_ok()
+  });
+  if !delivered {
+    eprintln!("[wwebjs-rust-store] save failed: {}: {err}", err.code());
+  }
+}

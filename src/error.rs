@@ -1,0 +1,65 @@
+//! One error type for the core; each variant has a stable code that JS sees as `err.code`.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+  #[error("invalid session name {name:?}: {reason}")]
+  SessionName { name: String, reason: &'static str },
+  #[error("session {0:?} is not stored")]
+  SessionNotFound(String),
+  #[error("no zip to save for session {session:?}; looked for {looked}")]
+  ZipNotFound { session: String, looked: String },
+  #[error("the session zip is unreadable: {0}")]
+  ZipInvalid(String),
+  #[error("refused archive entry {name:?}: {reason}")]
+  UnsafeEntry { name: String, reason: &'static str },
+  #[error("archive over its limit: {0}")]
+  ArchiveLimit(String),
+  #[error("the zip holds none of the kept directories ({0}); saving it would replace a login with nothing")]
+  EmptySession(String),
+  #[error("stored archive is corrupt: {0}")]
+  ArchiveCorrupt(String),
+  #[error("stored archive has format version {0}, this build reads up to {max}", max = crate::archive::FORMAT_VERSION)]
+  ArchiveVersion(u16),
+  #[error("invalid option {name}: {reason}")]
+  InvalidOption { name: &'static str, reason: String },
+  #[error("{tier} tier cannot be reached: {reason}")]
+  TierUnavailable { tier: &'static str, reason: String },
+  #[error("internal error: {0}")]
+  Internal(String),
+  #[error("{op} {path}: {source}")]
+  Io {
+    op: &'static str,
+    path: PathBuf,
+    source: std::io::Error,
+  },
+}
+
+impl StoreError {
+  /// The stable code JS callers branch on.
+  pub fn code(&self) -> &'static str {
+    match self {
+      Self::SessionName { .. } => "ERR_SESSION_NAME",
+      Self::SessionNotFound(_) => "ERR_SESSION_NOT_FOUND",
+      Self::ZipNotFound { .. } => "ERR_ZIP_NOT_FOUND",
+      Self::ZipInvalid(_) => "ERR_ZIP_INVALID",
+      Self::UnsafeEntry { .. } => "ERR_ARCHIVE_ENTRY",
+      Self::ArchiveLimit(_) => "ERR_ARCHIVE_LIMIT",
+      Self::EmptySession(_) => "ERR_EMPTY_SESSION",
+      Self::ArchiveCorrupt(_) => "ERR_ARCHIVE_CORRUPT",
+      Self::ArchiveVersion(_) => "ERR_ARCHIVE_VERSION",
+      Self::InvalidOption { .. } => "ERR_INVALID_OPTION",
+      Self::TierUnavailable { .. } => "ERR_TIER_UNAVAILABLE",
+      Self::Internal(_) => "ERR_INTERNAL",
+      Self::Io { .. } => "ERR_IO",
+    }
+  }
+
+  pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    let path = path.into();
+    move |source| Self::Io { op, path, source }
+  }
+}

@@ -1,0 +1,12 @@
+//! wwebjs-rust-store: a whatsapp-web.js RemoteAuth store. Core modules are plain Rust; `binding` is the
+//! only place that knows about Node.
+
+pub mod archive;
+pub mod error;
+pub mod session;
+pub mod store;
+pub mod tier;
+
+mod blocking;
+
+mod binding;

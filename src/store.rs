@@ -1,0 +1,263 @@
+//! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::archive::{self, Header, PackOptions};
+use crate::blocking;
+use crate::error::{Result, StoreError};
+use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
+use crate::tier::Tier;
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+  /// RemoteAuth's `dataPath`, absolute: where whatsapp-web.js >= 1.34.5 writes `<session>.zip`.
+  pub data_path: PathBuf,
+  pub pack: PackOptions,
+}
+
+/// What a stored session says about itself.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+  pub key: SessionKey,
+  pub header: Header,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+  primary: Arc<dyn Tier>,
+  config: Arc<StoreConfig>,
+}
+
+fn cwd() -> Result<PathBuf> {
+  std::env::current_dir().map_err(StoreError::io("read current directory", "."))
+}
+
+impl Store {
+  pub fn new(primary: Arc<dyn Tier>, config: StoreConfig) -> Self {
+    Self {
+      primary,
+      config: Arc::new(config),
+    }
+  }
+
+  pub async fn session_exists(&self, session: &str) -> Result<bool> {
+    let arg = SessionArg::parse(session)?;
+    self.primary.exists(&arg.key).await
+  }
+
+  /// Packs the zip RemoteAuth wrote (found from `zip`, an absolute `session`, the cwd or the data path)
+  /// and replaces the stored session only once the new archive is complete.
+  pub async fn save(&self, session: &str, zip: Option<&Path>) -> Result<SessionInfo> {
+    let arg = SessionArg::parse(session)?;
+    let candidates = zip_candidates(&arg, zip, &cwd()?, &self.config.data_path);
+    let key = arg.key.clone();
+    let config = self.config.clone();
+    let packed = blocking::run(move || {
+      let path = locate_zip(&arg, &candidates)?;
+      let file = std::fs::File::open(&path).map_err(StoreError::io("open", &path))?;
+      let size = file.metadata().map_err(StoreError::io("stat", &path))?.len();
+      archive::pack_zip(BufReader::new(file), size, &config.pack)
+    })
+    .await?;
+    self.primary.put(&key, packed.bytes).await?;
+    Ok(SessionInfo {
+      key,
+      header: packed.header,
+    })
+  }
+
+  /// Writes the stored session as a zip to exactly `path` (relative to the cwd), via a temp file beside it,
+  /// after its checksum holds. Creates the parent directory: on a fresh machine RemoteAuth's dataPath may not exist.
+  pub async fn extract(&self, session: &str, path: &Path) -> Result<SessionInfo> {
+    let key = SessionArg::parse(session)?.key;
+    let bytes = self
+      .primary
+      .get(&key)
+      .await?
+      .ok_or_else(|| StoreError::SessionNotFound(key.to_string()))?;
+    let target = cwd()?.join(path);
+    let header = blocking::run(move || write_zip_file(&bytes, &target)).await?;
+    Ok(SessionInfo { key, header })
+  }
+
+  pub async fn delete(&self, session: &str) -> Result<()> {
+    let key = SessionArg::parse(session)?.key;
+    self.primary.delete(&key).await
+  }
+
+  pub async fn list(&self) -> Result<Vec<SessionInfo>> {
+    let mut out = Vec::new();
+    for key in self.primary.list().await? {
+      // A session deleted between list and get is simply skipped.
+      if let Some(bytes) = self.primary.get(&key).await? {
+        out.push(SessionInfo {
+          header: archive::peek(&bytes)?,
+          key,
+        });
+      }
+    }
+    Ok(out)
+  }
+}
+
+fn write_zip_file(bytes: &[u8], target: &Path) -> Result<Header> {
+  let parent = target
+    .parent()
+    .filter(|p| !p.as_os_str().is_empty())
+    .unwrap_or(Path::new("."));
+  std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
+  let mut tmp = tempfile::Builder::new()
+    .prefix(".extract-")
+    .suffix(".zip.tmp")
+    .tempfile_in(parent)
+    .map_err(StoreError::io("create temp file in", parent))?;
+  let header = archive::write_zip(bytes, std::io::BufWriter::new(tmp.as_file_mut()), target)?;
+  tmp.as_file().sync_all().map_err(StoreError::io("fsync", tmp.path()))?;
+  tmp
+    .persist(target)
+    .map_err(|e| StoreError::io("rename into", target)(e.error))?;
+  Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+  use std::io::Write;
+
+  use super::*;
+  use crate::tier::LocalDirTier;
+
+  struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    store: Store,
+  }
+
+  fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let tier = LocalDirTier::open(root.join("store")).unwrap();
+    let config = StoreConfig {
+      data_path: root.join("auth"),
+      pack: PackOptions::default(),
+    };
+    std::fs::create_dir_all(&config.data_path).unwrap();
+    Fixture {
+      _dir: dir,
+      root,
+      store: Store::new(Arc::new(tier), config),
+    }
+  }
+
+  fn write_session_zip(path: &Path, body: &[u8]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    zip
+      .start_file(
+        "Default/IndexedDB/db/000003.log",
+        zip::write::SimpleFileOptions::default(),
+      )
+      .unwrap();
+    zip.write_all(body).unwrap();
+    zip.finish().unwrap();
+  }
+
+  fn read_only_entry(path: &Path) -> Vec<u8> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name("Default/IndexedDB/db/000003.log").unwrap(), &mut out).unwrap();
+    out
+  }
+
+  #[tokio::test]
+  async fn save_extract_delete() {
+    let f = fixture();
+    write_session_zip(&f.root.join("auth/RemoteAuth-a.zip"), b"login v1");
+    assert!(!f.store.session_exists("RemoteAuth-a").await.unwrap());
+    let saved = f.store.save("RemoteAuth-a", None).await.unwrap();
+    assert_eq!(saved.header.files_bytes, 8);
+    assert!(f.store.session_exists("RemoteAuth-a").await.unwrap());
+
+    let out = f.root.join("fresh/dir/RemoteAuth-a.zip");
+    f.store.extract("RemoteAuth-a", &out).await.unwrap();
+    assert_eq!(read_only_entry(&out), b"login v1");
+    assert_eq!(f.store.list().await.unwrap().len(), 1);
+
+    f.store.delete("RemoteAuth-a").await.unwrap();
+    f.store.delete("RemoteAuth-a").await.unwrap();
+    assert!(!f.store.session_exists("RemoteAuth-a").await.unwrap());
+    assert_eq!(
+      f.store.extract("RemoteAuth-a", &out).await.unwrap_err().code(),
+      "ERR_SESSION_NOT_FOUND"
+    );
+  }
+
+  #[tokio::test]
+  async fn absolute_session_path_finds_the_zip_beside_it() {
+    let f = fixture();
+    let stem = f.root.join("auth/RemoteAuth-b");
+    write_session_zip(&f.root.join("auth/RemoteAuth-b.zip"), b"abs");
+    let saved = f.store.save(stem.to_str().unwrap(), None).await.unwrap();
+    assert_eq!(saved.key.as_str(), "RemoteAuth-b");
+    assert!(f.store.session_exists("RemoteAuth-b").await.unwrap());
+  }
+
+  #[tokio::test]
+  async fn a_bad_zip_leaves_the_stored_session_untouched() {
+    let f = fixture();
+    let zip = f.root.join("auth/RemoteAuth-c.zip");
+    write_session_zip(&zip, b"good");
+    f.store.save("RemoteAuth-c", None).await.unwrap();
+    std::fs::write(&zip, b"garbage").unwrap();
+    assert_eq!(
+      f.store.save("RemoteAuth-c", None).await.unwrap_err().code(),
+      "ERR_ZIP_INVALID"
+    );
+    let out = f.root.join("out.zip");
+    f.store.extract("RemoteAuth-c", &out).await.unwrap();
+    assert_eq!(read_only_entry(&out), b"good");
+  }
+
+  #[tokio::test]
+  async fn a_corrupt_stored_archive_writes_nothing() {
+    let f = fixture();
+    write_session_zip(&f.root.join("auth/RemoteAuth-d.zip"), b"good");
+    f.store.save("RemoteAuth-d", None).await.unwrap();
+    let stored = f.root.join("store/RemoteAuth-d.wwrs");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&stored, bytes).unwrap();
+    let out = f.root.join("out/RemoteAuth-d.zip");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, b"previous").unwrap();
+    assert_eq!(
+      f.store.extract("RemoteAuth-d", &out).await.unwrap_err().code(),
+      "ERR_ARCHIVE_CORRUPT"
+    );
+    assert_eq!(
+      std::fs::read(&out).unwrap(),
+      b"previous",
+      "the file at path is untouched"
+    );
+    assert_eq!(
+      std::fs::read_dir(out.parent().unwrap()).unwrap().count(),
+      1,
+      "no temp file left"
+    );
+  }
+
+  #[tokio::test]
+  async fn missing_zip_and_bad_names_are_coded() {
+    let f = fixture();
+    assert_eq!(
+      f.store.save("RemoteAuth-none", None).await.unwrap_err().code(),
+      "ERR_ZIP_NOT_FOUND"
+    );
+    assert_eq!(
+      f.store.save("../evil", None).await.unwrap_err().code(),
+      "ERR_SESSION_NAME"
+    );
+    assert_eq!(f.store.session_exists("").await.unwrap_err().code(), "ERR_SESSION_NAME");
+  }
+}

@@ -1,0 +1,190 @@
+//! The embedded tier: one file per session in a local directory, written atomically (temp, fsync, rename).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::Tier;
+use crate::blocking::run as blocking;
+use crate::error::{Result, StoreError};
+use crate::session::SessionKey;
+
+const EXT: &str = "wwrs";
+
+#[derive(Debug, Clone)]
+pub struct LocalDirTier {
+  dir: PathBuf,
+}
+
+impl LocalDirTier {
+  /// Creates the directory (mode 0700) if needed, so that a directory vanishing later reads as an outage.
+  pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+    let dir = dir.into();
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+      .create(&dir)
+      .map_err(StoreError::io("create store directory", &dir))?;
+    Ok(Self { dir })
+  }
+
+  pub fn dir(&self) -> &Path {
+    &self.dir
+  }
+
+  fn path_of(&self, key: &SessionKey) -> PathBuf {
+    self.dir.join(format!("{key}.{EXT}"))
+  }
+
+  fn gone(&self) -> StoreError {
+    StoreError::TierUnavailable {
+      tier: "local",
+      reason: format!("store directory {} is missing", self.dir.display()),
+    }
+  }
+
+  fn put_blocking(dir: &Path, target: &Path, bytes: &[u8]) -> Result<()> {
+    // tempfile creates the file 0600, in the same directory so the rename is atomic.
+    let mut tmp = tempfile::Builder::new()
+      .prefix(".put-")
+      .suffix(".tmp")
+      .tempfile_in(dir)
+      .map_err(StoreError::io("create temp file in", dir))?;
+    tmp.write_all(bytes).map_err(StoreError::io("write", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(StoreError::io("fsync", tmp.path()))?;
+    tmp
+      .persist(target)
+      .map_err(|e| StoreError::io("rename into", target)(e.error))?;
+    sync_dir(dir)
+  }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+  #[cfg(unix)]
+  fs::File::open(dir)
+    .and_then(|d| d.sync_all())
+    .map_err(StoreError::io("fsync", dir))?;
+  Ok(())
+}
+
+#[async_trait]
+impl Tier for LocalDirTier {
+  fn name(&self) -> &'static str {
+    "local"
+  }
+
+  async fn get(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
+    let path = self.path_of(key);
+    match tokio::fs::read(&path).await {
+      Ok(bytes) => Ok(Some(bytes)),
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        if tokio::fs::metadata(&self.dir).await.is_err() {
+          return Err(self.gone());
+        }
+        Ok(None)
+      }
+      Err(e) => Err(StoreError::io("read", path)(e)),
+    }
+  }
+
+  async fn put(&self, key: &SessionKey, bytes: Vec<u8>) -> Result<()> {
+    let (dir, target) = (self.dir.clone(), self.path_of(key));
+    blocking(move || Self::put_blocking(&dir, &target, &bytes)).await
+  }
+
+  async fn exists(&self, key: &SessionKey) -> Result<bool> {
+    let path = self.path_of(key);
+    match tokio::fs::metadata(&path).await {
+      Ok(meta) => Ok(meta.is_file()),
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => match tokio::fs::metadata(&self.dir).await {
+        Ok(_) => Ok(false),
+        Err(_) => Err(self.gone()),
+      },
+      Err(e) => Err(StoreError::io("stat", path)(e)),
+    }
+  }
+
+  async fn delete(&self, key: &SessionKey) -> Result<()> {
+    let (dir, path) = (self.dir.clone(), self.path_of(key));
+    blocking(move || match fs::remove_file(&path) {
+      Ok(()) => sync_dir(&dir),
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+      Err(e) => Err(StoreError::io("remove", &path)(e)),
+    })
+    .await
+  }
+
+  async fn list(&self) -> Result<Vec<SessionKey>> {
+    let dir = self.dir.clone();
+    blocking(move || {
+      let mut keys = Vec::new();
+      for entry in fs::read_dir(&dir).map_err(StoreError::io("list", &dir))? {
+        let name = entry.map_err(StoreError::io("list", &dir))?.file_name();
+        let stem = name.to_str().and_then(|n| n.strip_suffix(&format!(".{EXT}")));
+        // Temp files start with '.', which SessionKey refuses, so half-written puts never list.
+        if let Some(key) = stem.and_then(|s| SessionKey::parse(s).ok()) {
+          keys.push(key);
+        }
+      }
+      keys.sort();
+      Ok(keys)
+    })
+    .await
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn key(s: &str) -> SessionKey {
+    SessionKey::parse(s).unwrap()
+  }
+
+  #[tokio::test]
+  async fn put_get_list_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = LocalDirTier::open(dir.path().join("store")).unwrap();
+    assert_eq!(tier.get(&key("a")).await.unwrap(), None);
+    assert!(!tier.exists(&key("a")).await.unwrap());
+    tier.put(&key("a"), b"one".to_vec()).await.unwrap();
+    tier.put(&key("a"), b"two".to_vec()).await.unwrap();
+    tier.put(&key("b"), b"bee".to_vec()).await.unwrap();
+    assert_eq!(tier.get(&key("a")).await.unwrap().unwrap(), b"two");
+    assert!(tier.exists(&key("a")).await.unwrap());
+    assert_eq!(tier.list().await.unwrap(), vec![key("a"), key("b")]);
+    tier.delete(&key("a")).await.unwrap();
+    tier.delete(&key("a")).await.unwrap();
+    assert_eq!(tier.list().await.unwrap(), vec![key("b")]);
+    let leftovers: Vec<_> = fs::read_dir(tier.dir())
+      .unwrap()
+      .map(|e| e.unwrap().file_name())
+      .collect();
+    assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
+  }
+
+  #[cfg(unix)]
+  #[tokio::test]
+  async fn files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tier = LocalDirTier::open(dir.path().join("store")).unwrap();
+    tier.put(&key("a"), b"x".to_vec()).await.unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&tier.path_of(&key("a"))), 0o600);
+    assert_eq!(mode(tier.dir()), 0o700);
+  }
+
+  #[tokio::test]
+  async fn a_vanished_directory_is_an_outage_not_an_absence() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = LocalDirTier::open(dir.path().join("store")).unwrap();
+    fs::remove_dir(tier.dir()).unwrap();
+    assert_eq!(tier.exists(&key("a")).await.unwrap_err().code(), "ERR_TIER_UNAVAILABLE");
+    assert_eq!(tier.get(&key("a")).await.unwrap_err().code(), "ERR_TIER_UNAVAILABLE");
+  }
+}

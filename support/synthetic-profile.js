@@ -1,0 +1,106 @@
+'use strict'
+// A Chromium user-data-dir shaped like WhatsApp Web's: LevelDB-like IndexedDB and Local Storage that hold the
+// login (what RemoteAuth keeps), and multi-MB caches that must never come back from a restore.
+// Deterministic for a given seed, so runs compare.
+
+const fs = require('node:fs')
+const path = require('node:path')
+
+function rng(seed) {
+  let x = seed >>> 0 || 1
+  return () => {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    return x >>> 0
+  }
+}
+
+function randomBytes(next, n) {
+  const buf = Buffer.allocUnsafe(n)
+  for (let i = 0; i < n; i += 4) buf.writeUInt32LE(next(), Math.min(i, n - 4))
+  return buf
+}
+
+// LevelDB-ish records: readable keys and metadata around encrypted (incompressible) message bodies.
+function leveldbLog(next, bytes, encryptedShare) {
+  const parts = []
+  let size = 0
+  for (let i = 0; size < bytes; i++) {
+    const body = randomBytes(next, 40 + (next() % 200))
+    const meta = `{"id":"3EB0${(next() % 1e8).toString(16).padStart(8, '0')}","t":${1764000000 + i},"from":"${next() % 1e10}@c.us","ack":${next() % 4},"type":"chat"}`
+    const record = next() % 100 < encryptedShare * 100 ? Buffer.concat([Buffer.from(meta), body]) : Buffer.from(meta.repeat(2))
+    const header = Buffer.alloc(7)
+    header.writeUInt16LE(record.length, 4)
+    parts.push(header, record)
+    size += header.length + record.length
+  }
+  return Buffer.concat(parts).subarray(0, bytes)
+}
+
+function write(file, data) {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  fs.writeFileSync(file, data, { mode: 0o600 })
+}
+
+const SIZES = {
+  // ~230 KB kept in a ~20 MB profile: a fresh login.
+  small: { indexedDb: 200_000, localStorage: 30_000, junk: 19_000_000 },
+  // a few weeks of chats
+  medium: { indexedDb: 600_000, localStorage: 40_000, junk: 19_000_000 },
+  // a long history: IndexedDB grows into many MB of mostly encrypted data
+  large: { indexedDb: 14_000_000, localStorage: 60_000, junk: 19_000_000 },
+}
+
+/**
+ * Writes a profile under `root` and returns the relative paths of the files RemoteAuth keeps.
+ * @param {string} root
+ * @param {{ size?: 'small'|'medium'|'large', seed?: number, junk?: boolean }} [opts]
+ */
+function makeProfile(root, { size = 'small', seed = 1, junk = true } = {}) {
+  const next = rng(seed)
+  const spec = SIZES[size]
+  const kept = {}
+  const put = (rel, data) => {
+    write(path.join(root, rel), data)
+    kept[rel] = Buffer.from(data)
+  }
+  const idb = 'Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb'
+  const ldbBytes = Math.floor(spec.indexedDb * 0.7)
+  const chunk = 2_000_000
+  for (let i = 0, n = 5; i * chunk < ldbBytes; i++, n += 2) {
+    put(`${idb}/${String(n).padStart(6, '0')}.ldb`, leveldbLog(next, Math.min(chunk, ldbBytes - i * chunk), 0.8))
+  }
+  put(`${idb}/000004.log`, leveldbLog(next, spec.indexedDb - ldbBytes, 0.6))
+  put(`${idb}/CURRENT`, 'MANIFEST-000001\n')
+  put(`${idb}/LOCK`, '')
+  put(`${idb}/LOG`, '2026/11/28-10:00:00.000 1 Recovering log #3\n2026/11/28-10:00:00.001 1 Delete type=0 #3\n')
+  put(`${idb}/MANIFEST-000001`, randomBytes(next, 211))
+  put('Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.blob/1/00/5', randomBytes(next, 3000))
+  const ls = 'Default/Local Storage/leveldb'
+  put(`${ls}/000003.log`, leveldbLog(next, spec.localStorage, 0.3))
+  put(`${ls}/CURRENT`, 'MANIFEST-000001\n')
+  put(`${ls}/LOCK`, '')
+  put(`${ls}/MANIFEST-000001`, randomBytes(next, 120))
+
+  if (junk) {
+    const share = spec.junk / 19
+    write(path.join(root, 'Default/Service Worker/CacheStorage/abc/index'), randomBytes(next, Math.floor(share * 12)))
+    write(path.join(root, 'Default/Cache/Cache_Data/data_1'), randomBytes(next, Math.floor(share * 6.6)))
+    write(path.join(root, 'Default/Code Cache/js/index'), randomBytes(next, Math.floor(share * 0.4)))
+    write(path.join(root, 'Default/Preferences'), '{"profile":{"name":"Person 1"}}')
+    write(path.join(root, 'Local State'), '{"browser":{}}')
+  }
+  return kept
+}
+
+/** Total bytes of the regular files under `dir`. */
+function duSync(dir) {
+  let total = 0
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += fs.statSync(path.join(entry.parentPath, entry.name)).size
+  }
+  return total
+}
+
+module.exports = { makeProfile, duSync, SIZES }
