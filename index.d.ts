@@ -54,7 +54,7 @@ export interface RustStoreOptions {
   maxEntries?: number
   /** Most bytes the kept files of a zip may unpack to. Default 1 GiB. */
   maxUnpackedBytes?: number
-  /** zstd level 1–22 for stored archives. Default 9. */
+  /** zstd level 1–22 for stored archives. Default 3 (as small as gzip -6, 4x faster); 19 is a few % smaller and 50x slower. */
   compressionLevel?: number
   /**
    * `'report'` (default): a failed `save` resolves `null` and goes to `onError`, because RemoteAuth calls

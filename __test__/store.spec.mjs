@@ -168,3 +168,18 @@ test('bad options are refused with ERR_INVALID_OPTION', (t) => {
     t.is(err.code, 'ERR_INVALID_OPTION', JSON.stringify(options))
   }
 })
+
+test('arguments of the wrong shape reject with ERR_INVALID_ARG instead of throwing', async (t) => {
+  const root = tempDir(t)
+  const store = new RustStore({ dir: path.join(root, 'store'), saveErrors: 'reject' })
+  for (const call of [
+    () => store.sessionExists(),
+    () => store.sessionExists({ session: 5 }),
+    () => store.delete({}),
+    () => store.extract({ session: 'RemoteAuth-x' }),
+    () => store.save(null),
+  ]) {
+    const pending = call() // must not throw synchronously
+    t.is((await t.throwsAsync(pending)).code, 'ERR_INVALID_ARG')
+  }
+})

@@ -40,7 +40,8 @@ pub struct PackOptions {
   pub level: i32,
 }
 
-pub const DEFAULT_LEVEL: i32 = 9;
+/// Same size as gzip -6 on session data at a quarter of its time (README, "Archive format").
+pub const DEFAULT_LEVEL: i32 = 3;
 
 impl Default for PackOptions {
   fn default() -> Self {
