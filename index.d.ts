@@ -36,6 +36,20 @@ export interface ExtractArgs {
   path: string
 }
 
+/** Redis as the primary tier, in place of the embedded directory. Valkey works the same. */
+export interface RedisOptions {
+  /** `redis://[user:pass@]host:port[/db]` or `unix:///path/redis.sock[?db=N]`. Never appears in errors. */
+  url: string
+  /** Prepended to every session name. Default `wa:session:`. */
+  prefix?: string
+  /** Expiry of a stored session, refreshed on every save; 0 means never. Default 2592000 (30 days). */
+  ttlSeconds?: number
+  /** Default 5000. */
+  connectTimeoutMs?: number
+  /** Default 10000. */
+  commandTimeoutMs?: number
+}
+
 /** Options for `new RustStore(options)`. Every field is optional. */
 export interface RustStoreOptions {
   /**
@@ -43,8 +57,13 @@ export interface RustStoreOptions {
    * Default `./.wwebjs_auth` (RemoteAuth's own default), resolved against the current directory.
    */
   dataPath?: string
-  /** Directory of the embedded store: one file per session, mode 0600. Default `./.wwebjs_store`. */
+  /**
+   * Directory of the embedded store: one file per session, mode 0600. Default `./.wwebjs_store`.
+   * Not used when `redis` is given.
+   */
   dir?: string
+  /** Keep sessions in Redis instead of the embedded directory. */
+  redis?: RedisOptions
   /**
    * Profile directories to keep, relative to the profile root.
    * Default `["Default/IndexedDB", "Default/Local Storage"]`: what RemoteAuth restores a login from.

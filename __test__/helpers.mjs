@@ -29,3 +29,55 @@ export async function zipProfile(profileDir, zipPath) {
     archive.finalize()
   })
 }
+
+/**
+ * whatsapp-web.js's own RemoteAuth (package `pkg`) backs a profile up into RustStore, the profile is wiped, a new
+ * store (a restarted process) restores it, and logout deletes it. Runs in `root`, which becomes the cwd
+ * (RemoteAuth 1.34.4 writes its zip there), so callers run serially.
+ */
+export async function remoteAuthRoundTrip(t, { pkg = 'whatsapp-web.js', root, storeOptions, size = 'small' }) {
+  const cwd = process.cwd()
+  process.chdir(root)
+  t.teardown(() => process.chdir(cwd))
+  const dataPath = path.join(root, 'auth')
+  const options = { dataPath, ...storeOptions }
+
+  // First start: nothing stored, RemoteAuth makes an empty profile; the browser would then fill it.
+  const first = remoteAuth(pkg, { store: new RustStore(options), clientId: 'acct1', dataPath })
+  await first.auth.beforeBrowserInitialized()
+  const profile = first.auth.userDataDir
+  t.is(profile, path.join(dataPath, 'RemoteAuth-acct1'))
+  const kept = makeProfile(profile, { seed: 7, size })
+  const profileBytes = duSync(profile)
+
+  await first.auth.storeRemoteSession({ emit: true })
+  t.deepEqual(first.client.events.map(([name]) => name), ['remote_session_saved'])
+  t.false(fs.existsSync(path.join(root, 'RemoteAuth-acct1.zip')), 'RemoteAuth removed its zip')
+  t.false(fs.existsSync(path.join(dataPath, 'RemoteAuth-acct1.zip')), 'RemoteAuth removed its zip')
+
+  // A new process: a new store on the same storage, the local profile gone.
+  fs.rmSync(profile, { recursive: true, force: true })
+  const store = new RustStore(options)
+  const [stored] = await store.listSessions()
+  t.is(stored.session, 'RemoteAuth-acct1')
+  t.true(stored.storedBytes <= stored.zipBytes, `stored ${stored.storedBytes} B > zip ${stored.zipBytes} B`)
+  const factor = size === 'small' ? 50 : 2 // a long history is mostly kept data
+  t.true(stored.storedBytes * factor < profileBytes, `stored ${stored.storedBytes} B of a ${profileBytes} B profile`)
+
+  const second = remoteAuth(pkg, { store, clientId: 'acct1', dataPath })
+  await second.auth.beforeBrowserInitialized()
+  await waitForFiles(profile, kept)
+  for (const [rel, data] of Object.entries(kept)) {
+    t.true(fs.readFileSync(path.join(profile, rel)).equals(data), rel)
+  }
+  for (const junk of ['Default/Cache', 'Default/Service Worker', 'Default/Code Cache', 'Default/Preferences', 'Local State']) {
+    t.false(fs.existsSync(path.join(profile, junk)), `${junk} must not come back`)
+  }
+  t.false(fs.existsSync(path.join(dataPath, 'RemoteAuth-acct1.zip')), 'RemoteAuth removed the restored zip')
+
+  await second.auth.logout()
+  t.false(await store.sessionExists({ session: 'RemoteAuth-acct1' }))
+  t.deepEqual(await store.listSessions(), [])
+  t.false(fs.existsSync(profile))
+  return { stored, profileBytes }
+}

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -14,7 +15,7 @@ use crate::error::StoreError;
 
 type Core<T> = std::result::Result<T, StoreError>;
 use crate::store::{SessionInfo, Store, StoreConfig};
-use crate::tier::LocalDirTier;
+use crate::tier::{LocalDirTier, RedisConfig, RedisTier, Tier};
 
 /// Options for `new RustStore(options)`. Every field is optional.
 #[napi(object, object_to_js = false)]
@@ -23,7 +24,10 @@ pub struct RustStoreOptions<'a> {
   /// Default `./.wwebjs_auth` (RemoteAuth's own default), resolved against the current directory.
   pub data_path: Option<String>,
   /// Directory of the embedded store: one file per session, mode 0600. Default `./.wwebjs_store`.
+  /// Not used when `redis` is given.
   pub dir: Option<String>,
+  /// Keep sessions in Redis instead of the embedded directory.
+  pub redis: Option<RedisOptions>,
   /// Profile directories to keep, relative to the profile root.
   /// Default `["Default/IndexedDB", "Default/Local Storage"]`: what RemoteAuth restores a login from.
   pub keep: Option<Vec<String>>,
@@ -40,6 +44,21 @@ pub struct RustStoreOptions<'a> {
   /// Receives every error `save` reports instead of rejecting. Without it they go to stderr.
   #[napi(ts_type = "(err: Error & { code: string }) => void")]
   pub on_error: Option<Function<'a, Unknown<'static>, Unknown<'static>>>,
+}
+
+/// Redis as the primary tier, in place of the embedded directory. Valkey works the same.
+#[napi(object)]
+pub struct RedisOptions {
+  /// `redis://[user:pass@]host:port[/db]` or `unix:///path/redis.sock[?db=N]`. Never appears in errors.
+  pub url: String,
+  /// Prepended to every session name. Default `wa:session:`.
+  pub prefix: Option<String>,
+  /// Expiry of a stored session, refreshed on every save; 0 means never. Default 2592000 (30 days).
+  pub ttl_seconds: Option<f64>,
+  /// Default 5000.
+  pub connect_timeout_ms: Option<u32>,
+  /// Default 10000.
+  pub command_timeout_ms: Option<u32>,
 }
 
 /// `{ session }` as RemoteAuth passes it to `sessionExists` and `delete`.
@@ -142,6 +161,31 @@ fn resolve_path(path: Option<String>, default: &str) -> Core<PathBuf> {
   Ok(cwd.join(path))
 }
 
+fn redis_config(o: &RedisOptions) -> Core<RedisConfig> {
+  let mut config = RedisConfig::new(o.url.clone());
+  if let Some(prefix) = &o.prefix {
+    config.prefix = prefix.clone();
+  }
+  match o.ttl_seconds {
+    None => {}
+    Some(s) if s == 0.0 => config.ttl = None,
+    Some(s) if s.is_finite() && s >= 0.001 => config.ttl = Some(Duration::from_secs_f64(s)),
+    Some(s) => {
+      return Err(StoreError::InvalidOption {
+        name: "redis.ttlSeconds",
+        reason: format!("{s} is not 0 or a positive number"),
+      })
+    }
+  }
+  if let Some(ms) = o.connect_timeout_ms {
+    config.connect_timeout = Duration::from_millis(ms.into());
+  }
+  if let Some(ms) = o.command_timeout_ms {
+    config.command_timeout = Duration::from_millis(ms.into());
+  }
+  Ok(config)
+}
+
 fn pack_options(o: &RustStoreOptions) -> Core<PackOptions> {
   let mut pack = PackOptions::default();
   if let Some(keep) = &o.keep {
@@ -190,12 +234,16 @@ impl RustStore {
         data_path: resolve_path(o.data_path.clone(), ".wwebjs_auth")?,
         pack: pack_options(o)?,
       };
-      let tier = LocalDirTier::open(resolve_path(o.dir.clone(), ".wwebjs_store")?)?;
-      Ok(Store::new(Arc::new(tier), config))
+      let tier: Arc<dyn Tier> = match &o.redis {
+        Some(redis) => Arc::new(RedisTier::open(redis_config(redis)?)?),
+        None => Arc::new(LocalDirTier::open(resolve_path(o.dir.clone(), ".wwebjs_store")?)?),
+      };
+      Ok(Store::new(tier, config))
     };
     let options = options.unwrap_or(RustStoreOptions {
       data_path: None,
       dir: None,
+      redis: None,
       keep: None,
       max_entries: None,
       max_unpacked_bytes: None,

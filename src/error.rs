@@ -30,6 +30,9 @@ pub enum StoreError {
   InvalidOption { name: &'static str, reason: String },
   #[error("{tier} tier cannot be reached: {reason}")]
   TierUnavailable { tier: &'static str, reason: String },
+  /// A storage backend failed; the tier picks the code (`ERR_REDIS_UNAVAILABLE`, …).
+  #[error("{reason}")]
+  Backend { code: &'static str, reason: String },
   #[error("internal error: {0}")]
   Internal(String),
   #[error("{op} {path}: {source}")]
@@ -56,6 +59,7 @@ impl StoreError {
       Self::InvalidArgument(_) => "ERR_INVALID_ARG",
       Self::InvalidOption { .. } => "ERR_INVALID_OPTION",
       Self::TierUnavailable { .. } => "ERR_TIER_UNAVAILABLE",
+      Self::Backend { code, .. } => code,
       Self::Internal(_) => "ERR_INTERNAL",
       Self::Io { .. } => "ERR_IO",
     }

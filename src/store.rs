@@ -90,8 +90,8 @@ impl Store {
   pub async fn list(&self) -> Result<Vec<SessionInfo>> {
     let mut out = Vec::new();
     for key in self.primary.list().await? {
-      // A session deleted between list and get is simply skipped.
-      if let Some(bytes) = self.primary.get(&key).await? {
+      // A session deleted between list and head is simply skipped.
+      if let Some(bytes) = self.primary.head(&key, archive::HEADER_LEN).await? {
         out.push(SessionInfo {
           header: archive::peek(&bytes)?,
           key,

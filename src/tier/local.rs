@@ -91,6 +91,23 @@ impl Tier for LocalDirTier {
     }
   }
 
+  async fn head(&self, key: &SessionKey, len: usize) -> Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let path = self.path_of(key);
+    let file = match tokio::fs::File::open(&path).await {
+      Ok(file) => file,
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+      Err(e) => return Err(StoreError::io("open", path)(e)),
+    };
+    let mut out = Vec::with_capacity(len);
+    file
+      .take(len as u64)
+      .read_to_end(&mut out)
+      .await
+      .map_err(StoreError::io("read", &path))?;
+    Ok(Some(out))
+  }
+
   async fn put(&self, key: &SessionKey, bytes: Vec<u8>) -> Result<()> {
     let (dir, target) = (self.dir.clone(), self.path_of(key));
     blocking(move || Self::put_blocking(&dir, &target, &bytes)).await

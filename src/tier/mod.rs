@@ -2,7 +2,9 @@
 //! policy (what to keep, when to back up) and no archive format.
 
 mod local;
+mod redis;
 
+pub use self::redis::{RedisConfig, RedisTier};
 pub use local::LocalDirTier;
 
 use async_trait::async_trait;
@@ -16,6 +18,8 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   fn name(&self) -> &'static str;
   /// `Ok(None)` only when the tier answered that the key is absent; a tier that cannot answer returns `Err`.
   async fn get(&self, key: &SessionKey) -> Result<Option<Vec<u8>>>;
+  /// The first `len` bytes (fewer if the value is shorter), without fetching the rest: for listings.
+  async fn head(&self, key: &SessionKey, len: usize) -> Result<Option<Vec<u8>>>;
   /// Replaces the value atomically: a reader sees the old bytes or the new, never a mix.
   async fn put(&self, key: &SessionKey, bytes: Vec<u8>) -> Result<()>;
   async fn exists(&self, key: &SessionKey) -> Result<bool>;
