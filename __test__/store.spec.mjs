@@ -137,7 +137,7 @@ test('save reports instead of rejecting by default, to onError or stderr', async
   t.is(await throwing.save({ session: 'RemoteAuth-missing' }), null)
 })
 
-test('a store whose directory vanished rejects sessionExists instead of answering false', async (t) => {
+test('a store whose directory vanished rejects every call instead of answering "no session"', async (t) => {
   const root = tempDir(t)
   const dir = path.join(root, 'store')
   const store = new RustStore({ dir })
@@ -146,6 +146,15 @@ test('a store whose directory vanished rejects sessionExists instead of answerin
   const err = await t.throwsAsync(store.sessionExists({ session: 'RemoteAuth-x' }))
   t.is(err.code, 'ERR_TIER_UNAVAILABLE')
   t.is((await t.throwsAsync(store.extract({ session: 'RemoteAuth-x', path: path.join(root, 'o.zip') }))).code, 'ERR_TIER_UNAVAILABLE')
+  // A logout must not "succeed" against a vanished volume, nor a listing look empty.
+  t.is((await t.throwsAsync(store.delete({ session: 'RemoteAuth-x' }))).code, 'ERR_TIER_UNAVAILABLE')
+  t.is((await t.throwsAsync(store.listSessions())).code, 'ERR_TIER_UNAVAILABLE')
+  const profile = path.join(root, 'profile')
+  makeProfile(profile, { junk: false })
+  await zipProfile(profile, path.join(root, 'RemoteAuth-x.zip'))
+  const strict = new RustStore({ dir: path.join(root, 'other'), saveErrors: 'reject' })
+  fs.rmSync(path.join(root, 'other'), { recursive: true })
+  t.is((await t.throwsAsync(strict.save({ session: 'RemoteAuth-x', path: path.join(root, 'RemoteAuth-x.zip') }))).code, 'ERR_TIER_UNAVAILABLE')
 })
 
 test('the embedded directory: private files, atomic replace, idempotent delete, seen by a second instance', async (t) => {
@@ -163,7 +172,12 @@ test('the embedded directory: private files, atomic replace, idempotent delete, 
 })
 
 test('bad options are refused with ERR_INVALID_OPTION', (t) => {
-  for (const options of [{ compressionLevel: 0 }, { compressionLevel: 23 }, { saveErrors: 'ignore' }, { keep: ['../x'] }, { keep: [] }, { maxUnpackedBytes: -1 }]) {
+  const bad = [
+    { compressionLevel: 0 }, { compressionLevel: 23 }, { compressionLevel: 3.5 }, { saveErrors: 'ignore' },
+    { keep: ['../x'] }, { keep: [] }, { maxUnpackedBytes: -1 }, { maxEntries: -1 }, { maxEntries: NaN },
+    { dir: 5 }, { onError: 'not a function' }, 'a string', 42,
+  ]
+  for (const options of bad) {
     const err = t.throws(() => new RustStore(options))
     t.is(err.code, 'ERR_INVALID_OPTION', JSON.stringify(options))
   }

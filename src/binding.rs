@@ -10,7 +10,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::archive::{self, Limits, PackOptions};
+use crate::archive::{self, PackOptions};
 use crate::error::StoreError;
 
 type Core<T> = std::result::Result<T, StoreError>;
@@ -19,6 +19,7 @@ use crate::tier::{LocalDirTier, RedisConfig, RedisTier, Tier};
 
 /// Options for `new RustStore(options)`. Every field is optional.
 #[napi(object, object_to_js = false)]
+#[derive(Default)]
 pub struct RustStoreOptions<'a> {
   /// RemoteAuth's `dataPath`, where whatsapp-web.js >= 1.34.5 writes `<session>.zip`.
   /// Default `./.wwebjs_auth` (RemoteAuth's own default), resolved against the current directory.
@@ -32,18 +33,18 @@ pub struct RustStoreOptions<'a> {
   /// Default `["Default/IndexedDB", "Default/Local Storage"]`: what RemoteAuth restores a login from.
   pub keep: Option<Vec<String>>,
   /// Most entries a session zip may have. Default 20000.
-  pub max_entries: Option<u32>,
+  pub max_entries: Option<f64>,
   /// Most bytes the kept files of a zip may unpack to. Default 1 GiB.
   pub max_unpacked_bytes: Option<f64>,
   /// zstd level 1–22 for stored archives. Default 3 (as small as gzip -6, 4x faster); 19 is a few % smaller and 50x slower.
-  pub compression_level: Option<i32>,
+  pub compression_level: Option<f64>,
   /// `'report'` (default): a failed `save` resolves `null` and goes to `onError`, because RemoteAuth calls
   /// `save` from a timer nobody awaits, where a rejection crashes Node. `'reject'`: it rejects instead.
   #[napi(ts_type = "'report' | 'reject'")]
   pub save_errors: Option<String>,
   /// Receives every error `save` reports instead of rejecting. Without it they go to stderr.
   #[napi(ts_type = "(err: Error & { code: string }) => void")]
-  pub on_error: Option<Function<'a, Unknown<'static>, Unknown<'static>>>,
+  pub on_error: Option<Unknown<'a>>,
 }
 
 /// Redis as the primary tier, in place of the embedded directory. Valkey works the same.
@@ -56,9 +57,9 @@ pub struct RedisOptions {
   /// Expiry of a stored session, refreshed on every save; 0 means never. Default 2592000 (30 days).
   pub ttl_seconds: Option<f64>,
   /// Default 5000.
-  pub connect_timeout_ms: Option<u32>,
+  pub connect_timeout_ms: Option<f64>,
   /// Default 10000.
-  pub command_timeout_ms: Option<u32>,
+  pub command_timeout_ms: Option<f64>,
 }
 
 /// `{ session }` as RemoteAuth passes it to `sessionExists` and `delete`.
@@ -139,26 +140,43 @@ where
   })
 }
 
-/// Reads RemoteAuth's `{ session, ... }` argument; a wrong shape rejects with `ERR_INVALID_ARG` instead of throwing.
-fn read_args<T: FromNapiValue>(env: &Env, args: Option<Unknown>) -> Core<T> {
-  let expected = || StoreError::InvalidArgument("expected an object like { session }".into());
-  let args = args.ok_or_else(expected)?;
+/// Converts a JS object argument; a wrong shape becomes `bad(reason)` (a rejection or a coded throw), never
+/// napi's own uncoded error.
+fn from_js<T: FromNapiValue>(env: &Env, value: Option<Unknown>, bad: impl Fn(String) -> StoreError) -> Core<T> {
+  let value = value.ok_or_else(|| bad("expected an object".into()))?;
   // Checked first: reading a field of a non-object would leave a pending JS exception behind.
-  if args.get_type().map_err(|e| StoreError::Internal(e.reason.clone()))? != ValueType::Object {
-    return Err(expected());
+  if value.get_type().map_err(|e| StoreError::Internal(e.reason.clone()))? != ValueType::Object {
+    return Err(bad("expected an object".into()));
   }
-  unsafe { T::from_napi_value(env.raw(), args.raw()) }.map_err(|e| {
-    // A failed field conversion may leave a pending exception; clear it so the promise rejects instead.
+  unsafe { T::from_napi_value(env.raw(), value.raw()) }.map_err(|e| {
+    // A failed field conversion may leave a pending exception; clear it so the caller sees our error.
     let mut pending = std::ptr::null_mut();
     unsafe { napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut pending) };
-    StoreError::InvalidArgument(e.reason.clone())
+    bad(e.reason.clone())
   })
 }
 
+/// RemoteAuth's `{ session, ... }` argument; a wrong shape rejects with `ERR_INVALID_ARG`.
+fn read_args<T: FromNapiValue>(env: &Env, args: Option<Unknown>) -> Core<T> {
+  from_js(env, args, StoreError::InvalidArgument)
+}
+
+/// A whole number in `range`, from a JS number (napi would wrap -1 into a huge u32 without a word).
+fn whole(name: &'static str, value: Option<f64>, range: std::ops::RangeInclusive<f64>) -> Core<Option<u64>> {
+  match value {
+    None => Ok(None),
+    Some(v) if v.fract() == 0.0 && range.contains(&v) => Ok(Some(v as u64)),
+    Some(v) => {
+      let reason = format!("{v} is not a whole number from {} to {}", range.start(), range.end());
+      Err(StoreError::InvalidOption { name, reason })
+    }
+  }
+}
+
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
 fn resolve_path(path: Option<String>, default: &str) -> Core<PathBuf> {
-  let path = PathBuf::from(path.unwrap_or_else(|| default.to_owned()));
-  let cwd = std::env::current_dir().map_err(StoreError::io("read current directory", "."))?;
-  Ok(cwd.join(path))
+  Ok(crate::store::cwd()?.join(path.as_deref().unwrap_or(default)))
 }
 
 fn redis_config(o: &RedisOptions) -> Core<RedisConfig> {
@@ -168,7 +186,7 @@ fn redis_config(o: &RedisOptions) -> Core<RedisConfig> {
   }
   match o.ttl_seconds {
     None => {}
-    Some(s) if s == 0.0 => config.ttl = None,
+    Some(0.0) => config.ttl = None,
     Some(s) if s.is_finite() && s >= 0.001 => config.ttl = Some(Duration::from_secs_f64(s)),
     Some(s) => {
       return Err(StoreError::InvalidOption {
@@ -177,11 +195,11 @@ fn redis_config(o: &RedisOptions) -> Core<RedisConfig> {
       })
     }
   }
-  if let Some(ms) = o.connect_timeout_ms {
-    config.connect_timeout = Duration::from_millis(ms.into());
+  if let Some(ms) = whole("redis.connectTimeoutMs", o.connect_timeout_ms, 1.0..=3_600_000.0)? {
+    config.connect_timeout = Duration::from_millis(ms);
   }
-  if let Some(ms) = o.command_timeout_ms {
-    config.command_timeout = Duration::from_millis(ms.into());
+  if let Some(ms) = whole("redis.commandTimeoutMs", o.command_timeout_ms, 1.0..=3_600_000.0)? {
+    config.command_timeout = Duration::from_millis(ms);
   }
   Ok(config)
 }
@@ -191,30 +209,42 @@ fn pack_options(o: &RustStoreOptions) -> Core<PackOptions> {
   if let Some(keep) = &o.keep {
     pack.keep = archive::parse_keep(keep)?;
   }
-  let defaults = Limits::default();
-  pack.limits = Limits {
-    max_entries: o.max_entries.unwrap_or(defaults.max_entries),
-    max_unpacked_bytes: match o.max_unpacked_bytes {
-      None => defaults.max_unpacked_bytes,
-      Some(n) if n.is_finite() && n >= 1.0 => n as u64,
-      Some(n) => {
-        return Err(StoreError::InvalidOption {
-          name: "maxUnpackedBytes",
-          reason: format!("{n} is not a positive number"),
-        })
-      }
-    },
-  };
-  if let Some(level) = o.compression_level {
-    if !(1..=22).contains(&level) {
-      return Err(StoreError::InvalidOption {
-        name: "compressionLevel",
-        reason: format!("{level} is not in 1..=22"),
-      });
-    }
-    pack.level = level;
+  if let Some(n) = whole("maxEntries", o.max_entries, 1.0..=f64::from(u32::MAX))? {
+    pack.limits.max_entries = n as u32;
+  }
+  if let Some(n) = whole("maxUnpackedBytes", o.max_unpacked_bytes, 1.0..=MAX_SAFE_INTEGER)? {
+    pack.limits.max_unpacked_bytes = n;
+  }
+  if let Some(level) = whole("compressionLevel", o.compression_level, 1.0..=22.0)? {
+    pack.level = level as i32;
   }
   Ok(pack)
+}
+
+fn build_store(o: &RustStoreOptions) -> Core<Store> {
+  let config = StoreConfig {
+    data_path: resolve_path(o.data_path.clone(), ".wwebjs_auth")?,
+    pack: pack_options(o)?,
+  };
+  let tier: Arc<dyn Tier> = match &o.redis {
+    Some(redis) => Arc::new(RedisTier::open(redis_config(redis)?)?),
+    None => Arc::new(LocalDirTier::open(resolve_path(o.dir.clone(), ".wwebjs_store")?)?),
+  };
+  Ok(Store::new(tier, config))
+}
+
+fn reject_save_errors(o: &RustStoreOptions) -> Core<bool> {
+  match o.save_errors.as_deref() {
+    None | Some("report") => Ok(false),
+    Some("reject") => Ok(true),
+    Some(other) => {
+      let reason = format!("{other:?} is neither 'report' nor 'reject'");
+      Err(StoreError::InvalidOption {
+        name: "saveErrors",
+        reason,
+      })
+    }
+  }
 }
 
 /// A whatsapp-web.js RemoteAuth store: `new RemoteAuth({ store: new RustStore(), backupSyncIntervalMs })`.
@@ -227,47 +257,29 @@ pub struct RustStore {
 
 #[napi]
 impl RustStore {
-  #[napi(constructor)]
-  pub fn new(env: &Env, options: Option<RustStoreOptions>) -> Result<Self> {
-    let build = |o: &RustStoreOptions| -> Core<Store> {
-      let config = StoreConfig {
-        data_path: resolve_path(o.data_path.clone(), ".wwebjs_auth")?,
-        pack: pack_options(o)?,
-      };
-      let tier: Arc<dyn Tier> = match &o.redis {
-        Some(redis) => Arc::new(RedisTier::open(redis_config(redis)?)?),
-        None => Arc::new(LocalDirTier::open(resolve_path(o.dir.clone(), ".wwebjs_store")?)?),
-      };
-      Ok(Store::new(tier, config))
+  #[napi(constructor, ts_args_type = "options?: RustStoreOptions | undefined | null")]
+  pub fn new(env: &Env, options: Option<Unknown>) -> Result<Self> {
+    let options = match options {
+      Some(value) if !matches!(value.get_type()?, ValueType::Undefined | ValueType::Null) => {
+        let bad = |reason| StoreError::InvalidOption {
+          name: "options",
+          reason,
+        };
+        from_js::<RustStoreOptions>(env, Some(value), bad).map_err(|e| js_error(env, &e))?
+      }
+      _ => RustStoreOptions::default(),
     };
-    let options = options.unwrap_or(RustStoreOptions {
-      data_path: None,
-      dir: None,
-      redis: None,
-      keep: None,
-      max_entries: None,
-      max_unpacked_bytes: None,
-      compression_level: None,
-      save_errors: None,
-      on_error: None,
-    });
-    let store = build(&options).map_err(|e| js_error(env, &e))?;
+    let store = build_store(&options).map_err(|e| js_error(env, &e))?;
+    let reject_save_errors = reject_save_errors(&options).map_err(|e| js_error(env, &e))?;
     let on_error = match &options.on_error {
-      Some(f) => Some(Rc::new(f.create_ref()?)),
       None => None,
-    };
-    let reject_save_errors = match options.save_errors.as_deref() {
-      None | Some("report") => false,
-      Some("reject") => true,
-      Some(other) => {
-        let reason = format!("{other:?} is neither 'report' nor 'reject'");
-        return Err(js_error(
-          env,
-          &StoreError::InvalidOption {
-            name: "saveErrors",
-            reason,
-          },
-        ));
+      Some(f) if f.get_type()? == ValueType::Function => {
+        let f: Function<Unknown<'static>, Unknown<'static>> = unsafe { f.cast() }?;
+        Some(Rc::new(f.create_ref()?))
+      }
+      Some(_) => {
+        let reason = "must be a function".to_string();
+        return Err(js_error(env, &StoreError::InvalidOption { name: "onError", reason }));
       }
     };
     Ok(Self {

@@ -8,5 +8,6 @@ pub mod store;
 pub mod tier;
 
 mod blocking;
+mod fsutil;
 
 mod binding;

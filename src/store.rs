@@ -1,12 +1,14 @@
 //! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
 
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::archive::{self, Header, PackOptions};
 use crate::blocking;
 use crate::error::{Result, StoreError};
+use crate::fsutil::atomic_write;
 use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
 use crate::tier::Tier;
 
@@ -28,9 +30,28 @@ pub struct SessionInfo {
 pub struct Store {
   primary: Arc<dyn Tier>,
   config: Arc<StoreConfig>,
+  save_locks: Arc<KeyLocks>,
 }
 
-fn cwd() -> Result<PathBuf> {
+/// One async lock per session being saved, so overlapping saves (RemoteAuth has no overlap guard) run in
+/// call order and an older zip can never land after a newer one. Entries die with their last holder.
+#[derive(Debug, Default)]
+struct KeyLocks(std::sync::Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>);
+
+impl KeyLocks {
+  fn of(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
+    let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    map.retain(|_, lock| lock.strong_count() > 0);
+    if let Some(lock) = map.get(key).and_then(Weak::upgrade) {
+      return lock;
+    }
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    map.insert(key.clone(), Arc::downgrade(&lock));
+    lock
+  }
+}
+
+pub(crate) fn cwd() -> Result<PathBuf> {
   std::env::current_dir().map_err(StoreError::io("read current directory", "."))
 }
 
@@ -39,6 +60,7 @@ impl Store {
     Self {
       primary,
       config: Arc::new(config),
+      save_locks: Arc::default(),
     }
   }
 
@@ -53,12 +75,28 @@ impl Store {
     let arg = SessionArg::parse(session)?;
     let candidates = zip_candidates(&arg, zip, &cwd()?, &self.config.data_path);
     let key = arg.key.clone();
+    let lock = self.save_locks.of(&key);
+    let _turn = lock.lock().await;
     let config = self.config.clone();
     let packed = blocking::run(move || {
       let path = locate_zip(&arg, &candidates)?;
-      let file = std::fs::File::open(&path).map_err(StoreError::io("open", &path))?;
-      let size = file.metadata().map_err(StoreError::io("stat", &path))?.len();
-      archive::pack_zip(BufReader::new(file), size, &config.pack)
+      let packed = pack_file(&path, &config.pack)?;
+      // Never store more than the zip: the fast default loses to deflate on some data; a strong level wins.
+      if packed.header.stored_bytes() > packed.header.source_bytes && config.pack.level < archive::STRONG_LEVEL {
+        let strong = pack_file(
+          &path,
+          &PackOptions {
+            level: archive::STRONG_LEVEL,
+            ..config.pack.clone()
+          },
+        )?;
+        return Ok(if strong.bytes.len() < packed.bytes.len() {
+          strong
+        } else {
+          packed
+        });
+      }
+      Ok(packed)
     })
     .await?;
     self.primary.put(&key, packed.bytes).await?;
@@ -91,34 +129,31 @@ impl Store {
     let mut out = Vec::new();
     for key in self.primary.list().await? {
       // A session deleted between list and head is simply skipped.
-      if let Some(bytes) = self.primary.head(&key, archive::HEADER_LEN).await? {
-        out.push(SessionInfo {
-          header: archive::peek(&bytes)?,
-          key,
-        });
+      // A header that does not parse is left out rather than failing the whole listing (extract reports it).
+      let Some(head) = self.primary.head(&key, archive::HEADER_LEN).await? else {
+        continue;
+      };
+      if let Ok(header) = archive::peek(&head) {
+        out.push(SessionInfo { key, header });
       }
     }
     Ok(out)
   }
 }
 
+fn pack_file(path: &Path, opts: &PackOptions) -> Result<archive::Packed> {
+  let file = std::fs::File::open(path).map_err(StoreError::io("open", path))?;
+  let size = file.metadata().map_err(StoreError::io("stat", path))?.len();
+  archive::pack_zip(BufReader::new(file), size, opts)
+}
+
 fn write_zip_file(bytes: &[u8], target: &Path) -> Result<Header> {
-  let parent = target
-    .parent()
-    .filter(|p| !p.as_os_str().is_empty())
-    .unwrap_or(Path::new("."));
-  std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
-  let mut tmp = tempfile::Builder::new()
-    .prefix(".extract-")
-    .suffix(".zip.tmp")
-    .tempfile_in(parent)
-    .map_err(StoreError::io("create temp file in", parent))?;
-  let header = archive::write_zip(bytes, std::io::BufWriter::new(tmp.as_file_mut()), target)?;
-  tmp.as_file().sync_all().map_err(StoreError::io("fsync", tmp.path()))?;
-  tmp
-    .persist(target)
-    .map_err(|e| StoreError::io("rename into", target)(e.error))?;
-  Ok(header)
+  if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+    std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
+  }
+  atomic_write(target, |file| {
+    archive::write_zip(bytes, std::io::BufWriter::new(file), target)
+  })
 }
 
 #[cfg(test)]
@@ -244,6 +279,32 @@ mod tests {
       std::fs::read_dir(out.parent().unwrap()).unwrap().count(),
       1,
       "no temp file left"
+    );
+  }
+
+  #[test]
+  fn save_locks_are_per_session_and_freed() {
+    let locks = KeyLocks::default();
+    let (a, b) = (SessionKey::parse("a").unwrap(), SessionKey::parse("b").unwrap());
+    let held = locks.of(&a);
+    assert!(Arc::ptr_eq(&held, &locks.of(&a)));
+    assert!(!Arc::ptr_eq(&held, &locks.of(&b)));
+    drop(held);
+    let _ = locks.of(&b);
+    assert_eq!(locks.0.lock().unwrap().len(), 1, "the lock of a finished save is gone");
+  }
+
+  #[tokio::test]
+  async fn never_stores_more_than_the_zip() {
+    let f = fixture();
+    let zip = crate::archive::tests::zip_that_beats_fast_zstd();
+    std::fs::write(f.root.join("auth/RemoteAuth-r.zip"), &zip).unwrap();
+    let saved = f.store.save("RemoteAuth-r", None).await.unwrap();
+    assert!(
+      saved.header.stored_bytes() <= zip.len() as u64,
+      "{} > {}",
+      saved.header.stored_bytes(),
+      zip.len()
     );
   }
 

@@ -1,9 +1,9 @@
 //! RemoteAuth's zip in, sealed archive out: streaming entry by entry, bounded, refusing what could escape.
 
 use std::collections::HashSet;
-use std::io::{Read, Seek};
+use std::io::{self, Read, Seek};
 
-use super::header::{seal, Header, FLAG_TAR_ZSTD, FORMAT_VERSION};
+use super::header::{seal, Header, FLAG_TAR_ZSTD, FORMAT_VERSION, HEADER_LEN};
 use super::{dos_to_unix, now_ms, EntryPath, PackOptions, Packed};
 use crate::error::{Result, StoreError};
 
@@ -15,7 +15,22 @@ fn zip_err(e: impl std::fmt::Display) -> StoreError {
   StoreError::ZipInvalid(e.to_string())
 }
 
+/// Counts the bytes that pass through, so an entry that inflates to more or less than it declares is caught.
+struct Counted<R> {
+  inner: R,
+  count: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+  fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    let n = self.inner.read(buf)?;
+    self.count += n as u64;
+    Ok(n)
+  }
+}
+
 /// Builds the archive of the kept directories of a zip. `source_bytes` is the zip's size, kept in the header.
+/// Entries stream from the zip through tar into zstd; only the compressed result is held in memory.
 pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions) -> Result<Packed> {
   let mut zip = zip::ZipArchive::new(reader).map_err(zip_err)?;
   let limits = opts.limits;
@@ -26,11 +41,11 @@ pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions
       limits.max_entries
     )));
   }
-  let encoder = zstd::Encoder::new(Vec::new(), opts.level).map_err(zip_err)?;
+  // The header's bytes are reserved up front and filled in last, so the payload is never copied.
+  let encoder = zstd::Encoder::new(vec![0u8; HEADER_LEN], opts.level).map_err(zip_err)?;
   let mut tar = tar::Builder::new(encoder);
   let (mut entries, mut files, mut files_bytes) = (0u32, 0u32, 0u64);
   let mut seen = HashSet::new();
-  let mut data = Vec::new();
 
   for i in 0..zip.len() {
     let mut file = zip.by_index(i).map_err(zip_err)?;
@@ -56,12 +71,19 @@ pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions
     }
     let is_dir = entry.is_dir || file.is_dir();
     let mut header = tar::Header::new_gnu();
-    let default_mode = if is_dir { 0o755 } else { 0o644 };
-    header.set_mode(file.unix_mode().map_or(default_mode, |m| m & 0o7777));
+    // Permission bits only: setuid, setgid and sticky never travel.
+    header.set_mode(
+      file
+        .unix_mode()
+        .map_or(if is_dir { 0o700 } else { 0o600 }, |m| m & 0o777),
+    );
     header.set_mtime(dos_to_unix(file.last_modified()));
-    data.clear();
     if is_dir {
       header.set_entry_type(tar::EntryType::Directory);
+      header.set_size(0);
+      tar
+        .append_data(&mut header, format!("{}/", entry.path), io::empty())
+        .map_err(zip_err)?;
     } else {
       let size = file.size();
       files_bytes = files_bytes.saturating_add(size);
@@ -71,28 +93,29 @@ pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions
           limits.max_unpacked_bytes
         )));
       }
-      // Read one byte past the declared size: a stream that inflates beyond it is refused, not trusted.
-      (&mut file).take(size + 1).read_to_end(&mut data).map_err(zip_err)?;
-      if data.len() as u64 != size {
+      header.set_entry_type(tar::EntryType::Regular);
+      header.set_size(size);
+      // One byte past the declared size is let through so that a longer stream shows up in the count.
+      let mut data = Counted {
+        inner: (&mut file).take(size.saturating_add(1)),
+        count: 0,
+      };
+      tar.append_data(&mut header, &entry.path, &mut data).map_err(zip_err)?;
+      if data.count != size {
         return Err(StoreError::ZipInvalid(format!(
           "{} declares {size} bytes but holds {}",
-          entry.path,
-          data.len()
+          entry.path, data.count
         )));
       }
-      header.set_entry_type(tar::EntryType::Regular);
       files += 1;
     }
-    header.set_size(data.len() as u64);
-    let name = if is_dir { format!("{}/", entry.path) } else { entry.path };
-    tar.append_data(&mut header, &name, data.as_slice()).map_err(zip_err)?;
     entries += 1;
   }
 
   if files == 0 {
     return Err(StoreError::EmptySession(opts.keep.join(", ")));
   }
-  let payload = tar.into_inner().and_then(|enc| enc.finish()).map_err(zip_err)?;
+  let mut bytes = tar.into_inner().and_then(|enc| enc.finish()).map_err(zip_err)?;
   let header = Header {
     version: FORMAT_VERSION,
     flags: FLAG_TAR_ZSTD,
@@ -100,8 +123,8 @@ pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions
     files_bytes,
     source_bytes,
     created_ms: now_ms(),
-    payload_len: payload.len() as u64,
+    payload_len: (bytes.len() - HEADER_LEN) as u64,
   };
-  let bytes = seal(&header, &payload);
+  seal(&header, &mut bytes);
   Ok(Packed { header, bytes })
 }

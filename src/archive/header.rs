@@ -42,7 +42,7 @@ impl Header {
 
   /// Total stored size: header plus payload.
   pub fn stored_bytes(&self) -> u64 {
-    HEADER_LEN as u64 + self.payload_len
+    self.payload_len.saturating_add(HEADER_LEN as u64)
   }
 }
 
@@ -56,22 +56,28 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
   u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Header plus payload, hashed together.
-pub fn seal(header: &Header, payload: &[u8]) -> Vec<u8> {
-  let fields = header.fields();
+fn hash(fields: &[u8], payload: &[u8]) -> blake3::Hash {
   let mut hasher = blake3::Hasher::new();
-  hasher.update(&fields);
+  hasher.update(fields);
   hasher.update(payload);
-  let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-  out.extend_from_slice(&fields);
-  out.extend_from_slice(hasher.finalize().as_bytes());
-  out.extend_from_slice(payload);
-  out
+  hasher.finalize()
+}
+
+/// Fills in the header of `buf`, whose first `HEADER_LEN` bytes were reserved for it and whose rest is the
+/// payload: the payload is never copied.
+pub fn seal(header: &Header, buf: &mut [u8]) {
+  let fields = header.fields();
+  let digest = hash(&fields, &buf[HEADER_LEN..]);
+  buf[..FIELDS_LEN].copy_from_slice(&fields);
+  buf[FIELDS_LEN..HEADER_LEN].copy_from_slice(digest.as_bytes());
+}
+
+fn corrupt<T>(why: impl Into<String>) -> Result<T> {
+  Err(StoreError::ArchiveCorrupt(why.into()))
 }
 
 /// Reads only the header fields (no hash check): for listings that must not fetch whole blobs.
 pub fn peek(bytes: &[u8]) -> Result<Header> {
-  let corrupt = |why: String| Err(StoreError::ArchiveCorrupt(why));
   if bytes.len() < FIELDS_LEN {
     return corrupt(format!(
       "{} bytes is shorter than the {HEADER_LEN}-byte header",
@@ -79,7 +85,7 @@ pub fn peek(bytes: &[u8]) -> Result<Header> {
     ));
   }
   if bytes[0..4] != MAGIC {
-    return corrupt("it does not start with the WWRS magic".into());
+    return corrupt("it does not start with the WWRS magic");
   }
   let header = Header {
     version: u16_at(bytes, 4),
@@ -99,23 +105,27 @@ pub fn peek(bytes: &[u8]) -> Result<Header> {
   Ok(header)
 }
 
-/// Checks length and hash; returns the header and the payload.
+/// Checks the hash first (so a flipped bit anywhere is `ArchiveCorrupt`, never a misleading version error),
+/// then the fields; returns the header and the payload.
 pub fn open(bytes: &[u8]) -> Result<(Header, &[u8])> {
-  let header = peek(bytes)?;
-  let have = bytes.len().saturating_sub(HEADER_LEN) as u64;
-  if bytes.len() < HEADER_LEN || have != header.payload_len {
-    return Err(StoreError::ArchiveCorrupt(format!(
-      "truncated or padded: payload should be {} bytes, is {have}",
-      header.payload_len
-    )));
+  if bytes.len() < HEADER_LEN {
+    return corrupt(format!(
+      "{} bytes is shorter than the {HEADER_LEN}-byte header",
+      bytes.len()
+    ));
   }
-  let (fields, rest) = bytes.split_at(FIELDS_LEN);
-  let (hash, payload) = rest.split_at(32);
-  let mut hasher = blake3::Hasher::new();
-  hasher.update(fields);
-  hasher.update(payload);
-  if hasher.finalize() != blake3::Hash::from_bytes(hash.try_into().expect("32 bytes")) {
-    return Err(StoreError::ArchiveCorrupt("checksum mismatch".into()));
+  let (head, payload) = bytes.split_at(HEADER_LEN);
+  let (fields, digest) = head.split_at(FIELDS_LEN);
+  if hash(fields, payload) != blake3::Hash::from_bytes(digest.try_into().expect("32 bytes")) {
+    return corrupt("checksum mismatch (truncated or damaged)");
+  }
+  let header = peek(bytes)?;
+  if header.payload_len != payload.len() as u64 {
+    return corrupt(format!(
+      "payload should be {} bytes, is {}",
+      header.payload_len,
+      payload.len()
+    ));
   }
   Ok((header, payload))
 }
@@ -134,7 +144,10 @@ mod tests {
       created_ms: 1,
       payload_len: 5,
     };
-    seal(&header, b"hello")
+    let mut buf = vec![0u8; HEADER_LEN];
+    buf.extend_from_slice(b"hello");
+    seal(&header, &mut buf);
+    buf
   }
 
   #[test]
@@ -174,8 +187,16 @@ mod tests {
 
   #[test]
   fn newer_versions_are_refused_by_code() {
-    let mut bytes = sample();
-    bytes[4] = 9;
-    assert_eq!(open(&bytes).unwrap_err().code(), "ERR_ARCHIVE_VERSION");
+    let header = peek(&sample()).unwrap();
+    let mut buf = vec![0u8; HEADER_LEN];
+    buf.extend_from_slice(b"hello");
+    seal(
+      &Header {
+        version: FORMAT_VERSION + 1,
+        ..header
+      },
+      &mut buf,
+    );
+    assert_eq!(open(&buf).unwrap_err().code(), "ERR_ARCHIVE_VERSION");
   }
 }

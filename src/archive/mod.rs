@@ -42,6 +42,8 @@ pub struct PackOptions {
 
 /// Same size as gzip -6 on session data at a quarter of its time (README, "Archive format").
 pub const DEFAULT_LEVEL: i32 = 3;
+/// The level `Store::save` retries at when the default would store more than the zip it was given.
+pub const STRONG_LEVEL: i32 = 19;
 
 impl Default for PackOptions {
   fn default() -> Self {
@@ -84,4 +86,4 @@ fn unix_to_dos(secs: u64) -> zip::DateTime {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

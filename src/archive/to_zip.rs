@@ -1,6 +1,6 @@
 //! Sealed archive in, a zip that RemoteAuth's unzip restores out. Nothing is written before the checksum holds.
 
-use std::io::{Read, Seek, Write};
+use std::io::{self, Seek, Write};
 
 use zip::write::SimpleFileOptions;
 
@@ -24,7 +24,6 @@ pub fn write_zip<W: Write + Seek>(archive: &[u8], out: W, target: &std::path::Pa
   let mut tar = tar::Archive::new(decoder);
   let mut zip = zip::ZipWriter::new(out);
   let (mut entries, mut files_bytes) = (0u32, 0u64);
-  let mut data = Vec::new();
 
   for item in tar.entries().map_err(corrupt)? {
     let mut item = item.map_err(corrupt)?;
@@ -34,7 +33,7 @@ pub fn write_zip<W: Write + Seek>(archive: &[u8], out: W, target: &std::path::Pa
     let mtime = item.header().mtime().map_err(corrupt)?;
     let options = SimpleFileOptions::default()
       .compression_method(zip::CompressionMethod::Stored)
-      .unix_permissions(mode & 0o7777)
+      .unix_permissions(mode & 0o777)
       .last_modified_time(unix_to_dos(mtime));
     entries += 1;
     match item.header().entry_type() {
@@ -44,10 +43,12 @@ pub fn write_zip<W: Write + Seek>(archive: &[u8], out: W, target: &std::path::Pa
         if files_bytes > header.files_bytes {
           return Err(corrupt("holds more file bytes than its header says"));
         }
-        data.clear();
-        item.read_to_end(&mut data).map_err(corrupt)?;
         zip.start_file(&entry.path, options).map_err(write_err)?;
-        zip.write_all(&data).map_err(StoreError::io("write", target))?;
+        // The payload's hash already held, so a failure here is the disk's, not the archive's.
+        let copied = io::copy(&mut item, &mut zip).map_err(StoreError::io("write", target))?;
+        if copied != item.size() {
+          return Err(corrupt(format!("{} is shorter than its tar header says", entry.path)));
+        }
       }
       other => return Err(corrupt(format!("unexpected entry type {other:?} for {}", entry.path))),
     }

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use super::Tier;
 use crate::blocking::run as blocking;
 use crate::error::{Result, StoreError};
+use crate::fsutil::{atomic_write, sync_dir};
 use crate::session::SessionKey;
 
 const EXT: &str = "wwrs";
@@ -46,29 +47,6 @@ impl LocalDirTier {
       reason: format!("store directory {} is missing", self.dir.display()),
     }
   }
-
-  fn put_blocking(dir: &Path, target: &Path, bytes: &[u8]) -> Result<()> {
-    // tempfile creates the file 0600, in the same directory so the rename is atomic.
-    let mut tmp = tempfile::Builder::new()
-      .prefix(".put-")
-      .suffix(".tmp")
-      .tempfile_in(dir)
-      .map_err(StoreError::io("create temp file in", dir))?;
-    tmp.write_all(bytes).map_err(StoreError::io("write", tmp.path()))?;
-    tmp.as_file().sync_all().map_err(StoreError::io("fsync", tmp.path()))?;
-    tmp
-      .persist(target)
-      .map_err(|e| StoreError::io("rename into", target)(e.error))?;
-    sync_dir(dir)
-  }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-  #[cfg(unix)]
-  fs::File::open(dir)
-    .and_then(|d| d.sync_all())
-    .map_err(StoreError::io("fsync", dir))?;
-  Ok(())
 }
 
 #[async_trait]
@@ -109,8 +87,17 @@ impl Tier for LocalDirTier {
   }
 
   async fn put(&self, key: &SessionKey, bytes: Vec<u8>) -> Result<()> {
-    let (dir, target) = (self.dir.clone(), self.path_of(key));
-    blocking(move || Self::put_blocking(&dir, &target, &bytes)).await
+    let target = self.path_of(key);
+    let gone = self.gone();
+    blocking(move || {
+      if !target.parent().is_some_and(Path::is_dir) {
+        return Err(gone);
+      }
+      atomic_write(&target, |file| {
+        file.write_all(&bytes).map_err(StoreError::io("write", &target))
+      })
+    })
+    .await
   }
 
   async fn exists(&self, key: &SessionKey) -> Result<bool> {
@@ -126,20 +113,26 @@ impl Tier for LocalDirTier {
   }
 
   async fn delete(&self, key: &SessionKey) -> Result<()> {
-    let (dir, path) = (self.dir.clone(), self.path_of(key));
+    let (dir, path, gone) = (self.dir.clone(), self.path_of(key), self.gone());
     blocking(move || match fs::remove_file(&path) {
       Ok(()) => sync_dir(&dir),
-      Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+      // Absent is success only if the directory is there: a vanished volume must not make a logout "succeed".
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.is_dir() => Ok(()),
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(gone),
       Err(e) => Err(StoreError::io("remove", &path)(e)),
     })
     .await
   }
 
   async fn list(&self) -> Result<Vec<SessionKey>> {
-    let dir = self.dir.clone();
+    let (dir, gone) = (self.dir.clone(), self.gone());
     blocking(move || {
       let mut keys = Vec::new();
-      for entry in fs::read_dir(&dir).map_err(StoreError::io("list", &dir))? {
+      let entries = match fs::read_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone),
+        other => other.map_err(StoreError::io("list", &dir))?,
+      };
+      for entry in entries {
         let name = entry.map_err(StoreError::io("list", &dir))?.file_name();
         let stem = name.to_str().and_then(|n| n.strip_suffix(&format!(".{EXT}")));
         // Temp files start with '.', which SessionKey refuses, so half-written puts never list.
@@ -201,7 +194,11 @@ mod tests {
     let dir = tempfile::tempdir().unwrap();
     let tier = LocalDirTier::open(dir.path().join("store")).unwrap();
     fs::remove_dir(tier.dir()).unwrap();
-    assert_eq!(tier.exists(&key("a")).await.unwrap_err().code(), "ERR_TIER_UNAVAILABLE");
-    assert_eq!(tier.get(&key("a")).await.unwrap_err().code(), "ERR_TIER_UNAVAILABLE");
+    let unavailable = |r: Result<()>| assert_eq!(r.unwrap_err().code(), "ERR_TIER_UNAVAILABLE");
+    unavailable(tier.exists(&key("a")).await.map(drop));
+    unavailable(tier.get(&key("a")).await.map(drop));
+    unavailable(tier.put(&key("a"), b"x".to_vec()).await);
+    unavailable(tier.delete(&key("a")).await);
+    unavailable(tier.list().await.map(drop));
   }
 }
