@@ -38,8 +38,14 @@ export interface ExtractArgs {
 
 /** Redis as the primary tier, in place of the embedded directory. Valkey works the same. */
 export interface RedisOptions {
-  /** `redis://[user:pass@]host:port[/db]` or `unix:///path/redis.sock[?db=N]`. Never appears in errors. */
-  url: string
+  /**
+   * A single server: `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS) or `unix:///path/redis.sock`.
+   * Never appears in errors.
+   */
+  url?: string
+  /** A Redis Cluster: seed node URLs, e.g. `['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000']`. */
+  nodes?: Array<string>
+  tls?: RedisTlsOptions
   /** Prepended to every session name. Default `wa:session:`. */
   prefix?: string
   /** Expiry of a stored session, refreshed on every save; 0 means never. Default 2592000 (30 days). */
@@ -48,6 +54,14 @@ export interface RedisOptions {
   connectTimeoutMs?: number
   /** Default 10000. */
   commandTimeoutMs?: number
+}
+
+/** TLS settings for `rediss://` URLs. */
+export interface RedisTlsOptions {
+  /** PEM file of the CA that signed the server's certificate, used instead of the system's roots. */
+  caFile?: string
+  /** Skip certificate and host-name checks. For tests and private networks only. */
+  insecure?: boolean
 }
 
 /** Options for `new RustStore(options)`. Every field is optional. */

@@ -4,7 +4,7 @@ import path from 'node:path'
 import test from 'ava'
 
 import { RustStore, makeProfile, remoteAuthRoundTrip, tempDir, zipProfile } from './helpers.mjs'
-import { startRedis } from './servers.mjs'
+import { startCluster, startRedis } from './servers.mjs'
 
 const DAY = 24 * 3600 * 1000
 
@@ -142,4 +142,70 @@ test('bad Redis options are ERR_INVALID_OPTION', (t) => {
   for (const redis of [{ url: 'http://127.0.0.1:1' }, { url: 'redis://127.0.0.1:1', ttlSeconds: -5 }]) {
     t.is(t.throws(() => new RustStore({ redis })).code, 'ERR_INVALID_OPTION', JSON.stringify(redis))
   }
+})
+
+test.serial('RemoteAuth round trip over TLS (rediss://) with the test CA', async (t) => {
+  const redis = await startRedis(t, { tls: true })
+  const root = tempDir(t)
+  await remoteAuthRoundTrip(t, { root, storeOptions: { redis: { url: redis.url, tls: { caFile: redis.certs.ca } } } })
+})
+
+test('TLS: an unknown CA is refused, insecure skips the check, a plain client gets no session', async (t) => {
+  const redis = await startRedis(t, { tls: true })
+  const untrusted = new RustStore({ redis: { url: redis.url, connectTimeoutMs: 2000 } })
+  const err = await t.throwsAsync(untrusted.sessionExists({ session: 'RemoteAuth-tls' }))
+  t.regex(err.code, /^ERR_REDIS/, err.message)
+  const insecure = new RustStore({ redis: { url: redis.url, tls: { insecure: true } } })
+  t.false(await insecure.sessionExists({ session: 'RemoteAuth-tls' }))
+  const plain = new RustStore({ redis: { url: `redis://127.0.0.1:${redis.port}`, connectTimeoutMs: 1000, commandTimeoutMs: 1000 } })
+  t.regex((await t.throwsAsync(plain.sessionExists({ session: 'RemoteAuth-tls' }))).code, /^ERR_REDIS/)
+})
+
+test.serial('Redis Cluster: RemoteAuth round trip, and sessions spread over the primaries are all listed', async (t) => {
+  const nodes = await startCluster(t)
+  const redis = { nodes: nodes.map((n) => n.url) }
+  const root = tempDir(t)
+  await remoteAuthRoundTrip(t, { root, storeOptions: { redis } })
+
+  const { zip } = await zipFor(t)
+  const store = new RustStore({ redis, saveErrors: 'reject' })
+  const names = Array.from({ length: 40 }, (_, i) => `RemoteAuth-c${String(i).padStart(2, '0')}`)
+  await Promise.all(names.map((session) => store.save({ session, path: zip })))
+  const perNode = nodes.map((n) => Number(n.cli('DBSIZE')))
+  t.is(perNode.reduce((a, b) => a + b, 0), names.length)
+  t.true(perNode.filter((n) => n > 0).length >= 2, `keys on ${perNode}`)
+  t.deepEqual((await store.listSessions()).map((s) => s.session), names)
+  const pttl = Number(nodes[0].cli('-c', 'PTTL', 'wa:session:RemoteAuth-c00')) // -c follows MOVED
+  t.true(pttl > 29 * DAY, `${pttl}`)
+  for (const session of names) await store.delete({ session })
+  t.deepEqual(await store.listSessions(), [])
+})
+
+test.serial('redis-server stopped while saves are in flight: coded errors, and no session left half-written', async (t) => {
+  const redis = await startRedis(t, { appendonly: true })
+  const { zip, root } = await zipFor(t, { size: 'medium' })
+  const errors = []
+  const store = new RustStore({ redis: { url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 2000 }, onError: (e) => errors.push(e) })
+  const names = Array.from({ length: 40 }, (_, i) => `RemoteAuth-f${i}`)
+  const saves = Promise.all(names.map((session) => store.save({ session, path: zip })))
+  // Stop the server once the first saves have landed, with the rest still in flight.
+  for (let i = 0; i < 500 && Number(redis.cli('DBSIZE')) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  await redis.stop()
+  const results = await saves
+  t.is(results.filter((r) => r === null).length, errors.length, 'every save either stored or reported')
+  for (const e of errors) t.regex(e.code, /^ERR_REDIS_(UNAVAILABLE|TIMEOUT)$/, e.message)
+
+  await redis.start()
+  let listed
+  for (let i = 0; i < 50 && !listed; i++) {
+    listed = await store.listSessions().catch(() => undefined)
+    if (!listed) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.truthy(listed, 'the same store works again')
+  // Every key that survived is a whole, checksum-valid archive.
+  for (const { session } of listed) {
+    await store.extract({ session, path: path.join(root, 'restored', `${session}.zip`) })
+  }
+  t.true(listed.length > 0, 'some saves landed before the stop')
+  t.log(`${listed.length} stored before the stop, ${errors.length} reported`)
 })

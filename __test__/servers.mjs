@@ -18,26 +18,69 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+function isFree(port) {
+  return new Promise((resolve) => {
+    const server = net.createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+}
+
+/** A free port whose cluster bus port (port + 10000) is free too. */
+async function freeClusterPort() {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 20000)
+    if ((await isFree(port)) && (await isFree(port + 10000))) return port
+  }
+}
+
+function run(cmd, args) {
+  const res = spawnSync(cmd, args, { encoding: 'utf8' })
+  if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${res.stderr}`)
+  return res.stdout
+}
+
+/** A CA and a server certificate for 127.0.0.1 and localhost, made with openssl in `dir`. */
+export function makeCerts(dir) {
+  const f = (name) => path.join(dir, name)
+  run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=wwrs test CA', '-keyout', f('ca.key'), '-out', f('ca.crt')])
+  run('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', f('server.key'), '-out', f('server.csr')])
+  fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n')
+  run('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('server.crt')])
+  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key') }
+}
+
 /**
  * A redis-server in its own temp dir. `start()`/`stop()` can be called again (same port, same data) to simulate
  * an outage; the test's teardown stops it for good.
  */
-export async function startRedis(t, { password, unixSocket = false, appendonly = false } = {}) {
+export async function startRedis(t, { password, unixSocket = false, appendonly = false, tls = false, cluster = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wwrs-redis-'))
-  const port = await freePort()
+  const port = cluster ? await freeClusterPort() : await freePort()
   const socket = unixSocket ? path.join(dir, 'redis.sock') : null
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', appendonly ? 'yes' : 'no']
+  const certs = tls ? makeCerts(dir) : null
+  const args = ['--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', appendonly ? 'yes' : 'no']
+  if (certs) {
+    args.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', certs.cert, '--tls-key-file', certs.key)
+    args.push('--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no')
+  } else {
+    args.push('--port', String(port))
+  }
   if (password) args.push('--requirepass', password)
   if (socket) args.push('--unixsocket', socket, '--unixsocketperm', '700')
+  if (cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'), '--cluster-node-timeout', '3000')
+  const scheme = certs ? 'rediss' : 'redis'
   const server = {
     port,
     socket,
-    url: `redis://${password ? `:${encodeURIComponent(password)}@` : ''}127.0.0.1:${port}`,
+    certs,
+    url: `${scheme}://${password ? `:${encodeURIComponent(password)}@` : ''}127.0.0.1:${port}`,
     proc: null,
     /** Runs redis-cli against the server and returns its trimmed output. */
     cli(...command) {
       const auth = password ? ['--no-auth-warning', '-a', password] : []
-      const res = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...auth, ...command], { encoding: 'utf8' })
+      const tlsArgs = certs ? ['--tls', '--cacert', certs.ca] : []
+      const res = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...tlsArgs, ...auth, ...command], { encoding: 'utf8' })
       if (res.status !== 0) throw new Error(`redis-cli ${command.join(' ')}: ${res.stderr}`)
       return res.stdout.trim()
     },
@@ -64,4 +107,16 @@ export async function startRedis(t, { password, unixSocket = false, appendonly =
     fs.rmSync(dir, { recursive: true, force: true })
   })
   return server
+}
+
+/** Three primaries joined into a Redis Cluster by `redis-cli --cluster create`. */
+export async function startCluster(t) {
+  const nodes = []
+  for (let i = 0; i < 3; i++) nodes.push(await startRedis(t, { cluster: true }))
+  run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'])
+  for (let i = 0; i < 200; i++) {
+    if (nodes.every((n) => n.cli('CLUSTER', 'INFO').includes('cluster_state:ok'))) return nodes
+    await sleep(50)
+  }
+  throw new Error('the cluster did not reach cluster_state:ok')
 }

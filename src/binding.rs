@@ -15,7 +15,7 @@ use crate::error::StoreError;
 
 type Core<T> = std::result::Result<T, StoreError>;
 use crate::store::{SessionInfo, Store, StoreConfig};
-use crate::tier::{LocalDirTier, RedisConfig, RedisTier, Tier};
+use crate::tier::{LocalDirTier, RedisConfig, RedisTarget, RedisTier, RedisTls, Tier};
 
 /// Options for `new RustStore(options)`. Every field is optional.
 #[napi(object, object_to_js = false)]
@@ -47,11 +47,25 @@ pub struct RustStoreOptions<'a> {
   pub on_error: Option<Unknown<'a>>,
 }
 
+/// TLS settings for `rediss://` URLs.
+#[napi(object)]
+#[derive(Default)]
+pub struct RedisTlsOptions {
+  /// PEM file of the CA that signed the server's certificate, used instead of the system's roots.
+  pub ca_file: Option<String>,
+  /// Skip certificate and host-name checks. For tests and private networks only.
+  pub insecure: Option<bool>,
+}
+
 /// Redis as the primary tier, in place of the embedded directory. Valkey works the same.
 #[napi(object)]
 pub struct RedisOptions {
-  /// `redis://[user:pass@]host:port[/db]` or `unix:///path/redis.sock[?db=N]`. Never appears in errors.
-  pub url: String,
+  /// A single server: `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS) or `unix:///path/redis.sock`.
+  /// Never appears in errors.
+  pub url: Option<String>,
+  /// A Redis Cluster: seed node URLs, e.g. `['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000']`.
+  pub nodes: Option<Vec<String>>,
+  pub tls: Option<RedisTlsOptions>,
   /// Prepended to every session name. Default `wa:session:`.
   pub prefix: Option<String>,
   /// Expiry of a stored session, refreshed on every save; 0 means never. Default 2592000 (30 days).
@@ -180,7 +194,23 @@ fn resolve_path(path: Option<String>, default: &str) -> Core<PathBuf> {
 }
 
 fn redis_config(o: &RedisOptions) -> Core<RedisConfig> {
-  let mut config = RedisConfig::new(o.url.clone());
+  let target = match (&o.url, &o.nodes) {
+    (Some(url), None) => RedisTarget::Single(url.clone()),
+    (None, Some(nodes)) => RedisTarget::Cluster(nodes.clone()),
+    _ => {
+      return Err(StoreError::InvalidOption {
+        name: "redis",
+        reason: "give exactly one of url and nodes".into(),
+      })
+    }
+  };
+  let mut config = RedisConfig::new(target);
+  if let Some(tls) = &o.tls {
+    config.tls = RedisTls {
+      ca_file: tls.ca_file.as_deref().map(PathBuf::from),
+      insecure: tls.insecure.unwrap_or(false),
+    };
+  }
   if let Some(prefix) = &o.prefix {
     config.prefix = prefix.clone();
   }
@@ -279,7 +309,13 @@ impl RustStore {
       }
       Some(_) => {
         let reason = "must be a function".to_string();
-        return Err(js_error(env, &StoreError::InvalidOption { name: "onError", reason }));
+        return Err(js_error(
+          env,
+          &StoreError::InvalidOption {
+            name: "onError",
+            reason,
+          },
+        ));
       }
     };
     Ok(Self {

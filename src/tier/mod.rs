@@ -4,7 +4,7 @@
 mod local;
 mod redis;
 
-pub use self::redis::{RedisConfig, RedisTier};
+pub use self::redis::{RedisConfig, RedisTarget, RedisTier, RedisTls};
 pub use local::LocalDirTier;
 
 use async_trait::async_trait;

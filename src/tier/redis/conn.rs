@@ -1,0 +1,161 @@
+//! One multiplexed, self-healing connection: redis-rs' ConnectionManager for a single server, its
+//! ClusterConnection for a cluster. Both reconnect on their own after an outage.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, RedisResult, TlsCertificates, Value};
+
+use super::config::{with_insecure, RedisConfig, RedisTarget};
+
+#[derive(Clone)]
+pub enum Conn {
+  Single(ConnectionManager),
+  Cluster(ClusterConnection),
+}
+
+/// rustls needs a process-wide crypto provider; ring is the one this crate builds with.
+fn install_crypto_provider() {
+  static ONCE: std::sync::Once = std::sync::Once::new();
+  ONCE.call_once(|| {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+  });
+}
+
+fn urls(config: &RedisConfig) -> Vec<String> {
+  let urls = match &config.target {
+    RedisTarget::Single(url) => vec![url.clone()],
+    RedisTarget::Cluster(nodes) => nodes.clone(),
+  };
+  if config.tls.insecure {
+    urls.iter().map(|u| with_insecure(u)).collect()
+  } else {
+    urls
+  }
+}
+
+pub async fn connect(config: &RedisConfig, root_cert: Option<Vec<u8>>) -> RedisResult<Conn> {
+  install_crypto_provider();
+  let urls = urls(config);
+  let certs = root_cert.map(|pem| TlsCertificates {
+    client_tls: None,
+    root_cert: Some(pem),
+  });
+  match &config.target {
+    RedisTarget::Single(_) => {
+      let url = urls[0].as_str();
+      let client = match certs {
+        Some(certs) => redis::Client::build_with_tls(url, certs)?,
+        None => redis::Client::open(url)?,
+      };
+      let manager = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1));
+      Ok(Conn::Single(ConnectionManager::new_lazy_with_config(client, manager)?))
+    }
+    RedisTarget::Cluster(_) => {
+      let mut builder = ClusterClientBuilder::new(urls)
+        .connection_timeout(config.connect_timeout)
+        .response_timeout(config.command_timeout);
+      if let Some(certs) = certs {
+        builder = builder.certs(certs);
+      }
+      Ok(Conn::Cluster(builder.build()?.get_async_connection().await?))
+    }
+  }
+}
+
+impl Conn {
+  pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+    match self.clone() {
+      Conn::Single(mut c) => cmd.query_async(&mut c).await,
+      Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
+    }
+  }
+
+  /// Every key matching `pattern`, by SCAN on the server or on each primary of the cluster.
+  pub async fn scan(&self, pattern: &str) -> RedisResult<Vec<String>> {
+    match self.clone() {
+      Conn::Single(mut c) => scan_node(pattern, Node::Single(&mut c)).await,
+      Conn::Cluster(mut c) => {
+        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut c).await?;
+        let mut keys = Vec::new();
+        for (host, port) in primaries(&nodes) {
+          let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+          keys.extend(scan_node(pattern, Node::Routed(&mut c, route)).await?);
+        }
+        Ok(keys)
+      }
+    }
+  }
+}
+
+/// Where one SCAN walk runs: the single server, or one node of the cluster.
+enum Node<'a> {
+  Single(&'a mut ConnectionManager),
+  Routed(&'a mut ClusterConnection, RoutingInfo),
+}
+
+impl Node<'_> {
+  async fn run(&mut self, cmd: Cmd) -> RedisResult<Value> {
+    match self {
+      Node::Single(c) => cmd.query_async(*c).await,
+      Node::Routed(c, route) => c.route_command(cmd, route.clone()).await,
+    }
+  }
+}
+
+async fn scan_node(pattern: &str, mut node: Node<'_>) -> RedisResult<Vec<String>> {
+  let mut keys = Vec::new();
+  let mut cursor: u64 = 0;
+  loop {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(500);
+    let (next, batch): (u64, Vec<String>) = redis::from_redis_value(node.run(cmd).await?)?;
+    keys.extend(batch);
+    if next == 0 {
+      return Ok(keys);
+    }
+    cursor = next;
+  }
+}
+
+/// `host:port` of the live primaries in `CLUSTER NODES` output.
+fn primaries(nodes: &str) -> Vec<(String, u16)> {
+  nodes
+    .lines()
+    .filter_map(|line| {
+      let mut fields = line.split_whitespace();
+      let addr = fields.nth(1)?;
+      let flags = fields.next()?;
+      let live_primary = flags.split(',').any(|f| f == "master") && !flags.contains("fail");
+      let hostport = addr.split('@').next()?;
+      let (host, port) = hostport.rsplit_once(':')?;
+      (live_primary && !host.is_empty()).then(|| Some((host.to_owned(), port.parse().ok()?)))?
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn primaries_come_from_cluster_nodes() {
+    let out = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001 master - 0 1 2 connected 5461-10922
+c3 127.0.0.1:7002@17002 master,fail - 0 1 3 connected
+d4 127.0.0.1:7003@17003 slave a1 0 1 1 connected
+e5 :0@0 master,noaddr - 0 0 0 disconnected";
+    assert_eq!(
+      primaries(out),
+      vec![("127.0.0.1".to_string(), 7000), ("127.0.0.1".to_string(), 7001)]
+    );
+  }
+}

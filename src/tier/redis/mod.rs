@@ -1,0 +1,196 @@
+//! The Redis tier: one string key per session, `<prefix><name>`, replaced by a single `SET … PX` (atomic, TTL
+//! refreshed on every save). A single server (TCP, TLS or unix socket) or a Redis Cluster; Valkey alike.
+
+mod config;
+mod conn;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use redis::{IntoConnectionInfo, RedisError};
+use tokio::sync::OnceCell;
+
+pub use self::config::{redact, RedisConfig, RedisTarget, RedisTls};
+use self::conn::Conn;
+use super::Tier;
+use crate::error::{Result, StoreError};
+use crate::session::SessionKey;
+
+pub struct RedisTier {
+  config: RedisConfig,
+  endpoint: String,
+  conn: OnceCell<Conn>,
+}
+
+impl fmt::Debug for RedisTier {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.debug_struct("RedisTier")
+      .field("config", &self.config)
+      .finish_non_exhaustive()
+  }
+}
+
+fn invalid(name: &'static str, reason: String) -> StoreError {
+  StoreError::InvalidOption { name, reason }
+}
+
+impl RedisTier {
+  /// Checks the URLs; connects on first use, so a store can be made while Redis is down.
+  pub fn open(config: RedisConfig) -> Result<Self> {
+    let urls = match &config.target {
+      RedisTarget::Single(url) => vec![url.as_str()],
+      RedisTarget::Cluster(nodes) if nodes.is_empty() => return Err(invalid("redis.nodes", "is empty".into())),
+      RedisTarget::Cluster(nodes) => nodes.iter().map(String::as_str).collect(),
+    };
+    for url in urls {
+      // Only the error kind: the error text could quote the URL, password included.
+      url
+        .into_connection_info()
+        .map_err(|e| invalid("redis.url", format!("{}: {:?}", redact(url), e.kind())))?;
+    }
+    Ok(Self {
+      endpoint: config.endpoint(),
+      config,
+      conn: OnceCell::new(),
+    })
+  }
+
+  fn key(&self, key: &SessionKey) -> String {
+    format!("{}{key}", self.config.prefix)
+  }
+
+  async fn conn(&self) -> Result<&Conn> {
+    self
+      .conn
+      .get_or_try_init(|| async {
+        let root_cert = match &self.config.tls.ca_file {
+          Some(path) => Some(
+            tokio::fs::read(path)
+              .await
+              .map_err(StoreError::io("read redis.tls.caFile", path))?,
+          ),
+          None => None,
+        };
+        conn::connect(&self.config, root_cert).await.map_err(|e| self.error(e))
+      })
+      .await
+  }
+
+  async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T> {
+    self.conn().await?.query(cmd).await.map_err(|e| self.error(e))
+  }
+
+  fn error(&self, e: RedisError) -> StoreError {
+    let code = if e.is_timeout() {
+      "ERR_REDIS_TIMEOUT"
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+      || e.code().is_some_and(|c| matches!(c, "NOAUTH" | "WRONGPASS" | "NOPERM"))
+    {
+      "ERR_REDIS_AUTH"
+    } else if e.is_io_error()
+      || e.is_connection_refusal()
+      || e.is_connection_dropped()
+      || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+      || e
+        .code()
+        .is_some_and(|c| matches!(c, "CLUSTERDOWN" | "LOADING" | "TRYAGAIN" | "MASTERDOWN"))
+    {
+      "ERR_REDIS_UNAVAILABLE"
+    } else {
+      "ERR_REDIS"
+    };
+    StoreError::Backend {
+      code,
+      reason: format!("redis at {}: {e}", self.endpoint),
+    }
+  }
+}
+
+/// `*`, `?`, `[` and `\` in a prefix must match themselves in a SCAN pattern.
+fn glob_escape(s: &str) -> String {
+  s.chars().fold(String::new(), |mut out, c| {
+    if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+      out.push('\\');
+    }
+    out.push(c);
+    out
+  })
+}
+
+#[async_trait]
+impl Tier for RedisTier {
+  fn name(&self) -> &'static str {
+    "redis"
+  }
+
+  async fn get(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
+    self.query(redis::cmd("GET").arg(self.key(key))).await
+  }
+
+  async fn head(&self, key: &SessionKey, len: usize) -> Result<Option<Vec<u8>>> {
+    let end = len.saturating_sub(1);
+    let bytes: Vec<u8> = self
+      .query(redis::cmd("GETRANGE").arg(self.key(key)).arg(0).arg(end))
+      .await?;
+    // GETRANGE answers "" for a missing key; a stored archive is never empty.
+    Ok((!bytes.is_empty()).then_some(bytes))
+  }
+
+  async fn put(&self, key: &SessionKey, bytes: Vec<u8>) -> Result<()> {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(self.key(key)).arg(bytes);
+    if let Some(ttl) = self.config.ttl {
+      cmd.arg("PX").arg(ttl.as_millis() as u64);
+    }
+    self.query(&cmd).await
+  }
+
+  async fn exists(&self, key: &SessionKey) -> Result<bool> {
+    self.query(redis::cmd("EXISTS").arg(self.key(key))).await
+  }
+
+  async fn delete(&self, key: &SessionKey) -> Result<()> {
+    self.query(redis::cmd("DEL").arg(self.key(key))).await
+  }
+
+  async fn list(&self) -> Result<Vec<SessionKey>> {
+    let pattern = format!("{}*", glob_escape(&self.config.prefix));
+    let raw = self.conn().await?.scan(&pattern).await.map_err(|e| self.error(e))?;
+    let mut keys: Vec<SessionKey> = raw
+      .iter()
+      .filter_map(|k| k.strip_prefix(self.config.prefix.as_str()))
+      .filter_map(|name| SessionKey::parse(name).ok())
+      .collect();
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn redaction_drops_credentials() {
+    assert_eq!(redact("redis://user:s3cret@host:6380/2"), "redis://host:6380/2");
+    assert_eq!(redact("redis://:s3cret@host"), "redis://host");
+    assert_eq!(redact("unix:///tmp/redis.sock"), "unix:///tmp/redis.sock");
+    let config = RedisConfig::new(RedisTarget::Cluster(vec!["redis://u:s3cret@h:1".into()]));
+    assert!(!format!("{config:?}").contains("s3cret"));
+    assert!(!format!("{:?}", RedisTier::open(config).unwrap()).contains("s3cret"));
+  }
+
+  #[test]
+  fn bad_urls_are_option_errors_without_the_secret() {
+    let err = RedisTier::open(RedisConfig::new(RedisTarget::Single("http://u:s3cret@h".into()))).unwrap_err();
+    assert_eq!(err.code(), "ERR_INVALID_OPTION");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+  }
+
+  #[test]
+  fn scan_patterns_escape_the_prefix() {
+    assert_eq!(glob_escape("wa:session:"), "wa:session:");
+    assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+  }
+}
