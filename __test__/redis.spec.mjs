@@ -209,3 +209,17 @@ test.serial('redis-server stopped while saves are in flight: coded errors, and n
   t.true(listed.length > 0, 'some saves landed before the stop')
   t.log(`${listed.length} stored before the stop, ${errors.length} reported`)
 })
+
+test('an ACL user limited to its key prefix works, and a prefix outside its grant is ERR_REDIS_AUTH', async (t) => {
+  const redis = await startRedis(t)
+  redis.cli('ACL', 'SETUSER', 'wwebjs', 'on', '>app-secret', '~wa:session:*', '+@all', '-@dangerous', '+scan', '+info')
+  const { zip } = await zipFor(t)
+  const url = `redis://wwebjs:app-secret@127.0.0.1:${redis.port}`
+  const store = new RustStore({ redis: { url }, saveErrors: 'reject' })
+  await store.save({ session: 'RemoteAuth-acl', path: zip })
+  t.deepEqual((await store.listSessions()).map((s) => s.session), ['RemoteAuth-acl'])
+  const outside = new RustStore({ redis: { url, prefix: 'other:' } })
+  const err = await t.throwsAsync(outside.sessionExists({ session: 'RemoteAuth-acl' }))
+  t.is(err.code, 'ERR_REDIS_AUTH', err.message)
+  t.false(err.message.includes('app-secret'))
+})
