@@ -26,6 +26,10 @@ export declare class RustStore {
   extract(args: ExtractArgs): Promise<StoredSession>
   /** Removes the session. Deleting a session that is not stored succeeds. */
   delete(args: SessionArgs): Promise<void>
+  /** Warms the primary from the backups (every session's newest good version), for a service start. */
+  restoreAll(args?: TransferArgs): Promise<TransferSummary>
+  /** Backs up every session of the primary. */
+  backupAll(args?: TransferArgs): Promise<TransferSummary>
   /** Every stored session with its sizes. */
   listSessions(): Promise<StoredSession[]>
 }
@@ -78,6 +82,10 @@ export interface RustStoreOptions {
   dir?: string
   /** Keep sessions in Redis instead of the embedded directory. */
   redis?: RedisOptions
+  /** Back sessions up to an S3-compatible bucket on every save. */
+  s3?: S3Options
+  /** `'none'`: no primary tier, S3 alone holds the sessions. Default: `redis` if given, else `dir`. */
+  primary?: 'none'
   /**
    * Profile directories to keep, relative to the profile root.
    * Default `["Default/IndexedDB", "Default/Local Storage"]`: what RemoteAuth restores a login from.
@@ -96,6 +104,31 @@ export interface RustStoreOptions {
   saveErrors?: 'report' | 'reject'
   /** Receives every error `save` reports instead of rejecting. Without it they go to stderr. */
   onError?: (err: Error & { code: string }) => void
+}
+
+/** An S3-compatible bucket: the backup behind `redis` or `dir`, or the only tier with `primary: 'none'`. */
+export interface S3Options {
+  /**
+   * Endpoint URL, e.g. `http://127.0.0.1:9000` (MinIO) or `https://<account>.r2.cloudflarestorage.com`.
+   * Omit for AWS S3.
+   */
+  endpoint?: string
+  /** Cloudflare R2 account id: sets `endpoint` to `https://<id>.r2.cloudflarestorage.com` and `region` to `auto`. */
+  r2AccountId?: string
+  /** Default `us-east-1` (`auto` with `r2AccountId`). */
+  region?: string
+  bucket: string
+  /** Key prefix. Default `whatsapp-sessions/`. */
+  prefix?: string
+  /** Path-style URLs (`endpoint/bucket/key`), which MinIO, Garage and most self-hosted servers want. Default false. */
+  forcePathStyle?: boolean
+  /** Explicit credentials; without them the standard AWS chain (environment, profile, …) is used. */
+  accessKeyId?: string
+  secretAccessKey?: string
+  /** Versions kept per session. Default 3. */
+  keepVersions?: number
+  /** Per-request time limit. Default 30000. */
+  timeoutMs?: number
 }
 
 /** `{ session }` as RemoteAuth passes it to `save`; `path` names the zip explicitly when given. */
@@ -122,4 +155,26 @@ export interface StoredSession {
   entries: number
   /** When it was saved, in ms since the Unix epoch. */
   savedAt: number
+}
+
+/** `{ concurrency }` for `restoreAll` / `backupAll`. */
+export interface TransferArgs {
+  /** Sessions copied at once. Default 16. */
+  concurrency?: number
+}
+
+export interface TransferFailure {
+  session: string
+  code: string
+  message: string
+}
+
+/** What `restoreAll` or `backupAll` did. */
+export interface TransferSummary {
+  sessions: number
+  copied: number
+  bytes: number
+  failed: number
+  /** `{ session, code, message }` of each failure. */
+  failures: Array<TransferFailure>
 }

@@ -120,3 +120,49 @@ export async function startCluster(t) {
   }
   throw new Error('the cluster did not reach cluster_state:ok')
 }
+
+/** moto's S3-compatible server (from PyPI) on a free loopback port. `bucket(name)` creates a bucket. */
+export async function startMoto(t) {
+  const port = await freePort()
+  const endpoint = `http://127.0.0.1:${port}`
+  const server = {
+    endpoint,
+    proc: null,
+    async start() {
+      this.proc = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
+      for (let i = 0; i < 400; i++) {
+        try {
+          if ((await fetch(`${endpoint}/`)).ok) return
+        } catch {}
+        await sleep(25)
+      }
+      throw new Error('moto_server did not start')
+    },
+    async stop() {
+      if (!this.proc || this.proc.exitCode !== null) return
+      const exited = new Promise((resolve) => this.proc.once('exit', resolve))
+      this.proc.kill('SIGTERM')
+      await exited
+    },
+    async bucket(name) {
+      const res = await fetch(`${endpoint}/${name}`, { method: 'PUT' })
+      if (!res.ok) throw new Error(`create bucket ${name}: ${res.status}`)
+      return name
+    },
+    /** Object keys in a bucket under a prefix (moto does not check signatures while it has no IAM users). */
+    async keys(bucket, prefix = '') {
+      const res = await fetch(`${endpoint}/${bucket}?list-type=2&prefix=${encodeURIComponent(prefix)}`)
+      const xml = await res.text()
+      return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]).sort()
+    },
+    async putObject(bucket, key, body) {
+      // moto wants an Authorization header on writes but checks no signature while it has no IAM users.
+      const headers = { authorization: 'AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0' }
+      const res = await fetch(`${endpoint}/${bucket}/${key}`, { method: 'PUT', body, headers })
+      if (!res.ok) throw new Error(`put ${key}: ${res.status}`)
+    },
+  }
+  await server.start()
+  t.teardown(() => server.stop())
+  return server
+}

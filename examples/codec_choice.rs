@@ -33,10 +33,7 @@ fn main() {
   println!("|---|---:|---|---:|---:|---:|---:|");
   for dir in std::env::args().skip(1) {
     let tar = tar_of_kept(Path::new(&dir));
-    let name = Path::new(&dir)
-      .file_name()
-      .map(|n| n.to_string_lossy().into_owned())
-      .unwrap_or_default();
+    let name = Path::new(&dir).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let row = |codec: &str, packed: Vec<u8>, c: Duration, d: Duration| {
       println!(
         "| {name} | {} KB | {codec} | {} KB | {:.1} % | {:.1} ms | {:.1} ms |",
@@ -55,9 +52,7 @@ fn main() {
       });
       let (plain, d) = best_of(|| {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
-          .read_to_end(&mut out)
-          .unwrap();
+        flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut out).unwrap();
         out
       });
       assert_eq!(plain, tar);

@@ -6,6 +6,11 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# moto's S3 server comes from PyPI.
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "installing moto[server] for the S3 test server" >&2
+  python3 -m pip install --quiet 'moto[server]'
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} for the test servers" >&2

@@ -14,8 +14,10 @@ use crate::archive::{self, PackOptions};
 use crate::error::StoreError;
 
 type Core<T> = std::result::Result<T, StoreError>;
+use crate::backup::Backups;
+use crate::store::Transfer;
 use crate::store::{SessionInfo, Store, StoreConfig};
-use crate::tier::{LocalDirTier, RedisConfig, RedisTarget, RedisTier, RedisTls, Tier};
+use crate::tier::{LocalDirTier, RedisConfig, RedisTarget, RedisTier, RedisTls, S3Config, S3Tier, Tier};
 
 /// Options for `new RustStore(options)`. Every field is optional.
 #[napi(object, object_to_js = false)]
@@ -29,6 +31,11 @@ pub struct RustStoreOptions<'a> {
   pub dir: Option<String>,
   /// Keep sessions in Redis instead of the embedded directory.
   pub redis: Option<RedisOptions>,
+  /// Back sessions up to an S3-compatible bucket on every save.
+  pub s3: Option<S3Options>,
+  /// `'none'`: no primary tier, S3 alone holds the sessions. Default: `redis` if given, else `dir`.
+  #[napi(ts_type = "'none'")]
+  pub primary: Option<String>,
   /// Profile directories to keep, relative to the profile root.
   /// Default `["Default/IndexedDB", "Default/Local Storage"]`: what RemoteAuth restores a login from.
   pub keep: Option<Vec<String>>,
@@ -74,6 +81,66 @@ pub struct RedisOptions {
   pub connect_timeout_ms: Option<f64>,
   /// Default 10000.
   pub command_timeout_ms: Option<f64>,
+}
+
+/// An S3-compatible bucket: the backup behind `redis` or `dir`, or the only tier with `primary: 'none'`.
+#[napi(object)]
+pub struct S3Options {
+  /// Endpoint URL, e.g. `http://127.0.0.1:9000` (MinIO) or `https://<account>.r2.cloudflarestorage.com`.
+  /// Omit for AWS S3.
+  pub endpoint: Option<String>,
+  /// Cloudflare R2 account id: sets `endpoint` to `https://<id>.r2.cloudflarestorage.com` and `region` to `auto`.
+  pub r2_account_id: Option<String>,
+  /// Default `us-east-1` (`auto` with `r2AccountId`).
+  pub region: Option<String>,
+  pub bucket: String,
+  /// Key prefix. Default `whatsapp-sessions/`.
+  pub prefix: Option<String>,
+  /// Path-style URLs (`endpoint/bucket/key`), which MinIO, Garage and most self-hosted servers want. Default false.
+  pub force_path_style: Option<bool>,
+  /// Explicit credentials; without them the standard AWS chain (environment, profile, …) is used.
+  pub access_key_id: Option<String>,
+  pub secret_access_key: Option<String>,
+  /// Versions kept per session. Default 3.
+  pub keep_versions: Option<f64>,
+  /// Per-request time limit. Default 30000.
+  pub timeout_ms: Option<f64>,
+}
+
+/// What `restoreAll` or `backupAll` did.
+#[napi(object)]
+pub struct TransferSummary {
+  pub sessions: u32,
+  pub copied: u32,
+  pub bytes: f64,
+  pub failed: u32,
+  /// `{ session, code, message }` of each failure.
+  pub failures: Vec<TransferFailure>,
+}
+
+#[napi(object)]
+pub struct TransferFailure {
+  pub session: String,
+  pub code: String,
+  pub message: String,
+}
+
+impl From<Transfer> for TransferSummary {
+  fn from(t: Transfer) -> Self {
+    let failures: Vec<TransferFailure> = t
+      .failures
+      .into_iter()
+      .map(|(key, err)| TransferFailure { session: key.to_string(), code: err.code().into(), message: err.to_string() })
+      .collect();
+    Self { sessions: t.sessions, copied: t.copied, bytes: t.bytes as f64, failed: failures.len() as u32, failures }
+  }
+}
+
+/// `{ concurrency }` for `restoreAll` / `backupAll`.
+#[napi(object)]
+pub struct TransferArgs {
+  /// Sessions copied at once. Default 16.
+  pub concurrency: Option<f64>,
 }
 
 /// `{ session }` as RemoteAuth passes it to `sessionExists` and `delete`.
@@ -197,19 +264,12 @@ fn redis_config(o: &RedisOptions) -> Core<RedisConfig> {
   let target = match (&o.url, &o.nodes) {
     (Some(url), None) => RedisTarget::Single(url.clone()),
     (None, Some(nodes)) => RedisTarget::Cluster(nodes.clone()),
-    _ => {
-      return Err(StoreError::InvalidOption {
-        name: "redis",
-        reason: "give exactly one of url and nodes".into(),
-      })
-    }
+    _ => return Err(StoreError::InvalidOption { name: "redis", reason: "give exactly one of url and nodes".into() }),
   };
   let mut config = RedisConfig::new(target);
   if let Some(tls) = &o.tls {
-    config.tls = RedisTls {
-      ca_file: tls.ca_file.as_deref().map(PathBuf::from),
-      insecure: tls.insecure.unwrap_or(false),
-    };
+    config.tls =
+      RedisTls { ca_file: tls.ca_file.as_deref().map(PathBuf::from), insecure: tls.insecure.unwrap_or(false) };
   }
   if let Some(prefix) = &o.prefix {
     config.prefix = prefix.clone();
@@ -251,16 +311,47 @@ fn pack_options(o: &RustStoreOptions) -> Core<PackOptions> {
   Ok(pack)
 }
 
+fn s3_config(o: &S3Options) -> Core<S3Config> {
+  let invalid = |name, reason: &str| StoreError::InvalidOption { name, reason: reason.into() };
+  let (endpoint, default_region) = match (&o.r2_account_id, &o.endpoint) {
+    (Some(_), Some(_)) => return Err(invalid("s3.r2AccountId", "give r2AccountId or endpoint, not both")),
+    (Some(id), None) => (Some(S3Config::r2_endpoint(id)), "auto"),
+    (None, endpoint) => (endpoint.clone(), "us-east-1"),
+  };
+  let credentials = match (&o.access_key_id, &o.secret_access_key) {
+    (Some(id), Some(secret)) => Some((id.clone(), secret.clone())),
+    (None, None) => None,
+    _ => return Err(invalid("s3.accessKeyId", "give both accessKeyId and secretAccessKey, or neither")),
+  };
+  Ok(S3Config {
+    endpoint,
+    region: o.region.clone().unwrap_or_else(|| default_region.into()),
+    bucket: o.bucket.clone(),
+    prefix: o.prefix.clone().unwrap_or_else(|| S3Config::DEFAULT_PREFIX.into()),
+    force_path_style: o.force_path_style.unwrap_or(false),
+    credentials,
+    timeout: Duration::from_millis(whole("s3.timeoutMs", o.timeout_ms, 1.0..=3_600_000.0)?.unwrap_or(30_000)),
+  })
+}
+
 fn build_store(o: &RustStoreOptions) -> Core<Store> {
-  let config = StoreConfig {
-    data_path: resolve_path(o.data_path.clone(), ".wwebjs_auth")?,
-    pack: pack_options(o)?,
+  let config = StoreConfig { data_path: resolve_path(o.data_path.clone(), ".wwebjs_auth")?, pack: pack_options(o)? };
+  let primary: Option<Arc<dyn Tier>> = match (o.primary.as_deref(), &o.redis) {
+    (Some("none"), _) => None,
+    (Some(other), _) => {
+      return Err(StoreError::InvalidOption { name: "primary", reason: format!("{other:?} is not 'none'") });
+    }
+    (None, Some(redis)) => Some(Arc::new(RedisTier::open(redis_config(redis)?)?)),
+    (None, None) => Some(Arc::new(LocalDirTier::open(resolve_path(o.dir.clone(), ".wwebjs_store")?)?)),
   };
-  let tier: Arc<dyn Tier> = match &o.redis {
-    Some(redis) => Arc::new(RedisTier::open(redis_config(redis)?)?),
-    None => Arc::new(LocalDirTier::open(resolve_path(o.dir.clone(), ".wwebjs_store")?)?),
+  let backups = match &o.s3 {
+    Some(s3) => {
+      let keep = whole("s3.keepVersions", s3.keep_versions, 1.0..=1000.0)?.unwrap_or(3) as usize;
+      Some(Backups::new(Arc::new(S3Tier::open(s3_config(s3)?)?), keep))
+    }
+    None => None,
   };
-  Ok(Store::new(tier, config))
+  Store::new(primary, backups, config)
 }
 
 fn reject_save_errors(o: &RustStoreOptions) -> Core<bool> {
@@ -269,10 +360,7 @@ fn reject_save_errors(o: &RustStoreOptions) -> Core<bool> {
     Some("reject") => Ok(true),
     Some(other) => {
       let reason = format!("{other:?} is neither 'report' nor 'reject'");
-      Err(StoreError::InvalidOption {
-        name: "saveErrors",
-        reason,
-      })
+      Err(StoreError::InvalidOption { name: "saveErrors", reason })
     }
   }
 }
@@ -291,10 +379,7 @@ impl RustStore {
   pub fn new(env: &Env, options: Option<Unknown>) -> Result<Self> {
     let options = match options {
       Some(value) if !matches!(value.get_type()?, ValueType::Undefined | ValueType::Null) => {
-        let bad = |reason| StoreError::InvalidOption {
-          name: "options",
-          reason,
-        };
+        let bad = |reason| StoreError::InvalidOption { name: "options", reason };
         from_js::<RustStoreOptions>(env, Some(value), bad).map_err(|e| js_error(env, &e))?
       }
       _ => RustStoreOptions::default(),
@@ -309,20 +394,10 @@ impl RustStore {
       }
       Some(_) => {
         let reason = "must be a function".to_string();
-        return Err(js_error(
-          env,
-          &StoreError::InvalidOption {
-            name: "onError",
-            reason,
-          },
-        ));
+        return Err(js_error(env, &StoreError::InvalidOption { name: "onError", reason }));
       }
     };
-    Ok(Self {
-      store: Arc::new(store),
-      reject_save_errors,
-      on_error,
-    })
+    Ok(Self { store: Arc::new(store), reject_save_errors, on_error })
   }
 
   /// True when the session is stored. Rejects (never answers false) when the store cannot be asked,
@@ -344,7 +419,13 @@ impl RustStore {
       store.save(&args.session, args.path.as_deref().map(Path::new)).await
     };
     env.spawn_future_with_callback(async move { Ok(work.await) }, move |env, done| match done {
-      Ok(info) => Ok(Some(StoredSession::from(info))),
+      Ok(saved) => {
+        // The primary has it: the save succeeded. A backup that failed is reported, never thrown.
+        if let Some(err) = &saved.backup_error {
+          report(env, on_error.as_deref(), err);
+        }
+        Ok(Some(StoredSession::from(saved.info)))
+      }
       Err(err) if reject => Err(js_error(env, &err)),
       Err(err) => {
         report(env, on_error.as_deref(), &err);
@@ -371,14 +452,37 @@ impl RustStore {
     promise(env, async move { store.delete(&args?.session).await }, |v| v)
   }
 
+  /// Warms the primary from the backups (every session's newest good version), for a service start.
+  #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
+  pub fn restore_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
+    let (store, concurrency) = (self.store.clone(), concurrency(env, args));
+    promise(env, async move { store.restore_all(concurrency?).await }, TransferSummary::from)
+  }
+
+  /// Backs up every session of the primary.
+  #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
+  pub fn backup_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
+    let (store, concurrency) = (self.store.clone(), concurrency(env, args));
+    promise(env, async move { store.backup_all(concurrency?).await }, TransferSummary::from)
+  }
+
   /// Every stored session with its sizes.
   #[napi(ts_return_type = "Promise<StoredSession[]>")]
   pub fn list_sessions<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<StoredSession>>> {
     let store = self.store.clone();
-    promise(env, async move { store.list().await }, |v| {
-      v.into_iter().map(StoredSession::from).collect()
-    })
+    promise(env, async move { store.list().await }, |v| v.into_iter().map(StoredSession::from).collect())
   }
+}
+
+fn concurrency(env: &Env, args: Option<Unknown>) -> Core<usize> {
+  let args = match args {
+    Some(value) if !matches!(value.get_type(), Ok(ValueType::Undefined | ValueType::Null)) => {
+      read_args::<TransferArgs>(env, Some(value))?
+    }
+    _ => TransferArgs { concurrency: None },
+  };
+  let bad = |e: StoreError| StoreError::InvalidArgument(e.to_string());
+  Ok(whole("concurrency", args.concurrency, 1.0..=1024.0).map_err(bad)?.unwrap_or(16) as usize)
 }
 
 /// Hands a save failure to `onError`, or to stderr: never a rejection nobody catches.

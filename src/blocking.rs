@@ -3,7 +3,5 @@
 use crate::error::{Result, StoreError};
 
 pub async fn run<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-  tokio::task::spawn_blocking(f)
-    .await
-    .map_err(|e| StoreError::Internal(format!("worker task failed: {e}")))?
+  tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Internal(format!("worker task failed: {e}")))?
 }

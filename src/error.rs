@@ -36,11 +36,7 @@ pub enum StoreError {
   #[error("internal error: {0}")]
   Internal(String),
   #[error("{op} {path}: {source}")]
-  Io {
-    op: &'static str,
-    path: PathBuf,
-    source: std::io::Error,
-  },
+  Io { op: &'static str, path: PathBuf, source: std::io::Error },
 }
 
 impl StoreError {

@@ -2,6 +2,7 @@
 //! only place that knows about Node.
 
 pub mod archive;
+pub mod backup;
 pub mod error;
 pub mod session;
 pub mod store;

@@ -14,12 +14,7 @@ pub struct SessionKey(String);
 
 impl SessionKey {
   pub fn parse(name: &str) -> Result<Self> {
-    let reject = |reason| {
-      Err(StoreError::SessionName {
-        name: name.chars().take(64).collect(),
-        reason,
-      })
-    };
+    let reject = |reason| Err(StoreError::SessionName { name: name.chars().take(64).collect(), reason });
     if name.is_empty() {
       return reject("it is empty");
     }
@@ -35,10 +30,7 @@ impl SessionKey {
     if name.starts_with('.') {
       return reject("it starts with a dot");
     }
-    if !name
-      .bytes()
-      .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
       return reject("only ASCII letters, digits, '-', '_' and '.' are allowed");
     }
     Ok(Self(name.to_owned()))
@@ -74,16 +66,10 @@ impl SessionArg {
   pub fn parse(session: &str) -> Result<Self> {
     let path = Path::new(session);
     if !path.is_absolute() {
-      return Ok(Self {
-        key: SessionKey::parse(session)?,
-        absolute_stem: None,
-      });
+      return Ok(Self { key: SessionKey::parse(session)?, absolute_stem: None });
     }
     let base = path.file_name().and_then(|s| s.to_str()).unwrap_or("");
-    Ok(Self {
-      key: SessionKey::parse(base)?,
-      absolute_stem: Some(path.to_path_buf()),
-    })
+    Ok(Self { key: SessionKey::parse(base)?, absolute_stem: Some(path.to_path_buf()) })
   }
 }
 
@@ -120,11 +106,7 @@ pub fn locate_zip(arg: &SessionArg, candidates: &[PathBuf]) -> Result<PathBuf> {
   }
   best.map(|(_, p)| p.clone()).ok_or_else(|| StoreError::ZipNotFound {
     session: arg.key.to_string(),
-    looked: candidates
-      .iter()
-      .map(|p| p.display().to_string())
-      .collect::<Vec<_>>()
-      .join(", "),
+    looked: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
   })
 }
 
@@ -142,20 +124,7 @@ mod tests {
   #[test]
   fn rejects_names_that_could_escape() {
     let long = "a".repeat(201);
-    for name in [
-      "",
-      "..",
-      ".",
-      ".hidden",
-      "a/b",
-      "a\\b",
-      "../x",
-      "a\0b",
-      "a:b",
-      "a b",
-      "ü",
-      long.as_str(),
-    ] {
+    for name in ["", "..", ".", ".hidden", "a/b", "a\\b", "../x", "a\0b", "a:b", "a b", "ü", long.as_str()] {
       let err = SessionKey::parse(name).unwrap_err();
       assert_eq!(err.code(), "ERR_SESSION_NAME", "{name:?}");
     }
@@ -174,14 +143,8 @@ mod tests {
 
   #[test]
   fn relative_session_with_separator_is_refused() {
-    assert_eq!(
-      SessionArg::parse("../RemoteAuth").unwrap_err().code(),
-      "ERR_SESSION_NAME"
-    );
-    assert_eq!(
-      SessionArg::parse("a/RemoteAuth").unwrap_err().code(),
-      "ERR_SESSION_NAME"
-    );
+    assert_eq!(SessionArg::parse("../RemoteAuth").unwrap_err().code(), "ERR_SESSION_NAME");
+    assert_eq!(SessionArg::parse("a/RemoteAuth").unwrap_err().code(), "ERR_SESSION_NAME");
   }
 
   #[test]
@@ -199,12 +162,7 @@ mod tests {
     assert_eq!(locate_zip(&arg, &c).unwrap(), c[1]);
     std::fs::write(&c[0], b"stale").unwrap();
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    std::fs::File::options()
-      .write(true)
-      .open(&c[0])
-      .unwrap()
-      .set_modified(old)
-      .unwrap();
+    std::fs::File::options().write(true).open(&c[0]).unwrap().set_modified(old).unwrap();
     assert_eq!(locate_zip(&arg, &c).unwrap(), c[1], "the stale cwd zip must not win");
   }
 }

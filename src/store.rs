@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 use crate::archive::{self, Header, PackOptions};
+use crate::backup::Backups;
 use crate::blocking;
 use crate::error::{Result, StoreError};
 use crate::fsutil::atomic_write;
@@ -28,7 +29,8 @@ pub struct SessionInfo {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-  primary: Arc<dyn Tier>,
+  primary: Option<Arc<dyn Tier>>,
+  backups: Option<Backups>,
   config: Arc<StoreConfig>,
   save_locks: Arc<KeyLocks>,
 }
@@ -55,23 +57,49 @@ pub(crate) fn cwd() -> Result<PathBuf> {
   std::env::current_dir().map_err(StoreError::io("read current directory", "."))
 }
 
+/// A save that reached the primary; `backup_error` says the backup tier did not take it this time.
+#[derive(Debug)]
+pub struct Saved {
+  pub info: SessionInfo,
+  pub backup_error: Option<StoreError>,
+}
+
+/// What `restore_all` / `backup_all` did.
+#[derive(Debug, Default)]
+pub struct Transfer {
+  pub sessions: u32,
+  pub copied: u32,
+  pub bytes: u64,
+  pub failures: Vec<(SessionKey, StoreError)>,
+}
+
 impl Store {
-  pub fn new(primary: Arc<dyn Tier>, config: StoreConfig) -> Self {
-    Self {
-      primary,
-      config: Arc::new(config),
-      save_locks: Arc::default(),
+  /// A store over a primary tier, a backup tier, or both (never neither).
+  pub fn new(primary: Option<Arc<dyn Tier>>, backups: Option<Backups>, config: StoreConfig) -> Result<Self> {
+    if primary.is_none() && backups.is_none() {
+      return Err(StoreError::InvalidOption { name: "tiers", reason: "a store needs at least one tier".into() });
+    }
+    Ok(Self { primary, backups, config: Arc::new(config), save_locks: Arc::default() })
+  }
+
+  /// True if any tier has the session. A tier that cannot be asked is an error, never `false`.
+  pub async fn session_exists(&self, session: &str) -> Result<bool> {
+    let key = SessionArg::parse(session)?.key;
+    if let Some(primary) = &self.primary {
+      if primary.exists(&key).await? {
+        return Ok(true);
+      }
+    }
+    match &self.backups {
+      Some(backups) => backups.exists(&key).await,
+      None => Ok(false),
     }
   }
 
-  pub async fn session_exists(&self, session: &str) -> Result<bool> {
-    let arg = SessionArg::parse(session)?;
-    self.primary.exists(&arg.key).await
-  }
-
   /// Packs the zip RemoteAuth wrote (found from `zip`, an absolute `session`, the cwd or the data path)
-  /// and replaces the stored session only once the new archive is complete.
-  pub async fn save(&self, session: &str, zip: Option<&Path>) -> Result<SessionInfo> {
+  /// and replaces the stored session only once the new archive is complete. Done once the primary has it;
+  /// a backup that fails is returned in `backup_error` (with no primary, it fails the save).
+  pub async fn save(&self, session: &str, zip: Option<&Path>) -> Result<Saved> {
     let arg = SessionArg::parse(session)?;
     let candidates = zip_candidates(&arg, zip, &cwd()?, &self.config.data_path);
     let key = arg.key.clone();
@@ -83,26 +111,51 @@ impl Store {
       let packed = pack_file(&path, &config.pack)?;
       // Never store more than the zip: the fast default loses to deflate on some data; a strong level wins.
       if packed.header.stored_bytes() > packed.header.source_bytes && config.pack.level < archive::STRONG_LEVEL {
-        let strong = pack_file(
-          &path,
-          &PackOptions {
-            level: archive::STRONG_LEVEL,
-            ..config.pack.clone()
-          },
-        )?;
-        return Ok(if strong.bytes.len() < packed.bytes.len() {
-          strong
-        } else {
-          packed
-        });
+        let strong = pack_file(&path, &PackOptions { level: archive::STRONG_LEVEL, ..config.pack.clone() })?;
+        return Ok(if strong.bytes.len() < packed.bytes.len() { strong } else { packed });
       }
       Ok(packed)
     })
     .await?;
-    self.primary.put(&key, packed.bytes).await?;
-    Ok(SessionInfo {
-      key,
-      header: packed.header,
+    let info = SessionInfo { key: key.clone(), header: packed.header.clone() };
+    let Some(primary) = &self.primary else {
+      let backups = self.backups.as_ref().expect("a store has a tier");
+      backups.write(&key, &packed.bytes, packed.header.created_ms).await?;
+      return Ok(Saved { info, backup_error: None });
+    };
+    let backup_copy = self.backups.as_ref().map(|_| packed.bytes.clone());
+    primary.put(&key, packed.bytes).await?;
+    let backup_error = match (&self.backups, backup_copy) {
+      (Some(backups), Some(bytes)) => backups.write(&key, &bytes, packed.header.created_ms).await.err(),
+      _ => None,
+    };
+    Ok(Saved { info, backup_error })
+  }
+
+  /// The session's archive: the primary's if its checksum holds, else the newest good backup, which is then
+  /// written back to the primary (best effort: the restore does not wait on a primary that refuses it).
+  async fn fetch(&self, key: &SessionKey) -> Result<Vec<u8>> {
+    let mut damaged = false;
+    if let Some(primary) = &self.primary {
+      match primary.get(key).await? {
+        Some(bytes) if archive::open(&bytes).is_ok() => return Ok(bytes),
+        Some(_) => damaged = true,
+        None => {}
+      }
+    }
+    if let Some(backups) = &self.backups {
+      if let Some(bytes) = backups.newest_good(key).await? {
+        if let Some(primary) = &self.primary {
+          let _ = primary.put(key, bytes.clone()).await;
+        }
+        return Ok(bytes);
+      }
+    }
+    Err(match damaged {
+      true => {
+        StoreError::ArchiveCorrupt(format!("the stored copy of {key} fails its checksum and no backup has a good one"))
+      }
+      false => StoreError::SessionNotFound(key.to_string()),
     })
   }
 
@@ -110,27 +163,42 @@ impl Store {
   /// after its checksum holds. Creates the parent directory: on a fresh machine RemoteAuth's dataPath may not exist.
   pub async fn extract(&self, session: &str, path: &Path) -> Result<SessionInfo> {
     let key = SessionArg::parse(session)?.key;
-    let bytes = self
-      .primary
-      .get(&key)
-      .await?
-      .ok_or_else(|| StoreError::SessionNotFound(key.to_string()))?;
+    let bytes = self.fetch(&key).await?;
     let target = cwd()?.join(path);
     let header = blocking::run(move || write_zip_file(&bytes, &target)).await?;
     Ok(SessionInfo { key, header })
   }
 
+  /// Removes the session from every tier (each is tried; the first failure is returned).
   pub async fn delete(&self, session: &str) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
-    self.primary.delete(&key).await
+    let primary = match &self.primary {
+      Some(primary) => primary.delete(&key).await,
+      None => Ok(()),
+    };
+    let backups = match &self.backups {
+      Some(backups) => backups.delete(&key).await,
+      None => Ok(()),
+    };
+    primary.and(backups)
   }
 
+  /// The sessions of the primary (of the backups when there is no primary), with their headers.
   pub async fn list(&self) -> Result<Vec<SessionInfo>> {
     let mut out = Vec::new();
-    for key in self.primary.list().await? {
+    let Some(primary) = &self.primary else {
+      let backups = self.backups.as_ref().expect("a store has a tier");
+      for key in backups.sessions().await? {
+        if let Some(bytes) = backups.newest_good(&key).await? {
+          out.push(SessionInfo { header: archive::peek(&bytes)?, key });
+        }
+      }
+      return Ok(out);
+    };
+    for key in primary.list().await? {
       // A session deleted between list and head is simply skipped.
       // A header that does not parse is left out rather than failing the whole listing (extract reports it).
-      let Some(head) = self.primary.head(&key, archive::HEADER_LEN).await? else {
+      let Some(head) = primary.head(&key, archive::HEADER_LEN).await? else {
         continue;
       };
       if let Ok(header) = archive::peek(&head) {
@@ -139,6 +207,64 @@ impl Store {
     }
     Ok(out)
   }
+
+  fn both(&self) -> Result<(&Arc<dyn Tier>, &Backups)> {
+    match (&self.primary, &self.backups) {
+      (Some(primary), Some(backups)) => Ok((primary, backups)),
+      _ => Err(StoreError::InvalidOption { name: "s3", reason: "this needs both a primary and a backup tier".into() }),
+    }
+  }
+
+  /// Warms the primary from the backups: the newest good version of every backed-up session.
+  pub async fn restore_all(&self, concurrency: usize) -> Result<Transfer> {
+    let (primary, backups) = self.both()?;
+    let keys = backups.sessions().await?;
+    transfer(keys, concurrency, |key| async move {
+      let bytes = backups.newest_good(&key).await?.ok_or_else(|| StoreError::SessionNotFound(key.to_string()))?;
+      let len = bytes.len() as u64;
+      primary.put(&key, bytes).await?;
+      Ok(len)
+    })
+    .await
+  }
+
+  /// Backs up every session of the primary.
+  pub async fn backup_all(&self, concurrency: usize) -> Result<Transfer> {
+    let (primary, backups) = self.both()?;
+    let keys = primary.list().await?;
+    transfer(keys, concurrency, |key| async move {
+      let bytes = primary.get(&key).await?.ok_or_else(|| StoreError::SessionNotFound(key.to_string()))?;
+      let (header, _) = archive::open(&bytes)?;
+      backups.write(&key, &bytes, header.created_ms).await?;
+      Ok(bytes.len() as u64)
+    })
+    .await
+  }
+}
+
+/// Runs `copy` over `keys`, at most `concurrency` at a time, and sums up what happened.
+async fn transfer<F, Fut>(keys: Vec<SessionKey>, concurrency: usize, copy: F) -> Result<Transfer>
+where
+  F: Fn(SessionKey) -> Fut,
+  Fut: std::future::Future<Output = Result<u64>>,
+{
+  use futures::stream::{self, StreamExt};
+  let mut summary = Transfer { sessions: keys.len() as u32, ..Transfer::default() };
+  let mut results = stream::iter(keys).map(|key| {
+    let done = copy(key.clone());
+    async move { (key, done.await) }
+  });
+  let mut results = results.by_ref().buffer_unordered(concurrency.max(1));
+  while let Some((key, done)) = results.next().await {
+    match done {
+      Ok(bytes) => {
+        summary.copied += 1;
+        summary.bytes += bytes;
+      }
+      Err(err) => summary.failures.push((key, err)),
+    }
+  }
+  Ok(summary)
 }
 
 fn pack_file(path: &Path, opts: &PackOptions) -> Result<archive::Packed> {
@@ -151,9 +277,7 @@ fn write_zip_file(bytes: &[u8], target: &Path) -> Result<Header> {
   if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
     std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
   }
-  atomic_write(target, |file| {
-    archive::write_zip(bytes, std::io::BufWriter::new(file), target)
-  })
+  atomic_write(target, |file| archive::write_zip(bytes, std::io::BufWriter::new(file), target))
 }
 
 #[cfg(test)]
@@ -173,26 +297,14 @@ mod tests {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let tier = LocalDirTier::open(root.join("store")).unwrap();
-    let config = StoreConfig {
-      data_path: root.join("auth"),
-      pack: PackOptions::default(),
-    };
+    let config = StoreConfig { data_path: root.join("auth"), pack: PackOptions::default() };
     std::fs::create_dir_all(&config.data_path).unwrap();
-    Fixture {
-      _dir: dir,
-      root,
-      store: Store::new(Arc::new(tier), config),
-    }
+    Fixture { _dir: dir, root, store: Store::new(Some(Arc::new(tier)), None, config).unwrap() }
   }
 
   fn write_session_zip(path: &Path, body: &[u8]) {
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    zip
-      .start_file(
-        "Default/IndexedDB/db/000003.log",
-        zip::write::SimpleFileOptions::default(),
-      )
-      .unwrap();
+    zip.start_file("Default/IndexedDB/db/000003.log", zip::write::SimpleFileOptions::default()).unwrap();
     zip.write_all(body).unwrap();
     zip.finish().unwrap();
   }
@@ -209,7 +321,7 @@ mod tests {
     let f = fixture();
     write_session_zip(&f.root.join("auth/RemoteAuth-a.zip"), b"login v1");
     assert!(!f.store.session_exists("RemoteAuth-a").await.unwrap());
-    let saved = f.store.save("RemoteAuth-a", None).await.unwrap();
+    let saved = f.store.save("RemoteAuth-a", None).await.unwrap().info;
     assert_eq!(saved.header.files_bytes, 8);
     assert!(f.store.session_exists("RemoteAuth-a").await.unwrap());
 
@@ -221,10 +333,7 @@ mod tests {
     f.store.delete("RemoteAuth-a").await.unwrap();
     f.store.delete("RemoteAuth-a").await.unwrap();
     assert!(!f.store.session_exists("RemoteAuth-a").await.unwrap());
-    assert_eq!(
-      f.store.extract("RemoteAuth-a", &out).await.unwrap_err().code(),
-      "ERR_SESSION_NOT_FOUND"
-    );
+    assert_eq!(f.store.extract("RemoteAuth-a", &out).await.unwrap_err().code(), "ERR_SESSION_NOT_FOUND");
   }
 
   #[tokio::test]
@@ -232,7 +341,7 @@ mod tests {
     let f = fixture();
     let stem = f.root.join("auth/RemoteAuth-b");
     write_session_zip(&f.root.join("auth/RemoteAuth-b.zip"), b"abs");
-    let saved = f.store.save(stem.to_str().unwrap(), None).await.unwrap();
+    let saved = f.store.save(stem.to_str().unwrap(), None).await.unwrap().info;
     assert_eq!(saved.key.as_str(), "RemoteAuth-b");
     assert!(f.store.session_exists("RemoteAuth-b").await.unwrap());
   }
@@ -244,10 +353,7 @@ mod tests {
     write_session_zip(&zip, b"good");
     f.store.save("RemoteAuth-c", None).await.unwrap();
     std::fs::write(&zip, b"garbage").unwrap();
-    assert_eq!(
-      f.store.save("RemoteAuth-c", None).await.unwrap_err().code(),
-      "ERR_ZIP_INVALID"
-    );
+    assert_eq!(f.store.save("RemoteAuth-c", None).await.unwrap_err().code(), "ERR_ZIP_INVALID");
     let out = f.root.join("out.zip");
     f.store.extract("RemoteAuth-c", &out).await.unwrap();
     assert_eq!(read_only_entry(&out), b"good");
@@ -266,20 +372,9 @@ mod tests {
     let out = f.root.join("out/RemoteAuth-d.zip");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, b"previous").unwrap();
-    assert_eq!(
-      f.store.extract("RemoteAuth-d", &out).await.unwrap_err().code(),
-      "ERR_ARCHIVE_CORRUPT"
-    );
-    assert_eq!(
-      std::fs::read(&out).unwrap(),
-      b"previous",
-      "the file at path is untouched"
-    );
-    assert_eq!(
-      std::fs::read_dir(out.parent().unwrap()).unwrap().count(),
-      1,
-      "no temp file left"
-    );
+    assert_eq!(f.store.extract("RemoteAuth-d", &out).await.unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous", "the file at path is untouched");
+    assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 1, "no temp file left");
   }
 
   #[test]
@@ -299,26 +394,15 @@ mod tests {
     let f = fixture();
     let zip = crate::archive::tests::zip_that_beats_fast_zstd();
     std::fs::write(f.root.join("auth/RemoteAuth-r.zip"), &zip).unwrap();
-    let saved = f.store.save("RemoteAuth-r", None).await.unwrap();
-    assert!(
-      saved.header.stored_bytes() <= zip.len() as u64,
-      "{} > {}",
-      saved.header.stored_bytes(),
-      zip.len()
-    );
+    let saved = f.store.save("RemoteAuth-r", None).await.unwrap().info;
+    assert!(saved.header.stored_bytes() <= zip.len() as u64, "{} > {}", saved.header.stored_bytes(), zip.len());
   }
 
   #[tokio::test]
   async fn missing_zip_and_bad_names_are_coded() {
     let f = fixture();
-    assert_eq!(
-      f.store.save("RemoteAuth-none", None).await.unwrap_err().code(),
-      "ERR_ZIP_NOT_FOUND"
-    );
-    assert_eq!(
-      f.store.save("../evil", None).await.unwrap_err().code(),
-      "ERR_SESSION_NAME"
-    );
+    assert_eq!(f.store.save("RemoteAuth-none", None).await.unwrap_err().code(), "ERR_ZIP_NOT_FOUND");
+    assert_eq!(f.store.save("../evil", None).await.unwrap_err().code(), "ERR_SESSION_NAME");
     assert_eq!(f.store.session_exists("").await.unwrap_err().code(), "ERR_SESSION_NAME");
   }
 }

@@ -12,12 +12,7 @@ pub struct EntryPath {
 
 impl EntryPath {
   pub fn parse(raw: &str) -> Result<Self> {
-    let refuse = |reason| {
-      Err(StoreError::UnsafeEntry {
-        name: raw.chars().take(200).collect(),
-        reason,
-      })
-    };
+    let refuse = |reason| Err(StoreError::UnsafeEntry { name: raw.chars().take(200).collect(), reason });
     if raw.contains('\0') {
       return refuse("contains a NUL byte");
     }
@@ -40,10 +35,7 @@ impl EntryPath {
         _ => {}
       }
     }
-    Ok(Self {
-      path: path.to_owned(),
-      is_dir,
-    })
+    Ok(Self { path: path.to_owned(), is_dir })
   }
 
   /// Kept when it lies inside a kept directory, or is a directory on the way to one.
@@ -64,20 +56,14 @@ pub fn default_keep() -> Vec<String> {
 /// Validates a keep-list given by a user: each item a safe relative directory.
 pub fn parse_keep(items: &[String]) -> Result<Vec<String>> {
   if items.is_empty() {
-    return Err(StoreError::InvalidOption {
-      name: "keep",
-      reason: "must name at least one directory".into(),
-    });
+    return Err(StoreError::InvalidOption { name: "keep", reason: "must name at least one directory".into() });
   }
   items
     .iter()
     .map(|item| {
       EntryPath::parse(item)
         .map(|e| e.path)
-        .map_err(|e| StoreError::InvalidOption {
-          name: "keep",
-          reason: e.to_string(),
-        })
+        .map_err(|e| StoreError::InvalidOption { name: "keep", reason: e.to_string() })
     })
     .collect()
 }
@@ -88,24 +74,8 @@ mod tests {
 
   #[test]
   fn refuses_escaping_names() {
-    for raw in [
-      "../x",
-      "a/../../x",
-      "/etc/passwd",
-      "a\\..\\x",
-      "a//b",
-      "./a",
-      "a/./b",
-      "C:/x",
-      "a\0b",
-      "",
-      "/",
-    ] {
-      assert_eq!(
-        EntryPath::parse(raw).unwrap_err().code(),
-        "ERR_ARCHIVE_ENTRY",
-        "{raw:?}"
-      );
+    for raw in ["../x", "a/../../x", "/etc/passwd", "a\\..\\x", "a//b", "./a", "a/./b", "C:/x", "a\0b", "", "/"] {
+      assert_eq!(EntryPath::parse(raw).unwrap_err().code(), "ERR_ARCHIVE_ENTRY", "{raw:?}");
     }
   }
 
@@ -115,9 +85,7 @@ mod tests {
     let kept = |raw: &str| EntryPath::parse(raw).unwrap().is_kept(&keep);
     assert!(kept("Default/"));
     assert!(kept("Default/IndexedDB/"));
-    assert!(kept(
-      "Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log"
-    ));
+    assert!(kept("Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log"));
     assert!(kept("Default/Local Storage/leveldb/CURRENT"));
     assert!(!kept("Default"), "a file named like an ancestor directory is not kept");
     assert!(!kept("Default/IndexedDBx/a"));
@@ -128,10 +96,7 @@ mod tests {
 
   #[test]
   fn keep_list_is_validated() {
-    assert_eq!(
-      parse_keep(&["Default/IndexedDB/".into()]).unwrap(),
-      vec!["Default/IndexedDB".to_string()]
-    );
+    assert_eq!(parse_keep(&["Default/IndexedDB/".into()]).unwrap(), vec!["Default/IndexedDB".to_string()]);
     assert_eq!(parse_keep(&["../x".into()]).unwrap_err().code(), "ERR_INVALID_OPTION");
     assert_eq!(parse_keep(&[]).unwrap_err().code(), "ERR_INVALID_OPTION");
   }

@@ -35,11 +35,7 @@ pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions
   let mut zip = zip::ZipArchive::new(reader).map_err(zip_err)?;
   let limits = opts.limits;
   if zip.len() as u64 > u64::from(limits.max_entries) {
-    return Err(StoreError::ArchiveLimit(format!(
-      "{} entries, limit {}",
-      zip.len(),
-      limits.max_entries
-    )));
+    return Err(StoreError::ArchiveLimit(format!("{} entries, limit {}", zip.len(), limits.max_entries)));
   }
   // The header's bytes are reserved up front and filled in last, so the payload is never copied.
   let encoder = zstd::Encoder::new(vec![0u8; HEADER_LEN], opts.level).map_err(zip_err)?;
@@ -55,35 +51,23 @@ pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions
     }
     let kind = file.unix_mode().map(|m| m & S_IFMT).filter(|&t| t != 0);
     if file.is_symlink() || kind.is_some_and(|t| t != S_IFREG && t != S_IFDIR) {
-      return Err(StoreError::UnsafeEntry {
-        name: entry.path,
-        reason: "is a link or special file",
-      });
+      return Err(StoreError::UnsafeEntry { name: entry.path, reason: "is a link or special file" });
     }
     if file.encrypted() {
       return Err(StoreError::ZipInvalid(format!("{} is encrypted", entry.path)));
     }
     if !seen.insert(entry.path.clone()) {
-      return Err(StoreError::UnsafeEntry {
-        name: entry.path,
-        reason: "appears twice",
-      });
+      return Err(StoreError::UnsafeEntry { name: entry.path, reason: "appears twice" });
     }
     let is_dir = entry.is_dir || file.is_dir();
     let mut header = tar::Header::new_gnu();
     // Permission bits only: setuid, setgid and sticky never travel.
-    header.set_mode(
-      file
-        .unix_mode()
-        .map_or(if is_dir { 0o700 } else { 0o600 }, |m| m & 0o777),
-    );
+    header.set_mode(file.unix_mode().map_or(if is_dir { 0o700 } else { 0o600 }, |m| m & 0o777));
     header.set_mtime(dos_to_unix(file.last_modified()));
     if is_dir {
       header.set_entry_type(tar::EntryType::Directory);
       header.set_size(0);
-      tar
-        .append_data(&mut header, format!("{}/", entry.path), io::empty())
-        .map_err(zip_err)?;
+      tar.append_data(&mut header, format!("{}/", entry.path), io::empty()).map_err(zip_err)?;
     } else {
       let size = file.size();
       files_bytes = files_bytes.saturating_add(size);
@@ -96,16 +80,10 @@ pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions
       header.set_entry_type(tar::EntryType::Regular);
       header.set_size(size);
       // One byte past the declared size is let through so that a longer stream shows up in the count.
-      let mut data = Counted {
-        inner: (&mut file).take(size.saturating_add(1)),
-        count: 0,
-      };
+      let mut data = Counted { inner: (&mut file).take(size.saturating_add(1)), count: 0 };
       tar.append_data(&mut header, &entry.path, &mut data).map_err(zip_err)?;
       if data.count != size {
-        return Err(StoreError::ZipInvalid(format!(
-          "{} declares {size} bytes but holds {}",
-          entry.path, data.count
-        )));
+        return Err(StoreError::ZipInvalid(format!("{} declares {size} bytes but holds {}", entry.path, data.count)));
       }
       files += 1;
     }

@@ -79,10 +79,7 @@ fn corrupt<T>(why: impl Into<String>) -> Result<T> {
 /// Reads only the header fields (no hash check): for listings that must not fetch whole blobs.
 pub fn peek(bytes: &[u8]) -> Result<Header> {
   if bytes.len() < FIELDS_LEN {
-    return corrupt(format!(
-      "{} bytes is shorter than the {HEADER_LEN}-byte header",
-      bytes.len()
-    ));
+    return corrupt(format!("{} bytes is shorter than the {HEADER_LEN}-byte header", bytes.len()));
   }
   if bytes[0..4] != MAGIC {
     return corrupt("it does not start with the WWRS magic");
@@ -109,10 +106,7 @@ pub fn peek(bytes: &[u8]) -> Result<Header> {
 /// then the fields; returns the header and the payload.
 pub fn open(bytes: &[u8]) -> Result<(Header, &[u8])> {
   if bytes.len() < HEADER_LEN {
-    return corrupt(format!(
-      "{} bytes is shorter than the {HEADER_LEN}-byte header",
-      bytes.len()
-    ));
+    return corrupt(format!("{} bytes is shorter than the {HEADER_LEN}-byte header", bytes.len()));
   }
   let (head, payload) = bytes.split_at(HEADER_LEN);
   let (fields, digest) = head.split_at(FIELDS_LEN);
@@ -121,11 +115,7 @@ pub fn open(bytes: &[u8]) -> Result<(Header, &[u8])> {
   }
   let header = peek(bytes)?;
   if header.payload_len != payload.len() as u64 {
-    return corrupt(format!(
-      "payload should be {} bytes, is {}",
-      header.payload_len,
-      payload.len()
-    ));
+    return corrupt(format!("payload should be {} bytes, is {}", header.payload_len, payload.len()));
   }
   Ok((header, payload))
 }
@@ -166,10 +156,7 @@ mod tests {
       let mut bad = good.clone();
       bad[i / 8] ^= 1 << (i % 8);
       let err = open(&bad).unwrap_err();
-      assert!(
-        matches!(err.code(), "ERR_ARCHIVE_CORRUPT" | "ERR_ARCHIVE_VERSION"),
-        "bit {i}: {err}"
-      );
+      assert!(matches!(err.code(), "ERR_ARCHIVE_CORRUPT" | "ERR_ARCHIVE_VERSION"), "bit {i}: {err}");
     }
   }
 
@@ -177,11 +164,7 @@ mod tests {
   fn truncation_is_caught() {
     let good = sample();
     for len in 0..good.len() {
-      assert_eq!(
-        open(&good[..len]).unwrap_err().code(),
-        "ERR_ARCHIVE_CORRUPT",
-        "len {len}"
-      );
+      assert_eq!(open(&good[..len]).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT", "len {len}");
     }
   }
 
@@ -190,13 +173,7 @@ mod tests {
     let header = peek(&sample()).unwrap();
     let mut buf = vec![0u8; HEADER_LEN];
     buf.extend_from_slice(b"hello");
-    seal(
-      &Header {
-        version: FORMAT_VERSION + 1,
-        ..header
-      },
-      &mut buf,
-    );
+    seal(&Header { version: FORMAT_VERSION + 1, ..header }, &mut buf);
     assert_eq!(open(&buf).unwrap_err().code(), "ERR_ARCHIVE_VERSION");
   }
 }

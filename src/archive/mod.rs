@@ -23,10 +23,7 @@ pub struct Limits {
 impl Default for Limits {
   fn default() -> Self {
     // A long WhatsApp history is tens of MB in a few hundred files; these leave room and still stop bombs.
-    Self {
-      max_entries: 20_000,
-      max_unpacked_bytes: 1 << 30,
-    }
+    Self { max_entries: 20_000, max_unpacked_bytes: 1 << 30 }
   }
 }
 
@@ -47,11 +44,7 @@ pub const STRONG_LEVEL: i32 = 19;
 
 impl Default for PackOptions {
   fn default() -> Self {
-    Self {
-      keep: default_keep(),
-      limits: Limits::default(),
-      level: DEFAULT_LEVEL,
-    }
+    Self { keep: default_keep(), limits: Limits::default(), level: DEFAULT_LEVEL }
   }
 }
 
@@ -63,10 +56,7 @@ pub struct Packed {
 }
 
 fn now_ms() -> u64 {
-  std::time::SystemTime::now()
-    .duration_since(std::time::UNIX_EPOCH)
-    .map(|d| d.as_millis() as u64)
-    .unwrap_or(0)
+  std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// zip keeps DOS date-times (no zone, 2 s steps); we carry them through tar as if they were UTC,

@@ -39,9 +39,7 @@ fn unpack(bytes: &[u8]) -> crate::error::Result<Vec<u8>> {
 
 fn log_like(n: usize) -> Vec<u8> {
   // LevelDB-ish: repeated record framing around varying values.
-  (0..n)
-    .flat_map(|i| format!("\x01\x00key-{:06}\x00value:{}|", i % 997, i * 7919 % 104729).into_bytes())
-    .collect()
+  (0..n).flat_map(|i| format!("\x01\x00key-{:06}\x00value:{}|", i % 997, i * 7919 % 104729).into_bytes()).collect()
 }
 
 fn session_zip() -> Vec<u8> {
@@ -50,21 +48,9 @@ fn session_zip() -> Vec<u8> {
     Item::Dir("Default/"),
     Item::Dir("Default/IndexedDB/"),
     Item::Dir("Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/"),
-    Item::File(
-      "Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log",
-      0o600,
-      &log,
-    ),
-    Item::File(
-      "Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/CURRENT",
-      0o600,
-      b"MANIFEST-000001\n",
-    ),
-    Item::File(
-      "Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/LOCK",
-      0o600,
-      b"",
-    ),
+    Item::File("Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/000003.log", 0o600, &log),
+    Item::File("Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/CURRENT", 0o600, b"MANIFEST-000001\n"),
+    Item::File("Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb/LOCK", 0o600, b""),
     Item::Dir("Default/Local Storage/"),
     Item::Dir("Default/Local Storage/leveldb/"),
     Item::File("Default/Local Storage/leveldb/000005.ldb", 0o644, &log[..5000]),
@@ -77,10 +63,7 @@ fn session_zip() -> Vec<u8> {
 fn round_trip_keeps_bytes_modes_and_times_and_drops_the_rest() {
   let input = session_zip();
   let packed = pack(&input).unwrap();
-  assert_eq!(
-    packed.header.entries, 9,
-    "4 files + 5 dirs of the kept trees and their ancestors; Cache dropped"
-  );
+  assert_eq!(packed.header.entries, 9, "4 files + 5 dirs of the kept trees and their ancestors; Cache dropped");
   let out = unpack(&packed.bytes).unwrap();
 
   let mut a = zip::ZipArchive::new(Cursor::new(&input)).unwrap();
@@ -93,12 +76,7 @@ fn round_trip_keeps_bytes_modes_and_times_and_drops_the_rest() {
       continue;
     }
     let mut fb = b.by_name(&fa.name().unwrap()).unwrap();
-    assert_eq!(
-      fa.unix_mode().map(|m| m & 0o7777),
-      fb.unix_mode().map(|m| m & 0o7777),
-      "{}",
-      fa.name().unwrap()
-    );
+    assert_eq!(fa.unix_mode().map(|m| m & 0o7777), fb.unix_mode().map(|m| m & 0o7777), "{}", fa.name().unwrap());
     assert_eq!(fa.last_modified(), fb.last_modified());
     assert_eq!(fa.is_dir(), fb.is_dir());
     let (mut da, mut db) = (Vec::new(), Vec::new());
@@ -114,9 +92,7 @@ fn round_trip_keeps_bytes_modes_and_times_and_drops_the_rest() {
 /// A ramp with a long period: deflate finds it, zstd's fast levels do not. `Store::save` retries such a zip
 /// at a strong level; see `store::tests`.
 pub(crate) fn zip_that_beats_fast_zstd() -> Vec<u8> {
-  let ramp: Vec<u8> = (0..300_000u32)
-    .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-    .collect();
+  let ramp: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
   make_zip(&[
     Item::Dir("Default/"),
     Item::Dir("Default/IndexedDB/"),
@@ -134,27 +110,15 @@ fn stored_is_smaller_than_a_zip_of_kept_files_only() {
     Item::File("Default/IndexedDB/CURRENT", 0o600, b"MANIFEST-000001\n"),
   ]);
   let packed = pack(&zip).unwrap();
-  assert!(
-    packed.bytes.len() <= zip.len(),
-    "stored {} > zip {}",
-    packed.bytes.len(),
-    zip.len()
-  );
+  assert!(packed.bytes.len() <= zip.len(), "stored {} > zip {}", packed.bytes.len(), zip.len());
   assert_eq!(packed.header.source_bytes, zip.len() as u64);
   let fast = zip_that_beats_fast_zstd();
-  assert!(
-    pack(&fast).unwrap().bytes.len() > fast.len(),
-    "the fixture still shows the case the store guards"
-  );
+  assert!(pack(&fast).unwrap().bytes.len() > fast.len(), "the fixture still shows the case the store guards");
 }
 
 #[test]
 fn traversal_and_absolute_entries_are_refused() {
-  for name in [
-    "Default/IndexedDB/../../../etc/x",
-    "/Default/IndexedDB/x",
-    "../Default/IndexedDB/x",
-  ] {
+  for name in ["Default/IndexedDB/../../../etc/x", "/Default/IndexedDB/x", "../Default/IndexedDB/x"] {
     let zip = make_zip(&[Item::File(name, 0o600, b"x")]);
     let err = pack(&zip).unwrap_err();
     assert_eq!(err.code(), "ERR_ARCHIVE_ENTRY", "{name}: {err}");
@@ -163,16 +127,11 @@ fn traversal_and_absolute_entries_are_refused() {
 
 #[test]
 fn symlinks_in_kept_dirs_are_refused() {
-  let zip = make_zip(&[
-    Item::File("Default/IndexedDB/a", 0o600, b"x"),
-    Item::Link("Default/IndexedDB/evil", "/etc/passwd"),
-  ]);
+  let zip =
+    make_zip(&[Item::File("Default/IndexedDB/a", 0o600, b"x"), Item::Link("Default/IndexedDB/evil", "/etc/passwd")]);
   assert_eq!(pack(&zip).unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
   // A Chromium profile has lock symlinks outside the kept dirs; those are dropped, not fatal.
-  let zip = make_zip(&[
-    Item::File("Default/IndexedDB/a", 0o600, b"x"),
-    Item::Link("SingletonLock", "host-1"),
-  ]);
+  let zip = make_zip(&[Item::File("Default/IndexedDB/a", 0o600, b"x"), Item::Link("SingletonLock", "host-1")]);
   assert_eq!(pack(&zip).unwrap().header.entries, 1);
 }
 
@@ -181,13 +140,7 @@ fn bombs_are_refused_by_limit() {
   let big = vec![0u8; 2 << 20];
   let zip = make_zip(&[Item::File("Default/IndexedDB/zeros", 0o600, &big)]);
   assert!(zip.len() < 20_000, "the zip is small, {} bytes", zip.len());
-  let opts = PackOptions {
-    limits: Limits {
-      max_entries: 100,
-      max_unpacked_bytes: 1 << 20,
-    },
-    ..Default::default()
-  };
+  let opts = PackOptions { limits: Limits { max_entries: 100, max_unpacked_bytes: 1 << 20 }, ..Default::default() };
   let err = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts).unwrap_err();
   assert_eq!(err.code(), "ERR_ARCHIVE_LIMIT");
 
@@ -214,25 +167,12 @@ fn patch(bytes: &mut [u8], from: &[u8], to: &[u8]) -> usize {
 #[test]
 fn one_path_twice_is_refused() {
   // The zip crate already folds identical names into one entry; a file and a directory of one path get here.
-  let zip = make_zip(&[
-    Item::File("Default/IndexedDB/a", 0o600, b"1"),
-    Item::Dir("Default/IndexedDB/a/"),
-  ]);
+  let zip = make_zip(&[Item::File("Default/IndexedDB/a", 0o600, b"1"), Item::Dir("Default/IndexedDB/a/")]);
   assert_eq!(pack(&zip).unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
-  let mut zip = make_zip(&[
-    Item::File("Default/IndexedDB/a", 0o600, b"1"),
-    Item::File("Default/IndexedDB/b", 0o600, b"2"),
-  ]);
-  assert_eq!(
-    patch(&mut zip, b"Default/IndexedDB/b", b"Default/IndexedDB/a"),
-    2,
-    "local and central header"
-  );
-  assert_eq!(
-    pack(&zip).unwrap().header.entries,
-    1,
-    "identical names never reach the archive twice"
-  );
+  let mut zip =
+    make_zip(&[Item::File("Default/IndexedDB/a", 0o600, b"1"), Item::File("Default/IndexedDB/b", 0o600, b"2")]);
+  assert_eq!(patch(&mut zip, b"Default/IndexedDB/b", b"Default/IndexedDB/a"), 2, "local and central header");
+  assert_eq!(pack(&zip).unwrap().header.entries, 1, "identical names never reach the archive twice");
 }
 
 #[test]
@@ -248,11 +188,8 @@ fn an_entry_that_lies_about_its_size_is_refused() {
 
 #[test]
 fn empty_sessions_are_refused() {
-  let zip = make_zip(&[
-    Item::Dir("Default/"),
-    Item::Dir("Default/IndexedDB/"),
-    Item::File("Default/Cache/x", 0o600, b"x"),
-  ]);
+  let zip =
+    make_zip(&[Item::Dir("Default/"), Item::Dir("Default/IndexedDB/"), Item::File("Default/Cache/x", 0o600, b"x")]);
   assert_eq!(pack(&zip).unwrap_err().code(), "ERR_EMPTY_SESSION");
   let zip = make_zip(&[]);
   assert_eq!(pack(&zip).unwrap_err().code(), "ERR_EMPTY_SESSION");
@@ -269,18 +206,9 @@ fn garbage_and_truncated_zips_are_refused() {
 fn corrupt_archives_never_produce_a_zip() {
   let packed = pack(&session_zip()).unwrap();
   for len in [0, 10, HEADER_LEN, packed.bytes.len() / 2, packed.bytes.len() - 1] {
-    assert_eq!(
-      unpack(&packed.bytes[..len]).unwrap_err().code(),
-      "ERR_ARCHIVE_CORRUPT",
-      "len {len}"
-    );
+    assert_eq!(unpack(&packed.bytes[..len]).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT", "len {len}");
   }
-  for at in [
-    HEADER_LEN,
-    HEADER_LEN + 7,
-    packed.bytes.len() / 2,
-    packed.bytes.len() - 1,
-  ] {
+  for at in [HEADER_LEN, HEADER_LEN + 7, packed.bytes.len() / 2, packed.bytes.len() - 1] {
     let mut bad = packed.bytes.clone();
     bad[at] ^= 0x20;
     assert_eq!(unpack(&bad).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT", "flip at {at}");
@@ -292,9 +220,5 @@ fn timestamps_survive_the_dos_round_trip() {
   let dt = zip::DateTime::from_date_and_time(2026, 11, 2, 13, 4, 6).unwrap();
   assert_eq!(unix_to_dos(dos_to_unix(Some(dt))), dt);
   assert_eq!(dos_to_unix(None), 0);
-  assert_eq!(
-    unix_to_dos(0),
-    zip::DateTime::DEFAULT,
-    "before 1980 clamps to the DOS epoch"
-  );
+  assert_eq!(unix_to_dos(0), zip::DateTime::DEFAULT, "before 1980 clamps to the DOS epoch");
 }

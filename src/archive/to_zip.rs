@@ -59,10 +59,6 @@ pub fn write_zip<W: Write + Seek>(archive: &[u8], out: W, target: &std::path::Pa
       header.entries, header.files_bytes
     )));
   }
-  zip
-    .finish()
-    .map_err(write_err)?
-    .flush()
-    .map_err(StoreError::io("write", target))?;
+  zip.finish().map_err(write_err)?.flush().map_err(StoreError::io("write", target))?;
   Ok(header)
 }

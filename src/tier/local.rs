@@ -27,9 +27,7 @@ impl LocalDirTier {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-      .create(&dir)
-      .map_err(StoreError::io("create store directory", &dir))?;
+    builder.create(&dir).map_err(StoreError::io("create store directory", &dir))?;
     Ok(Self { dir })
   }
 
@@ -42,10 +40,7 @@ impl LocalDirTier {
   }
 
   fn gone(&self) -> StoreError {
-    StoreError::TierUnavailable {
-      tier: "local",
-      reason: format!("store directory {} is missing", self.dir.display()),
-    }
+    StoreError::TierUnavailable { tier: "local", reason: format!("store directory {} is missing", self.dir.display()) }
   }
 }
 
@@ -78,11 +73,7 @@ impl Tier for LocalDirTier {
       Err(e) => return Err(StoreError::io("open", path)(e)),
     };
     let mut out = Vec::with_capacity(len);
-    file
-      .take(len as u64)
-      .read_to_end(&mut out)
-      .await
-      .map_err(StoreError::io("read", &path))?;
+    file.take(len as u64).read_to_end(&mut out).await.map_err(StoreError::io("read", &path))?;
     Ok(Some(out))
   }
 
@@ -93,9 +84,7 @@ impl Tier for LocalDirTier {
       if !target.parent().is_some_and(Path::is_dir) {
         return Err(gone);
       }
-      atomic_write(&target, |file| {
-        file.write_all(&bytes).map_err(StoreError::io("write", &target))
-      })
+      atomic_write(&target, |file| file.write_all(&bytes).map_err(StoreError::io("write", &target)))
     })
     .await
   }
@@ -170,10 +159,7 @@ mod tests {
     tier.delete(&key("a")).await.unwrap();
     tier.delete(&key("a")).await.unwrap();
     assert_eq!(tier.list().await.unwrap(), vec![key("b")]);
-    let leftovers: Vec<_> = fs::read_dir(tier.dir())
-      .unwrap()
-      .map(|e| e.unwrap().file_name())
-      .collect();
+    let leftovers: Vec<_> = fs::read_dir(tier.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
   }
 

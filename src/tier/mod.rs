@@ -3,9 +3,11 @@
 
 mod local;
 mod redis;
+mod s3;
 
 pub use self::redis::{RedisConfig, RedisTarget, RedisTier, RedisTls};
 pub use local::LocalDirTier;
+pub use s3::{S3Config, S3Tier};
 
 use async_trait::async_trait;
 
@@ -26,4 +28,19 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   /// Idempotent: deleting an absent key succeeds.
   async fn delete(&self, key: &SessionKey) -> Result<()>;
   async fn list(&self) -> Result<Vec<SessionKey>>;
+}
+
+/// A flat namespace of objects under `/`-separated keys: what an object store (S3) offers. Keys are made by the
+/// backup policy from validated session names, so they never hold `..`.
+#[async_trait]
+pub trait ObjectTier: Send + Sync + std::fmt::Debug {
+  fn name(&self) -> &'static str;
+  /// `Ok(None)` only when the tier answered that the object is absent.
+  async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+  /// Creates or replaces one object; it is visible whole or not at all.
+  async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()>;
+  /// Keys starting with `prefix`, sorted.
+  async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+  /// Idempotent.
+  async fn delete(&self, keys: &[String]) -> Result<()>;
 }

@@ -50,10 +50,9 @@ impl RedisConfig {
   pub fn endpoint(&self) -> String {
     match &self.target {
       RedisTarget::Single(url) => redact(url),
-      RedisTarget::Cluster(nodes) => format!(
-        "cluster [{}]",
-        nodes.iter().map(|n| redact(n)).collect::<Vec<_>>().join(", ")
-      ),
+      RedisTarget::Cluster(nodes) => {
+        format!("cluster [{}]", nodes.iter().map(|n| redact(n)).collect::<Vec<_>>().join(", "))
+      }
     }
   }
 }

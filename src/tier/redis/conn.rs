@@ -40,10 +40,7 @@ fn urls(config: &RedisConfig) -> Vec<String> {
 pub async fn connect(config: &RedisConfig, root_cert: Option<Vec<u8>>) -> RedisResult<Conn> {
   install_crypto_provider();
   let urls = urls(config);
-  let certs = root_cert.map(|pem| TlsCertificates {
-    client_tls: None,
-    root_cert: Some(pem),
-  });
+  let certs = root_cert.map(|pem| TlsCertificates { client_tls: None, root_cert: Some(pem) });
   match &config.target {
     RedisTarget::Single(_) => {
       let url = urls[0].as_str();
@@ -153,9 +150,6 @@ b2 127.0.0.1:7001@17001 master - 0 1 2 connected 5461-10922
 c3 127.0.0.1:7002@17002 master,fail - 0 1 3 connected
 d4 127.0.0.1:7003@17003 slave a1 0 1 1 connected
 e5 :0@0 master,noaddr - 0 0 0 disconnected";
-    assert_eq!(
-      primaries(out),
-      vec![("127.0.0.1".to_string(), 7000), ("127.0.0.1".to_string(), 7001)]
-    );
+    assert_eq!(primaries(out), vec![("127.0.0.1".to_string(), 7000), ("127.0.0.1".to_string(), 7001)]);
   }
 }

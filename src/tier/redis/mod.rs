@@ -24,9 +24,7 @@ pub struct RedisTier {
 
 impl fmt::Debug for RedisTier {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    f.debug_struct("RedisTier")
-      .field("config", &self.config)
-      .finish_non_exhaustive()
+    f.debug_struct("RedisTier").field("config", &self.config).finish_non_exhaustive()
   }
 }
 
@@ -44,15 +42,9 @@ impl RedisTier {
     };
     for url in urls {
       // Only the error kind: the error text could quote the URL, password included.
-      url
-        .into_connection_info()
-        .map_err(|e| invalid("redis.url", format!("{}: {:?}", redact(url), e.kind())))?;
+      url.into_connection_info().map_err(|e| invalid("redis.url", format!("{}: {:?}", redact(url), e.kind())))?;
     }
-    Ok(Self {
-      endpoint: config.endpoint(),
-      config,
-      conn: OnceCell::new(),
-    })
+    Ok(Self { endpoint: config.endpoint(), config, conn: OnceCell::new() })
   }
 
   fn key(&self, key: &SessionKey) -> String {
@@ -64,11 +56,7 @@ impl RedisTier {
       .conn
       .get_or_try_init(|| async {
         let root_cert = match &self.config.tls.ca_file {
-          Some(path) => Some(
-            tokio::fs::read(path)
-              .await
-              .map_err(StoreError::io("read redis.tls.caFile", path))?,
-          ),
+          Some(path) => Some(tokio::fs::read(path).await.map_err(StoreError::io("read redis.tls.caFile", path))?),
           None => None,
         };
         conn::connect(&self.config, root_cert).await.map_err(|e| self.error(e))
@@ -91,18 +79,13 @@ impl RedisTier {
       || e.is_connection_refusal()
       || e.is_connection_dropped()
       || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
-      || e
-        .code()
-        .is_some_and(|c| matches!(c, "CLUSTERDOWN" | "LOADING" | "TRYAGAIN" | "MASTERDOWN"))
+      || e.code().is_some_and(|c| matches!(c, "CLUSTERDOWN" | "LOADING" | "TRYAGAIN" | "MASTERDOWN"))
     {
       "ERR_REDIS_UNAVAILABLE"
     } else {
       "ERR_REDIS"
     };
-    StoreError::Backend {
-      code,
-      reason: format!("redis at {}: {e}", self.endpoint),
-    }
+    StoreError::Backend { code, reason: format!("redis at {}: {e}", self.endpoint) }
   }
 }
 
@@ -129,9 +112,7 @@ impl Tier for RedisTier {
 
   async fn head(&self, key: &SessionKey, len: usize) -> Result<Option<Vec<u8>>> {
     let end = len.saturating_sub(1);
-    let bytes: Vec<u8> = self
-      .query(redis::cmd("GETRANGE").arg(self.key(key)).arg(0).arg(end))
-      .await?;
+    let bytes: Vec<u8> = self.query(redis::cmd("GETRANGE").arg(self.key(key)).arg(0).arg(end)).await?;
     // GETRANGE answers "" for a missing key; a stored archive is never empty.
     Ok((!bytes.is_empty()).then_some(bytes))
   }

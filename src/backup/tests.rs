@@ -1,0 +1,114 @@
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::error::StoreError;
+
+/// An object tier in memory, to test the policy alone; S3 itself is tested against a real server in __test__.
+#[derive(Debug, Default)]
+struct Memory {
+  objects: Mutex<BTreeMap<String, Vec<u8>>>,
+  fail_puts: Mutex<bool>,
+}
+
+#[async_trait]
+impl ObjectTier for Memory {
+  fn name(&self) -> &'static str {
+    "memory"
+  }
+  async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(self.objects.lock().unwrap().get(key).cloned())
+  }
+  async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+    if *self.fail_puts.lock().unwrap() {
+      return Err(StoreError::Backend { code: "ERR_S3_UNAVAILABLE", reason: "down".into() });
+    }
+    self.objects.lock().unwrap().insert(key.to_owned(), bytes);
+    Ok(())
+  }
+  async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+    Ok(self.objects.lock().unwrap().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+  }
+  async fn delete(&self, keys: &[String]) -> Result<()> {
+    let mut objects = self.objects.lock().unwrap();
+    keys.iter().for_each(|k| drop(objects.remove(k)));
+    Ok(())
+  }
+}
+
+fn sealed(n: u8) -> Vec<u8> {
+  let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+  zip.start_file("Default/IndexedDB/f", zip::write::SimpleFileOptions::default()).unwrap();
+  std::io::Write::write_all(&mut zip, &[n; 100]).unwrap();
+  let zip = zip.finish().unwrap().into_inner();
+  archive::pack_zip(std::io::Cursor::new(&zip), zip.len() as u64, &Default::default()).unwrap().bytes
+}
+
+fn key(s: &str) -> SessionKey {
+  SessionKey::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn keeps_the_newest_n_versions() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 3);
+  let archives: Vec<Vec<u8>> = (0..5u8).map(sealed).collect();
+  for (i, bytes) in archives.iter().enumerate() {
+    backups.write(&key("s"), bytes, 1_000 + i as u64).await.unwrap();
+  }
+  let versions = backups.versions(&key("s")).await.unwrap();
+  assert_eq!(versions.len(), 3);
+  assert!(versions[0].starts_with("s/0000000001002-"), "{versions:?}");
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), archives[4]);
+}
+
+#[tokio::test]
+async fn a_failed_upload_leaves_the_previous_versions() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 1);
+  let good = sealed(1);
+  backups.write(&key("s"), &good, 1).await.unwrap();
+  *memory.fail_puts.lock().unwrap() = true;
+  assert_eq!(backups.write(&key("s"), &sealed(2), 2).await.unwrap_err().code(), "ERR_S3_UNAVAILABLE");
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), good);
+}
+
+#[tokio::test]
+async fn a_damaged_newest_version_falls_back_to_an_older_good_one() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 3);
+  let good = sealed(1);
+  backups.write(&key("s"), &good, 1).await.unwrap();
+  let newest = backups.write(&key("s"), &sealed(2), 2).await.unwrap();
+  memory.objects.lock().unwrap().get_mut(&newest).unwrap().truncate(50);
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), good);
+  memory.objects.lock().unwrap().values_mut().for_each(|v| v.truncate(50));
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
+  assert_eq!(backups.newest_good(&key("nothing")).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sessions_deletes_and_foreign_objects() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 3);
+  backups.write(&key("a"), &sealed(1), 1).await.unwrap();
+  backups.write(&key("a"), &sealed(2), 2).await.unwrap();
+  backups.write(&key("b"), &sealed(3), 3).await.unwrap();
+  memory.put("notes.txt", b"x".to_vec()).await.unwrap();
+  memory.put("c/readme.md", b"x".to_vec()).await.unwrap();
+  assert_eq!(backups.sessions().await.unwrap(), vec![key("a"), key("b")]);
+  assert!(!backups.exists(&key("c")).await.unwrap(), "a foreign object is not a version");
+  backups.delete(&key("a")).await.unwrap();
+  assert_eq!(backups.sessions().await.unwrap(), vec![key("b")]);
+  assert!(memory.get("c/readme.md").await.unwrap().is_some(), "foreign objects are left alone");
+}
+
+#[test]
+fn version_names() {
+  assert!(is_version("1764000000000-0a1b2c3d.wwrs"));
+  for bad in ["1764000000000-0a1b2c3d.zip", "176400000000-0a1b2c3d.wwrs", "1764000000000-0a1b2c3g.wwrs", "x.wwrs", ""] {
+    assert!(!is_version(bad), "{bad}");
+  }
+}
