@@ -27,6 +27,7 @@ const s3Options = (bucket, extra = {}) => ({
   forcePathStyle: true,
   accessKeyId: 'test-key',
   secretAccessKey: 'test-secret',
+  backupIntervalMs: 0, // back up within every save; the interval mode has its own tests
   ...extra,
 })
 
@@ -118,7 +119,7 @@ test('S3 down: save still lands on the primary and the backup failure is reporte
   const root = tempDir(t)
   const { zip } = await zipFor(t)
   const errors = []
-  const s3 = { endpoint: own.endpoint, bucket: 'down', forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 'secret-never-shown', timeoutMs: 3000 }
+  const s3 = { endpoint: own.endpoint, bucket: 'down', forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 'secret-never-shown', timeoutMs: 3000, backupIntervalMs: 0 }
   const store = new RustStore({ dir: path.join(root, 'store'), s3, saveErrors: 'reject', onError: (e) => errors.push(e) })
   await own.stop()
   const saved = await store.save({ session: 'RemoteAuth-down', path: zip })
@@ -143,8 +144,13 @@ test.serial('backupAll then restoreAll of 200 sessions into an empty primary', a
 
   const fresh = new RustStore({ dir: path.join(root, 'b'), s3: s3Options(bucket) })
   t.deepEqual(await fresh.listSessions(), [])
-  const down = await fresh.restoreAll({ concurrency: 8 })
+  const progress = []
+  const down = await fresh.restoreAll({ concurrency: 8, onProgress: (done, total) => progress.push([done, total]) })
   t.like(down, { sessions: 200, copied: 200, failed: 0 })
+  for (let i = 0; i < 50 && progress.length < 200; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.is(progress.length, 200, 'one progress call per session')
+  t.deepEqual(progress.at(-1), [200, 200])
+  t.true(progress.every(([done, total], i) => done === i + 1 && total === 200))
   t.is(down.bytes, up.bytes)
   t.deepEqual((await fresh.listSessions()).map((s) => s.session), names)
 })
@@ -160,4 +166,122 @@ test('bad S3 options are ERR_INVALID_OPTION', (t) => {
     t.is(t.throws(() => new RustStore({ s3 })).code, 'ERR_INVALID_OPTION', JSON.stringify(s3))
   }
   t.is(t.throws(() => new RustStore({ primary: 'none' })).code, 'ERR_INVALID_OPTION')
+})
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+test('interval mode: saves return before the backup, the timer backs up the newest copy', async (t) => {
+  const bucket = await freshBucket()
+  const root = tempDir(t)
+  const { zip } = await zipFor(t)
+  // Long enough that both saves finish before the first tick even on a loaded machine.
+  const store = new RustStore({ dir: path.join(root, 'store'), s3: s3Options(bucket, { backupIntervalMs: 2500 }), saveErrors: 'reject' })
+  await store.save({ session: 'RemoteAuth-iv', path: zip })
+  await store.save({ session: 'RemoteAuth-iv', path: zip })
+  t.deepEqual(await moto.keys(bucket), [], 'nothing uploaded by the save itself')
+  t.like(store.backupStatus(), { pending: 1, backedUp: 0 })
+  for (let i = 0; i < 150 && store.backupStatus().pending > 0; i++) await sleep(100)
+  t.like(store.backupStatus(), { pending: 0, backedUp: 1, failed: 0 })
+  t.is((await moto.keys(bucket)).length, 1, 'two saves, one backup of the newest')
+  t.true(store.backupStatus().lastSuccessAt > Date.now() - 60_000)
+})
+
+test('close() flushes pending backups and stops the timer', async (t) => {
+  const bucket = await freshBucket()
+  const root = tempDir(t)
+  const { zip } = await zipFor(t)
+  const store = new RustStore({ dir: path.join(root, 'store'), s3: s3Options(bucket, { backupIntervalMs: 600_000 }) })
+  for (const session of ['RemoteAuth-c1', 'RemoteAuth-c2', 'RemoteAuth-c3']) await store.save({ session, path: zip })
+  await store.delete({ session: 'RemoteAuth-c3' })
+  t.is(store.backupStatus().pending, 2, 'a deleted session is not backed up')
+  const flushed = await store.close()
+  t.like(flushed, { sessions: 2, copied: 2, failed: 0 })
+  t.is((await moto.keys(bucket)).length, 2)
+  t.is(store.backupStatus().pending, 0)
+})
+
+test.serial('interval mode with S3 down: failures are reported with the session, retried, and converge when S3 returns', async (t) => {
+  const own = await startMoto(t)
+  await own.bucket('flaky')
+  const root = tempDir(t)
+  const { zip } = await zipFor(t)
+  const errors = []
+  const s3 = { endpoint: own.endpoint, bucket: 'flaky', forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's', timeoutMs: 2000, backupIntervalMs: 300 }
+  const store = new RustStore({ dir: path.join(root, 'store'), s3, onError: (e) => errors.push(e) })
+  await own.stop()
+  t.not(await store.save({ session: 'RemoteAuth-flaky', path: zip }), null, 'the primary took the save')
+  for (let i = 0; i < 100 && errors.length === 0; i++) await sleep(100)
+  t.true(errors.length >= 1)
+  t.regex(errors[0].code, /^ERR_S3_(UNAVAILABLE|TIMEOUT)$/)
+  t.is(errors[0].session, 'RemoteAuth-flaky')
+  t.like(store.backupStatus(), { pending: 1 })
+  t.true(store.backupStatus().failed >= 1)
+
+  await own.start()
+  await own.bucket('flaky') // moto keeps nothing across a restart
+  const flushed = await store.close() // the timer may have got there first; either way it converges
+  t.is(flushed.failed, 0)
+  t.is((await own.keys('flaky')).length, 1)
+  t.like(store.backupStatus(), { pending: 0, backedUp: 1 })
+})
+
+test('RustStore.fromEnv() reads REDIS_URL, the S3_ and R2_ names, and SESSION_BACKUP_ENABLED', async (t) => {
+  const redis = await startRedis(t)
+  const bucket = await freshBucket()
+  const { root, zip } = await zipFor(t)
+  const script = `
+    const { RustStore } = require(${JSON.stringify(path.resolve('index.js'))})
+    ;(async () => {
+      const store = RustStore.fromEnv({ saveErrors: 'reject' })
+      await store.save({ session: 'RemoteAuth-env', path: ${JSON.stringify(zip)} })
+      const closed = await store.close()
+      console.log(JSON.stringify({ closed, list: (await store.listSessions()).map((s) => s.session) }))
+    })().catch((e) => { console.error(e.code, e.message); process.exit(1) })`
+  const env = {
+    ...process.env,
+    REDIS_URL: redis.url,
+    S3_ENDPOINT: moto.endpoint,
+    S3_BUCKET: bucket,
+    S3_REGION: 'eu-west-1',
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_ACCESS_KEY_ID: 'k',
+    S3_SECRET_ACCESS_KEY: 's',
+    SESSION_BACKUP_INTERVAL_MS: '600000',
+  }
+  const { spawnSync } = await import('node:child_process')
+  const res = spawnSync(process.execPath, ['-e', script], { cwd: root, env, encoding: 'utf8' })
+  t.is(res.status, 0, res.stderr)
+  const out = JSON.parse(res.stdout)
+  t.deepEqual(out.list, ['RemoteAuth-env'])
+  t.like(out.closed, { copied: 1 }, 'interval mode from SESSION_BACKUP_INTERVAL_MS, flushed by close()')
+  t.is(redis.cli('EXISTS', 'wa:session:RemoteAuth-env'), '1')
+  t.is((await moto.keys(bucket)).length, 1)
+
+  const off = spawnSync(process.execPath, ['-e', script.replace('RemoteAuth-env', 'RemoteAuth-off')], {
+    cwd: root,
+    env: { ...env, SESSION_BACKUP_ENABLED: 'false' },
+    encoding: 'utf8',
+  })
+  t.is(off.status, 0, off.stderr)
+  t.like(JSON.parse(off.stdout).closed, { sessions: 0 }, 'backups off')
+  t.is((await moto.keys(bucket)).length, 1)
+
+  const r2Bucket = await freshBucket()
+  const r2 = spawnSync(process.execPath, ['-e', script.replace('RemoteAuth-env', 'RemoteAuth-r2')], {
+    cwd: root,
+    env: {
+      ...process.env,
+      REDIS_URL: redis.url,
+      R2_ENDPOINT: moto.endpoint,
+      R2_BUCKET: r2Bucket,
+      R2_FORCE_PATH_STYLE: '1',
+      R2_ACCESS_KEY_ID: 'k',
+      R2_SECRET_ACCESS_KEY: 's',
+    },
+    encoding: 'utf8',
+  })
+  t.is(r2.status, 0, r2.stderr)
+  const r2Keys = await moto.keys(r2Bucket)
+  t.is(r2Keys.length, 1, 'R2_ names configure the backup')
+  t.true(r2Keys[0].startsWith('whatsapp-sessions/RemoteAuth-r2/'), r2Keys[0])
 })

@@ -4,9 +4,11 @@
 pub mod archive;
 pub mod backup;
 pub mod error;
+pub mod scheduler;
 pub mod session;
 pub mod store;
 pub mod tier;
+pub mod transfer;
 
 mod blocking;
 mod fsutil;

@@ -10,8 +10,10 @@ use crate::backup::Backups;
 use crate::blocking;
 use crate::error::{Result, StoreError};
 use crate::fsutil::atomic_write;
+use crate::scheduler::{BackupStats, Reporter, Scheduler};
 use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
 use crate::tier::Tier;
+use crate::transfer::{transfer, Progress, Transfer};
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -31,6 +33,8 @@ pub struct SessionInfo {
 pub struct Store {
   primary: Option<Arc<dyn Tier>>,
   backups: Option<Backups>,
+  /// Interval backups; `None` backs up within each save.
+  scheduler: Option<Arc<Scheduler>>,
   config: Arc<StoreConfig>,
   save_locks: Arc<KeyLocks>,
 }
@@ -57,6 +61,15 @@ pub(crate) fn cwd() -> Result<PathBuf> {
   std::env::current_dir().map_err(StoreError::io("read current directory", "."))
 }
 
+/// When backups are written.
+#[derive(Clone)]
+pub enum BackupMode {
+  /// Within each save, after the primary has it.
+  EverySave,
+  /// By a timer, for the sessions saved since their last backup; failures go to the reporter.
+  Interval(std::time::Duration, Reporter),
+}
+
 /// A save that reached the primary; `backup_error` says the backup tier did not take it this time.
 #[derive(Debug)]
 pub struct Saved {
@@ -64,22 +77,25 @@ pub struct Saved {
   pub backup_error: Option<StoreError>,
 }
 
-/// What `restore_all` / `backup_all` did.
-#[derive(Debug, Default)]
-pub struct Transfer {
-  pub sessions: u32,
-  pub copied: u32,
-  pub bytes: u64,
-  pub failures: Vec<(SessionKey, StoreError)>,
-}
-
 impl Store {
-  /// A store over a primary tier, a backup tier, or both (never neither).
-  pub fn new(primary: Option<Arc<dyn Tier>>, backups: Option<Backups>, config: StoreConfig) -> Result<Self> {
-    if primary.is_none() && backups.is_none() {
-      return Err(StoreError::InvalidOption { name: "tiers", reason: "a store needs at least one tier".into() });
-    }
-    Ok(Self { primary, backups, config: Arc::new(config), save_locks: Arc::default() })
+  /// A store over a primary tier, a backup tier, or both (never neither). Without a primary, backups are
+  /// written within each save whatever the mode.
+  pub fn new(
+    primary: Option<Arc<dyn Tier>>,
+    backups: Option<(Backups, BackupMode)>,
+    config: StoreConfig,
+  ) -> Result<Self> {
+    let scheduler = match (&primary, &backups) {
+      (None, None) => {
+        return Err(StoreError::InvalidOption { name: "tiers", reason: "a store needs at least one tier".into() })
+      }
+      (Some(primary), Some((backups, BackupMode::Interval(every, report)))) => {
+        Some(Scheduler::new(primary.clone(), backups.clone(), *every, report.clone()))
+      }
+      _ => None,
+    };
+    let backups = backups.map(|(backups, _)| backups);
+    Ok(Self { primary, backups, scheduler, config: Arc::new(config), save_locks: Arc::default() })
   }
 
   /// True if any tier has the session. A tier that cannot be asked is an error, never `false`.
@@ -123,6 +139,11 @@ impl Store {
       backups.write(&key, &packed.bytes, packed.header.created_ms).await?;
       return Ok(Saved { info, backup_error: None });
     };
+    if let Some(scheduler) = &self.scheduler {
+      primary.put(&key, packed.bytes).await?;
+      scheduler.mark(&key);
+      return Ok(Saved { info, backup_error: None });
+    }
     let backup_copy = self.backups.as_ref().map(|_| packed.bytes.clone());
     primary.put(&key, packed.bytes).await?;
     let backup_error = match (&self.backups, backup_copy) {
@@ -172,6 +193,9 @@ impl Store {
   /// Removes the session from every tier (each is tried; the first failure is returned).
   pub async fn delete(&self, session: &str) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
+    if let Some(scheduler) = &self.scheduler {
+      scheduler.forget(&key);
+    }
     let primary = match &self.primary {
       Some(primary) => primary.delete(&key).await,
       None => Ok(()),
@@ -208,6 +232,19 @@ impl Store {
     Ok(out)
   }
 
+  /// Stops the backup timer and backs up what is pending, so a process can exit without losing changes.
+  pub async fn close(&self) -> Transfer {
+    match &self.scheduler {
+      Some(scheduler) => scheduler.close().await,
+      None => Transfer::default(),
+    }
+  }
+
+  /// `None` when the store has no interval backups.
+  pub fn backup_stats(&self) -> Option<BackupStats> {
+    self.scheduler.as_ref().map(|s| s.stats())
+  }
+
   fn both(&self) -> Result<(&Arc<dyn Tier>, &Backups)> {
     match (&self.primary, &self.backups) {
       (Some(primary), Some(backups)) => Ok((primary, backups)),
@@ -216,55 +253,32 @@ impl Store {
   }
 
   /// Warms the primary from the backups: the newest good version of every backed-up session.
-  pub async fn restore_all(&self, concurrency: usize) -> Result<Transfer> {
+  pub async fn restore_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = backups.sessions().await?;
-    transfer(keys, concurrency, |key| async move {
+    let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
       let bytes = backups.newest_good(&key).await?.ok_or_else(|| StoreError::SessionNotFound(key.to_string()))?;
       let len = bytes.len() as u64;
       primary.put(&key, bytes).await?;
       Ok(len)
     })
-    .await
+    .await;
+    Ok(summary)
   }
 
   /// Backs up every session of the primary.
-  pub async fn backup_all(&self, concurrency: usize) -> Result<Transfer> {
+  pub async fn backup_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = primary.list().await?;
-    transfer(keys, concurrency, |key| async move {
+    let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
       let bytes = primary.get(&key).await?.ok_or_else(|| StoreError::SessionNotFound(key.to_string()))?;
       let (header, _) = archive::open(&bytes)?;
       backups.write(&key, &bytes, header.created_ms).await?;
       Ok(bytes.len() as u64)
     })
-    .await
+    .await;
+    Ok(summary)
   }
-}
-
-/// Runs `copy` over `keys`, at most `concurrency` at a time, and sums up what happened.
-async fn transfer<F, Fut>(keys: Vec<SessionKey>, concurrency: usize, copy: F) -> Result<Transfer>
-where
-  F: Fn(SessionKey) -> Fut,
-  Fut: std::future::Future<Output = Result<u64>>,
-{
-  use futures::stream::{self, StreamExt};
-  let mut summary = Transfer { sessions: keys.len() as u32, ..Transfer::default() };
-  let mut results = stream::iter(keys).map(|key| {
-    let done = copy(key.clone());
-    async move { (key, done.await) }
-  });
-  let mut results = results.by_ref().buffer_unordered(concurrency.max(1));
-  while let Some((key, done)) = results.next().await {
-    match done {
-      Ok(bytes) => {
-        summary.copied += 1;
-        summary.bytes += bytes;
-      }
-      Err(err) => summary.failures.push((key, err)),
-    }
-  }
-  Ok(summary)
 }
 
 fn pack_file(path: &Path, opts: &PackOptions) -> Result<archive::Packed> {

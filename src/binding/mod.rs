@@ -1,0 +1,177 @@
+//! The Node-facing edge: converts JS options and arguments into core types and core errors into JS errors
+//! with a stable `code`. No policy lives here.
+
+mod env;
+mod js;
+mod options;
+mod types;
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use self::js::{from_js, js_error, promise, read_args, report, reporter, transfer_args, ErrorReport};
+use self::options::{build_store, reject_save_errors, RustStoreOptions};
+use self::types::{BackupStatus, ExtractArgs, SaveArgs, SessionArgs, StoredSession, TransferSummary};
+use crate::error::StoreError;
+use crate::store::Store;
+
+type Core<T> = std::result::Result<T, StoreError>;
+
+/// The constructor's options object; absent, `undefined` and `null` mean all defaults.
+fn read_options<'a>(env: &Env, options: Option<Unknown<'a>>) -> Result<RustStoreOptions<'a>> {
+  match options {
+    Some(value) if !matches!(value.get_type()?, ValueType::Undefined | ValueType::Null) => {
+      let bad = |reason| StoreError::InvalidOption { name: "options", reason };
+      from_js::<RustStoreOptions>(env, Some(value), bad).map_err(|e| js_error(env, &e))
+    }
+    _ => Ok(RustStoreOptions::default()),
+  }
+}
+
+/// A whatsapp-web.js RemoteAuth store: `new RemoteAuth({ store: new RustStore(), backupSyncIntervalMs })`.
+#[napi]
+pub struct RustStore {
+  store: Arc<Store>,
+  reject_save_errors: bool,
+  on_error: Option<Rc<FunctionRef<Unknown<'static>, Unknown<'static>>>>,
+}
+
+#[napi]
+impl RustStore {
+  #[napi(constructor, ts_args_type = "options?: RustStoreOptions | undefined | null")]
+  pub fn new(env: &Env, options: Option<Unknown>) -> Result<Self> {
+    Self::build(env, read_options(env, options)?)
+  }
+
+  /// A store configured from the environment: `REDIS_URL`, `SESSION_BACKUP_ENABLED`, `SESSION_BACKUP_INTERVAL_MS`,
+  /// `R2_ACCOUNT_ID` / `R2_ENDPOINT` / `R2_ACCESS_KEY_ID` / `R2_SECRET_ACCESS_KEY` / `R2_BUCKET`, the same with
+  /// `S3_` (plus `S3_REGION`, `S3_PREFIX`, `S3_FORCE_PATH_STYLE`), `SESSION_STORE_DIR`. `options` win over them.
+  #[napi(factory, ts_args_type = "options?: RustStoreOptions | undefined | null")]
+  pub fn from_env(env: &Env, options: Option<Unknown>) -> Result<Self> {
+    Self::build(env, env::fill_from_env(read_options(env, options)?))
+  }
+
+  fn build(env: &Env, options: RustStoreOptions) -> Result<Self> {
+    let (on_error, background) = match &options.on_error {
+      None => (None, None),
+      Some(f) if f.get_type()? == ValueType::Function => {
+        let direct: Function<Unknown<'static>, Unknown<'static>> = unsafe { f.cast() }?;
+        let threadsafe: Function<ErrorReport, Unknown<'static>> = unsafe { f.cast() }?;
+        let background = threadsafe.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
+        (Some(Rc::new(direct.create_ref()?)), Some(background))
+      }
+      Some(_) => {
+        let reason = "must be a function".to_string();
+        return Err(js_error(env, &StoreError::InvalidOption { name: "onError", reason }));
+      }
+    };
+    let store = build_store(&options, reporter(background)).map_err(|e| js_error(env, &e))?;
+    let reject_save_errors = reject_save_errors(&options).map_err(|e| js_error(env, &e))?;
+    Ok(Self { store: Arc::new(store), reject_save_errors, on_error })
+  }
+
+  /// True when the session is stored. Rejects (never answers false) when the store cannot be asked,
+  /// since RemoteAuth would otherwise start a fresh login over the stored one.
+  #[napi(ts_args_type = "args: SessionArgs", ts_return_type = "Promise<boolean>")]
+  pub fn session_exists<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, bool>> {
+    let (store, args) = (self.store.clone(), read_args::<SessionArgs>(env, args));
+    promise(env, async move { store.session_exists(&args?.session).await }, |v| v)
+  }
+
+  /// Stores the zip RemoteAuth wrote for `session`. Resolves with what was stored, or `null` after reporting
+  /// a failure (see `saveErrors`). The previous copy stays until the new one is durable.
+  #[napi(ts_args_type = "args: SaveArgs", ts_return_type = "Promise<StoredSession | null>")]
+  pub fn save<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, Option<StoredSession>>> {
+    let (store, args) = (self.store.clone(), read_args::<SaveArgs>(env, args));
+    let (reject, on_error) = (self.reject_save_errors, self.on_error.clone());
+    let work = async move {
+      let args = args?;
+      store.save(&args.session, args.path.as_deref().map(Path::new)).await
+    };
+    env.spawn_future_with_callback(async move { Ok(work.await) }, move |env, done| match done {
+      Ok(saved) => {
+        // The primary has it: the save succeeded. A backup that failed is reported, never thrown.
+        if let Some(err) = &saved.backup_error {
+          report(env, on_error.as_deref(), err);
+        }
+        Ok(Some(StoredSession::from(saved.info)))
+      }
+      Err(err) if reject => Err(js_error(env, &err)),
+      Err(err) => {
+        report(env, on_error.as_deref(), &err);
+        Ok(None)
+      }
+    })
+  }
+
+  /// Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum.
+  #[napi(ts_args_type = "args: ExtractArgs", ts_return_type = "Promise<StoredSession>")]
+  pub fn extract<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, StoredSession>> {
+    let (store, args) = (self.store.clone(), read_args::<ExtractArgs>(env, args));
+    let work = async move {
+      let args = args?;
+      store.extract(&args.session, Path::new(&args.path)).await
+    };
+    promise(env, work, StoredSession::from)
+  }
+
+  /// Removes the session. Deleting a session that is not stored succeeds.
+  #[napi(ts_args_type = "args: SessionArgs", ts_return_type = "Promise<void>")]
+  pub fn delete<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, ()>> {
+    let (store, args) = (self.store.clone(), read_args::<SessionArgs>(env, args));
+    promise(env, async move { store.delete(&args?.session).await }, |v| v)
+  }
+
+  /// Warms the primary from the backups (every session's newest good version), for a service start.
+  #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
+  pub fn restore_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
+    let (store, args) = (self.store.clone(), transfer_args(env, args));
+    promise(
+      env,
+      async move {
+        let (concurrency, progress) = args?;
+        store.restore_all(concurrency, progress).await
+      },
+      TransferSummary::from,
+    )
+  }
+
+  /// Backs up every session of the primary.
+  #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
+  pub fn backup_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
+    let (store, args) = (self.store.clone(), transfer_args(env, args));
+    promise(
+      env,
+      async move {
+        let (concurrency, progress) = args?;
+        store.backup_all(concurrency, progress).await
+      },
+      TransferSummary::from,
+    )
+  }
+
+  /// Stops the backup timer and backs up every session saved since its last backup. Call it before the
+  /// process exits. Later saves still reach the primary; their backups wait for the next `close()`.
+  #[napi(ts_return_type = "Promise<TransferSummary>")]
+  pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, TransferSummary>> {
+    let store = self.store.clone();
+    promise(env, async move { Ok(store.close().await) }, TransferSummary::from)
+  }
+
+  /// What the interval backups have been doing; `null` without interval backups.
+  #[napi]
+  pub fn backup_status(&self) -> Option<BackupStatus> {
+    self.store.backup_stats().map(BackupStatus::from)
+  }
+
+  /// Every stored session with its sizes.
+  #[napi(ts_return_type = "Promise<StoredSession[]>")]
+  pub fn list_sessions<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<StoredSession>>> {
+    let store = self.store.clone();
+    promise(env, async move { store.list().await }, |v| v.into_iter().map(StoredSession::from).collect())
+  }
+}

@@ -1,0 +1,125 @@
+//! The objects RustStore's methods take and return.
+
+use napi::bindgen_prelude::Unknown;
+use napi_derive::napi;
+
+use crate::scheduler::BackupStats;
+use crate::store::SessionInfo;
+use crate::transfer::Transfer;
+
+/// What `restoreAll` or `backupAll` did.
+#[napi(object)]
+pub struct TransferSummary {
+  pub sessions: u32,
+  pub copied: u32,
+  pub bytes: f64,
+  pub failed: u32,
+  /// `{ session, code, message }` of each failure.
+  pub failures: Vec<TransferFailure>,
+}
+
+#[napi(object)]
+pub struct TransferFailure {
+  pub session: String,
+  pub code: String,
+  pub message: String,
+}
+
+impl From<Transfer> for TransferSummary {
+  fn from(t: Transfer) -> Self {
+    let failures: Vec<TransferFailure> = t
+      .failures
+      .into_iter()
+      .map(|(key, err)| TransferFailure { session: key.to_string(), code: err.code().into(), message: err.to_string() })
+      .collect();
+    Self { sessions: t.sessions, copied: t.copied, bytes: t.bytes as f64, failed: failures.len() as u32, failures }
+  }
+}
+
+/// State of the interval backups.
+#[napi(object)]
+pub struct BackupStatus {
+  /// Sessions saved since their last backup.
+  pub pending: u32,
+  pub backed_up: f64,
+  pub failed: f64,
+  /// ms since the Unix epoch.
+  pub last_success_at: Option<f64>,
+  pub last_error_code: Option<String>,
+  pub last_error_message: Option<String>,
+}
+
+impl From<BackupStats> for BackupStatus {
+  fn from(s: BackupStats) -> Self {
+    let (code, message) = s.last_error.unzip();
+    Self {
+      pending: s.pending,
+      backed_up: s.backed_up as f64,
+      failed: s.failed as f64,
+      last_success_at: s.last_success_ms.map(|ms| ms as f64),
+      last_error_code: code,
+      last_error_message: message,
+    }
+  }
+}
+
+/// `{ concurrency }` for `restoreAll` / `backupAll`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct TransferArgs<'a> {
+  /// Sessions copied at once. Default 16.
+  pub concurrency: Option<f64>,
+  /// Called after each session with how many are done and how many there are.
+  #[napi(ts_type = "(done: number, total: number) => void")]
+  pub on_progress: Option<Unknown<'a>>,
+}
+
+/// `{ session }` as RemoteAuth passes it to `sessionExists` and `delete`.
+#[napi(object)]
+pub struct SessionArgs {
+  pub session: String,
+}
+
+/// `{ session }` as RemoteAuth passes it to `save`; `path` names the zip explicitly when given.
+#[napi(object)]
+pub struct SaveArgs {
+  pub session: String,
+  pub path: Option<String>,
+}
+
+/// `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`.
+#[napi(object)]
+pub struct ExtractArgs {
+  pub session: String,
+  pub path: String,
+}
+
+/// A stored session, as its header describes it.
+#[napi(object)]
+pub struct StoredSession {
+  pub session: String,
+  /// Bytes the store keeps for it.
+  pub stored_bytes: f64,
+  /// Size of the zip it was made from.
+  pub zip_bytes: f64,
+  /// Sum of its files' sizes.
+  pub files_bytes: f64,
+  /// Files and directories in it.
+  pub entries: u32,
+  /// When it was saved, in ms since the Unix epoch.
+  pub saved_at: f64,
+}
+
+impl From<SessionInfo> for StoredSession {
+  fn from(info: SessionInfo) -> Self {
+    let h = info.header;
+    Self {
+      session: info.key.to_string(),
+      stored_bytes: h.stored_bytes() as f64,
+      zip_bytes: h.source_bytes as f64,
+      files_bytes: h.files_bytes as f64,
+      entries: h.entries,
+      saved_at: h.created_ms as f64,
+    }
+  }
+}
