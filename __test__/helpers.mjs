@@ -8,6 +8,18 @@ export const { RustStore } = require('../index.js')
 export const { makeProfile, duSync } = require('../support/synthetic-profile.js')
 export const { remoteAuth, waitForFiles } = require('../support/remoteauth.js')
 
+/** The first answer of `attempt()` that does not throw, trying every 100 ms for up to `tries` times. */
+export async function eventually(attempt, tries = 50) {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt()
+    } catch (err) {
+      if (i >= tries) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+}
+
 /** A fresh temp directory, removed when the test ends. */
 export function tempDir(t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wwrs-'))

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'ava'
 
-import { RustStore, makeProfile, remoteAuthRoundTrip, tempDir, zipProfile } from './helpers.mjs'
+import { RustStore, eventually, makeProfile, remoteAuthRoundTrip, tempDir, zipProfile } from './helpers.mjs'
 import { startCluster, startRedis } from './servers.mjs'
 
 const DAY = 24 * 3600 * 1000
@@ -114,12 +114,7 @@ test.serial('an outage is a coded error from every method, never "no session", a
 
   await redis.start()
   // The same store object reconnects on its own; the session written before the outage is whole.
-  let exists
-  for (let i = 0; i < 50 && exists === undefined; i++) {
-    exists = await store.sessionExists({ session: 'RemoteAuth-out' }).catch(() => undefined)
-    if (exists === undefined) await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  t.true(exists)
+  t.true(await eventually(() => store.sessionExists({ session: 'RemoteAuth-out' })))
   await store.extract({ session: 'RemoteAuth-out', path: path.join(root, 'x.zip') })
   t.true(fs.statSync(path.join(root, 'x.zip')).size > 0)
 })
@@ -130,12 +125,7 @@ test('a store made while Redis is down fails loudly, then works once Redis is up
   const store = new RustStore({ redis: { url: redis.url, connectTimeoutMs: 500 } })
   t.regex((await t.throwsAsync(store.sessionExists({ session: 'RemoteAuth-x' }))).code, /^ERR_REDIS_(UNAVAILABLE|TIMEOUT)$/)
   await redis.start()
-  let answer
-  for (let i = 0; i < 50 && answer === undefined; i++) {
-    answer = await store.sessionExists({ session: 'RemoteAuth-x' }).catch(() => undefined)
-    if (answer === undefined) await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  t.false(answer)
+  t.false(await eventually(() => store.sessionExists({ session: 'RemoteAuth-x' })))
 })
 
 test('bad Redis options are ERR_INVALID_OPTION', (t) => {
@@ -196,12 +186,7 @@ test.serial('redis-server stopped while saves are in flight: coded errors, and n
   for (const e of errors) t.regex(e.code, /^ERR_REDIS_(UNAVAILABLE|TIMEOUT)$/, e.message)
 
   await redis.start()
-  let listed
-  for (let i = 0; i < 50 && !listed; i++) {
-    listed = await store.listSessions().catch(() => undefined)
-    if (!listed) await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  t.truthy(listed, 'the same store works again')
+  const listed = await eventually(() => store.listSessions()) // the same store works again
   // Every key that survived is a whole, checksum-valid archive.
   for (const { session } of listed) {
     await store.extract({ session, path: path.join(root, 'restored', `${session}.zip`) })

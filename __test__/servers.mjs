@@ -34,6 +34,14 @@ async function freeClusterPort() {
   }
 }
 
+/** SIGTERM, then wait for the exit (a stopped server's port must be free again). */
+async function stopProcess(proc) {
+  if (!proc || proc.exitCode !== null) return
+  const exited = new Promise((resolve) => proc.once('exit', resolve))
+  proc.kill('SIGTERM')
+  await exited
+}
+
 function run(cmd, args) {
   const res = spawnSync(cmd, args, { encoding: 'utf8' })
   if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${res.stderr}`)
@@ -94,11 +102,8 @@ export async function startRedis(t, { password, unixSocket = false, appendonly =
       }
       throw new Error('redis-server did not start')
     },
-    async stop() {
-      if (!this.proc || this.proc.exitCode !== null) return
-      const exited = new Promise((resolve) => this.proc.once('exit', resolve))
-      this.proc.kill('SIGTERM')
-      await exited
+    stop() {
+      return stopProcess(this.proc)
     },
   }
   await server.start()
@@ -138,11 +143,8 @@ export async function startMoto(t) {
       }
       throw new Error('moto_server did not start')
     },
-    async stop() {
-      if (!this.proc || this.proc.exitCode !== null) return
-      const exited = new Promise((resolve) => this.proc.once('exit', resolve))
-      this.proc.kill('SIGTERM')
-      await exited
+    stop() {
+      return stopProcess(this.proc)
     },
     async bucket(name) {
       const res = await fetch(`${endpoint}/${name}`, { method: 'PUT' })
