@@ -208,6 +208,8 @@ export interface TransferFailure {
 export interface TransferSummary {
   sessions: number
   copied: number
+  /** Nothing to copy: the target already had it (or newer), or the session went away. */
+  skipped: number
   bytes: number
   failed: number
   /** `{ session, code, message }` of each failure. */

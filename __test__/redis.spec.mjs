@@ -178,8 +178,11 @@ test.serial('redis-server stopped while saves are in flight: coded errors, and n
   const store = new RustStore({ redis: { url: redis.url, connectTimeoutMs: 1000, commandTimeoutMs: 2000 }, onError: (e) => errors.push(e) })
   const names = Array.from({ length: 40 }, (_, i) => `RemoteAuth-f${i}`)
   const saves = Promise.all(names.map((session) => store.save({ session, path: zip })))
-  // Stop the server once the first saves have landed, with the rest still in flight.
+  // Once the first saves have landed, hold every further write (CLIENT PAUSE), then stop the server: the
+  // held saves are in flight when it goes.
   for (let i = 0; i < 500 && Number(redis.cli('DBSIZE')) === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  redis.cli('CLIENT', 'PAUSE', '20000', 'WRITE')
+  await new Promise((resolve) => setTimeout(resolve, 200))
   await redis.stop()
   const results = await saves
   t.is(results.filter((r) => r === null).length, errors.length, 'every save either stored or reported')
@@ -192,6 +195,7 @@ test.serial('redis-server stopped while saves are in flight: coded errors, and n
     await store.extract({ session, path: path.join(root, 'restored', `${session}.zip`) })
   }
   t.true(listed.length > 0, 'some saves landed before the stop')
+  t.true(errors.length > 0, 'some saves were in flight when it stopped')
   t.log(`${listed.length} stored before the stop, ${errors.length} reported`)
 })
 

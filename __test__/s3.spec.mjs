@@ -1,4 +1,5 @@
 // The S3-compatible backup tier against moto's S3 server (and Redis) on loopback.
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import test from 'ava'
@@ -175,12 +176,12 @@ test('interval mode: saves return before the backup, the timer backs up the newe
   const root = tempDir(t)
   const { zip } = await zipFor(t)
   // Long enough that both saves finish before the first tick even on a loaded machine.
-  const store = new RustStore({ dir: path.join(root, 'store'), s3: s3Options(bucket, { backupIntervalMs: 2500 }), saveErrors: 'reject' })
+  const store = new RustStore({ dir: path.join(root, 'store'), s3: s3Options(bucket, { backupIntervalMs: 5000 }), saveErrors: 'reject' })
   await store.save({ session: 'RemoteAuth-iv', path: zip })
   await store.save({ session: 'RemoteAuth-iv', path: zip })
   t.deepEqual(await moto.keys(bucket), [], 'nothing uploaded by the save itself')
   t.like(store.backupStatus(), { pending: 1, backedUp: 0 })
-  for (let i = 0; i < 150 && store.backupStatus().pending > 0; i++) await sleep(100)
+  for (let i = 0; i < 300 && store.backupStatus().pending > 0; i++) await sleep(100)
   t.like(store.backupStatus(), { pending: 0, backedUp: 1, failed: 0 })
   t.is((await moto.keys(bucket)).length, 1, 'two saves, one backup of the newest')
   t.true(store.backupStatus().lastSuccessAt > Date.now() - 60_000)
@@ -210,7 +211,7 @@ test.serial('interval mode with S3 down: failures are reported with the session,
   const store = new RustStore({ dir: path.join(root, 'store'), s3, onError: (e) => errors.push(e) })
   await own.stop()
   t.not(await store.save({ session: 'RemoteAuth-flaky', path: zip }), null, 'the primary took the save')
-  for (let i = 0; i < 100 && errors.length === 0; i++) await sleep(100)
+  for (let i = 0; i < 300 && errors.length === 0; i++) await sleep(100)
   t.true(errors.length >= 1)
   t.regex(errors[0].code, /^ERR_S3_(UNAVAILABLE|TIMEOUT)$/)
   t.is(errors[0].session, 'RemoteAuth-flaky')
@@ -248,7 +249,6 @@ test('RustStore.fromEnv() reads REDIS_URL, the S3_ and R2_ names, and SESSION_BA
     S3_SECRET_ACCESS_KEY: 's',
     SESSION_BACKUP_INTERVAL_MS: '600000',
   }
-  const { spawnSync } = await import('node:child_process')
   const res = spawnSync(process.execPath, ['-e', script], { cwd: root, env, encoding: 'utf8' })
   t.is(res.status, 0, res.stderr)
   const out = JSON.parse(res.stdout)
@@ -284,4 +284,35 @@ test('RustStore.fromEnv() reads REDIS_URL, the S3_ and R2_ names, and SESSION_BA
   const r2Keys = await moto.keys(r2Bucket)
   t.is(r2Keys.length, 1, 'R2_ names configure the backup')
   t.true(r2Keys[0].startsWith('whatsapp-sessions/RemoteAuth-r2/'), r2Keys[0])
+})
+
+test('a delete racing interval backups leaves nothing behind; restoreAll keeps a newer primary copy', async (t) => {
+  const bucket = await freshBucket()
+  const root = tempDir(t)
+  const { zip } = await zipFor(t)
+  const store = new RustStore({ dir: path.join(root, 'store'), s3: s3Options(bucket, { backupIntervalMs: 600_000 }), saveErrors: 'reject' })
+  await store.save({ session: 'RemoteAuth-gone', path: zip })
+  const flushing = store.close() // a backup on its way...
+  await store.delete({ session: 'RemoteAuth-gone' }) // ...and a logout
+  await flushing
+  t.false(await store.sessionExists({ session: 'RemoteAuth-gone' }), 'the logout stays a logout')
+  t.deepEqual(await moto.keys(bucket), [])
+
+  const everySave = new RustStore({ dir: path.join(root, 'store'), s3: s3Options(bucket), saveErrors: 'reject' })
+  await everySave.save({ session: 'RemoteAuth-new', path: zip }) // backed up: version A
+  await new Promise((resolve) => setTimeout(resolve, 5))
+  const local = new RustStore({ dir: path.join(root, 'store'), saveErrors: 'reject' })
+  const newer = await local.save({ session: 'RemoteAuth-new', path: zip }) // saved after the backup, not backed up
+  const restored = await everySave.restoreAll()
+  t.like(restored, { sessions: 1, copied: 0, skipped: 1 })
+  t.is((await local.listSessions())[0].savedAt, newer.savedAt, 'the newer primary copy was kept')
+})
+
+test('fromEnv refuses a backup switch it cannot honour', (t) => {
+  const script = `try { require(${JSON.stringify(path.resolve('index.js'))}).RustStore.fromEnv() } catch (e) { console.log(e.code); process.exit(3) }`
+  for (const env of [{ SESSION_BACKUP_ENABLED: 'true' }, { SESSION_BACKUP_ENABLED: 'enabled', S3_BUCKET: 'b' }, { S3_BUCKET: 'b', SESSION_BACKUP_INTERVAL_MS: 'ten minutes' }]) {
+    const res = spawnSync(process.execPath, ['-e', script], { cwd: tempDir(t), env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' })
+    t.is(res.status, 3, JSON.stringify(env))
+    t.is(res.stdout.trim(), 'ERR_INVALID_OPTION', JSON.stringify(env))
+  }
 })

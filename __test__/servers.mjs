@@ -34,9 +34,22 @@ async function freeClusterPort() {
   }
 }
 
+// scripts/test-servers.sh puts moto in a venv where the system Python refuses pip installs.
+const motoVenv = path.resolve(import.meta.dirname, '../node_modules/.cache/moto-venv/bin/moto_server')
+const motoServer = fs.existsSync(motoVenv) ? motoVenv : 'moto_server'
+
+/** A server process; a missing program fails the test that needs it instead of crashing the worker. */
+function spawnServer(cmd, args) {
+  const proc = spawn(cmd, args, { stdio: 'ignore' })
+  proc.on('error', (err) => {
+    proc.spawnError = err
+  })
+  return proc
+}
+
 /** SIGTERM, then wait for the exit (a stopped server's port must be free again). */
 async function stopProcess(proc) {
-  if (!proc || proc.exitCode !== null) return
+  if (!proc || proc.exitCode !== null || proc.spawnError) return
   const exited = new Promise((resolve) => proc.once('exit', resolve))
   proc.kill('SIGTERM')
   await exited
@@ -93,14 +106,14 @@ export async function startRedis(t, { password, unixSocket = false, appendonly =
       return res.stdout.trim()
     },
     async start() {
-      this.proc = spawn('redis-server', args, { stdio: 'ignore' })
+      this.proc = spawnServer('redis-server', args)
       for (let i = 0; i < 200; i++) {
         try {
           if (this.cli('PING') === 'PONG') return
         } catch {}
         await sleep(25)
       }
-      throw new Error('redis-server did not start')
+      throw this.proc.spawnError ?? new Error('redis-server did not start')
     },
     stop() {
       return stopProcess(this.proc)
@@ -134,14 +147,14 @@ export async function startMoto(t) {
     endpoint,
     proc: null,
     async start() {
-      this.proc = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
+      this.proc = spawnServer(motoServer, ['-H', '127.0.0.1', '-p', String(port)])
       for (let i = 0; i < 400; i++) {
         try {
           if ((await fetch(`${endpoint}/`)).ok) return
         } catch {}
         await sleep(25)
       }
-      throw new Error('moto_server did not start')
+      throw this.proc.spawnError ?? new Error('moto_server did not start')
     },
     stop() {
       return stopProcess(this.proc)

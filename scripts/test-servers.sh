@@ -6,16 +6,28 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-# moto's S3 server comes from PyPI.
-if ! command -v moto_server >/dev/null 2>&1; then
+# moto's S3 server comes from PyPI: into the active Python if it lets us, else into a venv the specs know
+# (Debian's own python3 refuses pip installs, PEP 668).
+venv=node_modules/.cache/moto-venv
+if ! command -v moto_server >/dev/null 2>&1 && [ ! -x "$venv/bin/moto_server" ]; then
   echo "installing moto[server] for the S3 test server" >&2
-  python3 -m pip install --quiet 'moto[server]'
+  if ! python3 -m pip install --quiet 'moto[server]' 2>/dev/null || ! command -v moto_server >/dev/null 2>&1; then
+    python3 -m venv "$venv" 2>/dev/null || missing+=(python3-venv)
+  fi
 fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  if [ -x "$venv/bin/python" ] && [ ! -x "$venv/bin/moto_server" ]; then
+    "$venv/bin/python" -m pip install --quiet 'moto[server]'
+  fi
+  exit 0
+fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} for the test servers" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" python3-venv "* ]]; then
+    python3 -m venv "$venv" && "$venv/bin/python" -m pip install --quiet 'moto[server]'
+  fi
 else
   echo "the test suite needs: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
   exit 1

@@ -47,16 +47,20 @@ impl Backups {
     Ok(keys.into_iter().filter(|k| k.strip_prefix(&dir).is_some_and(is_version)).collect())
   }
 
-  /// Writes a new version, then prunes all but the newest `keep`. Returns the new version's key.
-  pub async fn write(&self, key: &SessionKey, sealed: &[u8], created_ms: u64) -> Result<String> {
-    let hash = blake3::hash(sealed).to_hex();
-    let name = format!("{key}/{created_ms:013}-{}{EXT}", &hash[..8]);
-    self.tier.put(&name, sealed.to_vec()).await?;
+  /// Writes a new version, then prunes all but the newest `keep`. Returns the new version's key. The new
+  /// version always sorts last (a writer whose clock lags gets the newest time + 1), so it is never the one
+  /// pruned and a restore never prefers an older copy over it.
+  pub async fn write(&self, key: &SessionKey, sealed: Vec<u8>, created_ms: u64) -> Result<String> {
+    let mut versions = self.versions(key).await?;
+    let newest_ms = versions.last().and_then(|v| v.rsplit('/').next()?.get(..13)?.parse::<u64>().ok());
+    let ms = newest_ms.map_or(created_ms, |newest| created_ms.max(newest + 1));
+    let hash = blake3::hash(&sealed).to_hex();
+    let name = format!("{key}/{ms:013}-{}{EXT}", &hash[..8]);
+    self.tier.put(&name, sealed).await?;
+    versions.push(name.clone());
     // Pruning is best effort: the new version is already durable, and the next backup prunes again.
-    if let Ok(versions) = self.versions(key).await {
-      if versions.len() > self.keep {
-        let _ = self.tier.delete(&versions[..versions.len() - self.keep]).await;
-      }
+    if versions.len() > self.keep {
+      let _ = self.tier.delete(&versions[..versions.len() - self.keep]).await;
     }
     Ok(name)
   }
@@ -97,6 +101,7 @@ impl Backups {
       let Some((session, version)) = key.split_once('/') else {
         continue;
       };
+      // Keys come sorted, so a session's versions are adjacent.
       if !is_version(version) || out.last().is_some_and(|k| k.as_str() == session) {
         continue;
       }
@@ -104,7 +109,6 @@ impl Backups {
         out.push(session);
       }
     }
-    out.dedup();
     Ok(out)
   }
 }

@@ -12,5 +12,6 @@ pub mod transfer;
 
 mod blocking;
 mod fsutil;
+mod locks;
 
 mod binding;

@@ -1,10 +1,11 @@
-//! Interval backups. A save marks its session dirty; every interval a Rust-side timer backs the dirty sessions
-//! up from the primary (so the newest copy goes), retrying passing failures with backoff. A session that still
-//! fails stays dirty for the next tick and is reported. `close()` stops the timer and flushes what is pending.
+//! When backups are written. A save marks its session dirty. In interval mode a Rust-side timer backs the dirty
+//! sessions up from the primary (so the newest copy goes); in every-save mode, and after `close()`, the save
+//! backs its session up at once. Passing failures are retried with backoff; a session that still fails stays
+//! dirty for the next tick or `close()`, and is reported. A backup racing a delete never resurrects the session.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -12,6 +13,7 @@ use backon::{ExponentialBuilder, Retryable};
 use crate::archive;
 use crate::backup::Backups;
 use crate::error::{Result, StoreError};
+use crate::locks::KeyLocks;
 use crate::session::SessionKey;
 use crate::tier::Tier;
 use crate::transfer::{transfer, Transfer};
@@ -34,14 +36,19 @@ pub struct BackupStats {
 pub struct Scheduler {
   primary: Arc<dyn Tier>,
   backups: Backups,
-  interval: Duration,
+  /// `None`: back up within every save.
+  interval: Option<Duration>,
   report: Reporter,
+  locks: Arc<KeyLocks>,
   /// Sessions saved since their last backup, with the number of their latest save: a session saved again
   /// while its backup runs stays dirty.
   dirty: Mutex<BTreeMap<SessionKey, u64>>,
-  saves: std::sync::atomic::AtomicU64,
+  saves: AtomicU64,
+  /// Deleted sessions (until saved again): a backup that lands after the delete is removed again.
+  deleted: Mutex<HashSet<SessionKey>>,
   stats: Mutex<BackupStats>,
   timer_started: AtomicBool,
+  closed: AtomicBool,
   stop: tokio::sync::watch::Sender<bool>,
   /// A tick and a `close()` flush never run at once.
   flushing: tokio::sync::Mutex<()>,
@@ -53,7 +60,7 @@ impl std::fmt::Debug for Scheduler {
   }
 }
 
-/// Worth retrying within a tick: the service was away, not the request wrong.
+/// Worth retrying: the service was away, not the request wrong.
 fn transient(e: &StoreError) -> bool {
   e.code().ends_with("_UNAVAILABLE") || e.code().ends_with("_TIMEOUT")
 }
@@ -62,37 +69,48 @@ fn now_ms() -> u64 {
   std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+  m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Scheduler {
-  pub fn new(primary: Arc<dyn Tier>, backups: Backups, interval: Duration, report: Reporter) -> Arc<Self> {
+  pub fn new(
+    primary: Arc<dyn Tier>,
+    backups: Backups,
+    interval: Option<Duration>,
+    report: Reporter,
+    locks: Arc<KeyLocks>,
+  ) -> Arc<Self> {
     Arc::new(Self {
       primary,
       backups,
       interval,
       report,
+      locks,
       dirty: Mutex::default(),
-      saves: std::sync::atomic::AtomicU64::new(0),
+      saves: AtomicU64::new(0),
+      deleted: Mutex::default(),
       stats: Mutex::default(),
       timer_started: AtomicBool::new(false),
+      closed: AtomicBool::new(false),
       stop: tokio::sync::watch::channel(false).0,
       flushing: tokio::sync::Mutex::new(()),
     })
   }
 
-  fn dirty(&self) -> std::sync::MutexGuard<'_, BTreeMap<SessionKey, u64>> {
-    self.dirty.lock().unwrap_or_else(|p| p.into_inner())
-  }
-
-  fn stats_mut(&self) -> std::sync::MutexGuard<'_, BackupStats> {
-    self.stats.lock().unwrap_or_else(|p| p.into_inner())
-  }
-
-  /// Records a save. Starts the timer on first use (from inside the runtime).
-  pub fn mark(self: &Arc<Self>, key: &SessionKey) {
+  /// Records a save. True when the caller should back the session up now: every-save mode, or after
+  /// `close()`, when no timer will. Starts the timer on first use (from inside the runtime).
+  pub fn mark(self: &Arc<Self>, key: &SessionKey) -> bool {
     let save = self.saves.fetch_add(1, Ordering::SeqCst);
-    self.dirty().insert(key.clone(), save);
+    guard(&self.deleted).remove(key);
+    guard(&self.dirty).insert(key.clone(), save);
+    let Some(interval) = self.interval else { return true };
+    if self.closed.load(Ordering::SeqCst) {
+      return true;
+    }
     if !self.timer_started.swap(true, Ordering::SeqCst) {
       let weak = Arc::downgrade(self);
-      let (interval, mut stop) = (self.interval, self.stop.subscribe());
+      let mut stop = self.stop.subscribe();
       tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,30 +124,28 @@ impl Scheduler {
         }
       });
     }
+    false
   }
 
-  /// A deleted session has nothing left to back up.
+  /// Called by a delete, under the session's lock: nothing is left to back up, and a backup already
+  /// on its way is undone when it lands.
   pub fn forget(&self, key: &SessionKey) {
-    self.dirty().remove(key);
+    guard(&self.dirty).remove(key);
+    guard(&self.deleted).insert(key.clone());
   }
 
-  /// Backs up every dirty session now. A session stays pending until its backup is stored.
+  /// Backs up every dirty session now, reporting failures.
   pub async fn flush(&self) -> Transfer {
     let _turn = self.flushing.lock().await;
-    let snapshot: BTreeMap<SessionKey, u64> = self.dirty().clone();
-    let keys: Vec<SessionKey> = snapshot.keys().cloned().collect();
+    let keys: Vec<SessionKey> = guard(&self.dirty).keys().cloned().collect();
+    self.flush_keys(keys, true).await
+  }
+
+  /// Backs these sessions up now. Failures stay dirty; with `report` they also go to the reporter (a save
+  /// that backs up its own session returns the failure to its caller instead).
+  pub async fn flush_keys(&self, keys: Vec<SessionKey>, report: bool) -> Transfer {
     let summary = transfer(keys, 8, None, |key| async move { self.backup_one(&key).await }).await;
-    {
-      let mut dirty = self.dirty();
-      let failed: Vec<&SessionKey> = summary.failures.iter().map(|(k, _)| k).collect();
-      for (key, save) in &snapshot {
-        // Done unless it failed or was saved again meanwhile.
-        if !failed.contains(&key) && dirty.get(key) == Some(save) {
-          dirty.remove(key);
-        }
-      }
-    }
-    let mut stats = self.stats_mut();
+    let mut stats = guard(&self.stats);
     stats.backed_up += u64::from(summary.copied);
     if summary.copied > 0 {
       stats.last_success_ms = Some(now_ms());
@@ -137,32 +153,60 @@ impl Scheduler {
     for (key, err) in &summary.failures {
       stats.failed += 1;
       stats.last_error = Some((err.code().to_owned(), err.to_string()));
-      (self.report)(key, err);
+      if report {
+        (self.report)(key, err);
+      }
     }
     summary
   }
 
-  async fn backup_one(&self, key: &SessionKey) -> Result<u64> {
+  async fn backup_one(&self, key: &SessionKey) -> Result<Option<u64>> {
+    let Some(save) = guard(&self.dirty).get(key).copied() else { return Ok(None) };
     let attempt = || async {
-      // Deleted since it was saved: nothing to back up, and not a failure.
-      let Some(bytes) = self.primary.get(key).await? else { return Ok(0) };
+      let Some(bytes) = self.primary.get(key).await? else {
+        return Err(StoreError::SessionNotFound(format!("{key} (the primary lost it before its backup)")));
+      };
       let (header, _) = archive::open(&bytes)?;
-      self.backups.write(key, &bytes, header.created_ms).await?;
-      Ok(bytes.len() as u64)
+      let len = bytes.len() as u64;
+      self.backups.write(key, bytes, header.created_ms).await?;
+      Ok(len)
     };
-    let backoff = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(3);
-    attempt.retry(backoff).when(transient).await
+    let backoff = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(2);
+    let result = attempt.retry(backoff).when(transient).await;
+    let lock = self.locks.of(key);
+    let _turn = lock.lock().await;
+    if guard(&self.deleted).contains(key) {
+      // Deleted while the upload ran: take the backup down again, or a logout would come back from S3.
+      self.backups.delete(key).await?;
+      return Ok(None);
+    }
+    let mut dirty = guard(&self.dirty);
+    match result {
+      Ok(len) => {
+        if dirty.get(key) == Some(&save) {
+          dirty.remove(key);
+        }
+        Ok(Some(len))
+      }
+      // Nothing left to retry with: report it once and drop it.
+      Err(err @ StoreError::SessionNotFound(_)) => {
+        dirty.remove(key);
+        Err(err)
+      }
+      Err(err) => Err(err),
+    }
   }
 
-  /// Stops the timer and backs up what is pending.
+  /// Stops the timer and backs up what is pending; later saves back themselves up.
   pub async fn close(&self) -> Transfer {
+    self.closed.store(true, Ordering::SeqCst);
     let _ = self.stop.send(true);
     self.flush().await
   }
 
   pub fn stats(&self) -> BackupStats {
-    let mut stats = self.stats_mut().clone();
-    stats.pending = self.dirty().len() as u32;
+    let mut stats = guard(&self.stats).clone();
+    stats.pending = guard(&self.dirty).len() as u32;
     stats
   }
 }

@@ -1,15 +1,15 @@
 //! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
 
-use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use crate::archive::{self, Header, PackOptions};
 use crate::backup::Backups;
 use crate::blocking;
 use crate::error::{Result, StoreError};
 use crate::fsutil::atomic_write;
+use crate::locks::KeyLocks;
 use crate::scheduler::{BackupStats, Reporter, Scheduler};
 use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
 use crate::tier::Tier;
@@ -39,33 +39,15 @@ pub struct Store {
   save_locks: Arc<KeyLocks>,
 }
 
-/// One async lock per session being saved, so overlapping saves (RemoteAuth has no overlap guard) run in
-/// call order and an older zip can never land after a newer one. Entries die with their last holder.
-#[derive(Debug, Default)]
-struct KeyLocks(std::sync::Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>);
-
-impl KeyLocks {
-  fn of(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
-    let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    map.retain(|_, lock| lock.strong_count() > 0);
-    if let Some(lock) = map.get(key).and_then(Weak::upgrade) {
-      return lock;
-    }
-    let lock = Arc::new(tokio::sync::Mutex::new(()));
-    map.insert(key.clone(), Arc::downgrade(&lock));
-    lock
-  }
-}
-
 pub(crate) fn cwd() -> Result<PathBuf> {
   std::env::current_dir().map_err(StoreError::io("read current directory", "."))
 }
 
-/// When backups are written.
+/// When backups are written; failures that are not returned to a caller go to the reporter.
 #[derive(Clone)]
 pub enum BackupMode {
   /// Within each save, after the primary has it.
-  EverySave,
+  EverySave(Reporter),
   /// By a timer, for the sessions saved since their last backup; failures go to the reporter.
   Interval(std::time::Duration, Reporter),
 }
@@ -78,24 +60,29 @@ pub struct Saved {
 }
 
 impl Store {
-  /// A store over a primary tier, a backup tier, or both (never neither). Without a primary, backups are
-  /// written within each save whatever the mode.
+  /// A store over a primary tier, a backup tier, or both (never neither). Without a primary, the bucket is
+  /// the store and backups are written within each save.
   pub fn new(
     primary: Option<Arc<dyn Tier>>,
     backups: Option<(Backups, BackupMode)>,
     config: StoreConfig,
   ) -> Result<Self> {
+    let save_locks = Arc::new(KeyLocks::default());
     let scheduler = match (&primary, &backups) {
       (None, None) => {
         return Err(StoreError::InvalidOption { name: "tiers", reason: "a store needs at least one tier".into() })
       }
-      (Some(primary), Some((backups, BackupMode::Interval(every, report)))) => {
-        Some(Scheduler::new(primary.clone(), backups.clone(), *every, report.clone()))
+      (Some(primary), Some((backups, mode))) => {
+        let (interval, report) = match mode {
+          BackupMode::EverySave(report) => (None, report.clone()),
+          BackupMode::Interval(every, report) => (Some(*every), report.clone()),
+        };
+        Some(Scheduler::new(primary.clone(), backups.clone(), interval, report, save_locks.clone()))
       }
       _ => None,
     };
     let backups = backups.map(|(backups, _)| backups);
-    Ok(Self { primary, backups, scheduler, config: Arc::new(config), save_locks: Arc::default() })
+    Ok(Self { primary, backups, scheduler, config: Arc::new(config), save_locks })
   }
 
   /// True if any tier has the session. A tier that cannot be asked is an error, never `false`.
@@ -114,13 +101,14 @@ impl Store {
 
   /// Packs the zip RemoteAuth wrote (found from `zip`, an absolute `session`, the cwd or the data path)
   /// and replaces the stored session only once the new archive is complete. Done once the primary has it;
-  /// a backup that fails is returned in `backup_error` (with no primary, it fails the save).
+  /// in every-save mode the backup follows at once and a failure comes back in `backup_error` (and stays
+  /// pending for `close()`). With no primary, a failed upload fails the save.
   pub async fn save(&self, session: &str, zip: Option<&Path>) -> Result<Saved> {
     let arg = SessionArg::parse(session)?;
     let candidates = zip_candidates(&arg, zip, &cwd()?, &self.config.data_path);
     let key = arg.key.clone();
     let lock = self.save_locks.of(&key);
-    let _turn = lock.lock().await;
+    let turn = lock.lock().await;
     let config = self.config.clone();
     let packed = blocking::run(move || {
       let path = locate_zip(&arg, &candidates)?;
@@ -136,38 +124,37 @@ impl Store {
     let info = SessionInfo { key: key.clone(), header: packed.header.clone() };
     let Some(primary) = &self.primary else {
       let backups = self.backups.as_ref().expect("a store has a tier");
-      backups.write(&key, &packed.bytes, packed.header.created_ms).await?;
+      backups.write(&key, packed.bytes, packed.header.created_ms).await?;
       return Ok(Saved { info, backup_error: None });
     };
-    if let Some(scheduler) = &self.scheduler {
-      primary.put(&key, packed.bytes).await?;
-      scheduler.mark(&key);
-      return Ok(Saved { info, backup_error: None });
-    }
-    let backup_copy = self.backups.as_ref().map(|_| packed.bytes.clone());
     primary.put(&key, packed.bytes).await?;
-    let backup_error = match (&self.backups, backup_copy) {
-      (Some(backups), Some(bytes)) => backups.write(&key, &bytes, packed.header.created_ms).await.err(),
-      _ => None,
-    };
+    let backup_now = self.scheduler.as_ref().is_some_and(|s| s.mark(&key));
+    drop(turn); // the backup takes the lock itself when it lands
+    let mut backup_error = None;
+    if let (true, Some(scheduler)) = (backup_now, &self.scheduler) {
+      backup_error = scheduler.flush_keys(vec![key], false).await.failures.pop().map(|(_, err)| err);
+    }
     Ok(Saved { info, backup_error })
   }
 
   /// The session's archive: the primary's if its checksum holds, else the newest good backup, which is then
-  /// written back to the primary (best effort: the restore does not wait on a primary that refuses it).
+  /// written back to the primary. A copy in a newer format is never treated as damaged.
   async fn fetch(&self, key: &SessionKey) -> Result<Vec<u8>> {
     let mut damaged = false;
     if let Some(primary) = &self.primary {
-      match primary.get(key).await? {
-        Some(bytes) if archive::open(&bytes).is_ok() => return Ok(bytes),
-        Some(_) => damaged = true,
-        None => {}
+      if let Some(bytes) = primary.get(key).await? {
+        match archive::open(&bytes) {
+          Ok(_) => return Ok(bytes),
+          Err(err @ StoreError::ArchiveVersion(_)) => return Err(err),
+          Err(_) => damaged = true,
+        }
       }
     }
     if let Some(backups) = &self.backups {
       if let Some(bytes) = backups.newest_good(key).await? {
         if let Some(primary) = &self.primary {
-          let _ = primary.put(key, bytes.clone()).await;
+          // Best effort, and only if no save has put something newer there meanwhile.
+          let _ = self.put_if_newer(primary, key, bytes.clone()).await;
         }
         return Ok(bytes);
       }
@@ -180,6 +167,23 @@ impl Store {
     })
   }
 
+  /// Writes `bytes` to the primary unless it already holds a readable copy at least as new. `Ok(false)`: kept
+  /// the primary's. Under the session's lock, so it cannot land on top of a save.
+  async fn put_if_newer(&self, primary: &Arc<dyn Tier>, key: &SessionKey, bytes: Vec<u8>) -> Result<bool> {
+    let lock = self.save_locks.of(key);
+    let _turn = lock.lock().await;
+    let candidate = archive::peek(&bytes)?;
+    if let Some(head) = primary.head(key, archive::HEADER_LEN).await? {
+      match archive::peek(&head) {
+        Ok(current) if current.created_ms >= candidate.created_ms => return Ok(false),
+        Err(StoreError::ArchiveVersion(_)) => return Ok(false),
+        _ => {}
+      }
+    }
+    primary.put(key, bytes).await?;
+    Ok(true)
+  }
+
   /// Writes the stored session as a zip to exactly `path` (relative to the cwd), via a temp file beside it,
   /// after its checksum holds. Creates the parent directory: on a fresh machine RemoteAuth's dataPath may not exist.
   pub async fn extract(&self, session: &str, path: &Path) -> Result<SessionInfo> {
@@ -190,9 +194,12 @@ impl Store {
     Ok(SessionInfo { key, header })
   }
 
-  /// Removes the session from every tier (each is tried; the first failure is returned).
+  /// Removes the session from every tier (each is tried; the first failure is returned). Under the session's
+  /// lock: a save in flight finishes first, and a backup in flight is undone when it lands.
   pub async fn delete(&self, session: &str) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
+    let lock = self.save_locks.of(&key);
+    let _turn = lock.lock().await;
     if let Some(scheduler) = &self.scheduler {
       scheduler.forget(&key);
     }
@@ -213,8 +220,11 @@ impl Store {
     let Some(primary) = &self.primary else {
       let backups = self.backups.as_ref().expect("a store has a tier");
       for key in backups.sessions().await? {
-        if let Some(bytes) = backups.newest_good(&key).await? {
-          out.push(SessionInfo { header: archive::peek(&bytes)?, key });
+        // As below: one unreadable session does not fail the listing.
+        if let Ok(Some(bytes)) = backups.newest_good(&key).await {
+          if let Ok(header) = archive::peek(&bytes) {
+            out.push(SessionInfo { header, key });
+          }
         }
       }
       return Ok(out);
@@ -240,7 +250,7 @@ impl Store {
     }
   }
 
-  /// `None` when the store has no interval backups.
+  /// `None` when the store has no backup tier behind a primary.
   pub fn backup_stats(&self) -> Option<BackupStats> {
     self.scheduler.as_ref().map(|s| s.stats())
   }
@@ -252,15 +262,16 @@ impl Store {
     }
   }
 
-  /// Warms the primary from the backups: the newest good version of every backed-up session.
+  /// Warms the primary from the backups: the newest good version of every backed-up session, unless the
+  /// primary already has a copy at least as new.
   pub async fn restore_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = backups.sessions().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
-      let bytes = backups.newest_good(&key).await?.ok_or_else(|| StoreError::SessionNotFound(key.to_string()))?;
+      let Some(bytes) = backups.newest_good(&key).await? else { return Ok(None) };
       let len = bytes.len() as u64;
-      primary.put(&key, bytes).await?;
-      Ok(len)
+      // A primary copy saved after the backup (a restart within the backup interval) is newer: keep it.
+      Ok(self.put_if_newer(primary, &key, bytes).await?.then_some(len))
     })
     .await;
     Ok(summary)
@@ -271,10 +282,11 @@ impl Store {
     let (primary, backups) = self.both()?;
     let keys = primary.list().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
-      let bytes = primary.get(&key).await?.ok_or_else(|| StoreError::SessionNotFound(key.to_string()))?;
+      let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
       let (header, _) = archive::open(&bytes)?;
-      backups.write(&key, &bytes, header.created_ms).await?;
-      Ok(bytes.len() as u64)
+      let len = bytes.len() as u64;
+      backups.write(&key, bytes, header.created_ms).await?;
+      Ok(Some(len))
     })
     .await;
     Ok(summary)
@@ -389,18 +401,6 @@ mod tests {
     assert_eq!(f.store.extract("RemoteAuth-d", &out).await.unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
     assert_eq!(std::fs::read(&out).unwrap(), b"previous", "the file at path is untouched");
     assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 1, "no temp file left");
-  }
-
-  #[test]
-  fn save_locks_are_per_session_and_freed() {
-    let locks = KeyLocks::default();
-    let (a, b) = (SessionKey::parse("a").unwrap(), SessionKey::parse("b").unwrap());
-    let held = locks.of(&a);
-    assert!(Arc::ptr_eq(&held, &locks.of(&a)));
-    assert!(!Arc::ptr_eq(&held, &locks.of(&b)));
-    drop(held);
-    let _ = locks.of(&b);
-    assert_eq!(locks.0.lock().unwrap().len(), 1, "the lock of a finished save is gone");
   }
 
   #[tokio::test]

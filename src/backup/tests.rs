@@ -56,7 +56,7 @@ async fn keeps_the_newest_n_versions() {
   let backups = Backups::new(memory.clone(), 3);
   let archives: Vec<Vec<u8>> = (0..5u8).map(sealed).collect();
   for (i, bytes) in archives.iter().enumerate() {
-    backups.write(&key("s"), bytes, 1_000 + i as u64).await.unwrap();
+    backups.write(&key("s"), bytes.clone(), 1_000 + i as u64).await.unwrap();
   }
   let versions = backups.versions(&key("s")).await.unwrap();
   assert_eq!(versions.len(), 3);
@@ -69,9 +69,9 @@ async fn a_failed_upload_leaves_the_previous_versions() {
   let memory = Arc::new(Memory::default());
   let backups = Backups::new(memory.clone(), 1);
   let good = sealed(1);
-  backups.write(&key("s"), &good, 1).await.unwrap();
+  backups.write(&key("s"), good.clone(), 1).await.unwrap();
   *memory.fail_puts.lock().unwrap() = true;
-  assert_eq!(backups.write(&key("s"), &sealed(2), 2).await.unwrap_err().code(), "ERR_S3_UNAVAILABLE");
+  assert_eq!(backups.write(&key("s"), sealed(2), 2).await.unwrap_err().code(), "ERR_S3_UNAVAILABLE");
   assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), good);
 }
 
@@ -80,8 +80,8 @@ async fn a_damaged_newest_version_falls_back_to_an_older_good_one() {
   let memory = Arc::new(Memory::default());
   let backups = Backups::new(memory.clone(), 3);
   let good = sealed(1);
-  backups.write(&key("s"), &good, 1).await.unwrap();
-  let newest = backups.write(&key("s"), &sealed(2), 2).await.unwrap();
+  backups.write(&key("s"), good.clone(), 1).await.unwrap();
+  let newest = backups.write(&key("s"), sealed(2), 2).await.unwrap();
   memory.objects.lock().unwrap().get_mut(&newest).unwrap().truncate(50);
   assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), good);
   memory.objects.lock().unwrap().values_mut().for_each(|v| v.truncate(50));
@@ -93,9 +93,9 @@ async fn a_damaged_newest_version_falls_back_to_an_older_good_one() {
 async fn sessions_deletes_and_foreign_objects() {
   let memory = Arc::new(Memory::default());
   let backups = Backups::new(memory.clone(), 3);
-  backups.write(&key("a"), &sealed(1), 1).await.unwrap();
-  backups.write(&key("a"), &sealed(2), 2).await.unwrap();
-  backups.write(&key("b"), &sealed(3), 3).await.unwrap();
+  backups.write(&key("a"), sealed(1), 1).await.unwrap();
+  backups.write(&key("a"), sealed(2), 2).await.unwrap();
+  backups.write(&key("b"), sealed(3), 3).await.unwrap();
   memory.put("notes.txt", b"x".to_vec()).await.unwrap();
   memory.put("c/readme.md", b"x".to_vec()).await.unwrap();
   assert_eq!(backups.sessions().await.unwrap(), vec![key("a"), key("b")]);
@@ -111,4 +111,16 @@ fn version_names() {
   for bad in ["1764000000000-0a1b2c3d.zip", "176400000000-0a1b2c3d.wwrs", "1764000000000-0a1b2c3g.wwrs", "x.wwrs", ""] {
     assert!(!is_version(bad), "{bad}");
   }
+}
+
+#[tokio::test]
+async fn a_writer_with_a_lagging_clock_still_writes_the_newest_version() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 1);
+  backups.write(&key("s"), sealed(1), 5_000).await.unwrap();
+  let late = sealed(2);
+  let name = backups.write(&key("s"), late.clone(), 1_000).await.unwrap();
+  assert!(name.starts_with("s/0000000005001-"), "{name}");
+  assert_eq!(backups.versions(&key("s")).await.unwrap(), vec![name]);
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), late);
 }

@@ -52,7 +52,8 @@ impl RustStore {
   /// `S3_` (plus `S3_REGION`, `S3_PREFIX`, `S3_FORCE_PATH_STYLE`), `SESSION_STORE_DIR`. `options` win over them.
   #[napi(factory, ts_args_type = "options?: RustStoreOptions | undefined | null")]
   pub fn from_env(env: &Env, options: Option<Unknown>) -> Result<Self> {
-    Self::build(env, env::fill_from_env(read_options(env, options)?))
+    let options = env::fill_from_env(read_options(env, options)?).map_err(|e| js_error(env, &e))?;
+    Self::build(env, options)
   }
 
   fn build(env: &Env, options: RustStoreOptions) -> Result<Self> {

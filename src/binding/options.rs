@@ -139,16 +139,11 @@ fn redis_config(o: &RedisOptions) -> Core<RedisConfig> {
   if let Some(prefix) = &o.prefix {
     config.prefix = prefix.clone();
   }
-  match o.ttl_seconds {
+  // Ten years at most: beyond that Duration and Redis' PX overflow.
+  match whole("redis.ttlSeconds", o.ttl_seconds, 0.0..=315_360_000.0)? {
+    Some(0) => config.ttl = None,
+    Some(secs) => config.ttl = Some(Duration::from_secs(secs)),
     None => {}
-    Some(0.0) => config.ttl = None,
-    Some(s) if s.is_finite() && s >= 0.001 => config.ttl = Some(Duration::from_secs_f64(s)),
-    Some(s) => {
-      return Err(StoreError::InvalidOption {
-        name: "redis.ttlSeconds",
-        reason: format!("{s} is not 0 or a positive number"),
-      })
-    }
   }
   if let Some(ms) = whole("redis.connectTimeoutMs", o.connect_timeout_ms, 1.0..=3_600_000.0)? {
     config.connect_timeout = Duration::from_millis(ms);
@@ -214,7 +209,7 @@ pub(super) fn build_store(o: &RustStoreOptions, report: Reporter) -> Core<Store>
       let keep = whole("s3.keepVersions", s3.keep_versions, 1.0..=1000.0)?.unwrap_or(3) as usize;
       let every = whole("s3.backupIntervalMs", s3.backup_interval_ms, 0.0..=MAX_SAFE_INTEGER)?.unwrap_or(600_000);
       let mode = match every {
-        0 => BackupMode::EverySave,
+        0 => BackupMode::EverySave(report),
         ms => BackupMode::Interval(Duration::from_millis(ms), report),
       };
       Some((Backups::new(Arc::new(S3Tier::open(s3_config(s3)?)?), keep), mode))

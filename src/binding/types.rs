@@ -12,6 +12,8 @@ use crate::transfer::Transfer;
 pub struct TransferSummary {
   pub sessions: u32,
   pub copied: u32,
+  /// Nothing to copy: the target already had it (or newer), or the session went away.
+  pub skipped: u32,
   pub bytes: f64,
   pub failed: u32,
   /// `{ session, code, message }` of each failure.
@@ -32,7 +34,14 @@ impl From<Transfer> for TransferSummary {
       .into_iter()
       .map(|(key, err)| TransferFailure { session: key.to_string(), code: err.code().into(), message: err.to_string() })
       .collect();
-    Self { sessions: t.sessions, copied: t.copied, bytes: t.bytes as f64, failed: failures.len() as u32, failures }
+    Self {
+      sessions: t.sessions,
+      copied: t.copied,
+      skipped: t.skipped,
+      bytes: t.bytes as f64,
+      failed: failures.len() as u32,
+      failures,
+    }
   }
 }
 

@@ -108,6 +108,9 @@ impl S3Tier {
         let shared = loader.load().await;
         let mut s3 = aws_sdk_s3::config::Builder::from(&shared)
           .force_path_style(c.force_path_style)
+          // Retries are the backup scheduler's (with backoff, across ticks); stacking the SDK's on top
+          // would multiply them and stretch a `close()` during an outage.
+          .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
           // Our archives carry their own BLAKE3; the SDK's default CRC headers break several S3-compatibles.
           .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
           .response_checksum_validation(ResponseChecksumValidation::WhenRequired);

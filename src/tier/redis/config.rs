@@ -68,12 +68,14 @@ impl fmt::Debug for RedisConfig {
   }
 }
 
-/// The URL without user name or password.
+/// The URL without user name, password or query (redis-rs reads `?pass=` on unix sockets).
 pub fn redact(url: &str) -> String {
   match url::Url::parse(url) {
     Ok(mut u) => {
       let _ = u.set_password(None);
       let _ = u.set_username("");
+      u.set_query(None);
+      u.set_fragment(None);
       u.to_string()
     }
     Err(_) => "<unparsable redis url>".into(),

@@ -82,7 +82,7 @@ impl Conn {
       Conn::Cluster(mut c) => {
         let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut c).await?;
         let mut keys = Vec::new();
-        for (host, port) in primaries(&nodes) {
+        for (host, port) in primaries(&nodes)? {
           let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
           keys.extend(scan_node(pattern, Node::Routed(&mut c, route)).await?);
         }
@@ -122,20 +122,27 @@ async fn scan_node(pattern: &str, mut node: Node<'_>) -> RedisResult<Vec<String>
   }
 }
 
-/// `host:port` of the live primaries in `CLUSTER NODES` output.
-fn primaries(nodes: &str) -> Vec<(String, u16)> {
-  nodes
-    .lines()
-    .filter_map(|line| {
-      let mut fields = line.split_whitespace();
-      let addr = fields.nth(1)?;
-      let flags = fields.next()?;
-      let live_primary = flags.split(',').any(|f| f == "master") && !flags.contains("fail");
-      let hostport = addr.split('@').next()?;
-      let (host, port) = hostport.rsplit_once(':')?;
-      (live_primary && !host.is_empty()).then(|| Some((host.to_owned(), port.parse().ok()?)))?
-    })
-    .collect()
+/// `host:port` of the primaries in `CLUSTER NODES` output. A failing primary is an error: listing the others
+/// alone would pass a partial answer off as the whole.
+fn primaries(nodes: &str) -> RedisResult<Vec<(String, u16)>> {
+  let mut out = Vec::new();
+  for line in nodes.lines() {
+    let mut fields = line.split_whitespace();
+    let (Some(addr), Some(flags)) = (fields.nth(1), fields.next()) else { continue };
+    if !flags.split(',').any(|f| f == "master") || flags.contains("noaddr") {
+      continue;
+    }
+    if flags.contains("fail") {
+      return Err((redis::ErrorKind::ClusterConnectionNotFound, "a cluster primary is failing").into());
+    }
+    let hostport = addr.split('@').next().unwrap_or(addr);
+    if let Some((host, port)) = hostport.rsplit_once(':') {
+      if let (false, Ok(port)) = (host.is_empty(), port.parse()) {
+        out.push((host.to_owned(), port));
+      }
+    }
+  }
+  Ok(out)
 }
 
 #[cfg(test)]
@@ -147,9 +154,10 @@ mod tests {
     let out = "\
 a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
 b2 127.0.0.1:7001@17001 master - 0 1 2 connected 5461-10922
-c3 127.0.0.1:7002@17002 master,fail - 0 1 3 connected
 d4 127.0.0.1:7003@17003 slave a1 0 1 1 connected
 e5 :0@0 master,noaddr - 0 0 0 disconnected";
-    assert_eq!(primaries(out), vec![("127.0.0.1".to_string(), 7000), ("127.0.0.1".to_string(), 7001)]);
+    assert_eq!(primaries(out).unwrap(), vec![("127.0.0.1".to_string(), 7000), ("127.0.0.1".to_string(), 7001)]);
+    let failing = format!("{out}\nc3 127.0.0.1:7002@17002 master,fail? - 0 1 3 connected");
+    assert!(primaries(&failing).is_err());
   }
 }

@@ -157,6 +157,7 @@ mod tests {
     assert_eq!(redact("redis://user:s3cret@host:6380/2"), "redis://host:6380/2");
     assert_eq!(redact("redis://:s3cret@host"), "redis://host");
     assert_eq!(redact("unix:///tmp/redis.sock"), "unix:///tmp/redis.sock");
+    assert_eq!(redact("unix:///tmp/redis.sock?db=2&pass=s3cret"), "unix:///tmp/redis.sock");
     let config = RedisConfig::new(RedisTarget::Cluster(vec!["redis://u:s3cret@h:1".into()]));
     assert!(!format!("{config:?}").contains("s3cret"));
     assert!(!format!("{:?}", RedisTier::open(config).unwrap()).contains("s3cret"));
