@@ -82,6 +82,15 @@ impl Backups {
     }
   }
 
+  /// The header of the newest version, read with a ranged request; `None` without versions.
+  pub async fn newest_header(&self, key: &SessionKey) -> Result<Option<archive::Header>> {
+    let Some(newest) = self.versions(key).await?.pop() else { return Ok(None) };
+    match self.tier.head(&newest, archive::HEADER_LEN).await? {
+      Some(head) => archive::peek(&head).map(Some),
+      None => Ok(None),
+    }
+  }
+
   pub async fn exists(&self, key: &SessionKey) -> Result<bool> {
     Ok(!self.versions(key).await?.is_empty())
   }

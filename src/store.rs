@@ -220,11 +220,9 @@ impl Store {
     let Some(primary) = &self.primary else {
       let backups = self.backups.as_ref().expect("a store has a tier");
       for key in backups.sessions().await? {
-        // As below: one unreadable session does not fail the listing.
-        if let Ok(Some(bytes)) = backups.newest_good(&key).await {
-          if let Ok(header) = archive::peek(&bytes) {
-            out.push(SessionInfo { header, key });
-          }
+        // As below: one unreadable header does not fail the listing (extract checks the data itself).
+        if let Ok(Some(header)) = backups.newest_header(&key).await {
+          out.push(SessionInfo { header, key });
         }
       }
       return Ok(out);

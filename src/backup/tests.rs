@@ -21,6 +21,9 @@ impl ObjectTier for Memory {
   async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(self.objects.lock().unwrap().get(key).cloned())
   }
+  async fn head(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
+    Ok(self.objects.lock().unwrap().get(key).map(|v| v[..len.min(v.len())].to_vec()))
+  }
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
     if *self.fail_puts.lock().unwrap() {
       return Err(StoreError::Backend { code: "ERR_S3_UNAVAILABLE", reason: "down".into() });

@@ -37,6 +37,8 @@ pub trait ObjectTier: Send + Sync + std::fmt::Debug {
   fn name(&self) -> &'static str;
   /// `Ok(None)` only when the tier answered that the object is absent.
   async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+  /// The first `len` bytes of an object (a ranged read): for listings that must not download whole blobs.
+  async fn head(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>>;
   /// Creates or replaces one object; it is visible whole or not at all.
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()>;
   /// Keys starting with `prefix`, sorted.

@@ -122,6 +122,24 @@ impl S3Tier {
       .await
   }
 
+  /// A whole object, or its first `len` bytes.
+  async fn read(&self, key: &str, len: Option<usize>) -> Result<Option<Vec<u8>>> {
+    let mut get = self.client().await.get_object().bucket(&self.config.bucket).key(self.full_key(key));
+    if let Some(len) = len {
+      get = get.range(format!("bytes=0-{}", len.saturating_sub(1)));
+    }
+    let out = match get.send().await {
+      Ok(out) => out,
+      Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
+      Err(e) => return Err(self.error("get", e)),
+    };
+    let body = out.body.collect().await.map_err(|e| StoreError::Backend {
+      code: "ERR_S3_UNAVAILABLE",
+      reason: format!("s3 get in bucket {}: body interrupted: {e}", self.config.bucket),
+    })?;
+    Ok(Some(body.into_bytes().to_vec()))
+  }
+
   fn full_key(&self, key: &str) -> String {
     format!("{}{key}", self.config.prefix)
   }
@@ -155,17 +173,11 @@ impl ObjectTier for S3Tier {
   }
 
   async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-    let out = self.client().await.get_object().bucket(&self.config.bucket).key(self.full_key(key)).send().await;
-    let out = match out {
-      Ok(out) => out,
-      Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
-      Err(e) => return Err(self.error("get", e)),
-    };
-    let body = out.body.collect().await.map_err(|e| StoreError::Backend {
-      code: "ERR_S3_UNAVAILABLE",
-      reason: format!("s3 get in bucket {}: body interrupted: {e}", self.config.bucket),
-    })?;
-    Ok(Some(body.into_bytes().to_vec()))
+    self.read(key, None).await
+  }
+
+  async fn head(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
+    self.read(key, Some(len)).await
   }
 
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
