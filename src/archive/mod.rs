@@ -3,12 +3,15 @@
 //! A sealed archive is a 76-byte header (format version, sizes, BLAKE3 of everything) followed by a
 //! zstd-compressed tar of the kept directories, file modes and mtimes included.
 
+mod builder;
 mod entry;
+mod from_dir;
 mod from_zip;
 mod header;
 mod to_zip;
 
 pub use entry::{default_keep, parse_keep, EntryPath};
+pub use from_dir::pack_dir;
 pub use from_zip::pack_zip;
 pub use header::{open, peek, Header, FORMAT_VERSION, HEADER_LEN};
 pub use to_zip::write_zip;
