@@ -32,16 +32,19 @@ export declare class RustStore {
   extract(args: ExtractArgs): Promise<StoredSession>
   /** Removes the session. Deleting a session that is not stored succeeds. */
   delete(args: SessionArgs): Promise<void>
-  /** Warms the primary from the backups (every session's newest good version), for a service start. */
+  /**
+   * Warms the primary from the backups (every session's newest good version, never over a newer primary
+   * copy), for a service start.
+   */
   restoreAll(args?: TransferArgs): Promise<TransferSummary>
   /** Backs up every session of the primary. */
   backupAll(args?: TransferArgs): Promise<TransferSummary>
   /**
    * Stops the backup timer and backs up every session saved since its last backup. Call it before the
-   * process exits. Later saves still reach the primary; their backups wait for the next `close()`.
+   * process exits. Later saves back themselves up within the save.
    */
   close(): Promise<TransferSummary>
-  /** What the interval backups have been doing; `null` without interval backups. */
+  /** What the backups have been doing; `null` without a backup tier behind a primary. */
   backupStatus(): BackupStatus | null
   /** Every stored session with its sizes. */
   listSessions(): Promise<StoredSession[]>

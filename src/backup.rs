@@ -36,10 +36,6 @@ impl Backups {
     Self { tier, keep: keep.max(1) }
   }
 
-  pub fn tier_name(&self) -> &'static str {
-    self.tier.name()
-  }
-
   /// The session's versions, oldest first.
   pub async fn versions(&self, key: &SessionKey) -> Result<Vec<String>> {
     let dir = format!("{key}/");

@@ -5,8 +5,9 @@ use std::sync::{Arc, Weak};
 
 use crate::session::SessionKey;
 
-/// One async lock per session being saved, so overlapping saves (RemoteAuth has no overlap guard) run in
-/// call order and an older zip can never land after a newer one. Entries die with their last holder.
+/// One async lock per session, so overlapping saves (RemoteAuth has no overlap guard) run in call order and an
+/// older zip can never land after a newer one; deletes and backup write-backs take it too. Entries die with
+/// their last holder.
 #[derive(Debug, Default)]
 pub struct KeyLocks(std::sync::Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>);
 

@@ -33,7 +33,7 @@ pub struct SessionInfo {
 pub struct Store {
   primary: Option<Arc<dyn Tier>>,
   backups: Option<Backups>,
-  /// Interval backups; `None` backs up within each save.
+  /// When backups are written (timer or every save); `None` without a backup tier behind a primary.
   scheduler: Option<Arc<Scheduler>>,
   config: Arc<StoreConfig>,
   save_locks: Arc<KeyLocks>,

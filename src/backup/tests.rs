@@ -15,9 +15,6 @@ struct Memory {
 
 #[async_trait]
 impl ObjectTier for Memory {
-  fn name(&self) -> &'static str {
-    "memory"
-  }
   async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
     Ok(self.objects.lock().unwrap().get(key).cloned())
   }

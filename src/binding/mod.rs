@@ -18,6 +18,7 @@ use self::options::{build_store, reject_save_errors, RustStoreOptions};
 use self::types::{BackupStatus, ExtractArgs, SaveArgs, SessionArgs, StoredSession, TransferSummary};
 use crate::error::StoreError;
 use crate::store::Store;
+use crate::transfer::{Progress, Transfer};
 
 type Core<T> = std::result::Result<T, StoreError>;
 
@@ -127,43 +128,28 @@ impl RustStore {
     promise(env, async move { store.delete(&args?.session).await }, |v| v)
   }
 
-  /// Warms the primary from the backups (every session's newest good version), for a service start.
+  /// Warms the primary from the backups (every session's newest good version, never over a newer primary
+  /// copy), for a service start.
   #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
   pub fn restore_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
-    let (store, args) = (self.store.clone(), transfer_args(env, args));
-    promise(
-      env,
-      async move {
-        let (concurrency, progress) = args?;
-        store.restore_all(concurrency, progress).await
-      },
-      TransferSummary::from,
-    )
+    self.bulk(env, args, |store, concurrency, progress| async move { store.restore_all(concurrency, progress).await })
   }
 
   /// Backs up every session of the primary.
   #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
   pub fn backup_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
-    let (store, args) = (self.store.clone(), transfer_args(env, args));
-    promise(
-      env,
-      async move {
-        let (concurrency, progress) = args?;
-        store.backup_all(concurrency, progress).await
-      },
-      TransferSummary::from,
-    )
+    self.bulk(env, args, |store, concurrency, progress| async move { store.backup_all(concurrency, progress).await })
   }
 
   /// Stops the backup timer and backs up every session saved since its last backup. Call it before the
-  /// process exits. Later saves still reach the primary; their backups wait for the next `close()`.
+  /// process exits. Later saves back themselves up within the save.
   #[napi(ts_return_type = "Promise<TransferSummary>")]
   pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, TransferSummary>> {
     let store = self.store.clone();
     promise(env, async move { Ok(store.close().await) }, TransferSummary::from)
   }
 
-  /// What the interval backups have been doing; `null` without interval backups.
+  /// What the backups have been doing; `null` without a backup tier behind a primary.
   #[napi]
   pub fn backup_status(&self) -> Option<BackupStatus> {
     self.store.backup_stats().map(BackupStatus::from)
@@ -174,5 +160,29 @@ impl RustStore {
   pub fn list_sessions<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<StoredSession>>> {
     let store = self.store.clone();
     promise(env, async move { store.list().await }, |v| v.into_iter().map(StoredSession::from).collect())
+  }
+}
+
+impl RustStore {
+  /// `restoreAll` / `backupAll`: reads `{ concurrency, onProgress }`, runs `run` on the runtime.
+  fn bulk<'env, F, Fut>(
+    &self,
+    env: &'env Env,
+    args: Option<Unknown>,
+    run: F,
+  ) -> Result<PromiseRaw<'env, TransferSummary>>
+  where
+    F: FnOnce(Arc<Store>, usize, Option<Progress>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Core<Transfer>> + Send + 'static,
+  {
+    let (store, args) = (self.store.clone(), transfer_args(env, args));
+    promise(
+      env,
+      async move {
+        let (concurrency, progress) = args?;
+        run(store, concurrency, progress).await
+      },
+      TransferSummary::from,
+    )
   }
 }

@@ -46,10 +46,6 @@ impl LocalDirTier {
 
 #[async_trait]
 impl Tier for LocalDirTier {
-  fn name(&self) -> &'static str {
-    "local"
-  }
-
   async fn get(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
     let path = self.path_of(key);
     match tokio::fs::read(&path).await {

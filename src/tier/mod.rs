@@ -16,8 +16,6 @@ use crate::session::SessionKey;
 
 #[async_trait]
 pub trait Tier: Send + Sync + std::fmt::Debug {
-  /// Short name for errors and stats ("local", "redis", "s3").
-  fn name(&self) -> &'static str;
   /// `Ok(None)` only when the tier answered that the key is absent; a tier that cannot answer returns `Err`.
   async fn get(&self, key: &SessionKey) -> Result<Option<Vec<u8>>>;
   /// The first `len` bytes (fewer if the value is shorter), without fetching the rest: for listings.
@@ -34,7 +32,6 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
 /// backup policy from validated session names, so they never hold `..`.
 #[async_trait]
 pub trait ObjectTier: Send + Sync + std::fmt::Debug {
-  fn name(&self) -> &'static str;
   /// `Ok(None)` only when the tier answered that the object is absent.
   async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
   /// The first `len` bytes of an object (a ranged read): for listings that must not download whole blobs.

@@ -168,10 +168,6 @@ impl S3Tier {
 
 #[async_trait]
 impl ObjectTier for S3Tier {
-  fn name(&self) -> &'static str {
-    "s3"
-  }
-
   async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
     self.read(key, None).await
   }

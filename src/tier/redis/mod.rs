@@ -102,10 +102,6 @@ fn glob_escape(s: &str) -> String {
 
 #[async_trait]
 impl Tier for RedisTier {
-  fn name(&self) -> &'static str {
-    "redis"
-  }
-
   async fn get(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
     self.query(redis::cmd("GET").arg(self.key(key))).await
   }
