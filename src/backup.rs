@@ -2,12 +2,13 @@
 //! so key order is time order. A new version is written and confirmed before older ones are pruned, and a
 //! restore takes the newest version whose checksum holds: the last good copy is never the one deleted.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::archive;
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
-use crate::tier::ObjectTier;
+use crate::tier::{ObjectMeta, ObjectTier};
 
 const EXT: &str = ".wwrs";
 
@@ -17,18 +18,32 @@ pub struct Backups {
   keep: usize,
 }
 
-/// `<13 digits>-<8 hex>.wwrs`: anything else under a session's prefix is not ours and is left alone.
-fn is_version(name: &str) -> bool {
-  let Some(stem) = name.strip_suffix(EXT) else {
-    return false;
-  };
-  let Some((ms, hash)) = stem.split_once('-') else {
-    return false;
-  };
-  ms.len() == 13
+/// One backup version of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+  /// The object's key in the tier.
+  pub key: String,
+  /// When it was written, in ms since the Unix epoch (never before the save it holds).
+  pub ms: u64,
+  pub size: u64,
+}
+
+/// `<13 digits>-<8 hex>.wwrs` → its time; anything else under a session's prefix is not ours and is left alone.
+fn version_ms(name: &str) -> Option<u64> {
+  let (ms, hash) = name.strip_suffix(EXT)?.split_once('-')?;
+  let ours = ms.len() == 13
     && ms.bytes().all(|b| b.is_ascii_digit())
     && hash.len() == 8
-    && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    && hash.bytes().all(|b| b.is_ascii_hexdigit());
+  ours.then(|| ms.parse().ok()).flatten()
+}
+
+/// `<session>/<version>` → the session and its version, if the key is one of ours.
+fn parse_version(object: ObjectMeta) -> Option<(SessionKey, Version)> {
+  let (session, name) = object.key.split_once('/')?;
+  let ms = version_ms(name)?;
+  let session = SessionKey::parse(session).ok()?;
+  Some((session, Version { key: object.key, ms, size: object.size }))
 }
 
 impl Backups {
@@ -36,11 +51,29 @@ impl Backups {
     Self { tier, keep: keep.max(1) }
   }
 
+  /// What holds the backups, for stats and messages.
+  pub fn kind(&self) -> &'static str {
+    self.tier.kind()
+  }
+
   /// The session's versions, oldest first.
-  pub async fn versions(&self, key: &SessionKey) -> Result<Vec<String>> {
-    let dir = format!("{key}/");
-    let keys = self.tier.list(&dir).await?;
-    Ok(keys.into_iter().filter(|k| k.strip_prefix(&dir).is_some_and(is_version)).collect())
+  pub async fn versions(&self, key: &SessionKey) -> Result<Vec<Version>> {
+    let objects = self.tier.list(&format!("{key}/")).await?;
+    Ok(objects.into_iter().filter_map(parse_version).filter(|(session, _)| session == key).map(|(_, v)| v).collect())
+  }
+
+  /// Every session's versions, oldest first, from one listing of the tier.
+  pub async fn index(&self) -> Result<BTreeMap<SessionKey, Vec<Version>>> {
+    let mut index: BTreeMap<SessionKey, Vec<Version>> = BTreeMap::new();
+    for (session, version) in self.tier.list("").await?.into_iter().filter_map(parse_version) {
+      index.entry(session).or_default().push(version);
+    }
+    Ok(index)
+  }
+
+  /// One version's bytes, unchecked; `None` if it went away.
+  pub async fn read(&self, version: &Version) -> Result<Option<Vec<u8>>> {
+    self.tier.get(&version.key).await
   }
 
   /// Writes a new version, then prunes all but the newest `keep`. Returns the new version's key. The new
@@ -48,15 +81,16 @@ impl Backups {
   /// pruned and a restore never prefers an older copy over it.
   pub async fn write(&self, key: &SessionKey, sealed: Vec<u8>, created_ms: u64) -> Result<String> {
     let mut versions = self.versions(key).await?;
-    let newest_ms = versions.last().and_then(|v| v.rsplit('/').next()?.get(..13)?.parse::<u64>().ok());
-    let ms = newest_ms.map_or(created_ms, |newest| created_ms.max(newest + 1));
+    let ms = versions.last().map_or(created_ms, |newest| created_ms.max(newest.ms + 1));
     let hash = blake3::hash(&sealed).to_hex();
     let name = format!("{key}/{ms:013}-{}{EXT}", &hash[..8]);
+    let size = sealed.len() as u64;
     self.tier.put(&name, sealed).await?;
-    versions.push(name.clone());
+    versions.push(Version { key: name.clone(), ms, size });
     // Pruning is best effort: the new version is already durable, and the next backup prunes again.
     if versions.len() > self.keep {
-      let _ = self.tier.delete(&versions[..versions.len() - self.keep]).await;
+      let old: Vec<String> = versions[..versions.len() - self.keep].iter().map(|v| v.key.clone()).collect();
+      let _ = self.tier.delete(&old).await;
     }
     Ok(name)
   }
@@ -66,7 +100,7 @@ impl Backups {
   pub async fn newest_good(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
     let versions = self.versions(key).await?;
     for version in versions.iter().rev() {
-      if let Some(bytes) = self.tier.get(version).await? {
+      if let Some(bytes) = self.read(version).await? {
         if archive::open(&bytes).is_ok() {
           return Ok(Some(bytes));
         }
@@ -81,7 +115,7 @@ impl Backups {
   /// The header of the newest version, read with a ranged request; `None` without versions.
   pub async fn newest_header(&self, key: &SessionKey) -> Result<Option<archive::Header>> {
     let Some(newest) = self.versions(key).await?.pop() else { return Ok(None) };
-    match self.tier.head(&newest, archive::HEADER_LEN).await? {
+    match self.tier.head(&newest.key, archive::HEADER_LEN).await? {
       Some(head) => archive::peek(&head).map(Some),
       None => Ok(None),
     }
@@ -96,25 +130,12 @@ impl Backups {
     if versions.is_empty() {
       return Ok(());
     }
-    self.tier.delete(&versions).await
+    self.tier.delete(&versions.into_iter().map(|v| v.key).collect::<Vec<_>>()).await
   }
 
   /// Every session with at least one version.
   pub async fn sessions(&self) -> Result<Vec<SessionKey>> {
-    let mut out: Vec<SessionKey> = Vec::new();
-    for key in self.tier.list("").await? {
-      let Some((session, version)) = key.split_once('/') else {
-        continue;
-      };
-      // Keys come sorted, so a session's versions are adjacent.
-      if !is_version(version) || out.last().is_some_and(|k| k.as_str() == session) {
-        continue;
-      }
-      if let Ok(session) = SessionKey::parse(session) {
-        out.push(session);
-      }
-    }
-    Ok(out)
+    Ok(self.index().await?.into_keys().collect())
   }
 }
 

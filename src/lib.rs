@@ -6,6 +6,7 @@ pub mod backup;
 pub mod error;
 pub mod scheduler;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod tier;
 pub mod transfer;

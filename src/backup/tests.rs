@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::error::StoreError;
+use crate::tier::ObjectMeta;
 
 /// An object tier in memory, to test the policy alone; S3 itself is tested against a real server in __test__.
 #[derive(Debug, Default)]
@@ -28,8 +29,13 @@ impl ObjectTier for Memory {
     self.objects.lock().unwrap().insert(key.to_owned(), bytes);
     Ok(())
   }
-  async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-    Ok(self.objects.lock().unwrap().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+  async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    let objects = self.objects.lock().unwrap();
+    let found = objects.iter().filter(|(k, _)| k.starts_with(prefix));
+    Ok(found.map(|(k, v)| ObjectMeta { key: k.clone(), size: v.len() as u64 }).collect())
+  }
+  fn kind(&self) -> &'static str {
+    "memory"
   }
   async fn delete(&self, keys: &[String]) -> Result<()> {
     let mut objects = self.objects.lock().unwrap();
@@ -60,7 +66,8 @@ async fn keeps_the_newest_n_versions() {
   }
   let versions = backups.versions(&key("s")).await.unwrap();
   assert_eq!(versions.len(), 3);
-  assert!(versions[0].starts_with("s/0000000001002-"), "{versions:?}");
+  assert!(versions[0].key.starts_with("s/0000000001002-"), "{versions:?}");
+  assert_eq!((versions[0].ms, versions[0].size), (1002, archives[2].len() as u64));
   assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), archives[4]);
 }
 
@@ -107,9 +114,9 @@ async fn sessions_deletes_and_foreign_objects() {
 
 #[test]
 fn version_names() {
-  assert!(is_version("1764000000000-0a1b2c3d.wwrs"));
+  assert_eq!(version_ms("1764000000000-0a1b2c3d.wwrs"), Some(1_764_000_000_000));
   for bad in ["1764000000000-0a1b2c3d.zip", "176400000000-0a1b2c3d.wwrs", "1764000000000-0a1b2c3g.wwrs", "x.wwrs", ""] {
-    assert!(!is_version(bad), "{bad}");
+    assert_eq!(version_ms(bad), None, "{bad}");
   }
 }
 
@@ -121,6 +128,7 @@ async fn a_writer_with_a_lagging_clock_still_writes_the_newest_version() {
   let late = sealed(2);
   let name = backups.write(&key("s"), late.clone(), 1_000).await.unwrap();
   assert!(name.starts_with("s/0000000005001-"), "{name}");
-  assert_eq!(backups.versions(&key("s")).await.unwrap(), vec![name]);
+  let keys: Vec<String> = backups.versions(&key("s")).await.unwrap().into_iter().map(|v| v.key).collect();
+  assert_eq!(keys, vec![name]);
   assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), late);
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
-use super::options::whole;
 use super::types::TransferArgs;
 use super::Core;
 use crate::error::StoreError;
 use crate::scheduler::Reporter;
 use crate::session::SessionKey;
+use crate::settings::whole;
 use crate::transfer::Progress;
 
 /// A core error on its way to JS: becomes an `Error` with `code` (and `session`, for background failures).

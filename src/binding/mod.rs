@@ -1,7 +1,6 @@
 //! The Node-facing edge: converts JS options and arguments into core types and core errors into JS errors
 //! with a stable `code`. No policy lives here.
 
-mod env;
 mod js;
 mod options;
 mod types;
@@ -14,9 +13,10 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use self::js::{from_js, js_error, promise, read_args, report, reporter, transfer_args, ErrorReport};
-use self::options::{build_store, reject_save_errors, RustStoreOptions};
+use self::options::{reject_save_errors, RustStoreOptions};
 use self::types::{BackupStatus, ExtractArgs, SaveArgs, SessionArgs, StoredSession, TransferSummary};
 use crate::error::StoreError;
+use crate::settings::Settings;
 use crate::store::Store;
 use crate::transfer::{Progress, Transfer};
 
@@ -45,7 +45,8 @@ pub struct RustStore {
 impl RustStore {
   #[napi(constructor, ts_args_type = "options?: RustStoreOptions | undefined | null")]
   pub fn new(env: &Env, options: Option<Unknown>) -> Result<Self> {
-    Self::build(env, read_options(env, options)?)
+    let options = read_options(env, options)?;
+    Self::build(env, &options, Settings::from(&options))
   }
 
   /// A store configured from the environment: `REDIS_URL`, `SESSION_BACKUP_ENABLED`, `SESSION_BACKUP_INTERVAL_MS`,
@@ -53,11 +54,12 @@ impl RustStore {
   /// `S3_` (plus `S3_REGION`, `S3_PREFIX`, `S3_FORCE_PATH_STYLE`), `SESSION_STORE_DIR`. `options` win over them.
   #[napi(factory, ts_args_type = "options?: RustStoreOptions | undefined | null")]
   pub fn from_env(env: &Env, options: Option<Unknown>) -> Result<Self> {
-    let options = env::fill_from_env(read_options(env, options)?).map_err(|e| js_error(env, &e))?;
-    Self::build(env, options)
+    let options = read_options(env, options)?;
+    let settings = crate::settings::fill_from_env(Settings::from(&options)).map_err(|e| js_error(env, &e))?;
+    Self::build(env, &options, settings)
   }
 
-  fn build(env: &Env, options: RustStoreOptions) -> Result<Self> {
+  fn build(env: &Env, options: &RustStoreOptions, settings: Settings) -> Result<Self> {
     let (on_error, background) = match &options.on_error {
       None => (None, None),
       Some(f) if f.get_type()? == ValueType::Function => {
@@ -71,8 +73,8 @@ impl RustStore {
         return Err(js_error(env, &StoreError::InvalidOption { name: "onError", reason }));
       }
     };
-    let store = build_store(&options, reporter(background)).map_err(|e| js_error(env, &e))?;
-    let reject_save_errors = reject_save_errors(&options).map_err(|e| js_error(env, &e))?;
+    let store = settings.build_store(reporter(background)).map_err(|e| js_error(env, &e))?;
+    let reject_save_errors = reject_save_errors(options).map_err(|e| js_error(env, &e))?;
     Ok(Self { store: Arc::new(store), reject_save_errors, on_error })
   }
 

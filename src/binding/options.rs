@@ -1,19 +1,11 @@
 //! Constructor options as JS passes them, and their conversion into core configuration.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::Core;
-use crate::archive::{self, PackOptions};
-use crate::backup::Backups;
 use crate::error::StoreError;
-use crate::scheduler::Reporter;
-use crate::store::{BackupMode, Store, StoreConfig};
-use crate::tier::{LocalDirTier, RedisConfig, RedisTarget, RedisTier, RedisTls, S3Config, S3Tier, Tier};
+use crate::settings::{RedisSettings, S3Settings, Settings};
 
 /// Options for `new RustStore(options)`. Every field is optional.
 #[napi(object, object_to_js = false)]
@@ -107,116 +99,54 @@ pub struct S3Options {
   pub timeout_ms: Option<f64>,
 }
 
-/// A whole number in `range`, from a JS number (napi would wrap -1 into a huge u32 without a word).
-pub(super) fn whole(name: &'static str, value: Option<f64>, range: std::ops::RangeInclusive<f64>) -> Core<Option<u64>> {
-  match value {
-    None => Ok(None),
-    Some(v) if v.fract() == 0.0 && range.contains(&v) => Ok(Some(v as u64)),
-    Some(v) => {
-      let reason = format!("{v} is not a whole number from {} to {}", range.start(), range.end());
-      Err(StoreError::InvalidOption { name, reason })
+impl From<&RustStoreOptions<'_>> for Settings {
+  fn from(o: &RustStoreOptions) -> Self {
+    Settings {
+      data_path: o.data_path.clone(),
+      dir: o.dir.clone(),
+      redis: o.redis.as_ref().map(RedisSettings::from),
+      s3: o.s3.as_ref().map(S3Settings::from),
+      primary: o.primary.clone(),
+      keep: o.keep.clone(),
+      max_entries: o.max_entries,
+      max_unpacked_bytes: o.max_unpacked_bytes,
+      compression_level: o.compression_level,
     }
   }
 }
 
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-
-fn resolve_path(path: Option<String>, default: &str) -> Core<PathBuf> {
-  Ok(crate::store::cwd()?.join(path.as_deref().unwrap_or(default)))
-}
-
-fn redis_config(o: &RedisOptions) -> Core<RedisConfig> {
-  let target = match (&o.url, &o.nodes) {
-    (Some(url), None) => RedisTarget::Single(url.clone()),
-    (None, Some(nodes)) => RedisTarget::Cluster(nodes.clone()),
-    _ => return Err(StoreError::InvalidOption { name: "redis", reason: "give exactly one of url and nodes".into() }),
-  };
-  let mut config = RedisConfig::new(target);
-  if let Some(tls) = &o.tls {
-    config.tls =
-      RedisTls { ca_file: tls.ca_file.as_deref().map(PathBuf::from), insecure: tls.insecure.unwrap_or(false) };
-  }
-  if let Some(prefix) = &o.prefix {
-    config.prefix = prefix.clone();
-  }
-  // Ten years at most: beyond that Duration and Redis' PX overflow.
-  match whole("redis.ttlSeconds", o.ttl_seconds, 0.0..=315_360_000.0)? {
-    Some(0) => config.ttl = None,
-    Some(secs) => config.ttl = Some(Duration::from_secs(secs)),
-    None => {}
-  }
-  if let Some(ms) = whole("redis.connectTimeoutMs", o.connect_timeout_ms, 1.0..=3_600_000.0)? {
-    config.connect_timeout = Duration::from_millis(ms);
-  }
-  if let Some(ms) = whole("redis.commandTimeoutMs", o.command_timeout_ms, 1.0..=3_600_000.0)? {
-    config.command_timeout = Duration::from_millis(ms);
-  }
-  Ok(config)
-}
-
-fn pack_options(o: &RustStoreOptions) -> Core<PackOptions> {
-  let mut pack = PackOptions::default();
-  if let Some(keep) = &o.keep {
-    pack.keep = archive::parse_keep(keep)?;
-  }
-  if let Some(n) = whole("maxEntries", o.max_entries, 1.0..=f64::from(u32::MAX))? {
-    pack.limits.max_entries = n as u32;
-  }
-  if let Some(n) = whole("maxUnpackedBytes", o.max_unpacked_bytes, 1.0..=MAX_SAFE_INTEGER)? {
-    pack.limits.max_unpacked_bytes = n;
-  }
-  if let Some(level) = whole("compressionLevel", o.compression_level, 1.0..=22.0)? {
-    pack.level = level as i32;
-  }
-  Ok(pack)
-}
-
-fn s3_config(o: &S3Options) -> Core<S3Config> {
-  let invalid = |name, reason: &str| StoreError::InvalidOption { name, reason: reason.into() };
-  let (endpoint, default_region) = match (&o.r2_account_id, &o.endpoint) {
-    (Some(_), Some(_)) => return Err(invalid("s3.r2AccountId", "give r2AccountId or endpoint, not both")),
-    (Some(id), None) => (Some(S3Config::r2_endpoint(id)), "auto"),
-    (None, endpoint) => (endpoint.clone(), "us-east-1"),
-  };
-  let credentials = match (&o.access_key_id, &o.secret_access_key) {
-    (Some(id), Some(secret)) => Some((id.clone(), secret.clone())),
-    (None, None) => None,
-    _ => return Err(invalid("s3.accessKeyId", "give both accessKeyId and secretAccessKey, or neither")),
-  };
-  Ok(S3Config {
-    endpoint,
-    region: o.region.clone().unwrap_or_else(|| default_region.into()),
-    bucket: o.bucket.clone(),
-    prefix: o.prefix.clone().unwrap_or_else(|| S3Config::DEFAULT_PREFIX.into()),
-    force_path_style: o.force_path_style.unwrap_or(false),
-    credentials,
-    timeout: Duration::from_millis(whole("s3.timeoutMs", o.timeout_ms, 1.0..=3_600_000.0)?.unwrap_or(30_000)),
-  })
-}
-
-pub(super) fn build_store(o: &RustStoreOptions, report: Reporter) -> Core<Store> {
-  let config = StoreConfig { data_path: resolve_path(o.data_path.clone(), ".wwebjs_auth")?, pack: pack_options(o)? };
-  let primary: Option<Arc<dyn Tier>> = match (o.primary.as_deref(), &o.redis) {
-    (Some("none"), _) => None,
-    (Some(other), _) => {
-      return Err(StoreError::InvalidOption { name: "primary", reason: format!("{other:?} is not 'none'") });
+impl From<&RedisOptions> for RedisSettings {
+  fn from(o: &RedisOptions) -> Self {
+    let tls = o.tls.as_ref();
+    RedisSettings {
+      url: o.url.clone(),
+      nodes: o.nodes.clone(),
+      ca_file: tls.and_then(|t| t.ca_file.clone()),
+      insecure: tls.and_then(|t| t.insecure),
+      prefix: o.prefix.clone(),
+      ttl_seconds: o.ttl_seconds,
+      connect_timeout_ms: o.connect_timeout_ms,
+      command_timeout_ms: o.command_timeout_ms,
     }
-    (None, Some(redis)) => Some(Arc::new(RedisTier::open(redis_config(redis)?)?)),
-    (None, None) => Some(Arc::new(LocalDirTier::open(resolve_path(o.dir.clone(), ".wwebjs_store")?)?)),
-  };
-  let backups = match &o.s3 {
-    Some(s3) => {
-      let keep = whole("s3.keepVersions", s3.keep_versions, 1.0..=1000.0)?.unwrap_or(3) as usize;
-      let every = whole("s3.backupIntervalMs", s3.backup_interval_ms, 0.0..=MAX_SAFE_INTEGER)?.unwrap_or(600_000);
-      let mode = match every {
-        0 => BackupMode::EverySave(report),
-        ms => BackupMode::Interval(Duration::from_millis(ms), report),
-      };
-      Some((Backups::new(Arc::new(S3Tier::open(s3_config(s3)?)?), keep), mode))
+  }
+}
+
+impl From<&S3Options> for S3Settings {
+  fn from(o: &S3Options) -> Self {
+    S3Settings {
+      endpoint: o.endpoint.clone(),
+      r2_account_id: o.r2_account_id.clone(),
+      region: o.region.clone(),
+      bucket: o.bucket.clone(),
+      prefix: o.prefix.clone(),
+      force_path_style: o.force_path_style,
+      access_key_id: o.access_key_id.clone(),
+      secret_access_key: o.secret_access_key.clone(),
+      keep_versions: o.keep_versions,
+      backup_interval_ms: o.backup_interval_ms,
+      timeout_ms: o.timeout_ms,
     }
-    None => None,
-  };
-  Store::new(primary, backups, config)
+  }
 }
 
 pub(super) fn reject_save_errors(o: &RustStoreOptions) -> Core<bool> {

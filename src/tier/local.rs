@@ -130,6 +130,10 @@ impl Tier for LocalDirTier {
     })
     .await
   }
+
+  fn kind(&self) -> &'static str {
+    "dir"
+  }
 }
 
 #[cfg(test)]

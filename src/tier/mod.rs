@@ -14,6 +14,13 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::session::SessionKey;
 
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+  pub key: String,
+  pub size: u64,
+}
+
 #[async_trait]
 pub trait Tier: Send + Sync + std::fmt::Debug {
   /// `Ok(None)` only when the tier answered that the key is absent; a tier that cannot answer returns `Err`.
@@ -26,6 +33,8 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   /// Idempotent: deleting an absent key succeeds.
   async fn delete(&self, key: &SessionKey) -> Result<()>;
   async fn list(&self) -> Result<Vec<SessionKey>>;
+  /// What it is, for stats and messages: `dir`, `redis`.
+  fn kind(&self) -> &'static str;
 }
 
 /// A flat namespace of objects under `/`-separated keys: what an object store (S3) offers. Keys are made by the
@@ -38,8 +47,10 @@ pub trait ObjectTier: Send + Sync + std::fmt::Debug {
   async fn head(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>>;
   /// Creates or replaces one object; it is visible whole or not at all.
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()>;
-  /// Keys starting with `prefix`, sorted.
-  async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+  /// Objects whose key starts with `prefix`, sorted by key.
+  async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
   /// Idempotent.
   async fn delete(&self, keys: &[String]) -> Result<()>;
+  /// What it is, for stats and messages: `s3`.
+  fn kind(&self) -> &'static str;
 }

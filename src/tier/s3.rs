@@ -15,7 +15,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use tokio::sync::OnceCell;
 
-use super::ObjectTier;
+use super::{ObjectMeta, ObjectTier};
 use crate::error::{Result, StoreError};
 
 #[derive(Clone, Default)]
@@ -182,24 +182,24 @@ impl ObjectTier for S3Tier {
     put.send().await.map(drop).map_err(|e| self.error("put", e))
   }
 
-  async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+  async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
     let client = self.client().await;
     let full = self.full_key(prefix);
     let mut pages = client.list_objects_v2().bucket(&self.config.bucket).prefix(&full).into_paginator().send();
     let mut keys = Vec::new();
     while let Some(page) = pages.next().await {
       let page = page.map_err(|e| self.error("list", e))?;
-      keys.extend(
-        page
-          .contents()
-          .iter()
-          .filter_map(|o| o.key())
-          .filter_map(|k| k.strip_prefix(self.config.prefix.as_str()))
-          .map(str::to_owned),
-      );
+      keys.extend(page.contents().iter().filter_map(|o| {
+        let key = o.key()?.strip_prefix(self.config.prefix.as_str())?.to_owned();
+        Some(ObjectMeta { key, size: o.size().unwrap_or(0).max(0) as u64 })
+      }));
     }
-    keys.sort();
+    keys.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(keys)
+  }
+
+  fn kind(&self) -> &'static str {
+    "s3"
   }
 
   async fn delete(&self, keys: &[String]) -> Result<()> {

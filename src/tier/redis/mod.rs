@@ -142,6 +142,10 @@ impl Tier for RedisTier {
     keys.dedup();
     Ok(keys)
   }
+
+  fn kind(&self) -> &'static str {
+    "redis"
+  }
 }
 
 #[cfg(test)]

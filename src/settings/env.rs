@@ -1,9 +1,8 @@
-//! `RustStore.fromEnv()`: the environment names a deployment sets (`REDIS_URL`, `R2_*`, `S3_*`, …) filled into
-//! whatever options the caller did not give.
+//! The environment names a deployment sets (`REDIS_URL`, `R2_*`, `S3_*`, …), filled into whatever settings the
+//! caller did not give: `RustStore.fromEnv()` and the CLI read the same names.
 
-use super::options::{RedisOptions, RustStoreOptions, S3Options};
-use super::Core;
-use crate::error::StoreError;
+use super::{RedisSettings, S3Settings, Settings};
+use crate::error::{Result, StoreError};
 
 fn bad(name: &str, why: &str) -> StoreError {
   StoreError::InvalidOption { name: "environment", reason: format!("{name} {why}") }
@@ -14,7 +13,7 @@ fn var(name: &str) -> Option<String> {
 }
 
 /// A yes/no variable; anything else is refused rather than guessed.
-fn flag(name: &str) -> Core<Option<bool>> {
+fn flag(name: &str) -> Result<Option<bool>> {
   let Some(value) = var(name) else { return Ok(None) };
   match value.trim().to_ascii_lowercase().as_str() {
     "1" | "true" | "yes" | "on" => Ok(Some(true)),
@@ -23,12 +22,12 @@ fn flag(name: &str) -> Core<Option<bool>> {
   }
 }
 
-fn number(name: &str) -> Core<Option<f64>> {
+fn number(name: &str) -> Result<Option<f64>> {
   var(name).map(|v| v.trim().parse().map_err(|_| bad(name, "must be a number"))).transpose()
 }
 
 /// R2 names win over S3 names when an R2 bucket or account is set.
-fn s3_from_env() -> Core<Option<S3Options>> {
+fn s3_from_env() -> Result<Option<S3Settings>> {
   let r2 = var("R2_BUCKET").is_some() || var("R2_ACCOUNT_ID").is_some();
   let (p, endpoint) = if r2 { ("R2", var("R2_ENDPOINT")) } else { ("S3", var("S3_ENDPOINT")) };
   let bucket = var(&format!("{p}_BUCKET"));
@@ -38,7 +37,7 @@ fn s3_from_env() -> Core<Option<S3Options>> {
     (Some(true), None) => return Err(bad("SESSION_BACKUP_ENABLED", "is true but no R2_BUCKET or S3_BUCKET is set")),
     (_, Some(bucket)) => bucket,
   };
-  Ok(Some(S3Options {
+  Ok(Some(S3Settings {
     r2_account_id: if r2 && endpoint.is_none() { var("R2_ACCOUNT_ID") } else { None },
     endpoint,
     region: var(&format!("{p}_REGION")).or_else(|| r2.then(|| "auto".to_string())),
@@ -55,17 +54,15 @@ fn s3_from_env() -> Core<Option<S3Options>> {
 
 /// Fills in from the environment what `options` leaves unset. A variable that is set but unusable is an error,
 /// never a silent default (a typo must not turn backups off).
-pub(super) fn fill_from_env(mut options: RustStoreOptions) -> Core<RustStoreOptions> {
+pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
   if options.redis.is_none() {
     if let Some(url) = var("REDIS_URL") {
-      options.redis = Some(RedisOptions {
+      options.redis = Some(RedisSettings {
         url: Some(url),
-        nodes: None,
-        tls: None,
         prefix: var("REDIS_PREFIX"),
         ttl_seconds: number("SESSION_TTL_SECONDS")?,
-        connect_timeout_ms: None,
-        command_timeout_ms: None,
+        ca_file: var("REDIS_TLS_CA_FILE"),
+        ..RedisSettings::default()
       });
     }
   }

@@ -1,0 +1,200 @@
+//! Store configuration as users give it (JS options, environment variables, CLI flags), validated once and
+//! turned into a `Store`. Numbers stay `f64` until here so every source gets the same range checks and messages.
+
+mod env;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::env::fill_from_env;
+use crate::archive::{self, PackOptions};
+use crate::backup::Backups;
+use crate::error::{Result, StoreError};
+use crate::scheduler::Reporter;
+use crate::store::{BackupMode, Store, StoreConfig};
+use crate::tier::{LocalDirTier, RedisConfig, RedisTarget, RedisTier, RedisTls, S3Config, S3Tier, Tier};
+
+/// Everything optional; `None` means the documented default. No `Debug`: URLs and keys hold secrets.
+#[derive(Clone, Default)]
+pub struct Settings {
+  pub data_path: Option<String>,
+  pub dir: Option<String>,
+  pub redis: Option<RedisSettings>,
+  pub s3: Option<S3Settings>,
+  /// `Some("none")`: S3 alone holds the sessions.
+  pub primary: Option<String>,
+  pub keep: Option<Vec<String>>,
+  pub max_entries: Option<f64>,
+  pub max_unpacked_bytes: Option<f64>,
+  pub compression_level: Option<f64>,
+}
+
+#[derive(Clone, Default)]
+pub struct RedisSettings {
+  pub url: Option<String>,
+  pub nodes: Option<Vec<String>>,
+  pub ca_file: Option<String>,
+  pub insecure: Option<bool>,
+  pub prefix: Option<String>,
+  pub ttl_seconds: Option<f64>,
+  pub connect_timeout_ms: Option<f64>,
+  pub command_timeout_ms: Option<f64>,
+}
+
+#[derive(Clone, Default)]
+pub struct S3Settings {
+  pub endpoint: Option<String>,
+  pub r2_account_id: Option<String>,
+  pub region: Option<String>,
+  pub bucket: String,
+  pub prefix: Option<String>,
+  pub force_path_style: Option<bool>,
+  pub access_key_id: Option<String>,
+  pub secret_access_key: Option<String>,
+  pub keep_versions: Option<f64>,
+  pub backup_interval_ms: Option<f64>,
+  pub timeout_ms: Option<f64>,
+}
+
+/// Default expiry of a Redis session, and the age after which `cleanup` calls a session stale.
+pub const DEFAULT_TTL_SECONDS: u64 = 30 * 24 * 3600;
+
+/// A whole number in `range`, from a JS number or a parsed string (napi would wrap -1 into a huge u32 silently).
+pub fn whole(name: &'static str, value: Option<f64>, range: std::ops::RangeInclusive<f64>) -> Result<Option<u64>> {
+  match value {
+    None => Ok(None),
+    Some(v) if v.fract() == 0.0 && range.contains(&v) => Ok(Some(v as u64)),
+    Some(v) => {
+      let reason = format!("{v} is not a whole number from {} to {}", range.start(), range.end());
+      Err(StoreError::InvalidOption { name, reason })
+    }
+  }
+}
+
+pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+fn resolve_path(path: Option<&str>, default: &str) -> Result<PathBuf> {
+  Ok(crate::store::cwd()?.join(path.unwrap_or(default)))
+}
+
+impl Settings {
+  /// RemoteAuth's `dataPath`, absolute. Default `./.wwebjs_auth`, as RemoteAuth's own.
+  pub fn data_path(&self) -> Result<PathBuf> {
+    resolve_path(self.data_path.as_deref(), ".wwebjs_auth")
+  }
+
+  /// The embedded tier's directory, absolute. Default `./.wwebjs_store`.
+  pub fn dir(&self) -> Result<PathBuf> {
+    resolve_path(self.dir.as_deref(), ".wwebjs_store")
+  }
+
+  /// How long a stored session lives unsaved: the Redis TTL when one is set, else the default.
+  pub fn ttl_seconds(&self) -> Result<Option<u64>> {
+    let ttl = match &self.redis {
+      Some(redis) => whole("redis.ttlSeconds", redis.ttl_seconds, 0.0..=315_360_000.0)?,
+      None => None,
+    };
+    Ok(match ttl {
+      Some(0) => None,
+      Some(secs) => Some(secs),
+      None => Some(DEFAULT_TTL_SECONDS),
+    })
+  }
+
+  pub fn pack_options(&self) -> Result<PackOptions> {
+    let mut pack = PackOptions::default();
+    if let Some(keep) = &self.keep {
+      pack.keep = archive::parse_keep(keep)?;
+    }
+    if let Some(n) = whole("maxEntries", self.max_entries, 1.0..=f64::from(u32::MAX))? {
+      pack.limits.max_entries = n as u32;
+    }
+    if let Some(n) = whole("maxUnpackedBytes", self.max_unpacked_bytes, 1.0..=MAX_SAFE_INTEGER)? {
+      pack.limits.max_unpacked_bytes = n;
+    }
+    if let Some(level) = whole("compressionLevel", self.compression_level, 1.0..=22.0)? {
+      pack.level = level as i32;
+    }
+    Ok(pack)
+  }
+
+  /// The store these settings describe. `report` receives background (interval backup) failures.
+  pub fn build_store(&self, report: Reporter) -> Result<Store> {
+    let config = StoreConfig { data_path: self.data_path()?, pack: self.pack_options()? };
+    let primary: Option<Arc<dyn Tier>> = match (self.primary.as_deref(), &self.redis) {
+      (Some("none"), _) => None,
+      (Some(other), _) => {
+        return Err(StoreError::InvalidOption { name: "primary", reason: format!("{other:?} is not 'none'") });
+      }
+      (None, Some(redis)) => Some(Arc::new(RedisTier::open(redis.config()?)?)),
+      (None, None) => Some(Arc::new(LocalDirTier::open(self.dir()?)?)),
+    };
+    let backups = match &self.s3 {
+      Some(s3) => {
+        let keep = whole("s3.keepVersions", s3.keep_versions, 1.0..=1000.0)?.unwrap_or(3) as usize;
+        let every = whole("s3.backupIntervalMs", s3.backup_interval_ms, 0.0..=MAX_SAFE_INTEGER)?.unwrap_or(600_000);
+        let mode = match every {
+          0 => BackupMode::EverySave(report),
+          ms => BackupMode::Interval(Duration::from_millis(ms), report),
+        };
+        Some((Backups::new(Arc::new(S3Tier::open(s3.config()?)?), keep), mode))
+      }
+      None => None,
+    };
+    Store::new(primary, backups, config)
+  }
+}
+
+impl RedisSettings {
+  fn config(&self) -> Result<RedisConfig> {
+    let target = match (&self.url, &self.nodes) {
+      (Some(url), None) => RedisTarget::Single(url.clone()),
+      (None, Some(nodes)) => RedisTarget::Cluster(nodes.clone()),
+      _ => return Err(StoreError::InvalidOption { name: "redis", reason: "give exactly one of url and nodes".into() }),
+    };
+    let mut config = RedisConfig::new(target);
+    config.tls = RedisTls { ca_file: self.ca_file.as_deref().map(PathBuf::from), insecure: self.insecure.unwrap_or(false) };
+    if let Some(prefix) = &self.prefix {
+      config.prefix = prefix.clone();
+    }
+    // Ten years at most: beyond that Duration and Redis' PX overflow.
+    match whole("redis.ttlSeconds", self.ttl_seconds, 0.0..=315_360_000.0)? {
+      Some(0) => config.ttl = None,
+      Some(secs) => config.ttl = Some(Duration::from_secs(secs)),
+      None => {}
+    }
+    if let Some(ms) = whole("redis.connectTimeoutMs", self.connect_timeout_ms, 1.0..=3_600_000.0)? {
+      config.connect_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = whole("redis.commandTimeoutMs", self.command_timeout_ms, 1.0..=3_600_000.0)? {
+      config.command_timeout = Duration::from_millis(ms);
+    }
+    Ok(config)
+  }
+}
+
+impl S3Settings {
+  fn config(&self) -> Result<S3Config> {
+    let invalid = |name, reason: &str| StoreError::InvalidOption { name, reason: reason.into() };
+    let (endpoint, default_region) = match (&self.r2_account_id, &self.endpoint) {
+      (Some(_), Some(_)) => return Err(invalid("s3.r2AccountId", "give r2AccountId or endpoint, not both")),
+      (Some(id), None) => (Some(S3Config::r2_endpoint(id)), "auto"),
+      (None, endpoint) => (endpoint.clone(), "us-east-1"),
+    };
+    let credentials = match (&self.access_key_id, &self.secret_access_key) {
+      (Some(id), Some(secret)) => Some((id.clone(), secret.clone())),
+      (None, None) => None,
+      _ => return Err(invalid("s3.accessKeyId", "give both accessKeyId and secretAccessKey, or neither")),
+    };
+    Ok(S3Config {
+      endpoint,
+      region: self.region.clone().unwrap_or_else(|| default_region.into()),
+      bucket: self.bucket.clone(),
+      prefix: self.prefix.clone().unwrap_or_else(|| S3Config::DEFAULT_PREFIX.into()),
+      force_path_style: self.force_path_style.unwrap_or(false),
+      credentials,
+      timeout: Duration::from_millis(whole("s3.timeoutMs", self.timeout_ms, 1.0..=3_600_000.0)?.unwrap_or(30_000)),
+    })
+  }
+}
