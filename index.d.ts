@@ -62,6 +62,16 @@ export interface BackupStatus {
   lastErrorMessage?: string
 }
 
+/**
+ * What a command line printed, and its exit code. Output is handed to Node to write, so Node's own stdio
+ * handling (pipes, non-blocking fds) stays in charge.
+ */
+export interface CliOutput {
+  code: number
+  stdout: string
+  stderr: string
+}
+
 /** `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. */
 export interface ExtractArgs {
   session: string
@@ -95,6 +105,9 @@ export interface RedisTlsOptions {
   /** Skip certificate and host-name checks. For tests and private networks only. */
   insecure?: boolean
 }
+
+/** Runs the `wwebjs-rust-store` command line (`argv` without `node` and the script: `['stats', '--json']`). */
+export declare function runCli(argv: Array<string>): Promise<CliOutput>
 
 /** Options for `new RustStore(options)`. Every field is optional. */
 export interface RustStoreOptions {

@@ -2,8 +2,11 @@
 //! only place that knows about Node.
 
 pub mod archive;
+pub mod cli;
 pub mod backup;
+pub mod cleanup;
 pub mod error;
+pub mod migrate;
 pub mod scheduler;
 pub mod session;
 pub mod settings;

@@ -1,6 +1,7 @@
 //! The Node-facing edge: converts JS options and arguments into core types and core errors into JS errors
 //! with a stable `code`. No policy lives here.
 
+mod cli;
 mod js;
 mod options;
 mod types;

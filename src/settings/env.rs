@@ -77,3 +77,10 @@ pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
   }
   Ok(options)
 }
+
+/// S3 keys from the environment (`R2_*` first, then `S3_*`), for a bucket given on the command line. Keys are
+/// never taken as flags: they would show in `ps` and shell history.
+pub fn s3_keys_from_env() -> (Option<String>, Option<String>) {
+  let pick = |suffix: &str| var(&format!("R2_{suffix}")).or_else(|| var(&format!("S3_{suffix}")));
+  (pick("ACCESS_KEY_ID"), pick("SECRET_ACCESS_KEY"))
+}

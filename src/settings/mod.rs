@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::env::fill_from_env;
+pub use self::env::{fill_from_env, s3_keys_from_env};
 use crate::archive::{self, PackOptions};
 use crate::backup::Backups;
 use crate::error::{Result, StoreError};

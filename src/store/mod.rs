@@ -1,8 +1,14 @@
 //! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
 
+mod inspect;
+
+pub use inspect::{disk_usage, BadCopy, DiskStats, LastSaved, Largest, Stats, TierStats, Verified};
+
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use tokio::sync::OwnedMutexGuard;
 
 use crate::archive::{self, Header, PackOptions};
 use crate::backup::Backups;
@@ -85,6 +91,16 @@ impl Store {
     Ok(Self { primary, backups, scheduler, config: Arc::new(config), save_locks })
   }
 
+  /// RemoteAuth's data path, absolute.
+  pub fn data_path(&self) -> &Path {
+    &self.config.data_path
+  }
+
+  /// How sessions are packed (keep-list, limits, level).
+  pub fn pack_options(&self) -> &PackOptions {
+    &self.config.pack
+  }
+
   /// True if any tier has the session. A tier that cannot be asked is an error, never `false`.
   pub async fn session_exists(&self, session: &str) -> Result<bool> {
     let key = SessionArg::parse(session)?.key;
@@ -107,8 +123,7 @@ impl Store {
     let arg = SessionArg::parse(session)?;
     let candidates = zip_candidates(&arg, zip, &cwd()?, &self.config.data_path);
     let key = arg.key.clone();
-    let lock = self.save_locks.of(&key);
-    let turn = lock.lock().await;
+    let turn = self.save_locks.of(&key).lock_owned().await;
     let config = self.config.clone();
     let packed = blocking::run(move || {
       let path = locate_zip(&arg, &candidates)?;
@@ -121,6 +136,22 @@ impl Store {
       Ok(packed)
     })
     .await?;
+    self.store_packed(key, packed, turn).await
+  }
+
+  /// Stores an archive packed elsewhere (a migrated profile folder) as `key`, unless a copy is already stored
+  /// and `overwrite` is false (then `Ok(None)`: the stored copy is kept). Backed up like a save.
+  pub async fn import(&self, key: &SessionKey, packed: archive::Packed, overwrite: bool) -> Result<Option<Saved>> {
+    let turn = self.save_locks.of(key).lock_owned().await;
+    if !overwrite && self.session_exists(key.as_str()).await? {
+      return Ok(None);
+    }
+    self.store_packed(key.clone(), packed, turn).await.map(Some)
+  }
+
+  /// Writes a packed session to the primary (to the backups when there is none), holding the session's save
+  /// lock until the primary has it, then backs it up now or marks it for the timer.
+  async fn store_packed(&self, key: SessionKey, packed: archive::Packed, turn: OwnedMutexGuard<()>) -> Result<Saved> {
     let info = SessionInfo { key: key.clone(), header: packed.header.clone() };
     let Some(primary) = &self.primary else {
       let backups = self.backups.as_ref().expect("a store has a tier");
@@ -139,7 +170,7 @@ impl Store {
 
   /// The session's archive: the primary's if its checksum holds, else the newest good backup, which is then
   /// written back to the primary. A copy in a newer format is never treated as damaged.
-  async fn fetch(&self, key: &SessionKey) -> Result<Vec<u8>> {
+  pub(crate) async fn fetch(&self, key: &SessionKey) -> Result<Vec<u8>> {
     let mut damaged = false;
     if let Some(primary) = &self.primary {
       if let Some(bytes) = primary.get(key).await? {
@@ -305,116 +336,4 @@ fn write_zip_file(bytes: &[u8], target: &Path) -> Result<Header> {
 }
 
 #[cfg(test)]
-mod tests {
-  use std::io::Write;
-
-  use super::*;
-  use crate::tier::LocalDirTier;
-
-  struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    store: Store,
-  }
-
-  fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    let tier = LocalDirTier::open(root.join("store")).unwrap();
-    let config = StoreConfig { data_path: root.join("auth"), pack: PackOptions::default() };
-    std::fs::create_dir_all(&config.data_path).unwrap();
-    Fixture { _dir: dir, root, store: Store::new(Some(Arc::new(tier)), None, config).unwrap() }
-  }
-
-  fn write_session_zip(path: &Path, body: &[u8]) {
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    zip.start_file("Default/IndexedDB/db/000003.log", zip::write::SimpleFileOptions::default()).unwrap();
-    zip.write_all(body).unwrap();
-    zip.finish().unwrap();
-  }
-
-  fn read_only_entry(path: &Path) -> Vec<u8> {
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut zip.by_name("Default/IndexedDB/db/000003.log").unwrap(), &mut out).unwrap();
-    out
-  }
-
-  #[tokio::test]
-  async fn save_extract_delete() {
-    let f = fixture();
-    write_session_zip(&f.root.join("auth/RemoteAuth-a.zip"), b"login v1");
-    assert!(!f.store.session_exists("RemoteAuth-a").await.unwrap());
-    let saved = f.store.save("RemoteAuth-a", None).await.unwrap().info;
-    assert_eq!(saved.header.files_bytes, 8);
-    assert!(f.store.session_exists("RemoteAuth-a").await.unwrap());
-
-    let out = f.root.join("fresh/dir/RemoteAuth-a.zip");
-    f.store.extract("RemoteAuth-a", &out).await.unwrap();
-    assert_eq!(read_only_entry(&out), b"login v1");
-    assert_eq!(f.store.list().await.unwrap().len(), 1);
-
-    f.store.delete("RemoteAuth-a").await.unwrap();
-    f.store.delete("RemoteAuth-a").await.unwrap();
-    assert!(!f.store.session_exists("RemoteAuth-a").await.unwrap());
-    assert_eq!(f.store.extract("RemoteAuth-a", &out).await.unwrap_err().code(), "ERR_SESSION_NOT_FOUND");
-  }
-
-  #[tokio::test]
-  async fn absolute_session_path_finds_the_zip_beside_it() {
-    let f = fixture();
-    let stem = f.root.join("auth/RemoteAuth-b");
-    write_session_zip(&f.root.join("auth/RemoteAuth-b.zip"), b"abs");
-    let saved = f.store.save(stem.to_str().unwrap(), None).await.unwrap().info;
-    assert_eq!(saved.key.as_str(), "RemoteAuth-b");
-    assert!(f.store.session_exists("RemoteAuth-b").await.unwrap());
-  }
-
-  #[tokio::test]
-  async fn a_bad_zip_leaves_the_stored_session_untouched() {
-    let f = fixture();
-    let zip = f.root.join("auth/RemoteAuth-c.zip");
-    write_session_zip(&zip, b"good");
-    f.store.save("RemoteAuth-c", None).await.unwrap();
-    std::fs::write(&zip, b"garbage").unwrap();
-    assert_eq!(f.store.save("RemoteAuth-c", None).await.unwrap_err().code(), "ERR_ZIP_INVALID");
-    let out = f.root.join("out.zip");
-    f.store.extract("RemoteAuth-c", &out).await.unwrap();
-    assert_eq!(read_only_entry(&out), b"good");
-  }
-
-  #[tokio::test]
-  async fn a_corrupt_stored_archive_writes_nothing() {
-    let f = fixture();
-    write_session_zip(&f.root.join("auth/RemoteAuth-d.zip"), b"good");
-    f.store.save("RemoteAuth-d", None).await.unwrap();
-    let stored = f.root.join("store/RemoteAuth-d.wwrs");
-    let mut bytes = std::fs::read(&stored).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 1;
-    std::fs::write(&stored, bytes).unwrap();
-    let out = f.root.join("out/RemoteAuth-d.zip");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::write(&out, b"previous").unwrap();
-    assert_eq!(f.store.extract("RemoteAuth-d", &out).await.unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
-    assert_eq!(std::fs::read(&out).unwrap(), b"previous", "the file at path is untouched");
-    assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 1, "no temp file left");
-  }
-
-  #[tokio::test]
-  async fn never_stores_more_than_the_zip() {
-    let f = fixture();
-    let zip = crate::archive::tests::zip_that_beats_fast_zstd();
-    std::fs::write(f.root.join("auth/RemoteAuth-r.zip"), &zip).unwrap();
-    let saved = f.store.save("RemoteAuth-r", None).await.unwrap().info;
-    assert!(saved.header.stored_bytes() <= zip.len() as u64, "{} > {}", saved.header.stored_bytes(), zip.len());
-  }
-
-  #[tokio::test]
-  async fn missing_zip_and_bad_names_are_coded() {
-    let f = fixture();
-    assert_eq!(f.store.save("RemoteAuth-none", None).await.unwrap_err().code(), "ERR_ZIP_NOT_FOUND");
-    assert_eq!(f.store.save("../evil", None).await.unwrap_err().code(), "ERR_SESSION_NAME");
-    assert_eq!(f.store.session_exists("").await.unwrap_err().code(), "ERR_SESSION_NAME");
-  }
-}
+mod tests;

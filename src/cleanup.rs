@@ -1,0 +1,143 @@
+//! `cleanup`: stored sessions nobody saved for a long time, and what crashed clients leave under RemoteAuth's
+//! data path (`<session>.zip`, `wwebjs_temp_session_*`, profile folders of sessions no longer stored).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::blocking;
+use crate::error::{Result, StoreError};
+use crate::migrate::{classify, measure, Kind};
+use crate::session::SessionKey;
+use crate::store::{LastSaved, Store};
+
+#[derive(Debug, Clone)]
+pub struct CleanupOptions {
+  /// Stored sessions last saved longer ago than this are stale; `None`: keep every stored session.
+  pub stale_after: Option<Duration>,
+  /// Local leftovers younger than this are left alone: a client may be writing them right now.
+  pub min_local_age: Duration,
+  pub execute: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Leftover {
+  /// `<session>.zip` that RemoteAuth writes and deletes around each backup.
+  Zip,
+  /// `wwebjs_temp_session_<clientId>`: RemoteAuth's copy of a profile during a backup.
+  TempProfile,
+  /// `RemoteAuth-<clientId>` whose session is no longer stored (logged out, or stale and removed here).
+  OrphanProfile,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalLeftover {
+  pub path: PathBuf,
+  pub kind: Leftover,
+  pub bytes: u64,
+  /// Seconds since anything in it was written.
+  pub age_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+  pub target: String,
+  pub code: &'static str,
+  pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanupReport {
+  pub execute: bool,
+  pub data_path: PathBuf,
+  pub stale_sessions: Vec<LastSaved>,
+  pub leftovers: Vec<LocalLeftover>,
+  /// Bytes freed on the local disk (or that would be, in a dry run).
+  pub local_bytes: u64,
+  pub failures: Vec<Failure>,
+}
+
+fn now_secs() -> u64 {
+  SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The leftovers under `data_path`; `stored(name)` says whether a profile's session is still stored.
+fn find_leftovers(data_path: &Path, min_age: Duration, stored: &HashSet<String>) -> Result<Vec<LocalLeftover>> {
+  let entries = match std::fs::read_dir(data_path) {
+    Ok(entries) => entries,
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+    Err(e) => return Err(StoreError::io("read", data_path)(e)),
+  };
+  let now = now_secs();
+  let mut found = Vec::new();
+  for entry in entries {
+    let entry = entry.map_err(StoreError::io("read", data_path))?;
+    let (path, name) = (entry.path(), entry.file_name().to_string_lossy().into_owned());
+    let meta = std::fs::symlink_metadata(&path).map_err(StoreError::io("stat", &path))?;
+    let kind = if meta.is_file() && name.ends_with(".zip") && SessionKey::parse(name.trim_end_matches(".zip")).is_ok() {
+      Leftover::Zip
+    } else if meta.is_dir() && name.starts_with("wwebjs_temp_session_") {
+      Leftover::TempProfile
+    } else if meta.is_dir()
+      && matches!(classify(&name), Some((Kind::RemoteAuth, _, _)))
+      && !stored.contains(&name)
+      && std::fs::symlink_metadata(path.join("SingletonLock")).is_err()
+    {
+      Leftover::OrphanProfile
+    } else {
+      continue;
+    };
+    let (bytes, newest) = if meta.is_dir() { measure(&path) } else { (meta.len(), 0) };
+    let written = newest.max(meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs()));
+    let age_seconds = now.saturating_sub(written);
+    if age_seconds >= min_age.as_secs() {
+      found.push(LocalLeftover { path, kind, bytes, age_seconds });
+    }
+  }
+  found.sort_by(|a, b| a.path.cmp(&b.path));
+  Ok(found)
+}
+
+/// Finds (and with `execute`, removes) stale stored sessions and local leftovers under the store's data path.
+pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
+  let saved = store.last_saved().await?;
+  let cutoff_ms = opts.stale_after.map(|age| (now_secs().saturating_sub(age.as_secs())) * 1000);
+  let (stale, fresh): (Vec<LastSaved>, Vec<LastSaved>) =
+    saved.into_iter().partition(|s| cutoff_ms.is_some_and(|cutoff| s.saved_at_ms < cutoff));
+  let mut failures = Vec::new();
+  let mut stored: HashSet<String> = fresh.into_iter().map(|s| s.session).collect();
+  for session in &stale {
+    if !opts.execute {
+      continue;
+    }
+    if let Err(err) = store.delete(&session.session).await {
+      // Still stored: its profile folder is not an orphan.
+      stored.insert(session.session.clone());
+      failures.push(Failure { target: session.session.clone(), code: err.code(), message: err.to_string() });
+    }
+  }
+  let data_path = store.data_path().to_path_buf();
+  let leftovers = {
+    let (dir, min_age) = (data_path.clone(), opts.min_local_age);
+    blocking::run(move || find_leftovers(&dir, min_age, &stored)).await?
+  };
+  let mut local_bytes = 0;
+  for leftover in &leftovers {
+    if opts.execute {
+      let path = leftover.path.clone();
+      let removed = blocking::run(move || {
+        let result = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        result.map_err(StoreError::io("remove", &path))
+      });
+      if let Err(err) = removed.await {
+        failures.push(Failure { target: leftover.path.display().to_string(), code: err.code(), message: err.to_string() });
+        continue;
+      }
+    }
+    local_bytes += leftover.bytes;
+  }
+  Ok(CleanupReport { execute: opts.execute, data_path, stale_sessions: stale, leftovers, local_bytes, failures })
+}

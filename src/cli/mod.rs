@@ -1,0 +1,222 @@
+//! `wwebjs-rust-store <command>`: the operator's jobs. Parsing and printing live here; the work is in the core
+//! modules (`migrate`, `cleanup`, the store's `stats` / `verify` / `backup_all` / `restore_all`).
+
+mod flags;
+mod print;
+mod progress;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use self::flags::StoreFlags;
+use self::print::Format;
+use crate::cleanup::{cleanup, CleanupOptions};
+use crate::error::StoreError;
+use crate::migrate::{migrate, MigrateOptions};
+use crate::scheduler::Reporter;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "wwebjs-rust-store", version, about = "Operate a whatsapp-web.js RemoteAuth session store")]
+struct Cli {
+  #[command(flatten)]
+  store: StoreFlags,
+  #[command(subcommand)]
+  command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+  /// Import LocalAuth / RemoteAuth / legacy profile folders, newest per account (dry run unless --execute)
+  Migrate {
+    /// Directory to search (profile folders up to 4 levels down)
+    #[arg(value_name = "DIR")]
+    root: PathBuf,
+    /// Import; without it nothing is written
+    #[arg(long)]
+    execute: bool,
+    /// With --execute: remove an account's folders once its stored copy reads back identical
+    #[arg(long, requires = "execute")]
+    delete_source: bool,
+    /// Replace sessions the store already has
+    #[arg(long)]
+    overwrite: bool,
+    /// Session name for each account; {account} is the clientId (`webjs_<user>` for legacy folders)
+    /// [default: RemoteAuth-{account}, as RemoteAuth names it]
+    #[arg(long, value_name = "TEMPLATE")]
+    name: Option<String>,
+    #[arg(long)]
+    json: bool,
+  },
+  /// Remove sessions not saved for N days and crash leftovers under the data path (dry run unless --execute)
+  Cleanup {
+    /// Days without a save after which a stored session is removed; 0 keeps every stored session
+    /// [default: the Redis TTL, 30 days]
+    #[arg(long, value_name = "DAYS")]
+    older_than_days: Option<u64>,
+    /// Local leftovers (zips, temp and orphan profiles) younger than this are left alone
+    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    min_age_minutes: u64,
+    #[arg(long)]
+    execute: bool,
+    #[arg(long)]
+    json: bool,
+  },
+  /// Sessions and bytes per tier, disk space under the data path, backup lag
+  Stats {
+    #[arg(long, conflicts_with = "prometheus")]
+    json: bool,
+    /// Prometheus text exposition format
+    #[arg(long)]
+    prometheus: bool,
+  },
+  /// Read every stored copy (each backup version too) and check its checksum; exit 1 if any is bad
+  Verify {
+    #[arg(long)]
+    json: bool,
+  },
+  /// Copy every session of the primary to the backup tier
+  Backup {
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    #[arg(long)]
+    json: bool,
+  },
+  /// Copy every session's newest good backup to the primary, never over a newer copy
+  Restore {
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    #[arg(long)]
+    json: bool,
+  },
+}
+
+/// Exit codes: 0 done, 1 done but something failed or is bad, 2 wrong usage or configuration.
+pub const EXIT_PROBLEMS: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+/// Runs one command line (`args[0]` is the program name). Output goes to `out`, messages and errors to
+/// `err`; progress bars draw on the terminal only.
+pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> i32 {
+  let cli = match Cli::try_parse_from(args) {
+    Ok(cli) => cli,
+    Err(e) => {
+      let _ = if e.use_stderr() { write!(err, "{}", e.render()) } else { write!(out, "{}", e.render()) };
+      return e.exit_code();
+    }
+  };
+  let built = cli.store.settings().and_then(|s| Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?)));
+  let (store, ttl) = match built {
+    Ok(built) => built,
+    Err(e) => {
+      let _ = writeln!(err, "error: {}: {e}", e.code());
+      return EXIT_USAGE;
+    }
+  };
+  let code = match execute(&store, ttl, cli.command, out).await {
+    Ok(code) => code,
+    Err(e) => {
+      let _ = writeln!(err, "error: {}: {e}", e.code());
+      EXIT_PROBLEMS
+    }
+  };
+  // Sessions a command stored are backed up before the process ends.
+  let flushed = store.close().await;
+  for (key, e) in &flushed.failures {
+    let _ = writeln!(err, "error: backup of {key} failed: {}: {e}", e.code());
+  }
+  if flushed.failures.is_empty() {
+    code
+  } else {
+    EXIT_PROBLEMS
+  }
+}
+
+fn stderr_reporter() -> Reporter {
+  Arc::new(|key, e: &StoreError| eprintln!("error: backup of {key} failed: {}: {e}", e.code()))
+}
+
+fn format(json: bool, prometheus: bool) -> Format {
+  match (json, prometheus) {
+    (true, _) => Format::Json,
+    (_, true) => Format::Prometheus,
+    _ => Format::Table,
+  }
+}
+
+async fn execute(store: &Store, ttl: Option<u64>, command: Command, out: &mut (dyn Write + Send)) -> Result<i32, StoreError> {
+  let write_failed = |e: std::io::Error| StoreError::io("write output", "stdout")(e);
+  match command {
+    Command::Migrate { root, execute, delete_source, overwrite, name, json } => {
+      let opts = MigrateOptions { template: name, execute, delete_source, overwrite };
+      let bar = progress::bar("migrating");
+      let report = migrate(store, &root, &opts, Some(&bar.callback())).await?;
+      bar.finish();
+      print::migrate(out, &report, format(json, false)).map_err(write_failed)?;
+      Ok(if report.failed > 0 { EXIT_PROBLEMS } else { 0 })
+    }
+    Command::Cleanup { older_than_days, min_age_minutes, execute, json } => {
+      let stale_after = match older_than_days {
+        Some(0) => None,
+        Some(days) => Some(Duration::from_secs(days * 86_400)),
+        None => ttl.map(Duration::from_secs),
+      };
+      let opts = CleanupOptions { stale_after, min_local_age: Duration::from_secs(min_age_minutes * 60), execute };
+      let report = cleanup(store, &opts).await?;
+      print::cleanup(out, &report, format(json, false)).map_err(write_failed)?;
+      Ok(if report.failures.is_empty() { 0 } else { EXIT_PROBLEMS })
+    }
+    Command::Stats { json, prometheus } => {
+      let stats = store.stats().await?;
+      print::stats(out, &stats, format(json, prometheus)).map_err(write_failed)?;
+      Ok(0)
+    }
+    Command::Verify { json } => {
+      let bar = progress::bar("verifying");
+      let verified = store.verify(Some(&bar.callback())).await?;
+      bar.finish();
+      print::verify(out, &verified, format(json, false)).map_err(write_failed)?;
+      Ok(if verified.bad.is_empty() { 0 } else { EXIT_PROBLEMS })
+    }
+    Command::Backup { concurrency, json } => {
+      let bar = progress::bar("backing up");
+      let done = store.backup_all(concurrency.into(), Some(bar.callback())).await?;
+      bar.finish();
+      print::transfer(out, "backed up", &done, format(json, false)).map_err(write_failed)?;
+      Ok(if done.failures.is_empty() { 0 } else { EXIT_PROBLEMS })
+    }
+    Command::Restore { concurrency, json } => {
+      let bar = progress::bar("restoring");
+      let done = store.restore_all(concurrency.into(), Some(bar.callback())).await?;
+      bar.finish();
+      print::transfer(out, "restored", &done, format(json, false)).map_err(write_failed)?;
+      Ok(if done.failures.is_empty() { 0 } else { EXIT_PROBLEMS })
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use clap::CommandFactory;
+
+  use super::*;
+
+  #[test]
+  fn the_command_line_is_consistent() {
+    Cli::command().debug_assert();
+  }
+
+  #[tokio::test]
+  async fn usage_errors_exit_2_and_help_goes_to_stdout() {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect();
+    assert_eq!(run(args(&["x", "migrate"]), &mut out, &mut err).await, EXIT_USAGE);
+    assert!(String::from_utf8_lossy(&err).contains("<DIR>"));
+    assert_eq!(run(args(&["x", "migrate", "--help"]), &mut out, &mut err).await, 0);
+    assert!(String::from_utf8_lossy(&out).contains("--delete-source"));
+  }
+}

@@ -1,0 +1,250 @@
+//! How each command's result is shown: a readable table, JSON, or (for `stats`) Prometheus text.
+
+use std::io::{Result, Write};
+
+use indicatif::HumanBytes;
+use serde::Serialize;
+
+use crate::cleanup::CleanupReport;
+use crate::migrate::{Report, Status};
+use crate::store::{Stats, Verified};
+use crate::transfer::Transfer;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Format {
+  Table,
+  Json,
+  Prometheus,
+}
+
+fn json(out: &mut dyn Write, value: &impl Serialize) -> Result<()> {
+  serde_json::to_writer_pretty(&mut *out, value)?;
+  writeln!(out)
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
+  let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+  for row in rows {
+    for (w, cell) in widths.iter_mut().zip(row) {
+      *w = (*w).max(cell.chars().count());
+    }
+  }
+  let line = |out: &mut dyn Write, cells: Vec<&str>| {
+    let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+    writeln!(out, "{}", padded.join("  ").trim_end())
+  };
+  line(out, header.to_vec())?;
+  for row in rows {
+    line(out, row.iter().map(String::as_str).collect())?;
+  }
+  Ok(())
+}
+
+fn bytes(n: u64) -> String {
+  HumanBytes(n).to_string()
+}
+
+/// "-92.1 %": how much smaller `after` is than `before`.
+fn reduction(before: u64, after: u64) -> String {
+  if before == 0 {
+    return "-".into();
+  }
+  format!("-{:.1} %", 100.0 * (before as f64 - after as f64) / before as f64)
+}
+
+pub fn migrate(out: &mut dyn Write, report: &Report, format: Format) -> Result<()> {
+  if let Format::Json | Format::Prometheus = format {
+    return json(out, report);
+  }
+  let rows: Vec<Vec<String>> = report
+    .sessions
+    .iter()
+    .map(|s| {
+      let status = match (&s.status, &s.error) {
+        (Status::Failed, Some(e)) => format!("failed: {}: {}", e.code, e.message),
+        (status, _) => serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+      };
+      let stored = s.stored_bytes.map_or("-".into(), bytes);
+      let removed = match (&s.kept_because, s.deleted.len()) {
+        (Some(why), _) => format!("kept: {why}"),
+        (None, 0) => String::new(),
+        (None, n) => format!("removed {n}"),
+      };
+      let source = s.source.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+      let reduction = s.stored_bytes.map_or("-".into(), |after| reduction(s.bytes_before, after));
+      vec![s.session.clone(), source, s.folders.to_string(), bytes(s.bytes_before), stored, reduction, status, removed]
+    })
+    .collect();
+  let header = ["session", "newest folder", "folders", "on disk", "stored", "reduction", "status", "folders removed"];
+  table(out, &header, &rows)?;
+  writeln!(out)?;
+  let verb = if report.execute { "imported" } else { "dry run: would import" };
+  let imported = report.sessions.iter().filter(|s| matches!(s.status, Status::Imported | Status::Planned)).count();
+  writeln!(
+    out,
+    "{verb} {imported} of {} sessions: {} on disk -> {} stored ({}); {} freed; {} failed",
+    report.sessions.len(),
+    bytes(report.bytes_before),
+    bytes(report.stored_bytes),
+    reduction(report.bytes_before, report.stored_bytes),
+    bytes(report.freed_bytes),
+    report.failed
+  )?;
+  if !report.execute {
+    writeln!(out, "nothing was changed; run again with --execute to import (and --delete-source to remove the folders)")?;
+  }
+  Ok(())
+}
+
+pub fn cleanup(out: &mut dyn Write, report: &CleanupReport, format: Format) -> Result<()> {
+  if let Format::Json | Format::Prometheus = format {
+    return json(out, report);
+  }
+  let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+  let mut rows: Vec<Vec<String>> = report
+    .stale_sessions
+    .iter()
+    .map(|s| {
+      let days = now_ms.saturating_sub(s.saved_at_ms) / 86_400_000;
+      vec!["stale session".into(), s.session.clone(), bytes(s.bytes), format!("{days} d")]
+    })
+    .collect();
+  rows.extend(report.leftovers.iter().map(|l| {
+    let kind = serde_json::to_value(l.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    vec![kind, l.path.display().to_string(), bytes(l.bytes), format!("{} min", l.age_seconds / 60)]
+  }));
+  table(out, &["what", "which", "size", "age"], &rows)?;
+  writeln!(out)?;
+  let verb = if report.execute { "removed" } else { "dry run: would remove" };
+  writeln!(
+    out,
+    "{verb} {} stale sessions and {} local leftovers ({} under {})",
+    report.stale_sessions.len(),
+    report.leftovers.len(),
+    bytes(report.local_bytes),
+    report.data_path.display()
+  )?;
+  for f in &report.failures {
+    writeln!(out, "failed: {}: {}: {}", f.target, f.code, f.message)?;
+  }
+  Ok(())
+}
+
+pub fn stats(out: &mut dyn Write, stats: &Stats, format: Format) -> Result<()> {
+  match format {
+    Format::Json => json(out, stats),
+    Format::Prometheus => prometheus(out, stats),
+    Format::Table => {
+      let rows: Vec<Vec<String>> = stats
+        .tiers
+        .iter()
+        .map(|t| vec![t.tier.into(), t.role.into(), t.sessions.to_string(), t.objects.to_string(), bytes(t.bytes)])
+        .collect();
+      table(out, &["tier", "role", "sessions", "objects", "bytes"], &rows)?;
+      writeln!(out)?;
+      let mut facts = vec![
+        ("sessions", stats.sessions.to_string()),
+        ("average session", bytes(stats.average_session_bytes)),
+        ("largest session", stats.largest_session.as_ref().map_or("-".into(), |l| format!("{} ({})", l.session, bytes(l.bytes)))),
+      ];
+      if let Some(disk) = &stats.disk {
+        facts.push(("data path", disk.path.display().to_string()));
+        facts.push(("disk", format!("{} free of {}", bytes(disk.free_bytes), bytes(disk.total_bytes))));
+      }
+      if let Some(fit) = stats.sessions_fit_estimate {
+        facts.push(("sessions that fit", format!("{fit} (free x 0.8 / average session)")));
+      }
+      if let Some(lag) = stats.backup_lag {
+        facts.push(("backup lag", format!("{lag} sessions changed since their last backup")));
+      }
+      let width = facts.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+      facts.iter().try_for_each(|(k, v)| writeln!(out, "{k:<width$}  {v}"))
+    }
+  }
+}
+
+/// A label value in the exposition format: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+  value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn prometheus(out: &mut dyn Write, stats: &Stats) -> Result<()> {
+  let mut gauge = |name: &str, help: &str, samples: Vec<(String, u64)>| -> Result<()> {
+    writeln!(out, "# HELP wwebjs_store_{name} {help}")?;
+    writeln!(out, "# TYPE wwebjs_store_{name} gauge")?;
+    samples.iter().try_for_each(|(labels, v)| writeln!(out, "wwebjs_store_{name}{labels} {v}"))
+  };
+  let per_tier = |f: fn(&crate::store::TierStats) -> u64| {
+    let tiers = stats.tiers.iter();
+    tiers.map(|t| (format!("{{tier=\"{}\",role=\"{}\"}}", t.tier, t.role), f(t))).collect::<Vec<_>>()
+  };
+  gauge("tier_sessions", "Sessions held by a tier.", per_tier(|t| t.sessions))?;
+  gauge("tier_objects", "Objects held by a tier (backup versions count one each).", per_tier(|t| t.objects))?;
+  gauge("tier_bytes", "Bytes held by a tier.", per_tier(|t| t.bytes))?;
+  gauge("sessions", "Distinct sessions in any tier.", vec![(String::new(), stats.sessions)])?;
+  gauge("session_bytes_average", "Average stored session size.", vec![(String::new(), stats.average_session_bytes)])?;
+  let largest = stats.largest_session.as_ref().map_or(0, |l| l.bytes);
+  gauge("session_bytes_max", "Largest stored session size.", vec![(String::new(), largest)])?;
+  if let Some(disk) = &stats.disk {
+    let path = format!("{{path=\"{}\"}}", label(&disk.path.display().to_string()));
+    gauge("disk_total_bytes", "Size of the file system under the data path.", vec![(path.clone(), disk.total_bytes)])?;
+    gauge("disk_free_bytes", "Free space under the data path.", vec![(path, disk.free_bytes)])?;
+  }
+  if let Some(fit) = stats.sessions_fit_estimate {
+    gauge("sessions_fit_estimate", "Sessions that still fit: free x 0.8 / average.", vec![(String::new(), fit)])?;
+  }
+  if let Some(lag) = stats.backup_lag {
+    gauge("backup_lag_sessions", "Sessions changed since their last backup.", vec![(String::new(), lag)])?;
+  }
+  Ok(())
+}
+
+pub fn verify(out: &mut dyn Write, verified: &Verified, format: Format) -> Result<()> {
+  if let Format::Json | Format::Prometheus = format {
+    return json(out, verified);
+  }
+  if !verified.bad.is_empty() {
+    let rows: Vec<Vec<String>> = verified
+      .bad
+      .iter()
+      .map(|b| vec![b.session.clone(), b.tier.into(), b.version.clone().unwrap_or("-".into()), format!("{}: {}", b.code, b.message)])
+      .collect();
+    table(out, &["session", "tier", "version", "problem"], &rows)?;
+    writeln!(out)?;
+  }
+  writeln!(out, "checked {} stored copies: {} good, {} bad", verified.checked, verified.checked - verified.bad.len() as u64, verified.bad.len())
+}
+
+pub fn transfer(out: &mut dyn Write, verb: &str, t: &Transfer, format: Format) -> Result<()> {
+  if let Format::Json | Format::Prometheus = format {
+    #[derive(Serialize)]
+    struct Failure<'a> {
+      session: &'a str,
+      code: &'a str,
+      message: String,
+    }
+    #[derive(Serialize)]
+    struct Summary<'a> {
+      sessions: u32,
+      copied: u32,
+      skipped: u32,
+      bytes: u64,
+      failures: Vec<Failure<'a>>,
+    }
+    let failures = t.failures.iter().map(|(k, e)| Failure { session: k.as_str(), code: e.code(), message: e.to_string() }).collect();
+    return json(out, &Summary { sessions: t.sessions, copied: t.copied, skipped: t.skipped, bytes: t.bytes, failures });
+  }
+  for (key, e) in &t.failures {
+    writeln!(out, "failed: {key}: {}: {e}", e.code())?;
+  }
+  writeln!(
+    out,
+    "{verb} {} of {} sessions ({}); {} skipped (target as new or newer); {} failed",
+    t.copied,
+    t.sessions,
+    bytes(t.bytes),
+    t.skipped,
+    t.failures.len()
+  )
+}

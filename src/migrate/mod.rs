@@ -1,0 +1,190 @@
+//! `migrate`: import the newest profile folder of each account into the store, as the session RemoteAuth will
+//! restore, and (only when asked, and only once the stored copy reads back identical) remove the folders.
+
+mod discover;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+pub use self::discover::{classify, find_profiles, group, session_name, Account, Kind, Profile};
+pub(crate) use self::discover::measure;
+use crate::archive;
+use crate::blocking;
+use crate::error::{Result, StoreError};
+use crate::session::SessionKey;
+use crate::store::Store;
+use crate::transfer::Progress;
+
+#[derive(Debug, Clone, Default)]
+pub struct MigrateOptions {
+  /// Session name for an account, with `{account}` in it; default RemoteAuth's `RemoteAuth-<clientId>`.
+  pub template: Option<String>,
+  /// Import (else only report what would happen).
+  pub execute: bool,
+  /// Remove an account's folders once its import reads back identical.
+  pub delete_source: bool,
+  /// Replace a session the store already has (else it is kept and reported).
+  pub overwrite: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+  /// Dry run: would be imported.
+  Planned,
+  Imported,
+  /// The store has this session already; left as it was.
+  AlreadyStored,
+  Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+  pub code: &'static str,
+  pub message: String,
+}
+
+/// One account's migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Migrated {
+  pub session: String,
+  pub account: String,
+  /// The newest folder: the one imported.
+  pub source: PathBuf,
+  pub kind: Kind,
+  /// Folders of this account (older ones are superseded by the newest).
+  pub folders: usize,
+  /// Bytes of all its folders on disk.
+  pub bytes_before: u64,
+  /// Bytes the store keeps for it (what it would keep, in a dry run).
+  pub stored_bytes: Option<u64>,
+  pub status: Status,
+  /// Folders removed (`--delete-source`).
+  pub deleted: Vec<PathBuf>,
+  /// Why folders were kept despite `--delete-source`.
+  pub kept_because: Option<String>,
+  pub error: Option<Failure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+  pub execute: bool,
+  pub sessions: Vec<Migrated>,
+  pub bytes_before: u64,
+  pub stored_bytes: u64,
+  pub freed_bytes: u64,
+  pub failed: u64,
+}
+
+/// Imports run a few at a time: packing is CPU work, and the machine may be serving sessions meanwhile.
+const CONCURRENCY: usize = 4;
+
+/// Finds the profile folders under `root` and migrates each account (see the module docs).
+pub async fn migrate(store: &Store, root: &Path, opts: &MigrateOptions, progress: Option<&Progress>) -> Result<Report> {
+  let found = {
+    let root = root.to_path_buf();
+    blocking::run(move || find_profiles(&root)).await?
+  };
+  let accounts = group(found);
+  let mut claimed: HashMap<String, usize> = HashMap::new();
+  for account in &accounts {
+    *claimed.entry(session_name(opts.template.as_deref(), &account.account)).or_default() += 1;
+  }
+  let total = accounts.len() as u32;
+  let mut runs = stream::iter(accounts)
+    .map(|account| {
+      let name = session_name(opts.template.as_deref(), &account.account);
+      let collides = claimed.get(&name).copied().unwrap_or(0) > 1;
+      migrate_account(store, account, name, collides, opts)
+    })
+    .buffered(CONCURRENCY);
+  let mut sessions = Vec::new();
+  while let Some(done) = runs.next().await {
+    sessions.push(done);
+    if let Some(progress) = progress {
+      progress(sessions.len() as u32, total);
+    }
+  }
+  Ok(Report {
+    execute: opts.execute,
+    bytes_before: sessions.iter().map(|s| s.bytes_before).sum(),
+    stored_bytes: sessions.iter().filter_map(|s| s.stored_bytes).sum(),
+    freed_bytes: sessions.iter().filter(|s| !s.deleted.is_empty()).map(|s| s.bytes_before).sum(),
+    failed: sessions.iter().filter(|s| s.status == Status::Failed).count() as u64,
+    sessions,
+  })
+}
+
+async fn migrate_account(store: &Store, account: Account, name: String, collides: bool, opts: &MigrateOptions) -> Migrated {
+  let newest = account.profiles[0].clone();
+  let mut out = Migrated {
+    session: name.clone(),
+    account: account.account.clone(),
+    source: newest.path.clone(),
+    kind: newest.kind,
+    folders: account.profiles.len(),
+    bytes_before: account.profiles.iter().map(|p| p.bytes).sum(),
+    stored_bytes: None,
+    status: Status::Planned,
+    deleted: Vec::new(),
+    kept_because: None,
+    error: None,
+  };
+  if let Err(err) = import(store, &account, &name, collides, opts, &mut out).await {
+    out.status = Status::Failed;
+    out.error = Some(Failure { code: err.code(), message: err.to_string() });
+  }
+  out
+}
+
+async fn import(
+  store: &Store,
+  account: &Account,
+  name: &str,
+  collides: bool,
+  opts: &MigrateOptions,
+  out: &mut Migrated,
+) -> Result<()> {
+  let key = SessionKey::parse(name)?;
+  if collides {
+    let reason = format!("more than one account maps to the session {name}; give a --name template with {{account}}");
+    return Err(StoreError::InvalidOption { name: "name", reason });
+  }
+  let (source, pack) = (out.source.clone(), store.pack_options().clone());
+  let packed = blocking::run(move || archive::pack_dir(&source, &pack)).await?;
+  out.stored_bytes = Some(packed.bytes.len() as u64);
+  if !opts.execute {
+    return Ok(());
+  }
+  let expected = blake3::hash(&packed.bytes);
+  if store.import(&key, packed, opts.overwrite).await?.is_none() {
+    out.status = Status::AlreadyStored;
+    return Ok(());
+  }
+  // Read it back through the store (checksum checked there) and compare with what was packed.
+  if blake3::hash(&store.fetch(&key).await?) != expected {
+    return Err(StoreError::ArchiveCorrupt(format!("the stored copy of {key} does not read back as written")));
+  }
+  out.status = Status::Imported;
+  if opts.delete_source {
+    if account.profiles.iter().any(|p| p.locked) {
+      out.kept_because = Some("a browser may be running on it (Chromium's SingletonLock is present)".into());
+      return Ok(());
+    }
+    let folders: Vec<PathBuf> = account.profiles.iter().map(|p| p.path.clone()).collect();
+    out.deleted = blocking::run(move || remove_all(folders)).await?;
+  }
+  Ok(())
+}
+
+fn remove_all(folders: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+  let mut removed = Vec::new();
+  for folder in folders {
+    std::fs::remove_dir_all(&folder).map_err(StoreError::io("remove", &folder))?;
+    removed.push(folder);
+  }
+  Ok(removed)
+}

@@ -1,0 +1,231 @@
+//! What an operator asks of a store: how big it is, whether every copy is sound, which sessions went stale.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::{cwd, Store};
+use crate::archive;
+use crate::error::{Result, StoreError};
+use crate::session::SessionKey;
+
+/// How many tier requests run at once while inspecting.
+const CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TierStats {
+  /// `dir`, `redis`, `s3`.
+  pub tier: &'static str,
+  /// `primary` or `backup`.
+  pub role: &'static str,
+  pub sessions: u64,
+  /// Objects held: one per session in a primary, one per version in a backup tier.
+  pub objects: u64,
+  pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskStats {
+  pub path: PathBuf,
+  pub total_bytes: u64,
+  pub free_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Largest {
+  pub session: String,
+  pub bytes: u64,
+}
+
+/// The figures `stats` reports. Session sizes are of each session's newest stored copy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+  pub tiers: Vec<TierStats>,
+  /// Distinct sessions in any tier.
+  pub sessions: u64,
+  pub average_session_bytes: u64,
+  pub largest_session: Option<Largest>,
+  /// The file system under RemoteAuth's data path.
+  pub disk: Option<DiskStats>,
+  /// free × 0.8 / average session size: sessions that still fit there.
+  pub sessions_fit_estimate: Option<u64>,
+  /// Sessions whose primary copy is newer than their newest backup (all of them when never backed up).
+  pub backup_lag: Option<u64>,
+}
+
+/// A stored copy whose checksum does not hold (or that cannot be read).
+#[derive(Debug, Clone, Serialize)]
+pub struct BadCopy {
+  pub session: String,
+  pub tier: &'static str,
+  /// The backup version's key; `None` for the primary copy.
+  pub version: Option<String>,
+  pub code: &'static str,
+  pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verified {
+  /// Copies read and checked.
+  pub checked: u64,
+  pub bad: Vec<BadCopy>,
+}
+
+/// When a session was last saved, by its newest copy in any tier.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastSaved {
+  pub session: String,
+  pub saved_at_ms: u64,
+  pub bytes: u64,
+}
+
+/// Total and free space of the file system holding `path` (or its nearest existing parent).
+pub fn disk_usage(path: &Path) -> Result<DiskStats> {
+  let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
+  let stats = fs4::statvfs(existing).map_err(StoreError::io("read free space of", existing))?;
+  Ok(DiskStats { path: path.to_path_buf(), total_bytes: stats.total_space(), free_bytes: stats.available_space() })
+}
+
+impl Store {
+  /// Each primary session's header, read concurrently; a header that does not parse is left out.
+  async fn primary_headers(&self) -> Result<Vec<(SessionKey, archive::Header)>> {
+    let Some(primary) = &self.primary else { return Ok(Vec::new()) };
+    let heads = stream::iter(primary.list().await?)
+      .map(|key| async move { Ok::<_, StoreError>((primary.head(&key, archive::HEADER_LEN).await?, key)) })
+      .buffered(CONCURRENCY)
+      .try_collect::<Vec<_>>()
+      .await?;
+    // A session deleted between list and head is skipped, as is one whose header does not parse (extract reports it).
+    Ok(heads.into_iter().filter_map(|(head, key)| Some((key, archive::peek(&head?).ok()?))).collect())
+  }
+
+  /// Newest copy of every session: (bytes, saved at) by session, from the primary, else its newest backup.
+  async fn newest_copies(&self) -> Result<(Vec<TierStats>, BTreeMap<SessionKey, (u64, u64)>, Option<u64>)> {
+    let mut tiers = Vec::new();
+    let mut newest: BTreeMap<SessionKey, (u64, u64)> = BTreeMap::new();
+    let primary = self.primary_headers().await?;
+    if let Some(tier) = &self.primary {
+      let bytes = primary.iter().map(|(_, h)| h.stored_bytes()).sum();
+      let n = primary.len() as u64;
+      tiers.push(TierStats { tier: tier.kind(), role: "primary", sessions: n, objects: n, bytes });
+    }
+    for (key, header) in &primary {
+      newest.insert(key.clone(), (header.stored_bytes(), header.created_ms));
+    }
+    let mut lag = None;
+    if let Some(backups) = &self.backups {
+      let index = backups.index().await?;
+      let versions = index.values().flatten();
+      let role = if self.primary.is_some() { "backup" } else { "primary" };
+      tiers.push(TierStats {
+        tier: backups.kind(),
+        role,
+        sessions: index.len() as u64,
+        objects: versions.clone().count() as u64,
+        bytes: versions.map(|v| v.size).sum(),
+      });
+      if self.primary.is_some() {
+        let behind = primary.iter().filter(|(key, h)| index.get(key).and_then(|v| v.last()).is_none_or(|v| v.ms < h.created_ms));
+        lag = Some(behind.count() as u64);
+      }
+      for (key, versions) in index {
+        if let Some(v) = versions.last() {
+          newest.entry(key).or_insert((v.size, v.ms));
+        }
+      }
+    }
+    Ok((tiers, newest, lag))
+  }
+
+  /// Sessions per tier, sizes, free disk under the data path, and how far the backups lag.
+  pub async fn stats(&self) -> Result<Stats> {
+    let (tiers, newest, backup_lag) = self.newest_copies().await?;
+    let sessions = newest.len() as u64;
+    let total: u64 = newest.values().map(|(bytes, _)| bytes).sum();
+    let average_session_bytes = total.checked_div(sessions).unwrap_or(0);
+    let largest_session = newest
+      .iter()
+      .max_by_key(|(_, (bytes, _))| *bytes)
+      .map(|(key, (bytes, _))| Largest { session: key.to_string(), bytes: *bytes });
+    let data_path = cwd()?.join(&self.config.data_path);
+    let disk = blocking_disk(data_path).await?;
+    let sessions_fit_estimate = match (average_session_bytes, &disk) {
+      (0, _) | (_, None) => None,
+      (avg, Some(d)) => Some(d.free_bytes / 5 * 4 / avg),
+    };
+    Ok(Stats { tiers, sessions, average_session_bytes, largest_session, disk, sessions_fit_estimate, backup_lag })
+  }
+
+  /// Every stored session with the time of its newest copy in any tier.
+  pub async fn last_saved(&self) -> Result<Vec<LastSaved>> {
+    let (_, newest, _) = self.newest_copies().await?;
+    let saved = newest.into_iter().map(|(key, (bytes, ms))| LastSaved { session: key.to_string(), saved_at_ms: ms, bytes });
+    Ok(saved.collect())
+  }
+
+  /// Reads every copy in every tier (each backup version too) and checks its checksum. `progress` is told
+  /// `(done, total)`.
+  pub async fn verify(&self, progress: Option<&crate::transfer::Progress>) -> Result<Verified> {
+    enum Copy {
+      Primary(SessionKey),
+      Backup(SessionKey, crate::backup::Version),
+    }
+    let mut copies = Vec::new();
+    if let Some(primary) = &self.primary {
+      copies.extend(primary.list().await?.into_iter().map(Copy::Primary));
+    }
+    if let Some(backups) = &self.backups {
+      for (key, versions) in backups.index().await? {
+        copies.extend(versions.into_iter().map(|v| Copy::Backup(key.clone(), v)));
+      }
+    }
+    let total = copies.len() as u32;
+    let mut checks = stream::iter(copies)
+      .map(|copy| async move {
+        let (key, tier, version, read) = match copy {
+          Copy::Primary(key) => {
+            let tier = self.primary.as_ref().expect("listed from it");
+            let read = tier.get(&key).await;
+            (key, tier.kind(), None, read)
+          }
+          Copy::Backup(key, version) => {
+            let backups = self.backups.as_ref().expect("listed from it");
+            let read = backups.read(&version).await;
+            (key, backups.kind(), Some(version.key), read)
+          }
+        };
+        // Gone since the listing (deleted, expired): nothing to check.
+        let outcome = match read {
+          Ok(None) => return None,
+          Ok(Some(bytes)) => archive::open(&bytes).map(|_| ()),
+          Err(err) => Err(err),
+        };
+        let bad = |err: StoreError| BadCopy { session: key.to_string(), tier, version, code: err.code(), message: err.to_string() };
+        Some(outcome.map_err(bad))
+      })
+      .buffer_unordered(CONCURRENCY);
+    let (mut verified, mut done) = (Verified::default(), 0);
+    while let Some(outcome) = checks.next().await {
+      done += 1;
+      match outcome {
+        Some(Ok(())) => verified.checked += 1,
+        Some(Err(bad)) => {
+          verified.checked += 1;
+          verified.bad.push(bad);
+        }
+        None => {}
+      }
+      if let Some(progress) = progress {
+        progress(done, total);
+      }
+    }
+    verified.bad.sort_by(|a, b| (&a.session, &a.version).cmp(&(&b.session, &b.version)));
+    Ok(verified)
+  }
+}
+
+async fn blocking_disk(path: PathBuf) -> Result<Option<DiskStats>> {
+  crate::blocking::run(move || Ok(disk_usage(&path).ok())).await
+}

@@ -1,0 +1,113 @@
+//! The policy against the embedded tier.
+
+use std::io::Write;
+
+use super::*;
+use crate::tier::LocalDirTier;
+
+struct Fixture {
+  _dir: tempfile::TempDir,
+  root: PathBuf,
+  store: Store,
+}
+
+fn fixture() -> Fixture {
+  let dir = tempfile::tempdir().unwrap();
+  let root = dir.path().to_path_buf();
+  let tier = LocalDirTier::open(root.join("store")).unwrap();
+  let config = StoreConfig { data_path: root.join("auth"), pack: PackOptions::default() };
+  std::fs::create_dir_all(&config.data_path).unwrap();
+  Fixture { _dir: dir, root, store: Store::new(Some(Arc::new(tier)), None, config).unwrap() }
+}
+
+fn write_session_zip(path: &Path, body: &[u8]) {
+  let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+  zip.start_file("Default/IndexedDB/db/000003.log", zip::write::SimpleFileOptions::default()).unwrap();
+  zip.write_all(body).unwrap();
+  zip.finish().unwrap();
+}
+
+fn read_only_entry(path: &Path) -> Vec<u8> {
+  let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+  let mut out = Vec::new();
+  std::io::Read::read_to_end(&mut zip.by_name("Default/IndexedDB/db/000003.log").unwrap(), &mut out).unwrap();
+  out
+}
+
+#[tokio::test]
+async fn save_extract_delete() {
+  let f = fixture();
+  write_session_zip(&f.root.join("auth/RemoteAuth-a.zip"), b"login v1");
+  assert!(!f.store.session_exists("RemoteAuth-a").await.unwrap());
+  let saved = f.store.save("RemoteAuth-a", None).await.unwrap().info;
+  assert_eq!(saved.header.files_bytes, 8);
+  assert!(f.store.session_exists("RemoteAuth-a").await.unwrap());
+
+  let out = f.root.join("fresh/dir/RemoteAuth-a.zip");
+  f.store.extract("RemoteAuth-a", &out).await.unwrap();
+  assert_eq!(read_only_entry(&out), b"login v1");
+  assert_eq!(f.store.list().await.unwrap().len(), 1);
+
+  f.store.delete("RemoteAuth-a").await.unwrap();
+  f.store.delete("RemoteAuth-a").await.unwrap();
+  assert!(!f.store.session_exists("RemoteAuth-a").await.unwrap());
+  assert_eq!(f.store.extract("RemoteAuth-a", &out).await.unwrap_err().code(), "ERR_SESSION_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn absolute_session_path_finds_the_zip_beside_it() {
+  let f = fixture();
+  let stem = f.root.join("auth/RemoteAuth-b");
+  write_session_zip(&f.root.join("auth/RemoteAuth-b.zip"), b"abs");
+  let saved = f.store.save(stem.to_str().unwrap(), None).await.unwrap().info;
+  assert_eq!(saved.key.as_str(), "RemoteAuth-b");
+  assert!(f.store.session_exists("RemoteAuth-b").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_bad_zip_leaves_the_stored_session_untouched() {
+  let f = fixture();
+  let zip = f.root.join("auth/RemoteAuth-c.zip");
+  write_session_zip(&zip, b"good");
+  f.store.save("RemoteAuth-c", None).await.unwrap();
+  std::fs::write(&zip, b"garbage").unwrap();
+  assert_eq!(f.store.save("RemoteAuth-c", None).await.unwrap_err().code(), "ERR_ZIP_INVALID");
+  let out = f.root.join("out.zip");
+  f.store.extract("RemoteAuth-c", &out).await.unwrap();
+  assert_eq!(read_only_entry(&out), b"good");
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_archive_writes_nothing() {
+  let f = fixture();
+  write_session_zip(&f.root.join("auth/RemoteAuth-d.zip"), b"good");
+  f.store.save("RemoteAuth-d", None).await.unwrap();
+  let stored = f.root.join("store/RemoteAuth-d.wwrs");
+  let mut bytes = std::fs::read(&stored).unwrap();
+  let last = bytes.len() - 1;
+  bytes[last] ^= 1;
+  std::fs::write(&stored, bytes).unwrap();
+  let out = f.root.join("out/RemoteAuth-d.zip");
+  std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+  std::fs::write(&out, b"previous").unwrap();
+  assert_eq!(f.store.extract("RemoteAuth-d", &out).await.unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
+  assert_eq!(std::fs::read(&out).unwrap(), b"previous", "the file at path is untouched");
+  assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 1, "no temp file left");
+}
+
+#[tokio::test]
+async fn never_stores_more_than_the_zip() {
+  let f = fixture();
+  let zip = crate::archive::tests::zip_that_beats_fast_zstd();
+  std::fs::write(f.root.join("auth/RemoteAuth-r.zip"), &zip).unwrap();
+  let saved = f.store.save("RemoteAuth-r", None).await.unwrap().info;
+  assert!(saved.header.stored_bytes() <= zip.len() as u64, "{} > {}", saved.header.stored_bytes(), zip.len());
+}
+
+#[tokio::test]
+async fn missing_zip_and_bad_names_are_coded() {
+  let f = fixture();
+  assert_eq!(f.store.save("RemoteAuth-none", None).await.unwrap_err().code(), "ERR_ZIP_NOT_FOUND");
+  assert_eq!(f.store.save("../evil", None).await.unwrap_err().code(), "ERR_SESSION_NAME");
+  assert_eq!(f.store.session_exists("").await.unwrap_err().code(), "ERR_SESSION_NAME");
+}
