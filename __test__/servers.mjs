@@ -139,6 +139,9 @@ export async function startCluster(t) {
   throw new Error('the cluster did not reach cluster_state:ok')
 }
 
+// moto wants an Authorization header on object requests but checks no signature while it has no IAM users.
+const unsigned = { authorization: 'AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0' }
+
 /** moto's S3-compatible server (from PyPI) on a free loopback port. `bucket(name)` creates a bucket. */
 export async function startMoto(t) {
   const port = await freePort()
@@ -171,10 +174,13 @@ export async function startMoto(t) {
       return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]).sort()
     },
     async putObject(bucket, key, body) {
-      // moto wants an Authorization header on writes but checks no signature while it has no IAM users.
-      const headers = { authorization: 'AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0' }
-      const res = await fetch(`${endpoint}/${bucket}/${key}`, { method: 'PUT', body, headers })
+      const res = await fetch(`${endpoint}/${bucket}/${key}`, { method: 'PUT', body, headers: unsigned })
       if (!res.ok) throw new Error(`put ${key}: ${res.status}`)
+    },
+    async getObject(bucket, key) {
+      const res = await fetch(`${endpoint}/${bucket}/${key}`, { headers: unsigned })
+      if (!res.ok) throw new Error(`get ${key}: ${res.status}`)
+      return Buffer.from(await res.arrayBuffer())
     },
   }
   await server.start()

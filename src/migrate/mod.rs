@@ -85,7 +85,7 @@ const CONCURRENCY: usize = 4;
 /// Finds the profile folders under `root` and migrates each account (see the module docs).
 pub async fn migrate(store: &Store, root: &Path, opts: &MigrateOptions, progress: Option<&Progress>) -> Result<Report> {
   let found = {
-    let root = root.to_path_buf();
+    let root = crate::store::cwd()?.join(root);
     blocking::run(move || find_profiles(&root)).await?
   };
   let accounts = group(found);
