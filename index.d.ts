@@ -46,6 +46,11 @@ export declare class RustStore {
   close(): Promise<TransferSummary>
   /** What the backups have been doing; `null` without a backup tier behind a primary. */
   backupStatus(): BackupStatus | null
+  /**
+   * Sessions and bytes per tier, average and largest session, free disk under `dataPath`, backup lag: the
+   * figures of `wwebjs-rust-store stats`. Lists every tier, so call it for monitoring, not on every request.
+   */
+  stats(): Promise<StoreStats>
   /** Every stored session with its sizes. */
   listSessions(): Promise<StoredSession[]>
 }
@@ -72,10 +77,33 @@ export interface CliOutput {
   stderr: string
 }
 
+/** A low-disk alert. The body is `{ event: 'low_disk', path, free_bytes, total_bytes, min_free_bytes, at }`. */
+export interface DiskAlertOptions {
+  /** `http://` or `https://` URL the alert is POSTed to. Never appears in errors. */
+  webhookUrl: string
+  /** Alert below this many free bytes. Default 1 GiB. */
+  minFreeBytes?: number
+  /** How often free space is checked. Default 60000. */
+  checkIntervalMs?: number
+  /** At most one alert per this many ms while space stays low. Default 3600000 (1 hour). */
+  repeatIntervalMs?: number
+}
+
+export interface DiskStats {
+  path: string
+  totalBytes: number
+  freeBytes: number
+}
+
 /** `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. */
 export interface ExtractArgs {
   session: string
   path: string
+}
+
+export interface LargestSession {
+  session: string
+  bytes: number
 }
 
 /** Redis as the primary tier, in place of the embedded directory. Valkey works the same. */
@@ -148,6 +176,8 @@ export interface RustStoreOptions {
    * `err.session`). Without it they go to stderr.
    */
   onError?: (err: Error & { code: string }) => void
+  /** POST a JSON alert to a webhook when free space under `dataPath` runs low. */
+  diskAlert?: DiskAlertOptions
 }
 
 /** An S3-compatible bucket: the backup behind `redis` or `dir`, or the only tier with `primary: 'none'`. */
@@ -204,6 +234,31 @@ export interface StoredSession {
   entries: number
   /** When it was saved, in ms since the Unix epoch. */
   savedAt: number
+}
+
+/** What `stats()` reports: the same figures as `wwebjs-rust-store stats`. */
+export interface StoreStats {
+  tiers: Array<TierStats>
+  /** Distinct sessions in any tier. */
+  sessions: number
+  /** Of each session's newest stored copy. */
+  averageSessionBytes: number
+  largestSession?: LargestSession
+  /** The file system under `dataPath`. */
+  disk?: DiskStats
+  /** free × 0.8 / averageSessionBytes. */
+  sessionsFitEstimate?: number
+  /** Sessions whose primary copy is newer than their newest backup; `null` without both tiers. */
+  backupLag?: number
+}
+
+export interface TierStats {
+  tier: 'dir' | 'redis' | 's3'
+  role: 'primary' | 'backup'
+  sessions: number
+  /** One per session in a primary, one per version in a backup tier. */
+  objects: number
+  bytes: number
 }
 
 /** `{ concurrency }` for `restoreAll` / `backupAll`. */

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod cleanup;
 pub mod error;
 pub mod migrate;
+pub mod monitor;
 pub mod scheduler;
 pub mod session;
 pub mod settings;

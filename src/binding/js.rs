@@ -134,18 +134,19 @@ pub(super) fn report(env: &Env, on_error: Option<&FunctionRef<Unknown<'static>, 
   }
 }
 
-type ErrorCallback = ThreadsafeFunction<ErrorReport, Unknown<'static>, ErrorReport, Status, false, true>;
+pub(super) type ErrorCallback = ThreadsafeFunction<ErrorReport, Unknown<'static>, ErrorReport, Status, false, true>;
 
-/// Background (interval backup) failures: to `onError` from any thread, or to stderr. The callback is weak,
-/// so it never keeps Node alive.
-pub(super) fn reporter(on_error: Option<ErrorCallback>) -> Reporter {
-  let on_error = on_error.map(Arc::new);
-  Arc::new(move |key: &SessionKey, err: &StoreError| {
-    let delivered = on_error
-      .as_ref()
-      .is_some_and(|f| f.call(ErrorReport::new(err, Some(key)), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
-    if !delivered {
-      eprintln!("[wwebjs-rust-store] backup of {key} failed: {}: {err}", err.code());
-    }
-  })
+/// Background failures: to `onError` from any thread, or to stderr. The callback is weak, so it never keeps
+/// Node alive.
+pub(super) fn notify(on_error: Option<&ErrorCallback>, session: Option<&SessionKey>, err: &StoreError, what: &str) {
+  let delivered = on_error
+    .is_some_and(|f| f.call(ErrorReport::new(err, session), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
+  if !delivered {
+    eprintln!("[wwebjs-rust-store] {what} failed: {}: {err}", err.code());
+  }
+}
+
+/// Interval backup failures, for the scheduler.
+pub(super) fn reporter(on_error: Option<Arc<ErrorCallback>>) -> Reporter {
+  Arc::new(move |key: &SessionKey, err: &StoreError| notify(on_error.as_deref(), Some(key), err, &format!("backup of {key}")))
 }

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use self::js::{from_js, js_error, promise, read_args, report, reporter, transfer_args, ErrorReport};
+use self::js::{from_js, js_error, notify, promise, read_args, report, reporter, transfer_args, ErrorReport};
 use self::options::{reject_save_errors, RustStoreOptions};
-use self::types::{BackupStatus, ExtractArgs, SaveArgs, SessionArgs, StoredSession, TransferSummary};
+use self::types::{BackupStatus, ExtractArgs, SaveArgs, SessionArgs, StoreStats, StoredSession, TransferSummary};
 use crate::error::StoreError;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -40,6 +40,8 @@ pub struct RustStore {
   store: Arc<Store>,
   reject_save_errors: bool,
   on_error: Option<Rc<FunctionRef<Unknown<'static>, Unknown<'static>>>>,
+  /// Stops the low-disk watch.
+  disk_watch: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 #[napi]
@@ -67,16 +69,24 @@ impl RustStore {
         let direct: Function<Unknown<'static>, Unknown<'static>> = unsafe { f.cast() }?;
         let threadsafe: Function<ErrorReport, Unknown<'static>> = unsafe { f.cast() }?;
         let background = threadsafe.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
-        (Some(Rc::new(direct.create_ref()?)), Some(background))
+        (Some(Rc::new(direct.create_ref()?)), Some(Arc::new(background)))
       }
       Some(_) => {
         let reason = "must be a function".to_string();
         return Err(js_error(env, &StoreError::InvalidOption { name: "onError", reason }));
       }
     };
-    let store = settings.build_store(reporter(background)).map_err(|e| js_error(env, &e))?;
     let reject_save_errors = reject_save_errors(options).map_err(|e| js_error(env, &e))?;
-    Ok(Self { store: Arc::new(store), reject_save_errors, on_error })
+    let alert = settings.disk_alert.as_ref().map(|d| d.alert()).transpose().map_err(|e| js_error(env, &e))?;
+    let store = settings.build_store(reporter(background.clone())).map_err(|e| js_error(env, &e))?;
+    let disk_watch = alert.map(|alert| {
+      // Ends when `close()` says so or this object is collected (the sender drops).
+      let (stop, stopped) = tokio::sync::watch::channel(false);
+      let report = move |err: &StoreError| notify(background.as_deref(), None, err, "disk alert");
+      napi::bindgen_prelude::spawn(alert.watch(store.data_path().to_path_buf(), stopped, report));
+      stop
+    });
+    Ok(Self { store: Arc::new(store), reject_save_errors, on_error, disk_watch })
   }
 
   /// True when the session is stored. Rejects (never answers false) when the store cannot be asked,
@@ -148,6 +158,9 @@ impl RustStore {
   /// process exits. Later saves back themselves up within the save.
   #[napi(ts_return_type = "Promise<TransferSummary>")]
   pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, TransferSummary>> {
+    if let Some(stop) = &self.disk_watch {
+      let _ = stop.send(true);
+    }
     let store = self.store.clone();
     promise(env, async move { Ok(store.close().await) }, TransferSummary::from)
   }
@@ -156,6 +169,14 @@ impl RustStore {
   #[napi]
   pub fn backup_status(&self) -> Option<BackupStatus> {
     self.store.backup_stats().map(BackupStatus::from)
+  }
+
+  /// Sessions and bytes per tier, average and largest session, free disk under `dataPath`, backup lag: the
+  /// figures of `wwebjs-rust-store stats`. Lists every tier, so call it for monitoring, not on every request.
+  #[napi(ts_return_type = "Promise<StoreStats>")]
+  pub fn stats<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, StoreStats>> {
+    let store = self.store.clone();
+    promise(env, async move { store.stats().await }, StoreStats::from)
   }
 
   /// Every stored session with its sizes.

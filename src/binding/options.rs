@@ -5,7 +5,7 @@ use napi_derive::napi;
 
 use super::Core;
 use crate::error::StoreError;
-use crate::settings::{RedisSettings, S3Settings, Settings};
+use crate::settings::{DiskAlertSettings, RedisSettings, S3Settings, Settings};
 
 /// Options for `new RustStore(options)`. Every field is optional.
 #[napi(object, object_to_js = false)]
@@ -41,6 +41,21 @@ pub struct RustStoreOptions<'a> {
   /// `err.session`). Without it they go to stderr.
   #[napi(ts_type = "(err: Error & { code: string }) => void")]
   pub on_error: Option<Unknown<'a>>,
+  /// POST a JSON alert to a webhook when free space under `dataPath` runs low.
+  pub disk_alert: Option<DiskAlertOptions>,
+}
+
+/// A low-disk alert. The body is `{ event: 'low_disk', path, free_bytes, total_bytes, min_free_bytes, at }`.
+#[napi(object)]
+pub struct DiskAlertOptions {
+  /// `http://` or `https://` URL the alert is POSTed to. Never appears in errors.
+  pub webhook_url: String,
+  /// Alert below this many free bytes. Default 1 GiB.
+  pub min_free_bytes: Option<f64>,
+  /// How often free space is checked. Default 60000.
+  pub check_interval_ms: Option<f64>,
+  /// At most one alert per this many ms while space stays low. Default 3600000 (1 hour).
+  pub repeat_interval_ms: Option<f64>,
 }
 
 /// TLS settings for `rediss://` URLs.
@@ -111,6 +126,12 @@ impl From<&RustStoreOptions<'_>> for Settings {
       max_entries: o.max_entries,
       max_unpacked_bytes: o.max_unpacked_bytes,
       compression_level: o.compression_level,
+      disk_alert: o.disk_alert.as_ref().map(|d| DiskAlertSettings {
+        webhook_url: d.webhook_url.clone(),
+        min_free_bytes: d.min_free_bytes,
+        check_interval_ms: d.check_interval_ms,
+        repeat_interval_ms: d.repeat_interval_ms,
+      }),
     }
   }
 }

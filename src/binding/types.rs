@@ -4,7 +4,7 @@ use napi::bindgen_prelude::Unknown;
 use napi_derive::napi;
 
 use crate::scheduler::BackupStats;
-use crate::store::SessionInfo;
+use crate::store::{SessionInfo, Stats};
 use crate::transfer::Transfer;
 
 /// What `restoreAll` or `backupAll` did.
@@ -129,6 +129,76 @@ impl From<SessionInfo> for StoredSession {
       files_bytes: h.files_bytes as f64,
       entries: h.entries,
       saved_at: h.created_ms as f64,
+    }
+  }
+}
+
+/// What `stats()` reports: the same figures as `wwebjs-rust-store stats`.
+#[napi(object)]
+pub struct StoreStats {
+  pub tiers: Vec<TierStats>,
+  /// Distinct sessions in any tier.
+  pub sessions: f64,
+  /// Of each session's newest stored copy.
+  pub average_session_bytes: f64,
+  pub largest_session: Option<LargestSession>,
+  /// The file system under `dataPath`.
+  pub disk: Option<DiskStats>,
+  /// free × 0.8 / averageSessionBytes.
+  pub sessions_fit_estimate: Option<f64>,
+  /// Sessions whose primary copy is newer than their newest backup; `null` without both tiers.
+  pub backup_lag: Option<f64>,
+}
+
+#[napi(object)]
+pub struct TierStats {
+  #[napi(ts_type = "'dir' | 'redis' | 's3'")]
+  pub tier: String,
+  #[napi(ts_type = "'primary' | 'backup'")]
+  pub role: String,
+  pub sessions: f64,
+  /// One per session in a primary, one per version in a backup tier.
+  pub objects: f64,
+  pub bytes: f64,
+}
+
+#[napi(object)]
+pub struct LargestSession {
+  pub session: String,
+  pub bytes: f64,
+}
+
+#[napi(object)]
+pub struct DiskStats {
+  pub path: String,
+  pub total_bytes: f64,
+  pub free_bytes: f64,
+}
+
+impl From<Stats> for StoreStats {
+  fn from(s: Stats) -> Self {
+    Self {
+      tiers: s
+        .tiers
+        .into_iter()
+        .map(|t| TierStats {
+          tier: t.tier.into(),
+          role: t.role.into(),
+          sessions: t.sessions as f64,
+          objects: t.objects as f64,
+          bytes: t.bytes as f64,
+        })
+        .collect(),
+      sessions: s.sessions as f64,
+      average_session_bytes: s.average_session_bytes as f64,
+      largest_session: s.largest_session.map(|l| LargestSession { session: l.session, bytes: l.bytes as f64 }),
+      disk: s.disk.map(|d| DiskStats {
+        path: d.path.display().to_string(),
+        total_bytes: d.total_bytes as f64,
+        free_bytes: d.free_bytes as f64,
+      }),
+      sessions_fit_estimate: s.sessions_fit_estimate.map(|n| n as f64),
+      backup_lag: s.backup_lag.map(|n| n as f64),
     }
   }
 }

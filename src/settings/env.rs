@@ -1,7 +1,7 @@
 //! The environment names a deployment sets (`REDIS_URL`, `R2_*`, `S3_*`, …), filled into whatever settings the
 //! caller did not give: `RustStore.fromEnv()` and the CLI read the same names.
 
-use super::{RedisSettings, S3Settings, Settings};
+use super::{DiskAlertSettings, RedisSettings, S3Settings, Settings};
 use crate::error::{Result, StoreError};
 
 fn bad(name: &str, why: &str) -> StoreError {
@@ -68,6 +68,16 @@ pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
   }
   if options.s3.is_none() {
     options.s3 = s3_from_env()?;
+  }
+  if options.disk_alert.is_none() {
+    if let Some(webhook_url) = var("DISK_ALERT_WEBHOOK_URL") {
+      options.disk_alert = Some(DiskAlertSettings {
+        webhook_url,
+        min_free_bytes: number("DISK_ALERT_MIN_FREE_BYTES")?,
+        check_interval_ms: number("DISK_ALERT_CHECK_INTERVAL_MS")?,
+        repeat_interval_ms: number("DISK_ALERT_REPEAT_INTERVAL_MS")?,
+      });
+    }
   }
   if options.dir.is_none() {
     options.dir = var("SESSION_STORE_DIR");

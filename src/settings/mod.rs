@@ -11,6 +11,7 @@ pub use self::env::{fill_from_env, s3_keys_from_env};
 use crate::archive::{self, PackOptions};
 use crate::backup::Backups;
 use crate::error::{Result, StoreError};
+use crate::monitor::DiskAlert;
 use crate::scheduler::Reporter;
 use crate::store::{BackupMode, Store, StoreConfig};
 use crate::tier::{LocalDirTier, RedisConfig, RedisTarget, RedisTier, RedisTls, S3Config, S3Tier, Tier};
@@ -28,6 +29,15 @@ pub struct Settings {
   pub max_entries: Option<f64>,
   pub max_unpacked_bytes: Option<f64>,
   pub compression_level: Option<f64>,
+  pub disk_alert: Option<DiskAlertSettings>,
+}
+
+#[derive(Clone, Default)]
+pub struct DiskAlertSettings {
+  pub webhook_url: String,
+  pub min_free_bytes: Option<f64>,
+  pub check_interval_ms: Option<f64>,
+  pub repeat_interval_ms: Option<f64>,
 }
 
 #[derive(Clone, Default)]
@@ -143,6 +153,28 @@ impl Settings {
       None => None,
     };
     Store::new(primary, backups, config)
+  }
+}
+
+impl DiskAlertSettings {
+  pub const DEFAULT_MIN_FREE_BYTES: u64 = 1 << 30;
+
+  pub fn alert(&self) -> Result<DiskAlert> {
+    let bad = |reason: &str| StoreError::InvalidOption { name: "diskAlert.webhookUrl", reason: reason.into() };
+    // The URL itself stays out of messages: it may carry a token.
+    let webhook = url::Url::parse(&self.webhook_url).map_err(|_| bad("is not a URL"))?;
+    if !matches!(webhook.scheme(), "http" | "https") {
+      return Err(bad("must be an http:// or https:// URL"));
+    }
+    let ms = |name, v, default| Ok::<_, StoreError>(Duration::from_millis(whole(name, v, 1.0..=MAX_SAFE_INTEGER)?.unwrap_or(default)));
+    Ok(DiskAlert {
+      webhook,
+      min_free_bytes: whole("diskAlert.minFreeBytes", self.min_free_bytes, 0.0..=MAX_SAFE_INTEGER)?
+        .unwrap_or(Self::DEFAULT_MIN_FREE_BYTES),
+      check_every: ms("diskAlert.checkIntervalMs", self.check_interval_ms, 60_000)?,
+      repeat_every: ms("diskAlert.repeatIntervalMs", self.repeat_interval_ms, 3_600_000)?,
+      timeout: Duration::from_secs(10),
+    })
   }
 }
 
