@@ -91,7 +91,8 @@ fn find_leftovers(data_path: &Path, min_age: Duration, stored: &HashSet<String>)
       continue;
     };
     let (bytes, newest) = if meta.is_dir() { measure(&path) } else { (meta.len(), 0) };
-    let written = newest.max(meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs()));
+    let written =
+      newest.max(meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs()));
     let age_seconds = now.saturating_sub(written);
     if age_seconds >= min_age.as_secs() {
       found.push(LocalLeftover { path, kind, bytes, age_seconds });
@@ -133,7 +134,11 @@ pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupRepo
         result.map_err(StoreError::io("remove", &path))
       });
       if let Err(err) = removed.await {
-        failures.push(Failure { target: leftover.path.display().to_string(), code: err.code(), message: err.to_string() });
+        failures.push(Failure {
+          target: leftover.path.display().to_string(),
+          code: err.code(),
+          message: err.to_string(),
+        });
         continue;
       }
     }

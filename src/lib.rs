@@ -2,9 +2,9 @@
 //! only place that knows about Node.
 
 pub mod archive;
-pub mod cli;
 pub mod backup;
 pub mod cleanup;
+pub mod cli;
 pub mod error;
 pub mod migrate;
 pub mod monitor;

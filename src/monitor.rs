@@ -104,7 +104,9 @@ impl DiskAlert {
       let agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().new_agent();
       let sent = agent.post(url.as_str()).header("content-type", "application/json").send(&body[..]);
       // The URL is left out of the message: it may hold a token.
-      sent.map(drop).map_err(|e| StoreError::Backend { code: "ERR_WEBHOOK", reason: format!("disk alert webhook: {e}") })
+      sent
+        .map(drop)
+        .map_err(|e| StoreError::Backend { code: "ERR_WEBHOOK", reason: format!("disk alert webhook: {e}") })
     })
     .await
   }

@@ -1,5 +1,8 @@
 //! `npx wwebjs-rust-store …`: the CLI runs inside the addon, so the npm package needs no second binary.
 
+// Only Node calls these; `cargo test` builds no registration for them.
+#![cfg_attr(test, allow(dead_code))]
+
 use napi_derive::napi;
 
 /// What a command line printed, and its exit code. Output is handed to Node to write, so Node's own stdio

@@ -148,5 +148,7 @@ pub(super) fn notify(on_error: Option<&ErrorCallback>, session: Option<&SessionK
 
 /// Interval backup failures, for the scheduler.
 pub(super) fn reporter(on_error: Option<Arc<ErrorCallback>>) -> Reporter {
-  Arc::new(move |key: &SessionKey, err: &StoreError| notify(on_error.as_deref(), Some(key), err, &format!("backup of {key}")))
+  Arc::new(move |key: &SessionKey, err: &StoreError| {
+    notify(on_error.as_deref(), Some(key), err, &format!("backup of {key}"))
+  })
 }

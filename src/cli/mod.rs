@@ -148,7 +148,12 @@ fn format(json: bool, prometheus: bool) -> Format {
   }
 }
 
-async fn execute(store: &Store, ttl: Option<u64>, command: Command, out: &mut (dyn Write + Send)) -> Result<i32, StoreError> {
+async fn execute(
+  store: &Store,
+  ttl: Option<u64>,
+  command: Command,
+  out: &mut (dyn Write + Send),
+) -> Result<i32, StoreError> {
   let write_failed = |e: std::io::Error| StoreError::io("write output", "stdout")(e);
   match command {
     Command::Migrate { root, execute, delete_source, overwrite, name, json } => {

@@ -50,7 +50,7 @@ fn reduction(before: u64, after: u64) -> String {
   if before == 0 {
     return "-".into();
   }
-  format!("-{:.1} %", 100.0 * (before as f64 - after as f64) / before as f64)
+  format!("-{:.2} %", 100.0 * (before as f64 - after as f64) / before as f64)
 }
 
 pub fn migrate(out: &mut dyn Write, report: &Report, format: Format) -> Result<()> {
@@ -63,7 +63,9 @@ pub fn migrate(out: &mut dyn Write, report: &Report, format: Format) -> Result<(
     .map(|s| {
       let status = match (&s.status, &s.error) {
         (Status::Failed, Some(e)) => format!("failed: {}: {}", e.code, e.message),
-        (status, _) => serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        (status, _) => {
+          serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        }
       };
       let stored = s.stored_bytes.map_or("-".into(), bytes);
       let removed = match (&s.kept_because, s.deleted.len()) {
@@ -92,7 +94,10 @@ pub fn migrate(out: &mut dyn Write, report: &Report, format: Format) -> Result<(
     report.failed
   )?;
   if !report.execute {
-    writeln!(out, "nothing was changed; run again with --execute to import (and --delete-source to remove the folders)")?;
+    writeln!(
+      out,
+      "nothing was changed; run again with --execute to import (and --delete-source to remove the folders)"
+    )?;
   }
   Ok(())
 }
@@ -146,7 +151,10 @@ pub fn stats(out: &mut dyn Write, stats: &Stats, format: Format) -> Result<()> {
       let mut facts = vec![
         ("sessions", stats.sessions.to_string()),
         ("average session", bytes(stats.average_session_bytes)),
-        ("largest session", stats.largest_session.as_ref().map_or("-".into(), |l| format!("{} ({})", l.session, bytes(l.bytes)))),
+        (
+          "largest session",
+          stats.largest_session.as_ref().map_or("-".into(), |l| format!("{} ({})", l.session, bytes(l.bytes))),
+        ),
       ];
       if let Some(disk) = &stats.disk {
         facts.push(("data path", disk.path.display().to_string()));
@@ -208,12 +216,25 @@ pub fn verify(out: &mut dyn Write, verified: &Verified, format: Format) -> Resul
     let rows: Vec<Vec<String>> = verified
       .bad
       .iter()
-      .map(|b| vec![b.session.clone(), b.tier.into(), b.version.clone().unwrap_or("-".into()), format!("{}: {}", b.code, b.message)])
+      .map(|b| {
+        vec![
+          b.session.clone(),
+          b.tier.into(),
+          b.version.clone().unwrap_or("-".into()),
+          format!("{}: {}", b.code, b.message),
+        ]
+      })
       .collect();
     table(out, &["session", "tier", "version", "problem"], &rows)?;
     writeln!(out)?;
   }
-  writeln!(out, "checked {} stored copies: {} good, {} bad", verified.checked, verified.checked - verified.bad.len() as u64, verified.bad.len())
+  writeln!(
+    out,
+    "checked {} stored copies: {} good, {} bad",
+    verified.checked,
+    verified.checked - verified.bad.len() as u64,
+    verified.bad.len()
+  )
 }
 
 pub fn transfer(out: &mut dyn Write, verb: &str, t: &Transfer, format: Format) -> Result<()> {
@@ -232,8 +253,12 @@ pub fn transfer(out: &mut dyn Write, verb: &str, t: &Transfer, format: Format) -
       bytes: u64,
       failures: Vec<Failure<'a>>,
     }
-    let failures = t.failures.iter().map(|(k, e)| Failure { session: k.as_str(), code: e.code(), message: e.to_string() }).collect();
-    return json(out, &Summary { sessions: t.sessions, copied: t.copied, skipped: t.skipped, bytes: t.bytes, failures });
+    let failures =
+      t.failures.iter().map(|(k, e)| Failure { session: k.as_str(), code: e.code(), message: e.to_string() }).collect();
+    return json(
+      out,
+      &Summary { sessions: t.sessions, copied: t.copied, skipped: t.skipped, bytes: t.bytes, failures },
+    );
   }
   for (key, e) in &t.failures {
     writeln!(out, "failed: {key}: {}: {e}", e.code())?;

@@ -10,7 +10,8 @@ pub struct Bar(ProgressBar);
 
 pub fn bar(what: &'static str) -> Bar {
   let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-  let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed}").map(|s| s.progress_chars("=> "));
+  let style =
+    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed}").map(|s| s.progress_chars("=> "));
   bar.set_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()));
   bar.set_prefix(what);
   Bar(bar)

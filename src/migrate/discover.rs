@@ -51,7 +51,8 @@ pub fn classify(name: &str) -> Option<(Kind, String, Option<u64>)> {
   if let Some(rest) = id.strip_prefix("webjs_") {
     let parts: Vec<&str> = rest.split('_').collect();
     // The first all-digit part of 10 (s) or 13 (ms) digits after the user is the login time.
-    let stamp_at = (1..parts.len()).find(|&i| matches!(parts[i].len(), 10 | 13) && parts[i].bytes().all(|b| b.is_ascii_digit()));
+    let stamp_at =
+      (1..parts.len()).find(|&i| matches!(parts[i].len(), 10 | 13) && parts[i].bytes().all(|b| b.is_ascii_digit()));
     if let Some(i) = stamp_at {
       let ts: u64 = parts[i].parse().ok()?;
       let secs = if parts[i].len() == 13 { ts / 1000 } else { ts };
@@ -67,8 +68,11 @@ fn mtime_secs(meta: &std::fs::Metadata) -> u64 {
 
 /// Total bytes and newest mtime of the files under `dir`; links are not followed.
 pub(crate) fn measure(dir: &Path) -> (u64, u64) {
-  let files = WalkDir::new(dir).follow_links(false).into_iter().filter_map(|e| e.ok()).filter(|e| e.file_type().is_file());
-  files.filter_map(|e| e.metadata().ok()).fold((0, 0), |(bytes, newest), m| (bytes + m.len(), newest.max(mtime_secs(&m))))
+  let files =
+    WalkDir::new(dir).follow_links(false).into_iter().filter_map(|e| e.ok()).filter(|e| e.file_type().is_file());
+  files
+    .filter_map(|e| e.metadata().ok())
+    .fold((0, 0), |(bytes, newest), m| (bytes + m.len(), newest.max(mtime_secs(&m))))
 }
 
 /// Every profile folder under `root` (or `root` itself), not descending into them.
@@ -140,7 +144,10 @@ mod tests {
       classify("session-webjs_ana_maria_1732700000_ab12"),
       Some((Kind::Legacy, "webjs_ana_maria".into(), Some(1_732_700_000)))
     );
-    assert_eq!(classify("session-webjs_bo_1732700000123_x"), Some((Kind::Legacy, "webjs_bo".into(), Some(1_732_700_000))));
+    assert_eq!(
+      classify("session-webjs_bo_1732700000123_x"),
+      Some((Kind::Legacy, "webjs_bo".into(), Some(1_732_700_000)))
+    );
     assert_eq!(classify("session-webjs_nostamp"), Some((Kind::LocalAuth, "webjs_nostamp".into(), None)));
     assert_eq!(classify("wwebjs_temp_session_x"), None);
     assert_eq!(classify("Default"), None);

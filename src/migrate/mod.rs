@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-pub use self::discover::{classify, find_profiles, group, session_name, Account, Kind, Profile};
 pub(crate) use self::discover::measure;
+pub use self::discover::{classify, find_profiles, group, session_name, Account, Kind, Profile};
 use crate::archive;
 use crate::blocking;
 use crate::error::{Result, StoreError};
@@ -118,7 +118,13 @@ pub async fn migrate(store: &Store, root: &Path, opts: &MigrateOptions, progress
   })
 }
 
-async fn migrate_account(store: &Store, account: Account, name: String, collides: bool, opts: &MigrateOptions) -> Migrated {
+async fn migrate_account(
+  store: &Store,
+  account: Account,
+  name: String,
+  collides: bool,
+  opts: &MigrateOptions,
+) -> Migrated {
   let newest = account.profiles[0].clone();
   let mut out = Migrated {
     session: name.clone(),

@@ -166,7 +166,9 @@ impl DiskAlertSettings {
     if !matches!(webhook.scheme(), "http" | "https") {
       return Err(bad("must be an http:// or https:// URL"));
     }
-    let ms = |name, v, default| Ok::<_, StoreError>(Duration::from_millis(whole(name, v, 1.0..=MAX_SAFE_INTEGER)?.unwrap_or(default)));
+    let ms = |name, v, default| {
+      Ok::<_, StoreError>(Duration::from_millis(whole(name, v, 1.0..=MAX_SAFE_INTEGER)?.unwrap_or(default)))
+    };
     Ok(DiskAlert {
       webhook,
       min_free_bytes: whole("diskAlert.minFreeBytes", self.min_free_bytes, 0.0..=MAX_SAFE_INTEGER)?
@@ -186,7 +188,8 @@ impl RedisSettings {
       _ => return Err(StoreError::InvalidOption { name: "redis", reason: "give exactly one of url and nodes".into() }),
     };
     let mut config = RedisConfig::new(target);
-    config.tls = RedisTls { ca_file: self.ca_file.as_deref().map(PathBuf::from), insecure: self.insecure.unwrap_or(false) };
+    config.tls =
+      RedisTls { ca_file: self.ca_file.as_deref().map(PathBuf::from), insecure: self.insecure.unwrap_or(false) };
     if let Some(prefix) = &self.prefix {
       config.prefix = prefix.clone();
     }

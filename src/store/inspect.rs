@@ -127,7 +127,8 @@ impl Store {
         bytes: versions.map(|v| v.size).sum(),
       });
       if self.primary.is_some() {
-        let behind = primary.iter().filter(|(key, h)| index.get(key).and_then(|v| v.last()).is_none_or(|v| v.ms < h.created_ms));
+        let behind =
+          primary.iter().filter(|(key, h)| index.get(key).and_then(|v| v.last()).is_none_or(|v| v.ms < h.created_ms));
         lag = Some(behind.count() as u64);
       }
       for (key, versions) in index {
@@ -161,7 +162,8 @@ impl Store {
   /// Every stored session with the time of its newest copy in any tier.
   pub async fn last_saved(&self) -> Result<Vec<LastSaved>> {
     let (_, newest, _) = self.newest_copies().await?;
-    let saved = newest.into_iter().map(|(key, (bytes, ms))| LastSaved { session: key.to_string(), saved_at_ms: ms, bytes });
+    let saved =
+      newest.into_iter().map(|(key, (bytes, ms))| LastSaved { session: key.to_string(), saved_at_ms: ms, bytes });
     Ok(saved.collect())
   }
 
@@ -202,7 +204,13 @@ impl Store {
           Ok(Some(bytes)) => archive::open(&bytes).map(|_| ()),
           Err(err) => Err(err),
         };
-        let bad = |err: StoreError| BadCopy { session: key.to_string(), tier, version, code: err.code(), message: err.to_string() };
+        let bad = |err: StoreError| BadCopy {
+          session: key.to_string(),
+          tier,
+          version,
+          code: err.code(),
+          message: err.to_string(),
+        };
         Some(outcome.map_err(bad))
       })
       .buffer_unordered(CONCURRENCY);

@@ -2,7 +2,7 @@
 
 mod inspect;
 
-pub use inspect::{disk_usage, BadCopy, DiskStats, LastSaved, Largest, Stats, TierStats, Verified};
+pub use inspect::{disk_usage, BadCopy, DiskStats, Largest, LastSaved, Stats, TierStats, Verified};
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
