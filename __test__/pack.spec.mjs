@@ -55,4 +55,10 @@ function run(t, cmd, args, options) {
   t.is(out.saved.filesBytes, Object.values(kept).reduce((sum, b) => sum + b.length, 0))
   t.true(fs.statSync(path.join(app, 'restored', 'RemoteAuth-packed.zip')).size > 0)
   t.true(fs.existsSync(path.join(app, 'node_modules', `wwebjs-rust-store-${triple}`, path.basename(addon))))
+
+  // The CLI and the browser helpers come with the package.
+  const stats = JSON.parse(run(t, 'npx', ['--offline', 'wwebjs-rust-store', 'stats', '--json'], { cwd: app, env }))
+  t.deepEqual(stats.tiers.map((x) => [x.tier, x.sessions]), [['dir', 1]])
+  const browser = `console.log(require('wwebjs-rust-store/browser').chromiumArgs.length)`
+  t.true(Number(run(t, process.execPath, ['-e', browser], { cwd: app, env })) > 0)
 })
