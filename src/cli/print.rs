@@ -61,11 +61,10 @@ pub fn migrate(out: &mut dyn Write, report: &Report, format: Format) -> Result<(
     .sessions
     .iter()
     .map(|s| {
-      let status = match (&s.status, &s.error) {
-        (Status::Failed, Some(e)) => format!("failed: {}: {}", e.code, e.message),
-        (status, _) => {
-          serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-        }
+      let name = serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+      let status = match &s.error {
+        Some(e) => format!("{name}: {}: {}", e.code, e.message),
+        None => name,
       };
       let stored = s.stored_bytes.map_or("-".into(), bytes);
       let removed = match (&s.kept_because, s.deleted.len()) {

@@ -64,6 +64,7 @@ pub struct Migrated {
   pub status: Status,
   /// Folders removed (`--delete-source`).
   pub deleted: Vec<PathBuf>,
+  pub freed_bytes: u64,
   /// Why folders were kept despite `--delete-source`.
   pub kept_because: Option<String>,
   pub error: Option<Failure>,
@@ -76,6 +77,7 @@ pub struct Report {
   pub bytes_before: u64,
   pub stored_bytes: u64,
   pub freed_bytes: u64,
+  /// Accounts with an error (a failed import, or folders that could not all be removed).
   pub failed: u64,
 }
 
@@ -112,8 +114,8 @@ pub async fn migrate(store: &Store, root: &Path, opts: &MigrateOptions, progress
     execute: opts.execute,
     bytes_before: sessions.iter().map(|s| s.bytes_before).sum(),
     stored_bytes: sessions.iter().filter_map(|s| s.stored_bytes).sum(),
-    freed_bytes: sessions.iter().filter(|s| !s.deleted.is_empty()).map(|s| s.bytes_before).sum(),
-    failed: sessions.iter().filter(|s| s.status == Status::Failed).count() as u64,
+    freed_bytes: sessions.iter().map(|s| s.freed_bytes).sum(),
+    failed: sessions.iter().filter(|s| s.error.is_some()).count() as u64,
     sessions,
   })
 }
@@ -136,11 +138,15 @@ async fn migrate_account(
     stored_bytes: None,
     status: Status::Planned,
     deleted: Vec::new(),
+    freed_bytes: 0,
     kept_because: None,
     error: None,
   };
   if let Err(err) = import(store, &account, &name, collides, opts, &mut out).await {
-    out.status = Status::Failed;
+    // An import that landed stays `imported`; the error then says what went wrong after it (removing folders).
+    if out.status != Status::Imported {
+      out.status = Status::Failed;
+    }
     out.error = Some(Failure { code: err.code(), message: err.to_string() });
   }
   out
@@ -181,16 +187,23 @@ async fn import(
       return Ok(());
     }
     let folders: Vec<PathBuf> = account.profiles.iter().map(|p| p.path.clone()).collect();
-    out.deleted = blocking::run(move || remove_all(folders)).await?;
+    let (removed, failed) = blocking::run(move || Ok(remove_all(folders))).await?;
+    let sizes = account.profiles.iter().filter(|p| removed.contains(&p.path)).map(|p| p.bytes);
+    out.freed_bytes = sizes.sum();
+    out.deleted = removed;
+    failed.map_or(Ok(()), Err)?;
   }
   Ok(())
 }
 
-fn remove_all(folders: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+/// Removes each folder; stops at the first failure and says what was removed before it.
+fn remove_all(folders: Vec<PathBuf>) -> (Vec<PathBuf>, Option<StoreError>) {
   let mut removed = Vec::new();
   for folder in folders {
-    std::fs::remove_dir_all(&folder).map_err(StoreError::io("remove", &folder))?;
+    if let Err(e) = std::fs::remove_dir_all(&folder) {
+      return (removed, Some(StoreError::io("remove", &folder)(e)));
+    }
     removed.push(folder);
   }
-  Ok(removed)
+  (removed, None)
 }
