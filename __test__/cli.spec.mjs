@@ -55,7 +55,7 @@ test('migrate: dry run changes nothing; --execute imports the newest folder per 
   t.is(done['RemoteAuth-shop'].status, 'imported')
   t.is(done['RemoteAuth-webjs_ana'].deleted.length, 3)
   t.is(done['RemoteAuth-busy'].status, 'imported')
-  t.regex(done['RemoteAuth-busy'].kept_because, /SingletonLock/)
+  t.regex(done['RemoteAuth-busy'].kept_because, /session-busy is in use/)
   t.is(done['RemoteAuth-webjs_bruno'].status, 'failed')
   const left = listing()
   t.deepEqual(left.filter((f) => f.startsWith('session-webjs_bruno')).length, 2, 'a failed import removes nothing')
@@ -77,6 +77,31 @@ test('migrate: dry run changes nothing; --execute imports the newest folder per 
     t.true(fs.readFileSync(path.join(auth.userDataDir, rel)).equals(data), rel)
   }
   t.false(fs.existsSync(path.join(auth.userDataDir, 'Default', 'Cache')), 'caches are not migrated')
+})
+
+test('migrate --delete-source keeps the folders when the backup tier cannot be reached, and refuses an expiring only copy', async (t) => {
+  const root = tempDir(t)
+  const { workspace } = makeWorkspace(root, { users: {}, localAuth: ['shop'], junk: false })
+  const deadS3 = {
+    SESSION_STORE_DIR: path.join(root, 'store'),
+    S3_BUCKET: 'nowhere',
+    S3_ENDPOINT: 'http://127.0.0.1:9', // discard port: nothing listens
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_ACCESS_KEY_ID: 'k',
+    S3_SECRET_ACCESS_KEY: 'secret-never-printed',
+  }
+  const run = cli(root, ['migrate', 'sessions-shared', '--execute', '--delete-source', '--json'], deadS3)
+  t.is(run.code, 1, run.stderr)
+  const [shop] = run.json().sessions
+  t.is(shop.status, 'failed', 'whether the session is stored cannot be known, so nothing is imported')
+  t.regex(shop.error.code, /^ERR_S3/)
+  t.deepEqual(shop.deleted, [])
+  t.true(fs.existsSync(path.join(workspace, 'session-shop')), 'the folder stays')
+  t.notRegex(run.stdout + run.stderr, /secret-never-printed/)
+
+  const redisOnly = cli(root, ['migrate', 'sessions-shared', '--execute', '--delete-source'], { REDIS_URL: 'redis://127.0.0.1:9' })
+  t.is(redisOnly.code, 2)
+  t.regex(redisOnly.stderr, /expire/)
 })
 
 test('migrate --name maps accounts to other session names; a name that is not valid fails that account only', (t) => {
@@ -155,7 +180,7 @@ test.serial('Redis + S3: stats --json and --prometheus, backup, restore, verify 
   t.is(s.largest_session.bytes, Math.max(...Object.values(sizes)))
   t.is(s.average_session_bytes, Math.floor((sizes['RemoteAuth-x'] + sizes['RemoteAuth-y']) / 2))
   t.true(s.disk.free_bytes > 0 && s.disk.total_bytes >= s.disk.free_bytes)
-  t.is(s.sessions_fit_estimate, Math.floor(Math.floor(s.disk.free_bytes / 5) * 4 / s.average_session_bytes))
+  t.is(s.sessions_fit_estimate, null, 'only the embedded tier keeps sessions on a local disk')
 
   const backup = cli(root, ['backup'], env)
   t.is(backup.code, 0, backup.stderr)
@@ -220,7 +245,9 @@ test('cleanup removes stale zips, temp folders and orphan profiles under the dat
   fs.symlinkSync('host-1', path.join(dataPath, 'RemoteAuth-running', 'SingletonLock'))
   const env = { SESSION_STORE_DIR: path.join(root, 'store'), WWEBJS_DATA_PATH: dataPath }
 
-  const dry = cli(root, ['cleanup', '--json'], env)
+  const cautious = cli(root, ['cleanup', '--json'], env)
+  t.deepEqual(cautious.json().leftovers.map((l) => l.kind).sort(), ['temp-profile', 'zip'], 'orphans only on request')
+  const dry = cli(root, ['cleanup', '--orphans', '--json'], env)
   t.is(dry.code, 0, dry.stderr)
   t.deepEqual(dry.json().leftovers.map((l) => [path.basename(l.path), l.kind]), [
     ['RemoteAuth-crashed.zip', 'zip'],
@@ -228,9 +255,13 @@ test('cleanup removes stale zips, temp folders and orphan profiles under the dat
     ['wwebjs_temp_session_crashed', 'temp-profile'],
   ])
   t.true(gone.every((p) => fs.existsSync(p)), 'a dry run removes nothing')
-  const run = cli(root, ['cleanup', '--execute'], env)
+  const run = cli(root, ['cleanup', '--orphans', '--execute'], env)
   t.is(run.code, 0, run.stderr)
   t.regex(run.stdout, /removed 0 stale sessions and 3 local leftovers/)
+  const wrongStore = cli(root, ['cleanup', '--orphans'], { ...env, SESSION_STORE_DIR: path.join(root, 'empty') })
+  t.is(wrongStore.code, 1, 'an empty store makes every profile look orphaned')
+  t.regex(wrongStore.stderr, /ERR_INVALID_OPTION/)
+  t.is(cli(root, ['cleanup', '--older-than-days', '999999999999']).code, 2, 'out of range')
   t.true(gone.every((p) => !fs.existsSync(p)))
   t.true(kept.every((p) => fs.existsSync(p)))
   t.true(await store.sessionExists({ session: 'RemoteAuth-live' }))

@@ -43,6 +43,9 @@ test('stats() reports the same figures as the CLI for the embedded tier', async 
   t.is(stats.disk.path, path.join(root, 'auth'))
   t.true(stats.disk.freeBytes > 0 && stats.disk.freeBytes <= stats.disk.totalBytes)
   t.is(stats.backupLag, undefined, 'no backup tier')
+  const dirDisk = fs.statfsSync(path.join(root, 'store'))
+  const expected = Math.floor(((dirDisk.bavail * dirDisk.bsize) / 5) * 4 / stats.averageSessionBytes)
+  t.true(Math.abs(stats.sessionsFitEstimate - expected) / expected < 0.01, `${stats.sessionsFitEstimate} vs ${expected}`)
 })
 
 test('low disk: one JSON POST per repeat interval, nothing while space is above the threshold', async (t) => {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::blocking;
 use crate::error::{Result, StoreError};
-use crate::migrate::{classify, measure, Kind};
+use crate::migrate::{browser_lock, classify, measure, Kind};
 use crate::session::SessionKey;
 use crate::store::{LastSaved, Store};
 
@@ -19,6 +19,9 @@ pub struct CleanupOptions {
   pub stale_after: Option<Duration>,
   /// Local leftovers younger than this are left alone: a client may be writing them right now.
   pub min_local_age: Duration,
+  /// Also remove `RemoteAuth-*` folders whose session is not stored. Off by default: such a folder may be the
+  /// only copy of a login (a store switched, or lost), exactly what `migrate` would import.
+  pub orphans: bool,
   pub execute: bool,
 }
 
@@ -64,8 +67,9 @@ fn now_secs() -> u64 {
   SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The leftovers under `data_path`; `stored(name)` says whether a profile's session is still stored.
-fn find_leftovers(data_path: &Path, min_age: Duration, stored: &HashSet<String>) -> Result<Vec<LocalLeftover>> {
+/// The leftovers under `data_path`. Orphan candidates (unlocked `RemoteAuth-*` folders in `orphans`) are only
+/// listed; the caller asks the store about them.
+fn find_leftovers(data_path: &Path, min_age: Duration, orphans: bool) -> Result<Vec<LocalLeftover>> {
   let entries = match std::fs::read_dir(data_path) {
     Ok(entries) => entries,
     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -81,10 +85,10 @@ fn find_leftovers(data_path: &Path, min_age: Duration, stored: &HashSet<String>)
       Leftover::Zip
     } else if meta.is_dir() && name.starts_with("wwebjs_temp_session_") {
       Leftover::TempProfile
-    } else if meta.is_dir()
+    } else if orphans
+      && meta.is_dir()
       && matches!(classify(&name), Some((Kind::RemoteAuth, _, _)))
-      && !stored.contains(&name)
-      && std::fs::symlink_metadata(path.join("SingletonLock")).is_err()
+      && !browser_lock(&path)
     {
       Leftover::OrphanProfile
     } else {
@@ -105,26 +109,54 @@ fn find_leftovers(data_path: &Path, min_age: Duration, stored: &HashSet<String>)
 /// Finds (and with `execute`, removes) stale stored sessions and local leftovers under the store's data path.
 pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupReport> {
   let saved = store.last_saved().await?;
+  let stored_sessions = saved.len();
   let cutoff_ms = opts.stale_after.map(|age| (now_secs().saturating_sub(age.as_secs())) * 1000);
-  let (stale, fresh): (Vec<LastSaved>, Vec<LastSaved>) =
-    saved.into_iter().partition(|s| cutoff_ms.is_some_and(|cutoff| s.saved_at_ms < cutoff));
+  let stale: Vec<LastSaved> =
+    saved.into_iter().filter(|s| cutoff_ms.is_some_and(|cutoff| s.saved_at_ms < cutoff)).collect();
   let mut failures = Vec::new();
-  let mut stored: HashSet<String> = fresh.into_iter().map(|s| s.session).collect();
-  for session in &stale {
-    if !opts.execute {
-      continue;
+  // Sessions gone after this run (or that would be, in a dry run): their profile folders are orphans.
+  let mut deleted: HashSet<String> = HashSet::new();
+  if !opts.execute {
+    deleted.extend(stale.iter().map(|s| s.session.clone()));
+  }
+  for session in stale.iter().filter(|_| opts.execute) {
+    let failed =
+      |err: StoreError| Failure { target: session.session.clone(), code: err.code(), message: err.to_string() };
+    // Saved again since the listing (by a running service): not stale any more.
+    let key = SessionKey::parse(&session.session)?;
+    match store.saved_at(&key).await {
+      Ok(Some(ms)) if cutoff_ms.is_some_and(|cutoff| ms >= cutoff) => continue,
+      Err(err) => {
+        failures.push(failed(err));
+        continue;
+      }
+      _ => {}
     }
-    if let Err(err) = store.delete(&session.session).await {
-      // Still stored: its profile folder is not an orphan.
-      stored.insert(session.session.clone());
-      failures.push(Failure { target: session.session.clone(), code: err.code(), message: err.to_string() });
+    match store.delete(&session.session).await {
+      Ok(()) => drop(deleted.insert(session.session.clone())),
+      Err(err) => failures.push(failed(err)),
     }
   }
+  if opts.orphans && stored_sessions == 0 {
+    let reason = "the store holds no session: is it the right one? Every profile folder would look orphaned".into();
+    return Err(StoreError::InvalidOption { name: "--orphans", reason });
+  }
   let data_path = store.data_path().to_path_buf();
-  let leftovers = {
-    let (dir, min_age) = (data_path.clone(), opts.min_local_age);
-    blocking::run(move || find_leftovers(&dir, min_age, &stored)).await?
+  let found = {
+    let (dir, min_age, orphans) = (data_path.clone(), opts.min_local_age, opts.orphans);
+    blocking::run(move || find_leftovers(&dir, min_age, orphans)).await?
   };
+  let mut leftovers = Vec::new();
+  for leftover in found {
+    if leftover.kind == Leftover::OrphanProfile {
+      // Asked of the store itself (not a parsed listing): a session with an unreadable header is still stored.
+      let name = leftover.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+      if !deleted.contains(&name) && store.session_exists(&name).await? {
+        continue;
+      }
+    }
+    leftovers.push(leftover);
+  }
   let mut local_bytes = 0;
   for leftover in &leftovers {
     if opts.execute {

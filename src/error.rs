@@ -24,6 +24,8 @@ pub enum StoreError {
   ArchiveCorrupt(String),
   #[error("stored archive has format version {0}, this build reads up to {max}", max = crate::archive::FORMAT_VERSION)]
   ArchiveVersion(u16),
+  #[error("cannot decrypt the stored session: {0}")]
+  Decrypt(String),
   #[error("invalid argument: {0}")]
   InvalidArgument(String),
   #[error("invalid option {name}: {reason}")]
@@ -52,6 +54,7 @@ impl StoreError {
       Self::EmptySession(_) => "ERR_EMPTY_SESSION",
       Self::ArchiveCorrupt(_) => "ERR_ARCHIVE_CORRUPT",
       Self::ArchiveVersion(_) => "ERR_ARCHIVE_VERSION",
+      Self::Decrypt(_) => "ERR_DECRYPT",
       Self::InvalidArgument(_) => "ERR_INVALID_ARG",
       Self::InvalidOption { .. } => "ERR_INVALID_OPTION",
       Self::TierUnavailable { .. } => "ERR_TIER_UNAVAILABLE",

@@ -101,7 +101,9 @@ impl DiskAlert {
     let body = serde_json::to_vec(payload).map_err(|e| StoreError::Internal(e.to_string()))?;
     let (url, timeout) = (self.webhook.clone(), self.timeout);
     crate::blocking::run(move || {
-      let agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().new_agent();
+      // No redirects: a 30x would turn the POST into a GET that then counts as delivered.
+      let config = ureq::Agent::config_builder().timeout_global(Some(timeout)).max_redirects(0);
+      let agent = config.build().new_agent();
       let sent = agent.post(url.as_str()).header("content-type", "application/json").send(&body[..]);
       // The URL is left out of the message: it may hold a token.
       sent

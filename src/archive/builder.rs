@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::io::{self, Read};
 
-use super::header::{seal, Header, FLAG_TAR_ZSTD, FORMAT_VERSION, HEADER_LEN};
+use super::crypt::{self, PREFIX_LEN};
+use super::header::{seal, Header, ENCRYPTED_VERSION, FLAG_ENCRYPTED, FLAG_TAR_ZSTD, HEADER_LEN, PLAIN_VERSION};
 use super::{now_ms, EntryPath, PackOptions, Packed};
 use crate::error::{Result, StoreError};
 
@@ -35,9 +36,11 @@ pub(super) struct Builder<'a> {
 
 impl<'a> Builder<'a> {
   pub fn new(opts: &'a PackOptions, read_err: fn(String) -> StoreError) -> Result<Self> {
-    // The header's bytes are reserved up front and filled in last, so the payload is never copied.
+    // The header's (and the key id's and nonce's) bytes are reserved up front and filled in last, so the payload
+    // is never copied: it is encrypted where it was compressed.
+    let reserved = HEADER_LEN + if opts.keys.is_some() { PREFIX_LEN } else { 0 };
     let encoder =
-      zstd::Encoder::new(vec![0u8; HEADER_LEN], opts.level).map_err(|e| StoreError::Internal(e.to_string()))?;
+      zstd::Encoder::new(vec![0u8; reserved], opts.level).map_err(|e| StoreError::Internal(e.to_string()))?;
     let tar = tar::Builder::new(encoder);
     Ok(Self { tar, opts, read_err, entries: 0, files: 0, files_bytes: 0, seen: HashSet::new() })
   }
@@ -96,15 +99,25 @@ impl<'a> Builder<'a> {
     }
     let mut bytes =
       self.tar.into_inner().and_then(|enc| enc.finish()).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let keys = self.opts.keys.as_deref();
+    let tag_len = if keys.is_some() { crypt::TAG_LEN } else { 0 };
+    let (version, flags) = match keys {
+      Some(_) => (ENCRYPTED_VERSION, FLAG_TAR_ZSTD | FLAG_ENCRYPTED),
+      None => (PLAIN_VERSION, FLAG_TAR_ZSTD),
+    };
     let header = Header {
-      version: FORMAT_VERSION,
-      flags: FLAG_TAR_ZSTD,
+      version,
+      flags,
       entries: self.entries,
       files_bytes: self.files_bytes,
       source_bytes,
       created_ms: now_ms(),
-      payload_len: (bytes.len() - HEADER_LEN) as u64,
+      payload_len: (bytes.len() - HEADER_LEN + tag_len) as u64,
     };
+    if let Some(keys) = keys {
+      let tag = crypt::encrypt(keys.current(), &header.associated_data(), &mut bytes[HEADER_LEN..])?;
+      bytes.extend_from_slice(&tag);
+    }
     seal(&header, &mut bytes);
     Ok(Packed { header, bytes })
   }

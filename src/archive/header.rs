@@ -4,9 +4,15 @@
 use crate::error::{Result, StoreError};
 
 pub const MAGIC: [u8; 4] = *b"WWRS";
-pub const FORMAT_VERSION: u16 = 1;
-/// Payload is a zstd-compressed tar stream (the only kind in version 1).
+/// The newest version this build reads. Version 1: plain archives (still written, so older builds read them).
+/// Version 2 adds encryption: a build that predates it sees a newer version, never a "damaged" copy to replace.
+pub const FORMAT_VERSION: u16 = 2;
+pub const PLAIN_VERSION: u16 = 1;
+pub const ENCRYPTED_VERSION: u16 = 2;
+/// Payload is a zstd-compressed tar stream.
 pub const FLAG_TAR_ZSTD: u16 = 1;
+/// The compressed stream is encrypted (see `crypt`): version 2 and later.
+pub const FLAG_ENCRYPTED: u16 = 2;
 const FIELDS_LEN: usize = 44;
 pub const HEADER_LEN: usize = FIELDS_LEN + 32;
 
@@ -38,6 +44,15 @@ impl Header {
     out[28..36].copy_from_slice(&self.created_ms.to_le_bytes());
     out[36..44].copy_from_slice(&self.payload_len.to_le_bytes());
     out
+  }
+
+  pub fn encrypted(&self) -> bool {
+    self.flags & FLAG_ENCRYPTED != 0
+  }
+
+  /// What encryption binds the ciphertext to: every field but the payload length (known only after).
+  pub fn associated_data(&self) -> [u8; 36] {
+    self.fields()[..36].try_into().expect("36 bytes")
   }
 
   /// Total stored size: header plus payload.
@@ -96,8 +111,12 @@ pub fn peek(bytes: &[u8]) -> Result<Header> {
   if header.version == 0 || header.version > FORMAT_VERSION {
     return Err(StoreError::ArchiveVersion(header.version));
   }
-  if header.flags != FLAG_TAR_ZSTD {
-    return corrupt(format!("unknown flags {:#x}", header.flags));
+  let known = match header.version {
+    PLAIN_VERSION => header.flags == FLAG_TAR_ZSTD,
+    _ => header.flags == FLAG_TAR_ZSTD || header.flags == FLAG_TAR_ZSTD | FLAG_ENCRYPTED,
+  };
+  if !known {
+    return corrupt(format!("unknown flags {:#x} for version {}", header.flags, header.version));
   }
   Ok(header)
 }

@@ -1,15 +1,17 @@
 //! The session archive format: what a store keeps of RemoteAuth's zip. Knows nothing of storage.
 //!
 //! A sealed archive is a 76-byte header (format version, sizes, BLAKE3 of everything) followed by a
-//! zstd-compressed tar of the kept directories, file modes and mtimes included.
+//! zstd-compressed tar of the kept directories, file modes and mtimes included, encrypted when keys are given.
 
 mod builder;
+pub mod crypt;
 mod entry;
 mod from_dir;
 mod from_zip;
 mod header;
 mod to_zip;
 
+pub use crypt::{Key, Keyring};
 pub use entry::{default_keep, parse_keep, EntryPath};
 pub use from_dir::pack_dir;
 pub use from_zip::pack_zip;
@@ -38,6 +40,8 @@ pub struct PackOptions {
   pub limits: Limits,
   /// zstd level, 1–22.
   pub level: i32,
+  /// Encrypt with the current key, decrypt with any: `None` stores plain archives (and reads only those).
+  pub keys: Option<std::sync::Arc<Keyring>>,
 }
 
 /// Same size as gzip -6 on session data at a quarter of its time (README, "Archive format").
@@ -47,7 +51,7 @@ pub const STRONG_LEVEL: i32 = 19;
 
 impl Default for PackOptions {
   fn default() -> Self {
-    Self { keep: default_keep(), limits: Limits::default(), level: DEFAULT_LEVEL }
+    Self { keep: default_keep(), limits: Limits::default(), level: DEFAULT_LEVEL, keys: None }
   }
 }
 
@@ -80,3 +84,13 @@ fn unix_to_dos(secs: u64) -> zip::DateTime {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// Checks an archive as far as `keys` allow: the checksum always, and with keys, that an encrypted payload
+/// decrypts (the right key is there and nothing was re-sealed).
+pub fn check(bytes: &[u8], keys: Option<&Keyring>) -> crate::error::Result<Header> {
+  let (header, payload) = open(bytes)?;
+  if header.encrypted() && keys.is_some() {
+    crypt::decrypt(keys, &header.associated_data(), payload)?;
+  }
+  Ok(header)
+}

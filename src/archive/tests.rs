@@ -33,7 +33,7 @@ fn pack(zip: &[u8]) -> crate::error::Result<Packed> {
 
 fn unpack(bytes: &[u8]) -> crate::error::Result<Vec<u8>> {
   let mut out = Cursor::new(Vec::new());
-  write_zip(bytes, &mut out, std::path::Path::new("out.zip"))?;
+  write_zip(bytes, None, &mut out, std::path::Path::new("out.zip"))?;
   Ok(out.into_inner())
 }
 

@@ -4,6 +4,7 @@ use std::io::{self, Seek, Write};
 
 use zip::write::SimpleFileOptions;
 
+use super::crypt::{self, Keyring};
 use super::header::{open, Header};
 use super::{unix_to_dos, EntryPath};
 use crate::error::{Result, StoreError};
@@ -14,8 +15,21 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 
 /// Writes the archive's entries as a zip (stored, not deflated: the zip only lives until RemoteAuth unzips it).
 /// Write failures come back as `Io` naming `target`.
-pub fn write_zip<W: Write + Seek>(archive: &[u8], out: W, target: &std::path::Path) -> Result<Header> {
+pub fn write_zip<W: Write + Seek>(
+  archive: &[u8],
+  keys: Option<&Keyring>,
+  out: W,
+  target: &std::path::Path,
+) -> Result<Header> {
   let (header, payload) = open(archive)?;
+  let plain;
+  let payload = match header.encrypted() {
+    true => {
+      plain = crypt::decrypt(keys, &header.associated_data(), payload)?;
+      &plain[..]
+    }
+    false => payload,
+  };
   let write_err = |e: zip::result::ZipError| match e {
     zip::result::ZipError::Io(io) => StoreError::io("write", target)(io),
     other => StoreError::ArchiveCorrupt(other.to_string()),

@@ -3,10 +3,11 @@
 
 use clap::Args;
 
-use crate::error::Result;
-use crate::settings::{fill_from_env, s3_keys_from_env, RedisSettings, S3Settings, Settings};
+use crate::error::{Result, StoreError};
+use crate::settings::{fill_from_env, redis_from_env, s3_from_env, Settings};
 
-#[derive(Debug, Args)]
+/// No `Debug`: `--redis-url` may carry a password.
+#[derive(Args)]
 pub struct StoreFlags {
   /// RemoteAuth's dataPath, where live profiles and `<session>.zip` files are [env: WWEBJS_DATA_PATH]
   /// [default: ./.wwebjs_auth]
@@ -16,14 +17,15 @@ pub struct StoreFlags {
   /// [default: ./.wwebjs_store]
   #[arg(long, global = true, value_name = "DIR")]
   pub dir: Option<String>,
-  /// Redis as the primary tier: redis://…, rediss://… or unix:///… [env: REDIS_URL]
+  /// Redis as the primary tier: redis://…, rediss://… or unix:///… [env: REDIS_URL]; put a password in
+  /// REDIS_URL rather than here, where `ps` shows it
   #[arg(long, global = true, value_name = "URL")]
   pub redis_url: Option<String>,
   /// Prefix of session keys in Redis [env: REDIS_PREFIX] [default: wa:session:]
   #[arg(long, global = true, value_name = "PREFIX")]
   pub redis_prefix: Option<String>,
-  /// S3 bucket holding the backups [env: S3_BUCKET or R2_BUCKET]; keys come from S3_ACCESS_KEY_ID /
-  /// S3_SECRET_ACCESS_KEY (or R2_*), else the AWS chain
+  /// S3 bucket holding the backups [env: S3_BUCKET or R2_BUCKET]; its keys and other settings come from the
+  /// S3_* (or R2_*) environment, else the AWS chain
   #[arg(long, global = true, value_name = "BUCKET")]
   pub s3_bucket: Option<String>,
   /// S3 endpoint URL, for R2, MinIO, B2, Garage [env: S3_ENDPOINT]
@@ -43,39 +45,85 @@ pub struct StoreFlags {
   pub s3_only: bool,
 }
 
+fn flag_without(flag: &'static str, section: &str) -> StoreError {
+  StoreError::InvalidOption { name: flag, reason: format!("needs {section}") }
+}
+
 impl StoreFlags {
-  /// The environment's settings with the flags laid over them.
+  /// The environment's settings with the flags laid over them. A flag that creates a section (`--redis-url`,
+  /// `--s3-bucket`) takes that section's other settings from the environment, as `REDIS_URL` / `S3_BUCKET` would.
   pub fn settings(&self) -> Result<Settings> {
     let mut s = fill_from_env(Settings::default())?;
     s.data_path = self.data_path.clone().or(s.data_path);
     s.dir = self.dir.clone().or(s.dir);
     if let Some(url) = &self.redis_url {
-      let redis = s.redis.get_or_insert_with(RedisSettings::default);
-      redis.url = Some(url.clone());
+      match s.redis.as_mut() {
+        Some(redis) => redis.url = Some(url.clone()),
+        None => s.redis = Some(redis_from_env(url.clone())?),
+      }
     }
-    if let (Some(prefix), Some(redis)) = (&self.redis_prefix, s.redis.as_mut()) {
+    if let Some(prefix) = &self.redis_prefix {
+      let redis = s.redis.as_mut().ok_or_else(|| flag_without("--redis-prefix", "--redis-url or REDIS_URL"))?;
       redis.prefix = Some(prefix.clone());
     }
     if let Some(bucket) = &self.s3_bucket {
-      let s3 = s.s3.get_or_insert_with(|| {
-        let (access_key_id, secret_access_key) = s3_keys_from_env();
-        S3Settings { access_key_id, secret_access_key, ..S3Settings::default() }
-      });
-      s3.bucket = bucket.clone();
+      match s.s3.as_mut() {
+        Some(s3) => s3.bucket = bucket.clone(),
+        None => s.s3 = s3_from_env(Some(bucket.clone()))?,
+      }
     }
-    if let Some(s3) = s.s3.as_mut() {
-      if let Some(endpoint) = &self.s3_endpoint {
-        (s3.endpoint, s3.r2_account_id) = (Some(endpoint.clone()), None);
+    let s3_flags = self.s3_endpoint.is_some() || self.s3_region.is_some() || self.s3_prefix.is_some();
+    match s.s3.as_mut() {
+      Some(s3) => {
+        if let Some(endpoint) = &self.s3_endpoint {
+          // An explicit endpoint replaces an R2 account's (and R2's region `auto` with the default).
+          if s3.r2_account_id.take().is_some() && self.s3_region.is_none() {
+            s3.region = None;
+          }
+          s3.endpoint = Some(endpoint.clone());
+        }
+        s3.region = self.s3_region.clone().or(s3.region.take());
+        s3.prefix = self.s3_prefix.clone().or(s3.prefix.take());
+        if self.s3_force_path_style {
+          s3.force_path_style = Some(true);
+        }
       }
-      s3.region = self.s3_region.clone().or(s3.region.take());
-      s3.prefix = self.s3_prefix.clone().or(s3.prefix.take());
-      if self.s3_force_path_style {
-        s3.force_path_style = Some(true);
+      None if s3_flags || self.s3_force_path_style || self.s3_only => {
+        return Err(flag_without("--s3-*", "--s3-bucket or S3_BUCKET / R2_BUCKET"));
       }
+      None => {}
     }
     if self.s3_only {
       s.primary = Some("none".into());
     }
     Ok(s)
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn flags(args: &[&str]) -> StoreFlags {
+    #[derive(clap::Parser)]
+    struct Only {
+      #[command(flatten)]
+      flags: StoreFlags,
+    }
+    <Only as clap::Parser>::parse_from(std::iter::once("x").chain(args.iter().copied())).flags
+  }
+
+  #[test]
+  fn flags_without_their_section_are_refused() {
+    // The process environment of `cargo test` sets none of the store's variables.
+    assert!(std::env::var("REDIS_URL").is_err() && std::env::var("S3_BUCKET").is_err());
+    let err = flags(&["--redis-prefix", "p:"]).settings().err().unwrap();
+    assert_eq!(err.code(), "ERR_INVALID_OPTION");
+    assert!(flags(&["--s3-endpoint", "http://x"]).settings().is_err());
+    assert!(flags(&["--s3-only"]).settings().is_err());
+    let s = flags(&["--s3-bucket", "b", "--s3-endpoint", "http://x", "--redis-url", "redis://h"]).settings().unwrap();
+    let s3 = s.s3.unwrap();
+    assert_eq!((s3.bucket.as_str(), s3.endpoint.as_deref()), ("b", Some("http://x")));
+    assert_eq!(s.redis.unwrap().url.as_deref(), Some("redis://h"));
   }
 }

@@ -20,7 +20,7 @@ use crate::migrate::{migrate, MigrateOptions};
 use crate::scheduler::Reporter;
 use crate::store::Store;
 
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "wwebjs-rust-store", version, about = "Operate a whatsapp-web.js RemoteAuth session store")]
 struct Cli {
   #[command(flatten)]
@@ -29,7 +29,7 @@ struct Cli {
   command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
   /// Import LocalAuth / RemoteAuth / legacy profile folders, newest per account (dry run unless --execute)
   Migrate {
@@ -56,11 +56,15 @@ enum Command {
   Cleanup {
     /// Days without a save after which a stored session is removed; 0 keeps every stored session
     /// [default: the Redis TTL, 30 days]
-    #[arg(long, value_name = "DAYS")]
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u64).range(0..=36_500))]
     older_than_days: Option<u64>,
     /// Local leftovers (zips, temp and orphan profiles) younger than this are left alone
-    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    #[arg(long, value_name = "MINUTES", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=5_256_000))]
     min_age_minutes: u64,
+    /// Also remove `RemoteAuth-*` profile folders whose session is not stored (they may be what `migrate` or a
+    /// recovery would import: only once the store is known to be the right one)
+    #[arg(long)]
+    orphans: bool,
     #[arg(long)]
     execute: bool,
     #[arg(long)]
@@ -109,7 +113,14 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
       return e.exit_code();
     }
   };
-  let built = cli.store.settings().and_then(|s| Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?)));
+  let built = cli.store.settings().and_then(|mut s| {
+    // A command backs up what it stores within the command, so it can report (and act on) a failed backup.
+    if let Some(s3) = s.s3.as_mut() {
+      s3.backup_interval_ms = Some(0.0);
+    }
+    check_deletable(&cli.command, &s)?;
+    Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?))
+  });
   let (store, ttl) = match built {
     Ok(built) => built,
     Err(e) => {
@@ -134,6 +145,22 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
   } else {
     EXIT_PROBLEMS
   }
+}
+
+/// `migrate --delete-source` leaves the store as the only copy: refused when that copy would expire unseen
+/// (Redis with a TTL and no backup tier).
+fn check_deletable(command: &Command, s: &crate::settings::Settings) -> Result<(), StoreError> {
+  let deletes = matches!(command, Command::Migrate { delete_source: true, .. });
+  if deletes && s.redis.is_some() && s.s3.is_none() {
+    if let Some(ttl) = s.ttl_seconds()? {
+      let reason = format!(
+        "sessions in Redis expire after {ttl} s unless saved again, and there is no backup tier; set \
+         SESSION_TTL_SECONDS=0 or configure S3 before removing the source folders"
+      );
+      return Err(StoreError::InvalidOption { name: "--delete-source", reason });
+    }
+  }
+  Ok(())
 }
 
 fn stderr_reporter() -> Reporter {
@@ -164,13 +191,14 @@ async fn execute(
       print::migrate(out, &report, format(json, false)).map_err(write_failed)?;
       Ok(if report.failed > 0 { EXIT_PROBLEMS } else { 0 })
     }
-    Command::Cleanup { older_than_days, min_age_minutes, execute, json } => {
+    Command::Cleanup { older_than_days, min_age_minutes, orphans, execute, json } => {
       let stale_after = match older_than_days {
         Some(0) => None,
         Some(days) => Some(Duration::from_secs(days * 86_400)),
         None => ttl.map(Duration::from_secs),
       };
-      let opts = CleanupOptions { stale_after, min_local_age: Duration::from_secs(min_age_minutes * 60), execute };
+      let min_local_age = Duration::from_secs(min_age_minutes * 60);
+      let opts = CleanupOptions { stale_after, min_local_age, orphans, execute };
       let report = cleanup(store, &opts).await?;
       print::cleanup(out, &report, format(json, false)).map_err(write_failed)?;
       Ok(if report.failures.is_empty() { 0 } else { EXIT_PROBLEMS })

@@ -30,10 +30,17 @@ pub struct Profile {
   pub account: String,
   /// Seconds since the epoch: the timestamp in a legacy name, else the newest file's mtime.
   pub stamp: u64,
+  /// Seconds since the epoch: the newest file's mtime (the last time a browser wrote to it).
+  pub newest: u64,
   /// Bytes of every file in the folder (what `du` counts, roughly).
   pub bytes: u64,
-  /// Chromium's `SingletonLock` is there: a browser may be running on it.
+  /// Chromium's lock file is there: a browser may be running on it.
   pub locked: bool,
+}
+
+/// Chromium's profile lock: `SingletonLock` (a symlink) on Linux and macOS, `lockfile` on Windows.
+pub fn browser_lock(profile: &Path) -> bool {
+  ["SingletonLock", "lockfile"].iter().any(|name| std::fs::symlink_metadata(profile.join(name)).is_ok())
 }
 
 /// Name → (kind, account, timestamp from the name).
@@ -95,39 +102,44 @@ pub fn find_profiles(root: &Path) -> Result<Vec<Profile>> {
     walk.skip_current_dir();
     let path = entry.path().to_path_buf();
     let (bytes, newest) = measure(&path);
-    let locked = std::fs::symlink_metadata(path.join("SingletonLock")).is_ok();
-    found.push(Profile { stamp: named_stamp.unwrap_or(newest), path, kind, account, bytes, locked });
+    let locked = browser_lock(&path);
+    found.push(Profile { stamp: named_stamp.unwrap_or(newest), newest, path, kind, account, bytes, locked });
   }
   Ok(found)
 }
 
-/// One account's folders, newest first: the first is the one to import.
+/// One account's folders in one directory, newest first: the first is the one to import.
 #[derive(Debug, Clone)]
 pub struct Account {
   pub account: String,
+  /// Name of the directory holding its folders (`workspace_1`): the same clientId in two directories is two
+  /// accounts (two tenants, say), never one account's older and newer login.
+  pub parent: String,
   pub profiles: Vec<Profile>,
 }
 
-/// Groups profiles by account, newest first within each (ties: the later path).
+/// Groups profiles by directory and account, newest first within each (ties: the later path).
 pub fn group(profiles: Vec<Profile>) -> Vec<Account> {
-  let mut accounts: std::collections::BTreeMap<String, Vec<Profile>> = Default::default();
+  let mut accounts: std::collections::BTreeMap<(PathBuf, String), Vec<Profile>> = Default::default();
   for profile in profiles {
-    accounts.entry(profile.account.clone()).or_default().push(profile);
+    let parent = profile.path.parent().map(Path::to_path_buf).unwrap_or_default();
+    accounts.entry((parent, profile.account.clone())).or_default().push(profile);
   }
-  let sorted = accounts.into_iter().map(|(account, mut profiles)| {
+  let sorted = accounts.into_iter().map(|((parent, account), mut profiles)| {
     profiles.sort_by(|a, b| (b.stamp, &b.path).cmp(&(a.stamp, &a.path)));
-    Account { account, profiles }
+    let parent = parent.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    Account { account, parent, profiles }
   });
   sorted.collect()
 }
 
-/// The session name an account gets: `template` with `{account}` replaced; without a template, RemoteAuth's own
-/// rule (`RemoteAuth-<clientId>`, or `RemoteAuth` for the account without a clientId).
-pub fn session_name(template: Option<&str>, account: &str) -> String {
+/// The session name an account gets: `template` with `{account}` and `{parent}` (its directory's name) replaced;
+/// without a template, RemoteAuth's own rule (`RemoteAuth-<clientId>`, or `RemoteAuth` without a clientId).
+pub fn session_name(template: Option<&str>, account: &Account) -> String {
   match template {
-    Some(t) => t.replace("{account}", account),
-    None if account.is_empty() => "RemoteAuth".to_owned(),
-    None => format!("RemoteAuth-{account}"),
+    Some(t) => t.replace("{account}", &account.account).replace("{parent}", &account.parent),
+    None if account.account.is_empty() => "RemoteAuth".to_owned(),
+    None => format!("RemoteAuth-{}", account.account),
   }
 }
 
@@ -165,14 +177,19 @@ mod tests {
     std::fs::create_dir_all(ws.join("session-empty")).unwrap();
     // Nothing inside a profile is looked at as another profile.
     std::fs::create_dir_all(ws.join("session-shop/Default/session-inner/Default")).unwrap();
+    // The same clientId in another directory is another account.
+    let other = dir.path().join("sessions-shared/workspace_2/session-shop/Default/IndexedDB");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("f"), "x").unwrap();
     let accounts = group(find_profiles(dir.path()).unwrap());
-    let names: Vec<&str> = accounts.iter().map(|a| a.account.as_str()).collect();
-    assert_eq!(names, ["shop", "webjs_ana"]);
+    let names: Vec<(&str, &str)> = accounts.iter().map(|a| (a.parent.as_str(), a.account.as_str())).collect();
+    assert_eq!(names, [("workspace_1", "shop"), ("workspace_1", "webjs_ana"), ("workspace_2", "shop")]);
     let ana = &accounts[1].profiles;
     assert!(ana[0].path.ends_with("session-webjs_ana_1700009999_b"), "{ana:?}");
     assert_eq!(ana[0].bytes, "session-webjs_ana_1700009999_b".len() as u64);
-    assert_eq!(session_name(None, "webjs_ana"), "RemoteAuth-webjs_ana");
-    assert_eq!(session_name(None, ""), "RemoteAuth");
-    assert_eq!(session_name(Some("wa-{account}"), "shop"), "wa-shop");
+    assert_eq!(session_name(None, &accounts[1]), "RemoteAuth-webjs_ana");
+    assert_eq!(session_name(Some("{parent}-{account}"), &accounts[2]), "workspace_2-shop");
+    let nameless = Account { account: String::new(), parent: String::new(), profiles: Vec::new() };
+    assert_eq!(session_name(None, &nameless), "RemoteAuth");
   }
 }

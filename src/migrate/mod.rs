@@ -10,7 +10,7 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 pub(crate) use self::discover::measure;
-pub use self::discover::{classify, find_profiles, group, session_name, Account, Kind, Profile};
+pub use self::discover::{browser_lock, classify, find_profiles, group, session_name, Account, Kind, Profile};
 use crate::archive;
 use crate::blocking;
 use crate::error::{Result, StoreError};
@@ -26,7 +26,8 @@ pub struct MigrateOptions {
   pub execute: bool,
   /// Remove an account's folders once its import reads back identical.
   pub delete_source: bool,
-  /// Replace a session the store already has (else it is kept and reported).
+  /// Replace a session the store already has, if it was saved before the folder was last written (else it is
+  /// kept and reported).
   pub overwrite: bool,
 }
 
@@ -93,12 +94,12 @@ pub async fn migrate(store: &Store, root: &Path, opts: &MigrateOptions, progress
   let accounts = group(found);
   let mut claimed: HashMap<String, usize> = HashMap::new();
   for account in &accounts {
-    *claimed.entry(session_name(opts.template.as_deref(), &account.account)).or_default() += 1;
+    *claimed.entry(session_name(opts.template.as_deref(), account)).or_default() += 1;
   }
   let total = accounts.len() as u32;
   let mut runs = stream::iter(accounts)
     .map(|account| {
-      let name = session_name(opts.template.as_deref(), &account.account);
+      let name = session_name(opts.template.as_deref(), &account);
       let collides = claimed.get(&name).copied().unwrap_or(0) > 1;
       migrate_account(store, account, name, collides, opts)
     })
@@ -172,38 +173,69 @@ async fn import(
     return Ok(());
   }
   let expected = blake3::hash(&packed.bytes);
-  if store.import(&key, packed, opts.overwrite).await?.is_none() {
+  // A stored copy saved after the folder was last written is newer than anything the folder can give.
+  let replace_older_than = opts.overwrite.then_some(newest_ms(account));
+  let Some(saved) = store.import(&key, packed, replace_older_than).await? else {
     out.status = Status::AlreadyStored;
     return Ok(());
-  }
+  };
   // Read it back through the store (checksum checked there) and compare with what was packed.
   if blake3::hash(&store.fetch(&key).await?) != expected {
     return Err(StoreError::ArchiveCorrupt(format!("the stored copy of {key} does not read back as written")));
   }
   out.status = Status::Imported;
-  if opts.delete_source {
-    if account.profiles.iter().any(|p| p.locked) {
-      out.kept_because = Some("a browser may be running on it (Chromium's SingletonLock is present)".into());
-      return Ok(());
-    }
-    let folders: Vec<PathBuf> = account.profiles.iter().map(|p| p.path.clone()).collect();
-    let (removed, failed) = blocking::run(move || Ok(remove_all(folders))).await?;
-    let sizes = account.profiles.iter().filter(|p| removed.contains(&p.path)).map(|p| p.bytes);
-    out.freed_bytes = sizes.sum();
-    out.deleted = removed;
-    failed.map_or(Ok(()), Err)?;
+  if !opts.delete_source {
+    return Ok(());
   }
-  Ok(())
+  // The folders stay the only other copy until the backup tier has one too.
+  if let Some(err) = saved.backup_error {
+    out.kept_because = Some("the backup of the imported session failed".into());
+    return Err(err);
+  }
+  let imported = &account.profiles[0];
+  let (doomed, kept): (Vec<&Profile>, Vec<&Profile>) =
+    account.profiles.iter().partition(|p| p.newest <= imported.newest);
+  if !kept.is_empty() {
+    let n = kept.len();
+    out.kept_because = Some(format!("{n} folder(s) were written after the imported one; check them by hand"));
+  }
+  let doomed: Vec<Profile> = doomed.into_iter().cloned().collect();
+  let (removed, failed) = blocking::run(move || Ok(remove_idle(doomed))).await?;
+  out.freed_bytes = account.profiles.iter().filter(|p| removed.contains(&p.path)).map(|p| p.bytes).sum();
+  out.deleted = removed;
+  match failed {
+    Some(Skip::InUse(path)) => {
+      out.kept_because = Some(format!("{} is in use or changed since it was read", path.display()));
+      Ok(())
+    }
+    Some(Skip::Failed(err)) => Err(err),
+    None => Ok(()),
+  }
 }
 
-/// Removes each folder; stops at the first failure and says what was removed before it.
-fn remove_all(folders: Vec<PathBuf>) -> (Vec<PathBuf>, Option<StoreError>) {
+/// The newest write to any of an account's folders, in ms.
+fn newest_ms(account: &Account) -> u64 {
+  account.profiles.iter().map(|p| p.newest).max().unwrap_or(0).saturating_mul(1000)
+}
+
+enum Skip {
+  /// A browser holds the profile, or something wrote to it since it was read: it and the rest are kept.
+  InUse(PathBuf),
+  Failed(StoreError),
+}
+
+/// Removes each folder unless a browser holds it or it changed since discovery (checked right before, as
+/// packing may have taken minutes); stops at the first one it may not or cannot remove.
+fn remove_idle(folders: Vec<Profile>) -> (Vec<PathBuf>, Option<Skip>) {
   let mut removed = Vec::new();
   for folder in folders {
-    if let Err(e) = std::fs::remove_dir_all(&folder) {
-      return (removed, Some(StoreError::io("remove", &folder)(e)));
+    if browser_lock(&folder.path) || measure(&folder.path).1 != folder.newest {
+      return (removed, Some(Skip::InUse(folder.path)));
     }
-    removed.push(folder);
+    if let Err(e) = std::fs::remove_dir_all(&folder.path) {
+      return (removed, Some(Skip::Failed(StoreError::io("remove", &folder.path)(e))));
+    }
+    removed.push(folder.path);
   }
   (removed, None)
 }

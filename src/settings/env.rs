@@ -26,11 +26,12 @@ fn number(name: &str) -> Result<Option<f64>> {
   var(name).map(|v| v.trim().parse().map_err(|_| bad(name, "must be a number"))).transpose()
 }
 
+/// The bucket's settings from the environment; `bucket` (a CLI flag) names one when the environment does not.
 /// R2 names win over S3 names when an R2 bucket or account is set.
-fn s3_from_env() -> Result<Option<S3Settings>> {
+pub fn s3_from_env(bucket: Option<String>) -> Result<Option<S3Settings>> {
   let r2 = var("R2_BUCKET").is_some() || var("R2_ACCOUNT_ID").is_some();
   let (p, endpoint) = if r2 { ("R2", var("R2_ENDPOINT")) } else { ("S3", var("S3_ENDPOINT")) };
-  let bucket = var(&format!("{p}_BUCKET"));
+  let bucket = bucket.or_else(|| var(&format!("{p}_BUCKET")));
   let enabled = flag("SESSION_BACKUP_ENABLED")?;
   let bucket = match (enabled, bucket) {
     (Some(false), _) | (None, None) => return Ok(None),
@@ -52,22 +53,27 @@ fn s3_from_env() -> Result<Option<S3Settings>> {
   }))
 }
 
+/// Redis at `url` (from `REDIS_URL` or a CLI flag) with the rest of its settings from the environment.
+pub fn redis_from_env(url: String) -> Result<RedisSettings> {
+  Ok(RedisSettings {
+    url: Some(url),
+    prefix: var("REDIS_PREFIX"),
+    ttl_seconds: number("SESSION_TTL_SECONDS")?,
+    ca_file: var("REDIS_TLS_CA_FILE"),
+    ..RedisSettings::default()
+  })
+}
+
 /// Fills in from the environment what `options` leaves unset. A variable that is set but unusable is an error,
 /// never a silent default (a typo must not turn backups off).
 pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
   if options.redis.is_none() {
     if let Some(url) = var("REDIS_URL") {
-      options.redis = Some(RedisSettings {
-        url: Some(url),
-        prefix: var("REDIS_PREFIX"),
-        ttl_seconds: number("SESSION_TTL_SECONDS")?,
-        ca_file: var("REDIS_TLS_CA_FILE"),
-        ..RedisSettings::default()
-      });
+      options.redis = Some(redis_from_env(url)?);
     }
   }
   if options.s3.is_none() {
-    options.s3 = s3_from_env()?;
+    options.s3 = s3_from_env(None)?;
   }
   if options.disk_alert.is_none() {
     if let Some(webhook_url) = var("DISK_ALERT_WEBHOOK_URL") {
@@ -86,11 +92,4 @@ pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
     options.data_path = var("WWEBJS_DATA_PATH");
   }
   Ok(options)
-}
-
-/// S3 keys from the environment (`R2_*` first, then `S3_*`), for a bucket given on the command line. Keys are
-/// never taken as flags: they would show in `ps` and shell history.
-pub fn s3_keys_from_env() -> (Option<String>, Option<String>) {
-  let pick = |suffix: &str| var(&format!("R2_{suffix}")).or_else(|| var(&format!("S3_{suffix}")));
-  (pick("ACCESS_KEY_ID"), pick("SECRET_ACCESS_KEY"))
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::env::{fill_from_env, s3_keys_from_env};
+pub use self::env::{fill_from_env, redis_from_env, s3_from_env};
 use crate::archive::{self, PackOptions};
 use crate::backup::Backups;
 use crate::error::{Result, StoreError};
@@ -131,7 +131,9 @@ impl Settings {
 
   /// The store these settings describe. `report` receives background (interval backup) failures.
   pub fn build_store(&self, report: Reporter) -> Result<Store> {
-    let config = StoreConfig { data_path: self.data_path()?, pack: self.pack_options()? };
+    let embedded = self.primary.is_none() && self.redis.is_none();
+    let local_dir = if embedded { Some(self.dir()?) } else { None };
+    let config = StoreConfig { data_path: self.data_path()?, pack: self.pack_options()?, local_dir };
     let primary: Option<Arc<dyn Tier>> = match (self.primary.as_deref(), &self.redis) {
       (Some("none"), _) => None,
       (Some(other), _) => {

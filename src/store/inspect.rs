@@ -49,7 +49,7 @@ pub struct Stats {
   pub largest_session: Option<Largest>,
   /// The file system under RemoteAuth's data path.
   pub disk: Option<DiskStats>,
-  /// free × 0.8 / average session size: sessions that still fit there.
+  /// Embedded tier only: free space on its disk × 0.8 / average session size.
   pub sessions_fit_estimate: Option<u64>,
   /// Sessions whose primary copy is newer than their newest backup (all of them when never backed up).
   pub backup_lag: Option<u64>,
@@ -150,13 +150,32 @@ impl Store {
       .iter()
       .max_by_key(|(_, (bytes, _))| *bytes)
       .map(|(key, (bytes, _))| Largest { session: key.to_string(), bytes: *bytes });
-    let data_path = cwd()?.join(&self.config.data_path);
-    let disk = blocking_disk(data_path).await?;
-    let sessions_fit_estimate = match (average_session_bytes, &disk) {
+    let disk = blocking_disk(cwd()?.join(&self.config.data_path)).await?;
+    // Only the embedded tier keeps stored copies on a local disk; Redis and S3 sizes are theirs to report.
+    let local = match &self.config.local_dir {
+      Some(dir) => blocking_disk(dir.clone()).await?,
+      None => None,
+    };
+    let sessions_fit_estimate = match (average_session_bytes, &local) {
       (0, _) | (_, None) => None,
       (avg, Some(d)) => Some(d.free_bytes / 5 * 4 / avg),
     };
     Ok(Stats { tiers, sessions, average_session_bytes, largest_session, disk, sessions_fit_estimate, backup_lag })
+  }
+
+  /// When the session's newest copy in any tier was saved (ms); `None` when no tier has it. A copy whose header
+  /// cannot be read counts as saved at the end of time: never replaced, never stale.
+  pub async fn saved_at(&self, key: &SessionKey) -> Result<Option<u64>> {
+    let mut newest = None;
+    if let Some(primary) = &self.primary {
+      if let Some(head) = primary.head(key, archive::HEADER_LEN).await? {
+        newest = Some(archive::peek(&head).map_or(u64::MAX, |h| h.created_ms));
+      }
+    }
+    if let Some(backups) = &self.backups {
+      newest = newest.max(backups.versions(key).await?.last().map(|v| v.ms));
+    }
+    Ok(newest)
   }
 
   /// Every stored session with the time of its newest copy in any tier.

@@ -26,6 +26,8 @@ pub struct StoreConfig {
   /// RemoteAuth's `dataPath`, absolute: where whatsapp-web.js >= 1.34.5 writes `<session>.zip`.
   pub data_path: PathBuf,
   pub pack: PackOptions,
+  /// The embedded tier's directory, when it is the primary: where stored copies take local disk.
+  pub local_dir: Option<PathBuf>,
 }
 
 /// What a stored session says about itself.
@@ -139,12 +141,20 @@ impl Store {
     self.store_packed(key, packed, turn).await
   }
 
-  /// Stores an archive packed elsewhere (a migrated profile folder) as `key`, unless a copy is already stored
-  /// and `overwrite` is false (then `Ok(None)`: the stored copy is kept). Backed up like a save.
-  pub async fn import(&self, key: &SessionKey, packed: archive::Packed, overwrite: bool) -> Result<Option<Saved>> {
+  /// Stores an archive packed elsewhere (a migrated profile folder) as `key`. A session already stored is kept
+  /// (`Ok(None)`) unless `replace_older_than` is given and its newest copy was saved before that time (ms).
+  /// Backed up like a save.
+  pub async fn import(
+    &self,
+    key: &SessionKey,
+    packed: archive::Packed,
+    replace_older_than: Option<u64>,
+  ) -> Result<Option<Saved>> {
     let turn = self.save_locks.of(key).lock_owned().await;
-    if !overwrite && self.session_exists(key.as_str()).await? {
-      return Ok(None);
+    if let Some(saved_ms) = self.saved_at(key).await? {
+      if replace_older_than.is_none_or(|limit| saved_ms >= limit) {
+        return Ok(None);
+      }
     }
     self.store_packed(key.clone(), packed, turn).await.map(Some)
   }
@@ -221,7 +231,8 @@ impl Store {
     let key = SessionArg::parse(session)?.key;
     let bytes = self.fetch(&key).await?;
     let target = cwd()?.join(path);
-    let header = blocking::run(move || write_zip_file(&bytes, &target)).await?;
+    let keys = self.config.pack.keys.clone();
+    let header = blocking::run(move || write_zip_file(&bytes, keys.as_deref(), &target)).await?;
     Ok(SessionInfo { key, header })
   }
 
@@ -328,11 +339,11 @@ fn pack_file(path: &Path, opts: &PackOptions) -> Result<archive::Packed> {
   archive::pack_zip(BufReader::new(file), size, opts)
 }
 
-fn write_zip_file(bytes: &[u8], target: &Path) -> Result<Header> {
+fn write_zip_file(bytes: &[u8], keys: Option<&archive::Keyring>, target: &Path) -> Result<Header> {
   if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
     std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
   }
-  atomic_write(target, |file| archive::write_zip(bytes, std::io::BufWriter::new(file), target))
+  atomic_write(target, |file| archive::write_zip(bytes, keys, std::io::BufWriter::new(file), target))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ fn fixture() -> Fixture {
   let dir = tempfile::tempdir().unwrap();
   let root = dir.path().to_path_buf();
   let tier = LocalDirTier::open(root.join("store")).unwrap();
-  let config = StoreConfig { data_path: root.join("auth"), pack: PackOptions::default() };
+  let config = StoreConfig { data_path: root.join("auth"), pack: PackOptions::default(), local_dir: None };
   std::fs::create_dir_all(&config.data_path).unwrap();
   Fixture { _dir: dir, root, store: Store::new(Some(Arc::new(tier)), None, config).unwrap() }
 }
