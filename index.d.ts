@@ -95,6 +95,14 @@ export interface DiskStats {
   freeBytes: number
 }
 
+/** Keys are 32 random bytes in base64 (`openssl rand -base64 32`). They never appear in errors or logs. */
+export interface EncryptionOptions {
+  /** Writes every new archive; reads archives made with it. */
+  key: string
+  /** Older keys, still accepted for reading while `wwebjs-rust-store rotate-key` moves sessions to `key`. */
+  previousKeys?: Array<string>
+}
+
 /** `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. */
 export interface ExtractArgs {
   session: string
@@ -178,6 +186,8 @@ export interface RustStoreOptions {
   onError?: (err: Error & { code: string }) => void
   /** POST a JSON alert to a webhook when free space under `dataPath` runs low. */
   diskAlert?: DiskAlertOptions
+  /** Encrypt every stored archive (XChaCha20-Poly1305) in every tier. */
+  encryption?: EncryptionOptions
 }
 
 /** An S3-compatible bucket: the backup behind `redis` or `dir`, or the only tier with `primary: 'none'`. */

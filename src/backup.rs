@@ -71,6 +71,11 @@ impl Backups {
     Ok(index)
   }
 
+  /// Replaces one version's bytes (a re-encryption): the object is swapped whole, its name and time stay.
+  pub async fn rewrite(&self, version: &Version, sealed: Vec<u8>) -> Result<()> {
+    self.tier.put(&version.key, sealed).await
+  }
+
   /// One version's bytes, unchecked; `None` if it went away.
   pub async fn read(&self, version: &Version) -> Result<Option<Vec<u8>>> {
     self.tier.get(&version.key).await

@@ -94,3 +94,28 @@ pub fn check(bytes: &[u8], keys: Option<&Keyring>) -> crate::error::Result<Heade
   }
   Ok(header)
 }
+
+/// The same archive under `keys`' current key (same fields, `created_ms` included); `None` when it already is.
+/// Plain archives get encrypted, archives under a previous key re-encrypted.
+pub fn reencrypt(bytes: &[u8], keys: &Keyring) -> crate::error::Result<Option<Vec<u8>>> {
+  let (header, payload) = open(bytes)?;
+  if header.encrypted() && crypt::key_id(payload).as_deref() == Some(&keys.current().id_hex()) {
+    return Ok(None);
+  }
+  let plain = match header.encrypted() {
+    true => crypt::decrypt(Some(keys), &header.associated_data(), payload)?,
+    false => payload.to_vec(),
+  };
+  let header = Header {
+    version: header::ENCRYPTED_VERSION,
+    flags: header::FLAG_TAR_ZSTD | header::FLAG_ENCRYPTED,
+    payload_len: (crypt::PREFIX_LEN + plain.len() + crypt::TAG_LEN) as u64,
+    ..header
+  };
+  let mut out = vec![0u8; HEADER_LEN + crypt::PREFIX_LEN];
+  out.extend_from_slice(&plain);
+  let tag = crypt::encrypt(keys.current(), &header.associated_data(), &mut out[HEADER_LEN..])?;
+  out.extend_from_slice(&tag);
+  header::seal(&header, &mut out);
+  Ok(Some(out))
+}

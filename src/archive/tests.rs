@@ -222,3 +222,54 @@ fn timestamps_survive_the_dos_round_trip() {
   assert_eq!(dos_to_unix(None), 0);
   assert_eq!(unix_to_dos(0), zip::DateTime::DEFAULT, "before 1980 clamps to the DOS epoch");
 }
+
+fn keyring(current: u8, previous: &[u8]) -> std::sync::Arc<Keyring> {
+  std::sync::Arc::new(Keyring::new(Key::new([current; 32]), previous.iter().map(|&b| Key::new([b; 32])).collect()))
+}
+
+fn unpack_with(bytes: &[u8], keys: &Keyring) -> crate::error::Result<Vec<u8>> {
+  let mut out = Cursor::new(Vec::new());
+  write_zip(bytes, Some(keys), &mut out, std::path::Path::new("out.zip"))?;
+  Ok(out.into_inner())
+}
+
+#[test]
+fn encrypted_archives_round_trip_and_hide_their_files() {
+  let zip = session_zip();
+  let keys = keyring(1, &[]);
+  let opts = PackOptions { keys: Some(keys.clone()), ..PackOptions::default() };
+  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts).unwrap();
+  assert_eq!((sealed.header.version, sealed.header.encrypted()), (2, true));
+  let plain = pack(&zip).unwrap();
+  assert_eq!(plain.header.version, 1, "plain archives stay readable by older builds");
+  assert_eq!(unpack_with(&sealed.bytes, &keys).unwrap(), unpack(&plain.bytes).unwrap());
+  // The ciphertext is not the compressed plaintext, and a second pack uses a fresh nonce.
+  let again = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts).unwrap();
+  assert_ne!(sealed.bytes[HEADER_LEN..], again.bytes[HEADER_LEN..]);
+  assert_eq!(check(&sealed.bytes, Some(&keys)).unwrap().entries, plain.header.entries);
+  assert!(check(&sealed.bytes, None).is_ok(), "the checksum holds without the key");
+}
+
+#[test]
+fn a_missing_or_wrong_key_is_err_decrypt() {
+  let zip = session_zip();
+  let opts = PackOptions { keys: Some(keyring(1, &[])), ..PackOptions::default() };
+  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts).unwrap();
+  assert_eq!(unpack(&sealed.bytes).unwrap_err().code(), "ERR_DECRYPT");
+  assert_eq!(unpack_with(&sealed.bytes, &keyring(2, &[])).unwrap_err().code(), "ERR_DECRYPT");
+  assert_eq!(check(&sealed.bytes, Some(&keyring(2, &[]))).unwrap_err().code(), "ERR_DECRYPT");
+}
+
+#[test]
+fn reencrypt_moves_plain_and_old_archives_to_the_current_key() {
+  let zip = session_zip();
+  let plain = pack(&zip).unwrap();
+  let expected = unpack(&plain.bytes).unwrap();
+  let (old, new) = (keyring(1, &[]), keyring(2, &[1]));
+  let under_old = reencrypt(&plain.bytes, &old).unwrap().unwrap();
+  assert_eq!(peek(&under_old).unwrap().created_ms, plain.header.created_ms, "a re-encryption is not a new save");
+  let under_new = reencrypt(&under_old, &new).unwrap().unwrap();
+  assert!(reencrypt(&under_new, &new).unwrap().is_none(), "already under the current key");
+  assert_eq!(unpack_with(&under_new, &keyring(2, &[])).unwrap(), expected);
+  assert_eq!(reencrypt(&under_old, &keyring(3, &[])).unwrap_err().code(), "ERR_DECRYPT");
+}

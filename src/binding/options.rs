@@ -5,7 +5,7 @@ use napi_derive::napi;
 
 use super::Core;
 use crate::error::StoreError;
-use crate::settings::{DiskAlertSettings, RedisSettings, S3Settings, Settings};
+use crate::settings::{DiskAlertSettings, EncryptionSettings, RedisSettings, S3Settings, Settings};
 
 /// Options for `new RustStore(options)`. Every field is optional.
 #[napi(object, object_to_js = false)]
@@ -43,6 +43,17 @@ pub struct RustStoreOptions<'a> {
   pub on_error: Option<Unknown<'a>>,
   /// POST a JSON alert to a webhook when free space under `dataPath` runs low.
   pub disk_alert: Option<DiskAlertOptions>,
+  /// Encrypt every stored archive (XChaCha20-Poly1305) in every tier.
+  pub encryption: Option<EncryptionOptions>,
+}
+
+/// Keys are 32 random bytes in base64 (`openssl rand -base64 32`). They never appear in errors or logs.
+#[napi(object)]
+pub struct EncryptionOptions {
+  /// Writes every new archive; reads archives made with it.
+  pub key: String,
+  /// Older keys, still accepted for reading while `wwebjs-rust-store rotate-key` moves sessions to `key`.
+  pub previous_keys: Option<Vec<String>>,
 }
 
 /// A low-disk alert. The body is `{ event: 'low_disk', path, free_bytes, total_bytes, min_free_bytes, at }`.
@@ -132,6 +143,10 @@ impl From<&RustStoreOptions<'_>> for Settings {
         check_interval_ms: d.check_interval_ms,
         repeat_interval_ms: d.repeat_interval_ms,
       }),
+      encryption: o
+        .encryption
+        .as_ref()
+        .map(|e| EncryptionSettings { key: e.key.clone(), previous_keys: e.previous_keys.clone().unwrap_or_default() }),
     }
   }
 }

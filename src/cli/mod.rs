@@ -83,6 +83,14 @@ enum Command {
     #[arg(long)]
     json: bool,
   },
+  /// Re-encrypt every stored copy (each backup version too) under SESSION_ENCRYPTION_KEY; copies under a key in
+  /// SESSION_ENCRYPTION_PREVIOUS_KEYS (or plain ones) are rewritten, keeping their save time
+  RotateKey {
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    #[arg(long)]
+    json: bool,
+  },
   /// Copy every session of the primary to the backup tier
   Backup {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -221,6 +229,14 @@ async fn execute(
       bar.finish();
       print::transfer(out, "backed up", &done, format(json, false)).map_err(write_failed)?;
       Ok(if done.failures.is_empty() { 0 } else { EXIT_PROBLEMS })
+    }
+    Command::RotateKey { concurrency, json } => {
+      let bar = progress::bar("re-encrypting");
+      let done = store.rekey(concurrency.into(), Some(bar.callback())).await?;
+      bar.finish();
+      print::rekeyed(out, &done, format(json, false)).map_err(write_failed)?;
+      let failed = !done.primary.failures.is_empty() || !done.backups.failures.is_empty();
+      Ok(if failed { EXIT_PROBLEMS } else { 0 })
     }
     Command::Restore { concurrency, json } => {
       let bar = progress::bar("restoring");

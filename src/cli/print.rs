@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cleanup::CleanupReport;
 use crate::migrate::{Report, Status};
-use crate::store::{Stats, Verified};
+use crate::store::{Rekeyed, Stats, Verified};
 use crate::transfer::Transfer;
 
 #[derive(Debug, Clone, Copy)]
@@ -236,28 +236,64 @@ pub fn verify(out: &mut dyn Write, verified: &Verified, format: Format) -> Resul
   )
 }
 
-pub fn transfer(out: &mut dyn Write, verb: &str, t: &Transfer, format: Format) -> Result<()> {
+#[derive(Serialize)]
+struct TransferFailure<'a> {
+  session: &'a str,
+  code: &'a str,
+  message: String,
+}
+
+#[derive(Serialize)]
+struct TransferSummary<'a> {
+  sessions: u32,
+  copied: u32,
+  skipped: u32,
+  bytes: u64,
+  failures: Vec<TransferFailure<'a>>,
+}
+
+fn summary(t: &Transfer) -> TransferSummary<'_> {
+  let failures = t.failures.iter();
+  let failures = failures.map(|(k, e)| TransferFailure { session: k.as_str(), code: e.code(), message: e.to_string() });
+  TransferSummary {
+    sessions: t.sessions,
+    copied: t.copied,
+    skipped: t.skipped,
+    bytes: t.bytes,
+    failures: failures.collect(),
+  }
+}
+
+pub fn rekeyed(out: &mut dyn Write, done: &Rekeyed, format: Format) -> Result<()> {
   if let Format::Json | Format::Prometheus = format {
     #[derive(Serialize)]
-    struct Failure<'a> {
-      session: &'a str,
-      code: &'a str,
-      message: String,
+    struct Both<'a> {
+      primary: TransferSummary<'a>,
+      backups: TransferSummary<'a>,
     }
-    #[derive(Serialize)]
-    struct Summary<'a> {
-      sessions: u32,
-      copied: u32,
-      skipped: u32,
-      bytes: u64,
-      failures: Vec<Failure<'a>>,
+    return json(out, &Both { primary: summary(&done.primary), backups: summary(&done.backups) });
+  }
+  for (tier, t) in [("primary", &done.primary), ("backups", &done.backups)] {
+    for (key, e) in &t.failures {
+      writeln!(out, "failed: {tier}: {key}: {}: {e}", e.code())?;
     }
-    let failures =
-      t.failures.iter().map(|(k, e)| Failure { session: k.as_str(), code: e.code(), message: e.to_string() }).collect();
-    return json(
-      out,
-      &Summary { sessions: t.sessions, copied: t.copied, skipped: t.skipped, bytes: t.bytes, failures },
-    );
+  }
+  let (p, b) = (&done.primary, &done.backups);
+  writeln!(
+    out,
+    "primary: re-encrypted {} of {} sessions; {} already under the current key",
+    p.copied, p.sessions, p.skipped
+  )?;
+  writeln!(
+    out,
+    "backups: re-encrypted the versions of {} of {} sessions; {} already under the current key",
+    b.copied, b.sessions, b.skipped
+  )
+}
+
+pub fn transfer(out: &mut dyn Write, verb: &str, t: &Transfer, format: Format) -> Result<()> {
+  if let Format::Json | Format::Prometheus = format {
+    return json(out, &summary(t));
   }
   for (key, e) in &t.failures {
     writeln!(out, "failed: {key}: {}: {e}", e.code())?;

@@ -1,7 +1,7 @@
 //! The environment names a deployment sets (`REDIS_URL`, `R2_*`, `S3_*`, …), filled into whatever settings the
 //! caller did not give: `RustStore.fromEnv()` and the CLI read the same names.
 
-use super::{DiskAlertSettings, RedisSettings, S3Settings, Settings};
+use super::{DiskAlertSettings, EncryptionSettings, RedisSettings, S3Settings, Settings};
 use crate::error::{Result, StoreError};
 
 fn bad(name: &str, why: &str) -> StoreError {
@@ -83,6 +83,13 @@ pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
         check_interval_ms: number("DISK_ALERT_CHECK_INTERVAL_MS")?,
         repeat_interval_ms: number("DISK_ALERT_REPEAT_INTERVAL_MS")?,
       });
+    }
+  }
+  if options.encryption.is_none() {
+    if let Some(key) = var("SESSION_ENCRYPTION_KEY") {
+      let previous = var("SESSION_ENCRYPTION_PREVIOUS_KEYS").unwrap_or_default();
+      let previous_keys = previous.split([',', ' ', '\n']).filter(|k| !k.is_empty()).map(str::to_owned).collect();
+      options.encryption = Some(EncryptionSettings { key, previous_keys });
     }
   }
   if options.dir.is_none() {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::env::{fill_from_env, redis_from_env, s3_from_env};
-use crate::archive::{self, PackOptions};
+use crate::archive::{self, Key, Keyring, PackOptions};
 use crate::backup::Backups;
 use crate::error::{Result, StoreError};
 use crate::monitor::DiskAlert;
@@ -30,6 +30,14 @@ pub struct Settings {
   pub max_unpacked_bytes: Option<f64>,
   pub compression_level: Option<f64>,
   pub disk_alert: Option<DiskAlertSettings>,
+  pub encryption: Option<EncryptionSettings>,
+}
+
+/// Keys as base64 text (32 bytes each): new archives are written with `key`, `previous_keys` still read.
+#[derive(Clone, Default)]
+pub struct EncryptionSettings {
+  pub key: String,
+  pub previous_keys: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -125,6 +133,11 @@ impl Settings {
     }
     if let Some(level) = whole("compressionLevel", self.compression_level, 1.0..=22.0)? {
       pack.level = level as i32;
+    }
+    if let Some(e) = &self.encryption {
+      let current = Key::from_base64("encryption.key", &e.key)?;
+      let previous = e.previous_keys.iter().map(|k| Key::from_base64("encryption.previousKeys", k));
+      pack.keys = Some(Arc::new(Keyring::new(current, previous.collect::<Result<_>>()?)));
     }
     Ok(pack)
   }

@@ -186,8 +186,8 @@ impl Store {
     Ok(saved.collect())
   }
 
-  /// Reads every copy in every tier (each backup version too) and checks its checksum. `progress` is told
-  /// `(done, total)`.
+  /// Reads every copy in every tier (each backup version too) and checks its checksum, and with keys configured
+  /// that it decrypts. `progress` is told `(done, total)`.
   pub async fn verify(&self, progress: Option<&crate::transfer::Progress>) -> Result<Verified> {
     enum Copy {
       Primary(SessionKey),
@@ -220,7 +220,7 @@ impl Store {
         // Gone since the listing (deleted, expired): nothing to check.
         let outcome = match read {
           Ok(None) => return None,
-          Ok(Some(bytes)) => archive::open(&bytes).map(|_| ()),
+          Ok(Some(bytes)) => archive::check(&bytes, self.config.pack.keys.as_deref()).map(|_| ()),
           Err(err) => Err(err),
         };
         let bad = |err: StoreError| BadCopy {

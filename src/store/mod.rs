@@ -1,8 +1,10 @@
 //! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
 
 mod inspect;
+mod rekey;
 
 pub use inspect::{disk_usage, BadCopy, DiskStats, Largest, LastSaved, Stats, TierStats, Verified};
+pub use rekey::Rekeyed;
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
