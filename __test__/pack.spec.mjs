@@ -61,4 +61,6 @@ function run(t, cmd, args, options) {
   t.deepEqual(stats.tiers.map((x) => [x.tier, x.sessions]), [['dir', 1]])
   const browser = `console.log(require('wwebjs-rust-store/browser').chromiumArgs.length)`
   t.true(Number(run(t, process.execPath, ['-e', browser], { cwd: app, env })) > 0)
+  const safe = `console.log(typeof require('wwebjs-rust-store/safe-remote-auth').safeRemoteAuth)`
+  t.is(run(t, process.execPath, ['-e', safe], { cwd: app, env }).trim(), 'function')
 })

@@ -1,0 +1,151 @@
+'use strict'
+
+// SafeRemoteAuth: whatsapp-web.js's RemoteAuth with the defects a store cannot fix from its side closed
+// (README, "SafeRemoteAuth"). Same constructor and events; it adds options and two events. It subclasses the
+// RemoteAuth of the whatsapp-web.js the application installed, so it follows that release's own code paths.
+
+const fs = require('node:fs')
+const path = require('node:path')
+
+/** Events this class adds (emitted on the client, like RemoteAuth's own `remote_session_saved`). */
+const Events = Object.freeze({
+  BACKUP_FAILED: 'remote_session_backup_failed',
+  BACKUP_GAVE_UP: 'remote_session_backup_gave_up',
+})
+
+function invalid(message) {
+  const err = new TypeError(message)
+  err.code = 'ERR_INVALID_OPTION'
+  return err
+}
+
+/** The unzipper whatsapp-web.js itself uses (its dependency, not ours). */
+function wwebjsUnzipper() {
+  const from = path.dirname(require.resolve('whatsapp-web.js'))
+  return require(require.resolve('unzipper', { paths: [from] }))
+}
+
+/**
+ * Builds SafeRemoteAuth over a given RemoteAuth class (the application's; `require('whatsapp-web.js').RemoteAuth`).
+ * @param {typeof import('whatsapp-web.js').RemoteAuth} RemoteAuth
+ */
+function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
+  return class SafeRemoteAuth extends RemoteAuth {
+    /**
+     * @param {object} options RemoteAuth's options, plus:
+     * @param {number} [options.firstBackupDelayMs=60000] wait before the first backup of a new login (RemoteAuth: a
+     *   silent 60 s); 0 backs up at once
+     * @param {number[]} [options.retryDelaysMs=[5000, 30000, 120000]] waits between attempts of a failed backup
+     * @param {boolean} [options.deleteOnDisconnect=false] delete the stored session when WhatsApp disconnects the
+     *   client (CONFLICT, UNPAIRED, …), as RemoteAuth does; by default only `logout()` deletes it
+     * @param {boolean} [options.backupOnDestroy=true] back up once more in `destroy()`
+     */
+    constructor(options = {}) {
+      super(options)
+      const { firstBackupDelayMs = 60_000, retryDelaysMs = [5_000, 30_000, 120_000] } = options
+      if (!Number.isSafeInteger(firstBackupDelayMs) || firstBackupDelayMs < 0) {
+        throw invalid('firstBackupDelayMs must be a whole number of ms, 0 or more')
+      }
+      if (!Array.isArray(retryDelaysMs) || !retryDelaysMs.every((ms) => Number.isSafeInteger(ms) && ms >= 0)) {
+        throw invalid('retryDelaysMs must be an array of whole numbers of ms')
+      }
+      this.firstBackupDelayMs = firstBackupDelayMs
+      this.retryDelaysMs = [...retryDelaysMs]
+      this.deleteOnDisconnect = options.deleteOnDisconnect === true
+      this.backupOnDestroy = options.backupOnDestroy !== false
+      this.backupRunning = null
+      this.ready = false
+    }
+
+    // Called without `await` by the client: nothing may reject out of it.
+    async afterAuthReady() {
+      this.ready = true
+      try {
+        const exists = await this.store.sessionExists({ session: this.sessionName })
+        if (!exists) {
+          await this.delay(this.firstBackupDelayMs)
+          await this.backup({ emit: true })
+        }
+      } catch (err) {
+        this.client.emit(Events.BACKUP_FAILED, err)
+      }
+      clearInterval(this.backupSync)
+      this.backupSync = setInterval(() => this.backup(), this.backupSyncIntervalMs)
+    }
+
+    /**
+     * One backup with retries; never rejects. Overlapping calls share the running one (RemoteAuth's timer has no
+     * overlap guard, and two zips of one profile at once would race on the same temp folder).
+     */
+    backup(options) {
+      this.backupRunning ??= this.backupWithRetries(options).finally(() => (this.backupRunning = null))
+      return this.backupRunning
+    }
+
+    async backupWithRetries(options) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await super.storeRemoteSession(options)
+          return true
+        } catch (err) {
+          err.attempt = attempt + 1
+          this.client.emit(Events.BACKUP_FAILED, err)
+          if (attempt >= this.retryDelaysMs.length) {
+            this.client.emit(Events.BACKUP_GAVE_UP, err)
+            return false
+          }
+          await this.delay(this.retryDelaysMs[attempt])
+        }
+      }
+    }
+
+    // RemoteAuth's own entry point (its timer, and callers of the old name) goes through the guarded path.
+    async storeRemoteSession(options) {
+      await this.backup(options)
+    }
+
+    // RemoteAuth resolves on unzipper's 'finish', before every file is written; this resolves after the last
+    // file is closed, so Chromium never starts on a half-restored profile.
+    async unCompressSession(compressedSessionPath) {
+      const directory = await unzipper.Open.file(compressedSessionPath)
+      await directory.extract({ path: this.userDataDir, concurrency: 10 })
+      await fs.promises.unlink(compressedSessionPath)
+    }
+
+    // WhatsApp disconnects the client on CONFLICT (the session opened elsewhere), UNPAIRED, …: the login may still
+    // be good, so the stored copy stays unless asked otherwise. The local profile goes, as in RemoteAuth.
+    async disconnect() {
+      clearInterval(this.backupSync)
+      this.ready = false
+      if (this.deleteOnDisconnect) return super.disconnect()
+      await fs.promises.rm(this.userDataDir, { recursive: true, force: true, maxRetries: this.rmMaxRetries })
+    }
+
+    // An explicit logout (the client's `logout()`, or WhatsApp's logout page) ends the login: delete it.
+    async logout() {
+      clearInterval(this.backupSync)
+      this.ready = false
+      await this.backupRunning
+      return super.disconnect()
+    }
+
+    // RemoteAuth only clears its timer: up to an interval of changes would be lost on every restart.
+    async destroy() {
+      clearInterval(this.backupSync)
+      await this.backupRunning
+      if (this.backupOnDestroy && this.ready) await this.backup()
+      this.ready = false
+    }
+  }
+}
+
+let defaultClass
+module.exports = {
+  Events,
+  safeRemoteAuth,
+  /** SafeRemoteAuth over `require('whatsapp-web.js').RemoteAuth`. */
+  get SafeRemoteAuth() {
+    defaultClass ??= safeRemoteAuth(require(require.resolve('whatsapp-web.js/src/authStrategies/RemoteAuth.js')))
+    return defaultClass
+  },
+}
