@@ -51,6 +51,16 @@ export declare class RustStore {
    * figures of `wwebjs-rust-store stats`. Lists every tier, so call it for monitoring, not on every request.
    */
   stats(): Promise<StoreStats>
+  /**
+   * Takes the session's lease (one owner across replicas; Redis `SET NX PX`, fenced by a token) and resolves its
+   * token. From then on this store's saves of the session land only while it holds the lease
+   * (`ERR_LEASE_LOST` otherwise). Rejects `ERR_LEASE_HELD` when another owner holds it.
+   */
+  acquireLease(session: string, options?: LeaseOptions): Promise<string>
+  /** Extends the lease; rejects `ERR_LEASE_LOST` when `token` no longer holds it. */
+  renewLease(session: string, token: string, options?: LeaseOptions): Promise<void>
+  /** Gives the lease up (succeeds if it was already lost). */
+  releaseLease(session: string, token: string): Promise<void>
   /** Every stored session with its sizes. */
   listSessions(): Promise<StoredSession[]>
 }
@@ -112,6 +122,12 @@ export interface ExtractArgs {
 export interface LargestSession {
   session: string
   bytes: number
+}
+
+/** `{ ttlMs }` for `acquireLease` / `renewLease`. */
+export interface LeaseOptions {
+  /** How long the lease lasts unless renewed. Default 30000. */
+  ttlMs?: number
 }
 
 /** Redis as the primary tier, in place of the embedded directory. Valkey works the same. */

@@ -6,6 +6,10 @@ export declare const Events: Readonly<{
   BACKUP_FAILED: 'remote_session_backup_failed'
   /** Every attempt of one backup failed: `(err)`. The next interval tries again. */
   BACKUP_GAVE_UP: 'remote_session_backup_gave_up'
+  /** Another replica owns the session now: `(err)` with code ERR_LEASE_LOST. Backups stop. */
+  LEASE_LOST: 'remote_session_lease_lost'
+  /** A renewal could not reach the store: `(err)`. Tried again at the next tick. */
+  LEASE_RENEW_FAILED: 'remote_session_lease_renew_failed'
 }>
 
 export interface SafeRemoteAuthOptions {
@@ -17,6 +21,8 @@ export interface SafeRemoteAuthOptions {
   deleteOnDisconnect?: boolean
   /** Back up once more in `destroy()`. Default true. */
   backupOnDestroy?: boolean
+  /** Own the session through the store's lease; a second replica's `initialize()` fails with ERR_LEASE_HELD. */
+  lease?: boolean | { ttlMs?: number; renewEveryMs?: number }
 }
 
 type RemoteAuthOptions = ConstructorParameters<typeof RemoteAuth>[0]

@@ -11,6 +11,10 @@ const path = require('node:path')
 const Events = Object.freeze({
   BACKUP_FAILED: 'remote_session_backup_failed',
   BACKUP_GAVE_UP: 'remote_session_backup_gave_up',
+  /** Another replica owns the session now: this one stops backing it up (its saves would be refused anyway). */
+  LEASE_LOST: 'remote_session_lease_lost',
+  /** A lease renewal could not reach the store; it is tried again at the next tick. */
+  LEASE_RENEW_FAILED: 'remote_session_lease_renew_failed',
 })
 
 function invalid(message) {
@@ -39,6 +43,9 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
      * @param {boolean} [options.deleteOnDisconnect=false] delete the stored session when WhatsApp disconnects the
      *   client (CONFLICT, UNPAIRED, …), as RemoteAuth does; by default only `logout()` deletes it
      * @param {boolean} [options.backupOnDestroy=true] back up once more in `destroy()`
+     * @param {boolean | { ttlMs?: number, renewEveryMs?: number }} [options.lease] own the session through the
+     *   store's lease (RustStore's `acquireLease`): a second replica's `initialize()` fails with ERR_LEASE_HELD
+     *   instead of both running it (WhatsApp answers two with CONFLICT). Default ttl 30 s, renewed every third.
      */
     constructor(options = {}) {
       super(options)
@@ -55,6 +62,48 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       this.backupOnDestroy = options.backupOnDestroy !== false
       this.backupRunning = null
       this.ready = false
+      this.lease = null
+      if (options.lease) {
+        const { ttlMs = 30_000, renewEveryMs = Math.floor(ttlMs / 3) } = options.lease === true ? {} : options.lease
+        if (typeof this.store.acquireLease !== 'function') throw invalid('lease: the store has no acquireLease()')
+        if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || !Number.isSafeInteger(renewEveryMs) || renewEveryMs < 1) {
+          throw invalid('lease: ttlMs and renewEveryMs must be whole numbers of ms, 1 or more')
+        }
+        this.lease = { ttlMs, renewEveryMs, token: null, timer: null, lost: false }
+      }
+    }
+
+    // The lease first: a replica that cannot own the session must not even restore it.
+    async beforeBrowserInitialized() {
+      if (this.lease) {
+        const session = this.clientId ? `RemoteAuth-${this.clientId}` : 'RemoteAuth'
+        this.lease.token = await this.store.acquireLease(session, { ttlMs: this.lease.ttlMs })
+        this.lease.lost = false
+        clearInterval(this.lease.timer)
+        this.lease.timer = setInterval(() => this.renewLease(session), this.lease.renewEveryMs)
+        this.lease.timer.unref?.()
+      }
+      return super.beforeBrowserInitialized()
+    }
+
+    async renewLease(session) {
+      try {
+        await this.store.renewLease(session, this.lease.token, { ttlMs: this.lease.ttlMs })
+      } catch (err) {
+        if (err.code !== 'ERR_LEASE_LOST') return this.client.emit(Events.LEASE_RENEW_FAILED, err)
+        this.lease.lost = true
+        clearInterval(this.lease.timer)
+        clearInterval(this.backupSync)
+        this.client.emit(Events.LEASE_LOST, err)
+      }
+    }
+
+    async releaseLease() {
+      if (!this.lease?.token) return
+      clearInterval(this.lease.timer)
+      const token = this.lease.token
+      this.lease.token = null
+      await this.store.releaseLease(this.sessionName, token).catch((err) => this.client.emit(Events.LEASE_RENEW_FAILED, err))
     }
 
     // Called without `await` by the client: nothing may reject out of it.
@@ -78,6 +127,7 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
      * overlap guard, and two zips of one profile at once would race on the same temp folder).
      */
     backup(options) {
+      if (this.lease?.lost) return Promise.resolve(false)
       this.backupRunning ??= this.backupWithRetries(options).finally(() => (this.backupRunning = null))
       return this.backupRunning
     }
@@ -117,8 +167,9 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
     async disconnect() {
       clearInterval(this.backupSync)
       this.ready = false
-      if (this.deleteOnDisconnect) return super.disconnect()
-      await fs.promises.rm(this.userDataDir, { recursive: true, force: true, maxRetries: this.rmMaxRetries })
+      if (this.deleteOnDisconnect) await super.disconnect()
+      else await fs.promises.rm(this.userDataDir, { recursive: true, force: true, maxRetries: this.rmMaxRetries })
+      await this.releaseLease()
     }
 
     // An explicit logout (the client's `logout()`, or WhatsApp's logout page) ends the login: delete it.
@@ -126,7 +177,8 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       clearInterval(this.backupSync)
       this.ready = false
       await this.backupRunning
-      return super.disconnect()
+      await super.disconnect()
+      await this.releaseLease()
     }
 
     // RemoteAuth only clears its timer: up to an interval of changes would be lost on every restart.
@@ -135,6 +187,7 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       await this.backupRunning
       if (this.backupOnDestroy && this.ready) await this.backup()
       this.ready = false
+      await this.releaseLease()
     }
   }
 }

@@ -26,6 +26,10 @@ pub enum StoreError {
   ArchiveVersion(u16),
   #[error("cannot decrypt the stored session: {0}")]
   Decrypt(String),
+  #[error("session {0:?} is leased by another owner")]
+  LeaseHeld(String),
+  #[error("the lease on session {0:?} was lost (expired or taken over); nothing was written")]
+  LeaseLost(String),
   #[error("invalid argument: {0}")]
   InvalidArgument(String),
   #[error("invalid option {name}: {reason}")]
@@ -55,6 +59,8 @@ impl StoreError {
       Self::ArchiveCorrupt(_) => "ERR_ARCHIVE_CORRUPT",
       Self::ArchiveVersion(_) => "ERR_ARCHIVE_VERSION",
       Self::Decrypt(_) => "ERR_DECRYPT",
+      Self::LeaseHeld(_) => "ERR_LEASE_HELD",
+      Self::LeaseLost(_) => "ERR_LEASE_LOST",
       Self::InvalidArgument(_) => "ERR_INVALID_ARG",
       Self::InvalidOption { .. } => "ERR_INVALID_OPTION",
       Self::TierUnavailable { .. } => "ERR_TIER_UNAVAILABLE",

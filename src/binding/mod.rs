@@ -15,7 +15,9 @@ use napi_derive::napi;
 
 use self::js::{from_js, js_error, notify, promise, read_args, report, reporter, transfer_args, ErrorReport};
 use self::options::{reject_save_errors, RustStoreOptions};
-use self::types::{BackupStatus, ExtractArgs, SaveArgs, SessionArgs, StoreStats, StoredSession, TransferSummary};
+use self::types::{
+  BackupStatus, ExtractArgs, LeaseOptions, SaveArgs, SessionArgs, StoreStats, StoredSession, TransferSummary,
+};
 use crate::error::StoreError;
 use crate::settings::Settings;
 use crate::store::Store;
@@ -179,12 +181,52 @@ impl RustStore {
     promise(env, async move { store.stats().await }, StoreStats::from)
   }
 
+  /// Takes the session's lease (one owner across replicas; Redis `SET NX PX`, fenced by a token) and resolves its
+  /// token. From then on this store's saves of the session land only while it holds the lease
+  /// (`ERR_LEASE_LOST` otherwise). Rejects `ERR_LEASE_HELD` when another owner holds it.
+  #[napi(ts_args_type = "session: string, options?: LeaseOptions", ts_return_type = "Promise<string>")]
+  pub fn acquire_lease<'env>(
+    &self,
+    env: &'env Env,
+    session: String,
+    options: Option<LeaseOptions>,
+  ) -> Result<PromiseRaw<'env, String>> {
+    let (store, ttl) = (self.store.clone(), lease_ttl(options));
+    promise(env, async move { store.acquire_lease(&session, ttl?).await }, |token| token)
+  }
+
+  /// Extends the lease; rejects `ERR_LEASE_LOST` when `token` no longer holds it.
+  #[napi(ts_args_type = "session: string, token: string, options?: LeaseOptions", ts_return_type = "Promise<void>")]
+  pub fn renew_lease<'env>(
+    &self,
+    env: &'env Env,
+    session: String,
+    token: String,
+    options: Option<LeaseOptions>,
+  ) -> Result<PromiseRaw<'env, ()>> {
+    let (store, ttl) = (self.store.clone(), lease_ttl(options));
+    promise(env, async move { store.renew_lease(&session, &token, ttl?).await }, |v| v)
+  }
+
+  /// Gives the lease up (succeeds if it was already lost).
+  #[napi(ts_return_type = "Promise<void>")]
+  pub fn release_lease<'env>(&self, env: &'env Env, session: String, token: String) -> Result<PromiseRaw<'env, ()>> {
+    let store = self.store.clone();
+    promise(env, async move { store.release_lease(&session, &token).await }, |v| v)
+  }
+
   /// Every stored session with its sizes.
   #[napi(ts_return_type = "Promise<StoredSession[]>")]
   pub fn list_sessions<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<StoredSession>>> {
     let store = self.store.clone();
     promise(env, async move { store.list().await }, |v| v.into_iter().map(StoredSession::from).collect())
   }
+}
+
+fn lease_ttl(options: Option<LeaseOptions>) -> Core<std::time::Duration> {
+  let ms = crate::settings::whole("ttlMs", options.unwrap_or_default().ttl_ms, 1.0..=86_400_000.0);
+  let ms = ms.map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+  Ok(std::time::Duration::from_millis(ms.unwrap_or(30_000)))
 }
 
 impl RustStore {

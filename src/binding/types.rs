@@ -202,3 +202,11 @@ impl From<Stats> for StoreStats {
     }
   }
 }
+
+/// `{ ttlMs }` for `acquireLease` / `renewLease`.
+#[napi(object)]
+#[derive(Default)]
+pub struct LeaseOptions {
+  /// How long the lease lasts unless renewed. Default 30000.
+  pub ttl_ms: Option<f64>,
+}

@@ -1,6 +1,7 @@
 //! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
 
 mod inspect;
+mod lease;
 mod rekey;
 
 pub use inspect::{disk_usage, BadCopy, DiskStats, Largest, LastSaved, Stats, TierStats, Verified};
@@ -47,6 +48,8 @@ pub struct Store {
   scheduler: Option<Arc<Scheduler>>,
   config: Arc<StoreConfig>,
   save_locks: Arc<KeyLocks>,
+  /// Leases this store took, by token (`None` once lost): its saves of those sessions are fenced by them.
+  held: Arc<std::sync::Mutex<std::collections::HashMap<SessionKey, Option<String>>>>,
 }
 
 pub(crate) fn cwd() -> Result<PathBuf> {
@@ -92,7 +95,7 @@ impl Store {
       _ => None,
     };
     let backups = backups.map(|(backups, _)| backups);
-    Ok(Self { primary, backups, scheduler, config: Arc::new(config), save_locks })
+    Ok(Self { primary, backups, scheduler, config: Arc::new(config), save_locks, held: Default::default() })
   }
 
   /// RemoteAuth's data path, absolute.
@@ -170,7 +173,7 @@ impl Store {
       backups.write(&key, packed.bytes, packed.header.created_ms).await?;
       return Ok(Saved { info, backup_error: None });
     };
-    primary.put(&key, packed.bytes).await?;
+    self.put_primary(primary, &key, packed.bytes).await?;
     let backup_now = self.scheduler.as_ref().is_some_and(|s| s.mark(&key));
     drop(turn); // the backup takes the lock itself when it lands
     let mut backup_error = None;

@@ -111,3 +111,36 @@ async fn missing_zip_and_bad_names_are_coded() {
   assert_eq!(f.store.save("../evil", None).await.unwrap_err().code(), "ERR_SESSION_NAME");
   assert_eq!(f.store.session_exists("").await.unwrap_err().code(), "ERR_SESSION_NAME");
 }
+
+#[tokio::test]
+async fn a_lost_lease_fences_every_later_save() {
+  let f = fixture();
+  let other = Store::new(
+    Some(Arc::new(LocalDirTier::open(f.root.join("store")).unwrap())),
+    None,
+    StoreConfig { data_path: f.root.join("auth"), pack: PackOptions::default(), local_dir: None },
+  )
+  .unwrap();
+  let ttl = std::time::Duration::from_millis(200);
+  write_session_zip(&f.root.join("auth/RemoteAuth-l.zip"), b"from a");
+  let token = f.store.acquire_lease("RemoteAuth-l", ttl).await.unwrap();
+  assert_eq!(other.acquire_lease("RemoteAuth-l", ttl).await.unwrap_err().code(), "ERR_LEASE_HELD");
+  f.store.save("RemoteAuth-l", None).await.unwrap();
+  f.store.renew_lease("RemoteAuth-l", &token, ttl).await.unwrap();
+
+  tokio::time::sleep(ttl * 2).await; // a paused replica: its lease expires
+  let theirs = other.acquire_lease("RemoteAuth-l", ttl * 10).await.unwrap();
+  write_session_zip(&f.root.join("auth/RemoteAuth-l.zip"), b"from b");
+  other.save("RemoteAuth-l", None).await.unwrap();
+  write_session_zip(&f.root.join("auth/RemoteAuth-l.zip"), b"stale a");
+  assert_eq!(f.store.save("RemoteAuth-l", None).await.unwrap_err().code(), "ERR_LEASE_LOST");
+  assert_eq!(f.store.renew_lease("RemoteAuth-l", &token, ttl).await.unwrap_err().code(), "ERR_LEASE_LOST");
+  assert_eq!(f.store.save("RemoteAuth-l", None).await.unwrap_err().code(), "ERR_LEASE_LOST", "still refused");
+  let out = f.root.join("out.zip");
+  f.store.extract("RemoteAuth-l", &out).await.unwrap();
+  assert_eq!(read_only_entry(&out), b"from b", "the new owner's session stands");
+
+  other.release_lease("RemoteAuth-l", &theirs).await.unwrap();
+  f.store.acquire_lease("RemoteAuth-l", ttl).await.unwrap();
+  f.store.save("RemoteAuth-l", None).await.unwrap();
+}

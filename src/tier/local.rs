@@ -1,12 +1,15 @@
 //! The embedded tier: one file per session in a local directory, written atomically (temp, fsync, rename).
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::Tier;
+use super::{Leases, Tier};
 use crate::blocking::run as blocking;
 use crate::error::{Result, StoreError};
 use crate::fsutil::{atomic_write, sync_dir};
@@ -133,6 +136,59 @@ impl Tier for LocalDirTier {
 
   fn kind(&self) -> &'static str {
     "dir"
+  }
+
+  fn leases(&self) -> Option<&dyn Leases> {
+    Some(self)
+  }
+}
+
+/// Leases of embedded stores, shared by every store of this process (a directory has no cross-process lock
+/// here: one process per directory, as documented).
+fn process_leases() -> std::sync::MutexGuard<'static, HashMap<(PathBuf, SessionKey), (String, Instant)>> {
+  static LEASES: OnceLock<Mutex<HashMap<(PathBuf, SessionKey), (String, Instant)>>> = OnceLock::new();
+  LEASES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LocalDirTier {
+  /// Whether `token` holds the lease now (an expired lease is nobody's).
+  fn holds(&self, key: &SessionKey, token: &str) -> bool {
+    let leases = process_leases();
+    leases.get(&(self.dir.clone(), key.clone())).is_some_and(|(t, until)| t == token && *until > Instant::now())
+  }
+}
+
+#[async_trait]
+impl Leases for LocalDirTier {
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+    let mut leases = process_leases();
+    let slot = leases.entry((self.dir.clone(), key.clone())).or_insert_with(|| (token.to_owned(), Instant::now()));
+    if slot.0 != token && slot.1 > Instant::now() {
+      return Ok(false);
+    }
+    *slot = (token.to_owned(), Instant::now() + ttl);
+    Ok(true)
+  }
+
+  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+    self.acquire(key, token, ttl).await.map(|ok| ok && self.holds(key, token))
+  }
+
+  async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
+    let mut leases = process_leases();
+    let id = (self.dir.clone(), key.clone());
+    if leases.get(&id).is_some_and(|(t, _)| t == token) {
+      leases.remove(&id);
+    }
+    Ok(())
+  }
+
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str) -> Result<bool> {
+    // Checked, then written: within one process the store's per-session lock orders the writes around it.
+    if !self.holds(key, token) {
+      return Ok(false);
+    }
+    self.put(key, bytes).await.map(|()| true)
   }
 }
 

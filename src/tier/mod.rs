@@ -1,11 +1,13 @@
 //! Where archive bytes live. A tier only gets, puts, lists and deletes bytes under session keys; it knows no
 //! policy (what to keep, when to back up) and no archive format.
 
+mod lease;
 mod local;
 mod redis;
 mod s3;
 
 pub use self::redis::{RedisConfig, RedisTarget, RedisTier, RedisTls};
+pub use lease::Leases;
 pub use local::LocalDirTier;
 pub use s3::{S3Config, S3Tier};
 
@@ -35,6 +37,10 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   async fn list(&self) -> Result<Vec<SessionKey>>;
   /// What it is, for stats and messages: `dir`, `redis`.
   fn kind(&self) -> &'static str;
+  /// Leases and fenced writes, where the tier can hold them.
+  fn leases(&self) -> Option<&dyn Leases> {
+    None
+  }
 }
 
 /// A flat namespace of objects under `/`-separated keys: what an object store (S3) offers. Keys are made by the

@@ -12,7 +12,9 @@ use tokio::sync::OnceCell;
 
 pub use self::config::{redact, RedisConfig, RedisTarget, RedisTls};
 use self::conn::Conn;
-use super::Tier;
+use std::time::Duration;
+
+use super::{Leases, Tier};
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 
@@ -145,6 +147,63 @@ impl Tier for RedisTier {
 
   fn kind(&self) -> &'static str {
     "redis"
+  }
+
+  fn leases(&self) -> Option<&dyn Leases> {
+    Some(self)
+  }
+}
+
+// Each script touches the lease key and (for the fenced write) the session key; the lease key's hash tag is the
+// session key, so both are in one slot and the scripts run on a Redis Cluster too.
+const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) \
+  if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0";
+const RENEW: &str =
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end return 0";
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0";
+const PUT_FENCED: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
+  if ARGV[3] == '0' then redis.call('SET', KEYS[2], ARGV[2]) else redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end \
+  return 1";
+
+impl RedisTier {
+  /// `{<session key>}:lease`: hashed by the session key, never matched by the session listing's `<prefix>*`
+  /// (unless the prefix is empty, and then it is not a valid session name).
+  fn lease_key(&self, key: &SessionKey) -> String {
+    format!("{{{}}}:lease", self.key(key))
+  }
+
+  async fn script(&self, script: &str, keys: &[String], args: &[&[u8]]) -> Result<bool> {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    for arg in args {
+      cmd.arg(*arg);
+    }
+    Ok(self.query::<i64>(&cmd).await? == 1)
+  }
+}
+
+fn ms(ttl: Duration) -> String {
+  ttl.as_millis().max(1).to_string()
+}
+
+#[async_trait]
+impl Leases for RedisTier {
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+    self.script(ACQUIRE, &[self.lease_key(key)], &[token.as_bytes(), ms(ttl).as_bytes()]).await
+  }
+
+  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+    self.script(RENEW, &[self.lease_key(key)], &[token.as_bytes(), ms(ttl).as_bytes()]).await
+  }
+
+  async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
+    self.script(RELEASE, &[self.lease_key(key)], &[token.as_bytes()]).await.map(drop)
+  }
+
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str) -> Result<bool> {
+    let ttl = self.config.ttl.map_or("0".to_string(), ms);
+    let keys = [self.lease_key(key), self.key(key)];
+    self.script(PUT_FENCED, &keys, &[token.as_bytes(), &bytes, ttl.as_bytes()]).await
   }
 }
 
