@@ -145,8 +145,10 @@ impl Tier for LocalDirTier {
 
 /// Leases of embedded stores, shared by every store of this process (a directory has no cross-process lock
 /// here: one process per directory, as documented).
-fn process_leases() -> std::sync::MutexGuard<'static, HashMap<(PathBuf, SessionKey), (String, Instant)>> {
-  static LEASES: OnceLock<Mutex<HashMap<(PathBuf, SessionKey), (String, Instant)>>> = OnceLock::new();
+type LeaseTable = HashMap<(PathBuf, SessionKey), (String, Instant)>;
+
+fn process_leases() -> std::sync::MutexGuard<'static, LeaseTable> {
+  static LEASES: OnceLock<Mutex<LeaseTable>> = OnceLock::new();
   LEASES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
 }
 
