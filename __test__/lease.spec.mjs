@@ -20,21 +20,22 @@ async function zipFor(t, seed) {
 async function replicasShareOneOwner(t, redis) {
   const [a, b] = [0, 1].map(() => new RustStore({ redis, saveErrors: 'reject' }))
   const session = 'RemoteAuth-leased'
-  const token = await a.acquireLease(session, { ttlMs: 300 })
+  const zip = await Promise.all([1, 2, 3, 4].map((seed) => zipFor(t, seed))) // ready before the clock runs
+  const token = await a.acquireLease(session, { ttlMs: 2_000 })
   t.regex(token, /^[0-9a-f]{32}$/)
   t.is((await t.throwsAsync(b.acquireLease(session))).code, 'ERR_LEASE_HELD')
-  await a.save({ session, path: await zipFor(t, 1) })
+  await a.save({ session, path: zip[0] })
 
-  await new Promise((resolve) => setTimeout(resolve, 600)) // replica A stalls past its lease
+  await new Promise((resolve) => setTimeout(resolve, 2_500)) // replica A stalls past its lease
   const theirs = await b.acquireLease(session, { ttlMs: 60_000 })
-  const fromB = await b.save({ session, path: await zipFor(t, 2) })
-  t.is((await t.throwsAsync(a.save({ session, path: await zipFor(t, 3) }))).code, 'ERR_LEASE_LOST')
+  const fromB = await b.save({ session, path: zip[1] })
+  t.is((await t.throwsAsync(a.save({ session, path: zip[2] }))).code, 'ERR_LEASE_LOST')
   t.is((await t.throwsAsync(a.renewLease(session, token))).code, 'ERR_LEASE_LOST')
   t.is((await a.listSessions()).find((s) => s.session === session).savedAt, fromB.savedAt, "B's copy stands")
 
   await b.releaseLease(session, theirs)
   await a.acquireLease(session)
-  await a.save({ session, path: await zipFor(t, 4) })
+  await a.save({ session, path: zip[3] })
   t.deepEqual((await a.listSessions()).map((s) => s.session), [session], 'lease keys are not sessions')
 }
 

@@ -81,6 +81,8 @@ export async function startRedis(t, { password, unixSocket = false, appendonly =
   const socket = unixSocket ? path.join(dir, 'redis.sock') : null
   const certs = tls ? makeCerts(dir) : null
   const args = ['--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', appendonly ? 'yes' : 'no']
+  // With the append-only file on, every acknowledged write is on disk: what a crash test may count on.
+  if (appendonly) args.push('--appendfsync', 'always')
   if (certs) {
     args.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', certs.cert, '--tls-key-file', certs.key)
     args.push('--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no')
@@ -117,6 +119,13 @@ export async function startRedis(t, { password, unixSocket = false, appendonly =
     },
     stop() {
       return stopProcess(this.proc)
+    },
+    /** SIGKILL: a crash, no shutdown save. */
+    async kill() {
+      if (!this.proc || this.proc.exitCode !== null) return
+      const exited = new Promise((resolve) => this.proc.once('exit', resolve))
+      this.proc.kill('SIGKILL')
+      await exited
     },
   }
   await server.start()

@@ -121,7 +121,7 @@ async fn a_lost_lease_fences_every_later_save() {
     StoreConfig { data_path: f.root.join("auth"), pack: PackOptions::default(), local_dir: None },
   )
   .unwrap();
-  let ttl = std::time::Duration::from_millis(200);
+  let ttl = std::time::Duration::from_millis(1_000);
   write_session_zip(&f.root.join("auth/RemoteAuth-l.zip"), b"from a");
   let token = f.store.acquire_lease("RemoteAuth-l", ttl).await.unwrap();
   assert_eq!(other.acquire_lease("RemoteAuth-l", ttl).await.unwrap_err().code(), "ERR_LEASE_HELD");
