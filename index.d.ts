@@ -111,6 +111,11 @@ export interface EncryptionOptions {
   key: string
   /** Older keys, still accepted for reading while `wwebjs-rust-store rotate-key` moves sessions to `key`. */
   previousKeys?: Array<string>
+  /**
+   * Also read unencrypted sessions (stored before the key was set) until `rotate-key` has run. Default false:
+   * a plain archive is refused with ERR_DECRYPT, since anyone who can write to a tier can make one.
+   */
+  acceptPlain?: boolean
 }
 
 /** `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. */

@@ -62,40 +62,79 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       this.backupOnDestroy = options.backupOnDestroy !== false
       this.backupRunning = null
       this.ready = false
+      // Set by disconnect/logout/destroy: nothing started before may back up or wait any longer.
+      this.closed = false
+      this.sleepers = new Set()
       this.lease = null
       if (options.lease) {
         const { ttlMs = 30_000, renewEveryMs = Math.floor(ttlMs / 3) } = options.lease === true ? {} : options.lease
         if (typeof this.store.acquireLease !== 'function') throw invalid('lease: the store has no acquireLease()')
-        if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || !Number.isSafeInteger(renewEveryMs) || renewEveryMs < 1) {
-          throw invalid('lease: ttlMs and renewEveryMs must be whole numbers of ms, 1 or more')
+        const whole = (ms, max) => Number.isSafeInteger(ms) && ms >= 1 && ms <= max
+        if (!whole(ttlMs, 86_400_000) || !whole(renewEveryMs, ttlMs - 1)) {
+          throw invalid('lease: ttlMs must be 1 ms to 24 h, and renewEveryMs shorter than ttlMs')
         }
         this.lease = { ttlMs, renewEveryMs, token: null, timer: null, lost: false }
       }
     }
 
+    /** A wait that `close()` cuts short, and that never keeps the process alive by itself. */
+    sleep(ms) {
+      return new Promise((resolve) => {
+        const wake = () => {
+          clearTimeout(timer)
+          this.sleepers.delete(wake)
+          resolve()
+        }
+        const timer = setTimeout(wake, ms)
+        timer.unref?.()
+        this.sleepers.add(wake)
+      })
+    }
+
+    /** Stops timers and waits, and lets a running backup finish (its retries end at once). */
+    async close() {
+      this.closed = true
+      this.ready = false
+      clearInterval(this.backupSync)
+      for (const wake of [...this.sleepers]) wake()
+      await this.backupRunning
+    }
+
     // The lease first: a replica that cannot own the session must not even restore it.
     async beforeBrowserInitialized() {
+      this.closed = false
       if (this.lease) {
         const session = this.clientId ? `RemoteAuth-${this.clientId}` : 'RemoteAuth'
+        // Taking it again (after a logout in this process) reuses the store's token, so it succeeds.
         this.lease.token = await this.store.acquireLease(session, { ttlMs: this.lease.ttlMs })
         this.lease.lost = false
         clearInterval(this.lease.timer)
         this.lease.timer = setInterval(() => this.renewLease(session), this.lease.renewEveryMs)
         this.lease.timer.unref?.()
       }
-      return super.beforeBrowserInitialized()
+      try {
+        return await super.beforeBrowserInitialized()
+      } catch (err) {
+        await this.releaseLease() // a failed restore must not hold the session for the life of the process
+        throw err
+      }
     }
 
     async renewLease(session) {
       try {
         await this.store.renewLease(session, this.lease.token, { ttlMs: this.lease.ttlMs })
       } catch (err) {
-        if (err.code !== 'ERR_LEASE_LOST') return this.client.emit(Events.LEASE_RENEW_FAILED, err)
-        this.lease.lost = true
-        clearInterval(this.lease.timer)
-        clearInterval(this.backupSync)
-        this.client.emit(Events.LEASE_LOST, err)
+        if (err.code === 'ERR_LEASE_LOST') return this.leaseLost(err)
+        this.client.emit(Events.LEASE_RENEW_FAILED, err)
       }
+    }
+
+    leaseLost(err) {
+      if (this.lease.lost) return
+      this.lease.lost = true
+      clearInterval(this.lease.timer)
+      clearInterval(this.backupSync)
+      this.client.emit(Events.LEASE_LOST, err)
     }
 
     async releaseLease() {
@@ -103,7 +142,8 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       clearInterval(this.lease.timer)
       const token = this.lease.token
       this.lease.token = null
-      await this.store.releaseLease(this.sessionName, token).catch((err) => this.client.emit(Events.LEASE_RENEW_FAILED, err))
+      // Best effort: an unreleased lease expires by itself after ttlMs.
+      await this.store.releaseLease(this.sessionName, token).catch(() => {})
     }
 
     // Called without `await` by the client: nothing may reject out of it.
@@ -112,14 +152,17 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       try {
         const exists = await this.store.sessionExists({ session: this.sessionName })
         if (!exists) {
-          await this.delay(this.firstBackupDelayMs)
+          await this.sleep(this.firstBackupDelayMs)
+          if (this.closed) return
           await this.backup({ emit: true })
         }
       } catch (err) {
         this.client.emit(Events.BACKUP_FAILED, err)
       }
+      if (this.closed || this.lease?.lost) return
       clearInterval(this.backupSync)
       this.backupSync = setInterval(() => this.backup(), this.backupSyncIntervalMs)
+      this.backupSync.unref?.()
     }
 
     /**
@@ -127,7 +170,7 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
      * overlap guard, and two zips of one profile at once would race on the same temp folder).
      */
     backup(options) {
-      if (this.lease?.lost) return Promise.resolve(false)
+      if (this.closed || this.lease?.lost) return Promise.resolve(false)
       this.backupRunning ??= this.backupWithRetries(options).finally(() => (this.backupRunning = null))
       return this.backupRunning
     }
@@ -140,11 +183,16 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
         } catch (err) {
           err.attempt = attempt + 1
           this.client.emit(Events.BACKUP_FAILED, err)
-          if (attempt >= this.retryDelaysMs.length) {
+          if (err.code === 'ERR_LEASE_LOST') {
+            this.leaseLost(err) // another replica owns it: retrying cannot help
+            return false
+          }
+          if (attempt >= this.retryDelaysMs.length || this.closed) {
             this.client.emit(Events.BACKUP_GAVE_UP, err)
             return false
           }
-          await this.delay(this.retryDelaysMs[attempt])
+          await this.sleep(this.retryDelaysMs[attempt])
+          if (this.closed) return false
         }
       }
     }
@@ -163,30 +211,30 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
     }
 
     // WhatsApp disconnects the client on CONFLICT (the session opened elsewhere), UNPAIRED, …: the login may still
-    // be good, so the stored copy stays unless asked otherwise. The local profile goes, as in RemoteAuth.
+    // be good, so the stored copy stays unless asked otherwise. The local profile goes, as in RemoteAuth, but only
+    // after a running backup is done with it (a half-deleted profile must never be saved over the good copy).
     async disconnect() {
-      clearInterval(this.backupSync)
-      this.ready = false
-      if (this.deleteOnDisconnect) await super.disconnect()
-      else await fs.promises.rm(this.userDataDir, { recursive: true, force: true, maxRetries: this.rmMaxRetries })
-      await this.releaseLease()
+      await this.close()
+      if (this.deleteOnDisconnect) return super.disconnect()
+      const rm = { recursive: true, force: true, maxRetries: this.rmMaxRetries }
+      await fs.promises.rm(this.userDataDir, rm).catch(() => {})
     }
 
-    // An explicit logout (the client's `logout()`, or WhatsApp's logout page) ends the login: delete it.
+    // An explicit logout (the client's `logout()`, or WhatsApp's logout page) ends the login: delete it. The lease
+    // stays: after WhatsApp's logout page the client starts a fresh login on this replica.
     async logout() {
-      clearInterval(this.backupSync)
-      this.ready = false
-      await this.backupRunning
-      await super.disconnect()
-      await this.releaseLease()
+      await this.close()
+      return super.disconnect()
     }
 
-    // RemoteAuth only clears its timer: up to an interval of changes would be lost on every restart.
+    // RemoteAuth only clears its timer: up to an interval of changes would be lost on every restart. One last
+    // attempt (no retries: shutdown has a deadline), then the lease goes.
     async destroy() {
-      clearInterval(this.backupSync)
-      await this.backupRunning
-      if (this.backupOnDestroy && this.ready) await this.backup()
-      this.ready = false
+      const wasReady = this.ready
+      await this.close()
+      if (this.backupOnDestroy && wasReady && !this.lease?.lost) {
+        await super.storeRemoteSession().catch((err) => this.client.emit(Events.BACKUP_FAILED, err))
+      }
       await this.releaseLease()
     }
   }

@@ -94,7 +94,7 @@ test.serial('rotate-key moves Redis copies and every S3 version to the new key; 
   t.is(rotated.code, 0, rotated.stderr)
   t.is(rotated.json().primary.copied, 2)
   t.is(rotated.json().backups.copied, 2)
-  t.false(rotated.stdout.includes(oldKey) || rotated.stderr.includes(key))
+  for (const secret of [oldKey, key]) t.false(rotated.stdout.includes(secret) || rotated.stderr.includes(secret))
   const again = cli(root, ['rotate-key', '--json'], { ...onlyNew, SESSION_ENCRYPTION_PREVIOUS_KEYS: oldKey })
   t.is(again.json().primary.skipped, 2, 'nothing left under the old key')
 
@@ -115,4 +115,17 @@ test('fromEnv reads SESSION_ENCRYPTION_KEY', async (t) => {
   await store.save({ session: 'RemoteAuth-env', path: await zipFor(t) })
   const err = await t.throwsAsync(new RustStore({ dir: path.join(root, 'store') }).extract({ session: 'RemoteAuth-env', path: path.join(root, 'x.zip') }))
   t.is(err.code, 'ERR_DECRYPT')
+})
+
+test('a keyed store refuses plain sessions (anyone with write access could make one) unless acceptPlain', async (t) => {
+  const root = tempDir(t)
+  const dir = path.join(root, 'store')
+  await new RustStore({ dir, saveErrors: 'reject' }).save({ session: 'RemoteAuth-plain', path: await zipFor(t) })
+  const key = newKey()
+  const target = path.join(root, 'out.zip')
+  const strict = new RustStore({ dir, encryption: { key } })
+  t.is((await t.throwsAsync(strict.extract({ session: 'RemoteAuth-plain', path: target }))).code, 'ERR_DECRYPT')
+  t.false(fs.existsSync(target))
+  await new RustStore({ dir, encryption: { key, acceptPlain: true } }).extract({ session: 'RemoteAuth-plain', path: target })
+  t.true(fs.statSync(target).size > 1000)
 })

@@ -80,7 +80,8 @@ test.serial('redis-server SIGKILLed every 800 ms under saves and extracts: no ac
   })()
   await Promise.all([killer, worker(0), worker(1), worker(2)])
   t.log(counts)
-  t.true(counts.saved > 10 && counts.saveFailed > 0, 'saves ran through the outages and some met them')
+  t.true(counts.saved > 10, 'saves ran through the outages')
+  t.true(counts.saveFailed + counts.extractFailed > 0, 'and some met them (else the outages were not exercised)')
   t.is(counts.wrong, 0, 'every extract that succeeded was a whole version')
   for (const session of sessions) {
     const stored = (await store.listSessions()).find((s) => s.session === session)

@@ -3,7 +3,7 @@
 import path from 'node:path'
 import test from 'ava'
 
-import { RustStore, makeProfile, require, tempDir, zipProfile } from './helpers.mjs'
+import { RustStore, eventually, makeProfile, require, tempDir, zipProfile } from './helpers.mjs'
 import { startCluster, startRedis } from './servers.mjs'
 
 const { fakeClient } = require('../support/remoteauth.js')
@@ -71,8 +71,7 @@ test.serial('SafeRemoteAuth with a lease: a second replica cannot start; a repli
   // A is partitioned from Redis long enough to lose the lease (here: the lease is taken from under it).
   redis.cli('DEL', '{wa:session:RemoteAuth-acct}:lease')
   await b.auth.beforeBrowserInitialized()
-  await new Promise((resolve) => setTimeout(resolve, 400))
-  const lost = a.client.events.find(([name]) => name === Events.LEASE_LOST)
+  const lost = await eventually(() => a.client.events.find(([name]) => name === Events.LEASE_LOST) ?? Promise.reject(new Error('not yet')))
   t.truthy(lost, 'A is told')
   t.is(lost[1].code, 'ERR_LEASE_LOST')
   t.false(await a.auth.backup(), 'and backs up no more')

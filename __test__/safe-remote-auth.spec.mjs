@@ -143,9 +143,28 @@ test('destroy() backs up the latest profile; the first backup can run at once', 
   t.is((await session('RemoteAuth-acct')).filesBytes, first.filesBytes + 5000, 'the last changes are stored')
 })
 
+test('destroy() during the silent first-backup wait ends it: no late backup, no timer left behind', async (t) => {
+  const root = tempDir(t)
+  const dataPath = path.join(root, 'auth')
+  const store = new RustStore({ dir: path.join(root, 'store'), dataPath })
+  const safe = await started(SafeRemoteAuth, { store, dataPath }) // firstBackupDelayMs: the default minute
+  makeProfile(safe.auth.userDataDir, { junk: false })
+  const waiting = safe.auth.afterAuthReady()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const started_ = Date.now()
+  await safe.auth.destroy() // backs up once, as shutdown should
+  await waiting
+  t.true(Date.now() - started_ < 5_000, 'the minute is cut short')
+  const [stored] = await store.listSessions()
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.deepEqual(await store.listSessions(), [stored], 'nothing saves after destroy()')
+  t.deepEqual(safe.client.events.map(([name]) => name), [], 'no remote_session_saved from the abandoned first backup')
+})
+
 test('options are checked', (t) => {
   const store = new RustStore({ dir: path.join(tempDir(t), 'store') })
-  for (const bad of [{ firstBackupDelayMs: -1 }, { retryDelaysMs: [1, 'x'] }, { retryDelaysMs: 5 }]) {
+  const badLeases = [{ lease: { ttlMs: 1000, renewEveryMs: 1000 } }, { lease: { ttlMs: 0 } }]
+  for (const bad of [{ firstBackupDelayMs: -1 }, { retryDelaysMs: [1, 'x'] }, { retryDelaysMs: 5 }, ...badLeases]) {
     const err = t.throws(() => new SafeRemoteAuth({ store, backupSyncIntervalMs: 60_000, ...bad }))
     t.is(err.code, 'ERR_INVALID_OPTION')
   }

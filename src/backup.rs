@@ -106,8 +106,11 @@ impl Backups {
     let versions = self.versions(key).await?;
     for version in versions.iter().rev() {
       if let Some(bytes) = self.read(version).await? {
-        if archive::open(&bytes).is_ok() {
-          return Ok(Some(bytes));
+        match archive::open(&bytes) {
+          Ok(_) => return Ok(Some(bytes)),
+          // Newer than this build: an upgrade is due, and an older version is not the newest good copy.
+          Err(err @ StoreError::ArchiveVersion(_)) => return Err(err),
+          Err(_) => {}
         }
       }
     }

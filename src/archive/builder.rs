@@ -26,6 +26,8 @@ impl<R: Read> Read for Counted<R> {
 pub(super) struct Builder<'a> {
   tar: tar::Builder<zstd::Encoder<'static, Vec<u8>>>,
   opts: &'a PackOptions,
+  /// The session it is for: bound into the ciphertext when encrypting.
+  session: &'a str,
   /// Turns a failure to read the source into the source's own error (`ZipInvalid`, `Io`, …).
   read_err: fn(String) -> StoreError,
   entries: u32,
@@ -35,14 +37,14 @@ pub(super) struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-  pub fn new(opts: &'a PackOptions, read_err: fn(String) -> StoreError) -> Result<Self> {
+  pub fn new(opts: &'a PackOptions, session: &'a str, read_err: fn(String) -> StoreError) -> Result<Self> {
     // The header's (and the key id's and nonce's) bytes are reserved up front and filled in last, so the payload
     // is never copied: it is encrypted where it was compressed.
     let reserved = HEADER_LEN + if opts.keys.is_some() { PREFIX_LEN } else { 0 };
     let encoder =
       zstd::Encoder::new(vec![0u8; reserved], opts.level).map_err(|e| StoreError::Internal(e.to_string()))?;
     let tar = tar::Builder::new(encoder);
-    Ok(Self { tar, opts, read_err, entries: 0, files: 0, files_bytes: 0, seen: HashSet::new() })
+    Ok(Self { tar, opts, session, read_err, entries: 0, files: 0, files_bytes: 0, seen: HashSet::new() })
   }
 
   fn admit(&mut self, entry: &EntryPath) -> Result<()> {
@@ -115,7 +117,7 @@ impl<'a> Builder<'a> {
       payload_len: (bytes.len() - HEADER_LEN + tag_len) as u64,
     };
     if let Some(keys) = keys {
-      let tag = crypt::encrypt(keys.current(), &header.associated_data(), &mut bytes[HEADER_LEN..])?;
+      let tag = crypt::encrypt(keys.current(), &header.associated_data(self.session), &mut bytes[HEADER_LEN..])?;
       bytes.extend_from_slice(&tag);
     }
     seal(&header, &mut bytes);

@@ -69,11 +69,14 @@ impl Key {
 pub struct Keyring {
   current: Key,
   previous: Vec<Key>,
+  /// Read plain (unencrypted) archives too: for the time between setting a key and `rotate-key`. Off, a plain
+  /// archive is refused, since anyone able to write to a tier can seal one.
+  pub accept_plain: bool,
 }
 
 impl Keyring {
   pub fn new(current: Key, previous: Vec<Key>) -> Self {
-    Self { current, previous }
+    Self { current, previous, accept_plain: false }
   }
 
   pub fn current(&self) -> &Key {
@@ -103,7 +106,7 @@ pub fn key_id(payload: &[u8]) -> Option<String> {
 }
 
 /// The plaintext of an encrypted payload (`prefix | ciphertext | tag`).
-pub fn decrypt(keys: Option<&Keyring>, aad: &[u8], payload: &[u8]) -> Result<Vec<u8>> {
+pub fn decrypt(keys: Option<&Keyring>, aad: &[u8], payload: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
   let decrypt_err = |why: String| StoreError::Decrypt(why);
   if payload.len() < PREFIX_LEN + TAG_LEN {
     return Err(StoreError::ArchiveCorrupt("encrypted payload is too short".into()));
@@ -114,12 +117,24 @@ pub fn decrypt(keys: Option<&Keyring>, aad: &[u8], payload: &[u8]) -> Result<Vec
   let key = keys.find(&payload[..KEY_ID_LEN]).ok_or_else(|| decrypt_err(format!("no configured key has id {id}")))?;
   let nonce = XNonce::from_slice(&payload[KEY_ID_LEN..PREFIX_LEN]);
   let (body, tag) = payload[PREFIX_LEN..].split_at(payload.len() - PREFIX_LEN - TAG_LEN);
-  let mut plain = body.to_vec();
+  let mut plain = Zeroizing::new(body.to_vec());
   key
     .cipher()
     .decrypt_in_place_detached(nonce, aad, &mut plain, Tag::from_slice(tag))
     .map_err(|_| decrypt_err(format!("authentication failed with key {id}: wrong key or tampered data")))?;
   Ok(plain)
+}
+
+/// A plain archive read by a store that has keys: refused unless the keyring accepts plain ones.
+pub fn refuse_plain(keys: Option<&Keyring>) -> Result<()> {
+  match keys {
+    Some(keys) if !keys.accept_plain => Err(StoreError::Decrypt(
+      "the stored session is not encrypted and this store requires encryption (run rotate-key, or accept plain \
+       archives while migrating)"
+        .into(),
+    )),
+    _ => Ok(()),
+  }
 }
 
 #[cfg(test)]
@@ -140,7 +155,7 @@ mod tests {
     let by_old = sealed(&old, b"login");
     assert_ne!(&by_old[PREFIX_LEN..PREFIX_LEN + 5], b"login");
     let ring = Keyring::new(new.clone(), vec![old.clone()]);
-    assert_eq!(decrypt(Some(&ring), b"aad", &by_old).unwrap(), b"login");
+    assert_eq!(decrypt(Some(&ring), b"aad", &by_old).unwrap().as_slice(), b"login");
     let only_new = Keyring::new(new, vec![]);
     assert_eq!(decrypt(Some(&only_new), b"aad", &by_old).unwrap_err().code(), "ERR_DECRYPT");
     assert_eq!(decrypt(None, b"aad", &by_old).unwrap_err().code(), "ERR_DECRYPT");

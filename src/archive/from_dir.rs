@@ -33,8 +33,8 @@ fn entry_of(root: &Path, path: &Path, is_dir: bool) -> Result<EntryPath> {
 }
 
 /// Builds the archive of the kept directories under `root`, in name order.
-pub fn pack_dir(root: &Path, opts: &PackOptions) -> Result<Packed> {
-  let mut archive = Builder::new(opts, |why| StoreError::Internal(format!("reading the profile: {why}")))?;
+pub fn pack_dir(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
+  let mut archive = Builder::new(opts, session, |why| StoreError::Internal(format!("reading the profile: {why}")))?;
   for keep in &opts.keep {
     let top = root.join(keep);
     if !top.is_dir() {
@@ -97,11 +97,11 @@ mod tests {
     let dir = profile();
     #[cfg(unix)]
     std::os::unix::fs::symlink("host-1", dir.path().join("SingletonLock")).unwrap();
-    let packed = pack_dir(dir.path(), &PackOptions::default()).unwrap();
+    let packed = pack_dir(dir.path(), &PackOptions::default(), "s").unwrap();
     assert_eq!(packed.header.source_bytes, 0);
     assert_eq!(packed.header.files_bytes, 9 + 16 + 5000);
     let mut out = Cursor::new(Vec::new());
-    write_zip(&packed.bytes, None, &mut out, Path::new("x.zip")).unwrap();
+    write_zip(&packed.bytes, None, "s", &mut out, Path::new("x.zip")).unwrap();
     let mut zip = zip::ZipArchive::new(out).unwrap();
     let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     assert!(names.contains(&"Default/".to_string()), "{names:?}");
@@ -120,13 +120,13 @@ mod tests {
   fn links_inside_kept_directories_are_refused() {
     let dir = profile();
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("Default/IndexedDB/evil")).unwrap();
-    assert_eq!(pack_dir(dir.path(), &PackOptions::default()).unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
+    assert_eq!(pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
   }
 
   #[test]
   fn a_profile_without_kept_directories_is_empty() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("Default/Cache")).unwrap();
-    assert_eq!(pack_dir(dir.path(), &PackOptions::default()).unwrap_err().code(), "ERR_EMPTY_SESSION");
+    assert_eq!(pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err().code(), "ERR_EMPTY_SESSION");
   }
 }

@@ -16,12 +16,12 @@ fn zip_err(e: impl std::fmt::Display) -> StoreError {
 
 /// Builds the archive of the kept directories of a zip. `source_bytes` is the zip's size, kept in the header.
 /// Entries stream from the zip through tar into zstd; only the compressed result is held in memory.
-pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions) -> Result<Packed> {
+pub fn pack_zip<R: Read + Seek>(reader: R, source_bytes: u64, opts: &PackOptions, session: &str) -> Result<Packed> {
   let mut zip = zip::ZipArchive::new(reader).map_err(zip_err)?;
   if zip.len() as u64 > u64::from(opts.limits.max_entries) {
     return Err(StoreError::ArchiveLimit(format!("{} entries, limit {}", zip.len(), opts.limits.max_entries)));
   }
-  let mut archive = Builder::new(opts, StoreError::ZipInvalid)?;
+  let mut archive = Builder::new(opts, session, StoreError::ZipInvalid)?;
   for i in 0..zip.len() {
     let mut file = zip.by_index(i).map_err(zip_err)?;
     let entry = EntryPath::parse(&file.name().map_err(zip_err)?)?;

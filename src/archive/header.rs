@@ -50,9 +50,12 @@ impl Header {
     self.flags & FLAG_ENCRYPTED != 0
   }
 
-  /// What encryption binds the ciphertext to: every field but the payload length (known only after).
-  pub fn associated_data(&self) -> [u8; 36] {
-    self.fields()[..36].try_into().expect("36 bytes")
+  /// What encryption binds the ciphertext to: every field but the payload length (known only after), and the
+  /// session's name, so a blob copied onto another session's key does not decrypt there.
+  pub fn associated_data(&self, session: &str) -> Vec<u8> {
+    let mut aad = self.fields()[..36].to_vec();
+    aad.extend_from_slice(session.as_bytes());
+    aad
   }
 
   /// Total stored size: header plus payload.

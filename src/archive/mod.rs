@@ -85,26 +85,28 @@ fn unix_to_dos(secs: u64) -> zip::DateTime {
 #[cfg(test)]
 pub(crate) mod tests;
 
-/// Checks an archive as far as `keys` allow: the checksum always, and with keys, that an encrypted payload
-/// decrypts (the right key is there and nothing was re-sealed).
-pub fn check(bytes: &[u8], keys: Option<&Keyring>) -> crate::error::Result<Header> {
+/// Checks an archive of `session` as far as `keys` allow: the checksum always, and with keys, that it is
+/// encrypted (or plain archives are accepted) and decrypts (the right key is there and nothing was re-sealed).
+pub fn check(bytes: &[u8], keys: Option<&Keyring>, session: &str) -> crate::error::Result<Header> {
   let (header, payload) = open(bytes)?;
-  if header.encrypted() && keys.is_some() {
-    crypt::decrypt(keys, &header.associated_data(), payload)?;
+  match (header.encrypted(), keys.is_some()) {
+    (true, true) => drop(crypt::decrypt(keys, &header.associated_data(session), payload)?),
+    (false, true) => crypt::refuse_plain(keys)?,
+    _ => {}
   }
   Ok(header)
 }
 
 /// The same archive under `keys`' current key (same fields, `created_ms` included); `None` when it already is.
 /// Plain archives get encrypted, archives under a previous key re-encrypted.
-pub fn reencrypt(bytes: &[u8], keys: &Keyring) -> crate::error::Result<Option<Vec<u8>>> {
+pub fn reencrypt(bytes: &[u8], keys: &Keyring, session: &str) -> crate::error::Result<Option<Vec<u8>>> {
   let (header, payload) = open(bytes)?;
   if header.encrypted() && crypt::key_id(payload).as_deref() == Some(&keys.current().id_hex()) {
     return Ok(None);
   }
   let plain = match header.encrypted() {
-    true => crypt::decrypt(Some(keys), &header.associated_data(), payload)?,
-    false => payload.to_vec(),
+    true => crypt::decrypt(Some(keys), &header.associated_data(session), payload)?,
+    false => zeroize::Zeroizing::new(payload.to_vec()),
   };
   let header = Header {
     version: header::ENCRYPTED_VERSION,
@@ -114,7 +116,7 @@ pub fn reencrypt(bytes: &[u8], keys: &Keyring) -> crate::error::Result<Option<Ve
   };
   let mut out = vec![0u8; HEADER_LEN + crypt::PREFIX_LEN];
   out.extend_from_slice(&plain);
-  let tag = crypt::encrypt(keys.current(), &header.associated_data(), &mut out[HEADER_LEN..])?;
+  let tag = crypt::encrypt(keys.current(), &header.associated_data(session), &mut out[HEADER_LEN..])?;
   out.extend_from_slice(&tag);
   header::seal(&header, &mut out);
   Ok(Some(out))

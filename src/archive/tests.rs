@@ -28,12 +28,12 @@ fn make_zip(items: &[Item]) -> Vec<u8> {
 }
 
 fn pack(zip: &[u8]) -> crate::error::Result<Packed> {
-  pack_zip(Cursor::new(zip), zip.len() as u64, &PackOptions::default())
+  pack_zip(Cursor::new(zip), zip.len() as u64, &PackOptions::default(), "s")
 }
 
 fn unpack(bytes: &[u8]) -> crate::error::Result<Vec<u8>> {
   let mut out = Cursor::new(Vec::new());
-  write_zip(bytes, None, &mut out, std::path::Path::new("out.zip"))?;
+  write_zip(bytes, None, "s", &mut out, std::path::Path::new("out.zip"))?;
   Ok(out.into_inner())
 }
 
@@ -141,13 +141,13 @@ fn bombs_are_refused_by_limit() {
   let zip = make_zip(&[Item::File("Default/IndexedDB/zeros", 0o600, &big)]);
   assert!(zip.len() < 20_000, "the zip is small, {} bytes", zip.len());
   let opts = PackOptions { limits: Limits { max_entries: 100, max_unpacked_bytes: 1 << 20 }, ..Default::default() };
-  let err = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts).unwrap_err();
+  let err = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap_err();
   assert_eq!(err.code(), "ERR_ARCHIVE_LIMIT");
 
   let names: Vec<String> = (0..101).map(|i| format!("Default/IndexedDB/f{i}")).collect();
   let items: Vec<Item> = names.iter().map(|n| Item::File(n, 0o600, b"x")).collect();
   let zip = make_zip(&items);
-  let err = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts).unwrap_err();
+  let err = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap_err();
   assert_eq!(err.code(), "ERR_ARCHIVE_LIMIT");
 }
 
@@ -229,7 +229,7 @@ fn keyring(current: u8, previous: &[u8]) -> std::sync::Arc<Keyring> {
 
 fn unpack_with(bytes: &[u8], keys: &Keyring) -> crate::error::Result<Vec<u8>> {
   let mut out = Cursor::new(Vec::new());
-  write_zip(bytes, Some(keys), &mut out, std::path::Path::new("out.zip"))?;
+  write_zip(bytes, Some(keys), "s", &mut out, std::path::Path::new("out.zip"))?;
   Ok(out.into_inner())
 }
 
@@ -238,26 +238,26 @@ fn encrypted_archives_round_trip_and_hide_their_files() {
   let zip = session_zip();
   let keys = keyring(1, &[]);
   let opts = PackOptions { keys: Some(keys.clone()), ..PackOptions::default() };
-  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts).unwrap();
+  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap();
   assert_eq!((sealed.header.version, sealed.header.encrypted()), (2, true));
   let plain = pack(&zip).unwrap();
   assert_eq!(plain.header.version, 1, "plain archives stay readable by older builds");
   assert_eq!(unpack_with(&sealed.bytes, &keys).unwrap(), unpack(&plain.bytes).unwrap());
   // The ciphertext is not the compressed plaintext, and a second pack uses a fresh nonce.
-  let again = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts).unwrap();
+  let again = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap();
   assert_ne!(sealed.bytes[HEADER_LEN..], again.bytes[HEADER_LEN..]);
-  assert_eq!(check(&sealed.bytes, Some(&keys)).unwrap().entries, plain.header.entries);
-  assert!(check(&sealed.bytes, None).is_ok(), "the checksum holds without the key");
+  assert_eq!(check(&sealed.bytes, Some(&keys), "s").unwrap().entries, plain.header.entries);
+  assert!(check(&sealed.bytes, None, "s").is_ok(), "the checksum holds without the key");
 }
 
 #[test]
 fn a_missing_or_wrong_key_is_err_decrypt() {
   let zip = session_zip();
   let opts = PackOptions { keys: Some(keyring(1, &[])), ..PackOptions::default() };
-  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts).unwrap();
+  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap();
   assert_eq!(unpack(&sealed.bytes).unwrap_err().code(), "ERR_DECRYPT");
   assert_eq!(unpack_with(&sealed.bytes, &keyring(2, &[])).unwrap_err().code(), "ERR_DECRYPT");
-  assert_eq!(check(&sealed.bytes, Some(&keyring(2, &[]))).unwrap_err().code(), "ERR_DECRYPT");
+  assert_eq!(check(&sealed.bytes, Some(&keyring(2, &[])), "s").unwrap_err().code(), "ERR_DECRYPT");
 }
 
 #[test]
@@ -266,10 +266,26 @@ fn reencrypt_moves_plain_and_old_archives_to_the_current_key() {
   let plain = pack(&zip).unwrap();
   let expected = unpack(&plain.bytes).unwrap();
   let (old, new) = (keyring(1, &[]), keyring(2, &[1]));
-  let under_old = reencrypt(&plain.bytes, &old).unwrap().unwrap();
+  let under_old = reencrypt(&plain.bytes, &old, "s").unwrap().unwrap();
   assert_eq!(peek(&under_old).unwrap().created_ms, plain.header.created_ms, "a re-encryption is not a new save");
-  let under_new = reencrypt(&under_old, &new).unwrap().unwrap();
-  assert!(reencrypt(&under_new, &new).unwrap().is_none(), "already under the current key");
+  let under_new = reencrypt(&under_old, &new, "s").unwrap().unwrap();
+  assert!(reencrypt(&under_new, &new, "s").unwrap().is_none(), "already under the current key");
   assert_eq!(unpack_with(&under_new, &keyring(2, &[])).unwrap(), expected);
-  assert_eq!(reencrypt(&under_old, &keyring(3, &[])).unwrap_err().code(), "ERR_DECRYPT");
+  assert_eq!(reencrypt(&under_old, &keyring(3, &[]), "s").unwrap_err().code(), "ERR_DECRYPT");
+}
+
+#[test]
+fn a_keyed_store_refuses_plain_archives_and_blobs_of_other_sessions() {
+  let zip = session_zip();
+  let plain = pack(&zip).unwrap();
+  let keys = keyring(1, &[]);
+  assert_eq!(unpack_with(&plain.bytes, &keys).unwrap_err().code(), "ERR_DECRYPT", "anyone can seal a plain one");
+  assert_eq!(check(&plain.bytes, Some(&keys), "s").unwrap_err().code(), "ERR_DECRYPT");
+  let mut lenient = (*keys).clone();
+  lenient.accept_plain = true;
+  assert!(unpack_with(&plain.bytes, &lenient).is_ok(), "while migrating, if asked");
+
+  let opts = PackOptions { keys: Some(keys.clone()), ..PackOptions::default() };
+  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap();
+  assert_eq!(check(&sealed.bytes, Some(&keys), "other").unwrap_err().code(), "ERR_DECRYPT", "bound to its session");
 }

@@ -18,6 +18,7 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 pub fn write_zip<W: Write + Seek>(
   archive: &[u8],
   keys: Option<&Keyring>,
+  session: &str,
   out: W,
   target: &std::path::Path,
 ) -> Result<Header> {
@@ -25,10 +26,13 @@ pub fn write_zip<W: Write + Seek>(
   let plain;
   let payload = match header.encrypted() {
     true => {
-      plain = crypt::decrypt(keys, &header.associated_data(), payload)?;
+      plain = crypt::decrypt(keys, &header.associated_data(session), payload)?;
       &plain[..]
     }
-    false => payload,
+    false => {
+      crypt::refuse_plain(keys)?;
+      payload
+    }
   };
   let write_err = |e: zip::result::ZipError| match e {
     zip::result::ZipError::Io(io) => StoreError::io("write", target)(io),

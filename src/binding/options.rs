@@ -54,6 +54,9 @@ pub struct EncryptionOptions {
   pub key: String,
   /// Older keys, still accepted for reading while `wwebjs-rust-store rotate-key` moves sessions to `key`.
   pub previous_keys: Option<Vec<String>>,
+  /// Also read unencrypted sessions (stored before the key was set) until `rotate-key` has run. Default false:
+  /// a plain archive is refused with ERR_DECRYPT, since anyone who can write to a tier can make one.
+  pub accept_plain: Option<bool>,
 }
 
 /// A low-disk alert. The body is `{ event: 'low_disk', path, free_bytes, total_bytes, min_free_bytes, at }`.
@@ -143,10 +146,11 @@ impl From<&RustStoreOptions<'_>> for Settings {
         check_interval_ms: d.check_interval_ms,
         repeat_interval_ms: d.repeat_interval_ms,
       }),
-      encryption: o
-        .encryption
-        .as_ref()
-        .map(|e| EncryptionSettings { key: e.key.clone(), previous_keys: e.previous_keys.clone().unwrap_or_default() }),
+      encryption: o.encryption.as_ref().map(|e| EncryptionSettings {
+        key: e.key.clone(),
+        previous_keys: e.previous_keys.clone().unwrap_or_default(),
+        accept_plain: e.accept_plain.unwrap_or(false),
+      }),
     }
   }
 }

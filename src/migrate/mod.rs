@@ -167,7 +167,8 @@ async fn import(
     return Err(StoreError::InvalidOption { name: "name", reason });
   }
   let (source, pack) = (out.source.clone(), store.pack_options().clone());
-  let packed = blocking::run(move || archive::pack_dir(&source, &pack)).await?;
+  let session = key.to_string();
+  let packed = blocking::run(move || archive::pack_dir(&source, &pack, &session)).await?;
   out.stored_bytes = Some(packed.bytes.len() as u64);
   if !opts.execute {
     return Ok(());

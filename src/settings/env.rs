@@ -89,7 +89,8 @@ pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
     if let Some(key) = var("SESSION_ENCRYPTION_KEY") {
       let previous = var("SESSION_ENCRYPTION_PREVIOUS_KEYS").unwrap_or_default();
       let previous_keys = previous.split([',', ' ', '\n']).filter(|k| !k.is_empty()).map(str::to_owned).collect();
-      options.encryption = Some(EncryptionSettings { key, previous_keys });
+      let accept_plain = flag("SESSION_ENCRYPTION_ACCEPT_PLAIN")?.unwrap_or(false);
+      options.encryption = Some(EncryptionSettings { key, previous_keys, accept_plain });
     }
   }
   if options.dir.is_none() {

@@ -38,6 +38,8 @@ pub struct Settings {
 pub struct EncryptionSettings {
   pub key: String,
   pub previous_keys: Vec<String>,
+  /// Read unencrypted archives too (between setting a key and running `rotate-key`).
+  pub accept_plain: bool,
 }
 
 #[derive(Clone, Default)]
@@ -137,7 +139,9 @@ impl Settings {
     if let Some(e) = &self.encryption {
       let current = Key::from_base64("encryption.key", &e.key)?;
       let previous = e.previous_keys.iter().map(|k| Key::from_base64("encryption.previousKeys", k));
-      pack.keys = Some(Arc::new(Keyring::new(current, previous.collect::<Result<_>>()?)));
+      let mut keyring = Keyring::new(current, previous.collect::<Result<_>>()?);
+      keyring.accept_plain = e.accept_plain;
+      pack.keys = Some(Arc::new(keyring));
     }
     Ok(pack)
   }

@@ -58,7 +58,8 @@ impl Store {
   /// are refused until it takes the lease again).
   pub async fn renew_lease(&self, session: &str, token: &str, ttl: Duration) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
-    if self.leases()?.renew(&key, token, ttl).await? {
+    let lost_here = self.held(&key) == Some(None);
+    if !lost_here && self.leases()?.renew(&key, token, ttl).await? {
       return Ok(());
     }
     if self.held_token(&key).as_deref() == Some(token) {

@@ -40,7 +40,7 @@ pub struct SessionInfo {
   pub header: Header,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
   primary: Option<Arc<dyn Tier>>,
   backups: Option<Backups>,
@@ -50,6 +50,13 @@ pub struct Store {
   save_locks: Arc<KeyLocks>,
   /// Leases this store took, by token (`None` once lost): its saves of those sessions are fenced by them.
   held: Arc<std::sync::Mutex<std::collections::HashMap<SessionKey, Option<String>>>>,
+}
+
+/// Tiers and settings only: lease tokens stay out of logs.
+impl std::fmt::Debug for Store {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.debug_struct("Store").field("primary", &self.primary).field("backups", &self.backups).finish_non_exhaustive()
+  }
 }
 
 pub(crate) fn cwd() -> Result<PathBuf> {
@@ -134,10 +141,11 @@ impl Store {
     let config = self.config.clone();
     let packed = blocking::run(move || {
       let path = locate_zip(&arg, &candidates)?;
-      let packed = pack_file(&path, &config.pack)?;
+      let session = arg.key.as_str();
+      let packed = pack_file(&path, &config.pack, session)?;
       // Never store more than the zip: the fast default loses to deflate on some data; a strong level wins.
       if packed.header.stored_bytes() > packed.header.source_bytes && config.pack.level < archive::STRONG_LEVEL {
-        let strong = pack_file(&path, &PackOptions { level: archive::STRONG_LEVEL, ..config.pack.clone() })?;
+        let strong = pack_file(&path, &PackOptions { level: archive::STRONG_LEVEL, ..config.pack.clone() }, session)?;
         return Ok(if strong.bytes.len() < packed.bytes.len() { strong } else { packed });
       }
       Ok(packed)
@@ -226,7 +234,8 @@ impl Store {
         _ => {}
       }
     }
-    primary.put(key, bytes).await?;
+    // Fenced like a save: a store that lost its lease writes nothing, not even a restore.
+    self.put_primary(primary, key, bytes).await?;
     Ok(true)
   }
 
@@ -236,8 +245,8 @@ impl Store {
     let key = SessionArg::parse(session)?.key;
     let bytes = self.fetch(&key).await?;
     let target = cwd()?.join(path);
-    let keys = self.config.pack.keys.clone();
-    let header = blocking::run(move || write_zip_file(&bytes, keys.as_deref(), &target)).await?;
+    let (keys, session) = (self.config.pack.keys.clone(), key.to_string());
+    let header = blocking::run(move || write_zip_file(&bytes, keys.as_deref(), &session, &target)).await?;
     Ok(SessionInfo { key, header })
   }
 
@@ -338,17 +347,17 @@ impl Store {
   }
 }
 
-fn pack_file(path: &Path, opts: &PackOptions) -> Result<archive::Packed> {
+fn pack_file(path: &Path, opts: &PackOptions, session: &str) -> Result<archive::Packed> {
   let file = std::fs::File::open(path).map_err(StoreError::io("open", path))?;
   let size = file.metadata().map_err(StoreError::io("stat", path))?.len();
-  archive::pack_zip(BufReader::new(file), size, opts)
+  archive::pack_zip(BufReader::new(file), size, opts, session)
 }
 
-fn write_zip_file(bytes: &[u8], keys: Option<&archive::Keyring>, target: &Path) -> Result<Header> {
+fn write_zip_file(bytes: &[u8], keys: Option<&archive::Keyring>, session: &str, target: &Path) -> Result<Header> {
   if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
     std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
   }
-  atomic_write(target, |file| archive::write_zip(bytes, keys, std::io::BufWriter::new(file), target))
+  atomic_write(target, |file| archive::write_zip(bytes, keys, session, std::io::BufWriter::new(file), target))
 }
 
 #[cfg(test)]

@@ -30,10 +30,12 @@ impl Store {
       done.primary = transfer(primary.list().await?, concurrency, progress.as_ref(), |key| async move {
         let _turn = self.save_locks.of(&key).lock_owned().await;
         let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
-        let Some(fresh) = archive::reencrypt(&bytes, keys)? else { return Ok(None) };
+        let Some(fresh) = archive::reencrypt(&bytes, keys, key.as_str())? else { return Ok(None) };
         let len = fresh.len() as u64;
-        primary.put(&key, fresh).await?;
-        Ok(Some(len))
+        // Only over the copy that was read: a save (or delete) by another process meanwhile wins, and the
+        // session counts as skipped (its new copy is under whatever key that process writes with).
+        let replaced = primary.replace_if(&key, &bytes[..archive::HEADER_LEN], fresh).await?;
+        Ok(replaced.then_some(len))
       })
       .await;
     }
@@ -45,7 +47,7 @@ impl Store {
         let mut written = 0;
         for version in index.get(&key).into_iter().flatten() {
           let Some(bytes) = backups.read(version).await? else { continue };
-          if let Some(fresh) = archive::reencrypt(&bytes, keys)? {
+          if let Some(fresh) = archive::reencrypt(&bytes, keys, key.as_str())? {
             written += fresh.len() as u64;
             // In place: the version keeps its name (its time) and is replaced whole.
             backups.rewrite(version, fresh).await?;

@@ -173,7 +173,15 @@ impl Leases for LocalDirTier {
   }
 
   async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
-    self.acquire(key, token, ttl).await.map(|ok| ok && self.holds(key, token))
+    // Like Redis: an expired lease is gone, even if nobody took it since.
+    let mut leases = process_leases();
+    match leases.get_mut(&(self.dir.clone(), key.clone())) {
+      Some((t, until)) if t == token && *until > Instant::now() => {
+        *until = Instant::now() + ttl;
+        Ok(true)
+      }
+      _ => Ok(false),
+    }
   }
 
   async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {

@@ -37,6 +37,15 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   async fn list(&self) -> Result<Vec<SessionKey>>;
   /// What it is, for stats and messages: `dir`, `redis`.
   fn kind(&self) -> &'static str;
+  /// Replaces the value only if it still starts with `expected` (the header read before: it holds the checksum
+  /// of the whole archive), keeping its expiry; `false` (nothing written) if it changed or went away. Atomic
+  /// where the tier can do it (Redis); elsewhere checked just before the write.
+  async fn replace_if(&self, key: &SessionKey, expected: &[u8], bytes: Vec<u8>) -> Result<bool> {
+    match self.head(key, expected.len()).await? {
+      Some(head) if head == expected => self.put(key, bytes).await.map(|()| true),
+      _ => Ok(false),
+    }
+  }
   /// Leases and fenced writes, where the tier can hold them.
   fn leases(&self) -> Option<&dyn Leases> {
     None

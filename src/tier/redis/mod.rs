@@ -46,6 +46,10 @@ impl RedisTier {
       // Only the error kind: the error text could quote the URL, password included.
       url.into_connection_info().map_err(|e| invalid("redis.url", format!("{}: {:?}", redact(url), e.kind())))?;
     }
+    // The lease key is `{<session key>}:lease`; braces in the prefix would move it to another Cluster slot.
+    if config.prefix.contains(['{', '}']) {
+      return Err(invalid("redis.prefix", "must not contain { or }".into()));
+    }
     Ok(Self { endpoint: config.endpoint(), config, conn: OnceCell::new() })
   }
 
@@ -149,6 +153,11 @@ impl Tier for RedisTier {
     "redis"
   }
 
+  async fn replace_if(&self, key: &SessionKey, expected: &[u8], bytes: Vec<u8>) -> Result<bool> {
+    let end = expected.len().saturating_sub(1).to_string();
+    self.script(REPLACE_IF, &[self.key(key)], &[expected, &bytes, end.as_bytes()]).await
+  }
+
   fn leases(&self) -> Option<&dyn Leases> {
     Some(self)
   }
@@ -161,6 +170,8 @@ const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) \
 const RENEW: &str =
   "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end return 0";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0";
+const REPLACE_IF: &str = "if redis.call('GETRANGE', KEYS[1], 0, ARGV[3]) ~= ARGV[1] then return 0 end \
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1";
 const PUT_FENCED: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
   if ARGV[3] == '0' then redis.call('SET', KEYS[2], ARGV[2]) else redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end \
   return 1";
