@@ -96,6 +96,11 @@ impl<'a> Builder<'a> {
 
   /// Seals what was added. `source_bytes`: the size of what it was made from (0 if not a zip).
   pub fn finish(self, source_bytes: u64) -> Result<Packed> {
+    self.finish_at(source_bytes, now_ms())
+  }
+
+  /// As `finish`, with the save time given (a rebuilt copy keeps the time of the save it holds).
+  pub fn finish_at(self, source_bytes: u64, created_ms: u64) -> Result<Packed> {
     if self.files == 0 {
       return Err(StoreError::EmptySession(self.opts.keep.join(", ")));
     }
@@ -113,7 +118,7 @@ impl<'a> Builder<'a> {
       entries: self.entries,
       files_bytes: self.files_bytes,
       source_bytes,
-      created_ms: now_ms(),
+      created_ms,
       payload_len: (bytes.len() - HEADER_LEN + tag_len) as u64,
     };
     if let Some(keys) = keys {

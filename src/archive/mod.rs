@@ -5,6 +5,7 @@
 
 mod builder;
 pub mod crypt;
+mod entries;
 mod entry;
 mod from_dir;
 mod from_zip;
@@ -12,6 +13,7 @@ mod header;
 mod to_zip;
 
 pub use crypt::{Key, Keyring};
+pub use entries::{pack_entries, read_entries, Data, Entry};
 pub use entry::{default_keep, parse_keep, EntryPath};
 pub use from_dir::pack_dir;
 pub use from_zip::pack_zip;

@@ -1,48 +1,5 @@
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
-use async_trait::async_trait;
-
 use super::*;
-use crate::error::StoreError;
-use crate::tier::ObjectMeta;
-
-/// An object tier in memory, to test the policy alone; S3 itself is tested against a real server in __test__.
-#[derive(Debug, Default)]
-struct Memory {
-  objects: Mutex<BTreeMap<String, Vec<u8>>>,
-  fail_puts: Mutex<bool>,
-}
-
-#[async_trait]
-impl ObjectTier for Memory {
-  async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-    Ok(self.objects.lock().unwrap().get(key).cloned())
-  }
-  async fn head(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
-    Ok(self.objects.lock().unwrap().get(key).map(|v| v[..len.min(v.len())].to_vec()))
-  }
-  async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-    if *self.fail_puts.lock().unwrap() {
-      return Err(StoreError::Backend { code: "ERR_S3_UNAVAILABLE", reason: "down".into() });
-    }
-    self.objects.lock().unwrap().insert(key.to_owned(), bytes);
-    Ok(())
-  }
-  async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-    let objects = self.objects.lock().unwrap();
-    let found = objects.iter().filter(|(k, _)| k.starts_with(prefix));
-    Ok(found.map(|(k, v)| ObjectMeta { key: k.clone(), size: v.len() as u64 }).collect())
-  }
-  fn kind(&self) -> &'static str {
-    "memory"
-  }
-  async fn delete(&self, keys: &[String]) -> Result<()> {
-    let mut objects = self.objects.lock().unwrap();
-    keys.iter().for_each(|k| drop(objects.remove(k)));
-    Ok(())
-  }
-}
+use crate::tier::memory::Memory;
 
 fn sealed(n: u8) -> Vec<u8> {
   let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -89,9 +46,9 @@ async fn a_damaged_newest_version_falls_back_to_an_older_good_one() {
   let good = sealed(1);
   backups.write(&key("s"), good.clone(), 1).await.unwrap();
   let newest = backups.write(&key("s"), sealed(2), 2).await.unwrap();
-  memory.objects.lock().unwrap().get_mut(&newest).unwrap().truncate(50);
+  memory.objects.lock().unwrap().get_mut(&newest).unwrap().0.truncate(50);
   assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), good);
-  memory.objects.lock().unwrap().values_mut().for_each(|v| v.truncate(50));
+  memory.objects.lock().unwrap().values_mut().for_each(|(v, _)| v.truncate(50));
   assert_eq!(backups.newest_good(&key("s")).await.unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
   assert_eq!(backups.newest_good(&key("nothing")).await.unwrap(), None);
 }

@@ -3,6 +3,8 @@
 
 mod lease;
 mod local;
+#[cfg(test)]
+pub(crate) mod memory;
 mod redis;
 mod s3;
 
@@ -21,6 +23,8 @@ use crate::session::SessionKey;
 pub struct ObjectMeta {
   pub key: String,
   pub size: u64,
+  /// Last written, ms since the Unix epoch (0 if the tier does not say).
+  pub modified_ms: u64,
 }
 
 #[async_trait]

@@ -191,7 +191,8 @@ impl ObjectTier for S3Tier {
       let page = page.map_err(|e| self.error("list", e))?;
       keys.extend(page.contents().iter().filter_map(|o| {
         let key = o.key()?.strip_prefix(self.config.prefix.as_str())?.to_owned();
-        Some(ObjectMeta { key, size: o.size().unwrap_or(0).max(0) as u64 })
+        let modified_ms = o.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0).max(0) as u64;
+        Some(ObjectMeta { key, size: o.size().unwrap_or(0).max(0) as u64, modified_ms })
       }));
     }
     keys.sort_by(|a, b| a.key.cmp(&b.key));

@@ -1,0 +1,70 @@
+//! An object tier in memory, to test policies alone; S3 itself is tested against a real server in __test__.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{ObjectMeta, ObjectTier};
+use crate::error::{Result, StoreError};
+
+#[derive(Debug, Default)]
+pub struct Memory {
+  /// Key → (bytes, written at ms).
+  pub objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
+  /// Puts fail while set; after this many more puts succeed, when `Some(n)`.
+  pub fail_puts: Mutex<bool>,
+  pub puts_left: Mutex<Option<usize>>,
+  /// Bytes put so far: what a backup uploaded.
+  pub put_bytes: Mutex<u64>,
+}
+
+impl Memory {
+  pub fn bytes(&self, key: &str) -> Option<Vec<u8>> {
+    self.objects.lock().unwrap().get(key).map(|(v, _)| v.clone())
+  }
+
+  /// Makes every object look `ms` older (for grace periods).
+  pub fn age(&self, ms: u64) {
+    self.objects.lock().unwrap().values_mut().for_each(|(_, at)| *at = at.saturating_sub(ms));
+  }
+}
+
+fn now_ms() -> u64 {
+  std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[async_trait]
+impl ObjectTier for Memory {
+  async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    Ok(self.bytes(key))
+  }
+  async fn head(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
+    Ok(self.bytes(key).map(|v| v[..len.min(v.len())].to_vec()))
+  }
+  async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+    let mut left = self.puts_left.lock().unwrap();
+    if *self.fail_puts.lock().unwrap() || *left == Some(0) {
+      return Err(StoreError::Backend { code: "ERR_S3_UNAVAILABLE", reason: "down".into() });
+    }
+    if let Some(n) = left.as_mut() {
+      *n -= 1;
+    }
+    *self.put_bytes.lock().unwrap() += bytes.len() as u64;
+    self.objects.lock().unwrap().insert(key.to_owned(), (bytes, now_ms()));
+    Ok(())
+  }
+  async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    let objects = self.objects.lock().unwrap();
+    let found = objects.iter().filter(|(k, _)| k.starts_with(prefix));
+    Ok(found.map(|(k, (v, at))| ObjectMeta { key: k.clone(), size: v.len() as u64, modified_ms: *at }).collect())
+  }
+  fn kind(&self) -> &'static str {
+    "memory"
+  }
+  async fn delete(&self, keys: &[String]) -> Result<()> {
+    let mut objects = self.objects.lock().unwrap();
+    keys.iter().for_each(|k| drop(objects.remove(k)));
+    Ok(())
+  }
+}
