@@ -89,6 +89,25 @@ async function makeInputs(root) {
   return inputs
 }
 
+/** p50 of writing `bytes` to a temp file, fsync, rename, fsync the directory: what a durable replace costs here. */
+function fsyncCostMs(dir, bytes, n = 20) {
+  const times = []
+  for (let i = 0; i < n; i++) {
+    const start = performance.now()
+    const tmp = path.join(dir, `.fsync-${i}`)
+    const fd = fs.openSync(tmp, 'w')
+    fs.writeSync(fd, bytes)
+    fs.fsyncSync(fd)
+    fs.closeSync(fd)
+    fs.renameSync(tmp, path.join(dir, 'fsync-probe'))
+    const dfd = fs.openSync(dir, 'r')
+    fs.fsyncSync(dfd)
+    fs.closeSync(dfd)
+    times.push(performance.now() - start)
+  }
+  return times.sort((a, b) => a - b)[n >> 1]
+}
+
 /** Forks worker.mjs for one job; a crash or timeout becomes `{ failed }`. */
 function runWorker(config) {
   fs.mkdirSync(config.ctx.workDir, { recursive: true })
@@ -139,8 +158,9 @@ async function main() {
       restore = await runWorker({ job: 'restoreAll', ctx: await ctxFor('restore'), inputs, plan: PLAN })
     }
 
+    const fsyncMs = fsyncCostMs(root, Buffer.alloc(inputs.small.keptBytes, 1))
     const runtimeS = (performance.now() - started) / 1000
-    const report = render({ inputs, results, baseline, restore, runtimeS, redisVersion: sh('redis-server', ['--version']) })
+    const report = render({ inputs, results, baseline, restore, runtimeS, fsyncMs, redisVersion: sh('redis-server', ['--version']) })
     fs.writeFileSync(path.join(here, 'results.md'), report.markdown)
     fs.writeFileSync(path.join(here, 'chart.svg'), report.svg)
     console.log(`\n${report.targets}\nwrote bench/results.md and bench/chart.svg in ${runtimeS.toFixed(0)} s`)
@@ -167,11 +187,12 @@ const LABELS = {
 /**
  * A figure of every contender with its ratios: to the floor (the better of the two raw baselines) and to the
  * best alternative (the better of the seed store and wwebjs-aws-s3). `get(name)` returns a number or undefined
- * (failed); `higher` says that more is better (throughput).
+ * (failed); `higher` says that more is better (throughput); `reference(name)` gives the floor's and the
+ * alternatives' figure when it is read elsewhere (stored bytes kept in another system).
  */
-function figure(get, format, higher = false) {
+function figure(get, format, higher = false, reference = get) {
   const better = (a, b) => (higher ? Math.max(a, b) : Math.min(a, b))
-  const pick = (pred) => CONTENDERS.filter(pred).map((c) => get(c.name)).filter(Number.isFinite).reduce(better, higher ? -Infinity : Infinity)
+  const pick = (pred) => CONTENDERS.filter(pred).map((c) => reference(c.name)).filter(Number.isFinite).reduce(better, higher ? -Infinity : Infinity)
   const floor = pick((c) => c.floor)
   const alt = pick((c) => c.alt)
   return (name) => {
@@ -190,7 +211,7 @@ function table(header, rows, left = 1) {
 
 const failure = (x) => x?.failed
 
-function render({ inputs, results, baseline, restore, runtimeS, redisVersion }) {
+function render({ inputs, results, baseline, restore, runtimeS, fsyncMs, redisVersion }) {
   const cell = (name, size, c) => (failure(results[name]) ? results[name] : results[name]?.cells?.[size]?.[c]) ?? { failed: 'not run' }
   const num = (pick) => (x) => (failure(x) ? undefined : pick(x))
   const pkg = (name) => JSON.parse(fs.readFileSync(path.join(here, '..', 'node_modules', name, 'package.json'), 'utf8')).version
@@ -210,6 +231,12 @@ function render({ inputs, results, baseline, restore, runtimeS, redisVersion }) 
   md.push('Every contender runs in its own Node process against the same redis-server and moto S3 server on loopback. Every extract is checked: RustStore writes its own zip, so its files are unzipped and compared with the profile\'s; every other store must hand back the very bytes it was given. A contender that errs or returns wrong bytes shows as FAILED.')
   md.push('')
   md.push('Contenders: **RustStore embedded** (`{ dir }`), **RustStore Redis** (`{ redis: { url } }`), **RustStore Redis + S3 every save** (`backupIntervalMs: 0`); **seed\'s JS Redis store** (bench/contenders/seed-redis-store.js: readFile, `zlib.gzipSync`, `SETEX`; `GET`, `gunzipSync`, writeFile); **wwebjs-aws-s3** (its `AwsS3Store` with an `S3Client`: HEAD + DELETE + PUT per save, GET per extract); and the floors, **raw ioredis** `SET`/`GET` and **raw S3** `PutObject`/`GetObject` of the zip bytes (each with the readFile/writeFile every file-in, file-out store needs; no checks, no fsync).')
+  md.push('')
+  md.push('Reading these numbers:')
+  md.push('')
+  md.push(`- **Durability differs.** RustStore writes every file it leaves behind through a temp file, fsync, rename and a directory fsync: the embedded tier's archive on save, and the zip on every extract. The JS stores and the floors never fsync. On this machine one such durable replace of a small profile's size costs ${fsyncMs.toFixed(1)} ms (p50, measured at the end of the run).`)
+  md.push('- **moto is not S3.** It is a Python mock on loopback, sharing the 2 cores: an S3 request costs it a few ms of CPU, where AWS S3 adds tens of ms of latency per request and no CPU here. The S3 figures rank the clients\' work against moto, not S3.')
+  md.push('- **Where the CPU work runs.** RustStore unpacks, repacks (zstd) and checksums on Rust worker threads; the seed store gzips on the JS thread; the floors do no work beyond copying. That is why the rankings change between c = 1 and c = 64.')
   md.push('')
   md.push('Ratios in parentheses: **(× floor · × best alternative)**, where the floor is the better of the two raw baselines and the best alternative the better of the seed store and wwebjs-aws-s3, per figure. For times below 1 is better; for rates above 1 is better.')
   md.push('')
@@ -257,11 +284,20 @@ function render({ inputs, results, baseline, restore, runtimeS, redisVersion }) 
   md.push('`perf_hooks.monitorEventLoopDelay({ resolution: 1 })` in the contender\'s process while 100 first saves of distinct sessions run at once. Values are the intervals between 1 ms timer ticks, so an idle loop reads ~1 ms; "idle" is the same process at rest for 0.5 s (the machine\'s own noise). ms.')
   md.push('')
   const loop = (name) => (failure(results[name]) ? undefined : results[name]?.loop)
+  const during = (size, pick) => (n) => num(pick)(loop(n)?.[size] ?? { failed: 1 })
   const loopCols = [
     figure((n) => loop(n)?.idle?.max, ms),
-    ...PLAN.loopSizes.flatMap((size) => [figure((n) => num((x) => x.max)(loop(n)?.[size] ?? { failed: 1 }), ms), figure((n) => num((x) => x.p99)(loop(n)?.[size] ?? { failed: 1 }), ms)]),
+    ...PLAN.loopSizes.flatMap((size) => [figure(during(size, (x) => x.max), ms), figure(during(size, (x) => x.p99), ms)]),
   ]
   md.push(table(['contender', 'idle max', ...PLAN.loopSizes.flatMap((s) => [`${s}: max`, `${s}: p99`])], CONTENDERS.map(({ name }) => [label(name), ...loopCols.map((f) => f(name))])))
+  md.push('')
+  md.push('Where the JS thread\'s time went during those saves (Linux `/proc/self/task/<pid>/schedstat`): *on CPU* is work done on the JS thread (JS, and native code called from it); *queued* is time it was ready to run but both cores were taken, by the store\'s own worker threads or by other processes. A loop that is queued, not busy, is starved rather than blocked. ms.')
+  md.push('')
+  const sched = (size) => (n) => {
+    const x = loop(n)?.[size]
+    return !x || failure(x) || x.jsCpuMs === undefined ? 'FAILED' : `${x.wallMs.toFixed(0)} / ${x.jsCpuMs.toFixed(0)} / ${x.jsQueuedMs.toFixed(0)}`
+  }
+  md.push(table(['contender', ...PLAN.loopSizes.map((s) => `${s}: wall / on CPU / queued`)], CONTENDERS.map(({ name }) => [label(name), ...PLAN.loopSizes.map((s) => sched(s)(name))])))
   md.push('')
 
   md.push('## Stored bytes per session')
@@ -276,8 +312,11 @@ function render({ inputs, results, baseline, restore, runtimeS, redisVersion }) 
     [(s) => s?.dir?.bytes, 'file in dir'],
   ]
   const storedRows = []
+  // Stored bytes compare with what the floors and the alternatives keep, in whichever system they keep it.
+  const payload = (s) => s?.redis?.bytes ?? s?.s3?.bytes ?? s?.dir?.bytes
   for (const [pick, where] of systems) {
-    const cols = SIZES.map((size) => figure((n) => pick(stored(n, size)), kb))
+    const reference = where === 'Redis MEMORY USAGE' ? pick : payload
+    const cols = SIZES.map((size) => figure((n) => pick(stored(n, size)), kb, false, (n) => reference(stored(n, size))))
     for (const { name } of CONTENDERS) {
       if (SIZES.some((size) => pick(stored(name, size)) !== undefined)) storedRows.push([label(name), where, ...cols.map((f) => f(name))])
     }

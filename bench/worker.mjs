@@ -98,16 +98,39 @@ async function cell(contender, size, c, ops, boxMs, used) {
   }
 }
 
+/**
+ * The JS thread's time on a CPU and waiting in the run queue, in ns (Linux schedstat): tells a loop that is
+ * busy (work on the JS thread) from one that is starved (other threads hold both cores).
+ */
+function jsThreadSched() {
+  try {
+    const [run, wait] = fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ').map(Number)
+    return { run, wait }
+  } catch {
+    return null
+  }
+}
+
 /** Event-loop delay while `n` first saves run at once (values include the 1 ms sampling interval). */
 async function loopDelay(contender, size, n) {
   const sessions = names(`loop-${size}`, n)
   const zipPaths = sessions.map((s) => zipFor(size, s))
   const h = monitorEventLoopDelay({ resolution: 1 })
+  const before = jsThreadSched()
+  const start = performance.now()
   h.enable()
   await Promise.all(sessions.map((s, i) => contender.save(s, zipPaths[i])))
   h.disable()
+  const wallMs = performance.now() - start
+  const after = jsThreadSched()
   for (const s of sessions) await contender.remove(s)
-  return { max: h.max / 1e6, p99: h.percentile(99) / 1e6 }
+  return {
+    max: h.max / 1e6,
+    p99: h.percentile(99) / 1e6,
+    wallMs,
+    jsCpuMs: after ? (after.run - before.run) / 1e6 : undefined,
+    jsQueuedMs: after ? (after.wait - before.wait) / 1e6 : undefined,
+  }
 }
 
 async function idleLoop(ms) {
