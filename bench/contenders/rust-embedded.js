@@ -1,0 +1,2 @@
+'use strict'
+module.exports = require('./rust.js').rustContender('embedded', 'RustStore embedded')

@@ -1,0 +1,2 @@
+'use strict'
+module.exports = require('./rust.js').rustContender('redis-s3', 'RustStore Redis + S3')
