@@ -2,6 +2,18 @@
 
 use crate::error::{Result, StoreError};
 
+/// At most one piece of CPU or file work per core at a time. Unbounded, 100 concurrent saves became 100 threads
+/// on 2 cores, starving Node's own thread (up to 750 ms of event-loop delay in `npm run bench`) and multiplying
+/// peak memory by the number of archives in flight.
+fn permits() -> &'static tokio::sync::Semaphore {
+  static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+  PERMITS.get_or_init(|| {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new(cores)
+  })
+}
+
 pub async fn run<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+  let _permit = permits().acquire().await.map_err(|e| StoreError::Internal(format!("worker pool closed: {e}")))?;
   tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Internal(format!("worker task failed: {e}")))?
 }

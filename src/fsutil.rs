@@ -1,21 +1,36 @@
-//! The one way files are replaced here: temp file beside the target, fsync, rename, fsync the directory.
-//! A crash leaves the old file or the new one, never a mix.
+//! How files are replaced here: temp file beside the target, then rename, so a reader sees the old file or the
+//! new one, never a mix. Stored copies are also fsynced (file and directory), so a crash keeps one of them.
 
 use std::fs::File;
 use std::path::Path;
 
 use crate::error::{Result, StoreError};
 
-/// Replaces `target` with what `fill` writes. The temp file is 0600 and starts with `.`, and is removed if
-/// `fill` or any later step fails.
+/// Replaces `target` durably with what `fill` writes. The temp file is 0600 and starts with `.`, and is removed
+/// if `fill` or any later step fails.
 pub fn atomic_write<T>(target: &Path, fill: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+  replace(target, true, fill)
+}
+
+/// Replaces `target` atomically but without fsyncs: for files that live seconds (the zip `extract` hands
+/// RemoteAuth, which unzips and deletes it). After a crash RemoteAuth extracts again; the two fsyncs cost
+/// ~10 ms per extract on a typical disk (`npm run bench`).
+pub fn replace_transient<T>(target: &Path, fill: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+  replace(target, false, fill)
+}
+
+fn replace<T>(target: &Path, durable: bool, fill: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
   let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
   let mut tmp =
     tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(StoreError::io("create temp file in", dir))?;
   let value = fill(tmp.as_file_mut())?;
-  tmp.as_file().sync_all().map_err(StoreError::io("fsync", tmp.path()))?;
+  if durable {
+    tmp.as_file().sync_all().map_err(StoreError::io("fsync", tmp.path()))?;
+  }
   tmp.persist(target).map_err(|e| StoreError::io("rename into", target)(e.error))?;
-  sync_dir(dir)?;
+  if durable {
+    sync_dir(dir)?;
+  }
   Ok(value)
 }
 

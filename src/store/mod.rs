@@ -17,7 +17,7 @@ use crate::archive::{self, Header, PackOptions};
 use crate::backup::Backups;
 use crate::blocking;
 use crate::error::{Result, StoreError};
-use crate::fsutil::atomic_write;
+use crate::fsutil::replace_transient;
 use crate::locks::KeyLocks;
 use crate::scheduler::{BackupStats, Reporter, Scheduler};
 use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
@@ -357,7 +357,7 @@ fn write_zip_file(bytes: &[u8], keys: Option<&archive::Keyring>, session: &str, 
   if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
     std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
   }
-  atomic_write(target, |file| archive::write_zip(bytes, keys, session, std::io::BufWriter::new(file), target))
+  replace_transient(target, |file| archive::write_zip(bytes, keys, session, std::io::BufWriter::new(file), target))
 }
 
 #[cfg(test)]
