@@ -12,21 +12,13 @@ use crate::error::{Result, StoreError};
 pub struct Memory {
   /// Key → (bytes, written at ms).
   pub objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
-  /// Puts fail while set; after this many more puts succeed, when `Some(n)`.
+  /// Puts fail while set.
   pub fail_puts: Mutex<bool>,
-  pub puts_left: Mutex<Option<usize>>,
-  /// Bytes put so far: what a backup uploaded.
-  pub put_bytes: Mutex<u64>,
 }
 
 impl Memory {
   pub fn bytes(&self, key: &str) -> Option<Vec<u8>> {
     self.objects.lock().unwrap().get(key).map(|(v, _)| v.clone())
-  }
-
-  /// Makes every object look `ms` older (for grace periods).
-  pub fn age(&self, ms: u64) {
-    self.objects.lock().unwrap().values_mut().for_each(|(_, at)| *at = at.saturating_sub(ms));
   }
 }
 
@@ -43,14 +35,9 @@ impl ObjectTier for Memory {
     Ok(self.bytes(key).map(|v| v[..len.min(v.len())].to_vec()))
   }
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-    let mut left = self.puts_left.lock().unwrap();
-    if *self.fail_puts.lock().unwrap() || *left == Some(0) {
+    if *self.fail_puts.lock().unwrap() {
       return Err(StoreError::Backend { code: "ERR_S3_UNAVAILABLE", reason: "down".into() });
     }
-    if let Some(n) = left.as_mut() {
-      *n -= 1;
-    }
-    *self.put_bytes.lock().unwrap() += bytes.len() as u64;
     self.objects.lock().unwrap().insert(key.to_owned(), (bytes, now_ms()));
     Ok(())
   }
