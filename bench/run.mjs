@@ -128,6 +128,7 @@ function runWorker(config) {
 
 async function main() {
   const started = performance.now()
+  const loadAtStart = os.loadavg()[0]
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'wwrs-bench-'))
   const servers = await startServers()
   const stop = async () => {
@@ -160,7 +161,8 @@ async function main() {
 
     const fsyncMs = fsyncCostMs(root, Buffer.alloc(inputs.small.keptBytes, 1))
     const runtimeS = (performance.now() - started) / 1000
-    const report = render({ inputs, results, baseline, restore, runtimeS, fsyncMs, redisVersion: sh('redis-server', ['--version']) })
+    const load = { start: loadAtStart, end: os.loadavg()[0] }
+    const report = render({ inputs, results, baseline, restore, runtimeS, fsyncMs, load, redisVersion: sh('redis-server', ['--version']) })
     fs.writeFileSync(path.join(here, 'results.md'), report.markdown)
     fs.writeFileSync(path.join(here, 'chart.svg'), report.svg)
     console.log(`\n${report.targets}\nwrote bench/results.md and bench/chart.svg in ${runtimeS.toFixed(0)} s`)
@@ -211,7 +213,7 @@ function table(header, rows, left = 1) {
 
 const failure = (x) => x?.failed
 
-function render({ inputs, results, baseline, restore, runtimeS, fsyncMs, redisVersion }) {
+function render({ inputs, results, baseline, restore, runtimeS, fsyncMs, load, redisVersion }) {
   const cell = (name, size, c) => (failure(results[name]) ? results[name] : results[name]?.cells?.[size]?.[c]) ?? { failed: 'not run' }
   const num = (pick) => (x) => (failure(x) ? undefined : pick(x))
   const pkg = (name) => JSON.parse(fs.readFileSync(path.join(here, '..', 'node_modules', name, 'package.json'), 'utf8')).version
@@ -226,7 +228,7 @@ function render({ inputs, results, baseline, restore, runtimeS, fsyncMs, redisVe
   md.push(`- Node ${process.version}, ${redisVersion.split(' ').slice(0, 3).join(' ')}, moto_server (S3), ioredis ${pkg('ioredis')}, @aws-sdk/client-s3 ${pkg('@aws-sdk/client-s3')}, wwebjs-aws-s3 ${pkg('wwebjs-aws-s3')}`)
   md.push(`- date ${new Date().toISOString()}, commit ${sh('git', ['rev-parse', '--short', 'HEAD'])}${dirty}, release build of the addon, total runtime ${runtimeS.toFixed(0)} s${quick ? ', **--quick run**' : ''}${only ? `, **only ${only.join(', ')}**` : ''}`)
   md.push('')
-  md.push('**These numbers are noisy:** another engineer was compiling Rust on the same 2 cores during the run. The final numbers will be re-run on a quiet machine.')
+  md.push(`- 1-minute load average ${load.start.toFixed(2)} when the run started (${load.end.toFixed(2)} at its end, the bench's own load). On a shared 2-core VM timings vary between runs by tens of percent: compare contenders within one run, not across runs.`)
   md.push('')
   md.push('Every contender runs in its own Node process against the same redis-server and moto S3 server on loopback. Every extract is checked: RustStore writes its own zip, so its files are unzipped and compared with the profile\'s; every other store must hand back the very bytes it was given. A contender that errs or returns wrong bytes shows as FAILED.')
   md.push('')
