@@ -8,6 +8,7 @@ use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
+use super::Header;
 use crate::error::{Result, StoreError};
 
 pub const KEY_ID_LEN: usize = 8;
@@ -125,8 +126,22 @@ pub fn decrypt(keys: Option<&Keyring>, aad: &[u8], payload: &[u8]) -> Result<Zer
   Ok(plain)
 }
 
+/// The compressed stream of an opened archive of `session`: decrypted when encrypted (`Some`), else `None` (use
+/// the payload as it is), after refusing a plain archive that `keys` do not accept.
+pub fn open_payload(
+  header: &Header,
+  payload: &[u8],
+  keys: Option<&Keyring>,
+  session: &str,
+) -> Result<Option<Zeroizing<Vec<u8>>>> {
+  match header.encrypted() {
+    true => decrypt(keys, &header.associated_data(session), payload).map(Some),
+    false => refuse_plain(keys).map(|()| None),
+  }
+}
+
 /// A plain archive read by a store that has keys: refused unless the keyring accepts plain ones.
-pub fn refuse_plain(keys: Option<&Keyring>) -> Result<()> {
+fn refuse_plain(keys: Option<&Keyring>) -> Result<()> {
   match keys {
     Some(keys) if !keys.accept_plain => Err(StoreError::Decrypt(
       "the stored session is not encrypted and this store requires encryption (run rotate-key, or accept plain \

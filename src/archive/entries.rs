@@ -31,14 +31,8 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 /// The entries of a sealed archive of `session`, in archive order (checksum checked, decrypted with `keys`).
 pub fn read_entries(archive: &[u8], keys: Option<&Keyring>, session: &str) -> Result<(Header, Vec<Entry>)> {
   let (header, payload) = open(archive)?;
-  let plain;
-  let payload = match header.encrypted() {
-    true => {
-      plain = crypt::decrypt(keys, &header.associated_data(session), payload)?;
-      &plain[..]
-    }
-    false => payload,
-  };
+  let plain = crypt::open_payload(&header, payload, keys, session)?;
+  let payload = plain.as_deref().map_or(payload, |p| &p[..]);
   let mut tar = tar::Archive::new(zstd::Decoder::with_buffer(payload).map_err(corrupt)?);
   let mut out = Vec::new();
   for item in tar.entries().map_err(corrupt)? {

@@ -91,10 +91,8 @@ pub(crate) mod tests;
 /// encrypted (or plain archives are accepted) and decrypts (the right key is there and nothing was re-sealed).
 pub fn check(bytes: &[u8], keys: Option<&Keyring>, session: &str) -> crate::error::Result<Header> {
   let (header, payload) = open(bytes)?;
-  match (header.encrypted(), keys.is_some()) {
-    (true, true) => drop(crypt::decrypt(keys, &header.associated_data(session), payload)?),
-    (false, true) => crypt::refuse_plain(keys)?,
-    _ => {}
+  if keys.is_some() {
+    crypt::open_payload(&header, payload, keys, session)?;
   }
   Ok(header)
 }

@@ -23,17 +23,8 @@ pub fn write_zip<W: Write + Seek>(
   target: &std::path::Path,
 ) -> Result<Header> {
   let (header, payload) = open(archive)?;
-  let plain;
-  let payload = match header.encrypted() {
-    true => {
-      plain = crypt::decrypt(keys, &header.associated_data(session), payload)?;
-      &plain[..]
-    }
-    false => {
-      crypt::refuse_plain(keys)?;
-      payload
-    }
-  };
+  let plain = crypt::open_payload(&header, payload, keys, session)?;
+  let payload = plain.as_deref().map_or(payload, |p| &p[..]);
   let write_err = |e: zip::result::ZipError| match e {
     zip::result::ZipError::Io(io) => StoreError::io("write", target)(io),
     other => StoreError::ArchiveCorrupt(other.to_string()),
