@@ -7,6 +7,7 @@ export const require = createRequire(import.meta.url)
 export const { RustStore } = require('../index.js')
 export const { makeProfile, duSync } = require('../support/synthetic-profile.js')
 export const { remoteAuth, waitForFiles } = require('../support/remoteauth.js')
+export const { zipProfile } = require('../support/zip-profile.js')
 
 /** The first answer of `attempt()` that does not throw, trying every 100 ms for up to `tries` times. */
 export async function eventually(attempt, tries = 50) {
@@ -27,20 +28,6 @@ export function tempDir(t) {
   return dir
 }
 
-/** Builds a zip the way RemoteAuth 1.34.7 does (archiver over a staged copy of the kept dirs). */
-export async function zipProfile(profileDir, zipPath) {
-  const archiver = require('archiver')
-  await new Promise((resolve, reject) => {
-    const out = fs.createWriteStream(zipPath)
-    const archive = archiver('zip')
-    out.once('close', resolve)
-    out.once('error', reject)
-    archive.once('error', reject)
-    archive.pipe(out)
-    archive.directory(profileDir, false)
-    archive.finalize()
-  })
-}
 
 /**
  * whatsapp-web.js's own RemoteAuth (package `pkg`) backs a profile up into RustStore, the profile is wiped, a new

@@ -23,7 +23,7 @@ async function webhook(t, status = 204) {
   return { server, received, url: `http://127.0.0.1:${server.address().port}/hooks/disk?token=s3cr3t` }
 }
 
-test('stats() reports the same figures as the CLI for the embedded tier', async (t) => {
+test('stats() reports tiers, sizes, free disk and the embedded tier\'s headroom', async (t) => {
   const root = tempDir(t)
   const store = new RustStore({ dir: path.join(root, 'store'), dataPath: path.join(root, 'auth'), saveErrors: 'reject' })
   const empty = await store.stats()

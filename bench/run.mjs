@@ -14,7 +14,7 @@ import { startServers } from './servers.mjs'
 
 const here = import.meta.dirname
 const require = createRequire(import.meta.url)
-const archiver = require('archiver')
+const { zipProfile } = require('../support/zip-profile.js')
 const { makeProfile } = require('../support/synthetic-profile.js')
 const quick = process.argv.includes('--quick')
 const SIZES = ['small', 'medium', 'large']
@@ -47,22 +47,6 @@ const WORKER_TIMEOUT_MS = 300_000
 
 const sh = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8' }).trim()
 
-/**
- * The zip RemoteAuth 1.34.7 makes: archiver over a folder holding only the kept directories (as
- * __test__/helpers.mjs zipProfile; copied so that the parent process does not load the addon).
- */
-async function zipProfile(profileDir, zipPath) {
-  await new Promise((resolve, reject) => {
-    const out = fs.createWriteStream(zipPath)
-    const archive = archiver('zip')
-    out.once('close', resolve)
-    out.once('error', reject)
-    archive.once('error', reject)
-    archive.pipe(out)
-    archive.directory(profileDir, false)
-    archive.finalize()
-  })
-}
 
 /** Profiles at three sizes, zipped as RemoteAuth zips them, and the `tar | zstd -19` size of the kept files. */
 async function makeInputs(root) {

@@ -1,7 +1,8 @@
 'use strict'
 // The floor over S3: read the zip, PutObject its bytes, GetObject them, write them out.
 const fs = require('node:fs')
-const { S3Client, PutObjectCommand, GetObjectCommand, DeleteObjectCommand } = require('@aws-sdk/client-s3')
+const { PutObjectCommand, GetObjectCommand, DeleteObjectCommand } = require('@aws-sdk/client-s3')
+const { s3Client } = require('./s3-client.js')
 const { s3Bytes } = require('./measure.js')
 
 const PREFIX = 'raw/'
@@ -13,12 +14,7 @@ module.exports = {
   verify: 'zip',
   async setup(ctx) {
     s3 = ctx.s3
-    client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    })
+    client = s3Client(s3)
   },
   async save(session, zipPath) {
     const Body = await fs.promises.readFile(zipPath)

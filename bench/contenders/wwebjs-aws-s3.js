@@ -1,7 +1,8 @@
 'use strict'
 // wwebjs-aws-s3 from npm, configured as its README shows, pointed at the bench's S3 server.
 const path = require('node:path')
-const { S3Client, PutObjectCommand, HeadObjectCommand, GetObjectCommand, DeleteObjectCommand } = require('@aws-sdk/client-s3')
+const { PutObjectCommand, HeadObjectCommand, GetObjectCommand, DeleteObjectCommand } = require('@aws-sdk/client-s3')
+const { s3Client } = require('./s3-client.js')
 const { AwsS3Store } = require('wwebjs-aws-s3')
 const { s3Bytes } = require('./measure.js')
 
@@ -15,12 +16,7 @@ module.exports = {
   verify: 'zip',
   async setup(ctx) {
     s3 = ctx.s3
-    client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    })
+    client = s3Client(s3)
     store = new AwsS3Store({
       bucketName: s3.bucket,
       remoteDataPath: REMOTE_DIR,
