@@ -1,21 +1,34 @@
 //! Versioned backups in an object tier. A version is one sealed archive at `<session>/<ms:013>-<hash8>.wwrs`,
-//! so key order is time order. A new version is written and confirmed before older ones are pruned, and a
-//! restore takes the newest version whose checksum holds: the last good copy is never the one deleted.
+//! or, incremental, a manifest at `<session>/<ms:013>-<hash8>.wwmf` over chunks shared between versions
+//! (`incremental`); key order is time order either way, and a session may hold both kinds. A new version is
+//! written and confirmed before older ones are pruned, and a restore takes the newest version that reads back
+//! whole: the last good copy is never the one deleted.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::archive;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::archive::{self, PackOptions};
+use crate::blocking;
 use crate::error::{Result, StoreError};
+use crate::incremental::{Collected, Manifest, Repo, MANIFEST_EXT};
 use crate::session::SessionKey;
 use crate::tier::{ObjectMeta, ObjectTier};
 
 const EXT: &str = ".wwrs";
 
-#[derive(Debug, Clone)]
-pub struct Backups {
-  tier: Arc<dyn ObjectTier>,
-  keep: usize,
+/// Which versions a prune keeps: the newest `keep`, and any younger than `keep_within_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+  pub keep: usize,
+  pub keep_within_ms: Option<u64>,
+}
+
+impl Default for Retention {
+  fn default() -> Self {
+    Self { keep: 3, keep_within_ms: None }
+  }
 }
 
 /// One backup version of a session.
@@ -25,30 +38,76 @@ pub struct Version {
   pub key: String,
   /// When it was written, in ms since the Unix epoch (never before the save it holds).
   pub ms: u64,
+  /// The object's size (a manifest's own size for an incremental version).
   pub size: u64,
+  /// A manifest over chunks rather than a whole archive.
+  pub incremental: bool,
 }
 
-/// `<13 digits>-<8 hex>.wwrs` → its time; anything else under a session's prefix is not ours and is left alone.
-fn version_ms(name: &str) -> Option<u64> {
-  let (ms, hash) = name.strip_suffix(EXT)?.split_once('-')?;
+/// `<13 digits>-<8 hex>.wwrs` (or `.wwmf`) → its time and whether it is incremental; anything else directly
+/// under a session's prefix is not a version.
+fn version_ms(name: &str) -> Option<(u64, bool)> {
+  let (stem, incremental) = match name.strip_suffix(EXT) {
+    Some(stem) => (stem, false),
+    None => (name.strip_suffix(MANIFEST_EXT)?, true),
+  };
+  let (ms, hash) = stem.split_once('-')?;
   let ours = ms.len() == 13
     && ms.bytes().all(|b| b.is_ascii_digit())
     && hash.len() == 8
     && hash.bytes().all(|b| b.is_ascii_hexdigit());
-  ours.then(|| ms.parse().ok()).flatten()
+  ours.then(|| ms.parse().ok().map(|ms| (ms, incremental))).flatten()
 }
 
 /// `<session>/<version>` → the session and its version, if the key is one of ours.
 fn parse_version(object: ObjectMeta) -> Option<(SessionKey, Version)> {
   let (session, name) = object.key.split_once('/')?;
-  let ms = version_ms(name)?;
+  let (ms, incremental) = version_ms(name)?;
   let session = SessionKey::parse(session).ok()?;
-  Some((session, Version { key: object.key, ms, size: object.size }))
+  Some((session, Version { key: object.key, ms, size: object.size, incremental }))
+}
+
+/// What a backup wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+  pub key: String,
+  /// Bytes sent to the tier: the archive, or the new chunks and the manifest.
+  pub uploaded_bytes: u64,
+}
+
+/// Logical and stored bytes of one session's incremental versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IncrementalUsage {
+  pub versions: u64,
+  /// Sum of every version's file sizes: what whole copies would hold before compression.
+  pub logical_bytes: u64,
+  /// Manifests and chunk objects.
+  pub stored_bytes: u64,
+  /// What each version uploaded when it was written, oldest first.
+  pub uploaded_bytes: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Backups {
+  tier: Arc<dyn ObjectTier>,
+  retention: Retention,
+  /// New versions are written incrementally; both kinds are read either way.
+  incremental: bool,
+  /// Keys and level: incremental versions are rebuilt into archives, and archives taken apart, here.
+  pack: PackOptions,
+  repo: Arc<Repo>,
 }
 
 impl Backups {
+  /// Whole-archive versions, the newest `keep` kept; unencrypted incremental versions are still read.
   pub fn new(tier: Arc<dyn ObjectTier>, keep: usize) -> Self {
-    Self { tier, keep: keep.max(1) }
+    Self::open(tier, Retention { keep, keep_within_ms: None }, false, PackOptions::default())
+  }
+
+  pub fn open(tier: Arc<dyn ObjectTier>, retention: Retention, incremental: bool, pack: PackOptions) -> Self {
+    let repo = Arc::new(Repo::new(tier.clone(), pack.keys.clone(), pack.level));
+    let retention = Retention { keep: retention.keep.max(1), ..retention };
+    Self { tier, retention, incremental, pack, repo }
   }
 
   /// What holds the backups, for stats and messages.
@@ -71,47 +130,116 @@ impl Backups {
     Ok(index)
   }
 
-  /// Replaces one version's bytes (a re-encryption): the object is swapped whole, its name and time stay.
-  pub async fn rewrite(&self, version: &Version, sealed: Vec<u8>) -> Result<()> {
-    self.tier.put(&version.key, sealed).await
-  }
-
-  /// One version's bytes, unchecked; `None` if it went away.
+  /// One version as a sealed archive; `None` if it went away. Whole versions come back as stored (unchecked);
+  /// incremental ones are rebuilt from their chunks, each checked against its name, and sealed under the
+  /// current key.
   pub async fn read(&self, version: &Version) -> Result<Option<Vec<u8>>> {
-    self.tier.get(&version.key).await
+    if !version.incremental {
+      return self.tier.get(&version.key).await;
+    }
+    let session = session_of(version)?;
+    let Some(manifest) = self.repo.manifest(&session, &version.key).await? else { return Ok(None) };
+    let (created_ms, source_bytes) = (manifest.created_ms, manifest.source_bytes);
+    let entries = self.repo.rebuild(&session, manifest).await?;
+    let pack = self.pack.clone();
+    let packed =
+      blocking::run(move || archive::pack_entries(&entries, &pack, session.as_str(), source_bytes, created_ms)).await?;
+    Ok(Some(packed.bytes))
   }
 
-  /// Writes a new version, then prunes all but the newest `keep`. Returns the new version's key. The new
-  /// version always sorts last (a writer whose clock lags gets the newest time + 1), so it is never the one
-  /// pruned and a restore never prefers an older copy over it.
-  pub async fn write(&self, key: &SessionKey, sealed: Vec<u8>, created_ms: u64) -> Result<String> {
+  /// Writes a new version, then prunes what the retention no longer keeps. The new version always sorts last (a
+  /// writer whose clock lags gets the newest time + 1), so it is never the one pruned and a restore never
+  /// prefers an older copy over it.
+  pub async fn write(&self, key: &SessionKey, sealed: Vec<u8>, created_ms: u64) -> Result<Written> {
     let mut versions = self.versions(key).await?;
     let ms = versions.last().map_or(created_ms, |newest| created_ms.max(newest.ms + 1));
     let hash = blake3::hash(&sealed).to_hex();
-    let name = format!("{key}/{ms:013}-{}{EXT}", &hash[..8]);
+    let stem = format!("{key}/{ms:013}-{}", &hash[..8]);
     let size = sealed.len() as u64;
-    self.tier.put(&name, sealed).await?;
-    versions.push(Version { key: name.clone(), ms, size });
+    let written = match self.incremental {
+      false => {
+        let name = format!("{stem}{EXT}");
+        self.tier.put(&name, sealed).await?;
+        Written { key: name, uploaded_bytes: size }
+      }
+      true => self.write_incremental(key, format!("{stem}{MANIFEST_EXT}"), sealed).await?,
+    };
+    versions.push(Version { key: written.key.clone(), ms, size, incremental: self.incremental });
     // Pruning is best effort: the new version is already durable, and the next backup prunes again.
-    if versions.len() > self.keep {
-      let old: Vec<String> = versions[..versions.len() - self.keep].iter().map(|v| v.key.clone()).collect();
-      let _ = self.tier.delete(&old).await;
-    }
-    Ok(name)
+    let _ = self.prune(key, versions).await;
+    Ok(written)
   }
 
-  /// The newest version whose checksum holds, skipping damaged ones. `Ok(None)` when there is no version;
-  /// an error when there are versions and none of them is good.
+  /// Takes an archive apart into chunks and writes them and a manifest at `name`.
+  async fn write_incremental(&self, key: &SessionKey, name: String, sealed: Vec<u8>) -> Result<Written> {
+    let (keys, session) = (self.pack.keys.clone(), key.clone());
+    let (header, entries) =
+      blocking::run(move || archive::read_entries(&sealed, keys.as_deref(), session.as_str())).await?;
+    let done = self.repo.write(key, &name, entries, header.created_ms, header.source_bytes).await?;
+    Ok(Written { key: name, uploaded_bytes: done.uploaded_bytes })
+  }
+
+  /// Deletes the versions `retention` does not keep (never the newest), then the chunks no manifest needs.
+  async fn prune(&self, key: &SessionKey, versions: Vec<Version>) -> Result<()> {
+    let newest = versions.last().map_or(0, |v| v.ms);
+    let keep_from = versions.len().saturating_sub(self.retention.keep);
+    let within = |v: &Version| self.retention.keep_within_ms.is_some_and(|age| newest.saturating_sub(v.ms) <= age);
+    let old: Vec<&Version> = versions[..keep_from].iter().filter(|v| !within(v)).collect();
+    if old.is_empty() {
+      return Ok(());
+    }
+    let manifests_gone = old.iter().any(|v| v.incremental);
+    self.tier.delete(&old.iter().map(|v| v.key.clone()).collect::<Vec<_>>()).await?;
+    if manifests_gone {
+      self.repo.collect(key).await?;
+    }
+    Ok(())
+  }
+
+  /// Deletes the chunks of `key` that no version references (left by pruned versions, or by a backup that
+  /// failed before its manifest).
+  pub async fn collect(&self, key: &SessionKey) -> Result<Collected> {
+    self.repo.collect(key).await
+  }
+
+  /// Re-encrypts one version under the current key, keeping its name (its time); `None` when it already is (or
+  /// went away). Incremental versions are chunked afresh (new names under the new key); the old chunks go at the
+  /// next collection.
+  pub async fn rekey(&self, version: &Version) -> Result<Option<u64>> {
+    let keys = self.pack.keys.as_deref().ok_or_else(|| StoreError::Internal("rekey without keys".into()))?;
+    let session = session_of(version)?;
+    if !version.incremental {
+      let Some(bytes) = self.tier.get(&version.key).await? else { return Ok(None) };
+      let Some(fresh) = archive::reencrypt(&bytes, keys, session.as_str())? else { return Ok(None) };
+      let len = fresh.len() as u64;
+      self.tier.put(&version.key, fresh).await?;
+      return Ok(Some(len));
+    }
+    let Some(bytes) = self.tier.get(&version.key).await? else { return Ok(None) };
+    if Manifest::key_id(&bytes).as_deref() == Some(&keys.current().id_hex()) {
+      return Ok(None);
+    }
+    let Some(sealed) = self.read(version).await? else { return Ok(None) };
+    let written = self.write_incremental(&session, version.key.clone(), sealed).await?;
+    let _ = self.repo.collect(&session).await;
+    Ok(Some(written.uploaded_bytes))
+  }
+
+  /// The newest version that reads back whole, skipping damaged ones. `Ok(None)` when there is no version; an
+  /// error when there are versions and none of them is good.
   pub async fn newest_good(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
     let versions = self.versions(key).await?;
     for version in versions.iter().rev() {
-      if let Some(bytes) = self.read(version).await? {
-        match archive::open(&bytes) {
+      match self.read(version).await {
+        Ok(Some(bytes)) => match archive::open(&bytes) {
           Ok(_) => return Ok(Some(bytes)),
           // Newer than this build: an upgrade is due, and an older version is not the newest good copy.
           Err(err @ StoreError::ArchiveVersion(_)) => return Err(err),
           Err(_) => {}
-        }
+        },
+        Ok(None) | Err(StoreError::ArchiveCorrupt(_)) => {}
+        // A version this build cannot read, a missing key, an unreachable tier: not a reason to go back in time.
+        Err(err) => return Err(err),
       }
     }
     match versions.len() {
@@ -120,25 +248,84 @@ impl Backups {
     }
   }
 
-  /// The header of the newest version, read with a ranged request; `None` without versions.
+  /// The version named `id` (its key or its file name), or the newest saved at or before `at_ms`.
+  pub async fn find(&self, key: &SessionKey, id: Option<&str>, at_ms: Option<u64>) -> Result<Version> {
+    let mut versions = self.versions(key).await?;
+    let found = match (id, at_ms) {
+      (Some(id), _) => versions.into_iter().find(|v| v.key == id || v.key.rsplit('/').next() == Some(id)),
+      (None, Some(at)) => versions.into_iter().rev().find(|v| v.ms <= at),
+      (None, None) => versions.pop(),
+    };
+    let what = match (id, at_ms) {
+      (Some(id), _) => format!("{id:?} of {key}"),
+      (None, Some(at)) => format!("of {key} saved at or before {at}"),
+      (None, None) => format!("of {key}"),
+    };
+    found.ok_or(StoreError::VersionNotFound(what))
+  }
+
+  /// The header of the newest version (a ranged read, or its manifest); `None` without versions.
   pub async fn newest_header(&self, key: &SessionKey) -> Result<Option<archive::Header>> {
     let Some(newest) = self.versions(key).await?.pop() else { return Ok(None) };
+    if newest.incremental {
+      let Some(m) = self.repo.manifest(key, &newest.key).await? else { return Ok(None) };
+      let flags = archive::FLAG_TAR_ZSTD | if self.pack.keys.is_some() { archive::FLAG_ENCRYPTED } else { 0 };
+      return Ok(Some(archive::Header {
+        version: archive::FORMAT_VERSION,
+        flags,
+        entries: m.entries.len() as u32,
+        files_bytes: m.files_bytes(),
+        source_bytes: m.source_bytes,
+        created_ms: m.created_ms,
+        payload_len: 0,
+      }));
+    }
     match self.tier.head(&newest.key, archive::HEADER_LEN).await? {
       Some(head) => archive::peek(&head).map(Some),
       None => Ok(None),
     }
   }
 
+  /// Logical and stored bytes of each session's incremental versions (reads every manifest).
+  pub async fn incremental_usage(&self) -> Result<BTreeMap<SessionKey, IncrementalUsage>> {
+    let objects = self.tier.list("").await?;
+    let mut usage: BTreeMap<SessionKey, IncrementalUsage> = BTreeMap::new();
+    let mut manifests = Vec::new();
+    for object in objects {
+      let Some((session, _)) = object.key.split_once('/') else { continue };
+      let Ok(session) = SessionKey::parse(session) else { continue };
+      if object.key.starts_with(&crate::incremental::chunks_prefix(&session)) {
+        usage.entry(session).or_default().stored_bytes += object.size;
+      } else if let Some((session, version)) = parse_version(object).filter(|(_, v)| v.incremental) {
+        usage.entry(session.clone()).or_default().stored_bytes += version.size;
+        manifests.push((session, version));
+      }
+    }
+    let read = futures::stream::iter(manifests)
+      .map(|(session, version)| async move {
+        Ok::<_, StoreError>((self.repo.manifest(&session, &version.key).await?, session))
+      })
+      .buffered(16)
+      .try_collect::<Vec<_>>()
+      .await?;
+    for (manifest, session) in read {
+      let Some(manifest) = manifest else { continue };
+      let entry = usage.entry(session).or_default();
+      entry.versions += 1;
+      entry.logical_bytes += manifest.files_bytes();
+      entry.uploaded_bytes.push(manifest.uploaded_bytes);
+    }
+    usage.retain(|_, u| u.versions > 0);
+    Ok(usage)
+  }
+
   pub async fn exists(&self, key: &SessionKey) -> Result<bool> {
     Ok(!self.versions(key).await?.is_empty())
   }
 
+  /// Every version of the session, and its chunks.
   pub async fn delete(&self, key: &SessionKey) -> Result<()> {
-    let versions = self.versions(key).await?;
-    if versions.is_empty() {
-      return Ok(());
-    }
-    self.tier.delete(&versions.into_iter().map(|v| v.key).collect::<Vec<_>>()).await
+    self.repo.delete_all(key).await
   }
 
   /// Every session with at least one version.
@@ -147,5 +334,12 @@ impl Backups {
   }
 }
 
+fn session_of(version: &Version) -> Result<SessionKey> {
+  let (session, _) = version.key.split_once('/').ok_or_else(|| StoreError::Internal("a version key".into()))?;
+  SessionKey::parse(session)
+}
+
+#[cfg(test)]
+mod incremental_tests;
 #[cfg(test)]
 mod tests;

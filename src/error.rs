@@ -30,6 +30,10 @@ pub enum StoreError {
   LeaseHeld(String),
   #[error("the lease on session {0:?} was lost (expired or taken over); nothing was written")]
   LeaseLost(String),
+  #[error("backup version {0} not found")]
+  VersionNotFound(String),
+  #[error("backups of session {0:?} are being pruned by another process; try again")]
+  BackupBusy(String),
   #[error("invalid argument: {0}")]
   InvalidArgument(String),
   #[error("invalid option {name}: {reason}")]
@@ -61,6 +65,8 @@ impl StoreError {
       Self::Decrypt(_) => "ERR_DECRYPT",
       Self::LeaseHeld(_) => "ERR_LEASE_HELD",
       Self::LeaseLost(_) => "ERR_LEASE_LOST",
+      Self::VersionNotFound(_) => "ERR_VERSION_NOT_FOUND",
+      Self::BackupBusy(_) => "ERR_BACKUP_BUSY",
       Self::InvalidArgument(_) => "ERR_INVALID_ARG",
       Self::InvalidOption { .. } => "ERR_INVALID_OPTION",
       Self::TierUnavailable { .. } => "ERR_TIER_UNAVAILABLE",

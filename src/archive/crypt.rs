@@ -60,6 +60,11 @@ impl Key {
     self.id.iter().map(|b| format!("{b:02x}")).collect()
   }
 
+  /// A 32-byte subkey for `context` (e.g. the key that names chunks), independent of the encryption key.
+  pub fn derive(&self, context: &str) -> Zeroizing<[u8; 32]> {
+    Zeroizing::new(blake3::derive_key(context, self.secret.as_ref()))
+  }
+
   fn cipher(&self) -> XChaCha20Poly1305 {
     XChaCha20Poly1305::new(self.secret.as_ref().into())
   }
@@ -84,7 +89,8 @@ impl Keyring {
     &self.current
   }
 
-  fn find(&self, id: &[u8]) -> Option<&Key> {
+  /// The key with this id, current or previous.
+  pub fn find(&self, id: &[u8]) -> Option<&Key> {
     std::iter::once(&self.current).chain(&self.previous).find(|k| k.id == id)
   }
 }
@@ -99,6 +105,16 @@ pub fn encrypt(key: &Key, aad: &[u8], buf: &mut [u8]) -> Result<Tag> {
     .cipher()
     .encrypt_in_place_detached(&nonce, aad, body)
     .map_err(|_| StoreError::Internal("encryption failed".into()))
+}
+
+/// `prefix | ciphertext | tag` of `plain` under `key`: for objects other than archives (chunks, manifests).
+pub fn seal_box(key: &Key, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+  let mut buf = Vec::with_capacity(PREFIX_LEN + plain.len() + TAG_LEN);
+  buf.resize(PREFIX_LEN, 0);
+  buf.extend_from_slice(plain);
+  let tag = encrypt(key, aad, &mut buf)?;
+  buf.extend_from_slice(&tag);
+  Ok(buf)
 }
 
 /// The key id an encrypted payload names.
@@ -141,7 +157,7 @@ pub fn open_payload(
 }
 
 /// A plain archive read by a store that has keys: refused unless the keyring accepts plain ones.
-fn refuse_plain(keys: Option<&Keyring>) -> Result<()> {
+pub fn refuse_plain(keys: Option<&Keyring>) -> Result<()> {
   match keys {
     Some(keys) if !keys.accept_plain => Err(StoreError::Decrypt(
       "the stored session is not encrypted and this store requires encryption (run rotate-key, or accept plain \
@@ -157,11 +173,7 @@ mod tests {
   use super::*;
 
   fn sealed(key: &Key, plain: &[u8]) -> Vec<u8> {
-    let mut buf = vec![0u8; PREFIX_LEN];
-    buf.extend_from_slice(plain);
-    let tag = encrypt(key, b"aad", &mut buf).unwrap();
-    buf.extend_from_slice(&tag);
-    buf
+    seal_box(key, b"aad", plain).unwrap()
   }
 
   #[test]

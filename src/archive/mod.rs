@@ -17,7 +17,7 @@ pub use entries::{pack_entries, read_entries, Data, Entry};
 pub use entry::{default_keep, parse_keep, EntryPath};
 pub use from_dir::pack_dir;
 pub use from_zip::pack_zip;
-pub use header::{open, peek, Header, FORMAT_VERSION, HEADER_LEN};
+pub use header::{open, peek, Header, FLAG_ENCRYPTED, FLAG_TAR_ZSTD, FORMAT_VERSION, HEADER_LEN};
 pub use to_zip::write_zip;
 
 /// Bounds on what a zip may expand to, against zip bombs.

@@ -45,7 +45,7 @@ async fn a_damaged_newest_version_falls_back_to_an_older_good_one() {
   let backups = Backups::new(memory.clone(), 3);
   let good = sealed(1);
   backups.write(&key("s"), good.clone(), 1).await.unwrap();
-  let newest = backups.write(&key("s"), sealed(2), 2).await.unwrap();
+  let newest = backups.write(&key("s"), sealed(2), 2).await.unwrap().key;
   memory.objects.lock().unwrap().get_mut(&newest).unwrap().0.truncate(50);
   assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), good);
   memory.objects.lock().unwrap().values_mut().for_each(|(v, _)| v.truncate(50));
@@ -71,7 +71,8 @@ async fn sessions_deletes_and_foreign_objects() {
 
 #[test]
 fn version_names() {
-  assert_eq!(version_ms("1764000000000-0a1b2c3d.wwrs"), Some(1_764_000_000_000));
+  assert_eq!(version_ms("1764000000000-0a1b2c3d.wwrs"), Some((1_764_000_000_000, false)));
+  assert_eq!(version_ms("1764000000000-0a1b2c3d.wwmf"), Some((1_764_000_000_000, true)));
   for bad in ["1764000000000-0a1b2c3d.zip", "176400000000-0a1b2c3d.wwrs", "1764000000000-0a1b2c3g.wwrs", "x.wwrs", ""] {
     assert_eq!(version_ms(bad), None, "{bad}");
   }
@@ -83,7 +84,7 @@ async fn a_writer_with_a_lagging_clock_still_writes_the_newest_version() {
   let backups = Backups::new(memory.clone(), 1);
   backups.write(&key("s"), sealed(1), 5_000).await.unwrap();
   let late = sealed(2);
-  let name = backups.write(&key("s"), late.clone(), 1_000).await.unwrap();
+  let name = backups.write(&key("s"), late.clone(), 1_000).await.unwrap().key;
   assert!(name.starts_with("s/0000000005001-"), "{name}");
   let keys: Vec<String> = backups.versions(&key("s")).await.unwrap().into_iter().map(|v| v.key).collect();
   assert_eq!(keys, vec![name]);

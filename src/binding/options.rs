@@ -121,6 +121,13 @@ pub struct S3Options {
   pub secret_access_key: Option<String>,
   /// Versions kept per session. Default 3.
   pub keep_versions: Option<f64>,
+  /// Also keep every version younger than this (ms before the newest), beyond `keepVersions`: point-in-time
+  /// history. Default none.
+  pub keep_within_ms: Option<f64>,
+  /// Write each backup as content-defined chunks plus a small manifest: only chunks the bucket lacks are
+  /// uploaded (a tenth of a whole archive or less per backup), and history costs little. Versions of both kinds
+  /// are read either way, so this can be turned on (or off) at any time. Default false.
+  pub incremental: Option<bool>,
   /// Back up by a timer every this many ms (the sessions saved since their last backup), or 0 to back up
   /// within every save. Default 600000 (10 minutes). Call `close()` before exit to flush.
   pub backup_interval_ms: Option<f64>,
@@ -183,6 +190,8 @@ impl From<&S3Options> for S3Settings {
       access_key_id: o.access_key_id.clone(),
       secret_access_key: o.secret_access_key.clone(),
       keep_versions: o.keep_versions,
+      keep_within_ms: o.keep_within_ms,
+      incremental: o.incremental,
       backup_interval_ms: o.backup_interval_ms,
       timeout_ms: o.timeout_ms,
     }

@@ -6,11 +6,17 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::chunks::{chunk_id, split, ChunkId};
+use super::chunks::{split, ChunkCodec, ChunkId};
+use crate::archive::crypt::{self, Keyring};
 use crate::archive::{Data, Entry};
 use crate::error::{Result, StoreError};
 
 const MAGIC: &[u8; 4] = b"WWMF";
+const FLAG_ENCRYPTED: u8 = 1;
+/// The manifest layout this build writes and reads (newer ones fail with `ERR_ARCHIVE_VERSION`).
+const VERSION: u16 = 1;
+/// Magic, flags, BLAKE3 of the body.
+const HEADER_LEN: usize = 4 + 1 + 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
@@ -26,50 +32,78 @@ pub struct ManifestEntry {
 pub struct Manifest {
   pub version: u16,
   pub session: String,
+  /// When the saved archive was made.
   pub created_ms: u64,
+  /// The zip it was made from.
   pub source_bytes: u64,
   pub entries: Vec<ManifestEntry>,
+  /// Bytes of the chunk objects this backup uploaded (the manifest itself not counted).
+  pub uploaded_bytes: u64,
+  pub new_chunks: u32,
 }
 
-/// What a backup must upload: the chunks its manifest names that are not `known`, each once.
+impl Manifest {
+  /// Every chunk this version needs.
+  pub fn chunk_ids(&self) -> impl Iterator<Item = &ChunkId> {
+    self.entries.iter().flat_map(|e| e.chunks.iter().flatten())
+  }
+
+  /// Sum of the files' sizes.
+  pub fn files_bytes(&self) -> u64 {
+    self.entries.iter().map(|e| e.size).sum()
+  }
+}
+
+/// What a backup must upload: the chunks its manifest names that are not `known`, each once, encoded.
 pub struct Plan {
   pub manifest: Manifest,
-  /// (id, bytes) of the chunks to upload.
+  /// (id, stored object) of the chunks to upload.
   pub new_chunks: Vec<(ChunkId, Vec<u8>)>,
-  /// Sum of all files' sizes: what a whole-archive backup would carry before compression.
-  pub logical_bytes: u64,
 }
 
-/// Splits the entries into chunks and names the ones `known` lacks.
-pub fn plan(session: &str, created_ms: u64, source_bytes: u64, entries: &[Entry], known: &HashSet<ChunkId>) -> Plan {
+/// Splits the entries into chunks and encodes the ones `known` lacks.
+pub fn plan(
+  codec: &ChunkCodec,
+  created_ms: u64,
+  source_bytes: u64,
+  entries: &[Entry],
+  known: &HashSet<ChunkId>,
+) -> Result<Plan> {
   let mut seen: HashSet<ChunkId> = HashSet::new();
-  let (mut new_chunks, mut logical_bytes, mut out) = (Vec::new(), 0, Vec::new());
+  let (mut new_chunks, mut uploaded_bytes, mut out) = (Vec::new(), 0, Vec::new());
   for entry in entries {
     let (chunks, size) = match &entry.data {
       Data::Dir => (None, 0),
       Data::File(bytes) => {
-        logical_bytes += bytes.len() as u64;
-        let ids = split(bytes)
-          .into_iter()
-          .map(|(at, len)| {
-            let piece = &bytes[at..at + len];
-            let id = chunk_id(piece);
-            if !known.contains(&id) && seen.insert(id.clone()) {
-              new_chunks.push((id.clone(), piece.to_vec()));
-            }
-            id
-          })
-          .collect();
+        let mut ids = Vec::new();
+        for (at, len) in split(bytes) {
+          let piece = &bytes[at..at + len];
+          let id = codec.id(piece);
+          if !known.contains(&id) && seen.insert(id.clone()) {
+            let object = codec.encode(&id, piece)?;
+            uploaded_bytes += object.len() as u64;
+            new_chunks.push((id.clone(), object));
+          }
+          ids.push(id);
+        }
         (Some(ids), bytes.len() as u64)
       }
     };
     out.push(ManifestEntry { path: entry.path.clone(), mode: entry.mode, mtime: entry.mtime, chunks, size });
   }
-  let manifest = Manifest { version: 1, session: session.to_owned(), created_ms, source_bytes, entries: out };
-  Plan { manifest, new_chunks, logical_bytes }
+  let manifest = Manifest {
+    version: VERSION,
+    session: codec.session.to_owned(),
+    created_ms,
+    source_bytes,
+    entries: out,
+    uploaded_bytes,
+    new_chunks: new_chunks.len() as u32,
+  };
+  Ok(Plan { manifest, new_chunks })
 }
 
-/// The entries back, fetching each chunk's bytes with `chunk` (checked against its id by the caller's decode).
+/// The entries back, fetching each chunk's bytes with `chunk` (decoded and checked against its id).
 pub fn rebuild(manifest: &Manifest, mut chunk: impl FnMut(&str) -> Result<Vec<u8>>) -> Result<Vec<Entry>> {
   manifest
     .entries
@@ -93,26 +127,64 @@ pub fn rebuild(manifest: &Manifest, mut chunk: impl FnMut(&str) -> Result<Vec<u8
     .collect()
 }
 
+fn aad(session: &str) -> Vec<u8> {
+  format!("manifest {session}").into_bytes()
+}
+
 impl Manifest {
-  /// `WWMF`, BLAKE3 of the rest, zstd of the JSON.
-  pub fn seal(&self) -> Result<Vec<u8>> {
+  /// `WWMF`, flags, BLAKE3 of the body, body: zstd of the JSON, sealed under the current key when keyed. The
+  /// checksum is over what is stored, so `verify` checks a manifest without the key.
+  pub fn seal(&self, keys: Option<&Keyring>) -> Result<Vec<u8>> {
     let json = serde_json::to_vec(self).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let body = zstd::stream::encode_all(&json[..], 3).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let packed = zstd::stream::encode_all(&json[..], 3).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let (flags, body) = match keys {
+      Some(keys) => (FLAG_ENCRYPTED, crypt::seal_box(keys.current(), &aad(&self.session), &packed)?),
+      None => (0, packed),
+    };
     let mut out = MAGIC.to_vec();
+    out.push(flags);
     out.extend_from_slice(blake3::hash(&body).as_bytes());
     out.extend_from_slice(&body);
     Ok(out)
   }
 
-  pub fn open(bytes: &[u8]) -> Result<Self> {
+  /// Checks the checksum only: what can be known without a key.
+  pub fn check(bytes: &[u8]) -> Result<()> {
     let corrupt = |why: &str| StoreError::ArchiveCorrupt(format!("backup manifest: {why}"));
-    if bytes.len() < 36 || &bytes[..4] != MAGIC {
+    if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
       return Err(corrupt("not a manifest"));
     }
-    if blake3::hash(&bytes[36..]).as_bytes() != &bytes[4..36] {
+    if bytes[4] & !FLAG_ENCRYPTED != 0 {
+      return Err(corrupt("unknown flags"));
+    }
+    if blake3::hash(&bytes[HEADER_LEN..]).as_bytes() != &bytes[5..HEADER_LEN] {
       return Err(corrupt("checksum mismatch"));
     }
-    let json = zstd::stream::decode_all(&bytes[36..]).map_err(|_| corrupt("does not decompress"))?;
-    serde_json::from_slice(&json).map_err(|_| corrupt("unreadable"))
+    Ok(())
+  }
+
+  /// The manifest of a version of `session` (checksum checked, decrypted with `keys`).
+  pub fn open(bytes: &[u8], keys: Option<&Keyring>, session: &str) -> Result<Self> {
+    Self::check(bytes)?;
+    let corrupt = |why: &str| StoreError::ArchiveCorrupt(format!("backup manifest: {why}"));
+    let body = &bytes[HEADER_LEN..];
+    let packed = match bytes[4] & FLAG_ENCRYPTED != 0 {
+      true => crypt::decrypt(keys, &aad(session), body)?,
+      false => crypt::refuse_plain(keys).map(|()| zeroize::Zeroizing::new(body.to_vec()))?,
+    };
+    let json = zstd::stream::decode_all(&packed[..]).map_err(|_| corrupt("does not decompress"))?;
+    let manifest: Self = serde_json::from_slice(&json).map_err(|_| corrupt("unreadable"))?;
+    if manifest.version > VERSION {
+      return Err(StoreError::ArchiveVersion(manifest.version));
+    }
+    if manifest.session != session {
+      return Err(corrupt("belongs to another session"));
+    }
+    Ok(manifest)
+  }
+
+  /// The key id a manifest is sealed under, `None` when plain.
+  pub fn key_id(bytes: &[u8]) -> Option<String> {
+    (bytes.len() > HEADER_LEN && bytes[4] & FLAG_ENCRYPTED != 0).then(|| crypt::key_id(&bytes[HEADER_LEN..])).flatten()
   }
 }

@@ -1,12 +1,14 @@
-//! Incremental backups (work in progress: format and planning, not yet wired to a tier). A backup version is a
-//! manifest (the file tree, each file as a list of content-defined chunks) plus the chunks no earlier version
-//! stored: a session whose LevelDB log grew by a few KB uploads a few chunks, not the whole archive.
+//! Incremental backups. A backup version is a manifest (the file tree, each file as a list of content-defined
+//! chunks) plus the chunks no earlier version stored: a session whose LevelDB log grew by a few KB uploads a few
+//! chunks, not the whole archive.
 
 mod chunks;
 mod manifest;
+mod repo;
 
-pub use chunks::{chunk_id, decode_chunk, encode_chunk, split, ChunkId};
+pub use chunks::{split, ChunkCodec, ChunkId};
 pub use manifest::{plan, rebuild, Manifest, ManifestEntry, Plan};
+pub use repo::{chunks_prefix, Collected, Repo, Written, MANIFEST_EXT};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 use super::*;
 use crate::archive::{pack_entries, Data, Entry, PackOptions};
 
-struct Rng(u64);
+pub(crate) struct Rng(pub u64);
 
 impl Rng {
-  fn bytes(&mut self, n: usize) -> Vec<u8> {
+  pub fn bytes(&mut self, n: usize) -> Vec<u8> {
     (0..n)
       .map(|_| {
         self.0 ^= self.0 << 13;
@@ -21,7 +21,7 @@ impl Rng {
   }
 }
 
-fn file(path: &str, bytes: Vec<u8>) -> Entry {
+pub(crate) fn file(path: &str, bytes: Vec<u8>) -> Entry {
   Entry { path: path.into(), mode: 0o600, mtime: 1_764_000_000, data: Data::File(bytes) }
 }
 
@@ -29,11 +29,13 @@ fn dir(path: &str) -> Entry {
   Entry { path: path.into(), mode: 0o700, mtime: 1_764_000_000, data: Data::Dir }
 }
 
+const CODEC: ChunkCodec = ChunkCodec { keys: None, session: "s", level: 3 };
+
 const IDB: &str = "Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb";
 
 /// Version `v` of the profile: the log holds every record so far; every 4th version a compaction moves the log's
 /// older half into a new table and drops the oldest table.
-fn profile(v: usize, rng: &mut Rng, log: &mut Vec<u8>, tables: &mut Vec<(String, Vec<u8>)>) -> Vec<Entry> {
+pub(crate) fn profile(v: usize, rng: &mut Rng, log: &mut Vec<u8>, tables: &mut Vec<(String, Vec<u8>)>) -> Vec<Entry> {
   if v == 0 {
     log.extend(rng.bytes(200_000));
     tables.push((format!("{IDB}/000005.ldb"), rng.bytes(150_000)));
@@ -68,14 +70,10 @@ fn ten_versions_upload_a_fraction_and_each_restores_whole() {
     let entries = profile(v, &mut rng, &mut log, &mut tables);
     let whole = pack_entries(&entries, &PackOptions::default(), "s", 0, v as u64).unwrap().bytes.len() as u64;
     let known: HashSet<ChunkId> = stored.keys().cloned().collect();
-    let plan = plan("s", v as u64, 0, &entries, &known);
-    let sealed = plan.manifest.seal().unwrap();
-    let mut uploaded = sealed.len() as u64;
-    for (id, bytes) in &plan.new_chunks {
-      let object = encode_chunk(bytes, 3).unwrap();
-      uploaded += object.len() as u64;
-      stored.insert(id.clone(), object);
-    }
+    let plan = plan(&CODEC, v as u64, 0, &entries, &known).unwrap();
+    let sealed = plan.manifest.seal(None).unwrap();
+    let uploaded = sealed.len() as u64 + plan.manifest.uploaded_bytes;
+    stored.extend(plan.new_chunks.iter().cloned());
     whole_total += whole;
     incremental_total += uploaded;
     eprintln!("v{v}: whole {whole} B, uploaded {uploaded} B ({} new chunks)", plan.new_chunks.len());
@@ -93,8 +91,8 @@ fn ten_versions_upload_a_fraction_and_each_restores_whole() {
   let one_version = whole_total / 10;
   assert!(incremental_total * 10 <= one_version * 22, "stored {incremental_total} B, one archive {one_version} B");
   for (v, (sealed, entries)) in manifests.iter().enumerate() {
-    let manifest = Manifest::open(sealed).unwrap();
-    let rebuilt = rebuild(&manifest, |id| decode_chunk(&stored[id], id)).unwrap();
+    let manifest = Manifest::open(sealed, None, "s").unwrap();
+    let rebuilt = rebuild(&manifest, |id| CODEC.decode(&stored[id], id)).unwrap();
     assert_eq!(&rebuilt, entries, "version {v} restores byte for byte");
   }
 }
@@ -102,19 +100,20 @@ fn ten_versions_upload_a_fraction_and_each_restores_whole() {
 #[test]
 fn damaged_chunks_and_manifests_are_refused() {
   let bytes = Rng(7).bytes(50_000);
-  let id = chunk_id(&bytes);
-  let mut object = encode_chunk(&bytes, 3).unwrap();
-  assert_eq!(decode_chunk(&object, &id).unwrap(), bytes);
-  assert_eq!(decode_chunk(&object, &chunk_id(b"other")).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
+  let id = CODEC.id(&bytes);
+  let mut object = CODEC.encode(&id, &bytes).unwrap();
+  assert_eq!(CODEC.decode(&object, &id).unwrap(), bytes);
+  assert_eq!(CODEC.decode(&object, &CODEC.id(b"other")).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
   let last = object.len() - 1;
   object[last] ^= 1;
-  assert_eq!(decode_chunk(&object, &id).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
+  assert_eq!(CODEC.decode(&object, &id).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
 
-  let plan = plan("s", 1, 2, &[dir("Default"), file("Default/x", bytes)], &HashSet::new());
-  let mut sealed = plan.manifest.seal().unwrap();
-  assert_eq!(Manifest::open(&sealed).unwrap(), plan.manifest);
+  let plan = plan(&CODEC, 1, 2, &[dir("Default"), file("Default/x", bytes)], &HashSet::new()).unwrap();
+  let mut sealed = plan.manifest.seal(None).unwrap();
+  assert_eq!(Manifest::open(&sealed, None, "s").unwrap(), plan.manifest);
+  assert_eq!(Manifest::open(&sealed, None, "t").unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
   sealed[40] ^= 1;
-  assert_eq!(Manifest::open(&sealed).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
+  assert_eq!(Manifest::open(&sealed, None, "s").unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
   let missing = rebuild(&plan.manifest, |id| Err(crate::error::StoreError::SessionNotFound(id.into())));
   assert!(missing.is_err(), "a missing chunk fails the rebuild");
 }
@@ -123,7 +122,57 @@ fn damaged_chunks_and_manifests_are_refused() {
 fn a_chunk_shared_by_two_files_is_uploaded_once() {
   let shared = Rng(3).bytes(40_000);
   let entries = [file("Default/a", shared.clone()), file("Default/b", shared)];
-  let plan = plan("s", 1, 0, &entries, &HashSet::new());
+  let plan = plan(&CODEC, 1, 0, &entries, &HashSet::new()).unwrap();
   let all: usize = plan.manifest.entries.iter().map(|e| e.chunks.as_ref().map_or(0, Vec::len)).sum();
   assert_eq!(plan.new_chunks.len() * 2, all);
+}
+
+#[test]
+fn keyed_chunks_and_manifests_are_encrypted_named_by_key_and_bound_to_their_session() {
+  use crate::archive::{Key, Keyring};
+  let (old, new) = (Key::new([1; 32]), Key::new([2; 32]));
+  let ring = Keyring::new(new.clone(), vec![old.clone()]);
+  let by_old = Keyring::new(old, vec![]);
+  let codec = |keys, session| ChunkCodec { keys: Some(keys), session, level: 3 };
+  let bytes = b"a login record that must not be readable in the bucket".repeat(50);
+  let id = codec(&by_old, "s").id(&bytes);
+  assert_ne!(id, CODEC.id(&bytes), "names are keyed: equal content is not recognisable across keys");
+  let object = codec(&by_old, "s").encode(&id, &bytes).unwrap();
+  assert!(!object.windows(20).any(|w| w == &bytes[..20]), "stored encrypted");
+  assert_eq!(codec(&ring, "s").decode(&object, &id).unwrap(), bytes, "read under a previous key");
+  assert_eq!(codec(&ring, "t").decode(&object, &id).unwrap_err().code(), "ERR_DECRYPT", "bound to its session");
+  assert_eq!(CODEC.decode(&object, &id).unwrap_err().code(), "ERR_DECRYPT", "no key, no read");
+  let plain = CODEC.encode(&CODEC.id(&bytes), &bytes).unwrap();
+  assert_eq!(codec(&ring, "s").decode(&plain, &CODEC.id(&bytes)).unwrap_err().code(), "ERR_DECRYPT", "plain refused");
+
+  let plan = plan(&codec(&ring, "s"), 1, 2, &[file("Default/x", bytes)], &HashSet::new()).unwrap();
+  let sealed = plan.manifest.seal(Some(&ring)).unwrap();
+  Manifest::check(&sealed).unwrap();
+  assert_eq!(Manifest::key_id(&sealed), Some(new.id_hex()));
+  assert_eq!(Manifest::open(&sealed, Some(&ring), "s").unwrap(), plan.manifest);
+  assert_eq!(Manifest::open(&sealed, None, "s").unwrap_err().code(), "ERR_DECRYPT");
+}
+
+/// The profile above, one version per call.
+pub(crate) struct Evolving {
+  rng: Rng,
+  log: Vec<u8>,
+  tables: Vec<(String, Vec<u8>)>,
+  version: usize,
+}
+
+impl Evolving {
+  pub fn new(seed: u64) -> Self {
+    Self { rng: Rng(seed), log: Vec::new(), tables: Vec::new(), version: 0 }
+  }
+
+  pub fn next_version(&mut self) -> Vec<Entry> {
+    let entries = profile(self.version, &mut self.rng, &mut self.log, &mut self.tables);
+    self.version += 1;
+    entries
+  }
+}
+
+pub(crate) fn now_ms_for_tests() -> u64 {
+  std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
 }

@@ -48,6 +48,8 @@ pub fn s3_from_env(bucket: Option<String>) -> Result<Option<S3Settings>> {
     access_key_id: var(&format!("{p}_ACCESS_KEY_ID")),
     secret_access_key: var(&format!("{p}_SECRET_ACCESS_KEY")),
     keep_versions: number("SESSION_BACKUP_KEEP_VERSIONS")?,
+    keep_within_ms: number("SESSION_BACKUP_KEEP_WITHIN_MS")?,
+    incremental: flag("SESSION_BACKUP_INCREMENTAL")?,
     backup_interval_ms: number("SESSION_BACKUP_INTERVAL_MS")?,
     timeout_ms: None,
   }))

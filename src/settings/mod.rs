@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub use self::env::{fill_from_env, redis_from_env, s3_from_env};
 use crate::archive::{self, Key, Keyring, PackOptions};
-use crate::backup::Backups;
+use crate::backup::{Backups, Retention};
 use crate::error::{Result, StoreError};
 use crate::monitor::DiskAlert;
 use crate::scheduler::Reporter;
@@ -73,6 +73,8 @@ pub struct S3Settings {
   pub access_key_id: Option<String>,
   pub secret_access_key: Option<String>,
   pub keep_versions: Option<f64>,
+  pub keep_within_ms: Option<f64>,
+  pub incremental: Option<bool>,
   pub backup_interval_ms: Option<f64>,
   pub timeout_ms: Option<f64>,
 }
@@ -167,7 +169,10 @@ impl Settings {
           0 => BackupMode::EverySave(report),
           ms => BackupMode::Interval(Duration::from_millis(ms), report),
         };
-        Some((Backups::new(Arc::new(S3Tier::open(s3.config()?)?), keep), mode))
+        let keep_within_ms = whole("s3.keepWithinMs", s3.keep_within_ms, 0.0..=MAX_SAFE_INTEGER)?;
+        let retention = Retention { keep, keep_within_ms };
+        let tier = Arc::new(S3Tier::open(s3.config()?)?);
+        Some((Backups::open(tier, retention, s3.incremental.unwrap_or(false), config.pack.clone()), mode))
       }
       None => None,
     };

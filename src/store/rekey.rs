@@ -46,12 +46,8 @@ impl Store {
       done.backups = transfer(sessions, concurrency, progress.as_ref(), |key| async move {
         let mut written = 0;
         for version in index.get(&key).into_iter().flatten() {
-          let Some(bytes) = backups.read(version).await? else { continue };
-          if let Some(fresh) = archive::reencrypt(&bytes, keys, key.as_str())? {
-            written += fresh.len() as u64;
-            // In place: the version keeps its name (its time) and is replaced whole.
-            backups.rewrite(version, fresh).await?;
-          }
+          // In place: the version keeps its name (its time) and is replaced whole.
+          written += backups.rekey(version).await?.unwrap_or(0);
         }
         Ok((written > 0).then_some(written))
       })

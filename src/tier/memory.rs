@@ -14,6 +14,8 @@ pub struct Memory {
   pub objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
   /// Puts fail while set.
   pub fail_puts: Mutex<bool>,
+  /// Puts fail once this many more have succeeded (an upload cut off midway).
+  pub puts_left: Mutex<Option<usize>>,
 }
 
 impl Memory {
@@ -35,7 +37,8 @@ impl ObjectTier for Memory {
     Ok(self.bytes(key).map(|v| v[..len.min(v.len())].to_vec()))
   }
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-    if *self.fail_puts.lock().unwrap() {
+    let cut_off = self.puts_left.lock().unwrap().as_mut().is_some_and(|n| n.checked_sub(1).map(|m| *n = m).is_none());
+    if *self.fail_puts.lock().unwrap() || cut_off {
       return Err(StoreError::Backend { code: "ERR_S3_UNAVAILABLE", reason: "down".into() });
     }
     self.objects.lock().unwrap().insert(key.to_owned(), (bytes, now_ms()));

@@ -1,0 +1,222 @@
+//! Incremental versions through `Backups`, on the in-memory object tier: what is uploaded and stored against
+//! whole archives, byte-for-byte restores, exact garbage collection, interrupted backups, locks, keys.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::archive::{pack_entries, read_entries, Entry, Key, Keyring};
+use crate::incremental::tests::{file, Evolving};
+use crate::tier::memory::Memory;
+
+fn key(s: &str) -> SessionKey {
+  SessionKey::parse(s).unwrap()
+}
+
+fn options(keys: Option<Keyring>) -> PackOptions {
+  PackOptions { keys: keys.map(Arc::new), ..PackOptions::default() }
+}
+
+fn incremental(memory: &Arc<Memory>, keep: usize, pack: PackOptions) -> Backups {
+  Backups::open(memory.clone(), Retention { keep, keep_within_ms: None }, true, pack)
+}
+
+fn seal(entries: &[Entry], pack: &PackOptions, at: u64) -> Vec<u8> {
+  pack_entries(entries, pack, "s", 0, at).unwrap().bytes
+}
+
+fn chunk_keys(memory: &Memory) -> BTreeSet<String> {
+  memory.objects.lock().unwrap().keys().filter(|k| k.starts_with("s/chunks/")).cloned().collect()
+}
+
+/// The chunk objects the session's manifests name.
+async fn referenced(backups: &Backups) -> BTreeSet<String> {
+  let mut ids = BTreeSet::new();
+  for v in backups.versions(&key("s")).await.unwrap() {
+    let manifest = backups.repo.manifest(&key("s"), &v.key).await.unwrap().unwrap();
+    ids.extend(manifest.chunk_ids().map(|id| format!("s/chunks/{id}")));
+  }
+  ids
+}
+
+async fn restored(backups: &Backups, version: &Version, pack: &PackOptions) -> Vec<Entry> {
+  let sealed = backups.read(version).await.unwrap().unwrap();
+  read_entries(&sealed, pack.keys.as_deref(), "s").unwrap().1
+}
+
+#[tokio::test]
+async fn ten_versions_upload_a_fraction_of_whole_archives_and_each_restores() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(None);
+  let backups = incremental(&memory, 10, pack.clone());
+  let mut profile = Evolving::new(0x5eed);
+  let (mut whole_total, mut uploaded_total, mut history) = (0, 0, Vec::new());
+  for v in 0..10u64 {
+    let entries = profile.next_version();
+    let sealed = seal(&entries, &pack, 1_000 + v);
+    let written = backups.write(&key("s"), sealed.clone(), 1_000 + v).await.unwrap();
+    if v > 0 && v % 4 != 0 {
+      // A ten-minute version between compactions: measured ~10 %.
+      assert!(written.uploaded_bytes * 100 <= sealed.len() as u64 * 15, "v{v}: {written:?} of {}", sealed.len());
+    }
+    whole_total += sealed.len() as u64;
+    uploaded_total += written.uploaded_bytes;
+    history.push(entries);
+  }
+  let stored: u64 = memory.objects.lock().unwrap().values().map(|(b, _)| b.len() as u64).sum();
+  assert_eq!(stored, uploaded_total, "nothing stored that was not counted as uploaded");
+  assert!(stored * 10 <= whole_total / 10 * 22, "10 versions store {stored} B, one archive ~{} B", whole_total / 10);
+  let versions = backups.versions(&key("s")).await.unwrap();
+  assert_eq!(versions.len(), 10);
+  assert!(versions.iter().all(|v| v.incremental));
+  for (v, entries) in versions.iter().zip(&history) {
+    assert_eq!(&restored(&backups, v, &pack).await, entries, "{} restores byte for byte", v.key);
+  }
+  let usage = backups.incremental_usage().await.unwrap();
+  let usage = &usage[&key("s")];
+  assert_eq!((usage.versions, usage.stored_bytes), (10, stored));
+  assert_eq!(usage.uploaded_bytes.len(), 10);
+  assert!(usage.logical_bytes > stored * 3, "dedup: {usage:?}");
+}
+
+#[tokio::test]
+async fn pruning_collects_exactly_the_chunks_no_kept_version_references() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(None);
+  let backups = incremental(&memory, 2, pack.clone());
+  let mut profile = Evolving::new(11);
+  let mut last = Vec::new();
+  for v in 0..6u64 {
+    last = profile.next_version();
+    backups.write(&key("s"), seal(&last, &pack, v + 1), v + 1).await.unwrap();
+    assert_eq!(chunk_keys(&memory), referenced(&backups).await, "after version {v}");
+  }
+  let versions = backups.versions(&key("s")).await.unwrap();
+  assert_eq!(versions.len(), 2);
+  assert_eq!(restored(&backups, &versions[1], &pack).await, last);
+  assert!(memory.objects.lock().unwrap().keys().all(|k| !k.contains("/locks/")), "no lock left behind");
+}
+
+#[tokio::test]
+async fn an_interrupted_backup_leaves_the_previous_version_and_collectable_orphans() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(None);
+  let backups = incremental(&memory, 3, pack.clone());
+  let mut profile = Evolving::new(12);
+  let first = profile.next_version();
+  backups.write(&key("s"), seal(&first, &pack, 1), 1).await.unwrap();
+  let before = chunk_keys(&memory);
+  // The next version rewrites Local Storage (new chunks); the connection drops after the lock and two chunks.
+  let second: Vec<Entry> = profile.next_version();
+  let mut third = second.clone();
+  third.push(file("Default/IndexedDB/extra.ldb", vec![7; 200_000]));
+  *memory.puts_left.lock().unwrap() = Some(3);
+  assert!(backups.write(&key("s"), seal(&third, &pack, 2), 2).await.is_err());
+  *memory.puts_left.lock().unwrap() = None;
+  let versions = backups.versions(&key("s")).await.unwrap();
+  assert_eq!(versions.len(), 1, "no manifest for the cut-off backup");
+  assert_eq!(restored(&backups, &versions[0], &pack).await, first);
+  let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
+  assert_eq!(read_entries(&newest, None, "s").unwrap().1, first);
+  let orphans: BTreeSet<String> = chunk_keys(&memory).difference(&before).cloned().collect();
+  assert_eq!(orphans.len(), 2, "{orphans:?}");
+  assert!(memory.objects.lock().unwrap().keys().all(|k| !k.contains("/locks/")), "the failed backup let go");
+  // A backup that is running (or crashed less than an hour ago) holds collection off.
+  let running = format!("s/locks/backup-{:013}-00000000000000cc", crate::incremental::tests::now_ms_for_tests());
+  memory.put(&running, Vec::new()).await.unwrap();
+  assert!(backups.collect(&key("s")).await.unwrap().skipped);
+  assert_eq!(chunk_keys(&memory).len(), before.len() + 2);
+  memory.delete(&[running]).await.unwrap();
+  let collected = backups.collect(&key("s")).await.unwrap();
+  assert_eq!(collected.chunks, 2);
+  assert_eq!(chunk_keys(&memory), before, "exactly the orphans");
+  assert_eq!(restored(&backups, &versions[0], &pack).await, first);
+}
+
+#[tokio::test]
+async fn a_backup_waits_for_a_prune_and_a_stale_lock_is_ignored_and_removed() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(None);
+  let backups = incremental(&memory, 3, pack.clone());
+  let mut profile = Evolving::new(13);
+  let now = crate::incremental::tests::now_ms_for_tests();
+  let pruning = format!("s/locks/prune-{now:013}-00000000000000aa");
+  memory.put(&pruning, Vec::new()).await.unwrap();
+  let stale = format!("s/locks/backup-{:013}-00000000000000bb", now - 2 * 3_600_000);
+  memory.put(&stale, Vec::new()).await.unwrap();
+  let release = {
+    let (memory, pruning) = (memory.clone(), pruning.clone());
+    tokio::spawn(async move {
+      tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+      memory.objects.lock().unwrap().remove(&pruning);
+      tokio::time::Instant::now()
+    })
+  };
+  let entries = profile.next_version();
+  backups.write(&key("s"), seal(&entries, &pack, 1), 1).await.unwrap();
+  let released_at = release.await.unwrap();
+  assert!(tokio::time::Instant::now() >= released_at, "the backup finished only after the prune lock went");
+  assert!(memory.bytes(&stale).is_some());
+  assert!(!backups.collect(&key("s")).await.unwrap().skipped, "a stale lock does not hold collection off");
+  assert!(memory.bytes(&stale).is_none(), "and is removed");
+}
+
+#[tokio::test]
+async fn encrypted_incremental_versions_rotate_to_a_new_key() {
+  let memory = Arc::new(Memory::default());
+  let (old, new) = (Key::new([1; 32]), Key::new([2; 32]));
+  let under_old = options(Some(Keyring::new(old.clone(), vec![])));
+  let mut profile = Evolving::new(14);
+  let entries = profile.next_version();
+  let backups = incremental(&memory, 3, under_old.clone());
+  backups.write(&key("s"), seal(&entries, &under_old, 1), 1).await.unwrap();
+  let marker = match &entries.iter().find(|e| e.path.ends_with("CURRENT")).unwrap().data {
+    crate::archive::Data::File(b) => b.clone(),
+    _ => unreachable!(),
+  };
+  let plain_anywhere =
+    |m: &Memory| m.objects.lock().unwrap().values().any(|(b, _)| b.windows(marker.len()).any(|w| w == marker));
+  assert!(!plain_anywhere(&memory), "nothing readable in the bucket");
+  let old_chunks = chunk_keys(&memory);
+
+  let rotated = options(Some(Keyring::new(new.clone(), vec![old])));
+  let backups = incremental(&memory, 3, rotated.clone());
+  let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
+  assert!(backups.rekey(&version).await.unwrap().is_some());
+  assert_eq!(backups.rekey(&version).await.unwrap(), None, "already under the current key");
+  assert!(chunk_keys(&memory).is_disjoint(&old_chunks), "old chunks collected, new ones named under the new key");
+  let only_new = options(Some(Keyring::new(new, vec![])));
+  let backups = incremental(&memory, 3, only_new.clone());
+  assert_eq!(restored(&backups, &version, &only_new).await, entries, "readable without the old key");
+  let no_key = incremental(&memory, 3, options(None));
+  assert_eq!(no_key.read(&version).await.unwrap_err().code(), "ERR_DECRYPT");
+}
+
+#[tokio::test]
+async fn whole_and_incremental_versions_mix_and_a_point_in_time_is_found() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(None);
+  let whole = Backups::new(memory.clone(), 3);
+  let chunked = incremental(&memory, 3, pack.clone());
+  let mut profile = Evolving::new(15);
+  let mut history = Vec::new();
+  for (i, backups) in [&whole, &whole, &chunked, &chunked].into_iter().enumerate() {
+    let entries = profile.next_version();
+    backups.write(&key("s"), seal(&entries, &pack, 1_000 * (i as u64 + 1)), 1_000 * (i as u64 + 1)).await.unwrap();
+    history.push(entries);
+  }
+  let versions = chunked.versions(&key("s")).await.unwrap();
+  let kinds: Vec<bool> = versions.iter().map(|v| v.incremental).collect();
+  assert_eq!(kinds, [false, true, true], "pruned to 3 across both kinds");
+  let at = chunked.find(&key("s"), None, Some(2_500)).await.unwrap();
+  assert_eq!((at.ms, at.incremental), (2_000, false));
+  assert_eq!(restored(&chunked, &at, &pack).await, history[1]);
+  let named = versions[1].key.rsplit('/').next().unwrap();
+  assert_eq!(chunked.find(&key("s"), Some(named), None).await.unwrap(), versions[1]);
+  assert_eq!(restored(&chunked, &versions[1], &pack).await, history[2]);
+  assert_eq!(chunked.find(&key("s"), None, Some(10)).await.unwrap_err().code(), "ERR_VERSION_NOT_FOUND");
+  assert_eq!(chunked.find(&key("s"), Some("nope"), None).await.unwrap_err().code(), "ERR_VERSION_NOT_FOUND");
+  let header = chunked.newest_header(&key("s")).await.unwrap().unwrap();
+  assert_eq!(header.created_ms, 4_000);
+  chunked.delete(&key("s")).await.unwrap();
+  assert!(memory.objects.lock().unwrap().is_empty(), "a deleted session leaves no chunk behind");
+}

@@ -1,0 +1,305 @@
+//! Incremental versions in an object tier, under the session's prefix:
+//!
+//! - `<session>/chunks/<id>`: chunk objects, shared by every version that has the same bytes;
+//! - `<session>/<ms:013>-<hash8>.wwmf`: one manifest per version, written after all its chunks are durable;
+//! - `<session>/locks/<backup|prune>-<ms>-<rand>`: who is working on the session.
+//!
+//! Collecting unreferenced chunks must never race a backup that is about to reference one it found in the
+//! listing. Both sides write their lock first and then list the locks, so of two that overlap at least one
+//! sees the other: a backup that sees a prune waits for it, a prune that sees anyone else skips this round.
+//! Locks of crashed processes go stale after a while and are then ignored and removed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chacha20poly1305::aead::rand_core::RngCore;
+use chacha20poly1305::aead::OsRng;
+use futures::{StreamExt, TryStreamExt};
+
+use super::chunks::{ChunkCodec, ChunkId};
+use super::manifest::{plan, rebuild, Manifest};
+use crate::archive::{Entry, Keyring};
+use crate::blocking;
+use crate::error::{Result, StoreError};
+use crate::session::SessionKey;
+use crate::tier::{ObjectMeta, ObjectTier};
+
+/// A manifest's file extension: versions are `<session>/<ms:013>-<hash8>.wwmf`.
+pub const MANIFEST_EXT: &str = ".wwmf";
+/// Requests in flight per backup or restore.
+const PARALLEL: usize = 8;
+/// A backup's lock outlives any sane backup of one session; a prune's is short (a listing and some deletes).
+const STALE_BACKUP: Duration = Duration::from_secs(3600);
+const STALE_PRUNE: Duration = Duration::from_secs(300);
+/// How long a backup waits for a prune of its session before giving up with `ERR_BACKUP_BUSY`.
+const WAIT_FOR_PRUNE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockKind {
+  Backup,
+  Prune,
+}
+
+impl LockKind {
+  fn name(self) -> &'static str {
+    match self {
+      Self::Backup => "backup",
+      Self::Prune => "prune",
+    }
+  }
+}
+
+/// A lock object as listed: its kind and when it was taken (by the writer's clock).
+fn parse_lock(key: &str) -> Option<(LockKind, u64)> {
+  let name = key.rsplit('/').next()?;
+  let (kind, rest) = name.split_once('-')?;
+  let kind = match kind {
+    "backup" => LockKind::Backup,
+    "prune" => LockKind::Prune,
+    _ => return None,
+  };
+  Some((kind, rest.split_once('-')?.0.parse().ok()?))
+}
+
+fn now_ms() -> u64 {
+  std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn stale(kind: LockKind, at_ms: u64, now: u64) -> bool {
+  let limit = match kind {
+    LockKind::Backup => STALE_BACKUP,
+    LockKind::Prune => STALE_PRUNE,
+  };
+  now.saturating_sub(at_ms) > limit.as_millis() as u64
+}
+
+/// What one incremental backup wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+  pub new_chunks: u32,
+  /// Chunk objects plus the manifest.
+  pub uploaded_bytes: u64,
+}
+
+/// What a collection of unreferenced chunks did; `skipped` when another process was working on the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collected {
+  pub chunks: usize,
+  pub bytes: u64,
+  pub skipped: bool,
+}
+
+/// An object as a listing shows it: key, size, modified.
+type ListedObject = (String, u64, u64);
+
+/// Incremental versions of sessions in one object tier.
+#[derive(Debug)]
+pub struct Repo {
+  tier: Arc<dyn ObjectTier>,
+  keys: Option<Arc<Keyring>>,
+  level: i32,
+  /// The chunk ids of manifests already read, by (key, size, modified): manifests change only by key rotation.
+  references: Mutex<HashMap<ListedObject, Arc<Vec<ChunkId>>>>,
+}
+
+pub fn chunks_prefix(session: &SessionKey) -> String {
+  format!("{session}/chunks/")
+}
+
+fn locks_prefix(session: &SessionKey) -> String {
+  format!("{session}/locks/")
+}
+
+impl Repo {
+  pub fn new(tier: Arc<dyn ObjectTier>, keys: Option<Arc<Keyring>>, level: i32) -> Self {
+    Self { tier, keys, level, references: Mutex::default() }
+  }
+
+  /// Writes `entries` as a version of `session` at `manifest_key`: the chunks the tier lacks, then the
+  /// manifest, under a backup lock.
+  pub async fn write(
+    &self,
+    session: &SessionKey,
+    manifest_key: &str,
+    entries: Vec<Entry>,
+    created_ms: u64,
+    source_bytes: u64,
+  ) -> Result<Written> {
+    let lock = self.lock_for_backup(session).await?;
+    let written = self.write_locked(session, manifest_key, entries, created_ms, source_bytes).await;
+    let _ = self.tier.delete(&[lock]).await; // a lock left behind goes stale; it only delays a prune
+    written
+  }
+
+  async fn write_locked(
+    &self,
+    session: &SessionKey,
+    manifest_key: &str,
+    entries: Vec<Entry>,
+    created_ms: u64,
+    source_bytes: u64,
+  ) -> Result<Written> {
+    let prefix = chunks_prefix(session);
+    // Verified against the tier every time: the listing is what exists, whatever any cache believed.
+    let known: HashSet<ChunkId> = self
+      .tier
+      .list(&prefix)
+      .await?
+      .into_iter()
+      .filter_map(|o| o.key.strip_prefix(&prefix).map(str::to_owned))
+      .collect();
+    let (keys, level, name) = (self.keys.clone(), self.level, session.to_string());
+    let (plan, sealed) = blocking::run(move || {
+      let codec = ChunkCodec { keys: keys.as_deref(), session: &name, level };
+      let plan = plan(&codec, created_ms, source_bytes, &entries, &known)?;
+      let sealed = plan.manifest.seal(keys.as_deref())?;
+      Ok((plan, sealed))
+    })
+    .await?;
+    let uploaded_bytes = plan.manifest.uploaded_bytes + sealed.len() as u64;
+    futures::stream::iter(plan.new_chunks)
+      .map(|(id, object)| {
+        let key = format!("{prefix}{id}");
+        async move { self.tier.put(&key, object).await }
+      })
+      .buffer_unordered(PARALLEL)
+      .try_collect::<Vec<()>>()
+      .await?;
+    // Last: a manifest that exists names only chunks that do.
+    self.tier.put(manifest_key, sealed).await?;
+    Ok(Written { new_chunks: plan.manifest.new_chunks, uploaded_bytes })
+  }
+
+  async fn take_lock(&self, session: &SessionKey, kind: LockKind) -> Result<(String, Vec<(String, LockKind, u64)>)> {
+    let key = format!("{}{}-{:013}-{:016x}", locks_prefix(session), kind.name(), now_ms(), OsRng.next_u64());
+    self.tier.put(&key, Vec::new()).await?;
+    let now = now_ms();
+    let others = self
+      .tier
+      .list(&locks_prefix(session))
+      .await?
+      .into_iter()
+      .filter(|o| o.key != key)
+      .filter_map(|o| parse_lock(&o.key).map(|(kind, at)| (o.key, kind, at)))
+      .filter(|(_, kind, at)| !stale(*kind, *at, now))
+      .collect();
+    Ok((key, others))
+  }
+
+  /// A backup lock, once no prune of the session runs (waiting up to `WAIT_FOR_PRUNE`).
+  async fn lock_for_backup(&self, session: &SessionKey) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_PRUNE;
+    loop {
+      let (lock, others) = self.take_lock(session, LockKind::Backup).await?;
+      if !others.iter().any(|(_, kind, _)| *kind == LockKind::Prune) {
+        return Ok(lock);
+      }
+      let _ = self.tier.delete(&[lock]).await;
+      if tokio::time::Instant::now() >= deadline {
+        return Err(StoreError::BackupBusy(session.to_string()));
+      }
+      tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+  }
+
+  /// The manifest at `key`, `None` if it is gone.
+  pub async fn manifest(&self, session: &SessionKey, key: &str) -> Result<Option<Manifest>> {
+    let Some(bytes) = self.tier.get(key).await? else { return Ok(None) };
+    Manifest::open(&bytes, self.keys.as_deref(), session.as_str()).map(Some)
+  }
+
+  /// The entries of a version, every chunk fetched and checked against its name.
+  pub async fn rebuild(&self, session: &SessionKey, manifest: Manifest) -> Result<Vec<Entry>> {
+    let prefix = chunks_prefix(session);
+    let wanted: HashSet<ChunkId> = manifest.chunk_ids().cloned().collect();
+    let objects: HashMap<ChunkId, Vec<u8>> = futures::stream::iter(wanted)
+      .map(|id| {
+        let key = format!("{prefix}{id}");
+        async move {
+          let object = self.tier.get(&key).await?;
+          let object = object.ok_or_else(|| StoreError::ArchiveCorrupt(format!("chunk {id} is missing")))?;
+          Ok::<_, StoreError>((id, object))
+        }
+      })
+      .buffer_unordered(PARALLEL)
+      .try_collect()
+      .await?;
+    let (keys, level, name) = (self.keys.clone(), self.level, session.to_string());
+    blocking::run(move || {
+      let codec = ChunkCodec { keys: keys.as_deref(), session: &name, level };
+      rebuild(&manifest, |id| codec.decode(&objects[id], id))
+    })
+    .await
+  }
+
+  /// Deletes the chunks of `session` that no manifest references, and stale locks, under a prune lock; skips
+  /// (and says so) while another process works on the session. A manifest that cannot be read stops it: what it
+  /// references is unknown.
+  pub async fn collect(&self, session: &SessionKey) -> Result<Collected> {
+    let (lock, others) = self.take_lock(session, LockKind::Prune).await?;
+    let collected = match others.is_empty() {
+      true => self.collect_locked(session).await,
+      false => Ok(Collected { skipped: true, ..Default::default() }),
+    };
+    let _ = self.tier.delete(&[lock]).await;
+    collected
+  }
+
+  async fn collect_locked(&self, session: &SessionKey) -> Result<Collected> {
+    let objects = self.tier.list(&format!("{session}/")).await?;
+    let (chunks_at, locks_at) = (chunks_prefix(session), locks_prefix(session));
+    let mut referenced: HashSet<ChunkId> = HashSet::new();
+    for manifest in objects.iter().filter(|o| is_manifest(session, &o.key)) {
+      referenced.extend(self.references(session, manifest).await?.iter().cloned());
+    }
+    let now = now_ms();
+    let mut doomed = Vec::new();
+    let mut collected = Collected::default();
+    for object in &objects {
+      if let Some(id) = object.key.strip_prefix(&chunks_at) {
+        if !referenced.contains(id) {
+          doomed.push(object.key.clone());
+          collected.chunks += 1;
+          collected.bytes += object.size;
+        }
+      } else if object.key.starts_with(&locks_at)
+        && parse_lock(&object.key).is_none_or(|(kind, at)| stale(kind, at, now))
+      {
+        doomed.push(object.key.clone());
+      }
+    }
+    if !doomed.is_empty() {
+      self.tier.delete(&doomed).await?;
+    }
+    Ok(collected)
+  }
+
+  async fn references(&self, session: &SessionKey, object: &ObjectMeta) -> Result<Arc<Vec<ChunkId>>> {
+    let cache_key = (object.key.clone(), object.size, object.modified_ms);
+    if let Some(ids) = self.references.lock().unwrap().get(&cache_key) {
+      return Ok(ids.clone());
+    }
+    let manifest = self.manifest(session, &object.key).await?;
+    let ids: Arc<Vec<ChunkId>> = Arc::new(manifest.map(|m| m.chunk_ids().cloned().collect()).unwrap_or_default());
+    self.references.lock().unwrap().insert(cache_key, ids.clone());
+    Ok(ids)
+  }
+
+  /// Every object of the session (versions of either format, chunks, locks).
+  pub async fn delete_all(&self, session: &SessionKey) -> Result<()> {
+    let keys: Vec<String> = self.tier.list(&format!("{session}/")).await?.into_iter().map(|o| o.key).collect();
+    match keys.is_empty() {
+      true => Ok(()),
+      false => self.tier.delete(&keys).await,
+    }
+  }
+}
+
+/// `<session>/<name>.wwmf`, directly under the session.
+fn is_manifest(session: &SessionKey, key: &str) -> bool {
+  key
+    .strip_prefix(session.as_str())
+    .and_then(|r| r.strip_prefix('/'))
+    .is_some_and(|n| !n.contains('/') && n.ends_with(MANIFEST_EXT))
+}
