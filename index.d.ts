@@ -28,8 +28,13 @@ export declare class RustStore {
    * a failure (see `saveErrors`). The previous copy stays until the new one is durable.
    */
   save(args: SaveArgs): Promise<StoredSession | null>
-  /** Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum. */
+  /**
+   * Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum. With
+   * `version` (an id from `listBackups`) or `at` (ms), writes that backup version instead: point in time.
+   */
   extract(args: ExtractArgs): Promise<StoredSession>
+  /** The session's backup versions, oldest first (empty without a backup tier). */
+  listBackups(session: string): Promise<BackupVersion[]>
   /** Removes the session. Deleting a session that is not stored succeeds. */
   delete(args: SessionArgs): Promise<void>
   /**
@@ -77,6 +82,18 @@ export interface BackupStatus {
   lastErrorMessage?: string
 }
 
+/** One backup version of a session. */
+export interface BackupVersion {
+  /** Its name, for `extract({ session, path, version })`. */
+  id: string
+  /** When it was written, in ms since the Unix epoch. */
+  savedAt: number
+  /** The stored object's size (the manifest's, for an incremental version: its chunks are shared). */
+  bytes: number
+  /** A manifest over content-defined chunks rather than a whole archive. */
+  incremental: boolean
+}
+
 /**
  * What a command line printed, and its exit code. Output is handed to Node to write, so Node's own stdio
  * handling (pipes, non-blocking fds) stays in charge.
@@ -118,10 +135,30 @@ export interface EncryptionOptions {
   acceptPlain?: boolean
 }
 
-/** `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. */
+/**
+ * `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. `version` or
+ * `at` restore a backup version instead (point in time).
+ */
 export interface ExtractArgs {
   session: string
   path: string
+  /** A backup version's `id`, from `listBackups`. */
+  version?: string
+  /** The newest backup version saved at or before this time (ms since the Unix epoch). */
+  at?: number
+}
+
+export interface IncrementalStats {
+  sessions: number
+  versions: number
+  /** Sum of every kept version's file sizes: what whole copies would hold, uncompressed. */
+  logicalBytes: number
+  /** Manifests and chunks in the bucket. */
+  storedBytes: number
+  /** logicalBytes / storedBytes. */
+  dedupRatio: number
+  /** Mean bytes a backup uploaded, over versions that had a predecessor; `null` before any second backup. */
+  averageUploadedBytes?: number
 }
 
 export interface LargestSession {
@@ -233,6 +270,17 @@ export interface S3Options {
   /** Versions kept per session. Default 3. */
   keepVersions?: number
   /**
+   * Also keep every version younger than this (ms before the newest), beyond `keepVersions`: point-in-time
+   * history. Default none.
+   */
+  keepWithinMs?: number
+  /**
+   * Write each backup as content-defined chunks plus a small manifest: only chunks the bucket lacks are
+   * uploaded (a tenth of a whole archive or less per backup), and history costs little. Versions of both kinds
+   * are read either way, so this can be turned on (or off) at any time. Default false.
+   */
+  incremental?: boolean
+  /**
    * Back up by a timer every this many ms (the sessions saved since their last backup), or 0 to back up
    * within every save. Default 600000 (10 minutes). Call `close()` before exit to flush.
    */
@@ -281,6 +329,8 @@ export interface StoreStats {
   sessionsFitEstimate?: number
   /** Sessions whose primary copy is newer than their newest backup; `null` without both tiers. */
   backupLag?: number
+  /** Incremental backup versions (reads each version's manifest); absent when there are none. */
+  incremental?: IncrementalStats
 }
 
 export interface TierStats {

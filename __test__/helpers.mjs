@@ -5,7 +5,7 @@ import { createRequire } from 'node:module'
 
 export const require = createRequire(import.meta.url)
 export const { RustStore } = require('../index.js')
-export const { makeProfile, duSync } = require('../support/synthetic-profile.js')
+export const { makeProfile, evolveProfile, duSync } = require('../support/synthetic-profile.js')
 export const { remoteAuth, waitForFiles } = require('../support/remoteauth.js')
 export const { zipProfile } = require('../support/zip-profile.js')
 

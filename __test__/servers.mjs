@@ -182,6 +182,18 @@ export async function startMoto(t) {
       const xml = await res.text()
       return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]).sort()
     },
+    /** Total size of the objects in a bucket under a prefix. */
+    async bytes(bucket, prefix = '') {
+      let [total, token] = [0, null]
+      do {
+        const page = token ? `&continuation-token=${encodeURIComponent(token)}` : ''
+        const res = await fetch(`${endpoint}/${bucket}?list-type=2&prefix=${encodeURIComponent(prefix)}${page}`)
+        const xml = await res.text()
+        total += [...xml.matchAll(/<Size>(\d+)<\/Size>/g)].reduce((sum, m) => sum + Number(m[1]), 0)
+        token = /<IsTruncated>true/.test(xml) ? xml.match(/<NextContinuationToken>([^<]*)</)[1] : null
+      } while (token)
+      return total
+    },
     async putObject(bucket, key, body) {
       const res = await fetch(`${endpoint}/${bucket}/${key}`, { method: 'PUT', body, headers: unsigned })
       if (!res.ok) throw new Error(`put ${key}: ${res.status}`)

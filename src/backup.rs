@@ -83,7 +83,7 @@ pub struct IncrementalUsage {
   pub logical_bytes: u64,
   /// Manifests and chunk objects.
   pub stored_bytes: u64,
-  /// What each version uploaded when it was written, oldest first.
+  /// What each version uploaded when it was written (its new chunks and itself), oldest first.
   pub uploaded_bytes: Vec<u64>,
 }
 
@@ -303,17 +303,18 @@ impl Backups {
     }
     let read = futures::stream::iter(manifests)
       .map(|(session, version)| async move {
-        Ok::<_, StoreError>((self.repo.manifest(&session, &version.key).await?, session))
+        let manifest = self.repo.manifest(&session, &version.key).await?;
+        Ok::<_, StoreError>((manifest, version.size, session))
       })
       .buffered(16)
       .try_collect::<Vec<_>>()
       .await?;
-    for (manifest, session) in read {
+    for (manifest, manifest_bytes, session) in read {
       let Some(manifest) = manifest else { continue };
       let entry = usage.entry(session).or_default();
       entry.versions += 1;
       entry.logical_bytes += manifest.files_bytes();
-      entry.uploaded_bytes.push(manifest.uploaded_bytes);
+      entry.uploaded_bytes.push(manifest.uploaded_bytes + manifest_bytes);
     }
     usage.retain(|_, u| u.versions > 0);
     Ok(usage)

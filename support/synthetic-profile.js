@@ -94,6 +94,52 @@ function makeProfile(root, { size = 'small', seed = 1, junk = true } = {}) {
   return kept
 }
 
+/**
+ * Ten minutes of use of a profile `makeProfile` wrote, as LevelDB does it: the IndexedDB log grows by appended
+ * records (~3 KB of chat), Local Storage's log by a few hundred bytes; every 4th step the log is flushed into a
+ * new table (new bytes: sorted and compressed) and a new log starts, every 8th the two newest tables are merged.
+ * Far more often than LevelDB does it (it flushes a log at ~4 MB), so each compaction's cost shows. `step` counts
+ * from 1.
+ * @param {string} root
+ * @param {{ step: number, seed?: number, chatBytes?: number }} opts
+ */
+function evolveProfile(root, { step, seed = 1, chatBytes = 3000 }) {
+  const next = rng(seed * 7919 + step)
+  const idb = path.join(root, 'Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb')
+  const numbered = (ext) =>
+    fs.readdirSync(idb).filter((f) => f.endsWith(ext)).sort().map((f) => path.join(idb, f))
+  const newest = (ext) => numbered(ext).at(-1)
+  const nextNumber = () => {
+    const all = fs.readdirSync(idb).map((f) => parseInt(f, 10)).filter((n) => !Number.isNaN(n))
+    return String(Math.max(...all) + 1).padStart(6, '0')
+  }
+  fs.appendFileSync(newest('.log'), leveldbLog(next, chatBytes, 0.6))
+  fs.appendFileSync(path.join(root, 'Default/Local Storage/leveldb/000003.log'), leveldbLog(next, 300, 0.3))
+  fs.appendFileSync(path.join(idb, 'LOG'), `2026/11/28-10:${String(step % 60).padStart(2, '0')}:00.000 1 step ${step}\n`)
+  // A table is the log's records sorted and block-compressed: new bytes, not a copy (XOR stands in for that).
+  const rewritten = (buf) => buf.map((byte) => byte ^ 0x5a)
+  if (step % 4 === 0) {
+    const log = newest('.log')
+    fs.writeFileSync(path.join(idb, `${nextNumber()}.ldb`), rewritten(fs.readFileSync(log)), { mode: 0o600 })
+    fs.rmSync(log)
+    fs.writeFileSync(path.join(idb, `${nextNumber()}.log`), leveldbLog(next, 500, 0.6), { mode: 0o600 })
+    const manifest = `MANIFEST-${nextNumber()}`
+    for (const old of fs.readdirSync(idb).filter((f) => f.startsWith('MANIFEST-'))) fs.rmSync(path.join(idb, old))
+    fs.writeFileSync(path.join(idb, manifest), randomBytes(next, 211 + step), { mode: 0o600 })
+    fs.writeFileSync(path.join(idb, 'CURRENT'), `${manifest}\n`)
+  }
+  if (step % 8 === 0) {
+    // Level-0 compaction: the two newest (small) tables merged into one.
+    const [a, b] = numbered('.ldb').slice(-2)
+    if (a && b) {
+      const merged = rewritten(Buffer.concat([fs.readFileSync(a), fs.readFileSync(b)]))
+      fs.writeFileSync(path.join(idb, `${nextNumber()}.ldb`), merged, { mode: 0o600 })
+      fs.rmSync(a)
+      fs.rmSync(b)
+    }
+  }
+}
+
 /** Total bytes of the regular files under `dir`. */
 function duSync(dir) {
   let total = 0
@@ -103,4 +149,4 @@ function duSync(dir) {
   return total
 }
 
-module.exports = { makeProfile, duSync, SIZES }
+module.exports = { makeProfile, evolveProfile, duSync, SIZES }

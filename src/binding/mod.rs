@@ -16,11 +16,12 @@ use napi_derive::napi;
 use self::js::{from_js, js_error, notify, promise, read_args, report, reporter, transfer_args, ErrorReport};
 use self::options::{reject_save_errors, RustStoreOptions};
 use self::types::{
-  BackupStatus, ExtractArgs, LeaseOptions, SaveArgs, SessionArgs, StoreStats, StoredSession, TransferSummary,
+  BackupStatus, BackupVersion, ExtractArgs, LeaseOptions, SaveArgs, SessionArgs, StoreStats, StoredSession,
+  TransferSummary,
 };
 use crate::error::StoreError;
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{Pick, Store};
 use crate::transfer::{Progress, Transfer};
 
 type Core<T> = std::result::Result<T, StoreError>;
@@ -125,15 +126,28 @@ impl RustStore {
     })
   }
 
-  /// Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum.
+  /// Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum. With
+  /// `version` (an id from `listBackups`) or `at` (ms), writes that backup version instead: point in time.
   #[napi(ts_args_type = "args: ExtractArgs", ts_return_type = "Promise<StoredSession>")]
   pub fn extract<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, StoredSession>> {
     let (store, args) = (self.store.clone(), read_args::<ExtractArgs>(env, args));
     let work = async move {
       let args = args?;
-      store.extract(&args.session, Path::new(&args.path)).await
+      let at_ms = crate::settings::whole("at", args.at, 0.0..=crate::settings::MAX_SAFE_INTEGER)
+        .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+      let pick = Pick { version: args.version, at_ms };
+      store.extract_version(&args.session, Path::new(&args.path), &pick).await
     };
     promise(env, work, StoredSession::from)
+  }
+
+  /// The session's backup versions, oldest first (empty without a backup tier).
+  #[napi(ts_return_type = "Promise<BackupVersion[]>")]
+  pub fn list_backups<'env>(&self, env: &'env Env, session: String) -> Result<PromiseRaw<'env, Vec<BackupVersion>>> {
+    let store = self.store.clone();
+    promise(env, async move { store.backup_versions(&session).await }, |v| {
+      v.into_iter().map(BackupVersion::from).collect()
+    })
   }
 
   /// Removes the session. Deleting a session that is not stored succeeds.

@@ -96,11 +96,36 @@ pub struct SaveArgs {
   pub path: Option<String>,
 }
 
-/// `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`.
+/// `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. `version` or
+/// `at` restore a backup version instead (point in time).
 #[napi(object)]
 pub struct ExtractArgs {
   pub session: String,
   pub path: String,
+  /// A backup version's `id`, from `listBackups`.
+  pub version: Option<String>,
+  /// The newest backup version saved at or before this time (ms since the Unix epoch).
+  pub at: Option<f64>,
+}
+
+/// One backup version of a session.
+#[napi(object)]
+pub struct BackupVersion {
+  /// Its name, for `extract({ session, path, version })`.
+  pub id: String,
+  /// When it was written, in ms since the Unix epoch.
+  pub saved_at: f64,
+  /// The stored object's size (the manifest's, for an incremental version: its chunks are shared).
+  pub bytes: f64,
+  /// A manifest over content-defined chunks rather than a whole archive.
+  pub incremental: bool,
+}
+
+impl From<crate::backup::Version> for BackupVersion {
+  fn from(v: crate::backup::Version) -> Self {
+    let id = v.key.rsplit('/').next().unwrap_or(&v.key).to_owned();
+    Self { id, saved_at: v.ms as f64, bytes: v.size as f64, incremental: v.incremental }
+  }
 }
 
 /// A stored session, as its header describes it.
@@ -148,6 +173,22 @@ pub struct StoreStats {
   pub sessions_fit_estimate: Option<f64>,
   /// Sessions whose primary copy is newer than their newest backup; `null` without both tiers.
   pub backup_lag: Option<f64>,
+  /// Incremental backup versions (reads each version's manifest); absent when there are none.
+  pub incremental: Option<IncrementalStats>,
+}
+
+#[napi(object)]
+pub struct IncrementalStats {
+  pub sessions: f64,
+  pub versions: f64,
+  /// Sum of every kept version's file sizes: what whole copies would hold, uncompressed.
+  pub logical_bytes: f64,
+  /// Manifests and chunks in the bucket.
+  pub stored_bytes: f64,
+  /// logicalBytes / storedBytes.
+  pub dedup_ratio: f64,
+  /// Mean bytes a backup uploaded, over versions that had a predecessor; `null` before any second backup.
+  pub average_uploaded_bytes: Option<f64>,
 }
 
 #[napi(object)]
@@ -199,6 +240,14 @@ impl From<Stats> for StoreStats {
       }),
       sessions_fit_estimate: s.sessions_fit_estimate.map(|n| n as f64),
       backup_lag: s.backup_lag.map(|n| n as f64),
+      incremental: s.incremental.map(|i| IncrementalStats {
+        sessions: i.sessions as f64,
+        versions: i.versions as f64,
+        logical_bytes: i.logical_bytes as f64,
+        stored_bytes: i.stored_bytes as f64,
+        dedup_ratio: i.dedup_ratio,
+        average_uploaded_bytes: i.average_uploaded_bytes.map(|n| n as f64),
+      }),
     }
   }
 }

@@ -18,7 +18,7 @@ use crate::cleanup::{cleanup, CleanupOptions};
 use crate::error::StoreError;
 use crate::migrate::{migrate, MigrateOptions};
 use crate::scheduler::Reporter;
-use crate::store::Store;
+use crate::store::{Pick, Store};
 
 #[derive(Parser)]
 #[command(name = "wwebjs-rust-store", version, about = "Operate a whatsapp-web.js RemoteAuth session store")]
@@ -98,6 +98,26 @@ enum Command {
     #[arg(long)]
     json: bool,
   },
+  /// List a session's backup versions, oldest first
+  Versions {
+    session: String,
+    #[arg(long)]
+    json: bool,
+  },
+  /// Write a session as a RemoteAuth zip: the stored copy, or a backup version (by name or point in time)
+  Extract {
+    session: String,
+    /// Where the zip goes
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// A backup version's name, as `versions` lists it
+    #[arg(long, conflicts_with = "at")]
+    version: Option<String>,
+    /// The newest backup version saved at or before this time: RFC 3339 (2026-11-28T10:00:00Z) or ms since
+    /// the Unix epoch
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<u64>,
+  },
   /// Copy every session's newest good backup to the primary, never over a newer copy
   Restore {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -105,6 +125,16 @@ enum Command {
     #[arg(long)]
     json: bool,
   },
+}
+
+/// RFC 3339 or ms since the Unix epoch → ms.
+fn parse_time(text: &str) -> Result<u64, String> {
+  if let Ok(ms) = text.parse::<u64>() {
+    return Ok(ms);
+  }
+  let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    .map_err(|e| format!("not RFC 3339 or ms since the epoch: {e}"))?;
+  u64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| "before 1970".into())
 }
 
 /// Exit codes: 0 done, 1 done but something failed or is bad, 2 wrong usage or configuration.
@@ -237,6 +267,17 @@ async fn execute(
       print::rekeyed(out, &done, format(json, false)).map_err(write_failed)?;
       let failed = !done.primary.failures.is_empty() || !done.backups.failures.is_empty();
       Ok(if failed { EXIT_PROBLEMS } else { 0 })
+    }
+    Command::Versions { session, json } => {
+      let versions = store.backup_versions(&session).await?;
+      print::versions(out, &versions, format(json, false)).map_err(write_failed)?;
+      Ok(0)
+    }
+    Command::Extract { session, out: path, version, at } => {
+      let info = store.extract_version(&session, &path, &Pick { version, at_ms: at }).await?;
+      let when = print::time_text(info.header.created_ms);
+      writeln!(out, "wrote {} (saved {when}) to {}", info.key, path.display()).map_err(write_failed)?;
+      Ok(0)
     }
     Command::Restore { concurrency, json } => {
       let bar = progress::bar("restoring");

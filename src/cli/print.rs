@@ -165,6 +165,13 @@ pub fn stats(out: &mut dyn Write, stats: &Stats, format: Format) -> Result<()> {
       if let Some(lag) = stats.backup_lag {
         facts.push(("backup lag", format!("{lag} sessions changed since their last backup")));
       }
+      if let Some(inc) = &stats.incremental {
+        let versions = format!("{} versions of {} sessions", inc.versions, inc.sessions);
+        let stored = format!("{} of files in {} stored", bytes(inc.logical_bytes), bytes(inc.stored_bytes));
+        facts.push(("incremental", format!("{versions}: {stored} (dedup {:.2}x)", inc.dedup_ratio)));
+        let upload = inc.average_uploaded_bytes.map_or("- (no second backup yet)".into(), bytes);
+        facts.push(("uploaded per backup", upload));
+      }
       let width = facts.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
       facts.iter().try_for_each(|(k, v)| writeln!(out, "{k:<width$}  {v}"))
     }
@@ -204,7 +211,51 @@ fn prometheus(out: &mut dyn Write, stats: &Stats) -> Result<()> {
   if let Some(lag) = stats.backup_lag {
     gauge("backup_lag_sessions", "Sessions changed since their last backup.", vec![(String::new(), lag)])?;
   }
+  if let Some(inc) = &stats.incremental {
+    let one = |v: u64| vec![(String::new(), v)];
+    gauge("incremental_versions", "Incremental backup versions kept.", one(inc.versions))?;
+    gauge("incremental_logical_bytes", "File bytes the incremental versions hold.", one(inc.logical_bytes))?;
+    gauge("incremental_stored_bytes", "Manifest and chunk bytes in the bucket.", one(inc.stored_bytes))?;
+    if let Some(up) = inc.average_uploaded_bytes {
+      gauge("incremental_uploaded_bytes_average", "Mean bytes uploaded by a later backup.", one(up))?;
+    }
+  }
   Ok(())
+}
+
+/// An RFC 3339 time (UTC, seconds) from ms since the Unix epoch.
+pub fn time_text(ms: u64) -> String {
+  let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+  t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn version_name(v: &crate::backup::Version) -> &str {
+  v.key.rsplit('/').next().unwrap_or(&v.key)
+}
+
+pub fn versions(out: &mut dyn Write, versions: &[crate::backup::Version], format: Format) -> Result<()> {
+  #[derive(Serialize)]
+  struct Row<'a> {
+    id: &'a str,
+    saved_at_ms: u64,
+    bytes: u64,
+    incremental: bool,
+  }
+  if let Format::Json | Format::Prometheus = format {
+    let rows: Vec<Row> = versions
+      .iter()
+      .map(|v| Row { id: version_name(v), saved_at_ms: v.ms, bytes: v.size, incremental: v.incremental })
+      .collect();
+    return json(out, &rows);
+  }
+  let rows: Vec<Vec<String>> = versions
+    .iter()
+    .map(|v| {
+      let kind = if v.incremental { "incremental" } else { "archive" };
+      vec![version_name(v).to_owned(), time_text(v.ms), kind.into(), bytes(v.size)]
+    })
+    .collect();
+  table(out, &["version", "saved at", "kind", "bytes"], &rows)
 }
 
 pub fn verify(out: &mut dyn Write, verified: &Verified, format: Format) -> Result<()> {

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::{cwd, Store};
 use crate::archive;
+use crate::backup::IncrementalUsage;
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 
@@ -39,6 +40,22 @@ pub struct Largest {
   pub bytes: u64,
 }
 
+/// Incremental backup versions: what they represent against what they store.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IncrementalStats {
+  pub sessions: u64,
+  pub versions: u64,
+  /// Sum of every kept version's file sizes: what whole copies would hold, uncompressed.
+  pub logical_bytes: u64,
+  /// Manifests and chunks in the bucket.
+  pub stored_bytes: u64,
+  /// `logical_bytes / stored_bytes`.
+  pub dedup_ratio: f64,
+  /// Mean bytes a backup uploaded, over versions that had a predecessor (a session's first upload is whole);
+  /// `None` before any session's second backup.
+  pub average_uploaded_bytes: Option<u64>,
+}
+
 /// The figures `stats` reports. Session sizes are of each session's newest stored copy.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
@@ -53,6 +70,8 @@ pub struct Stats {
   pub sessions_fit_estimate: Option<u64>,
   /// Sessions whose primary copy is newer than their newest backup (all of them when never backed up).
   pub backup_lag: Option<u64>,
+  /// `None` when the backup tier holds no incremental version.
+  pub incremental: Option<IncrementalStats>,
 }
 
 /// A stored copy whose checksum does not hold (or that cannot be read).
@@ -88,6 +107,32 @@ pub fn disk_usage(path: &Path) -> Result<DiskStats> {
   Ok(DiskStats { path: path.to_path_buf(), total_bytes: stats.total_space(), free_bytes: stats.available_space() })
 }
 
+/// Per tier figures, each session's newest copy as (bytes, saved at), backup lag, incremental figures.
+struct NewestCopies {
+  tiers: Vec<TierStats>,
+  newest: BTreeMap<SessionKey, (u64, u64)>,
+  lag: Option<u64>,
+  incremental: Option<IncrementalStats>,
+}
+
+fn incremental_stats<'a>(usage: impl Iterator<Item = &'a IncrementalUsage>) -> IncrementalStats {
+  let mut stats = IncrementalStats::default();
+  let mut later: Vec<u64> = Vec::new();
+  for u in usage {
+    stats.sessions += 1;
+    stats.versions += u.versions;
+    stats.logical_bytes += u.logical_bytes;
+    stats.stored_bytes += u.stored_bytes;
+    later.extend(u.uploaded_bytes.iter().skip(1));
+  }
+  stats.dedup_ratio = match stats.stored_bytes {
+    0 => 0.0,
+    stored => (stats.logical_bytes as f64 / stored as f64 * 100.0).round() / 100.0,
+  };
+  stats.average_uploaded_bytes = later.iter().copied().sum::<u64>().checked_div(later.len() as u64);
+  stats
+}
+
 impl Store {
   /// Each primary session's header, read concurrently; a header that does not parse is left out.
   async fn primary_headers(&self) -> Result<Vec<(SessionKey, archive::Header)>> {
@@ -102,7 +147,7 @@ impl Store {
   }
 
   /// Newest copy of every session: (bytes, saved at) by session, from the primary, else its newest backup.
-  async fn newest_copies(&self) -> Result<(Vec<TierStats>, BTreeMap<SessionKey, (u64, u64)>, Option<u64>)> {
+  async fn newest_copies(&self) -> Result<NewestCopies> {
     let mut tiers = Vec::new();
     let mut newest: BTreeMap<SessionKey, (u64, u64)> = BTreeMap::new();
     let primary = self.primary_headers().await?;
@@ -114,17 +159,23 @@ impl Store {
     for (key, header) in &primary {
       newest.insert(key.clone(), (header.stored_bytes(), header.created_ms));
     }
-    let mut lag = None;
+    let (mut lag, mut incremental) = (None, None);
     if let Some(backups) = &self.backups {
       let index = backups.index().await?;
       let versions = index.values().flatten();
       let role = if self.primary.is_some() { "backup" } else { "primary" };
+      let mut bytes: u64 = versions.clone().filter(|v| !v.incremental).map(|v| v.size).sum();
+      if versions.clone().any(|v| v.incremental) {
+        let usage = backups.incremental_usage().await?;
+        bytes += usage.values().map(|u| u.stored_bytes).sum::<u64>();
+        incremental = Some(incremental_stats(usage.values()));
+      }
       tiers.push(TierStats {
         tier: backups.kind(),
         role,
         sessions: index.len() as u64,
         objects: versions.clone().count() as u64,
-        bytes: versions.map(|v| v.size).sum(),
+        bytes,
       });
       if self.primary.is_some() {
         let behind =
@@ -137,12 +188,12 @@ impl Store {
         }
       }
     }
-    Ok((tiers, newest, lag))
+    Ok(NewestCopies { tiers, newest, lag, incremental })
   }
 
   /// Sessions per tier, sizes, free disk under the data path, and how far the backups lag.
   pub async fn stats(&self) -> Result<Stats> {
-    let (tiers, newest, backup_lag) = self.newest_copies().await?;
+    let NewestCopies { tiers, newest, lag: backup_lag, incremental } = self.newest_copies().await?;
     let sessions = newest.len() as u64;
     let total: u64 = newest.values().map(|(bytes, _)| bytes).sum();
     let average_session_bytes = total.checked_div(sessions).unwrap_or(0);
@@ -160,7 +211,16 @@ impl Store {
       (0, _) | (_, None) => None,
       (avg, Some(d)) => Some(d.free_bytes / 5 * 4 / avg),
     };
-    Ok(Stats { tiers, sessions, average_session_bytes, largest_session, disk, sessions_fit_estimate, backup_lag })
+    Ok(Stats {
+      tiers,
+      sessions,
+      average_session_bytes,
+      largest_session,
+      disk,
+      sessions_fit_estimate,
+      backup_lag,
+      incremental,
+    })
   }
 
   /// When the session's newest copy in any tier was saved (ms); `None` when no tier has it. A copy whose header
@@ -180,7 +240,7 @@ impl Store {
 
   /// Every stored session with the time of its newest copy in any tier.
   pub async fn last_saved(&self) -> Result<Vec<LastSaved>> {
-    let (_, newest, _) = self.newest_copies().await?;
+    let newest = self.newest_copies().await?.newest;
     let saved =
       newest.into_iter().map(|(key, (bytes, ms))| LastSaved { session: key.to_string(), saved_at_ms: ms, bytes });
     Ok(saved.collect())

@@ -4,7 +4,7 @@ mod inspect;
 mod lease;
 mod rekey;
 
-pub use inspect::{disk_usage, BadCopy, DiskStats, Largest, LastSaved, Stats, TierStats, Verified};
+pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
 pub use rekey::Rekeyed;
 
 use std::io::BufReader;
@@ -70,6 +70,15 @@ pub enum BackupMode {
   EverySave(Reporter),
   /// By a timer, for the sessions saved since their last backup; failures go to the reporter.
   Interval(std::time::Duration, Reporter),
+}
+
+/// Which backup version `extract_version` restores.
+#[derive(Debug, Clone, Default)]
+pub struct Pick {
+  /// A version's name (`<ms>-<hash>.wwrs` / `.wwmf`) or full key.
+  pub version: Option<String>,
+  /// The newest version saved at or before this time (ms since the Unix epoch).
+  pub at_ms: Option<u64>,
 }
 
 /// A save that reached the primary; `backup_error` says the backup tier did not take it this time.
@@ -242,12 +251,38 @@ impl Store {
   /// Writes the stored session as a zip to exactly `path` (relative to the cwd), via a temp file beside it,
   /// after its checksum holds. Creates the parent directory: on a fresh machine RemoteAuth's dataPath may not exist.
   pub async fn extract(&self, session: &str, path: &Path) -> Result<SessionInfo> {
+    self.extract_version(session, path, &Pick::default()).await
+  }
+
+  /// `extract` of a backup version: the one `pick` names, or the newest saved at or before its time (point in
+  /// time); with neither, the stored session as `extract` gives it.
+  pub async fn extract_version(&self, session: &str, path: &Path, pick: &Pick) -> Result<SessionInfo> {
     let key = SessionArg::parse(session)?.key;
-    let bytes = self.fetch(&key).await?;
+    let bytes = match (pick.version.as_deref(), pick.at_ms) {
+      (None, None) => self.fetch(&key).await?,
+      (version, at_ms) => {
+        let backups = self
+          .backups
+          .as_ref()
+          .ok_or_else(|| StoreError::InvalidArgument("a version or a point in time needs a backup tier (s3)".into()))?;
+        let found = backups.find(&key, version, at_ms).await?;
+        let gone = || StoreError::VersionNotFound(found.key.clone());
+        backups.read(&found).await?.ok_or_else(gone)?
+      }
+    };
     let target = cwd()?.join(path);
     let (keys, session) = (self.config.pack.keys.clone(), key.to_string());
     let header = blocking::run(move || write_zip_file(&bytes, keys.as_deref(), &session, &target)).await?;
     Ok(SessionInfo { key, header })
+  }
+
+  /// The session's backup versions, oldest first (empty without a backup tier).
+  pub async fn backup_versions(&self, session: &str) -> Result<Vec<crate::backup::Version>> {
+    let key = SessionArg::parse(session)?.key;
+    match &self.backups {
+      Some(backups) => backups.versions(&key).await,
+      None => Ok(Vec::new()),
+    }
   }
 
   /// Removes the session from every tier (each is tried; the first failure is returned). Under the session's
