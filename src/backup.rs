@@ -202,9 +202,9 @@ impl Backups {
     self.repo.collect(key).await
   }
 
-  /// Re-encrypts one version under the current key, keeping its name (its time); `None` when it already is (or
-  /// went away). Incremental versions are chunked afresh (new names under the new key); the old chunks go at the
-  /// next collection.
+  /// Re-encrypts one version under the current key, keeping its time; `None` when it already is (or went away).
+  /// A whole version is replaced in place; an incremental one is chunked afresh (chunk names are keyed) under a
+  /// new manifest name with the same time, then the old manifest and the chunks only it used are deleted.
   pub async fn rekey(&self, version: &Version) -> Result<Option<u64>> {
     let keys = self.pack.keys.as_deref().ok_or_else(|| StoreError::Internal("rekey without keys".into()))?;
     let session = session_of(version)?;
@@ -220,7 +220,13 @@ impl Backups {
       return Ok(None);
     }
     let Some(sealed) = self.read(version).await? else { return Ok(None) };
-    let written = self.write_incremental(&session, version.key.clone(), sealed).await?;
+    // A new name at the same time, then the old one goes: manifests are never overwritten, so one that was read
+    // (and whose references a collection remembers) never changes under its name.
+    let name = format!("{session}/{:013}-{}{MANIFEST_EXT}", version.ms, &blake3::hash(&sealed).to_hex()[..8]);
+    let written = self.write_incremental(&session, name, sealed).await?;
+    if written.key != version.key {
+      self.tier.delete(std::slice::from_ref(&version.key)).await?;
+    }
     let _ = self.repo.collect(&session).await;
     Ok(Some(written.uploaded_bytes))
   }

@@ -182,6 +182,10 @@ async fn encrypted_incremental_versions_rotate_to_a_new_key() {
   let backups = incremental(&memory, 3, rotated.clone());
   let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
   assert!(backups.rekey(&version).await.unwrap().is_some());
+  let rekeyed = backups.versions(&key("s")).await.unwrap();
+  assert_eq!(rekeyed.len(), 1, "the old manifest is gone");
+  let version = rekeyed[0].clone();
+  assert_eq!(version.ms, 1, "same time");
   assert_eq!(backups.rekey(&version).await.unwrap(), None, "already under the current key");
   assert!(chunk_keys(&memory).is_disjoint(&old_chunks), "old chunks collected, new ones named under the new key");
   let only_new = options(Some(Keyring::new(new, vec![])));
