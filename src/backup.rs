@@ -117,7 +117,8 @@ impl Backups {
 
   /// The session's versions, oldest first.
   pub async fn versions(&self, key: &SessionKey) -> Result<Vec<Version>> {
-    let objects = self.tier.list(&format!("{key}/")).await?;
+    // Directly under the session only: its chunks can number thousands.
+    let objects = self.tier.list_children(&format!("{key}/")).await?;
     Ok(objects.into_iter().filter_map(parse_version).filter(|(session, _)| session == key).map(|(_, v)| v).collect())
   }
 
@@ -140,6 +141,13 @@ impl Backups {
     let session = session_of(version)?;
     let Some(manifest) = self.repo.manifest(&session, &version.key).await? else { return Ok(None) };
     let (created_ms, source_bytes) = (manifest.created_ms, manifest.source_bytes);
+    // The zip limits hold for a rebuild too: a damaged or forged manifest must not size the allocation.
+    let limits = self.pack.limits;
+    if manifest.entries.len() as u64 > u64::from(limits.max_entries)
+      || manifest.files_bytes() > limits.max_unpacked_bytes
+    {
+      return Err(StoreError::ArchiveLimit(format!("backup version {} is larger than the limits", version.key)));
+    }
     let entries = self.repo.rebuild(&session, manifest).await?;
     let pack = self.pack.clone();
     let packed =
@@ -219,7 +227,16 @@ impl Backups {
     if Manifest::key_id(&bytes).as_deref() == Some(&keys.current().id_hex()) {
       return Ok(None);
     }
-    let Some(sealed) = self.read(version).await? else { return Ok(None) };
+    // Plain versions are read too (that is what rotating onto a first key is for).
+    let mut lenient = keys.clone();
+    lenient.accept_plain = true;
+    let reader = Self::open(
+      self.tier.clone(),
+      self.retention,
+      true,
+      PackOptions { keys: Some(Arc::new(lenient)), ..self.pack.clone() },
+    );
+    let Some(sealed) = reader.read(version).await? else { return Ok(None) };
     // A new name at the same time, then the old one goes: manifests are never overwritten, so one that was read
     // (and whose references a collection remembers) never changes under its name.
     let name = format!("{session}/{:013}-{}{MANIFEST_EXT}", version.ms, &blake3::hash(&sealed).to_hex()[..8]);
@@ -234,24 +251,47 @@ impl Backups {
   /// The newest version that reads back whole, skipping damaged ones. `Ok(None)` when there is no version; an
   /// error when there are versions and none of them is good.
   pub async fn newest_good(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
-    let versions = self.versions(key).await?;
-    for version in versions.iter().rev() {
-      match self.read(version).await {
-        Ok(Some(bytes)) => match archive::open(&bytes) {
-          Ok(_) => return Ok(Some(bytes)),
-          // Newer than this build: an upgrade is due, and an older version is not the newest good copy.
-          Err(err @ StoreError::ArchiveVersion(_)) => return Err(err),
-          Err(_) => {}
-        },
-        Ok(None) | Err(StoreError::ArchiveCorrupt(_)) => {}
-        // A version this build cannot read, a missing key, an unreachable tier: not a reason to go back in time.
-        Err(err) => return Err(err),
+    let mut versions = self.versions(key).await?;
+    // Twice at most: damaged versions may have been replaced meanwhile (a key rotation writes a new manifest and
+    // collects the old one's chunks); then the listing has changed, and its newest version is the one to read.
+    for attempt in 0..2 {
+      let (found, damaged) = self.first_good(&versions).await?;
+      if damaged && attempt == 0 {
+        let now = self.versions(key).await?;
+        if now != versions {
+          versions = now;
+          continue;
+        }
       }
+      if found.is_some() {
+        return Ok(found);
+      }
+      break;
     }
     match versions.len() {
       0 => Ok(None),
       n => Err(StoreError::ArchiveCorrupt(format!("all {n} backup versions of {key} fail their checksum"))),
     }
+  }
+
+  /// The newest of `versions` that reads back whole, and whether a newer one was damaged.
+  async fn first_good(&self, versions: &[Version]) -> Result<(Option<Vec<u8>>, bool)> {
+    let mut damaged = false;
+    for version in versions.iter().rev() {
+      match self.read(version).await {
+        Ok(Some(bytes)) => match archive::open(&bytes) {
+          Ok(_) => return Ok((Some(bytes), damaged)),
+          // Newer than this build: an upgrade is due, and an older version is not the newest good copy.
+          Err(err @ StoreError::ArchiveVersion(_)) => return Err(err),
+          Err(_) => damaged = true,
+        },
+        Ok(None) => {}
+        Err(StoreError::ArchiveCorrupt(_)) => damaged = true,
+        // A version this build cannot read, a missing key, an unreachable tier: not a reason to go back in time.
+        Err(err) => return Err(err),
+      }
+    }
+    Ok((None, damaged))
   }
 
   /// The version named `id` (its key or its file name), or the newest saved at or before `at_ms`.
@@ -309,7 +349,11 @@ impl Backups {
     }
     let read = futures::stream::iter(manifests)
       .map(|(session, version)| async move {
-        let manifest = self.repo.manifest(&session, &version.key).await?;
+        // One unreadable manifest (damaged, under a key not configured here) is left out; `verify` names it.
+        let manifest = match self.repo.manifest(&session, &version.key).await {
+          Err(StoreError::ArchiveCorrupt(_) | StoreError::Decrypt(_) | StoreError::ArchiveVersion(_)) => None,
+          other => other?,
+        };
         Ok::<_, StoreError>((manifest, version.size, session))
       })
       .buffered(16)

@@ -141,20 +141,23 @@ async fn a_backup_waits_for_a_prune_and_a_stale_lock_is_ignored_and_removed() {
   let now = crate::incremental::tests::now_ms_for_tests();
   let pruning = format!("s/locks/prune-{now:013}-00000000000000aa");
   memory.put(&pruning, Vec::new()).await.unwrap();
-  let stale = format!("s/locks/backup-{:013}-00000000000000bb", now - 2 * 3_600_000);
-  memory.put(&stale, Vec::new()).await.unwrap();
+  // Stale by the tier's clock (its last-modified time), whatever the name says.
+  let stale = format!("s/locks/backup-{now:013}-00000000000000bb");
+  memory.objects.lock().unwrap().insert(stale.clone(), (Vec::new(), now - 2 * 3_600_000));
+  let manifests = |m: &Memory| m.objects.lock().unwrap().keys().filter(|k| k.ends_with(".wwmf")).count();
   let release = {
     let (memory, pruning) = (memory.clone(), pruning.clone());
     tokio::spawn(async move {
       tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+      let written_meanwhile = manifests(&memory);
       memory.objects.lock().unwrap().remove(&pruning);
-      tokio::time::Instant::now()
+      written_meanwhile
     })
   };
   let entries = profile.next_version();
   backups.write(&key("s"), seal(&entries, &pack, 1), 1).await.unwrap();
-  let released_at = release.await.unwrap();
-  assert!(tokio::time::Instant::now() >= released_at, "the backup finished only after the prune lock went");
+  assert_eq!(release.await.unwrap(), 0, "nothing was written while the prune lock was held");
+  assert_eq!(manifests(&memory), 1);
   assert!(memory.bytes(&stale).is_some());
   assert!(!backups.collect(&key("s")).await.unwrap().skipped, "a stale lock does not hold collection off");
   assert!(memory.bytes(&stale).is_none(), "and is removed");
@@ -223,4 +226,58 @@ async fn whole_and_incremental_versions_mix_and_a_point_in_time_is_found() {
   assert_eq!(header.created_ms, 4_000);
   chunked.delete(&key("s")).await.unwrap();
   assert!(memory.objects.lock().unwrap().is_empty(), "a deleted session leaves no chunk behind");
+}
+
+#[tokio::test]
+async fn a_damaged_encrypted_chunk_falls_back_and_is_uploaded_again_by_the_next_backup() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(Some(Keyring::new(Key::new([3; 32]), vec![])));
+  let backups = incremental(&memory, 3, pack.clone());
+  let mut profile = Evolving::new(16);
+  let first = profile.next_version();
+  backups.write(&key("s"), seal(&first, &pack, 1), 1).await.unwrap();
+  let only_first = chunk_keys(&memory);
+  let second = profile.next_version();
+  backups.write(&key("s"), seal(&second, &pack, 2), 2).await.unwrap();
+  let new_in_second: Vec<String> = chunk_keys(&memory).difference(&only_first).cloned().collect();
+  let victim = new_in_second[0].clone();
+  memory.objects.lock().unwrap().get_mut(&victim).unwrap().0[20] ^= 1;
+
+  let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
+  assert_eq!(read_entries(&newest, pack.keys.as_deref(), "s").unwrap().1, first, "the older version, not ERR_DECRYPT");
+  assert!(memory.bytes(&victim).is_none(), "the damaged chunk was dropped");
+  backups.write(&key("s"), seal(&second, &pack, 3), 3).await.unwrap();
+  assert!(memory.bytes(&victim).is_some(), "and the next backup with those bytes uploaded it again");
+  let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
+  assert_eq!(read_entries(&newest, pack.keys.as_deref(), "s").unwrap().1, second);
+}
+
+#[tokio::test]
+async fn rotating_onto_a_first_key_encrypts_plain_incremental_versions() {
+  let memory = Arc::new(Memory::default());
+  let plain = options(None);
+  let entries = Evolving::new(17).next_version();
+  incremental(&memory, 3, plain.clone()).write(&key("s"), seal(&entries, &plain, 1), 1).await.unwrap();
+  let keyed = options(Some(Keyring::new(Key::new([4; 32]), vec![])));
+  let backups = incremental(&memory, 3, keyed.clone());
+  let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
+  assert_eq!(backups.read(&version).await.unwrap_err().code(), "ERR_DECRYPT", "plain refused once keyed");
+  assert!(backups.rekey(&version).await.unwrap().is_some());
+  let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
+  assert_eq!(restored(&backups, &version, &keyed).await, entries);
+}
+
+#[tokio::test]
+async fn a_manifest_from_a_newer_build_is_an_upgrade_not_damage() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(None);
+  let backups = incremental(&memory, 3, pack.clone());
+  let entries = Evolving::new(18).next_version();
+  let name = backups.write(&key("s"), seal(&entries, &pack, 1), 1).await.unwrap().key;
+  {
+    let mut objects = memory.objects.lock().unwrap();
+    let sealed = &mut objects.get_mut(&name).unwrap().0;
+    sealed[4] |= 0x80; // a flag this build does not know, checksum intact (it covers the body)
+  }
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap_err().code(), "ERR_ARCHIVE_VERSION");
 }

@@ -135,6 +135,9 @@ impl RustStore {
       let args = args?;
       let at_ms = crate::settings::whole("at", args.at, 0.0..=crate::settings::MAX_SAFE_INTEGER)
         .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+      if args.version.is_some() && at_ms.is_some() {
+        return Err(StoreError::InvalidArgument("give version or at, not both".into()));
+      }
       let pick = Pick { version: args.version, at_ms };
       store.extract_version(&args.session, Path::new(&args.path), &pick).await
     };

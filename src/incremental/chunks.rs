@@ -36,16 +36,22 @@ pub struct ChunkCodec<'a> {
   pub level: i32,
 }
 
-fn keyed_id(key: Option<&crypt::Key>, bytes: &[u8]) -> ChunkId {
+/// BLAKE3 of the bytes; keyed, the key is derived from the encryption key and the session, so equal content in
+/// two sessions (or under two keys) gets unrelated names.
+fn keyed_id(key: Option<&crypt::Key>, session: &str, bytes: &[u8]) -> ChunkId {
   match key {
-    Some(key) => blake3::keyed_hash(&key.derive(ID_CONTEXT), bytes).to_hex().to_string(),
+    Some(key) => {
+      let per_session =
+        zeroize::Zeroizing::new(*blake3::keyed_hash(&key.derive(ID_CONTEXT), session.as_bytes()).as_bytes());
+      blake3::keyed_hash(&per_session, bytes).to_hex().to_string()
+    }
     None => blake3::hash(bytes).to_hex().to_string(),
   }
 }
 
 impl ChunkCodec<'_> {
   pub fn id(&self, bytes: &[u8]) -> ChunkId {
-    keyed_id(self.keys.map(Keyring::current), bytes)
+    keyed_id(self.keys.map(Keyring::current), self.session, bytes)
   }
 
   fn aad(&self, id: &str) -> Vec<u8> {
@@ -82,14 +88,19 @@ impl ChunkCodec<'_> {
         (zeroize::Zeroizing::new(body.to_vec()), None)
       }
       f if f == FLAG_ZSTD | FLAG_ENCRYPTED => {
-        let plain = crypt::decrypt(self.keys, &self.aad(id), body)?;
-        let key = self.keys.and_then(|k| k.find(&body[..crypt::KEY_ID_LEN]));
-        (plain, key)
+        let key = self.keys.and_then(|k| body.get(..crypt::KEY_ID_LEN).and_then(|id| k.find(id)));
+        match crypt::decrypt(self.keys, &self.aad(id), body) {
+          Ok(plain) => (plain, key),
+          // The key is there and the tag fails: the bytes are damaged (no outer checksum to say so first).
+          Err(StoreError::Decrypt(_)) if key.is_some() => return Err(corrupt("fails authentication")),
+          Err(err) => return Err(err),
+        }
       }
-      _ => return Err(corrupt("unknown flags")),
+      // Flags from a newer build: an upgrade is due, not a damaged chunk.
+      f => return Err(StoreError::ArchiveVersion(u16::from(f))),
     };
     let bytes = zstd::stream::decode_all(&packed[..]).map_err(|_| corrupt("does not decompress"))?;
-    if keyed_id(key, &bytes) != id {
+    if keyed_id(key, self.session, &bytes) != id {
       return Err(corrupt("content does not match its name"));
     }
     Ok(bytes)

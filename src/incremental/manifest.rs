@@ -112,7 +112,8 @@ pub fn rebuild(manifest: &Manifest, mut chunk: impl FnMut(&str) -> Result<Vec<u8
       let data = match &e.chunks {
         None => Data::Dir,
         Some(ids) => {
-          let mut bytes = Vec::with_capacity(e.size as usize);
+          // The size is the manifest's word: a hint, capped, not an allocation to trust.
+          let mut bytes = Vec::with_capacity(e.size.min(64 << 20) as usize);
           for id in ids {
             bytes.extend_from_slice(&chunk(id)?);
           }
@@ -154,11 +155,12 @@ impl Manifest {
     if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC {
       return Err(corrupt("not a manifest"));
     }
-    if bytes[4] & !FLAG_ENCRYPTED != 0 {
-      return Err(corrupt("unknown flags"));
-    }
     if blake3::hash(&bytes[HEADER_LEN..]).as_bytes() != &bytes[5..HEADER_LEN] {
       return Err(corrupt("checksum mismatch"));
+    }
+    // Whole, with flags from a newer build: an upgrade is due, not a damaged manifest.
+    if bytes[4] & !FLAG_ENCRYPTED != 0 {
+      return Err(StoreError::ArchiveVersion(u16::from(bytes[4])));
     }
     Ok(())
   }
@@ -173,10 +175,16 @@ impl Manifest {
       false => crypt::refuse_plain(keys).map(|()| zeroize::Zeroizing::new(body.to_vec()))?,
     };
     let json = zstd::stream::decode_all(&packed[..]).map_err(|_| corrupt("does not decompress"))?;
-    let manifest: Self = serde_json::from_slice(&json).map_err(|_| corrupt("unreadable"))?;
-    if manifest.version > VERSION {
-      return Err(StoreError::ArchiveVersion(manifest.version));
+    // The version first: a newer layout may not parse as this one.
+    #[derive(Deserialize)]
+    struct Layout {
+      version: u16,
     }
+    let layout: Layout = serde_json::from_slice(&json).map_err(|_| corrupt("unreadable"))?;
+    if layout.version > VERSION {
+      return Err(StoreError::ArchiveVersion(layout.version));
+    }
+    let manifest: Self = serde_json::from_slice(&json).map_err(|_| corrupt("unreadable"))?;
     if manifest.session != session {
       return Err(corrupt("belongs to another session"));
     }

@@ -50,22 +50,26 @@ impl LockKind {
   }
 }
 
-/// A lock object as listed: its kind and when it was taken (by the writer's clock).
-fn parse_lock(key: &str) -> Option<(LockKind, u64)> {
-  let name = key.rsplit('/').next()?;
+/// A listed lock: its kind and when it was taken, by the tier's clock where the tier says (its last-modified
+/// time), else by the writer's (the time in its name).
+fn parse_lock(object: &ObjectMeta) -> Option<(LockKind, u64)> {
+  let name = object.key.rsplit('/').next()?;
   let (kind, rest) = name.split_once('-')?;
   let kind = match kind {
     "backup" => LockKind::Backup,
     "prune" => LockKind::Prune,
     _ => return None,
   };
-  Some((kind, rest.split_once('-')?.0.parse().ok()?))
+  let named_ms = rest.split_once('-')?.0.parse().ok()?;
+  Some((kind, if object.modified_ms > 0 { object.modified_ms } else { named_ms }))
 }
 
 fn now_ms() -> u64 {
   std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Whether a lock taken at `at_ms` is stale at `now` (both by the same clock: the tier's, measured by the lock
+/// just written, so hosts whose clocks disagree still agree on which locks are stale).
 fn stale(kind: LockKind, at_ms: u64, now: u64) -> bool {
   let limit = match kind {
     LockKind::Backup => STALE_BACKUP,
@@ -171,20 +175,26 @@ impl Repo {
     Ok(Written { new_chunks: plan.manifest.new_chunks, uploaded_bytes })
   }
 
-  async fn take_lock(&self, session: &SessionKey, kind: LockKind) -> Result<(String, Vec<(String, LockKind, u64)>)> {
+  /// Writes a lock, then lists the session's locks: returns the lock and the other fresh ones.
+  async fn take_lock(&self, session: &SessionKey, kind: LockKind) -> Result<(String, Vec<LockKind>)> {
     let key = format!("{}{}-{:013}-{:016x}", locks_prefix(session), kind.name(), now_ms(), OsRng.next_u64());
     self.tier.put(&key, Vec::new()).await?;
-    let now = now_ms();
-    let others = self
-      .tier
-      .list(&locks_prefix(session))
-      .await?
-      .into_iter()
-      .filter(|o| o.key != key)
-      .filter_map(|o| parse_lock(&o.key).map(|(kind, at)| (o.key, kind, at)))
-      .filter(|(_, kind, at)| !stale(*kind, *at, now))
-      .collect();
-    Ok((key, others))
+    match self.other_locks(session, &key).await {
+      Ok(others) => Ok((key, others)),
+      Err(err) => {
+        let _ = self.tier.delete(&[key]).await;
+        Err(err)
+      }
+    }
+  }
+
+  /// The fresh locks of the session other than `own`, judged by the tier's clock: `own` was just written, so its
+  /// time is the tier's now.
+  async fn other_locks(&self, session: &SessionKey, own: &str) -> Result<Vec<LockKind>> {
+    let listed = self.tier.list(&locks_prefix(session)).await?;
+    let now = listed.iter().find(|o| o.key == own).and_then(parse_lock).map_or_else(now_ms, |(_, at)| at);
+    let fresh = listed.iter().filter(|o| o.key != own).filter_map(parse_lock);
+    Ok(fresh.filter(|(kind, at)| !stale(*kind, *at, now)).map(|(kind, _)| kind).collect())
   }
 
   /// A backup lock, once no prune of the session runs (waiting up to `WAIT_FOR_PRUNE`).
@@ -192,7 +202,7 @@ impl Repo {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_PRUNE;
     loop {
       let (lock, others) = self.take_lock(session, LockKind::Backup).await?;
-      if !others.iter().any(|(_, kind, _)| *kind == LockKind::Prune) {
+      if !others.contains(&LockKind::Prune) {
         return Ok(lock);
       }
       let _ = self.tier.delete(&[lock]).await;
@@ -226,11 +236,35 @@ impl Repo {
       .try_collect()
       .await?;
     let (keys, level, name) = (self.keys.clone(), self.level, session.to_string());
-    blocking::run(move || {
+    let decoded = blocking::run(move || {
       let codec = ChunkCodec { keys: keys.as_deref(), session: &name, level };
-      rebuild(&manifest, |id| codec.decode(&objects[id], id))
+      let (mut chunks, mut bad) = (HashMap::new(), Vec::new());
+      for (id, object) in objects {
+        match codec.decode(&object, &id) {
+          Ok(bytes) => drop(chunks.insert(id, bytes)),
+          Err(StoreError::ArchiveCorrupt(_)) => bad.push(id),
+          Err(err) => return Err(err),
+        }
+      }
+      if bad.is_empty() {
+        return rebuild(&manifest, |id| Ok(chunks[id].clone())).map(Ok);
+      }
+      Ok(Err(bad))
     })
-    .await
+    .await?;
+    match decoded {
+      Ok(entries) => Ok(entries),
+      Err(bad) => {
+        // A damaged chunk is deleted, so the next backup that has those bytes uploads it again (best effort: it
+        // is worthless either way) instead of trusting it forever.
+        let _ = self.tier.delete(&bad.iter().map(|id| format!("{prefix}{id}")).collect::<Vec<_>>()).await;
+        Err(StoreError::ArchiveCorrupt(format!(
+          "{} chunk(s) of this version are damaged: {}",
+          bad.len(),
+          bad.join(", ")
+        )))
+      }
+    }
   }
 
   /// Deletes the chunks of `session` that no manifest references, and stale locks, under a prune lock; skips
@@ -239,21 +273,28 @@ impl Repo {
   pub async fn collect(&self, session: &SessionKey) -> Result<Collected> {
     let (lock, others) = self.take_lock(session, LockKind::Prune).await?;
     let collected = match others.is_empty() {
-      true => self.collect_locked(session).await,
+      true => self.collect_locked(session, &lock).await,
       false => Ok(Collected { skipped: true, ..Default::default() }),
     };
     let _ = self.tier.delete(&[lock]).await;
     collected
   }
 
-  async fn collect_locked(&self, session: &SessionKey) -> Result<Collected> {
+  async fn collect_locked(&self, session: &SessionKey, lock: &str) -> Result<Collected> {
+    let started = tokio::time::Instant::now();
     let objects = self.tier.list(&format!("{session}/")).await?;
     let (chunks_at, locks_at) = (chunks_prefix(session), locks_prefix(session));
+    let manifests: Vec<&ObjectMeta> = objects.iter().filter(|o| is_manifest(session, &o.key)).collect();
     let mut referenced: HashSet<ChunkId> = HashSet::new();
-    for manifest in objects.iter().filter(|o| is_manifest(session, &o.key)) {
+    for manifest in &manifests {
       referenced.extend(self.references(session, manifest).await?.iter().cloned());
     }
-    let now = now_ms();
+    self.forget_references(session, &manifests);
+    // A prune that ran long may have outlived its lock in a backup's eyes; and whoever came meanwhile wins.
+    if started.elapsed() > STALE_PRUNE / 2 || !self.other_locks(session, lock).await?.is_empty() {
+      return Ok(Collected { skipped: true, ..Default::default() });
+    }
+    let now = objects.iter().find(|o| o.key == lock).and_then(parse_lock).map_or_else(now_ms, |(_, at)| at);
     let mut doomed = Vec::new();
     let mut collected = Collected::default();
     for object in &objects {
@@ -263,9 +304,7 @@ impl Repo {
           collected.chunks += 1;
           collected.bytes += object.size;
         }
-      } else if object.key.starts_with(&locks_at)
-        && parse_lock(&object.key).is_none_or(|(kind, at)| stale(kind, at, now))
-      {
+      } else if object.key.starts_with(&locks_at) && parse_lock(object).is_none_or(|(kind, at)| stale(kind, at, now)) {
         doomed.push(object.key.clone());
       }
     }
@@ -273,6 +312,14 @@ impl Repo {
       self.tier.delete(&doomed).await?;
     }
     Ok(collected)
+  }
+
+  /// Drops what is remembered of the session's manifests that are no longer listed (pruned), so the memory
+  /// stays bounded by the kept versions.
+  fn forget_references(&self, session: &SessionKey, listed: &[&ObjectMeta]) {
+    let prefix = format!("{session}/");
+    let keep: HashSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
+    self.references.lock().unwrap().retain(|(key, _, _), _| !key.starts_with(&prefix) || keep.contains(key.as_str()));
   }
 
   async fn references(&self, session: &SessionKey, object: &ObjectMeta) -> Result<Arc<Vec<ChunkId>>> {

@@ -140,7 +140,9 @@ fn keyed_chunks_and_manifests_are_encrypted_named_by_key_and_bound_to_their_sess
   let object = codec(&by_old, "s").encode(&id, &bytes).unwrap();
   assert!(!object.windows(20).any(|w| w == &bytes[..20]), "stored encrypted");
   assert_eq!(codec(&ring, "s").decode(&object, &id).unwrap(), bytes, "read under a previous key");
-  assert_eq!(codec(&ring, "t").decode(&object, &id).unwrap_err().code(), "ERR_DECRYPT", "bound to its session");
+  let elsewhere = codec(&ring, "t").decode(&object, &id).unwrap_err();
+  assert_eq!(elsewhere.code(), "ERR_ARCHIVE_CORRUPT", "bound to its session: {elsewhere}");
+  assert_ne!(codec(&ring, "t").id(&bytes), codec(&ring, "s").id(&bytes), "names differ between sessions");
   assert_eq!(CODEC.decode(&object, &id).unwrap_err().code(), "ERR_DECRYPT", "no key, no read");
   let plain = CODEC.encode(&CODEC.id(&bytes), &bytes).unwrap();
   assert_eq!(codec(&ring, "s").decode(&plain, &CODEC.id(&bytes)).unwrap_err().code(), "ERR_DECRYPT", "plain refused");

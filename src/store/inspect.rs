@@ -165,8 +165,9 @@ impl Store {
       let versions = index.values().flatten();
       let role = if self.primary.is_some() { "backup" } else { "primary" };
       let mut bytes: u64 = versions.clone().filter(|v| !v.incremental).map(|v| v.size).sum();
+      let mut usage = BTreeMap::new();
       if versions.clone().any(|v| v.incremental) {
-        let usage = backups.incremental_usage().await?;
+        usage = backups.incremental_usage().await?;
         bytes += usage.values().map(|u| u.stored_bytes).sum::<u64>();
         incremental = Some(incremental_stats(usage.values()));
       }
@@ -184,7 +185,12 @@ impl Store {
       }
       for (key, versions) in index {
         if let Some(v) = versions.last() {
-          newest.entry(key).or_insert((v.size, v.ms));
+          // An incremental version's own object is its manifest: the session costs its chunks and manifests.
+          let size = match v.incremental {
+            true => usage.get(&key).map_or(v.size, |u| u.stored_bytes),
+            false => v.size,
+          };
+          newest.entry(key).or_insert((size, v.ms));
         }
       }
     }

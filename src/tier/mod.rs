@@ -68,6 +68,12 @@ pub trait ObjectTier: Send + Sync + std::fmt::Debug {
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()>;
   /// Objects whose key starts with `prefix`, sorted by key.
   async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+  /// The objects directly under `prefix` (a `/`-terminated folder), not those in folders below it: a session's
+  /// versions without its chunks. S3 asks the server (a delimiter listing).
+  async fn list_children(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    let all = self.list(prefix).await?;
+    Ok(all.into_iter().filter(|o| o.key.strip_prefix(prefix).is_some_and(|rest| !rest.contains('/'))).collect())
+  }
   /// Idempotent.
   async fn delete(&self, keys: &[String]) -> Result<()>;
   /// What it is, for stats and messages: `s3`.

@@ -183,9 +183,29 @@ impl ObjectTier for S3Tier {
   }
 
   async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    self.list_under(prefix, None).await
+  }
+
+  async fn list_children(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    self.list_under(prefix, Some("/")).await
+  }
+
+  fn kind(&self) -> &'static str {
+    "s3"
+  }
+
+  async fn delete(&self, keys: &[String]) -> Result<()> {
+    self.delete_keys(keys).await
+  }
+}
+
+impl S3Tier {
+  async fn list_under(&self, prefix: &str, delimiter: Option<&str>) -> Result<Vec<ObjectMeta>> {
     let client = self.client().await;
     let full = self.full_key(prefix);
-    let mut pages = client.list_objects_v2().bucket(&self.config.bucket).prefix(&full).into_paginator().send();
+    let request =
+      client.list_objects_v2().bucket(&self.config.bucket).prefix(&full).set_delimiter(delimiter.map(str::to_owned));
+    let mut pages = request.into_paginator().send();
     let mut keys = Vec::new();
     while let Some(page) = pages.next().await {
       let page = page.map_err(|e| self.error("list", e))?;
@@ -199,11 +219,7 @@ impl ObjectTier for S3Tier {
     Ok(keys)
   }
 
-  fn kind(&self) -> &'static str {
-    "s3"
-  }
-
-  async fn delete(&self, keys: &[String]) -> Result<()> {
+  async fn delete_keys(&self, keys: &[String]) -> Result<()> {
     let client = self.client().await;
     // DeleteObjects takes at most 1000 keys.
     for batch in keys.chunks(1000) {
