@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::archive::{self, PackOptions};
 use crate::blocking;
 use crate::error::{Result, StoreError};
-use crate::incremental::{Collected, Manifest, Repo, MANIFEST_EXT};
+use crate::incremental::{Collected, Manifest, Repo, MANIFEST_EXT, WORK_PREFIX};
 use crate::session::SessionKey;
 use crate::tier::{ObjectMeta, ObjectTier};
 
@@ -125,7 +125,8 @@ impl Backups {
   /// Every session's versions, oldest first, from one listing of the tier.
   pub async fn index(&self) -> Result<BTreeMap<SessionKey, Vec<Version>>> {
     let mut index: BTreeMap<SessionKey, Vec<Version>> = BTreeMap::new();
-    for (session, version) in self.tier.list("").await?.into_iter().filter_map(parse_version) {
+    // Versions only: chunks and locks sort after them, and the listing stops there.
+    for (session, version) in self.tier.list_before("", WORK_PREFIX).await?.into_iter().filter_map(parse_version) {
       index.entry(session).or_default().push(version);
     }
     Ok(index)
@@ -338,10 +339,13 @@ impl Backups {
     let mut usage: BTreeMap<SessionKey, IncrementalUsage> = BTreeMap::new();
     let mut manifests = Vec::new();
     for object in objects {
-      let Some((session, _)) = object.key.split_once('/') else { continue };
-      let Ok(session) = SessionKey::parse(session) else { continue };
-      if object.key.starts_with(&crate::incremental::chunks_prefix(&session)) {
-        usage.entry(session).or_default().stored_bytes += object.size;
+      if let Some(work) = object.key.strip_prefix(WORK_PREFIX) {
+        // `~/<session>/chunks/<id>`
+        let Some((session, rest)) = work.split_once('/') else { continue };
+        let Ok(session) = SessionKey::parse(session) else { continue };
+        if rest.starts_with("chunks/") {
+          usage.entry(session).or_default().stored_bytes += object.size;
+        }
       } else if let Some((session, version)) = parse_version(object).filter(|(_, v)| v.incremental) {
         usage.entry(session.clone()).or_default().stored_bytes += version.size;
         manifests.push((session, version));

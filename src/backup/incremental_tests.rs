@@ -25,7 +25,7 @@ fn seal(entries: &[Entry], pack: &PackOptions, at: u64) -> Vec<u8> {
 }
 
 fn chunk_keys(memory: &Memory) -> BTreeSet<String> {
-  memory.objects.lock().unwrap().keys().filter(|k| k.starts_with("s/chunks/")).cloned().collect()
+  memory.objects.lock().unwrap().keys().filter(|k| k.starts_with("~/s/chunks/")).cloned().collect()
 }
 
 /// The chunk objects the session's manifests name.
@@ -33,7 +33,7 @@ async fn referenced(backups: &Backups) -> BTreeSet<String> {
   let mut ids = BTreeSet::new();
   for v in backups.versions(&key("s")).await.unwrap() {
     let manifest = backups.repo.manifest(&key("s"), &v.key).await.unwrap().unwrap();
-    ids.extend(manifest.chunk_ids().map(|id| format!("s/chunks/{id}")));
+    ids.extend(manifest.chunk_ids().map(|id| format!("~/s/chunks/{id}")));
   }
   ids
 }
@@ -121,7 +121,7 @@ async fn an_interrupted_backup_leaves_the_previous_version_and_collectable_orpha
   assert_eq!(orphans.len(), 2, "{orphans:?}");
   assert!(memory.objects.lock().unwrap().keys().all(|k| !k.contains("/locks/")), "the failed backup let go");
   // A backup that is running (or crashed less than an hour ago) holds collection off.
-  let running = format!("s/locks/backup-{:013}-00000000000000cc", crate::incremental::tests::now_ms_for_tests());
+  let running = format!("~/s/locks/backup-{:013}-00000000000000cc", crate::incremental::tests::now_ms_for_tests());
   memory.put(&running, Vec::new()).await.unwrap();
   assert!(backups.collect(&key("s")).await.unwrap().skipped);
   assert_eq!(chunk_keys(&memory).len(), before.len() + 2);
@@ -139,10 +139,10 @@ async fn a_backup_waits_for_a_prune_and_a_stale_lock_is_ignored_and_removed() {
   let backups = incremental(&memory, 3, pack.clone());
   let mut profile = Evolving::new(13);
   let now = crate::incremental::tests::now_ms_for_tests();
-  let pruning = format!("s/locks/prune-{now:013}-00000000000000aa");
+  let pruning = format!("~/s/locks/prune-{now:013}-00000000000000aa");
   memory.put(&pruning, Vec::new()).await.unwrap();
   // Stale by the tier's clock (its last-modified time), whatever the name says.
-  let stale = format!("s/locks/backup-{now:013}-00000000000000bb");
+  let stale = format!("~/s/locks/backup-{now:013}-00000000000000bb");
   memory.objects.lock().unwrap().insert(stale.clone(), (Vec::new(), now - 2 * 3_600_000));
   let manifests = |m: &Memory| m.objects.lock().unwrap().keys().filter(|k| k.ends_with(".wwmf")).count();
   let release = {

@@ -8,7 +8,7 @@ mod repo;
 
 pub use chunks::{split, ChunkCodec, ChunkId};
 pub use manifest::{plan, rebuild, Manifest, ManifestEntry, Plan};
-pub use repo::{chunks_prefix, Collected, Repo, Written, MANIFEST_EXT};
+pub use repo::{chunks_prefix, Collected, Repo, Written, MANIFEST_EXT, WORK_PREFIX};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -1,8 +1,12 @@
-//! Incremental versions in an object tier, under the session's prefix:
+//! Incremental versions in an object tier:
 //!
-//! - `<session>/chunks/<id>`: chunk objects, shared by every version that has the same bytes;
-//! - `<session>/<ms:013>-<hash8>.wwmf`: one manifest per version, written after all its chunks are durable;
-//! - `<session>/locks/<backup|prune>-<ms>-<rand>`: who is working on the session.
+//! - `<session>/<ms:013>-<hash8>.wwmf`: one manifest per version, beside whole-archive versions, written after all
+//!   its chunks are durable;
+//! - `~/<session>/chunks/<id>`: chunk objects, shared by every version that has the same bytes;
+//! - `~/<session>/locks/<backup|prune>-<ms>-<rand>`: who is working on the session.
+//!
+//! Chunks and locks live apart, under `~/` (no session name holds a `~`, and `~` sorts after every character a
+//! name may hold), so listing versions, one session's or every session's, never pages through chunks.
 //!
 //! Collecting unreferenced chunks must never race a backup that is about to reference one it found in the
 //! listing. Both sides write their lock first and then list the locks, so of two that overlap at least one
@@ -107,12 +111,19 @@ pub struct Repo {
   references: Mutex<HashMap<ListedObject, Arc<Vec<ChunkId>>>>,
 }
 
+/// Where chunks and locks begin: every version key sorts before it.
+pub const WORK_PREFIX: &str = "~/";
+
+fn work_prefix(session: &SessionKey) -> String {
+  format!("{WORK_PREFIX}{session}/")
+}
+
 pub fn chunks_prefix(session: &SessionKey) -> String {
-  format!("{session}/chunks/")
+  format!("{WORK_PREFIX}{session}/chunks/")
 }
 
 fn locks_prefix(session: &SessionKey) -> String {
-  format!("{session}/locks/")
+  format!("{WORK_PREFIX}{session}/locks/")
 }
 
 impl Repo {
@@ -282,7 +293,8 @@ impl Repo {
 
   async fn collect_locked(&self, session: &SessionKey, lock: &str) -> Result<Collected> {
     let started = tokio::time::Instant::now();
-    let objects = self.tier.list(&format!("{session}/")).await?;
+    let mut objects = self.tier.list_children(&format!("{session}/")).await?;
+    objects.extend(self.tier.list(&work_prefix(session)).await?);
     let (chunks_at, locks_at) = (chunks_prefix(session), locks_prefix(session));
     let manifests: Vec<&ObjectMeta> = objects.iter().filter(|o| is_manifest(session, &o.key)).collect();
     let mut referenced: HashSet<ChunkId> = HashSet::new();
@@ -335,7 +347,8 @@ impl Repo {
 
   /// Every object of the session (versions of either format, chunks, locks).
   pub async fn delete_all(&self, session: &SessionKey) -> Result<()> {
-    let keys: Vec<String> = self.tier.list(&format!("{session}/")).await?.into_iter().map(|o| o.key).collect();
+    let mut keys: Vec<String> = self.tier.list(&format!("{session}/")).await?.into_iter().map(|o| o.key).collect();
+    keys.extend(self.tier.list(&work_prefix(session)).await?.into_iter().map(|o| o.key));
     match keys.is_empty() {
       true => Ok(()),
       false => self.tier.delete(&keys).await,

@@ -68,6 +68,11 @@ pub trait ObjectTier: Send + Sync + std::fmt::Debug {
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()>;
   /// Objects whose key starts with `prefix`, sorted by key.
   async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>>;
+  /// Objects whose key starts with `prefix` and sorts before `end`: a listing that stops early instead of paging
+  /// through what follows (S3 lists in key order).
+  async fn list_before(&self, prefix: &str, end: &str) -> Result<Vec<ObjectMeta>> {
+    Ok(self.list(prefix).await?.into_iter().filter(|o| o.key.as_str() < end).collect())
+  }
   /// The objects directly under `prefix` (a `/`-terminated folder), not those in folders below it: a session's
   /// versions without its chunks. S3 asks the server (a delimiter listing).
   async fn list_children(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {

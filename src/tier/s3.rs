@@ -183,11 +183,15 @@ impl ObjectTier for S3Tier {
   }
 
   async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-    self.list_under(prefix, None).await
+    self.list_under(prefix, None, None).await
+  }
+
+  async fn list_before(&self, prefix: &str, end: &str) -> Result<Vec<ObjectMeta>> {
+    self.list_under(prefix, None, Some(end)).await
   }
 
   async fn list_children(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-    self.list_under(prefix, Some("/")).await
+    self.list_under(prefix, Some("/"), None).await
   }
 
   fn kind(&self) -> &'static str {
@@ -200,7 +204,8 @@ impl ObjectTier for S3Tier {
 }
 
 impl S3Tier {
-  async fn list_under(&self, prefix: &str, delimiter: Option<&str>) -> Result<Vec<ObjectMeta>> {
+  /// Pages of a listing, in key order; with `end`, no page is asked for once a key reaches it.
+  async fn list_under(&self, prefix: &str, delimiter: Option<&str>, end: Option<&str>) -> Result<Vec<ObjectMeta>> {
     let client = self.client().await;
     let full = self.full_key(prefix);
     let request =
@@ -214,6 +219,12 @@ impl S3Tier {
         let modified_ms = o.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0).max(0) as u64;
         Some(ObjectMeta { key, size: o.size().unwrap_or(0).max(0) as u64, modified_ms })
       }));
+      if let Some(end) = end {
+        if keys.last().is_some_and(|o| o.key.as_str() >= end) {
+          keys.retain(|o| o.key.as_str() < end);
+          break;
+        }
+      }
     }
     keys.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(keys)
