@@ -192,3 +192,36 @@ test('encrypted incremental backups: nothing readable in the bucket; verify chec
   const err = await keyless.extract({ session: 'RemoteAuth-e', path: out, version: versions[2].id }).catch((e) => e)
   t.is(err.code, 'ERR_DECRYPT')
 })
+
+test('cleanup finds the chunks no version references (an interrupted backup) and removes only those', async (t) => {
+  const root = tempDir(t)
+  const bucket = await moto.bucket(`orphans-${++buckets}`)
+  const store = new RustStore({ dir: path.join(root, 'store'), s3: s3(bucket, { incremental: true }), saveErrors: 'reject' })
+  const [zip] = await tenVersions(root, 'small')
+  await store.save({ session: 'RemoteAuth-o', path: zip })
+  const before = await moto.keys(bucket)
+  // What a backup cut off after two uploads leaves: chunks, no manifest.
+  const orphans = ['a'.repeat(64), 'b'.repeat(64)].map((id) => `whatsapp-sessions/~/RemoteAuth-o/chunks/${id}`)
+  for (const key of orphans) await moto.putObject(bucket, key, Buffer.alloc(900))
+  const env = {
+    SESSION_STORE_DIR: path.join(root, 'store'),
+    WWEBJS_DATA_PATH: path.join(root, 'auth'),
+    S3_BUCKET: bucket,
+    S3_ENDPOINT: moto.endpoint,
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_ACCESS_KEY_ID: 'test-key',
+    S3_SECRET_ACCESS_KEY: 'test-secret',
+  }
+  const cli = (args) => spawnSync(process.execPath, [bin, ...args], { cwd: root, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' })
+  const dry = cli(['cleanup', '--json'])
+  t.is(dry.status, 0, dry.stderr)
+  t.deepEqual(JSON.parse(dry.stdout).unreferenced_chunks, [{ session: 'RemoteAuth-o', chunks: 2, bytes: 1800, skipped: false }])
+  t.is((await moto.keys(bucket)).length, before.length + 2, 'a dry run deletes nothing')
+  const run = cli(['cleanup', '--execute'])
+  t.is(run.status, 0, run.stderr)
+  t.regex(run.stdout, /and 2 unreferenced backup chunks \(1\.76 KiB\)/)
+  t.deepEqual(await moto.keys(bucket), before, 'exactly the orphans went')
+  const out = path.join(root, 'out.zip')
+  await store.extract({ session: 'RemoteAuth-o', path: out, version: (await store.listBackups('RemoteAuth-o'))[0].id })
+  t.deepEqual(await files(out), await files(zip))
+})

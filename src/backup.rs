@@ -211,6 +211,16 @@ impl Backups {
     self.repo.collect(key).await
   }
 
+  /// `collect` of every session that has chunks, or (without `execute`) what it would delete.
+  pub async fn collect_all(&self, execute: bool) -> Result<Vec<(SessionKey, Result<Collected>)>> {
+    let mut done = Vec::new();
+    for session in self.repo.sessions_with_chunks().await? {
+      let collected = self.repo.collect_or_count(&session, execute).await;
+      done.push((session, collected));
+    }
+    Ok(done)
+  }
+
   /// Re-encrypts one version under the current key, keeping its time; `None` when it already is (or went away).
   /// A whole version is replaced in place; an incremental one is chunked afresh (chunk names are keyed) under a
   /// new manifest name with the same time, then the old manifest and the chunks only it used are deleted.

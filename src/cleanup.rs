@@ -52,12 +52,24 @@ pub struct Failure {
   pub message: String,
 }
 
+/// Chunks of incremental backups that no version references (from an interrupted backup or a skipped prune).
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreferencedChunks {
+  pub session: String,
+  pub chunks: usize,
+  pub bytes: u64,
+  /// Another process was working on the session: left for the next run.
+  pub skipped: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CleanupReport {
   pub execute: bool,
   pub data_path: PathBuf,
   pub stale_sessions: Vec<LastSaved>,
   pub leftovers: Vec<LocalLeftover>,
+  /// Per session with any: chunks in the bucket that no version references.
+  pub unreferenced_chunks: Vec<UnreferencedChunks>,
   /// Bytes freed on the local disk (or that would be, in a dry run).
   pub local_bytes: u64,
   pub failures: Vec<Failure>,
@@ -176,5 +188,26 @@ pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupRepo
     }
     local_bytes += leftover.bytes;
   }
-  Ok(CleanupReport { execute: opts.execute, data_path, stale_sessions: stale, leftovers, local_bytes, failures })
+  let mut unreferenced_chunks = Vec::new();
+  for (key, collected) in store.collect_backups(opts.execute).await? {
+    match collected {
+      Ok(c) if c.chunks == 0 && !c.skipped => {}
+      Ok(c) => unreferenced_chunks.push(UnreferencedChunks {
+        session: key.to_string(),
+        chunks: c.chunks,
+        bytes: c.bytes,
+        skipped: c.skipped,
+      }),
+      Err(err) => failures.push(Failure { target: key.to_string(), code: err.code(), message: err.to_string() }),
+    }
+  }
+  Ok(CleanupReport {
+    execute: opts.execute,
+    data_path,
+    stale_sessions: stale,
+    leftovers,
+    unreferenced_chunks,
+    local_bytes,
+    failures,
+  })
 }

@@ -282,16 +282,22 @@ impl Repo {
   /// (and says so) while another process works on the session. A manifest that cannot be read stops it: what it
   /// references is unknown.
   pub async fn collect(&self, session: &SessionKey) -> Result<Collected> {
+    self.collect_or_count(session, true).await
+  }
+
+  /// `collect`, or with `execute` off only what it would delete (under the lock all the same, so the count is
+  /// what a collection would have found).
+  pub async fn collect_or_count(&self, session: &SessionKey, execute: bool) -> Result<Collected> {
     let (lock, others) = self.take_lock(session, LockKind::Prune).await?;
     let collected = match others.is_empty() {
-      true => self.collect_locked(session, &lock).await,
+      true => self.collect_locked(session, &lock, execute).await,
       false => Ok(Collected { skipped: true, ..Default::default() }),
     };
     let _ = self.tier.delete(&[lock]).await;
     collected
   }
 
-  async fn collect_locked(&self, session: &SessionKey, lock: &str) -> Result<Collected> {
+  async fn collect_locked(&self, session: &SessionKey, lock: &str, execute: bool) -> Result<Collected> {
     let started = tokio::time::Instant::now();
     let mut objects = self.tier.list_children(&format!("{session}/")).await?;
     objects.extend(self.tier.list(&work_prefix(session)).await?);
@@ -320,7 +326,7 @@ impl Repo {
         doomed.push(object.key.clone());
       }
     }
-    if !doomed.is_empty() {
+    if execute && !doomed.is_empty() {
       self.tier.delete(&doomed).await?;
     }
     Ok(collected)
@@ -343,6 +349,18 @@ impl Repo {
     let ids: Arc<Vec<ChunkId>> = Arc::new(manifest.map(|m| m.chunk_ids().cloned().collect()).unwrap_or_default());
     self.references.lock().unwrap().insert(cache_key, ids.clone());
     Ok(ids)
+  }
+
+  /// Sessions that have chunks or locks (whether or not any version is left).
+  pub async fn sessions_with_chunks(&self) -> Result<Vec<SessionKey>> {
+    let mut found: Vec<SessionKey> = Vec::new();
+    for object in self.tier.list(WORK_PREFIX).await? {
+      let name = object.key[WORK_PREFIX.len()..].split('/').next().unwrap_or_default();
+      if found.last().is_none_or(|last| last.as_str() != name) {
+        found.extend(SessionKey::parse(name).ok());
+      }
+    }
+    Ok(found)
   }
 
   /// Every object of the session (versions of either format, chunks, locks).

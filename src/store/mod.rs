@@ -276,6 +276,17 @@ impl Store {
     Ok(SessionInfo { key, header })
   }
 
+  /// Unreferenced chunks of every session's incremental backups, deleted with `execute` (else counted).
+  pub async fn collect_backups(
+    &self,
+    execute: bool,
+  ) -> Result<Vec<(SessionKey, Result<crate::incremental::Collected>)>> {
+    match &self.backups {
+      Some(backups) => backups.collect_all(execute).await,
+      None => Ok(Vec::new()),
+    }
+  }
+
   /// The session's backup versions, oldest first (empty without a backup tier).
   pub async fn backup_versions(&self, session: &str) -> Result<Vec<crate::backup::Version>> {
     let key = SessionArg::parse(session)?.key;
