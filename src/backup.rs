@@ -327,6 +327,10 @@ impl Backups {
     if newest.incremental {
       let Some(m) = self.repo.manifest(key, &newest.key).await? else { return Ok(None) };
       let flags = archive::FLAG_TAR_ZSTD | if self.pack.keys.is_some() { archive::FLAG_ENCRYPTED } else { 0 };
+      // What the version takes in the bucket: its manifest and the chunks it names (shared ones included).
+      let sizes = self.repo.chunk_sizes(key).await?;
+      let ids: std::collections::HashSet<&String> = m.chunk_ids().collect();
+      let stored = newest.size + ids.iter().filter_map(|id| sizes.get(*id)).sum::<u64>();
       return Ok(Some(archive::Header {
         version: archive::FORMAT_VERSION,
         flags,
@@ -334,7 +338,7 @@ impl Backups {
         files_bytes: m.files_bytes(),
         source_bytes: m.source_bytes,
         created_ms: m.created_ms,
-        payload_len: 0,
+        payload_len: stored.saturating_sub(archive::HEADER_LEN as u64),
       }));
     }
     match self.tier.head(&newest.key, archive::HEADER_LEN).await? {

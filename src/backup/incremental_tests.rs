@@ -224,6 +224,10 @@ async fn whole_and_incremental_versions_mix_and_a_point_in_time_is_found() {
   assert_eq!(chunked.find(&key("s"), Some("nope"), None).await.unwrap_err().code(), "ERR_VERSION_NOT_FOUND");
   let header = chunked.newest_header(&key("s")).await.unwrap().unwrap();
   assert_eq!(header.created_ms, 4_000);
+  let manifest = chunked.repo.manifest(&key("s"), &versions[2].key).await.unwrap().unwrap();
+  let used: BTreeSet<String> = manifest.chunk_ids().map(|id| format!("~/s/chunks/{id}")).collect();
+  let chunk_bytes: u64 = used.iter().map(|k| memory.bytes(k).unwrap().len() as u64).sum();
+  assert_eq!(header.stored_bytes(), versions[2].size + chunk_bytes, "its manifest and the chunks it names");
   chunked.delete(&key("s")).await.unwrap();
   assert!(memory.objects.lock().unwrap().is_empty(), "a deleted session leaves no chunk behind");
 }

@@ -351,6 +351,13 @@ impl Repo {
     Ok(ids)
   }
 
+  /// The session's chunks and their stored sizes.
+  pub async fn chunk_sizes(&self, session: &SessionKey) -> Result<HashMap<ChunkId, u64>> {
+    let prefix = chunks_prefix(session);
+    let listed = self.tier.list(&prefix).await?;
+    Ok(listed.into_iter().filter_map(|o| Some((o.key.strip_prefix(&prefix)?.to_owned(), o.size))).collect())
+  }
+
   /// Sessions that have chunks or locks (whether or not any version is left).
   pub async fn sessions_with_chunks(&self) -> Result<Vec<SessionKey>> {
     let mut found: Vec<SessionKey> = Vec::new();
