@@ -191,9 +191,13 @@ impl Backups {
   /// Deletes the versions `retention` does not keep (never the newest), then the chunks no manifest needs.
   async fn prune(&self, key: &SessionKey, versions: Vec<Version>) -> Result<()> {
     let newest = versions.last().map_or(0, |v| v.ms);
-    let keep_from = versions.len().saturating_sub(self.retention.keep);
+    // Counted by time, not by object: a key rotation briefly holds two manifests of one version (the new name is
+    // written before the old one goes), and both are that one version.
+    let mut times: Vec<u64> = versions.iter().map(|v| v.ms).collect();
+    times.dedup();
+    let oldest_kept = times.len().checked_sub(self.retention.keep).map_or(0, |i| times[i]);
     let within = |v: &Version| self.retention.keep_within_ms.is_some_and(|age| newest.saturating_sub(v.ms) <= age);
-    let old: Vec<&Version> = versions[..keep_from].iter().filter(|v| !within(v)).collect();
+    let old: Vec<&Version> = versions.iter().filter(|v| v.ms < oldest_kept && !within(v)).collect();
     if old.is_empty() {
       return Ok(());
     }
@@ -211,11 +215,15 @@ impl Backups {
     self.repo.collect(key).await
   }
 
-  /// `collect` of every session that has chunks, or (without `execute`) what it would delete.
+  /// `collect` of every session that has chunks, or (without `execute`) what it would delete, counted without
+  /// taking locks.
   pub async fn collect_all(&self, execute: bool) -> Result<Vec<(SessionKey, Result<Collected>)>> {
     let mut done = Vec::new();
     for session in self.repo.sessions_with_chunks().await? {
-      let collected = self.repo.collect_or_count(&session, execute).await;
+      let collected = match execute {
+        true => self.repo.collect(&session).await,
+        false => self.repo.count_unreferenced(&session).await,
+      };
       done.push((session, collected));
     }
     Ok(done)
@@ -262,12 +270,16 @@ impl Backups {
   /// The newest version that reads back whole, skipping damaged ones. `Ok(None)` when there is no version; an
   /// error when there are versions and none of them is good.
   pub async fn newest_good(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
-    let mut versions = self.versions(key).await?;
-    // Twice at most: damaged versions may have been replaced meanwhile (a key rotation writes a new manifest and
+    self.newest_good_in(key, self.versions(key).await?).await
+  }
+
+  /// `newest_good`, starting from a listing taken earlier.
+  async fn newest_good_in(&self, key: &SessionKey, mut versions: Vec<Version>) -> Result<Option<Vec<u8>>> {
+    // Three times at most: damaged or vanished versions may have been replaced meanwhile (a key rotation writes a new manifest and
     // collects the old one's chunks); then the listing has changed, and its newest version is the one to read.
-    for attempt in 0..2 {
+    for attempt in 0..3 {
       let (found, damaged) = self.first_good(&versions).await?;
-      if damaged && attempt == 0 {
+      if damaged && attempt < 2 {
         let now = self.versions(key).await?;
         if now != versions {
           versions = now;
@@ -285,7 +297,7 @@ impl Backups {
     }
   }
 
-  /// The newest of `versions` that reads back whole, and whether a newer one was damaged.
+  /// The newest of `versions` that reads back whole, and whether a newer one was damaged or gone.
   async fn first_good(&self, versions: &[Version]) -> Result<(Option<Vec<u8>>, bool)> {
     let mut damaged = false;
     for version in versions.iter().rev() {
@@ -296,8 +308,8 @@ impl Backups {
           Err(err @ StoreError::ArchiveVersion(_)) => return Err(err),
           Err(_) => damaged = true,
         },
-        Ok(None) => {}
-        Err(StoreError::ArchiveCorrupt(_)) => damaged = true,
+        // Gone since the listing: replaced (a key rotation) or pruned; either way the listing has changed.
+        Ok(None) | Err(StoreError::ArchiveCorrupt(_)) => damaged = true,
         // A version this build cannot read, a missing key, an unreachable tier: not a reason to go back in time.
         Err(err) => return Err(err),
       }

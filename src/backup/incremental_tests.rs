@@ -244,12 +244,20 @@ async fn a_damaged_encrypted_chunk_falls_back_and_is_uploaded_again_by_the_next_
   let second = profile.next_version();
   backups.write(&key("s"), seal(&second, &pack, 2), 2).await.unwrap();
   let new_in_second: Vec<String> = chunk_keys(&memory).difference(&only_first).cloned().collect();
-  let victim = new_in_second[0].clone();
-  memory.objects.lock().unwrap().get_mut(&victim).unwrap().0[20] ^= 1;
+  let (victim, other) = (new_in_second[0].clone(), new_in_second[1].clone());
+  let good_other = memory.bytes(&other).unwrap();
+  for key in [&victim, &other] {
+    memory.objects.lock().unwrap().get_mut(key).unwrap().0[20] ^= 1;
+  }
 
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
   assert_eq!(read_entries(&newest, pack.keys.as_deref(), "s").unwrap().1, first, "the older version, not ERR_DECRYPT");
-  assert!(memory.bytes(&victim).is_none(), "the damaged chunk was dropped");
+  assert!(memory.bytes(&victim).is_some(), "a read deletes nothing: a backup may be re-uploading it");
+  // Meanwhile one of them was uploaded again, whole: the collection checks again and keeps it.
+  memory.objects.lock().unwrap().get_mut(&other).unwrap().0 = good_other;
+  backups.collect(&key("s")).await.unwrap();
+  assert!(memory.bytes(&victim).is_none(), "still damaged when fetched again under the lock: deleted");
+  assert!(memory.bytes(&other).is_some(), "whole again: kept");
   backups.write(&key("s"), seal(&second, &pack, 3), 3).await.unwrap();
   assert!(memory.bytes(&victim).is_some(), "and the next backup with those bytes uploaded it again");
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
@@ -284,4 +292,38 @@ async fn a_manifest_from_a_newer_build_is_an_upgrade_not_damage() {
     sealed[4] |= 0x80; // a flag this build does not know, checksum intact (it covers the body)
   }
   assert_eq!(backups.newest_good(&key("s")).await.unwrap_err().code(), "ERR_ARCHIVE_VERSION");
+}
+
+/// What a key rotation does to a version: the same manifest under a new name at the same time, the old one gone.
+fn rename_like_a_rotation(memory: &Memory, version: &Version) -> String {
+  let renamed = format!("s/{:013}-ffffffff.wwmf", version.ms);
+  let mut objects = memory.objects.lock().unwrap();
+  let moved = objects.remove(&version.key).unwrap();
+  objects.insert(renamed.clone(), moved);
+  renamed
+}
+
+#[tokio::test]
+async fn a_version_renamed_by_a_rotation_meanwhile_is_still_the_newest_and_counts_once() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(None);
+  let backups = incremental(&memory, 3, pack.clone());
+  let mut profile = Evolving::new(19);
+  let mut history = Vec::new();
+  for ms in 1..=3 {
+    history.push(profile.next_version());
+    backups.write(&key("s"), seal(history.last().unwrap(), &pack, ms), ms).await.unwrap();
+  }
+  // A restore listed the versions, then the newest was renamed under it: it reads the renamed one, not an older.
+  let listed = backups.versions(&key("s")).await.unwrap();
+  rename_like_a_rotation(&memory, &listed[2]);
+  let newest = backups.newest_good_in(&key("s"), listed.clone()).await.unwrap().unwrap();
+  assert_eq!(read_entries(&newest, None, "s").unwrap().1, history[2]);
+
+  // Mid-rotation, both names of version 3 exist; a backup then keeps three times, not three objects.
+  let copy = memory.bytes(&format!("s/{:013}-ffffffff.wwmf", 3)).unwrap();
+  memory.objects.lock().unwrap().insert(listed[2].key.clone(), (copy, 0));
+  backups.write(&key("s"), seal(&profile.next_version(), &pack, 4), 4).await.unwrap();
+  let times: Vec<u64> = backups.versions(&key("s")).await.unwrap().iter().map(|v| v.ms).collect();
+  assert_eq!(times, [2, 3, 3, 4]);
 }

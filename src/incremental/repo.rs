@@ -31,8 +31,10 @@ use crate::tier::{ObjectMeta, ObjectTier};
 
 /// A manifest's file extension: versions are `<session>/<ms:013>-<hash8>.wwmf`.
 pub const MANIFEST_EXT: &str = ".wwmf";
-/// Requests in flight per backup or restore.
+/// Uploads in flight per backup (a backup carries a few chunks; many sessions back up at once).
 const PARALLEL: usize = 8;
+/// Downloads in flight per restore: a restore is one GET per chunk, and object stores serve many at once.
+const PARALLEL_READS: usize = 32;
 /// A backup's lock outlives any sane backup of one session; a prune's is short (a listing and some deletes).
 const STALE_BACKUP: Duration = Duration::from_secs(3600);
 const STALE_PRUNE: Duration = Duration::from_secs(300);
@@ -109,6 +111,8 @@ pub struct Repo {
   level: i32,
   /// The chunk ids of manifests already read, by (key, size, modified): manifests change only by key rotation.
   references: Mutex<HashMap<ListedObject, Arc<Vec<ChunkId>>>>,
+  /// Chunks restores found damaged, by session: the next collection checks them again and deletes them.
+  suspects: Mutex<HashMap<String, HashSet<ChunkId>>>,
 }
 
 /// Where chunks and locks begin: every version key sorts before it.
@@ -128,7 +132,7 @@ fn locks_prefix(session: &SessionKey) -> String {
 
 impl Repo {
   pub fn new(tier: Arc<dyn ObjectTier>, keys: Option<Arc<Keyring>>, level: i32) -> Self {
-    Self { tier, keys, level, references: Mutex::default() }
+    Self { tier, keys, level, references: Mutex::default(), suspects: Mutex::default() }
   }
 
   /// Writes `entries` as a version of `session` at `manifest_key`: the chunks the tier lacks, then the
@@ -141,8 +145,9 @@ impl Repo {
     created_ms: u64,
     source_bytes: u64,
   ) -> Result<Written> {
+    let started = tokio::time::Instant::now();
     let lock = self.lock_for_backup(session).await?;
-    let written = self.write_locked(session, manifest_key, entries, created_ms, source_bytes).await;
+    let written = self.write_locked(session, manifest_key, entries, created_ms, source_bytes, started).await;
     let _ = self.tier.delete(&[lock]).await; // a lock left behind goes stale; it only delays a prune
     written
   }
@@ -154,6 +159,7 @@ impl Repo {
     entries: Vec<Entry>,
     created_ms: u64,
     source_bytes: u64,
+    started: tokio::time::Instant,
   ) -> Result<Written> {
     let prefix = chunks_prefix(session);
     // Verified against the tier every time: the listing is what exists, whatever any cache believed.
@@ -181,6 +187,11 @@ impl Repo {
       .buffer_unordered(PARALLEL)
       .try_collect::<Vec<()>>()
       .await?;
+    // A backup this slow may look stale to a prune, which could then have collected chunks it counted on.
+    if started.elapsed() > STALE_BACKUP / 2 {
+      let reason = "the backup outlived half its lock; nothing was committed (the next backup starts afresh)";
+      return Err(StoreError::TierUnavailable { tier: self.tier.kind(), reason: reason.into() });
+    }
     // Last: a manifest that exists names only chunks that do.
     self.tier.put(manifest_key, sealed).await?;
     Ok(Written { new_chunks: plan.manifest.new_chunks, uploaded_bytes })
@@ -203,7 +214,7 @@ impl Repo {
   /// time is the tier's now.
   async fn other_locks(&self, session: &SessionKey, own: &str) -> Result<Vec<LockKind>> {
     let listed = self.tier.list(&locks_prefix(session)).await?;
-    let now = listed.iter().find(|o| o.key == own).and_then(parse_lock).map_or_else(now_ms, |(_, at)| at);
+    let now = self.lock_time(&listed, own)?;
     let fresh = listed.iter().filter(|o| o.key != own).filter_map(parse_lock);
     Ok(fresh.filter(|(kind, at)| !stale(*kind, *at, now)).map(|(kind, _)| kind).collect())
   }
@@ -243,7 +254,7 @@ impl Repo {
           Ok::<_, StoreError>((id, object))
         }
       })
-      .buffer_unordered(PARALLEL)
+      .buffer_unordered(PARALLEL_READS)
       .try_collect()
       .await?;
     let (keys, level, name) = (self.keys.clone(), self.level, session.to_string());
@@ -266,70 +277,111 @@ impl Repo {
     match decoded {
       Ok(entries) => Ok(entries),
       Err(bad) => {
-        // A damaged chunk is deleted, so the next backup that has those bytes uploads it again (best effort: it
-        // is worthless either way) instead of trusting it forever.
-        let _ = self.tier.delete(&bad.iter().map(|id| format!("{prefix}{id}")).collect::<Vec<_>>()).await;
-        Err(StoreError::ArchiveCorrupt(format!(
-          "{} chunk(s) of this version are damaged: {}",
-          bad.len(),
-          bad.join(", ")
-        )))
+        // Not deleted here (a backup may be uploading a good copy right now): the next collection, under its
+        // lock, fetches them again and deletes those still damaged, so a later backup uploads them afresh.
+        let message = format!("{} chunk(s) of this version are damaged: {}", bad.len(), bad.join(", "));
+        self.suspects.lock().unwrap().entry(session.to_string()).or_default().extend(bad);
+        Err(StoreError::ArchiveCorrupt(message))
       }
     }
   }
 
-  /// Deletes the chunks of `session` that no manifest references, and stale locks, under a prune lock; skips
-  /// (and says so) while another process works on the session. A manifest that cannot be read stops it: what it
-  /// references is unknown.
+  /// Deletes the chunks of `session` that no manifest references, chunks a restore found damaged (fetched again
+  /// and still damaged), and stale locks, under a prune lock; skips (and says so) while another process works on
+  /// the session. A manifest that cannot be read stops it: what it references is unknown.
   pub async fn collect(&self, session: &SessionKey) -> Result<Collected> {
-    self.collect_or_count(session, true).await
-  }
-
-  /// `collect`, or with `execute` off only what it would delete (under the lock all the same, so the count is
-  /// what a collection would have found).
-  pub async fn collect_or_count(&self, session: &SessionKey, execute: bool) -> Result<Collected> {
+    let started = tokio::time::Instant::now();
     let (lock, others) = self.take_lock(session, LockKind::Prune).await?;
     let collected = match others.is_empty() {
-      true => self.collect_locked(session, &lock, execute).await,
+      true => self.collect_locked(session, &lock, started).await,
       false => Ok(Collected { skipped: true, ..Default::default() }),
     };
     let _ = self.tier.delete(&[lock]).await;
     collected
   }
 
-  async fn collect_locked(&self, session: &SessionKey, lock: &str, execute: bool) -> Result<Collected> {
-    let started = tokio::time::Instant::now();
+  /// What `collect` would delete of unreferenced chunks, counted without a lock (so without holding up a backup):
+  /// approximate while one runs.
+  pub async fn count_unreferenced(&self, session: &SessionKey) -> Result<Collected> {
+    let objects = self.objects_of(session).await?;
+    Ok(self.unreferenced(session, &objects).await?.1)
+  }
+
+  /// The session's versions (directly under it) and its chunks and locks.
+  async fn objects_of(&self, session: &SessionKey) -> Result<Vec<ObjectMeta>> {
     let mut objects = self.tier.list_children(&format!("{session}/")).await?;
     objects.extend(self.tier.list(&work_prefix(session)).await?);
-    let (chunks_at, locks_at) = (chunks_prefix(session), locks_prefix(session));
+    Ok(objects)
+  }
+
+  /// The keys of chunks no listed manifest references, with their count and bytes.
+  async fn unreferenced(&self, session: &SessionKey, objects: &[ObjectMeta]) -> Result<(Vec<String>, Collected)> {
     let manifests: Vec<&ObjectMeta> = objects.iter().filter(|o| is_manifest(session, &o.key)).collect();
     let mut referenced: HashSet<ChunkId> = HashSet::new();
     for manifest in &manifests {
       referenced.extend(self.references(session, manifest).await?.iter().cloned());
     }
     self.forget_references(session, &manifests);
-    // A prune that ran long may have outlived its lock in a backup's eyes; and whoever came meanwhile wins.
-    if started.elapsed() > STALE_PRUNE / 2 || !self.other_locks(session, lock).await?.is_empty() {
-      return Ok(Collected { skipped: true, ..Default::default() });
-    }
-    let now = objects.iter().find(|o| o.key == lock).and_then(parse_lock).map_or_else(now_ms, |(_, at)| at);
-    let mut doomed = Vec::new();
-    let mut collected = Collected::default();
-    for object in &objects {
-      if let Some(id) = object.key.strip_prefix(&chunks_at) {
-        if !referenced.contains(id) {
-          doomed.push(object.key.clone());
-          collected.chunks += 1;
-          collected.bytes += object.size;
-        }
-      } else if object.key.starts_with(&locks_at) && parse_lock(object).is_none_or(|(kind, at)| stale(kind, at, now)) {
+    let chunks_at = chunks_prefix(session);
+    let (mut doomed, mut collected) = (Vec::new(), Collected::default());
+    for object in objects {
+      if object.key.strip_prefix(&chunks_at).is_some_and(|id| !referenced.contains(id)) {
         doomed.push(object.key.clone());
+        collected.chunks += 1;
+        collected.bytes += object.size;
       }
     }
-    if execute && !doomed.is_empty() {
-      self.tier.delete(&doomed).await?;
+    Ok((doomed, collected))
+  }
+
+  async fn collect_locked(&self, session: &SessionKey, lock: &str, started: tokio::time::Instant) -> Result<Collected> {
+    let objects = self.objects_of(session).await?;
+    let now = self.lock_time(&objects, lock)?;
+    let (mut doomed, collected) = self.unreferenced(session, &objects).await?;
+    let locks_at = locks_prefix(session);
+    let stale_locks = objects.iter().filter(|o| o.key.starts_with(&locks_at) && o.key != lock);
+    doomed.extend(
+      stale_locks.filter(|o| parse_lock(o).is_none_or(|(kind, at)| stale(kind, at, now))).map(|o| o.key.clone()),
+    );
+    doomed.extend(self.confirmed_damaged(session).await?);
+    let skipped = Collected { skipped: true, ..Default::default() };
+    // Whoever came meanwhile wins; and a prune never deletes once it may look stale to a backup.
+    if !self.other_locks(session, lock).await?.is_empty() {
+      return Ok(skipped);
+    }
+    for batch in doomed.chunks(1000) {
+      if started.elapsed() > STALE_PRUNE / 2 {
+        return Ok(skipped);
+      }
+      self.tier.delete(batch).await?;
     }
     Ok(collected)
+  }
+
+  /// When `lock` was written, by the tier's clock. Not listed (the tier does not read its own writes): an error
+  /// rather than a guess by this host's clock.
+  fn lock_time(&self, listed: &[ObjectMeta], lock: &str) -> Result<u64> {
+    let own = listed.iter().find(|o| o.key == lock).and_then(parse_lock);
+    own.map(|(_, at)| at).ok_or_else(|| StoreError::TierUnavailable {
+      tier: self.tier.kind(),
+      reason: "a lock just written is missing from the listing".into(),
+    })
+  }
+
+  /// The chunks restores of `session` found damaged that are still damaged when fetched again now.
+  async fn confirmed_damaged(&self, session: &SessionKey) -> Result<Vec<String>> {
+    let suspects = self.suspects.lock().unwrap().remove(session.as_str()).unwrap_or_default();
+    let prefix = chunks_prefix(session);
+    let mut confirmed = Vec::new();
+    for id in suspects {
+      let key = format!("{prefix}{id}");
+      let Some(object) = self.tier.get(&key).await? else { continue };
+      let codec = ChunkCodec { keys: self.keys.as_deref(), session: session.as_str(), level: self.level };
+      if let Err(StoreError::ArchiveCorrupt(_)) = codec.decode(&object, &id) {
+        confirmed.push(key);
+      }
+    }
+    Ok(confirmed)
   }
 
   /// Drops what is remembered of the session's manifests that are no longer listed (pruned), so the memory
@@ -370,8 +422,24 @@ impl Repo {
     Ok(found)
   }
 
-  /// Every object of the session (versions of either format, chunks, locks).
+  /// Every object of the session (versions of either format, chunks, locks). Under a prune lock, after waiting
+  /// (up to `WAIT_FOR_PRUNE`) for backups in flight to finish, so none commits a manifest over deleted chunks;
+  /// a logout goes ahead after the wait all the same.
   pub async fn delete_all(&self, session: &SessionKey) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_PRUNE;
+    loop {
+      let (lock, others) = self.take_lock(session, LockKind::Prune).await?;
+      if others.is_empty() || tokio::time::Instant::now() >= deadline {
+        let deleted = self.delete_objects(session).await;
+        let _ = self.tier.delete(&[lock]).await;
+        return deleted;
+      }
+      let _ = self.tier.delete(&[lock]).await;
+      tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+  }
+
+  async fn delete_objects(&self, session: &SessionKey) -> Result<()> {
     let mut keys: Vec<String> = self.tier.list(&format!("{session}/")).await?.into_iter().map(|o| o.key).collect();
     keys.extend(self.tier.list(&work_prefix(session)).await?.into_iter().map(|o| o.key));
     match keys.is_empty() {

@@ -322,9 +322,13 @@ impl Store {
     let Some(primary) = &self.primary else {
       let backups = self.backups.as_ref().expect("a store has a tier");
       for key in backups.sessions().await? {
-        // As below: one unreadable header does not fail the listing (extract checks the data itself).
-        if let Ok(Some(header)) = backups.newest_header(&key).await {
-          out.push(SessionInfo { header, key });
+        // As below: one unreadable header does not fail the listing (extract checks the data itself); a tier
+        // that cannot be asked does.
+        match backups.newest_header(&key).await {
+          Ok(Some(header)) => out.push(SessionInfo { header, key }),
+          Ok(None) => {}
+          Err(err @ (StoreError::Backend { .. } | StoreError::TierUnavailable { .. })) => return Err(err),
+          Err(_) => {}
         }
       }
       return Ok(out);

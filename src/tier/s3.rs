@@ -219,7 +219,8 @@ impl S3Tier {
         let modified_ms = o.last_modified().and_then(|t| t.to_millis().ok()).unwrap_or(0).max(0) as u64;
         Some(ObjectMeta { key, size: o.size().unwrap_or(0).max(0) as u64, modified_ms })
       }));
-      if let Some(end) = end {
+      // Only where pages come in key order (general-purpose buckets; directory buckets do not sort).
+      if let Some(end) = end.filter(|_| keys.windows(2).all(|w| w[0].key <= w[1].key)) {
         if keys.last().is_some_and(|o| o.key.as_str() >= end) {
           keys.retain(|o| o.key.as_str() < end);
           break;
