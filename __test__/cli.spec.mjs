@@ -257,7 +257,7 @@ test('cleanup removes stale zips, temp folders and orphan profiles under the dat
   t.true(gone.every((p) => fs.existsSync(p)), 'a dry run removes nothing')
   const run = cli(root, ['cleanup', '--orphans', '--execute'], env)
   t.is(run.code, 0, run.stderr)
-  t.regex(run.stdout, /removed 0 stale sessions, 3 local leftovers \(.*\) and 0 unreferenced backup chunks/)
+  t.regex(run.stdout, /removed 0 stale sessions, 3 local leftovers \(.*\) and 0 unreferenced backup packs/)
   const wrongStore = cli(root, ['cleanup', '--orphans'], { ...env, SESSION_STORE_DIR: path.join(root, 'empty') })
   t.is(wrongStore.code, 1, 'an empty store makes every profile look orphaned')
   t.regex(wrongStore.stderr, /ERR_INVALID_OPTION/)

@@ -69,8 +69,9 @@ test('ten evolving versions: each backup uploads a fraction of a whole archive, 
   }
   t.log(uploads.map((u) => `v${u.step}: ${u.incremental} B of ${u.whole} B`).join('\n'))
   for (const u of uploads.slice(1)) {
-    // A few new chunks and the manifest: measured ~3 %; ~30 % when the log is flushed into a table (new bytes).
-    const share = u.step === 4 ? 0.4 : 0.1
+    // A pack of a few new chunks and the manifest: measured ~3 %; ~30 % when the log is flushed into a table or two
+    // tables are merged (new bytes, every 4th version here).
+    const share = u.step % 4 === 0 ? 0.4 : 0.1
     t.true(u.incremental <= u.whole * share, `v${u.step}: ${u.incremental} of ${u.whole}`)
   }
   const [stored, wholeStored] = [await moto.bytes(chunked), await moto.bytes(whole)]
@@ -130,9 +131,12 @@ test('keepVersions prunes manifests and the chunks only they used; turning incre
   const keys = await moto.keys(bucket)
   t.false(keys.some((k) => k.endsWith('.wwrs')), 'the old archive was pruned')
   t.false(keys.some((k) => k.includes('/locks/')), 'no lock left behind')
-  const chunks = keys.filter((k) => k.includes('/chunks/')).length
-  // Pruned manifests took their chunks along: what is left is what three versions of a ~230 KB profile need.
-  t.true(chunks < 80, `${chunks} chunks`)
+  const packs = keys.filter((k) => k.includes('/packs/'))
+  // Pruned manifests took their packs along: what is left is what three versions read (one pack per backup, and
+  // the first one, whose chunks they all still use).
+  t.true(packs.length <= 5, packs.join())
+  const packBytes = (await Promise.all(packs.map((k) => moto.getObject(bucket, k)))).reduce((a, b) => a + b.length, 0)
+  t.true(packBytes < 400_000, `${packBytes} B of packs for three versions of a ~230 KB profile`)
   const last = path.join(root, 'last.zip')
   await after.extract({ session: 'RemoteAuth-p', path: last, version: versions[2].id })
   t.deepEqual(await files(last), await files(zips[9]))
@@ -149,11 +153,11 @@ test('encrypted incremental backups: nothing readable in the bucket; verify chec
   // zstd alone would hide the text, so look at what each object says it is: WWCK / WWMF with the encrypted flag.
   const stored = await moto.keys(bucket)
   const objects = await Promise.all(stored.filter((k) => !k.includes('/locks/')).map((k) => moto.getObject(bucket, k)))
-  const chunks = objects.filter((o) => o.subarray(0, 4).toString() === 'WWCK')
+  const packs = objects.filter((o) => o.subarray(0, 4).toString() === 'WWCK')
   const manifests = objects.filter((o) => o.subarray(0, 4).toString() === 'WWMF')
   t.is(manifests.length, 3)
-  t.true(chunks.length > 10)
-  t.true(chunks.every((o) => o[4] === 3), 'every chunk: zstd, then encrypted')
+  t.is(packs.length, 3, 'one pack per backup')
+  t.true(packs.every((o) => o[4] === 3), 'chunks: zstd, then encrypted')
   t.true(manifests.every((o) => o[4] === 1), 'every manifest encrypted')
 
   const env = {
@@ -180,9 +184,9 @@ test('encrypted incremental backups: nothing readable in the bucket; verify chec
   t.is(extracted.status, 0, extracted.stderr)
   t.deepEqual(await files(out), await files(zips[1]))
 
-  // One chunk overwritten with garbage: every version that uses it is reported, and the exit code says so.
-  const chunk = (await moto.keys(bucket)).find((k) => k.includes('/chunks/'))
-  await moto.putObject(bucket, chunk, Buffer.from('garbage'))
+  // One pack overwritten with garbage: every version that reads from it is reported, and the exit code says so.
+  const pack = (await moto.keys(bucket)).find((k) => k.includes('/packs/'))
+  await moto.putObject(bucket, pack, Buffer.from('garbage'))
   const bad = cli(['verify', '--json'])
   t.is(bad.status, 1)
   const report = JSON.parse(bad.stdout)
@@ -193,15 +197,15 @@ test('encrypted incremental backups: nothing readable in the bucket; verify chec
   t.is(err.code, 'ERR_DECRYPT')
 })
 
-test('cleanup finds the chunks no version references (an interrupted backup) and removes only those', async (t) => {
+test('cleanup finds the packs no version references (an interrupted backup) and removes only those', async (t) => {
   const root = tempDir(t)
   const bucket = await moto.bucket(`orphans-${++buckets}`)
   const store = new RustStore({ dir: path.join(root, 'store'), s3: s3(bucket, { incremental: true }), saveErrors: 'reject' })
   const [zip] = await tenVersions(root, 'small')
   await store.save({ session: 'RemoteAuth-o', path: zip })
   const before = await moto.keys(bucket)
-  // What a backup cut off after two uploads leaves: chunks, no manifest.
-  const orphans = ['a'.repeat(64), 'b'.repeat(64)].map((id) => `whatsapp-sessions/~/RemoteAuth-o/chunks/${id}`)
+  // What backups cut off before their manifests leave: packs that no version reads.
+  const orphans = ['a'.repeat(64), 'b'.repeat(64)].map((id) => `whatsapp-sessions/~/RemoteAuth-o/packs/${id}`)
   for (const key of orphans) await moto.putObject(bucket, key, Buffer.alloc(900))
   const env = {
     SESSION_STORE_DIR: path.join(root, 'store'),
@@ -215,11 +219,11 @@ test('cleanup finds the chunks no version references (an interrupted backup) and
   const cli = (args) => spawnSync(process.execPath, [bin, ...args], { cwd: root, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' })
   const dry = cli(['cleanup', '--json'])
   t.is(dry.status, 0, dry.stderr)
-  t.deepEqual(JSON.parse(dry.stdout).unreferenced_chunks, [{ session: 'RemoteAuth-o', chunks: 2, bytes: 1800, skipped: false }])
+  t.deepEqual(JSON.parse(dry.stdout).unreferenced_packs, [{ session: 'RemoteAuth-o', packs: 2, bytes: 1800, skipped: false }])
   t.is((await moto.keys(bucket)).length, before.length + 2, 'a dry run deletes nothing')
   const run = cli(['cleanup', '--execute'])
   t.is(run.status, 0, run.stderr)
-  t.regex(run.stdout, /and 2 unreferenced backup chunks \(1\.76 KiB\)/)
+  t.regex(run.stdout, /and 2 unreferenced backup packs \(1\.76 KiB\)/)
   t.deepEqual(await moto.keys(bucket), before, 'exactly the orphans went')
   const out = path.join(root, 'out.zip')
   await store.extract({ session: 'RemoteAuth-o', path: out, version: (await store.listBackups('RemoteAuth-o'))[0].id })

@@ -339,10 +339,9 @@ impl Backups {
     if newest.incremental {
       let Some(m) = self.repo.manifest(key, &newest.key).await? else { return Ok(None) };
       let flags = archive::FLAG_TAR_ZSTD | if self.pack.keys.is_some() { archive::FLAG_ENCRYPTED } else { 0 };
-      // What the version takes in the bucket: its manifest and the chunks it names (shared ones included).
-      let sizes = self.repo.chunk_sizes(key).await?;
-      let ids: std::collections::HashSet<&String> = m.chunk_ids().collect();
-      let stored = newest.size + ids.iter().filter_map(|id| sizes.get(*id)).sum::<u64>();
+      // What the version takes in the bucket: its manifest and the packs it reads (shared ones included).
+      let sizes = self.repo.pack_sizes(key).await?;
+      let stored = newest.size + m.packs().iter().filter_map(|id| sizes.get(*id)).sum::<u64>();
       return Ok(Some(archive::Header {
         version: archive::FORMAT_VERSION,
         flags,
@@ -366,12 +365,10 @@ impl Backups {
     let mut manifests = Vec::new();
     for object in objects {
       if let Some(work) = object.key.strip_prefix(WORK_PREFIX) {
-        // `~/<session>/chunks/<id>`
-        let Some((session, rest)) = work.split_once('/') else { continue };
+        // `~/<session>/packs/<id>` (locks are empty)
+        let Some((session, _)) = work.split_once('/') else { continue };
         let Ok(session) = SessionKey::parse(session) else { continue };
-        if rest.starts_with("chunks/") {
-          usage.entry(session).or_default().stored_bytes += object.size;
-        }
+        usage.entry(session).or_default().stored_bytes += object.size;
       } else if let Some((session, version)) = parse_version(object).filter(|(_, v)| v.incremental) {
         usage.entry(session.clone()).or_default().stored_bytes += version.size;
         manifests.push((session, version));

@@ -52,11 +52,11 @@ pub struct Failure {
   pub message: String,
 }
 
-/// Chunks of incremental backups that no version references (from an interrupted backup or a skipped prune).
+/// Packs of incremental backups that no version references (from an interrupted backup or a skipped prune).
 #[derive(Debug, Clone, Serialize)]
-pub struct UnreferencedChunks {
+pub struct UnreferencedPacks {
   pub session: String,
-  pub chunks: usize,
+  pub packs: usize,
   pub bytes: u64,
   /// Another process was working on the session: left for the next run.
   pub skipped: bool,
@@ -68,8 +68,8 @@ pub struct CleanupReport {
   pub data_path: PathBuf,
   pub stale_sessions: Vec<LastSaved>,
   pub leftovers: Vec<LocalLeftover>,
-  /// Per session with any: chunks in the bucket that no version references.
-  pub unreferenced_chunks: Vec<UnreferencedChunks>,
+  /// Per session with any: packs in the bucket that no version references.
+  pub unreferenced_packs: Vec<UnreferencedPacks>,
   /// Bytes freed on the local disk (or that would be, in a dry run).
   pub local_bytes: u64,
   pub failures: Vec<Failure>,
@@ -188,13 +188,13 @@ pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupRepo
     }
     local_bytes += leftover.bytes;
   }
-  let mut unreferenced_chunks = Vec::new();
+  let mut unreferenced_packs = Vec::new();
   for (key, collected) in store.collect_backups(opts.execute).await? {
     match collected {
-      Ok(c) if c.chunks == 0 && !c.skipped => {}
-      Ok(c) => unreferenced_chunks.push(UnreferencedChunks {
+      Ok(c) if c.objects == 0 && !c.skipped => {}
+      Ok(c) => unreferenced_packs.push(UnreferencedPacks {
         session: key.to_string(),
-        chunks: c.chunks,
+        packs: c.objects,
         bytes: c.bytes,
         skipped: c.skipped,
       }),
@@ -206,7 +206,7 @@ pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupRepo
     data_path,
     stale_sessions: stale,
     leftovers,
-    unreferenced_chunks,
+    unreferenced_packs,
     local_bytes,
     failures,
   })

@@ -24,16 +24,16 @@ fn seal(entries: &[Entry], pack: &PackOptions, at: u64) -> Vec<u8> {
   pack_entries(entries, pack, "s", 0, at).unwrap().bytes
 }
 
-fn chunk_keys(memory: &Memory) -> BTreeSet<String> {
-  memory.objects.lock().unwrap().keys().filter(|k| k.starts_with("~/s/chunks/")).cloned().collect()
+fn pack_keys(memory: &Memory) -> BTreeSet<String> {
+  memory.objects.lock().unwrap().keys().filter(|k| k.starts_with("~/s/packs/")).cloned().collect()
 }
 
-/// The chunk objects the session's manifests name.
+/// The packs the session's manifests read from.
 async fn referenced(backups: &Backups) -> BTreeSet<String> {
   let mut ids = BTreeSet::new();
   for v in backups.versions(&key("s")).await.unwrap() {
     let manifest = backups.repo.manifest(&key("s"), &v.key).await.unwrap().unwrap();
-    ids.extend(manifest.chunk_ids().map(|id| format!("~/s/chunks/{id}")));
+    ids.extend(manifest.packs().into_iter().map(|id| format!("~/s/packs/{id}")));
   }
   ids
 }
@@ -88,7 +88,7 @@ async fn pruning_collects_exactly_the_chunks_no_kept_version_references() {
   for v in 0..6u64 {
     last = profile.next_version();
     backups.write(&key("s"), seal(&last, &pack, v + 1), v + 1).await.unwrap();
-    assert_eq!(chunk_keys(&memory), referenced(&backups).await, "after version {v}");
+    assert_eq!(pack_keys(&memory), referenced(&backups).await, "after version {v}");
   }
   let versions = backups.versions(&key("s")).await.unwrap();
   assert_eq!(versions.len(), 2);
@@ -104,12 +104,12 @@ async fn an_interrupted_backup_leaves_the_previous_version_and_collectable_orpha
   let mut profile = Evolving::new(12);
   let first = profile.next_version();
   backups.write(&key("s"), seal(&first, &pack, 1), 1).await.unwrap();
-  let before = chunk_keys(&memory);
-  // The next version rewrites Local Storage (new chunks); the connection drops after the lock and two chunks.
+  let before = pack_keys(&memory);
+  // The next version rewrites Local Storage (new chunks); the connection drops after the lock and the pack.
   let second: Vec<Entry> = profile.next_version();
   let mut third = second.clone();
   third.push(file("Default/IndexedDB/extra.ldb", vec![7; 200_000]));
-  *memory.puts_left.lock().unwrap() = Some(3);
+  *memory.puts_left.lock().unwrap() = Some(2);
   assert!(backups.write(&key("s"), seal(&third, &pack, 2), 2).await.is_err());
   *memory.puts_left.lock().unwrap() = None;
   let versions = backups.versions(&key("s")).await.unwrap();
@@ -117,18 +117,18 @@ async fn an_interrupted_backup_leaves_the_previous_version_and_collectable_orpha
   assert_eq!(restored(&backups, &versions[0], &pack).await, first);
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
   assert_eq!(read_entries(&newest, None, "s").unwrap().1, first);
-  let orphans: BTreeSet<String> = chunk_keys(&memory).difference(&before).cloned().collect();
-  assert_eq!(orphans.len(), 2, "{orphans:?}");
+  let orphans: BTreeSet<String> = pack_keys(&memory).difference(&before).cloned().collect();
+  assert_eq!(orphans.len(), 1, "{orphans:?}");
   assert!(memory.objects.lock().unwrap().keys().all(|k| !k.contains("/locks/")), "the failed backup let go");
   // A backup that is running (or crashed less than an hour ago) holds collection off.
   let running = format!("~/s/locks/backup-{:013}-00000000000000cc", crate::incremental::tests::now_ms_for_tests());
   memory.put(&running, Vec::new()).await.unwrap();
   assert!(backups.collect(&key("s")).await.unwrap().skipped);
-  assert_eq!(chunk_keys(&memory).len(), before.len() + 2);
+  assert_eq!(pack_keys(&memory).len(), before.len() + 1);
   memory.delete(&[running]).await.unwrap();
   let collected = backups.collect(&key("s")).await.unwrap();
-  assert_eq!(collected.chunks, 2);
-  assert_eq!(chunk_keys(&memory), before, "exactly the orphans");
+  assert_eq!(collected.objects, 1);
+  assert_eq!(pack_keys(&memory), before, "exactly the orphans");
   assert_eq!(restored(&backups, &versions[0], &pack).await, first);
 }
 
@@ -179,7 +179,7 @@ async fn encrypted_incremental_versions_rotate_to_a_new_key() {
   let plain_anywhere =
     |m: &Memory| m.objects.lock().unwrap().values().any(|(b, _)| b.windows(marker.len()).any(|w| w == marker));
   assert!(!plain_anywhere(&memory), "nothing readable in the bucket");
-  let old_chunks = chunk_keys(&memory);
+  let old_chunks = pack_keys(&memory);
 
   let rotated = options(Some(Keyring::new(new.clone(), vec![old])));
   let backups = incremental(&memory, 3, rotated.clone());
@@ -190,7 +190,7 @@ async fn encrypted_incremental_versions_rotate_to_a_new_key() {
   let version = rekeyed[0].clone();
   assert_eq!(version.ms, 1, "same time");
   assert_eq!(backups.rekey(&version).await.unwrap(), None, "already under the current key");
-  assert!(chunk_keys(&memory).is_disjoint(&old_chunks), "old chunks collected, new ones named under the new key");
+  assert!(pack_keys(&memory).is_disjoint(&old_chunks), "old chunks collected, new ones named under the new key");
   let only_new = options(Some(Keyring::new(new, vec![])));
   let backups = incremental(&memory, 3, only_new.clone());
   assert_eq!(restored(&backups, &version, &only_new).await, entries, "readable without the old key");
@@ -225,9 +225,9 @@ async fn whole_and_incremental_versions_mix_and_a_point_in_time_is_found() {
   let header = chunked.newest_header(&key("s")).await.unwrap().unwrap();
   assert_eq!(header.created_ms, 4_000);
   let manifest = chunked.repo.manifest(&key("s"), &versions[2].key).await.unwrap().unwrap();
-  let used: BTreeSet<String> = manifest.chunk_ids().map(|id| format!("~/s/chunks/{id}")).collect();
-  let chunk_bytes: u64 = used.iter().map(|k| memory.bytes(k).unwrap().len() as u64).sum();
-  assert_eq!(header.stored_bytes(), versions[2].size + chunk_bytes, "its manifest and the chunks it names");
+  let used = manifest.packs().into_iter().map(|id| format!("~/s/packs/{id}"));
+  let pack_bytes: u64 = used.map(|k| memory.bytes(&k).unwrap().len() as u64).sum();
+  assert_eq!(header.stored_bytes(), versions[2].size + pack_bytes, "its manifest and the packs it reads");
   chunked.delete(&key("s")).await.unwrap();
   assert!(memory.objects.lock().unwrap().is_empty(), "a deleted session leaves no chunk behind");
 }
@@ -240,26 +240,20 @@ async fn a_damaged_encrypted_chunk_falls_back_and_is_uploaded_again_by_the_next_
   let mut profile = Evolving::new(16);
   let first = profile.next_version();
   backups.write(&key("s"), seal(&first, &pack, 1), 1).await.unwrap();
-  let only_first = chunk_keys(&memory);
+  let only_first = pack_keys(&memory);
   let second = profile.next_version();
   backups.write(&key("s"), seal(&second, &pack, 2), 2).await.unwrap();
-  let new_in_second: Vec<String> = chunk_keys(&memory).difference(&only_first).cloned().collect();
-  let (victim, other) = (new_in_second[0].clone(), new_in_second[1].clone());
-  let good_other = memory.bytes(&other).unwrap();
-  for key in [&victim, &other] {
-    memory.objects.lock().unwrap().get_mut(key).unwrap().0[20] ^= 1;
-  }
+  let packed_by_second: Vec<String> = pack_keys(&memory).difference(&only_first).cloned().collect();
+  assert_eq!(packed_by_second.len(), 1, "one pack per backup");
+  let victim = packed_by_second[0].clone();
+  memory.objects.lock().unwrap().get_mut(&victim).unwrap().0[20] ^= 1;
 
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
   assert_eq!(read_entries(&newest, pack.keys.as_deref(), "s").unwrap().1, first, "the older version, not ERR_DECRYPT");
-  assert!(memory.bytes(&victim).is_some(), "a read deletes nothing: a backup may be re-uploading it");
-  // Meanwhile one of them was uploaded again, whole: the collection checks again and keeps it.
-  memory.objects.lock().unwrap().get_mut(&other).unwrap().0 = good_other;
-  backups.collect(&key("s")).await.unwrap();
-  assert!(memory.bytes(&victim).is_none(), "still damaged when fetched again under the lock: deleted");
-  assert!(memory.bytes(&other).is_some(), "whole again: kept");
-  backups.write(&key("s"), seal(&second, &pack, 3), 3).await.unwrap();
-  assert!(memory.bytes(&victim).is_some(), "and the next backup with those bytes uploaded it again");
+  assert!(memory.bytes(&victim).is_some(), "a read deletes nothing");
+  // The next backup with those bytes does not reuse the damaged chunk: it packs it afresh.
+  let written = backups.write(&key("s"), seal(&second, &pack, 3), 3).await.unwrap();
+  assert!(written.uploaded_bytes > 0);
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
   assert_eq!(read_entries(&newest, pack.keys.as_deref(), "s").unwrap().1, second);
 }
@@ -326,4 +320,25 @@ async fn a_version_renamed_by_a_rotation_meanwhile_is_still_the_newest_and_count
   backups.write(&key("s"), seal(&profile.next_version(), &pack, 4), 4).await.unwrap();
   let times: Vec<u64> = backups.versions(&key("s")).await.unwrap().iter().map(|v| v.ms).collect();
   assert_eq!(times, [2, 3, 3, 4]);
+}
+
+#[tokio::test]
+async fn a_mostly_dead_pack_is_repacked_and_then_collected() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(None);
+  let backups = incremental(&memory, 1, pack.clone());
+  let mut rng = crate::incremental::tests::Rng(21);
+  let small = file("Default/Local Storage/leveldb/CURRENT", rng.bytes(20_000));
+  let first = vec![file("Default/IndexedDB/a.ldb", rng.bytes(600_000)), small.clone()];
+  backups.write(&key("s"), seal(&first, &pack, 1), 1).await.unwrap();
+  let first_pack = pack_keys(&memory);
+  // The big table is rewritten; the small file stays: the first pack is now 97 % dead.
+  let second = vec![file("Default/IndexedDB/b.ldb", rng.bytes(600_000)), small];
+  backups.write(&key("s"), seal(&second, &pack, 2), 2).await.unwrap();
+  assert!(pack_keys(&memory).is_superset(&first_pack), "still read by the newest version");
+  let written = backups.write(&key("s"), seal(&second, &pack, 3), 3).await.unwrap();
+  assert!(written.uploaded_bytes > 15_000, "the small file's chunks were packed again: {written:?}");
+  assert!(pack_keys(&memory).is_disjoint(&first_pack), "and the dead pack went with the pruned versions");
+  let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
+  assert_eq!(restored(&backups, &version, &pack).await, second);
 }

@@ -118,23 +118,23 @@ pub fn cleanup(out: &mut dyn Write, report: &CleanupReport, format: Format) -> R
     let kind = serde_json::to_value(l.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     vec![kind, l.path.display().to_string(), bytes(l.bytes), format!("{} min", l.age_seconds / 60)]
   }));
-  rows.extend(report.unreferenced_chunks.iter().map(|u| {
-    let what = if u.skipped { "chunks (busy, next run)" } else { "unreferenced chunks" };
-    vec![what.into(), format!("{} ({} chunks)", u.session, u.chunks), bytes(u.bytes), "-".into()]
+  rows.extend(report.unreferenced_packs.iter().map(|u| {
+    let what = if u.skipped { "packs (busy, next run)" } else { "unreferenced packs" };
+    vec![what.into(), format!("{} ({} packs)", u.session, u.packs), bytes(u.bytes), "-".into()]
   }));
   table(out, &["what", "which", "size", "age"], &rows)?;
   writeln!(out)?;
   let verb = if report.execute { "removed" } else { "dry run: would remove" };
-  let chunks: usize = report.unreferenced_chunks.iter().map(|u| u.chunks).sum();
-  let chunk_bytes: u64 = report.unreferenced_chunks.iter().map(|u| u.bytes).sum();
+  let packs: usize = report.unreferenced_packs.iter().map(|u| u.packs).sum();
+  let pack_bytes: u64 = report.unreferenced_packs.iter().map(|u| u.bytes).sum();
   writeln!(
     out,
-    "{verb} {} stale sessions, {} local leftovers ({} under {}) and {chunks} unreferenced backup chunks ({})",
+    "{verb} {} stale sessions, {} local leftovers ({} under {}) and {packs} unreferenced backup packs ({})",
     report.stale_sessions.len(),
     report.leftovers.len(),
     bytes(report.local_bytes),
     report.data_path.display(),
-    bytes(chunk_bytes)
+    bytes(pack_bytes)
   )?;
   for f in &report.failures {
     writeln!(out, "failed: {}: {}: {}", f.target, f.code, f.message)?;

@@ -2,7 +2,7 @@
 //! sealed like an archive (BLAKE3 over everything) and written after all its chunks, so a version that exists
 //! is whole.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,12 +37,27 @@ pub struct Manifest {
   /// The zip it was made from.
   pub source_bytes: u64,
   pub entries: Vec<ManifestEntry>,
-  /// Bytes of the chunk objects this backup uploaded (the manifest itself not counted).
+  /// Bytes of the pack this backup uploaded (the manifest itself not counted).
   pub uploaded_bytes: u64,
   pub new_chunks: u32,
+  /// Where each chunk this version needs is stored: a pack and the chunk object's place in it.
+  pub locations: BTreeMap<ChunkId, Location>,
+}
+
+/// A chunk object inside a pack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+  pub pack: String,
+  pub offset: u64,
+  pub len: u64,
 }
 
 impl Manifest {
+  /// Every pack this version reads from.
+  pub fn packs(&self) -> HashSet<&str> {
+    self.locations.values().map(|l| l.pack.as_str()).collect()
+  }
+
   /// Every chunk this version needs.
   pub fn chunk_ids(&self) -> impl Iterator<Item = &ChunkId> {
     self.entries.iter().flat_map(|e| e.chunks.iter().flatten())
@@ -54,23 +69,25 @@ impl Manifest {
   }
 }
 
-/// What a backup must upload: the chunks its manifest names that are not `known`, each once, encoded.
+/// What a backup must upload: its manifest, and one pack holding the chunks `known` lacks (none if it lacks none).
 pub struct Plan {
   pub manifest: Manifest,
-  /// (id, stored object) of the chunks to upload.
-  pub new_chunks: Vec<(ChunkId, Vec<u8>)>,
+  /// (id, bytes): the chunk objects one after another, named by the BLAKE3 of the whole.
+  pub pack: Option<(String, Vec<u8>)>,
 }
 
-/// Splits the entries into chunks and encodes the ones `known` lacks.
+/// Splits the entries into chunks and packs the ones `known` (chunk → where it is stored) lacks.
 pub fn plan(
   codec: &ChunkCodec,
   created_ms: u64,
   source_bytes: u64,
   entries: &[Entry],
-  known: &HashSet<ChunkId>,
+  known: &HashMap<ChunkId, Location>,
 ) -> Result<Plan> {
-  let mut seen: HashSet<ChunkId> = HashSet::new();
-  let (mut new_chunks, mut uploaded_bytes, mut out) = (Vec::new(), 0, Vec::new());
+  let mut locations: BTreeMap<ChunkId, Location> = BTreeMap::new();
+  let mut fresh: Vec<(ChunkId, u64, u64)> = Vec::new();
+  let mut fresh_ids: HashSet<ChunkId> = HashSet::new();
+  let (mut pack, mut out) = (Vec::new(), Vec::new());
   for entry in entries {
     let (chunks, size) = match &entry.data {
       Data::Dir => (None, 0),
@@ -79,10 +96,16 @@ pub fn plan(
         for (at, len) in split(bytes) {
           let piece = &bytes[at..at + len];
           let id = codec.id(piece);
-          if !known.contains(&id) && seen.insert(id.clone()) {
-            let object = codec.encode(&id, piece)?;
-            uploaded_bytes += object.len() as u64;
-            new_chunks.push((id.clone(), object));
+          if !locations.contains_key(&id) && !fresh_ids.contains(&id) {
+            match known.get(&id) {
+              Some(location) => drop(locations.insert(id.clone(), location.clone())),
+              None => {
+                let object = codec.encode(&id, piece)?;
+                fresh_ids.insert(id.clone());
+                fresh.push((id.clone(), pack.len() as u64, object.len() as u64));
+                pack.extend_from_slice(&object);
+              }
+            }
           }
           ids.push(id);
         }
@@ -91,16 +114,22 @@ pub fn plan(
     };
     out.push(ManifestEntry { path: entry.path.clone(), mode: entry.mode, mtime: entry.mtime, chunks, size });
   }
+  let pack_id = (!fresh.is_empty()).then(|| blake3::hash(&pack).to_hex().to_string());
+  for (id, offset, len) in &fresh {
+    let pack = pack_id.clone().unwrap_or_default();
+    locations.insert(id.clone(), Location { pack, offset: *offset, len: *len });
+  }
   let manifest = Manifest {
     version: VERSION,
     session: codec.session.to_owned(),
     created_ms,
     source_bytes,
     entries: out,
-    uploaded_bytes,
-    new_chunks: new_chunks.len() as u32,
+    uploaded_bytes: pack.len() as u64,
+    new_chunks: fresh.len() as u32,
+    locations,
   };
-  Ok(Plan { manifest, new_chunks })
+  Ok(Plan { manifest, pack: pack_id.map(|id| (id, pack)) })
 }
 
 /// The entries back, fetching each chunk's bytes with `chunk` (decoded and checked against its id).

@@ -7,8 +7,8 @@ mod manifest;
 mod repo;
 
 pub use chunks::{split, ChunkCodec, ChunkId};
-pub use manifest::{plan, rebuild, Manifest, ManifestEntry, Plan};
-pub use repo::{chunks_prefix, Collected, Repo, Written, MANIFEST_EXT, WORK_PREFIX};
+pub use manifest::{plan, rebuild, Location, Manifest, ManifestEntry, Plan};
+pub use repo::{packs_prefix, Collected, Repo, Written, MANIFEST_EXT, WORK_PREFIX};
 
 #[cfg(test)]
 pub(crate) mod tests;

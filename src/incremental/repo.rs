@@ -1,14 +1,17 @@
 //! Incremental versions in an object tier:
 //!
-//! - `<session>/<ms:013>-<hash8>.wwmf`: one manifest per version, beside whole-archive versions, written after all
-//!   its chunks are durable;
-//! - `~/<session>/chunks/<id>`: chunk objects, shared by every version that has the same bytes;
+//! - `<session>/<ms:013>-<hash8>.wwmf`: one manifest per version, beside whole-archive versions, written after its
+//!   pack is durable; it names, for every chunk it needs, the pack that holds it and where;
+//! - `~/<session>/packs/<blake3>`: the chunks one backup added, one object after another (restic's pack files:
+//!   a backup is one PUT however many chunks changed, a restore one GET per pack, not per chunk);
 //! - `~/<session>/locks/<backup|prune>-<ms>-<rand>`: who is working on the session.
 //!
-//! Chunks and locks live apart, under `~/` (no session name holds a `~`, and `~` sorts after every character a
-//! name may hold), so listing versions, one session's or every session's, never pages through chunks.
+//! Packs and locks live apart, under `~/` (no session name holds a `~`, and `~` sorts after every character a
+//! name may hold), so listing versions, one session's or every session's, never pages through them. A pack is
+//! deleted once no manifest reads from it; a backup re-uploads the chunks of a pack the newest version uses for
+//! less than a quarter of its bytes (and whose dead bytes pass 256 KiB), so dead bytes do not pile up.
 //!
-//! Collecting unreferenced chunks must never race a backup that is about to reference one it found in the
+//! Collecting unreferenced packs must never race a backup that is about to reference one it found in the
 //! listing. Both sides write their lock first and then list the locks, so of two that overlap at least one
 //! sees the other: a backup that sees a prune waits for it, a prune that sees anyone else skips this round.
 //! Locks of crashed processes go stale after a while and are then ignored and removed.
@@ -22,7 +25,7 @@ use chacha20poly1305::aead::OsRng;
 use futures::{StreamExt, TryStreamExt};
 
 use super::chunks::{ChunkCodec, ChunkId};
-use super::manifest::{plan, rebuild, Manifest};
+use super::manifest::{plan, rebuild, Location, Manifest};
 use crate::archive::{Entry, Keyring};
 use crate::blocking;
 use crate::error::{Result, StoreError};
@@ -31,9 +34,10 @@ use crate::tier::{ObjectMeta, ObjectTier};
 
 /// A manifest's file extension: versions are `<session>/<ms:013>-<hash8>.wwmf`.
 pub const MANIFEST_EXT: &str = ".wwmf";
-/// Uploads in flight per backup (a backup carries a few chunks; many sessions back up at once).
-const PARALLEL: usize = 8;
-/// Downloads in flight per restore: a restore is one GET per chunk, and object stores serve many at once.
+/// A pack is repacked (its live chunks uploaded again) only once this much of it is dead and three quarters of
+/// it: re-uploading a few KB to free a small pack a few versions later is not worth its requests.
+const REPACK_DEAD_BYTES: u64 = 256 * 1024;
+/// Downloads in flight per restore: a restore is one GET per pack, and object stores serve many at once.
 const PARALLEL_READS: usize = 32;
 /// A backup's lock outlives any sane backup of one session; a prune's is short (a listing and some deletes).
 const STALE_BACKUP: Duration = Duration::from_secs(3600);
@@ -92,10 +96,11 @@ pub struct Written {
   pub uploaded_bytes: u64,
 }
 
-/// What a collection of unreferenced chunks did; `skipped` when another process was working on the session.
+/// What a collection of unreferenced packs did; `skipped` when another process was working on the session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Collected {
-  pub chunks: usize,
+  /// Packs (and stray objects) deleted, or that would be.
+  pub objects: usize,
   pub bytes: u64,
   pub skipped: bool,
 }
@@ -110,8 +115,8 @@ pub struct Repo {
   keys: Option<Arc<Keyring>>,
   level: i32,
   /// The chunk ids of manifests already read, by (key, size, modified): manifests change only by key rotation.
-  references: Mutex<HashMap<ListedObject, Arc<Vec<ChunkId>>>>,
-  /// Chunks restores found damaged, by session: the next collection checks them again and deletes them.
+  references: Mutex<HashMap<ListedObject, Arc<Vec<String>>>>,
+  /// Chunks restores found damaged, by session: the next backup uploads them afresh instead of reusing them.
   suspects: Mutex<HashMap<String, HashSet<ChunkId>>>,
 }
 
@@ -122,8 +127,8 @@ fn work_prefix(session: &SessionKey) -> String {
   format!("{WORK_PREFIX}{session}/")
 }
 
-pub fn chunks_prefix(session: &SessionKey) -> String {
-  format!("{WORK_PREFIX}{session}/chunks/")
+pub fn packs_prefix(session: &SessionKey) -> String {
+  format!("{WORK_PREFIX}{session}/packs/")
 }
 
 fn locks_prefix(session: &SessionKey) -> String {
@@ -161,15 +166,7 @@ impl Repo {
     source_bytes: u64,
     started: tokio::time::Instant,
   ) -> Result<Written> {
-    let prefix = chunks_prefix(session);
-    // Verified against the tier every time: the listing is what exists, whatever any cache believed.
-    let known: HashSet<ChunkId> = self
-      .tier
-      .list(&prefix)
-      .await?
-      .into_iter()
-      .filter_map(|o| o.key.strip_prefix(&prefix).map(str::to_owned))
-      .collect();
+    let known = self.known_chunks(session).await?;
     let (keys, level, name) = (self.keys.clone(), self.level, session.to_string());
     let (plan, sealed) = blocking::run(move || {
       let codec = ChunkCodec { keys: keys.as_deref(), session: &name, level };
@@ -179,22 +176,62 @@ impl Repo {
     })
     .await?;
     let uploaded_bytes = plan.manifest.uploaded_bytes + sealed.len() as u64;
-    futures::stream::iter(plan.new_chunks)
-      .map(|(id, object)| {
-        let key = format!("{prefix}{id}");
-        async move { self.tier.put(&key, object).await }
-      })
-      .buffer_unordered(PARALLEL)
-      .try_collect::<Vec<()>>()
-      .await?;
-    // A backup this slow may look stale to a prune, which could then have collected chunks it counted on.
+    if let Some((id, pack)) = plan.pack {
+      self.tier.put(&format!("{}{id}", packs_prefix(session)), pack).await?;
+    }
+    // A backup this slow may look stale to a prune, which could then have collected packs it counted on.
     if started.elapsed() > STALE_BACKUP / 2 {
       let reason = "the backup outlived half its lock; nothing was committed (the next backup starts afresh)";
       return Err(StoreError::TierUnavailable { tier: self.tier.kind(), reason: reason.into() });
     }
-    // Last: a manifest that exists names only chunks that do.
+    // Last: a manifest that exists names only packs that do.
     self.tier.put(manifest_key, sealed).await?;
     Ok(Written { new_chunks: plan.manifest.new_chunks, uploaded_bytes })
+  }
+
+  /// The chunks a backup may reuse, and where they are: those of the newest version whose pack is listed (checked
+  /// against the tier every time, whatever a cache believed), that no restore found damaged, and whose pack the
+  /// newest version still uses for at least a quarter of its bytes (or whose dead bytes are few). Chunks of a
+  /// mostly dead pack are uploaded again in the new pack, so the old one stops being referenced and is collected
+  /// once its versions are pruned.
+  async fn known_chunks(&self, session: &SessionKey) -> Result<HashMap<ChunkId, Location>> {
+    let prefix = packs_prefix(session);
+    let packs: HashMap<String, u64> = self
+      .tier
+      .list(&prefix)
+      .await?
+      .into_iter()
+      .filter_map(|o| Some((o.key.strip_prefix(&prefix)?.to_owned(), o.size)))
+      .collect();
+    let versions = self.tier.list_children(&format!("{session}/")).await?;
+    let Some(newest) = versions.iter().rfind(|o| is_manifest(session, &o.key)) else {
+      return Ok(HashMap::new());
+    };
+    let manifest = match self.manifest(session, &newest.key).await {
+      Ok(Some(manifest)) => manifest,
+      // Unreadable (damaged, newer, another key): upload everything afresh rather than trust it.
+      Ok(None) | Err(StoreError::ArchiveCorrupt(_) | StoreError::ArchiveVersion(_) | StoreError::Decrypt(_)) => {
+        return Ok(HashMap::new())
+      }
+      Err(err) => return Err(err),
+    };
+    let mut live: HashMap<&str, u64> = HashMap::new();
+    for location in manifest.locations.values() {
+      *live.entry(location.pack.as_str()).or_default() += location.len;
+    }
+    let worth_keeping = |pack: &str| {
+      let live = live.get(pack).copied().unwrap_or(0);
+      packs.get(pack).is_some_and(|size| live * 4 >= *size || size - live < REPACK_DEAD_BYTES)
+    };
+    let suspects = self.suspects.lock().unwrap().get(session.as_str()).cloned().unwrap_or_default();
+    Ok(
+      manifest
+        .locations
+        .iter()
+        .filter(|(id, location)| worth_keeping(&location.pack) && !suspects.contains(*id))
+        .map(|(id, location)| (id.clone(), location.clone()))
+        .collect(),
+    )
   }
 
   /// Writes a lock, then lists the session's locks: returns the lock and the other fresh ones.
@@ -241,17 +278,17 @@ impl Repo {
     Manifest::open(&bytes, self.keys.as_deref(), session.as_str()).map(Some)
   }
 
-  /// The entries of a version, every chunk fetched and checked against its name.
+  /// The entries of a version: its packs fetched (32 at a time), every chunk cut out and checked against its name.
   pub async fn rebuild(&self, session: &SessionKey, manifest: Manifest) -> Result<Vec<Entry>> {
-    let prefix = chunks_prefix(session);
-    let wanted: HashSet<ChunkId> = manifest.chunk_ids().cloned().collect();
-    let objects: HashMap<ChunkId, Vec<u8>> = futures::stream::iter(wanted)
+    let prefix = packs_prefix(session);
+    let wanted: Vec<String> = manifest.packs().into_iter().map(str::to_owned).collect();
+    let packs: HashMap<String, Vec<u8>> = futures::stream::iter(wanted)
       .map(|id| {
         let key = format!("{prefix}{id}");
         async move {
-          let object = self.tier.get(&key).await?;
-          let object = object.ok_or_else(|| StoreError::ArchiveCorrupt(format!("chunk {id} is missing")))?;
-          Ok::<_, StoreError>((id, object))
+          let pack = self.tier.get(&key).await?;
+          let pack = pack.ok_or_else(|| StoreError::ArchiveCorrupt(format!("pack {id} is missing")))?;
+          Ok::<_, StoreError>((id, pack))
         }
       })
       .buffer_unordered(PARALLEL_READS)
@@ -261,15 +298,24 @@ impl Repo {
     let decoded = blocking::run(move || {
       let codec = ChunkCodec { keys: keys.as_deref(), session: &name, level };
       let (mut chunks, mut bad) = (HashMap::new(), Vec::new());
-      for (id, object) in objects {
-        match codec.decode(&object, &id) {
-          Ok(bytes) => drop(chunks.insert(id, bytes)),
-          Err(StoreError::ArchiveCorrupt(_)) => bad.push(id),
+      for (id, at) in &manifest.locations {
+        let object = usize::try_from(at.offset)
+          .ok()
+          .zip(usize::try_from(at.len).ok())
+          .and_then(|(offset, len)| packs.get(&at.pack)?.get(offset..offset.checked_add(len)?));
+        let decoded = match object {
+          Some(object) => codec.decode(object, id),
+          None => Err(StoreError::ArchiveCorrupt(format!("chunk {id} lies outside its pack"))),
+        };
+        match decoded {
+          Ok(bytes) => drop(chunks.insert(id.clone(), bytes)),
+          Err(StoreError::ArchiveCorrupt(_)) => bad.push(id.clone()),
           Err(err) => return Err(err),
         }
       }
       if bad.is_empty() {
-        return rebuild(&manifest, |id| Ok(chunks[id].clone())).map(Ok);
+        let missing = |id: &str| StoreError::ArchiveCorrupt(format!("chunk {id} has no location"));
+        return rebuild(&manifest, |id| chunks.get(id).cloned().ok_or_else(|| missing(id))).map(Ok);
       }
       Ok(Err(bad))
     })
@@ -277,8 +323,8 @@ impl Repo {
     match decoded {
       Ok(entries) => Ok(entries),
       Err(bad) => {
-        // Not deleted here (a backup may be uploading a good copy right now): the next collection, under its
-        // lock, fetches them again and deletes those still damaged, so a later backup uploads them afresh.
+        // Nothing is deleted (other chunks of the pack may be whole, and a backup may be reading it): the next
+        // backup of this session in this process uploads these chunks afresh instead of reusing them.
         let message = format!("{} chunk(s) of this version are damaged: {}", bad.len(), bad.join(", "));
         self.suspects.lock().unwrap().entry(session.to_string()).or_default().extend(bad);
         Err(StoreError::ArchiveCorrupt(message))
@@ -314,20 +360,21 @@ impl Repo {
     Ok(objects)
   }
 
-  /// The keys of chunks no listed manifest references, with their count and bytes.
+  /// The keys of the session's packs no listed manifest references (and of anything else under its work prefix
+  /// that is neither a pack nor a lock), with their count and bytes.
   async fn unreferenced(&self, session: &SessionKey, objects: &[ObjectMeta]) -> Result<(Vec<String>, Collected)> {
     let manifests: Vec<&ObjectMeta> = objects.iter().filter(|o| is_manifest(session, &o.key)).collect();
-    let mut referenced: HashSet<ChunkId> = HashSet::new();
+    let mut referenced: HashSet<String> = HashSet::new();
     for manifest in &manifests {
       referenced.extend(self.references(session, manifest).await?.iter().cloned());
     }
     self.forget_references(session, &manifests);
-    let chunks_at = chunks_prefix(session);
+    let (work, packs_at, locks_at) = (work_prefix(session), packs_prefix(session), locks_prefix(session));
     let (mut doomed, mut collected) = (Vec::new(), Collected::default());
-    for object in objects {
-      if object.key.strip_prefix(&chunks_at).is_some_and(|id| !referenced.contains(id)) {
+    for object in objects.iter().filter(|o| o.key.starts_with(&work) && !o.key.starts_with(&locks_at)) {
+      if object.key.strip_prefix(&packs_at).is_none_or(|id| !referenced.contains(id)) {
         doomed.push(object.key.clone());
-        collected.chunks += 1;
+        collected.objects += 1;
         collected.bytes += object.size;
       }
     }
@@ -343,7 +390,6 @@ impl Repo {
     doomed.extend(
       stale_locks.filter(|o| parse_lock(o).is_none_or(|(kind, at)| stale(kind, at, now))).map(|o| o.key.clone()),
     );
-    doomed.extend(self.confirmed_damaged(session).await?);
     let skipped = Collected { skipped: true, ..Default::default() };
     // Whoever came meanwhile wins; and a prune never deletes once it may look stale to a backup.
     if !self.other_locks(session, lock).await?.is_empty() {
@@ -368,22 +414,6 @@ impl Repo {
     })
   }
 
-  /// The chunks restores of `session` found damaged that are still damaged when fetched again now.
-  async fn confirmed_damaged(&self, session: &SessionKey) -> Result<Vec<String>> {
-    let suspects = self.suspects.lock().unwrap().remove(session.as_str()).unwrap_or_default();
-    let prefix = chunks_prefix(session);
-    let mut confirmed = Vec::new();
-    for id in suspects {
-      let key = format!("{prefix}{id}");
-      let Some(object) = self.tier.get(&key).await? else { continue };
-      let codec = ChunkCodec { keys: self.keys.as_deref(), session: session.as_str(), level: self.level };
-      if let Err(StoreError::ArchiveCorrupt(_)) = codec.decode(&object, &id) {
-        confirmed.push(key);
-      }
-    }
-    Ok(confirmed)
-  }
-
   /// Drops what is remembered of the session's manifests that are no longer listed (pruned), so the memory
   /// stays bounded by the kept versions.
   fn forget_references(&self, session: &SessionKey, listed: &[&ObjectMeta]) {
@@ -392,20 +422,22 @@ impl Repo {
     self.references.lock().unwrap().retain(|(key, _, _), _| !key.starts_with(&prefix) || keep.contains(key.as_str()));
   }
 
-  async fn references(&self, session: &SessionKey, object: &ObjectMeta) -> Result<Arc<Vec<ChunkId>>> {
+  /// The packs a listed manifest reads from (remembered: a manifest never changes under its name).
+  async fn references(&self, session: &SessionKey, object: &ObjectMeta) -> Result<Arc<Vec<String>>> {
     let cache_key = (object.key.clone(), object.size, object.modified_ms);
     if let Some(ids) = self.references.lock().unwrap().get(&cache_key) {
       return Ok(ids.clone());
     }
     let manifest = self.manifest(session, &object.key).await?;
-    let ids: Arc<Vec<ChunkId>> = Arc::new(manifest.map(|m| m.chunk_ids().cloned().collect()).unwrap_or_default());
+    let ids: Arc<Vec<String>> =
+      Arc::new(manifest.map(|m| m.packs().into_iter().map(str::to_owned).collect()).unwrap_or_default());
     self.references.lock().unwrap().insert(cache_key, ids.clone());
     Ok(ids)
   }
 
-  /// The session's chunks and their stored sizes.
-  pub async fn chunk_sizes(&self, session: &SessionKey) -> Result<HashMap<ChunkId, u64>> {
-    let prefix = chunks_prefix(session);
+  /// The session's packs and their stored sizes.
+  pub async fn pack_sizes(&self, session: &SessionKey) -> Result<HashMap<String, u64>> {
+    let prefix = packs_prefix(session);
     let listed = self.tier.list(&prefix).await?;
     Ok(listed.into_iter().filter_map(|o| Some((o.key.strip_prefix(&prefix)?.to_owned(), o.size))).collect())
   }

@@ -1,7 +1,7 @@
 //! A LevelDB-like profile evolving over 10 backups: the log grows by appends, tables are rewritten by
 //! compactions, files come and go. Incremental versions are measured against whole archives.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::*;
 use crate::archive::{pack_entries, Data, Entry, PackOptions};
@@ -63,20 +63,21 @@ pub(crate) fn profile(v: usize, rng: &mut Rng, log: &mut Vec<u8>, tables: &mut V
 #[test]
 fn ten_versions_upload_a_fraction_and_each_restores_whole() {
   let (mut rng, mut log, mut tables) = (Rng(0x9e37_79b9_7f4a_7c15), Vec::new(), Vec::new());
-  let mut stored: HashMap<ChunkId, Vec<u8>> = HashMap::new();
+  let mut packs: HashMap<String, Vec<u8>> = HashMap::new();
+  let mut known: HashMap<ChunkId, Location> = HashMap::new();
   let mut manifests = Vec::new();
   let (mut whole_total, mut incremental_total) = (0u64, 0u64);
   for v in 0..10 {
     let entries = profile(v, &mut rng, &mut log, &mut tables);
     let whole = pack_entries(&entries, &PackOptions::default(), "s", 0, v as u64).unwrap().bytes.len() as u64;
-    let known: HashSet<ChunkId> = stored.keys().cloned().collect();
     let plan = plan(&CODEC, v as u64, 0, &entries, &known).unwrap();
     let sealed = plan.manifest.seal(None).unwrap();
     let uploaded = sealed.len() as u64 + plan.manifest.uploaded_bytes;
-    stored.extend(plan.new_chunks.iter().cloned());
+    packs.extend(plan.pack.clone());
+    known = plan.manifest.locations.clone().into_iter().collect();
     whole_total += whole;
     incremental_total += uploaded;
-    eprintln!("v{v}: whole {whole} B, uploaded {uploaded} B ({} new chunks)", plan.new_chunks.len());
+    eprintln!("v{v}: whole {whole} B, uploaded {uploaded} B ({} new chunks)", plan.manifest.new_chunks);
     // Measured ~10 % per ten-minute version, most of it the Local Storage log rewritten whole (30 KB fresh).
     if v > 0 && !v.is_multiple_of(4) {
       assert!(uploaded * 100 <= whole * 15, "v{v}: uploaded {uploaded} of a {whole} B archive");
@@ -92,7 +93,11 @@ fn ten_versions_upload_a_fraction_and_each_restores_whole() {
   assert!(incremental_total * 10 <= one_version * 22, "stored {incremental_total} B, one archive {one_version} B");
   for (v, (sealed, entries)) in manifests.iter().enumerate() {
     let manifest = Manifest::open(sealed, None, "s").unwrap();
-    let rebuilt = rebuild(&manifest, |id| CODEC.decode(&stored[id], id)).unwrap();
+    let object = |id: &str| {
+      let at = &manifest.locations[id];
+      packs[&at.pack][at.offset as usize..(at.offset + at.len) as usize].to_vec()
+    };
+    let rebuilt = rebuild(&manifest, |id| CODEC.decode(&object(id), id)).unwrap();
     assert_eq!(&rebuilt, entries, "version {v} restores byte for byte");
   }
 }
@@ -108,7 +113,7 @@ fn damaged_chunks_and_manifests_are_refused() {
   object[last] ^= 1;
   assert_eq!(CODEC.decode(&object, &id).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
 
-  let plan = plan(&CODEC, 1, 2, &[dir("Default"), file("Default/x", bytes)], &HashSet::new()).unwrap();
+  let plan = plan(&CODEC, 1, 2, &[dir("Default"), file("Default/x", bytes)], &HashMap::new()).unwrap();
   let mut sealed = plan.manifest.seal(None).unwrap();
   assert_eq!(Manifest::open(&sealed, None, "s").unwrap(), plan.manifest);
   assert_eq!(Manifest::open(&sealed, None, "t").unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
@@ -122,9 +127,16 @@ fn damaged_chunks_and_manifests_are_refused() {
 fn a_chunk_shared_by_two_files_is_uploaded_once() {
   let shared = Rng(3).bytes(40_000);
   let entries = [file("Default/a", shared.clone()), file("Default/b", shared)];
-  let plan = plan(&CODEC, 1, 0, &entries, &HashSet::new()).unwrap();
+  let plan = plan(&CODEC, 1, 0, &entries, &HashMap::new()).unwrap();
   let all: usize = plan.manifest.entries.iter().map(|e| e.chunks.as_ref().map_or(0, Vec::len)).sum();
-  assert_eq!(plan.new_chunks.len() * 2, all);
+  assert_eq!(plan.manifest.new_chunks as usize * 2, all);
+  assert_eq!(plan.manifest.locations.len() as u32, plan.manifest.new_chunks);
+  let (_, pack) = plan.pack.unwrap();
+  assert_eq!(
+    pack.len() as u64,
+    plan.manifest.locations.values().map(|l| l.len).sum::<u64>(),
+    "one pack, each chunk once"
+  );
 }
 
 #[test]
@@ -147,7 +159,7 @@ fn keyed_chunks_and_manifests_are_encrypted_named_by_key_and_bound_to_their_sess
   let plain = CODEC.encode(&CODEC.id(&bytes), &bytes).unwrap();
   assert_eq!(codec(&ring, "s").decode(&plain, &CODEC.id(&bytes)).unwrap_err().code(), "ERR_DECRYPT", "plain refused");
 
-  let plan = plan(&codec(&ring, "s"), 1, 2, &[file("Default/x", bytes)], &HashSet::new()).unwrap();
+  let plan = plan(&codec(&ring, "s"), 1, 2, &[file("Default/x", bytes)], &HashMap::new()).unwrap();
   let sealed = plan.manifest.seal(Some(&ring)).unwrap();
   Manifest::check(&sealed).unwrap();
   assert_eq!(Manifest::key_id(&sealed), Some(new.id_hex()));
