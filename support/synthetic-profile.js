@@ -116,8 +116,9 @@ function evolveProfile(root, { step, seed = 1, chatBytes = 3000 }) {
   fs.appendFileSync(newest('.log'), leveldbLog(next, chatBytes, 0.6))
   fs.appendFileSync(path.join(root, 'Default/Local Storage/leveldb/000003.log'), leveldbLog(next, 300, 0.3))
   fs.appendFileSync(path.join(idb, 'LOG'), `2026/11/28-10:${String(step % 60).padStart(2, '0')}:00.000 1 step ${step}\n`)
-  // A table is the log's records sorted and block-compressed: new bytes, not a copy (XOR stands in for that).
-  const rewritten = (buf) => buf.map((byte) => byte ^ 0x5a)
+  // A table is the log's records sorted and block-compressed: new bytes, not a copy (XOR stands in for that; a
+  // merge uses another mask, so merging tables never gives back a log's bytes).
+  const rewritten = (buf, mask = 0x5a) => buf.map((byte) => byte ^ mask)
   if (step % 4 === 0) {
     const log = newest('.log')
     fs.writeFileSync(path.join(idb, `${nextNumber()}.ldb`), rewritten(fs.readFileSync(log)), { mode: 0o600 })
@@ -132,7 +133,7 @@ function evolveProfile(root, { step, seed = 1, chatBytes = 3000 }) {
     // Level-0 compaction: the two newest (small) tables merged into one.
     const [a, b] = numbered('.ldb').slice(-2)
     if (a && b) {
-      const merged = rewritten(Buffer.concat([fs.readFileSync(a), fs.readFileSync(b)]))
+      const merged = rewritten(Buffer.concat([fs.readFileSync(a), fs.readFileSync(b)]), 0xa5 ^ (step & 0xff))
       fs.writeFileSync(path.join(idb, `${nextNumber()}.ldb`), merged, { mode: 0o600 })
       fs.rmSync(a)
       fs.rmSync(b)
