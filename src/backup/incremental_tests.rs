@@ -254,6 +254,9 @@ async fn a_damaged_encrypted_chunk_falls_back_and_is_uploaded_again_by_the_next_
   // The next backup with those bytes does not reuse the damaged chunk: it packs it afresh.
   let written = backups.write(&key("s"), seal(&second, &pack, 3), 3).await.unwrap();
   assert!(written.uploaded_bytes > 0);
+  let again = backups.write(&key("s"), seal(&second, &pack, 4), 4).await.unwrap();
+  let manifest_only = memory.bytes(&again.key).unwrap().len() as u64;
+  assert_eq!(again.uploaded_bytes, manifest_only, "once packed afresh, the chunks are reused again");
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
   assert_eq!(read_entries(&newest, pack.keys.as_deref(), "s").unwrap().1, second);
 }

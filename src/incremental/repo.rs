@@ -186,6 +186,8 @@ impl Repo {
     }
     // Last: a manifest that exists names only packs that do.
     self.tier.put(manifest_key, sealed).await?;
+    // Damaged chunks it met were packed afresh: the newest version now locates whole copies.
+    self.suspects.lock().unwrap().remove(session.as_str());
     Ok(Written { new_chunks: plan.manifest.new_chunks, uploaded_bytes })
   }
 
