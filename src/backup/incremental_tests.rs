@@ -54,9 +54,11 @@ async fn ten_versions_upload_a_fraction_of_whole_archives_and_each_restores() {
     let entries = profile.next_version();
     let sealed = seal(&entries, &pack, 1_000 + v);
     let written = backups.write(&key("s"), sealed.clone(), 1_000 + v).await.unwrap();
+    eprintln!("v{v}: uploaded {} of {}", written.uploaded_bytes, sealed.len());
     if v > 0 && v % 4 != 0 {
-      // A ten-minute version between compactions: measured ~10 %.
-      assert!(written.uploaded_bytes * 100 <= sealed.len() as u64 * 15, "v{v}: {written:?} of {}", sealed.len());
+      // A ten-minute version between compactions: measured ~10 %, ~16 % when it also moves the live chunks out of
+      // a pack the compactions left mostly dead.
+      assert!(written.uploaded_bytes * 100 <= sealed.len() as u64 * 20, "v{v}: {written:?} of {}", sealed.len());
     }
     whole_total += sealed.len() as u64;
     uploaded_total += written.uploaded_bytes;
@@ -64,7 +66,9 @@ async fn ten_versions_upload_a_fraction_of_whole_archives_and_each_restores() {
   }
   let stored: u64 = memory.objects.lock().unwrap().values().map(|(b, _)| b.len() as u64).sum();
   assert_eq!(stored, uploaded_total, "nothing stored that was not counted as uploaded");
-  assert!(stored * 10 <= whole_total / 10 * 22, "10 versions store {stored} B, one archive ~{} B", whole_total / 10);
+  // Measured ~2.2x: this model rewrites 30 KB of Local Storage every version (7.5 % of an archive each), and moving
+  // live chunks out of mostly dead packs costs a little more (`npm run bench:incremental` measures the target).
+  assert!(stored * 10 <= whole_total / 10 * 23, "10 versions store {stored} B, one archive ~{} B", whole_total / 10);
   let versions = backups.versions(&key("s")).await.unwrap();
   assert_eq!(versions.len(), 10);
   assert!(versions.iter().all(|v| v.incremental));
@@ -344,4 +348,47 @@ async fn a_mostly_dead_pack_is_repacked_and_then_collected() {
   assert!(pack_keys(&memory).is_disjoint(&first_pack), "and the dead pack went with the pruned versions");
   let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
   assert_eq!(restored(&backups, &version, &pack).await, second);
+}
+
+fn pack_bytes(memory: &Memory) -> u64 {
+  pack_keys(memory).iter().map(|k| memory.bytes(k).unwrap().len() as u64).sum()
+}
+
+#[tokio::test]
+async fn rotating_every_version_reuses_chunks_between_them() {
+  let memory = Arc::new(Memory::default());
+  let old = options(Some(Keyring::new(Key::new([5; 32]), vec![])));
+  let mut profile = Evolving::new(22);
+  let backups = incremental(&memory, 3, old.clone());
+  for ms in 1..=3 {
+    backups.write(&key("s"), seal(&profile.next_version(), &old, ms), ms).await.unwrap();
+  }
+  let before = pack_bytes(&memory);
+  let new = options(Some(Keyring::new(Key::new([6; 32]), vec![Key::new([5; 32])])));
+  let rotated = incremental(&memory, 3, new.clone());
+  let mut uploaded = 0;
+  for version in rotated.versions(&key("s")).await.unwrap() {
+    uploaded += rotated.rekey(&version).await.unwrap().unwrap();
+  }
+  // The second and third versions reuse what the first one packed under the new key.
+  assert!(uploaded * 10 <= before * 13, "rotation uploaded {uploaded} B for {before} B of packs");
+  assert!(pack_bytes(&memory) * 10 <= before * 13, "and the old packs went");
+}
+
+#[tokio::test]
+async fn stable_chunks_are_moved_once_not_every_other_backup() {
+  let memory = Arc::new(Memory::default());
+  let pack = options(None);
+  let backups = incremental(&memory, 2, pack.clone());
+  let mut rng = crate::incremental::tests::Rng(23);
+  let stable = file("Default/Local Storage/leveldb/000005.ldb", rng.bytes(200_000));
+  let mut uploads = Vec::new();
+  for ms in 1..=8 {
+    // A big log rewritten each time: the pack it lands in is mostly dead one backup later.
+    let entries = vec![stable.clone(), file("Default/IndexedDB/000003.log", rng.bytes(1_000_000))];
+    uploads.push(backups.write(&key("s"), seal(&entries, &pack, ms), ms).await.unwrap().uploaded_bytes);
+  }
+  let with_stable = uploads[1..].iter().filter(|u| **u > 1_100_000).count();
+  assert_eq!(with_stable, 1, "the stable chunks moved out of the first pack once: {uploads:?}");
+  assert!(pack_bytes(&memory) < 2_600_000, "two versions' logs and the stable file: {}", pack_bytes(&memory));
 }

@@ -13,8 +13,9 @@ use crate::error::{Result, StoreError};
 
 const MAGIC: &[u8; 4] = b"WWMF";
 const FLAG_ENCRYPTED: u8 = 1;
-/// The manifest layout this build writes and reads (newer ones fail with `ERR_ARCHIVE_VERSION`).
-const VERSION: u16 = 1;
+/// The manifest layout this build writes and reads (newer ones fail with `ERR_ARCHIVE_VERSION`). 2: chunks in packs
+/// (1, one object per chunk, was never released).
+const VERSION: u16 = 2;
 /// Magic, flags, BLAKE3 of the body.
 const HEADER_LEN: usize = 4 + 1 + 32;
 
@@ -69,25 +70,29 @@ impl Manifest {
   }
 }
 
-/// What a backup must upload: its manifest, and one pack holding the chunks `known` lacks (none if it lacks none).
+/// What a backup must upload: its manifest, and up to two packs: the chunks no pack holds, and the chunks moved
+/// out of mostly dead packs (kept apart, so stable chunks do not share a pack with fresh data that dies fast).
 pub struct Plan {
   pub manifest: Manifest,
-  /// (id, bytes): the chunk objects one after another, named by the BLAKE3 of the whole.
-  pub pack: Option<(String, Vec<u8>)>,
+  /// (id, bytes): chunk objects one after another, named by the BLAKE3 of the whole.
+  pub packs: Vec<(String, Vec<u8>)>,
 }
 
-/// Splits the entries into chunks and packs the ones `known` (chunk → where it is stored) lacks.
+/// Splits the entries into chunks: those in `reuse` stay where they are, those in `moved` go into a pack of their
+/// own, the rest into a pack of fresh chunks.
 pub fn plan(
   codec: &ChunkCodec,
   created_ms: u64,
   source_bytes: u64,
   entries: &[Entry],
-  known: &HashMap<ChunkId, Location>,
+  reuse: &HashMap<ChunkId, Location>,
+  moved: &HashSet<ChunkId>,
 ) -> Result<Plan> {
   let mut locations: BTreeMap<ChunkId, Location> = BTreeMap::new();
-  let mut fresh: Vec<(ChunkId, u64, u64)> = Vec::new();
-  let mut fresh_ids: HashSet<ChunkId> = HashSet::new();
-  let (mut pack, mut out) = (Vec::new(), Vec::new());
+  // Per pack being built: its bytes and (chunk, offset, length) of each chunk in it.
+  let mut building: [(Vec<u8>, Vec<(ChunkId, u64, u64)>); 2] = Default::default();
+  let mut placed: HashSet<ChunkId> = HashSet::new();
+  let mut out = Vec::new();
   for entry in entries {
     let (chunks, size) = match &entry.data {
       Data::Dir => (None, 0),
@@ -96,13 +101,13 @@ pub fn plan(
         for (at, len) in split(bytes) {
           let piece = &bytes[at..at + len];
           let id = codec.id(piece);
-          if !locations.contains_key(&id) && !fresh_ids.contains(&id) {
-            match known.get(&id) {
+          if placed.insert(id.clone()) {
+            match reuse.get(&id) {
               Some(location) => drop(locations.insert(id.clone(), location.clone())),
               None => {
+                let (pack, members) = &mut building[usize::from(moved.contains(&id))];
                 let object = codec.encode(&id, piece)?;
-                fresh_ids.insert(id.clone());
-                fresh.push((id.clone(), pack.len() as u64, object.len() as u64));
+                members.push((id.clone(), pack.len() as u64, object.len() as u64));
                 pack.extend_from_slice(&object);
               }
             }
@@ -114,10 +119,18 @@ pub fn plan(
     };
     out.push(ManifestEntry { path: entry.path.clone(), mode: entry.mode, mtime: entry.mtime, chunks, size });
   }
-  let pack_id = (!fresh.is_empty()).then(|| blake3::hash(&pack).to_hex().to_string());
-  for (id, offset, len) in &fresh {
-    let pack = pack_id.clone().unwrap_or_default();
-    locations.insert(id.clone(), Location { pack, offset: *offset, len: *len });
+  let (mut packs, mut new_chunks, mut uploaded_bytes) = (Vec::new(), 0, 0);
+  for (pack, members) in building {
+    if members.is_empty() {
+      continue;
+    }
+    let pack_id = blake3::hash(&pack).to_hex().to_string();
+    for (id, offset, len) in members {
+      locations.insert(id, Location { pack: pack_id.clone(), offset, len });
+      new_chunks += 1;
+    }
+    uploaded_bytes += pack.len() as u64;
+    packs.push((pack_id, pack));
   }
   let manifest = Manifest {
     version: VERSION,
@@ -125,11 +138,11 @@ pub fn plan(
     created_ms,
     source_bytes,
     entries: out,
-    uploaded_bytes: pack.len() as u64,
-    new_chunks: fresh.len() as u32,
+    uploaded_bytes,
+    new_chunks,
     locations,
   };
-  Ok(Plan { manifest, pack: pack_id.map(|id| (id, pack)) })
+  Ok(Plan { manifest, packs })
 }
 
 /// The entries back, fetching each chunk's bytes with `chunk` (decoded and checked against its id).
@@ -212,6 +225,9 @@ impl Manifest {
     let layout: Layout = serde_json::from_slice(&json).map_err(|_| corrupt("unreadable"))?;
     if layout.version > VERSION {
       return Err(StoreError::ArchiveVersion(layout.version));
+    }
+    if layout.version < VERSION {
+      return Err(corrupt("an unreleased layout (one object per chunk) this build does not read"));
     }
     let manifest: Self = serde_json::from_slice(&json).map_err(|_| corrupt("unreadable"))?;
     if manifest.session != session {

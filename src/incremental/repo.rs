@@ -8,8 +8,8 @@
 //!
 //! Packs and locks live apart, under `~/` (no session name holds a `~`, and `~` sorts after every character a
 //! name may hold), so listing versions, one session's or every session's, never pages through them. A pack is
-//! deleted once no manifest reads from it; a backup re-uploads the chunks of a pack the newest version uses for
-//! less than a quarter of its bytes (and whose dead bytes pass 256 KiB), so dead bytes do not pile up.
+//! deleted once no manifest reads from it; a backup packs again the chunks of a pack the newest version uses for
+//! less than half its bytes, so every pack the newest version reads is at least half live.
 //!
 //! Collecting unreferenced packs must never race a backup that is about to reference one it found in the
 //! listing. Both sides write their lock first and then list the locks, so of two that overlap at least one
@@ -34,9 +34,6 @@ use crate::tier::{ObjectMeta, ObjectTier};
 
 /// A manifest's file extension: versions are `<session>/<ms:013>-<hash8>.wwmf`.
 pub const MANIFEST_EXT: &str = ".wwmf";
-/// A pack is repacked (its live chunks uploaded again) only once this much of it is dead and three quarters of
-/// it: re-uploading a few KB to free a small pack a few versions later is not worth its requests.
-const REPACK_DEAD_BYTES: u64 = 256 * 1024;
 /// Downloads in flight per restore: a restore is one GET per pack, and object stores serve many at once.
 const PARALLEL_READS: usize = 32;
 /// A backup's lock outlives any sane backup of one session; a prune's is short (a listing and some deletes).
@@ -105,6 +102,17 @@ pub struct Collected {
   pub skipped: bool,
 }
 
+/// What a backup knows of the chunks already stored.
+#[derive(Debug, Default)]
+struct Known {
+  /// Reused where they are.
+  reuse: HashMap<ChunkId, Location>,
+  /// Stored, but in a pack mostly dead: packed again, apart from fresh chunks.
+  moved: HashSet<ChunkId>,
+  /// Found damaged by a restore: packed afresh.
+  suspects: HashSet<ChunkId>,
+}
+
 /// An object as a listing shows it: key, size, modified.
 type ListedObject = (String, u64, u64);
 
@@ -152,14 +160,16 @@ impl Repo {
   ) -> Result<Written> {
     let started = tokio::time::Instant::now();
     let lock = self.lock_for_backup(session).await?;
-    let written = self.write_locked(session, manifest_key, entries, created_ms, source_bytes, started).await;
+    let written = self.write_locked(session, &lock, manifest_key, entries, created_ms, source_bytes, started).await;
     let _ = self.tier.delete(&[lock]).await; // a lock left behind goes stale; it only delays a prune
     written
   }
 
+  #[allow(clippy::too_many_arguments)]
   async fn write_locked(
     &self,
     session: &SessionKey,
+    lock: &str,
     manifest_key: &str,
     entries: Vec<Entry>,
     created_ms: u64,
@@ -167,16 +177,17 @@ impl Repo {
     started: tokio::time::Instant,
   ) -> Result<Written> {
     let known = self.known_chunks(session).await?;
+    let suspects = known.suspects.clone();
     let (keys, level, name) = (self.keys.clone(), self.level, session.to_string());
     let (plan, sealed) = blocking::run(move || {
       let codec = ChunkCodec { keys: keys.as_deref(), session: &name, level };
-      let plan = plan(&codec, created_ms, source_bytes, &entries, &known)?;
+      let plan = plan(&codec, created_ms, source_bytes, &entries, &known.reuse, &known.moved)?;
       let sealed = plan.manifest.seal(keys.as_deref())?;
       Ok((plan, sealed))
     })
     .await?;
     let uploaded_bytes = plan.manifest.uploaded_bytes + sealed.len() as u64;
-    if let Some((id, pack)) = plan.pack {
+    for (id, pack) in plan.packs {
       self.tier.put(&format!("{}{id}", packs_prefix(session)), pack).await?;
     }
     // A backup this slow may look stale to a prune, which could then have collected packs it counted on.
@@ -184,19 +195,26 @@ impl Repo {
       let reason = "the backup outlived half its lock; nothing was committed (the next backup starts afresh)";
       return Err(StoreError::TierUnavailable { tier: self.tier.kind(), reason: reason.into() });
     }
+    // A prune (a logout, past its wait) that began meanwhile may have deleted packs this version reuses.
+    if self.other_locks(session, lock).await?.contains(&LockKind::Prune) {
+      return Err(StoreError::BackupBusy(session.to_string()));
+    }
     // Last: a manifest that exists names only packs that do.
     self.tier.put(manifest_key, sealed).await?;
-    // Damaged chunks it met were packed afresh: the newest version now locates whole copies.
-    self.suspects.lock().unwrap().remove(session.as_str());
+    // The damaged chunks it knew of were packed afresh: the newest version now locates whole copies.
+    if let Some(left) = self.suspects.lock().unwrap().get_mut(session.as_str()) {
+      left.retain(|id| !suspects.contains(id));
+    }
     Ok(Written { new_chunks: plan.manifest.new_chunks, uploaded_bytes })
   }
 
-  /// The chunks a backup may reuse, and where they are: those of the newest version whose pack is listed (checked
-  /// against the tier every time, whatever a cache believed), that no restore found damaged, and whose pack the
-  /// newest version still uses for at least a quarter of its bytes (or whose dead bytes are few). Chunks of a
-  /// mostly dead pack are uploaded again in the new pack, so the old one stops being referenced and is collected
-  /// once its versions are pruned.
-  async fn known_chunks(&self, session: &SessionKey) -> Result<HashMap<ChunkId, Location>> {
+  /// What a backup may reuse: the chunks of the newest version sealed under the current key (the newest of all,
+  /// except during a key rotation, when chunk names change with the key) whose pack is listed (checked against the
+  /// tier every time, whatever a cache believed) and that no restore found damaged. Chunks of a pack that version
+  /// uses for less than half its bytes are moved: packed again (in a pack of their own, so fresh data dying fast
+  /// does not drag them along next time), so the old pack stops being read and goes with the versions that still
+  /// read it. Every pack the newest version reads is thus at least half live.
+  async fn known_chunks(&self, session: &SessionKey) -> Result<Known> {
     let prefix = packs_prefix(session);
     let packs: HashMap<String, u64> = self
       .tier
@@ -206,34 +224,40 @@ impl Repo {
       .filter_map(|o| Some((o.key.strip_prefix(&prefix)?.to_owned(), o.size)))
       .collect();
     let versions = self.tier.list_children(&format!("{session}/")).await?;
-    let Some(newest) = versions.iter().rfind(|o| is_manifest(session, &o.key)) else {
-      return Ok(HashMap::new());
-    };
-    let manifest = match self.manifest(session, &newest.key).await {
-      Ok(Some(manifest)) => manifest,
-      // Unreadable (damaged, newer, another key): upload everything afresh rather than trust it.
-      Ok(None) | Err(StoreError::ArchiveCorrupt(_) | StoreError::ArchiveVersion(_) | StoreError::Decrypt(_)) => {
-        return Ok(HashMap::new())
+    let current = self.keys.as_deref().map(|k| k.current().id_hex());
+    let mut found = None;
+    for object in versions.iter().rev().filter(|o| is_manifest(session, &o.key)) {
+      let Some(bytes) = self.tier.get(&object.key).await? else { continue };
+      if Manifest::key_id(&bytes) != current {
+        continue;
       }
-      Err(err) => return Err(err),
-    };
+      // Unreadable (damaged, newer): upload everything afresh rather than trust it.
+      match Manifest::open(&bytes, self.keys.as_deref(), session.as_str()) {
+        Ok(manifest) => found = Some(manifest),
+        Err(StoreError::ArchiveCorrupt(_) | StoreError::ArchiveVersion(_) | StoreError::Decrypt(_)) => {}
+        Err(err) => return Err(err),
+      }
+      break;
+    }
+    let Some(manifest) = found else { return Ok(Known::default()) };
     let mut live: HashMap<&str, u64> = HashMap::new();
     for location in manifest.locations.values() {
-      *live.entry(location.pack.as_str()).or_default() += location.len;
+      let bytes = live.entry(location.pack.as_str()).or_default();
+      *bytes = bytes.saturating_add(location.len);
     }
-    let worth_keeping = |pack: &str| {
-      let live = live.get(pack).copied().unwrap_or(0);
-      packs.get(pack).is_some_and(|size| live * 4 >= *size || size - live < REPACK_DEAD_BYTES)
-    };
+    let half_live = |pack: &str| live.get(pack).copied().unwrap_or(0).saturating_mul(2) >= packs[pack];
     let suspects = self.suspects.lock().unwrap().get(session.as_str()).cloned().unwrap_or_default();
-    Ok(
-      manifest
-        .locations
-        .iter()
-        .filter(|(id, location)| worth_keeping(&location.pack) && !suspects.contains(*id))
-        .map(|(id, location)| (id.clone(), location.clone()))
-        .collect(),
-    )
+    let mut known = Known { suspects: suspects.clone(), ..Known::default() };
+    for (id, location) in &manifest.locations {
+      if suspects.contains(id) || !packs.contains_key(&location.pack) {
+        continue;
+      }
+      match half_live(&location.pack) {
+        true => drop(known.reuse.insert(id.clone(), location.clone())),
+        false => drop(known.moved.insert(id.clone())),
+      }
+    }
+    Ok(known)
   }
 
   /// Writes a lock, then lists the session's locks: returns the lock and the other fresh ones.

@@ -1,7 +1,7 @@
 //! A LevelDB-like profile evolving over 10 backups: the log grows by appends, tables are rewritten by
 //! compactions, files come and go. Incremental versions are measured against whole archives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::*;
 use crate::archive::{pack_entries, Data, Entry, PackOptions};
@@ -70,10 +70,10 @@ fn ten_versions_upload_a_fraction_and_each_restores_whole() {
   for v in 0..10 {
     let entries = profile(v, &mut rng, &mut log, &mut tables);
     let whole = pack_entries(&entries, &PackOptions::default(), "s", 0, v as u64).unwrap().bytes.len() as u64;
-    let plan = plan(&CODEC, v as u64, 0, &entries, &known).unwrap();
+    let plan = plan(&CODEC, v as u64, 0, &entries, &known, &HashSet::new()).unwrap();
     let sealed = plan.manifest.seal(None).unwrap();
     let uploaded = sealed.len() as u64 + plan.manifest.uploaded_bytes;
-    packs.extend(plan.pack.clone());
+    packs.extend(plan.packs.clone());
     known = plan.manifest.locations.clone().into_iter().collect();
     whole_total += whole;
     incremental_total += uploaded;
@@ -113,7 +113,7 @@ fn damaged_chunks_and_manifests_are_refused() {
   object[last] ^= 1;
   assert_eq!(CODEC.decode(&object, &id).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
 
-  let plan = plan(&CODEC, 1, 2, &[dir("Default"), file("Default/x", bytes)], &HashMap::new()).unwrap();
+  let plan = plan(&CODEC, 1, 2, &[dir("Default"), file("Default/x", bytes)], &HashMap::new(), &HashSet::new()).unwrap();
   let mut sealed = plan.manifest.seal(None).unwrap();
   assert_eq!(Manifest::open(&sealed, None, "s").unwrap(), plan.manifest);
   assert_eq!(Manifest::open(&sealed, None, "t").unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
@@ -127,11 +127,12 @@ fn damaged_chunks_and_manifests_are_refused() {
 fn a_chunk_shared_by_two_files_is_uploaded_once() {
   let shared = Rng(3).bytes(40_000);
   let entries = [file("Default/a", shared.clone()), file("Default/b", shared)];
-  let plan = plan(&CODEC, 1, 0, &entries, &HashMap::new()).unwrap();
+  let plan = plan(&CODEC, 1, 0, &entries, &HashMap::new(), &HashSet::new()).unwrap();
   let all: usize = plan.manifest.entries.iter().map(|e| e.chunks.as_ref().map_or(0, Vec::len)).sum();
   assert_eq!(plan.manifest.new_chunks as usize * 2, all);
   assert_eq!(plan.manifest.locations.len() as u32, plan.manifest.new_chunks);
-  let (_, pack) = plan.pack.unwrap();
+  assert_eq!(plan.packs.len(), 1);
+  let (_, pack) = &plan.packs[0];
   assert_eq!(
     pack.len() as u64,
     plan.manifest.locations.values().map(|l| l.len).sum::<u64>(),
@@ -159,7 +160,7 @@ fn keyed_chunks_and_manifests_are_encrypted_named_by_key_and_bound_to_their_sess
   let plain = CODEC.encode(&CODEC.id(&bytes), &bytes).unwrap();
   assert_eq!(codec(&ring, "s").decode(&plain, &CODEC.id(&bytes)).unwrap_err().code(), "ERR_DECRYPT", "plain refused");
 
-  let plan = plan(&codec(&ring, "s"), 1, 2, &[file("Default/x", bytes)], &HashMap::new()).unwrap();
+  let plan = plan(&codec(&ring, "s"), 1, 2, &[file("Default/x", bytes)], &HashMap::new(), &HashSet::new()).unwrap();
   let sealed = plan.manifest.seal(Some(&ring)).unwrap();
   Manifest::check(&sealed).unwrap();
   assert_eq!(Manifest::key_id(&sealed), Some(new.id_hex()));
