@@ -78,6 +78,9 @@ pub struct Plan {
   pub packs: Vec<(String, Vec<u8>)>,
 }
 
+/// A chunk placed in a pack being built: (id, offset, length).
+type Member = (ChunkId, u64, u64);
+
 /// Splits the entries into chunks: those in `reuse` stay where they are, those in `moved` go into a pack of their
 /// own, the rest into a pack of fresh chunks.
 pub fn plan(
@@ -89,8 +92,8 @@ pub fn plan(
   moved: &HashSet<ChunkId>,
 ) -> Result<Plan> {
   let mut locations: BTreeMap<ChunkId, Location> = BTreeMap::new();
-  // Per pack being built: its bytes and (chunk, offset, length) of each chunk in it.
-  let mut building: [(Vec<u8>, Vec<(ChunkId, u64, u64)>); 2] = Default::default();
+  // Fresh chunks, then moved ones: each pack's bytes and where each chunk lies in it.
+  let mut building: [(Vec<u8>, Vec<Member>); 2] = Default::default();
   let mut placed: HashSet<ChunkId> = HashSet::new();
   let mut out = Vec::new();
   for entry in entries {
