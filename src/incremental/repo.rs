@@ -20,10 +20,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chacha20poly1305::aead::rand_core::RngCore;
-use chacha20poly1305::aead::OsRng;
 use futures::{StreamExt, TryStreamExt};
 
+mod locks;
+
+use self::locks::{locks_prefix, parse_lock, stale, LockKind, STALE_BACKUP, STALE_PRUNE, WAIT_FOR_PRUNE};
 use super::chunks::{ChunkCodec, ChunkId};
 use super::manifest::{plan, rebuild, Location, Manifest};
 use crate::archive::{Entry, Keyring};
@@ -36,54 +37,6 @@ use crate::tier::{ObjectMeta, ObjectTier};
 pub const MANIFEST_EXT: &str = ".wwmf";
 /// Downloads in flight per restore: a restore is one GET per pack, and object stores serve many at once.
 const PARALLEL_READS: usize = 32;
-/// A backup's lock outlives any sane backup of one session; a prune's is short (a listing and some deletes).
-const STALE_BACKUP: Duration = Duration::from_secs(3600);
-const STALE_PRUNE: Duration = Duration::from_secs(300);
-/// How long a backup waits for a prune of its session before giving up with `ERR_BACKUP_BUSY`.
-const WAIT_FOR_PRUNE: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LockKind {
-  Backup,
-  Prune,
-}
-
-impl LockKind {
-  fn name(self) -> &'static str {
-    match self {
-      Self::Backup => "backup",
-      Self::Prune => "prune",
-    }
-  }
-}
-
-/// A listed lock: its kind and when it was taken, by the tier's clock where the tier says (its last-modified
-/// time), else by the writer's (the time in its name).
-fn parse_lock(object: &ObjectMeta) -> Option<(LockKind, u64)> {
-  let name = object.key.rsplit('/').next()?;
-  let (kind, rest) = name.split_once('-')?;
-  let kind = match kind {
-    "backup" => LockKind::Backup,
-    "prune" => LockKind::Prune,
-    _ => return None,
-  };
-  let named_ms = rest.split_once('-')?.0.parse().ok()?;
-  Some((kind, if object.modified_ms > 0 { object.modified_ms } else { named_ms }))
-}
-
-fn now_ms() -> u64 {
-  std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Whether a lock taken at `at_ms` is stale at `now` (both by the same clock: the tier's, measured by the lock
-/// just written, so hosts whose clocks disagree still agree on which locks are stale).
-fn stale(kind: LockKind, at_ms: u64, now: u64) -> bool {
-  let limit = match kind {
-    LockKind::Backup => STALE_BACKUP,
-    LockKind::Prune => STALE_PRUNE,
-  };
-  now.saturating_sub(at_ms) > limit.as_millis() as u64
-}
 
 /// What one incremental backup wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,10 +90,6 @@ fn work_prefix(session: &SessionKey) -> String {
 
 pub fn packs_prefix(session: &SessionKey) -> String {
   format!("{WORK_PREFIX}{session}/packs/")
-}
-
-fn locks_prefix(session: &SessionKey) -> String {
-  format!("{WORK_PREFIX}{session}/locks/")
 }
 
 impl Repo {
@@ -258,44 +207,6 @@ impl Repo {
       }
     }
     Ok(known)
-  }
-
-  /// Writes a lock, then lists the session's locks: returns the lock and the other fresh ones.
-  async fn take_lock(&self, session: &SessionKey, kind: LockKind) -> Result<(String, Vec<LockKind>)> {
-    let key = format!("{}{}-{:013}-{:016x}", locks_prefix(session), kind.name(), now_ms(), OsRng.next_u64());
-    self.tier.put(&key, Vec::new()).await?;
-    match self.other_locks(session, &key).await {
-      Ok(others) => Ok((key, others)),
-      Err(err) => {
-        let _ = self.tier.delete(&[key]).await;
-        Err(err)
-      }
-    }
-  }
-
-  /// The fresh locks of the session other than `own`, judged by the tier's clock: `own` was just written, so its
-  /// time is the tier's now.
-  async fn other_locks(&self, session: &SessionKey, own: &str) -> Result<Vec<LockKind>> {
-    let listed = self.tier.list(&locks_prefix(session)).await?;
-    let now = self.lock_time(&listed, own)?;
-    let fresh = listed.iter().filter(|o| o.key != own).filter_map(parse_lock);
-    Ok(fresh.filter(|(kind, at)| !stale(*kind, *at, now)).map(|(kind, _)| kind).collect())
-  }
-
-  /// A backup lock, once no prune of the session runs (waiting up to `WAIT_FOR_PRUNE`).
-  async fn lock_for_backup(&self, session: &SessionKey) -> Result<String> {
-    let deadline = tokio::time::Instant::now() + WAIT_FOR_PRUNE;
-    loop {
-      let (lock, others) = self.take_lock(session, LockKind::Backup).await?;
-      if !others.contains(&LockKind::Prune) {
-        return Ok(lock);
-      }
-      let _ = self.tier.delete(&[lock]).await;
-      if tokio::time::Instant::now() >= deadline {
-        return Err(StoreError::BackupBusy(session.to_string()));
-      }
-      tokio::time::sleep(Duration::from_millis(250)).await;
-    }
   }
 
   /// The manifest at `key`, `None` if it is gone.
@@ -428,16 +339,6 @@ impl Repo {
       self.tier.delete(batch).await?;
     }
     Ok(collected)
-  }
-
-  /// When `lock` was written, by the tier's clock. Not listed (the tier does not read its own writes): an error
-  /// rather than a guess by this host's clock.
-  fn lock_time(&self, listed: &[ObjectMeta], lock: &str) -> Result<u64> {
-    let own = listed.iter().find(|o| o.key == lock).and_then(parse_lock);
-    own.map(|(_, at)| at).ok_or_else(|| StoreError::TierUnavailable {
-      tier: self.tier.kind(),
-      reason: "a lock just written is missing from the listing".into(),
-    })
   }
 
   /// Drops what is remembered of the session's manifests that are no longer listed (pruned), so the memory
