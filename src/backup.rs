@@ -1,5 +1,5 @@
 //! Versioned backups in an object tier. A version is one sealed archive at `<session>/<ms:013>-<hash8>.wwrs`,
-//! or, incremental, a manifest at `<session>/<ms:013>-<hash8>.wwmf` over chunks shared between versions
+//! or, incremental, a manifest at `<session>/<ms:013>-<hash8>.wwmf` over packs of chunks shared between versions
 //! (`incremental`); key order is time order either way, and a session may hold both kinds. A new version is
 //! written and confirmed before older ones are pruned, and a restore takes the newest version that reads back
 //! whole: the last good copy is never the one deleted.
@@ -71,7 +71,7 @@ fn parse_version(object: ObjectMeta) -> Option<(SessionKey, Version)> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
   pub key: String,
-  /// Bytes sent to the tier: the archive, or the new chunks and the manifest.
+  /// Bytes sent to the tier: the archive, or the new packs and the manifest.
   pub uploaded_bytes: u64,
 }
 
@@ -83,7 +83,7 @@ pub struct IncrementalUsage {
   pub logical_bytes: u64,
   /// Manifests and chunk objects.
   pub stored_bytes: u64,
-  /// What each version uploaded when it was written (its new chunks and itself), oldest first.
+  /// What each version uploaded when it was written (its new packs and itself), oldest first.
   pub uploaded_bytes: Vec<u64>,
 }
 
@@ -117,7 +117,7 @@ impl Backups {
 
   /// The session's versions, oldest first.
   pub async fn versions(&self, key: &SessionKey) -> Result<Vec<Version>> {
-    // Directly under the session only: its chunks can number thousands.
+    // Directly under the session only (its packs and locks live under `~/`, and a prefix may hold other folders).
     let objects = self.tier.list_children(&format!("{key}/")).await?;
     Ok(objects.into_iter().filter_map(parse_version).filter(|(session, _)| session == key).map(|(_, v)| v).collect())
   }
@@ -125,7 +125,7 @@ impl Backups {
   /// Every session's versions, oldest first, from one listing of the tier.
   pub async fn index(&self) -> Result<BTreeMap<SessionKey, Vec<Version>>> {
     let mut index: BTreeMap<SessionKey, Vec<Version>> = BTreeMap::new();
-    // Versions only: chunks and locks sort after them, and the listing stops there.
+    // Versions only: packs and locks sort after them, and the listing stops there.
     for (session, version) in self.tier.list_before("", WORK_PREFIX).await?.into_iter().filter_map(parse_version) {
       index.entry(session).or_default().push(version);
     }
@@ -179,7 +179,7 @@ impl Backups {
     Ok(written)
   }
 
-  /// Takes an archive apart into chunks and writes them and a manifest at `name`.
+  /// Takes an archive apart into chunks and writes the new ones (a pack) and a manifest at `name`.
   async fn write_incremental(&self, key: &SessionKey, name: String, sealed: Vec<u8>) -> Result<Written> {
     let (keys, session) = (self.pack.keys.clone(), key.clone());
     let (header, entries) =
@@ -188,7 +188,7 @@ impl Backups {
     Ok(Written { key: name, uploaded_bytes: done.uploaded_bytes })
   }
 
-  /// Deletes the versions `retention` does not keep (never the newest), then the chunks no manifest needs.
+  /// Deletes the versions `retention` does not keep (never the newest), then the packs no manifest reads.
   async fn prune(&self, key: &SessionKey, versions: Vec<Version>) -> Result<()> {
     let newest = versions.last().map_or(0, |v| v.ms);
     // Counted by time, not by object: a key rotation briefly holds two manifests of one version (the new name is
@@ -209,7 +209,7 @@ impl Backups {
     Ok(())
   }
 
-  /// Deletes the chunks of `key` that no version references (left by pruned versions, or by a backup that
+  /// Deletes the packs of `key` that no version reads (left by pruned versions, or by a backup that
   /// failed before its manifest).
   pub async fn collect(&self, key: &SessionKey) -> Result<Collected> {
     self.repo.collect(key).await
