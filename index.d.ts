@@ -293,6 +293,11 @@ export interface S3Options {
 export interface SaveArgs {
   session: string
   path?: string
+  /**
+   * This call's `saveErrors`, over the store's: `SafeRemoteAuth` passes `'reject'` so that its retries and
+   * events see every failure whatever the store was built with.
+   */
+  saveErrors?: 'report' | 'reject'
 }
 
 /** `{ session }` as RemoteAuth passes it to `sessionExists` and `delete`. */

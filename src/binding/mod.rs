@@ -105,9 +105,18 @@ impl RustStore {
   #[napi(ts_args_type = "args: SaveArgs", ts_return_type = "Promise<StoredSession | null>")]
   pub fn save<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, Option<StoredSession>>> {
     let (store, args) = (self.store.clone(), read_args::<SaveArgs>(env, args));
-    let (reject, on_error) = (self.reject_save_errors, self.on_error.clone());
+    let on_error = self.on_error.clone();
+    // Bad arguments (this call's saveErrors included) follow the store's own setting.
+    let reject = match args.as_ref().map(|a| a.save_errors.as_deref()) {
+      Ok(Some("reject")) => true,
+      Ok(Some("report")) => false,
+      _ => self.reject_save_errors,
+    };
     let work = async move {
       let args = args?;
+      if let Some(other) = args.save_errors.as_deref().filter(|v| !matches!(*v, "report" | "reject")) {
+        return Err(StoreError::InvalidArgument(format!("saveErrors must be 'report' or 'reject', not {other:?}")));
+      }
       store.save(&args.session, args.path.as_deref().map(Path::new)).await
     };
     env.spawn_future_with_callback(async move { Ok(work.await) }, move |env, done| match done {

@@ -94,6 +94,10 @@ pub struct SessionArgs {
 pub struct SaveArgs {
   pub session: String,
   pub path: Option<String>,
+  /// This call's `saveErrors`, over the store's: `SafeRemoteAuth` passes `'reject'` so that its retries and
+  /// events see every failure whatever the store was built with.
+  #[napi(ts_type = "'report' | 'reject'")]
+  pub save_errors: Option<String>,
 }
 
 /// `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. `version` or
