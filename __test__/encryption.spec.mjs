@@ -37,9 +37,9 @@ test('the stored file is ciphertext; without the key, or with another, extract i
   const store = new RustStore({ dir, encryption: { key }, saveErrors: 'reject' })
   await store.save({ session: 'RemoteAuth-enc', path: await zipFor(t) })
   const stored = fs.readFileSync(path.join(dir, 'RemoteAuth-enc.wwrs'))
-  t.is(stored.readUInt16LE(4), 2, 'format version 2')
-  t.is(stored.readUInt16LE(6), 3, 'tar+zstd, encrypted')
-  t.not(stored.readUInt32LE(76 + 32), 0xfd2fb528, 'no zstd frame where the ciphertext starts')
+  t.is(stored.readUInt16LE(4), 3, 'format version 3')
+  t.is(stored.readUInt16LE(6), 6, 'zip payload, encrypted')
+  t.not(stored.readUInt32LE(76 + 32), 0x04034b50, 'no zip entry where the ciphertext starts')
 
   const out = path.join(root, 'out', 'RemoteAuth-enc.zip')
   fs.mkdirSync(path.dirname(out))

@@ -167,6 +167,14 @@ impl Backups {
     let size = sealed.len() as u64;
     let written = match self.incremental {
       false => {
+        // The save copied the zip's compressed bytes unread: their CRCs and sizes are checked here, off the save
+        // path, so a bad copy never takes a place in the history (incremental backups inflate them anyway).
+        let (keys, limits, session) = (self.pack.keys.clone(), self.pack.limits, key.clone());
+        let sealed = blocking::run(move || {
+          archive::check(&sealed, keys.as_deref(), &limits, session.as_str())?;
+          Ok(sealed)
+        })
+        .await?;
         let name = format!("{stem}{EXT}");
         self.tier.put(&name, sealed).await?;
         Written { key: name, uploaded_bytes: size }
@@ -181,9 +189,9 @@ impl Backups {
 
   /// Takes an archive apart into chunks and writes the new ones (a pack) and a manifest at `name`.
   async fn write_incremental(&self, key: &SessionKey, name: String, sealed: Vec<u8>) -> Result<Written> {
-    let (keys, session) = (self.pack.keys.clone(), key.clone());
+    let (keys, limits, session) = (self.pack.keys.clone(), self.pack.limits, key.clone());
     let (header, entries) =
-      blocking::run(move || archive::read_entries(&sealed, keys.as_deref(), session.as_str())).await?;
+      blocking::run(move || archive::read_entries(&sealed, keys.as_deref(), &limits, session.as_str())).await?;
     let done = self.repo.write(key, &name, entries, header.created_ms, header.source_bytes).await?;
     Ok(Written { key: name, uploaded_bytes: done.uploaded_bytes })
   }
@@ -338,7 +346,7 @@ impl Backups {
     let Some(newest) = self.versions(key).await?.pop() else { return Ok(None) };
     if newest.incremental {
       let Some(m) = self.repo.manifest(key, &newest.key).await? else { return Ok(None) };
-      let flags = archive::FLAG_TAR_ZSTD | if self.pack.keys.is_some() { archive::FLAG_ENCRYPTED } else { 0 };
+      let flags = archive::FLAG_ZIP | if self.pack.keys.is_some() { archive::FLAG_ENCRYPTED } else { 0 };
       // What the version takes in the bucket: its manifest and the packs it reads (shared ones included).
       let sizes = self.repo.pack_sizes(key).await?;
       let stored = newest.size + m.packs().iter().filter_map(|id| sizes.get(*id)).sum::<u64>();

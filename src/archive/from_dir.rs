@@ -67,7 +67,7 @@ pub fn pack_dir(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed
       }
     }
   }
-  archive.finish(0)
+  archive.finish()
 }
 
 #[cfg(test)]
@@ -101,7 +101,7 @@ mod tests {
     assert_eq!(packed.header.source_bytes, 0);
     assert_eq!(packed.header.files_bytes, 9 + 16 + 5000);
     let mut out = Cursor::new(Vec::new());
-    write_zip(&packed.bytes, None, "s", &mut out, Path::new("x.zip")).unwrap();
+    write_zip(&packed.bytes, None, &Default::default(), "s", &mut out, Path::new("x.zip")).unwrap();
     let mut zip = zip::ZipArchive::new(out).unwrap();
     let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     assert!(names.contains(&"Default/".to_string()), "{names:?}");

@@ -4,15 +4,19 @@
 use crate::error::{Result, StoreError};
 
 pub const MAGIC: [u8; 4] = *b"WWRS";
-/// The newest version this build reads. Version 1: plain archives (still written, so older builds read them).
-/// Version 2 adds encryption: a build that predates it sees a newer version, never a "damaged" copy to replace.
-pub const FORMAT_VERSION: u16 = 2;
+/// The newest version this build reads. Versions 1 (plain) and 2 (plain or encrypted) hold a tar + zstd payload
+/// and are only read now; version 3 holds a zip. A build that predates a version sees a newer version, never a
+/// "damaged" copy to replace.
+pub const FORMAT_VERSION: u16 = 3;
 pub const PLAIN_VERSION: u16 = 1;
 pub const ENCRYPTED_VERSION: u16 = 2;
-/// Payload is a zstd-compressed tar stream.
+pub const ZIP_VERSION: u16 = 3;
+/// Payload is a zstd-compressed tar stream (versions 1 and 2).
 pub const FLAG_TAR_ZSTD: u16 = 1;
-/// The compressed stream is encrypted (see `crypt`): version 2 and later.
+/// The payload is encrypted (see `crypt`): version 2 and later.
 pub const FLAG_ENCRYPTED: u16 = 2;
+/// Payload is a zip of the kept entries, their compressed data as RemoteAuth's zip had it (version 3).
+pub const FLAG_ZIP: u16 = 4;
 const FIELDS_LEN: usize = 44;
 pub const HEADER_LEN: usize = FIELDS_LEN + 32;
 
@@ -48,6 +52,11 @@ impl Header {
 
   pub fn encrypted(&self) -> bool {
     self.flags & FLAG_ENCRYPTED != 0
+  }
+
+  /// The payload (decrypted) is a zip; else a tar + zstd stream of an older version.
+  pub fn is_zip(&self) -> bool {
+    self.flags & FLAG_ZIP != 0
   }
 
   /// What encryption binds the ciphertext to: every field but the payload length (known only after), and the
@@ -116,7 +125,8 @@ pub fn peek(bytes: &[u8]) -> Result<Header> {
   }
   let known = match header.version {
     PLAIN_VERSION => header.flags == FLAG_TAR_ZSTD,
-    _ => header.flags == FLAG_TAR_ZSTD || header.flags == FLAG_TAR_ZSTD | FLAG_ENCRYPTED,
+    ENCRYPTED_VERSION => header.flags == FLAG_TAR_ZSTD || header.flags == FLAG_TAR_ZSTD | FLAG_ENCRYPTED,
+    _ => header.flags == FLAG_ZIP || header.flags == FLAG_ZIP | FLAG_ENCRYPTED,
   };
   if !known {
     return corrupt(format!("unknown flags {:#x} for version {}", header.flags, header.version));
@@ -149,7 +159,7 @@ mod tests {
   fn sample() -> Vec<u8> {
     let header = Header {
       version: FORMAT_VERSION,
-      flags: FLAG_TAR_ZSTD,
+      flags: FLAG_ZIP,
       entries: 3,
       files_bytes: 10,
       source_bytes: 99,

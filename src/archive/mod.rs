@@ -1,7 +1,9 @@
 //! The session archive format: what a store keeps of RemoteAuth's zip. Knows nothing of storage.
 //!
-//! A sealed archive is a 76-byte header (format version, sizes, BLAKE3 of everything) followed by a
-//! zstd-compressed tar of the kept directories, file modes and mtimes included, encrypted when keys are given.
+//! A sealed archive is a 76-byte header (format version, sizes, BLAKE3 of everything) followed by the payload,
+//! encrypted when keys are given: a zip of the kept entries, their compressed bytes as RemoteAuth's zip had them,
+//! in the order RemoteAuth's streaming unzip restores whole (version 3), or, in archives written before, a
+//! zstd-compressed tar (versions 1 and 2, still read).
 
 mod builder;
 pub mod crypt;
@@ -10,14 +12,20 @@ mod entry;
 mod from_dir;
 mod from_zip;
 mod header;
+mod names;
+mod read;
+mod seal;
+mod stream_safe;
 mod to_zip;
 
+pub use builder::DEFLATE_LEVEL;
 pub use crypt::{Key, Keyring};
 pub use entries::{pack_entries, read_entries, Data, Entry};
 pub use entry::{default_keep, parse_keep, EntryPath};
 pub use from_dir::pack_dir;
 pub use from_zip::pack_zip;
-pub use header::{open, peek, Header, FLAG_ENCRYPTED, FLAG_TAR_ZSTD, FORMAT_VERSION, HEADER_LEN};
+pub use header::{open, peek, Header, FLAG_ENCRYPTED, FLAG_TAR_ZSTD, FLAG_ZIP, FORMAT_VERSION, HEADER_LEN};
+pub use stream_safe::PAD_NAME;
 pub use to_zip::write_zip;
 
 /// Bounds on what a zip may expand to, against zip bombs.
@@ -40,7 +48,8 @@ pub struct PackOptions {
   /// Directories (relative, `/`-separated) to keep; everything else in the zip is dropped.
   pub keep: Vec<String>,
   pub limits: Limits,
-  /// zstd level, 1–22.
+  /// zstd level (1–22) of incremental backup chunks. Whole archives keep RemoteAuth's deflate streams; what the
+  /// store compresses itself is deflated at `DEFLATE_LEVEL`.
   pub level: i32,
   /// Encrypt with the current key, decrypt with any: `None` stores plain archives (and reads only those).
   pub keys: Option<std::sync::Arc<Keyring>>,
@@ -48,8 +57,6 @@ pub struct PackOptions {
 
 /// Same size as gzip -6 on session data at a quarter of its time (README, "Archive format").
 pub const DEFAULT_LEVEL: i32 = 3;
-/// The level `Store::save` retries at when the default would store more than the zip it was given.
-pub const STRONG_LEVEL: i32 = 19;
 
 impl Default for PackOptions {
   fn default() -> Self {
@@ -87,13 +94,20 @@ fn unix_to_dos(secs: u64) -> zip::DateTime {
 #[cfg(test)]
 pub(crate) mod tests;
 
-/// Checks an archive of `session` as far as `keys` allow: the checksum always, and with keys, that it is
-/// encrypted (or plain archives are accepted) and decrypts (the right key is there and nothing was re-sealed).
-pub fn check(bytes: &[u8], keys: Option<&Keyring>, session: &str) -> crate::error::Result<Header> {
+/// Checks an archive of `session` as far as `keys` allow: the checksum always; with keys, that it is encrypted
+/// (or plain archives are accepted) and decrypts; and whenever the payload can be read, every file inflated
+/// against its CRC and declared size, nothing over `limits`.
+pub fn check(bytes: &[u8], keys: Option<&Keyring>, limits: &Limits, session: &str) -> crate::error::Result<Header> {
   let (header, payload) = open(bytes)?;
-  if keys.is_some() {
-    crypt::open_payload(&header, payload, keys, session)?;
+  if keys.is_none() && header.encrypted() {
+    return Ok(header);
   }
+  let plain = crypt::open_payload(&header, payload, keys, session)?;
+  let payload = plain.as_deref().map_or(payload, |p| &p[..]);
+  read::visit(&header, payload, limits, |_, data| {
+    std::io::copy(data, &mut std::io::sink()).map_err(|e| crate::error::StoreError::ArchiveCorrupt(e.to_string()))?;
+    Ok(())
+  })?;
   Ok(header)
 }
 
@@ -109,8 +123,9 @@ pub fn reencrypt(bytes: &[u8], keys: &Keyring, session: &str) -> crate::error::R
     false => zeroize::Zeroizing::new(payload.to_vec()),
   };
   let header = Header {
-    version: header::ENCRYPTED_VERSION,
-    flags: header::FLAG_TAR_ZSTD | header::FLAG_ENCRYPTED,
+    // The payload's kind stays; only encryption is added.
+    version: if header.is_zip() { header::ZIP_VERSION } else { header::ENCRYPTED_VERSION },
+    flags: header.flags | header::FLAG_ENCRYPTED,
     payload_len: (crypt::PREFIX_LEN + plain.len() + crypt::TAG_LEN) as u64,
     ..header
   };

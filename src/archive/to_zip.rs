@@ -1,73 +1,101 @@
-//! Sealed archive in, a zip that RemoteAuth's unzip restores out. Nothing is written before the checksum holds.
+//! Sealed archive in, the zip RemoteAuth restores out. Nothing is written before the checksum holds.
+//!
+//! A zip payload is written as it is (already in restore order, `stream_safe`), plus the pad file when its last
+//! file is small. An older tar payload is unpacked into a zip of stored entries in the same order.
 
-use std::io::{self, Seek, Write};
+use std::io::{Cursor, Seek, Write};
 
 use zip::write::SimpleFileOptions;
+use zip::{ZipArchive, ZipWriter};
 
 use super::crypt::{self, Keyring};
 use super::header::{open, Header};
-use super::{unix_to_dos, EntryPath};
+use super::read::{read_all, visit};
+use super::stream_safe::{add_pad, needs_pad, restore_order, HOLDS_BACK};
+use super::{unix_to_dos, Limits};
 use crate::error::{Result, StoreError};
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
   StoreError::ArchiveCorrupt(e.to_string())
 }
 
-/// Writes the archive's entries as a zip (stored, not deflated: the zip only lives until RemoteAuth unzips it).
-/// Write failures come back as `Io` naming `target`.
+/// Writes the archive's entries as a zip into `out` (empty, at its start). Write failures come back as `Io`
+/// naming `target`; an older archive that declares more than `limits` is refused before it is unpacked.
 pub fn write_zip<W: Write + Seek>(
   archive: &[u8],
   keys: Option<&Keyring>,
+  limits: &Limits,
   session: &str,
-  out: W,
+  out: &mut W,
   target: &std::path::Path,
 ) -> Result<Header> {
   let (header, payload) = open(archive)?;
   let plain = crypt::open_payload(&header, payload, keys, session)?;
   let payload = plain.as_deref().map_or(payload, |p| &p[..]);
-  let write_err = |e: zip::result::ZipError| match e {
-    zip::result::ZipError::Io(io) => StoreError::io("write", target)(io),
-    other => StoreError::ArchiveCorrupt(other.to_string()),
-  };
-  let decoder = zstd::Decoder::with_buffer(payload).map_err(corrupt)?;
-  let mut tar = tar::Archive::new(decoder);
-  let mut zip = zip::ZipWriter::new(out);
-  let (mut entries, mut files_bytes) = (0u32, 0u64);
-
-  for item in tar.entries().map_err(corrupt)? {
-    let mut item = item.map_err(corrupt)?;
-    let raw = String::from_utf8(item.path_bytes().into_owned()).map_err(corrupt)?;
-    let entry = EntryPath::parse(&raw)?;
-    let mode = item.header().mode().map_err(corrupt)?;
-    let mtime = item.header().mtime().map_err(corrupt)?;
-    let options = SimpleFileOptions::default()
-      .compression_method(zip::CompressionMethod::Stored)
-      .unix_permissions(mode & 0o777)
-      .last_modified_time(unix_to_dos(mtime));
-    entries += 1;
-    match item.header().entry_type() {
-      tar::EntryType::Directory => zip.add_directory(&entry.path, options).map_err(write_err)?,
-      tar::EntryType::Regular => {
-        files_bytes += item.size();
-        if files_bytes > header.files_bytes {
-          return Err(corrupt("holds more file bytes than its header says"));
-        }
-        zip.start_file(&entry.path, options).map_err(write_err)?;
-        // The payload's hash already held, so a failure here is the disk's, not the archive's.
-        let copied = io::copy(&mut item, &mut zip).map_err(StoreError::io("write", target))?;
-        if copied != item.size() {
-          return Err(corrupt(format!("{} is shorter than its tar header says", entry.path)));
-        }
-      }
-      other => return Err(corrupt(format!("unexpected entry type {other:?} for {}", entry.path))),
+  if !header.is_zip() {
+    return write_tar_payload(&header, payload, limits, out, target).map(|()| header);
+  }
+  // The hash held, so the zip is the one saved; its directory is read only to know whether a pad must follow.
+  let mut zip = ZipArchive::new(Cursor::new(payload)).map_err(corrupt)?;
+  if zip.len() as u64 != u64::from(header.entries) {
+    return Err(corrupt(format!("holds {} entries, its header says {}", zip.len(), header.entries)));
+  }
+  match needs_pad(&mut zip).map_err(corrupt)? {
+    false => out.write_all(payload).map_err(StoreError::io("write", target))?,
+    // Only when every file is small: the copy is small too.
+    true => {
+      let mut zip = ZipWriter::new_append(Cursor::new(payload.to_vec())).map_err(corrupt)?;
+      add_pad(&mut zip).map_err(corrupt)?;
+      out.write_all(zip.finish().map_err(corrupt)?.get_ref()).map_err(StoreError::io("write", target))?;
     }
   }
-  if entries != header.entries || files_bytes != header.files_bytes {
-    return Err(corrupt(format!(
-      "holds {entries} entries / {files_bytes} bytes, header says {} / {}",
-      header.entries, header.files_bytes
-    )));
-  }
-  zip.finish().map_err(write_err)?.flush().map_err(StoreError::io("write", target))?;
+  out.flush().map_err(StoreError::io("write", target))?;
   Ok(header)
+}
+
+/// An archive from before zip payloads: its files (checked) in memory, then written stored, in restore order.
+fn write_tar_payload<W: Write + Seek>(
+  header: &Header,
+  payload: &[u8],
+  limits: &Limits,
+  out: &mut W,
+  target: &std::path::Path,
+) -> Result<()> {
+  let write_err = |e: zip::result::ZipError| match e {
+    zip::result::ZipError::Io(io) => StoreError::io("write", target)(io),
+    other => corrupt(other),
+  };
+  let mut entries = Vec::new();
+  visit(header, payload, limits, |meta, data| {
+    let bytes = match meta.size {
+      Some(_) => Some(read_all(data)?),
+      None => None,
+    };
+    entries.push((meta, bytes));
+    Ok(())
+  })?;
+  let shape: Vec<(bool, u64)> = entries.iter().map(|(m, b)| (b.is_none(), m.size.unwrap_or(0))).collect();
+  let order = restore_order(&shape);
+  let mut zip = ZipWriter::new(&mut *out);
+  for &at in &order {
+    let (meta, bytes) = &entries[at];
+    let options = SimpleFileOptions::default()
+      .compression_method(zip::CompressionMethod::Stored)
+      .unix_permissions(meta.mode)
+      .last_modified_time(unix_to_dos(meta.mtime));
+    match bytes {
+      None => zip.add_directory(format!("{}/", meta.path.path), options).map_err(write_err)?,
+      Some(bytes) => {
+        zip.start_file(meta.path.path.as_str(), options).map_err(write_err)?;
+        zip.write_all(bytes).map_err(StoreError::io("write", target))?;
+      }
+    }
+  }
+  let last_holds_back =
+    order.last().is_some_and(|&at| entries[at].1.as_ref().is_some_and(|b| b.len() as u64 >= HOLDS_BACK));
+  if !last_holds_back {
+    add_pad(&mut zip).map_err(write_err)?;
+  }
+  zip.finish().map_err(write_err)?;
+  Ok(())
 }

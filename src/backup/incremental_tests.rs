@@ -40,7 +40,14 @@ async fn referenced(backups: &Backups) -> BTreeSet<String> {
 
 async fn restored(backups: &Backups, version: &Version, pack: &PackOptions) -> Vec<Entry> {
   let sealed = backups.read(version).await.unwrap().unwrap();
-  read_entries(&sealed, pack.keys.as_deref(), "s").unwrap().1
+  by_path(&read_entries(&sealed, pack.keys.as_deref(), &pack.limits, "s").unwrap().1)
+}
+
+/// Entries by path: a rebuilt archive holds the same entries in restore order (largest file last).
+fn by_path(entries: &[Entry]) -> Vec<Entry> {
+  let mut sorted = entries.to_vec();
+  sorted.sort_by(|a, b| a.path.cmp(&b.path));
+  sorted
 }
 
 #[tokio::test]
@@ -73,7 +80,7 @@ async fn ten_versions_upload_a_fraction_of_whole_archives_and_each_restores() {
   assert_eq!(versions.len(), 10);
   assert!(versions.iter().all(|v| v.incremental));
   for (v, entries) in versions.iter().zip(&history) {
-    assert_eq!(&restored(&backups, v, &pack).await, entries, "{} restores byte for byte", v.key);
+    assert_eq!(restored(&backups, v, &pack).await, by_path(&entries), "{} restores byte for byte", v.key);
   }
   let usage = backups.incremental_usage().await.unwrap();
   let usage = &usage[&key("s")];
@@ -96,7 +103,7 @@ async fn pruning_collects_exactly_the_chunks_no_kept_version_references() {
   }
   let versions = backups.versions(&key("s")).await.unwrap();
   assert_eq!(versions.len(), 2);
-  assert_eq!(restored(&backups, &versions[1], &pack).await, last);
+  assert_eq!(restored(&backups, &versions[1], &pack).await, by_path(&last));
   assert!(memory.objects.lock().unwrap().keys().all(|k| !k.contains("/locks/")), "no lock left behind");
 }
 
@@ -118,9 +125,9 @@ async fn an_interrupted_backup_leaves_the_previous_version_and_collectable_orpha
   *memory.puts_left.lock().unwrap() = None;
   let versions = backups.versions(&key("s")).await.unwrap();
   assert_eq!(versions.len(), 1, "no manifest for the cut-off backup");
-  assert_eq!(restored(&backups, &versions[0], &pack).await, first);
+  assert_eq!(restored(&backups, &versions[0], &pack).await, by_path(&first));
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
-  assert_eq!(read_entries(&newest, None, "s").unwrap().1, first);
+  assert_eq!(by_path(&read_entries(&newest, None, &Default::default(), "s").unwrap().1), by_path(&first));
   let orphans: BTreeSet<String> = pack_keys(&memory).difference(&before).cloned().collect();
   assert_eq!(orphans.len(), 1, "{orphans:?}");
   assert!(memory.objects.lock().unwrap().keys().all(|k| !k.contains("/locks/")), "the failed backup let go");
@@ -133,7 +140,7 @@ async fn an_interrupted_backup_leaves_the_previous_version_and_collectable_orpha
   let collected = backups.collect(&key("s")).await.unwrap();
   assert_eq!(collected.objects, 1);
   assert_eq!(pack_keys(&memory), before, "exactly the orphans");
-  assert_eq!(restored(&backups, &versions[0], &pack).await, first);
+  assert_eq!(restored(&backups, &versions[0], &pack).await, by_path(&first));
 }
 
 #[tokio::test]
@@ -197,7 +204,7 @@ async fn encrypted_incremental_versions_rotate_to_a_new_key() {
   assert!(pack_keys(&memory).is_disjoint(&old_chunks), "old chunks collected, new ones named under the new key");
   let only_new = options(Some(Keyring::new(new, vec![])));
   let backups = incremental(&memory, 3, only_new.clone());
-  assert_eq!(restored(&backups, &version, &only_new).await, entries, "readable without the old key");
+  assert_eq!(restored(&backups, &version, &only_new).await, by_path(&entries), "readable without the old key");
   let no_key = incremental(&memory, 3, options(None));
   assert_eq!(no_key.read(&version).await.unwrap_err().code(), "ERR_DECRYPT");
 }
@@ -220,10 +227,10 @@ async fn whole_and_incremental_versions_mix_and_a_point_in_time_is_found() {
   assert_eq!(kinds, [false, true, true], "pruned to 3 across both kinds");
   let at = chunked.find(&key("s"), None, Some(2_500)).await.unwrap();
   assert_eq!((at.ms, at.incremental), (2_000, false));
-  assert_eq!(restored(&chunked, &at, &pack).await, history[1]);
+  assert_eq!(restored(&chunked, &at, &pack).await, by_path(&history[1]));
   let named = versions[1].key.rsplit('/').next().unwrap();
   assert_eq!(chunked.find(&key("s"), Some(named), None).await.unwrap(), versions[1]);
-  assert_eq!(restored(&chunked, &versions[1], &pack).await, history[2]);
+  assert_eq!(restored(&chunked, &versions[1], &pack).await, by_path(&history[2]));
   assert_eq!(chunked.find(&key("s"), None, Some(10)).await.unwrap_err().code(), "ERR_VERSION_NOT_FOUND");
   assert_eq!(chunked.find(&key("s"), Some("nope"), None).await.unwrap_err().code(), "ERR_VERSION_NOT_FOUND");
   let header = chunked.newest_header(&key("s")).await.unwrap().unwrap();
@@ -253,7 +260,11 @@ async fn a_damaged_encrypted_chunk_falls_back_and_is_uploaded_again_by_the_next_
   memory.objects.lock().unwrap().get_mut(&victim).unwrap().0[20] ^= 1;
 
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
-  assert_eq!(read_entries(&newest, pack.keys.as_deref(), "s").unwrap().1, first, "the older version, not ERR_DECRYPT");
+  assert_eq!(
+    by_path(&read_entries(&newest, pack.keys.as_deref(), &pack.limits, "s").unwrap().1),
+    by_path(&first),
+    "the older version, not ERR_DECRYPT"
+  );
   assert!(memory.bytes(&victim).is_some(), "a read deletes nothing");
   // The next backup with those bytes does not reuse the damaged chunk: it packs it afresh.
   let written = backups.write(&key("s"), seal(&second, &pack, 3), 3).await.unwrap();
@@ -262,7 +273,7 @@ async fn a_damaged_encrypted_chunk_falls_back_and_is_uploaded_again_by_the_next_
   let manifest_only = memory.bytes(&again.key).unwrap().len() as u64;
   assert_eq!(again.uploaded_bytes, manifest_only, "once packed afresh, the chunks are reused again");
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
-  assert_eq!(read_entries(&newest, pack.keys.as_deref(), "s").unwrap().1, second);
+  assert_eq!(by_path(&read_entries(&newest, pack.keys.as_deref(), &pack.limits, "s").unwrap().1), by_path(&second));
 }
 
 #[tokio::test]
@@ -277,7 +288,7 @@ async fn rotating_onto_a_first_key_encrypts_plain_incremental_versions() {
   assert_eq!(backups.read(&version).await.unwrap_err().code(), "ERR_DECRYPT", "plain refused once keyed");
   assert!(backups.rekey(&version).await.unwrap().is_some());
   let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
-  assert_eq!(restored(&backups, &version, &keyed).await, entries);
+  assert_eq!(restored(&backups, &version, &keyed).await, by_path(&entries));
 }
 
 #[tokio::test]
@@ -319,7 +330,7 @@ async fn a_version_renamed_by_a_rotation_meanwhile_is_still_the_newest_and_count
   let listed = backups.versions(&key("s")).await.unwrap();
   rename_like_a_rotation(&memory, &listed[2]);
   let newest = backups.newest_good_in(&key("s"), listed.clone()).await.unwrap().unwrap();
-  assert_eq!(read_entries(&newest, None, "s").unwrap().1, history[2]);
+  assert_eq!(by_path(&read_entries(&newest, None, &Default::default(), "s").unwrap().1), by_path(&history[2]));
 
   // Mid-rotation, both names of version 3 exist; a backup then keeps three times, not three objects.
   let copy = memory.bytes(&format!("s/{:013}-ffffffff.wwmf", 3)).unwrap();
@@ -347,7 +358,7 @@ async fn a_mostly_dead_pack_is_repacked_and_then_collected() {
   assert!(written.uploaded_bytes > 15_000, "the small file's chunks were packed again: {written:?}");
   assert!(pack_keys(&memory).is_disjoint(&first_pack), "and the dead pack went with the pruned versions");
   let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
-  assert_eq!(restored(&backups, &version, &pack).await, second);
+  assert_eq!(restored(&backups, &version, &pack).await, by_path(&second));
 }
 
 fn pack_bytes(memory: &Memory) -> u64 {

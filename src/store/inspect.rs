@@ -286,7 +286,9 @@ impl Store {
         // Gone since the listing (deleted, expired): nothing to check.
         let outcome = match read {
           Ok(None) => return None,
-          Ok(Some(bytes)) => archive::check(&bytes, self.config.pack.keys.as_deref(), key.as_str()).map(|_| ()),
+          Ok(Some(bytes)) => {
+            archive::check(&bytes, self.config.pack.keys.as_deref(), &self.config.pack.limits, key.as_str()).map(|_| ())
+          }
           Err(err) => Err(err),
         };
         let bad = |err: StoreError| BadCopy {

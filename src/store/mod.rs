@@ -138,8 +138,8 @@ impl Store {
     }
   }
 
-  /// Packs the zip RemoteAuth wrote (found from `zip`, an absolute `session`, the cwd or the data path)
-  /// and replaces the stored session only once the new archive is complete. Done once the primary has it;
+  /// Keeps the kept entries of the zip RemoteAuth wrote (found from `zip`, an absolute `session`, the cwd or the
+  /// data path), their compressed bytes as they are, and replaces the stored session only once the new archive is complete. Done once the primary has it;
   /// in every-save mode the backup follows at once and a failure comes back in `backup_error` (and stays
   /// pending for `close()`). With no primary, a failed upload fails the save.
   pub async fn save(&self, session: &str, zip: Option<&Path>) -> Result<Saved> {
@@ -150,14 +150,7 @@ impl Store {
     let config = self.config.clone();
     let packed = blocking::run(move || {
       let path = locate_zip(&arg, &candidates)?;
-      let session = arg.key.as_str();
-      let packed = pack_file(&path, &config.pack, session)?;
-      // Never store more than the zip: the fast default loses to deflate on some data; a strong level wins.
-      if packed.header.stored_bytes() > packed.header.source_bytes && config.pack.level < archive::STRONG_LEVEL {
-        let strong = pack_file(&path, &PackOptions { level: archive::STRONG_LEVEL, ..config.pack.clone() }, session)?;
-        return Ok(if strong.bytes.len() < packed.bytes.len() { strong } else { packed });
-      }
-      Ok(packed)
+      pack_file(&path, &config.pack, arg.key.as_str())
     })
     .await?;
     self.store_packed(key, packed, turn).await
@@ -271,8 +264,8 @@ impl Store {
       }
     };
     let target = cwd()?.join(path);
-    let (keys, session) = (self.config.pack.keys.clone(), key.to_string());
-    let header = blocking::run(move || write_zip_file(&bytes, keys.as_deref(), &session, &target)).await?;
+    let (config, session) = (self.config.clone(), key.to_string());
+    let header = blocking::run(move || write_zip_file(&bytes, &config.pack, &session, &target)).await?;
     Ok(SessionInfo { key, header })
   }
 
@@ -403,11 +396,12 @@ fn pack_file(path: &Path, opts: &PackOptions, session: &str) -> Result<archive::
   archive::pack_zip(BufReader::new(file), size, opts, session)
 }
 
-fn write_zip_file(bytes: &[u8], keys: Option<&archive::Keyring>, session: &str, target: &Path) -> Result<Header> {
+fn write_zip_file(bytes: &[u8], pack: &PackOptions, session: &str, target: &Path) -> Result<Header> {
   if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
     std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
   }
-  replace_transient(target, |file| archive::write_zip(bytes, keys, session, std::io::BufWriter::new(file), target))
+  let keys = pack.keys.as_deref();
+  replace_transient(target, |file| archive::write_zip(bytes, keys, &pack.limits, session, file, target))
 }
 
 #[cfg(test)]
