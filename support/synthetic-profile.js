@@ -22,14 +22,21 @@ function randomBytes(next, n) {
   return buf
 }
 
-// LevelDB-ish records: readable keys and metadata around encrypted (incompressible) message bodies.
-function leveldbLog(next, bytes, encryptedShare) {
+// LevelDB-ish records: readable keys and metadata around encrypted (incompressible) message bodies; with `json`,
+// each record is one JSON value whose body is base64 text, as part of WhatsApp's IndexedDB values are (deflate
+// and fast zstd then store about the same, so a recompression buys nothing).
+function leveldbLog(next, bytes, encryptedShare, json = false) {
   const parts = []
   let size = 0
   for (let i = 0; size < bytes; i++) {
     const body = randomBytes(next, 40 + (next() % 200))
     const meta = `{"id":"3EB0${(next() % 1e8).toString(16).padStart(8, '0')}","t":${1764000000 + i},"from":"${next() % 1e10}@c.us","ack":${next() % 4},"type":"chat"}`
-    const record = next() % 100 < encryptedShare * 100 ? Buffer.concat([Buffer.from(meta), body]) : Buffer.from(meta.repeat(2))
+    const encrypted = next() % 100 < encryptedShare * 100
+    const record = json
+      ? Buffer.from(`${meta.slice(0, -1)},"body":"${encrypted ? body.toString('base64') : ''}"}`)
+      : encrypted
+        ? Buffer.concat([Buffer.from(meta), body])
+        : Buffer.from(meta.repeat(2))
     const header = Buffer.alloc(7)
     header.writeUInt16LE(record.length, 4)
     parts.push(header, record)
@@ -50,12 +57,14 @@ const SIZES = {
   medium: { indexedDb: 600_000, localStorage: 40_000, junk: 19_000_000 },
   // a long history: IndexedDB grows into many MB of mostly encrypted data
   large: { indexedDb: 14_000_000, localStorage: 60_000, junk: 19_000_000 },
+  // a fresh login whose values are JSON with base64 bodies: a ~160 KB zip where zstd -3 does not beat deflate
+  json: { indexedDb: 260_000, localStorage: 30_000, junk: 19_000_000, json: true },
 }
 
 /**
  * Writes a profile under `root` and returns the relative paths of the files RemoteAuth keeps.
  * @param {string} root
- * @param {{ size?: 'small'|'medium'|'large', seed?: number, junk?: boolean }} [opts]
+ * @param {{ size?: 'small'|'medium'|'large'|'json', seed?: number, junk?: boolean }} [opts]
  */
 function makeProfile(root, { size = 'small', seed = 1, junk = true } = {}) {
   const next = rng(seed)
@@ -69,9 +78,9 @@ function makeProfile(root, { size = 'small', seed = 1, junk = true } = {}) {
   const ldbBytes = Math.floor(spec.indexedDb * 0.7)
   const chunk = 2_000_000
   for (let i = 0, n = 5; i * chunk < ldbBytes; i++, n += 2) {
-    put(`${idb}/${String(n).padStart(6, '0')}.ldb`, leveldbLog(next, Math.min(chunk, ldbBytes - i * chunk), 0.8))
+    put(`${idb}/${String(n).padStart(6, '0')}.ldb`, leveldbLog(next, Math.min(chunk, ldbBytes - i * chunk), 0.8, spec.json))
   }
-  put(`${idb}/000004.log`, leveldbLog(next, spec.indexedDb - ldbBytes, 0.6))
+  put(`${idb}/000004.log`, leveldbLog(next, spec.indexedDb - ldbBytes, 0.6, spec.json))
   put(`${idb}/CURRENT`, 'MANIFEST-000001\n')
   put(`${idb}/LOCK`, '')
   put(`${idb}/LOG`, '2026/11/28-10:00:00.000 1 Recovering log #3\n2026/11/28-10:00:00.001 1 Delete type=0 #3\n')

@@ -2,7 +2,9 @@
 // The three RustStore contenders differ only in options and in where their bytes end up.
 const fs = require('node:fs')
 const path = require('node:path')
+// BENCH_BEFORE_ADDON names a .node of an earlier release build: the "before" contender loads it instead.
 const { RustStore } = require('../../index.js')
+const before = process.env.BENCH_BEFORE_ADDON
 const { redisBytes, s3Bytes } = require('./measure.js')
 
 const s3Options = ({ s3 }) => ({
@@ -16,7 +18,7 @@ const s3Options = ({ s3 }) => ({
 })
 
 /** @param {'embedded'|'redis'|'redis-s3'} variant */
-function rustContender(variant, label) {
+function rustContender(variant, label, Store = RustStore) {
   let store
   let ctx
   return {
@@ -28,7 +30,7 @@ function rustContender(variant, label) {
       if (variant === 'embedded') options.dir = path.join(ctx.workDir, 'store')
       else options.redis = { url: ctx.redisUrl }
       if (variant === 'redis-s3') options.s3 = s3Options(ctx)
-      store = new RustStore(options)
+      store = new Store(options)
     },
     save: (session, zipPath) => store.save({ session, path: zipPath }),
     extract: (session, outPath) => store.extract({ session, path: outPath }),
@@ -45,4 +47,10 @@ function rustContender(variant, label) {
   }
 }
 
-module.exports = { rustContender, s3Options, RustStore }
+/** RustStore from the addon at BENCH_BEFORE_ADDON (an earlier build), for before/after figures in one run. */
+function beforeStore() {
+  if (!before) throw new Error('BENCH_BEFORE_ADDON is not set')
+  return require(path.resolve(before)).RustStore
+}
+
+module.exports = { rustContender, s3Options, RustStore, beforeStore }
