@@ -94,6 +94,7 @@ async function browserRoundTrip(t, { size, tier, wrap = (store) => store }) {
   t.deepEqual(sessionDifferences(expected, written), [], 'the page stored exactly the generated data')
   checkProfileShape(t, profile, size)
   const kept = fileHashes(profile, KEPT)
+  const keptSizes = Object.fromEntries(Object.entries(fileSizes(profile)).filter(([f]) => f in kept))
 
   await first.auth.storeRemoteSession({ emit: true })
   t.deepEqual(first.client.events.map(([name]) => name), ['remote_session_saved'])
@@ -107,7 +108,7 @@ async function browserRoundTrip(t, { size, tier, wrap = (store) => store }) {
   await second.auth.beforeBrowserInitialized()
   t.is(second.auth.userDataDir, profile)
   const early = fileSizes(profile)
-  const settled = await waitForSettled(profile)
+  const settled = await waitForSettled(profile, { expected: keptSizes })
   const late = Object.keys(settled).filter((f) => early[f] !== settled[f])
   if (late.length > 0) t.log(`${tier}/${size}: still being written when RemoteAuth resolved: ${late.join(', ')}`)
   t.false(fs.existsSync(path.join(dataPath, `RemoteAuth-${CLIENT}.zip`)), 'RemoteAuth removed the restored zip')

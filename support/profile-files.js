@@ -46,16 +46,21 @@ function fileHashes(root, dirs) {
 
 /**
  * Waits until the files under `root` keep their names and sizes for `quietMs`: plain RemoteAuth resolves its
- * restore on unzipper's 'finish', before the last files are written. Throws after `timeoutMs`.
+ * restore on unzipper's 'finish', before the last files are written. While some file of `expected`
+ * (`{ relativePath: size }`) is missing or short, it waits for `incompleteQuietMs` of quiet instead, so a slow
+ * disk is not taken for a loss (a real loss then costs that long). Throws after `timeoutMs`.
  */
-async function waitForSettled(root, { quietMs = 200, timeoutMs = 15_000, pollMs = 25 } = {}) {
+async function waitForSettled(root, { expected = {}, quietMs = 200, incompleteQuietMs = 2000, timeoutMs = 15_000, pollMs = 25 } = {}) {
   const deadline = Date.now() + timeoutMs
   let [last, since] = [null, Date.now()]
   for (;;) {
     const sizes = fileSizes(root)
     const now = JSON.stringify(sizes)
     if (now !== last) [last, since] = [now, Date.now()]
-    else if (Date.now() - since >= quietMs) return sizes
+    else {
+      const complete = Object.entries(expected).every(([file, size]) => sizes[file] === size)
+      if (Date.now() - since >= (complete ? quietMs : incompleteQuietMs)) return sizes
+    }
     if (Date.now() > deadline) throw new Error(`${root} still changing after ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, pollMs))
   }
