@@ -4,8 +4,8 @@
 
 const fs = require('node:fs')
 const path = require('node:path')
-const archiver = require('archiver')
 const unzipper = require('unzipper')
+const { writeZip } = require('./zip-profile.js')
 
 async function rewriteZipWithout(zipPath, folder) {
   const prefix = `${folder.replace(/\/+$/, '')}/`
@@ -14,15 +14,8 @@ async function rewriteZipWithout(zipPath, folder) {
     if (entry.type === 'File' && !entry.path.startsWith(prefix)) kept.push([entry.path, await entry.buffer()])
   }
   const tmp = `${zipPath}.dropped`
-  await new Promise((resolve, reject) => {
-    const out = fs.createWriteStream(tmp)
-    const archive = archiver('zip')
-    out.once('close', resolve)
-    out.once('error', reject)
-    archive.once('error', reject)
-    archive.pipe(out)
+  await writeZip(tmp, (archive) => {
     for (const [name, data] of kept) archive.append(data, { name })
-    archive.finalize()
   })
   fs.renameSync(tmp, zipPath)
 }
