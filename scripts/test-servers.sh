@@ -6,6 +6,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# __test__/chromium.spec.mjs drives Debian's Chromium through puppeteer-core (which never downloads a browser).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # moto's S3 server comes from PyPI: into the active Python if it lets us, else into a venv the specs know
 # (Debian's own python3 refuses pip installs, PEP 668).
 venv=node_modules/.cache/moto-venv

@@ -5,8 +5,8 @@
 const fs = require('node:fs')
 const archiver = require('archiver')
 
-/** Zips the contents of `profileDir` (not the folder itself) into `zipPath`. */
-function zipProfile(profileDir, zipPath) {
+/** Writes a zip to `zipPath` with archiver (as RemoteAuth does); `fill(archive)` adds the entries. */
+function writeZip(zipPath, fill) {
   return new Promise((resolve, reject) => {
     const out = fs.createWriteStream(zipPath)
     const archive = archiver('zip')
@@ -14,9 +14,14 @@ function zipProfile(profileDir, zipPath) {
     out.once('error', reject)
     archive.once('error', reject)
     archive.pipe(out)
-    archive.directory(profileDir, false)
+    fill(archive)
     archive.finalize()
   })
 }
 
-module.exports = { zipProfile }
+/** Zips the contents of `profileDir` (not the folder itself) into `zipPath`. */
+function zipProfile(profileDir, zipPath) {
+  return writeZip(zipPath, (archive) => archive.directory(profileDir, false))
+}
+
+module.exports = { zipProfile, writeZip }
