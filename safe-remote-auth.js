@@ -155,6 +155,7 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
         const renewed = await this.store.renewLease(session, this.lease.token, { ttlMs: this.lease.ttlMs })
         if (renewed === 'retaken') this.client.emit(Events.LEASE_RETAKEN, { session })
       } catch (err) {
+        if (!this.lease.token) return // released while this renewal was on its way
         if (err.code === 'ERR_LEASE_LOST') return this.leaseLost(err)
         this.client.emit(Events.LEASE_RENEW_FAILED, err)
       }

@@ -70,17 +70,17 @@ impl Store {
   /// (and this store's saves of the session are refused until it takes the lease again).
   pub async fn renew_lease(&self, session: &str, token: &str, ttl: Duration) -> Result<LeaseState> {
     let key = SessionArg::parse(session)?.key;
-    let held = self.held(&key);
-    let ours = held.as_ref().and_then(|h| h.token.as_deref()) == Some(token);
-    let lost_here = held.as_ref().is_some_and(|h| h.token.is_none());
+    let lost_here = self.held(&key).is_some_and(|h| h.token.is_none());
     let state = if lost_here { LeaseState::Lost } else { self.leases()?.renew(&key, token, ttl).await? };
     if state == LeaseState::Lost {
       return self.fenced(&key, token, state).map(|()| state);
     }
-    match held.filter(|_| ours) {
+    // In place, and only while the token is still the one held: a fenced call may have found it lost meanwhile.
+    let mut all = self.held.lock().unwrap_or_else(|p| p.into_inner());
+    match all.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
       Some(held) => {
-        self.set_held(&key, Some(Held { ttl, retaken: false, ..held }));
-        Ok(if held.retaken { LeaseState::Retaken } else { state })
+        held.ttl = ttl;
+        Ok(if std::mem::take(&mut held.retaken) { LeaseState::Retaken } else { state })
       }
       None => Ok(state),
     }
