@@ -62,8 +62,12 @@ export declare class RustStore {
    * (`ERR_LEASE_LOST` otherwise). Rejects `ERR_LEASE_HELD` when another owner holds it.
    */
   acquireLease(session: string, options?: LeaseOptions): Promise<string>
-  /** Extends the lease; rejects `ERR_LEASE_LOST` when `token` no longer holds it. */
-  renewLease(session: string, token: string, options?: LeaseOptions): Promise<void>
+  /**
+   * Extends the lease: resolves `'renewed'`, or `'retaken'` when it had expired (the store was unreachable for
+   * longer than its ttl) and nobody else took it since, so it is this token's again. Rejects `ERR_LEASE_LOST`
+   * when another owner took it since.
+   */
+  renewLease(session: string, token: string, options?: LeaseOptions): Promise<'renewed' | 'retaken'>
   /** Gives the lease up (succeeds if it was already lost). */
   releaseLease(session: string, token: string): Promise<void>
   /** Every stored session with its sizes. */

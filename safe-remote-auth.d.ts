@@ -6,8 +6,10 @@ export declare const Events: Readonly<{
   BACKUP_FAILED: 'remote_session_backup_failed'
   /** Every attempt of one backup failed: `(err)`. The next interval tries again. */
   BACKUP_GAVE_UP: 'remote_session_backup_gave_up'
-  /** Another replica owns the session now: `(err)` with code ERR_LEASE_LOST. Backups stop. */
+  /** Another replica took the session: `(err)` with code ERR_LEASE_LOST. Backups stop; a delete on disconnect or logout deletes nothing. */
   LEASE_LOST: 'remote_session_lease_lost'
+  /** The lease had expired (the store was unreachable for longer than its ttl) and nobody took it: `({ session })`. It is this replica's again; backups go on. */
+  LEASE_RETAKEN: 'remote_session_lease_retaken'
   /** A renewal could not reach the store: `(err)`. Tried again at the next tick. */
   LEASE_RENEW_FAILED: 'remote_session_lease_renew_failed'
 }>
@@ -21,7 +23,7 @@ export interface SafeRemoteAuthOptions {
   deleteOnDisconnect?: boolean
   /** Back up once more in `destroy()`. Default true. */
   backupOnDestroy?: boolean
-  /** Own the session through the store's lease; a second replica's `initialize()` fails with ERR_LEASE_HELD. */
+  /** Own the session through the store's lease; a second replica's `initialize()` fails with ERR_LEASE_HELD. Released on `destroy()` and `logout()`. */
   lease?: boolean | { ttlMs?: number; renewEveryMs?: number }
 }
 

@@ -11,8 +11,10 @@ const path = require('node:path')
 const Events = Object.freeze({
   BACKUP_FAILED: 'remote_session_backup_failed',
   BACKUP_GAVE_UP: 'remote_session_backup_gave_up',
-  /** Another replica owns the session now: this one stops backing it up (its saves would be refused anyway). */
+  /** Another replica took the session: this one stops backing it up (its saves and deletes are refused anyway). */
   LEASE_LOST: 'remote_session_lease_lost',
+  /** The lease had expired (the store was unreachable for longer than its ttl) and nobody took it: it is ours again. */
+  LEASE_RETAKEN: 'remote_session_lease_retaken',
   /** A lease renewal could not reach the store; it is tried again at the next tick. */
   LEASE_RENEW_FAILED: 'remote_session_lease_renew_failed',
 })
@@ -21,6 +23,30 @@ function invalid(message) {
   const err = new TypeError(message)
   err.code = 'ERR_INVALID_OPTION'
   return err
+}
+
+/** RustStore, if this package's addon loads (SafeRemoteAuth also runs over other stores). */
+function rustStoreClass() {
+  try {
+    return require('./index.js').RustStore
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The store as RemoteAuth sees it: its `save` rejects on failure whatever the store's `saveErrors`, so retries and
+ * events see every failure. Other methods are the store's own.
+ */
+function rejectingSaves(store) {
+  const save = (args) => store.save({ ...args, saveErrors: 'reject' })
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'save') return save
+      const value = Reflect.get(target, prop)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
 }
 
 /** The unzipper whatsapp-web.js itself uses (its dependency, not ours). */
@@ -49,6 +75,9 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
      */
     constructor(options = {}) {
       super(options)
+      // A RustStore resolves a failed save by default ('report'): RemoteAuth would take it for a success.
+      const RustStore = rustStoreClass()
+      if (RustStore && this.store instanceof RustStore) this.store = rejectingSaves(this.store)
       const { firstBackupDelayMs = 60_000, retryDelaysMs = [5_000, 30_000, 120_000] } = options
       if (!Number.isSafeInteger(firstBackupDelayMs) || firstBackupDelayMs < 0) {
         throw invalid('firstBackupDelayMs must be a whole number of ms, 0 or more')
@@ -73,7 +102,7 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
         if (!whole(ttlMs, 86_400_000) || !whole(renewEveryMs, ttlMs - 1)) {
           throw invalid('lease: ttlMs must be 1 ms to 24 h, and renewEveryMs shorter than ttlMs')
         }
-        this.lease = { ttlMs, renewEveryMs, token: null, timer: null, lost: false }
+        this.lease = { ttlMs, renewEveryMs, session: null, token: null, timer: null, lost: false }
       }
     }
 
@@ -104,8 +133,9 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
     async beforeBrowserInitialized() {
       this.closed = false
       if (this.lease) {
+        // RemoteAuth sets sessionName only once it gets that far; a failed start releases it by this name.
         const session = this.clientId ? `RemoteAuth-${this.clientId}` : 'RemoteAuth'
-        // Taking it again (after a logout in this process) reuses the store's token, so it succeeds.
+        this.lease.session = session
         this.lease.token = await this.store.acquireLease(session, { ttlMs: this.lease.ttlMs })
         this.lease.lost = false
         clearInterval(this.lease.timer)
@@ -122,8 +152,10 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
 
     async renewLease(session) {
       try {
-        await this.store.renewLease(session, this.lease.token, { ttlMs: this.lease.ttlMs })
+        const renewed = await this.store.renewLease(session, this.lease.token, { ttlMs: this.lease.ttlMs })
+        if (renewed === 'retaken') this.client.emit(Events.LEASE_RETAKEN, { session })
       } catch (err) {
+        if (!this.lease.token) return // released while this renewal was on its way
         if (err.code === 'ERR_LEASE_LOST') return this.leaseLost(err)
         this.client.emit(Events.LEASE_RENEW_FAILED, err)
       }
@@ -143,7 +175,7 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       const token = this.lease.token
       this.lease.token = null
       // Best effort: an unreleased lease expires by itself after ttlMs.
-      await this.store.releaseLease(this.sessionName, token).catch(() => {})
+      await this.store.releaseLease(this.lease.session, token).catch(() => {})
     }
 
     // Called without `await` by the client: nothing may reject out of it.
@@ -215,16 +247,33 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
     // after a running backup is done with it (a half-deleted profile must never be saved over the good copy).
     async disconnect() {
       await this.close()
-      if (this.deleteOnDisconnect) return super.disconnect()
-      const rm = { recursive: true, force: true, maxRetries: this.rmMaxRetries }
-      await fs.promises.rm(this.userDataDir, rm).catch(() => {})
+      if (this.deleteOnDisconnect) return this.deleteSession()
+      await this.removeProfile()
     }
 
-    // An explicit logout (the client's `logout()`, or WhatsApp's logout page) ends the login: delete it. The lease
-    // stays: after WhatsApp's logout page the client starts a fresh login on this replica.
+    // An explicit logout (the client's `logout()`, or WhatsApp's logout page) ends the login: delete it, and give
+    // the lease up (after WhatsApp's logout page the client starts a fresh login, which takes it again).
     async logout() {
       await this.close()
-      return super.disconnect()
+      await this.deleteSession()
+      await this.releaseLease()
+    }
+
+    // RemoteAuth's delete; a store that lost the lease refuses it (ERR_LEASE_LOST, nothing deleted): the session is
+    // the new owner's, so that is told in an event, not thrown into the client's disconnect handling.
+    async deleteSession() {
+      try {
+        await super.disconnect()
+      } catch (err) {
+        if (err.code !== 'ERR_LEASE_LOST' || !this.lease) throw err
+        this.leaseLost(err)
+        await this.removeProfile()
+      }
+    }
+
+    async removeProfile() {
+      const rm = { recursive: true, force: true, maxRetries: this.rmMaxRetries }
+      await fs.promises.rm(this.userDataDir, rm).catch(() => {})
     }
 
     // RemoteAuth only clears its timer: up to an interval of changes would be lost on every restart. One last

@@ -68,13 +68,13 @@ test.serial('SafeRemoteAuth with a lease: a second replica cannot start; a repli
   const b = replica('b')
   t.is((await t.throwsAsync(b.auth.beforeBrowserInitialized())).code, 'ERR_LEASE_HELD', 'initialize() fails loudly')
 
-  // A is partitioned from Redis long enough to lose the lease (here: the lease is taken from under it).
-  redis.cli('DEL', '{wa:session:RemoteAuth-acct}:lease')
-  await b.auth.beforeBrowserInitialized()
+  // Another owner takes the lease from under A (here: written straight into Redis, for 1 s); B then takes it.
+  redis.cli('SET', '{wa:session:RemoteAuth-acct}:lease', 'another-owner', 'PX', '1000')
   const lost = await eventually(() => a.client.events.find(([name]) => name === Events.LEASE_LOST) ?? Promise.reject(new Error('not yet')))
   t.truthy(lost, 'A is told')
   t.is(lost[1].code, 'ERR_LEASE_LOST')
   t.false(await a.auth.backup(), 'and backs up no more')
+  await eventually(() => b.auth.beforeBrowserInitialized(), 30) // once that owner's second is up
   await b.auth.destroy()
   await a.auth.destroy()
   const c = replica('c')

@@ -221,17 +221,25 @@ impl RustStore {
     promise(env, async move { store.acquire_lease(&session, ttl?).await }, |token| token)
   }
 
-  /// Extends the lease; rejects `ERR_LEASE_LOST` when `token` no longer holds it.
-  #[napi(ts_args_type = "session: string, token: string, options?: LeaseOptions", ts_return_type = "Promise<void>")]
+  /// Extends the lease: resolves `'renewed'`, or `'retaken'` when it had expired (the store was unreachable for
+  /// longer than its ttl) and nobody else took it since, so it is this token's again. Rejects `ERR_LEASE_LOST`
+  /// when another owner took it since.
+  #[napi(
+    ts_args_type = "session: string, token: string, options?: LeaseOptions",
+    ts_return_type = "Promise<'renewed' | 'retaken'>"
+  )]
   pub fn renew_lease<'env>(
     &self,
     env: &'env Env,
     session: String,
     token: String,
     options: Option<LeaseOptions>,
-  ) -> Result<PromiseRaw<'env, ()>> {
+  ) -> Result<PromiseRaw<'env, &'static str>> {
     let (store, ttl) = (self.store.clone(), lease_ttl(options));
-    promise(env, async move { store.renew_lease(&session, &token, ttl?).await }, |v| v)
+    promise(env, async move { store.renew_lease(&session, &token, ttl?).await }, |state| match state {
+      crate::tier::LeaseState::Retaken => "retaken",
+      _ => "renewed",
+    })
   }
 
   /// Gives the lease up (succeeds if it was already lost).

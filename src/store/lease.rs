@@ -1,5 +1,5 @@
-//! One owner per session: leases taken through the store fence its saves, so a replica that lost the lease
-//! (paused, partitioned, expired) cannot overwrite the session under the new owner.
+//! One owner per session: leases taken through the store fence its saves and deletes, so a replica that lost the
+//! lease (paused, partitioned, replaced) can neither overwrite nor delete the session under the new owner.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,18 @@ use chacha20poly1305::aead::OsRng;
 use super::Store;
 use crate::error::{Result, StoreError};
 use crate::session::{SessionArg, SessionKey};
-use crate::tier::{Leases, Tier};
+use crate::tier::{LeaseState, Leases, Tier};
+
+/// A lease this store took (no Debug: the token stays out of logs).
+#[derive(Clone)]
+pub(super) struct Held {
+  /// `None` once lost: saves and deletes are refused until the lease is taken again.
+  token: Option<String>,
+  /// Of the last acquire or renewal: a fenced write that finds the lease expired takes it again for as long.
+  ttl: Duration,
+  /// A fenced write took it again since the last renewal, which then says so.
+  retaken: bool,
+}
 
 impl Store {
   fn leases(&self) -> Result<&dyn Leases> {
@@ -21,16 +32,16 @@ impl Store {
     })
   }
 
-  /// `None`: no lease taken; `Some(None)`: taken and lost (saves refused until taken again).
-  fn held(&self, key: &SessionKey) -> Option<Option<String>> {
+  /// `None`: no lease taken.
+  pub(super) fn held(&self, key: &SessionKey) -> Option<Held> {
     self.held.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
   }
 
   fn held_token(&self, key: &SessionKey) -> Option<String> {
-    self.held(key).flatten()
+    self.held(key).and_then(|h| h.token)
   }
 
-  fn set_held(&self, key: &SessionKey, state: Option<Option<String>>) {
+  fn set_held(&self, key: &SessionKey, state: Option<Held>) {
     let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
     match state {
       Some(state) => held.insert(key.clone(), state),
@@ -38,8 +49,8 @@ impl Store {
     };
   }
 
-  /// Takes the session's lease for `ttl` and returns its token; this store's saves of the session are fenced
-  /// by it from now on. `ERR_LEASE_HELD` when another owner holds it. Taking it again renews it.
+  /// Takes the session's lease for `ttl` and returns its token; this store's saves and deletes of the session
+  /// are fenced by it from now on. `ERR_LEASE_HELD` when another owner holds it. Taking it again renews it.
   pub async fn acquire_lease(&self, session: &str, ttl: Duration) -> Result<String> {
     let key = SessionArg::parse(session)?.key;
     let token = self.held_token(&key).unwrap_or_else(|| {
@@ -50,22 +61,29 @@ impl Store {
     if !self.leases()?.acquire(&key, &token, ttl).await? {
       return Err(StoreError::LeaseHeld(key.to_string()));
     }
-    self.set_held(&key, Some(Some(token.clone())));
+    self.set_held(&key, Some(Held { token: Some(token.clone()), ttl, retaken: false }));
     Ok(token)
   }
 
-  /// Extends the lease; `ERR_LEASE_LOST` when `token` no longer holds it (and this store's saves of the session
-  /// are refused until it takes the lease again).
-  pub async fn renew_lease(&self, session: &str, token: &str, ttl: Duration) -> Result<()> {
+  /// Extends the lease: `Retaken` when it had expired (the tier could not be reached for longer than its ttl)
+  /// and nobody else took it since, so it is this token's again. `ERR_LEASE_LOST` when another token took it
+  /// (and this store's saves of the session are refused until it takes the lease again).
+  pub async fn renew_lease(&self, session: &str, token: &str, ttl: Duration) -> Result<LeaseState> {
     let key = SessionArg::parse(session)?.key;
-    let lost_here = self.held(&key) == Some(None);
-    if !lost_here && self.leases()?.renew(&key, token, ttl).await? {
-      return Ok(());
+    let lost_here = self.held(&key).is_some_and(|h| h.token.is_none());
+    let state = if lost_here { LeaseState::Lost } else { self.leases()?.renew(&key, token, ttl).await? };
+    if state == LeaseState::Lost {
+      return self.fenced(&key, token, state).map(|()| state);
     }
-    if self.held_token(&key).as_deref() == Some(token) {
-      self.set_held(&key, Some(None));
+    // In place, and only while the token is still the one held: a fenced call may have found it lost meanwhile.
+    let mut all = self.held.lock().unwrap_or_else(|p| p.into_inner());
+    match all.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
+      Some(held) => {
+        held.ttl = ttl;
+        Ok(if std::mem::take(&mut held.retaken) { LeaseState::Retaken } else { state })
+      }
+      None => Ok(state),
     }
-    Err(StoreError::LeaseLost(key.to_string()))
   }
 
   /// Gives the lease up; saves of the session are no longer fenced. Releasing a lost lease succeeds.
@@ -80,16 +98,40 @@ impl Store {
   /// Writes to the primary, fenced by this store's lease on the session when it took one; refused while that
   /// lease is lost.
   pub(super) async fn put_primary(&self, primary: &Arc<dyn Tier>, key: &SessionKey, bytes: Vec<u8>) -> Result<()> {
-    let token = match self.held(key) {
-      None => return primary.put(key, bytes).await,
-      Some(None) => return Err(StoreError::LeaseLost(key.to_string())),
-      Some(Some(token)) => token,
-    };
-    let leases = primary.leases().ok_or_else(|| StoreError::Internal("a lease without a lease tier".into()))?;
-    if leases.put_fenced(key, bytes, &token).await? {
-      return Ok(());
-    }
-    self.set_held(key, Some(None));
-    Err(StoreError::LeaseLost(key.to_string()))
+    let Some(held) = self.held(key) else { return primary.put(key, bytes).await };
+    let token = held.token.ok_or_else(|| StoreError::LeaseLost(key.to_string()))?;
+    let state = lease_tier(primary)?.put_fenced(key, bytes, &token, held.ttl).await?;
+    self.fenced(key, &token, state)
   }
+
+  /// Deletes from the primary, fenced like `put_primary`.
+  pub(super) async fn delete_primary(&self, primary: &Arc<dyn Tier>, key: &SessionKey) -> Result<()> {
+    let Some(held) = self.held(key) else { return primary.delete(key).await };
+    let token = held.token.ok_or_else(|| StoreError::LeaseLost(key.to_string()))?;
+    let state = lease_tier(primary)?.delete_fenced(key, &token, held.ttl).await?;
+    self.fenced(key, &token, state)
+  }
+
+  /// What a fenced call found, recorded for `token` (unless the lease was taken anew meanwhile).
+  fn fenced(&self, key: &SessionKey, token: &str, state: LeaseState) -> Result<()> {
+    let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+    let ours = held.get_mut(key).filter(|h| h.token.as_deref() == Some(token));
+    match (state, ours) {
+      (LeaseState::Lost, ours) => {
+        if let Some(ours) = ours {
+          ours.token = None;
+        }
+        Err(StoreError::LeaseLost(key.to_string()))
+      }
+      (LeaseState::Retaken, Some(ours)) => {
+        ours.retaken = true;
+        Ok(())
+      }
+      _ => Ok(()),
+    }
+  }
+}
+
+fn lease_tier(primary: &Arc<dyn Tier>) -> Result<&dyn Leases> {
+  primary.leases().ok_or_else(|| StoreError::Internal("a lease without a lease tier".into()))
 }

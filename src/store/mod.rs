@@ -48,8 +48,8 @@ pub struct Store {
   scheduler: Option<Arc<Scheduler>>,
   config: Arc<StoreConfig>,
   save_locks: Arc<KeyLocks>,
-  /// Leases this store took, by token (`None` once lost): its saves of those sessions are fenced by them.
-  held: Arc<std::sync::Mutex<std::collections::HashMap<SessionKey, Option<String>>>>,
+  /// Leases this store took: its saves and deletes of those sessions are fenced by them.
+  held: Arc<std::sync::Mutex<std::collections::HashMap<SessionKey, lease::Held>>>,
 }
 
 /// Tiers and settings only: lease tokens stay out of logs.
@@ -290,18 +290,22 @@ impl Store {
   }
 
   /// Removes the session from every tier (each is tried; the first failure is returned). Under the session's
-  /// lock: a save in flight finishes first, and a backup in flight is undone when it lands.
+  /// lock: a save in flight finishes first, and a backup in flight is undone when it lands. Fenced by this
+  /// store's lease like a save: unless the primary's delete passed the lease check, no backup is touched.
   pub async fn delete(&self, session: &str) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
     let lock = self.save_locks.of(&key);
     let _turn = lock.lock().await;
+    let primary = match &self.primary {
+      Some(primary) => match (self.held(&key).is_some(), self.delete_primary(primary, &key).await) {
+        (true, Err(err)) => return Err(err),
+        (_, done) => done,
+      },
+      None => Ok(()),
+    };
     if let Some(scheduler) = &self.scheduler {
       scheduler.forget(&key);
     }
-    let primary = match &self.primary {
-      Some(primary) => primary.delete(&key).await,
-      None => Ok(()),
-    };
     let backups = match &self.backups {
       Some(backups) => backups.delete(&key).await,
       None => Ok(()),

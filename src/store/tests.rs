@@ -123,15 +123,16 @@ async fn missing_zip_and_bad_names_are_coded() {
   assert_eq!(f.store.session_exists("").await.unwrap_err().code(), "ERR_SESSION_NAME");
 }
 
+/// Another store (a replica) on the fixture's directory.
+fn replica(f: &Fixture) -> Store {
+  let config = StoreConfig { data_path: f.root.join("auth"), pack: PackOptions::default(), local_dir: None };
+  Store::new(Some(Arc::new(LocalDirTier::open(f.root.join("store")).unwrap())), None, config).unwrap()
+}
+
 #[tokio::test]
 async fn a_lost_lease_fences_every_later_save() {
   let f = fixture();
-  let other = Store::new(
-    Some(Arc::new(LocalDirTier::open(f.root.join("store")).unwrap())),
-    None,
-    StoreConfig { data_path: f.root.join("auth"), pack: PackOptions::default(), local_dir: None },
-  )
-  .unwrap();
+  let other = replica(&f);
   let ttl = std::time::Duration::from_millis(1_000);
   write_session_zip(&f.root.join("auth/RemoteAuth-l.zip"), b"from a");
   let token = f.store.acquire_lease("RemoteAuth-l", ttl).await.unwrap();
@@ -154,4 +155,43 @@ async fn a_lost_lease_fences_every_later_save() {
   other.release_lease("RemoteAuth-l", &theirs).await.unwrap();
   f.store.acquire_lease("RemoteAuth-l", ttl).await.unwrap();
   f.store.save("RemoteAuth-l", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_lease_nobody_took_is_taken_again() {
+  use crate::tier::LeaseState::{Held, Retaken};
+  let f = fixture();
+  let other = replica(&f);
+  let ttl = std::time::Duration::from_millis(200);
+  write_session_zip(&f.root.join("auth/RemoteAuth-x.zip"), b"x");
+  let token = f.store.acquire_lease("RemoteAuth-x", ttl).await.unwrap();
+  tokio::time::sleep(ttl * 2).await; // the tier was out of reach past the ttl
+  assert_eq!(f.store.renew_lease("RemoteAuth-x", &token, ttl).await.unwrap(), Retaken);
+  assert_eq!(other.acquire_lease("RemoteAuth-x", ttl).await.unwrap_err().code(), "ERR_LEASE_HELD");
+  assert_eq!(f.store.renew_lease("RemoteAuth-x", &token, ttl).await.unwrap(), Held);
+
+  tokio::time::sleep(ttl * 2).await;
+  f.store.save("RemoteAuth-x", None).await.unwrap(); // a save takes it again too
+  assert_eq!(f.store.renew_lease("RemoteAuth-x", &token, ttl).await.unwrap(), Retaken, "and the renewal says so");
+
+  f.store.release_lease("RemoteAuth-x", &token).await.unwrap();
+  let late = f.store.renew_lease("RemoteAuth-x", &token, ttl).await.unwrap_err();
+  assert_eq!(late.code(), "ERR_LEASE_LOST", "a released token cannot take it back");
+}
+
+#[tokio::test]
+async fn a_lost_lease_fences_deletes() {
+  let f = fixture();
+  let other = replica(&f);
+  let ttl = std::time::Duration::from_millis(200);
+  f.store.acquire_lease("RemoteAuth-d", ttl).await.unwrap();
+  tokio::time::sleep(ttl * 2).await;
+  let theirs = other.acquire_lease("RemoteAuth-d", ttl * 50).await.unwrap();
+  write_session_zip(&f.root.join("auth/RemoteAuth-d.zip"), b"from b");
+  other.save("RemoteAuth-d", None).await.unwrap();
+  assert_eq!(f.store.delete("RemoteAuth-d").await.unwrap_err().code(), "ERR_LEASE_LOST");
+  assert!(other.session_exists("RemoteAuth-d").await.unwrap(), "the new owner's session stands");
+  other.delete("RemoteAuth-d").await.unwrap();
+  assert!(!other.session_exists("RemoteAuth-d").await.unwrap());
+  other.release_lease("RemoteAuth-d", &theirs).await.unwrap();
 }

@@ -1,6 +1,10 @@
 //! Leases: one owner per session at a time, and writes that land only while their writer still owns it. A
 //! tier that offers them checks the owner and writes in one atomic step (a fenced write), so a replica that lost
 //! its lease (paused, partitioned, expired) can never overwrite the new owner's session.
+//!
+//! A lease that expired stays its owner's until someone else takes it: the tier remembers the last owner, so
+//! an owner cut off from the tier for longer than the ttl (a Redis outage) takes it back on its next call,
+//! while an owner that another token replaced in the meantime (even one that has released it since) has lost it.
 
 use std::time::Duration;
 
@@ -9,15 +13,28 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::session::SessionKey;
 
+/// What a renewal or a fenced write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseState {
+  /// The token held the lease.
+  Held,
+  /// The lease had expired and no other token took it since: the token holds it again (for the ttl given).
+  Retaken,
+  /// Another token took it since: nothing was done.
+  Lost,
+}
+
 #[async_trait]
 pub trait Leases: Send + Sync + std::fmt::Debug {
   /// Takes the lease for `ttl` if it is free or already `token`'s; `false` if another token holds it.
   async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool>;
-  /// Extends the lease if `token` still holds it; `false` if not.
-  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool>;
-  /// Gives the lease up if `token` holds it.
+  /// Extends the lease to `ttl` if `token` still holds it, or takes it again if it merely expired.
+  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState>;
+  /// Gives the lease up if `token` holds it; the token cannot take it back by `renew`.
   async fn release(&self, key: &SessionKey, token: &str) -> Result<()>;
-  /// Replaces the session's bytes only while `token` holds its lease, checked and written atomically; `false`
-  /// (nothing written) if not.
-  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str) -> Result<bool>;
+  /// Replaces the session's bytes only while `token` holds its lease (taking an expired one again for `ttl`),
+  /// checked and written atomically; nothing written when `Lost`.
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState>;
+  /// Deletes the session's bytes under the same check as `put_fenced`; nothing deleted when `Lost`.
+  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState>;
 }

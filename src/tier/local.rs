@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Leases, Tier};
+use super::{LeaseState, Leases, Tier};
 use crate::blocking::run as blocking;
 use crate::error::{Result, StoreError};
 use crate::fsutil::{atomic_write, sync_dir};
@@ -153,10 +153,18 @@ fn process_leases() -> std::sync::MutexGuard<'static, LeaseTable> {
 }
 
 impl LocalDirTier {
-  /// Whether `token` holds the lease now (an expired lease is nobody's).
-  fn holds(&self, key: &SessionKey, token: &str) -> bool {
-    let leases = process_leases();
-    leases.get(&(self.dir.clone(), key.clone())).is_some_and(|(t, until)| t == token && *until > Instant::now())
+  /// Whether `token` holds the lease, taking it again for `ttl` if it expired and no other token took it since
+  /// (an entry stays after expiry and names its last owner; a release blanks its token).
+  fn hold(&self, key: &SessionKey, token: &str, ttl: Duration) -> LeaseState {
+    let mut leases = process_leases();
+    match leases.get_mut(&(self.dir.clone(), key.clone())) {
+      Some((t, until)) if t == token && *until > Instant::now() => LeaseState::Held,
+      Some((t, until)) if t == token => {
+        *until = Instant::now() + ttl;
+        LeaseState::Retaken
+      }
+      _ => LeaseState::Lost,
+    }
   }
 }
 
@@ -172,33 +180,39 @@ impl Leases for LocalDirTier {
     Ok(true)
   }
 
-  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
-    // Like Redis: an expired lease is gone, even if nobody took it since.
-    let mut leases = process_leases();
-    match leases.get_mut(&(self.dir.clone(), key.clone())) {
-      Some((t, until)) if t == token && *until > Instant::now() => {
+  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+    let state = self.hold(key, token, ttl);
+    if state == LeaseState::Held {
+      if let Some((_, until)) = process_leases().get_mut(&(self.dir.clone(), key.clone())) {
         *until = Instant::now() + ttl;
-        Ok(true)
       }
-      _ => Ok(false),
     }
+    Ok(state)
   }
 
   async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
     let mut leases = process_leases();
-    let id = (self.dir.clone(), key.clone());
-    if leases.get(&id).is_some_and(|(t, _)| t == token) {
-      leases.remove(&id);
+    if let Some(slot) = leases.get_mut(&(self.dir.clone(), key.clone())).filter(|(t, _)| t == token) {
+      *slot = (String::new(), Instant::now());
     }
     Ok(())
   }
 
-  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str) -> Result<bool> {
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState> {
     // Checked, then written: within one process the store's per-session lock orders the writes around it.
-    if !self.holds(key, token) {
-      return Ok(false);
+    let state = self.hold(key, token, ttl);
+    if state != LeaseState::Lost {
+      self.put(key, bytes).await?;
     }
-    self.put(key, bytes).await.map(|()| true)
+    Ok(state)
+  }
+
+  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+    let state = self.hold(key, token, ttl);
+    if state != LeaseState::Lost {
+      self.delete(key).await?;
+    }
+    Ok(state)
   }
 }
 

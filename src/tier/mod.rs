@@ -9,7 +9,7 @@ mod redis;
 mod s3;
 
 pub use self::redis::{RedisConfig, RedisTarget, RedisTier, RedisTls};
-pub use lease::Leases;
+pub use lease::{LeaseState, Leases};
 pub use local::LocalDirTier;
 pub use s3::{S3Config, S3Tier};
 

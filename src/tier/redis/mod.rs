@@ -14,7 +14,7 @@ pub use self::config::{redact, RedisConfig, RedisTarget, RedisTls};
 use self::conn::Conn;
 use std::time::Duration;
 
-use super::{Leases, Tier};
+use super::{LeaseState, Leases, Tier};
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 
@@ -163,33 +163,73 @@ impl Tier for RedisTier {
   }
 }
 
-// Each script touches the lease key and (for the fenced write) the session key; the lease key's hash tag is the
-// session key, so both are in one slot and the scripts run on a Redis Cluster too.
-const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) \
-  if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0";
-const RENEW: &str =
-  "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end return 0";
-const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0";
+// Each script touches the lease key, the owner key and (for the fenced calls) the session key; the first two are
+// hash-tagged by the session key, so all are in one slot and the scripts run on a Redis Cluster too. The owner key
+// names the last token that took the lease (for a week): an expired lease is taken again only by that token.
+const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then \
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) \
+  return 1 end return 0";
+// Released: the owner key no longer names the token, so a late renewal of it cannot take the lease back.
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end \
+  if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'released', 'PX', 604800000) end return 0";
+/// Sets `held`: 1 the token holds the lease, 2 it had expired and is the token's again (the owner key names the
+/// token, or is gone with a Redis that lost its data), 0 another token took it.
+macro_rules! hold {
+  () => {
+    "local held = 0 local v = redis.call('GET', KEYS[1]) \
+    if v == ARGV[1] then held = 1 elseif v == false then local o = redis.call('GET', KEYS[2]) \
+      if o == false or o == ARGV[1] then held = 2 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end end \
+    if held == 0 then return 0 end redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) "
+  };
+}
+const RENEW: &str = concat!(hold!(), "if held == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return held");
+const PUT_FENCED: &str = concat!(
+  hold!(),
+  "if ARGV[4] == '0' then redis.call('SET', KEYS[3], ARGV[3]) else redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end \
+  return held"
+);
+const DELETE_FENCED: &str = concat!(hold!(), "redis.call('DEL', KEYS[3]) return held");
 const REPLACE_IF: &str = "if redis.call('GETRANGE', KEYS[1], 0, ARGV[3]) ~= ARGV[1] then return 0 end \
   redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1";
-const PUT_FENCED: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end \
-  if ARGV[3] == '0' then redis.call('SET', KEYS[2], ARGV[2]) else redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end \
-  return 1";
 
 impl RedisTier {
-  /// `{<session key>}:lease`: hashed by the session key, never matched by the session listing's `<prefix>*`
-  /// (unless the prefix is empty, and then it is not a valid session name).
-  fn lease_key(&self, key: &SessionKey) -> String {
-    format!("{{{}}}:lease", self.key(key))
+  /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
+  /// listing's `<prefix>*` (unless the prefix is empty, and then they are not valid session names).
+  fn lease_keys(&self, key: &SessionKey) -> [String; 2] {
+    let key = self.key(key);
+    [format!("{{{key}}}:lease"), format!("{{{key}}}:owner")]
   }
 
-  async fn script(&self, script: &str, keys: &[String], args: &[&[u8]]) -> Result<bool> {
+  async fn eval(&self, script: &str, keys: &[String], args: &[&[u8]]) -> Result<i64> {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(script).arg(keys.len()).arg(keys);
     for arg in args {
       cmd.arg(*arg);
     }
-    Ok(self.query::<i64>(&cmd).await? == 1)
+    self.query::<i64>(&cmd).await
+  }
+
+  async fn script(&self, script: &str, keys: &[String], args: &[&[u8]]) -> Result<bool> {
+    Ok(self.eval(script, keys, args).await? == 1)
+  }
+
+  /// A fenced script over the lease keys and the session key: what it found.
+  async fn fenced(
+    &self,
+    script: &str,
+    key: &SessionKey,
+    token: &str,
+    ttl: Duration,
+    more: &[&[u8]],
+  ) -> Result<LeaseState> {
+    let [lease, owner] = self.lease_keys(key);
+    let ttl = ms(ttl);
+    let args = [&[token.as_bytes(), ttl.as_bytes()], more].concat();
+    Ok(match self.eval(script, &[lease, owner, self.key(key)], &args).await? {
+      1 => LeaseState::Held,
+      2 => LeaseState::Retaken,
+      _ => LeaseState::Lost,
+    })
   }
 }
 
@@ -200,21 +240,24 @@ fn ms(ttl: Duration) -> String {
 #[async_trait]
 impl Leases for RedisTier {
   async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
-    self.script(ACQUIRE, &[self.lease_key(key)], &[token.as_bytes(), ms(ttl).as_bytes()]).await
+    self.script(ACQUIRE, &self.lease_keys(key), &[token.as_bytes(), ms(ttl).as_bytes()]).await
   }
 
-  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
-    self.script(RENEW, &[self.lease_key(key)], &[token.as_bytes(), ms(ttl).as_bytes()]).await
+  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+    self.fenced(RENEW, key, token, ttl, &[]).await
   }
 
   async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
-    self.script(RELEASE, &[self.lease_key(key)], &[token.as_bytes()]).await.map(drop)
+    self.script(RELEASE, &self.lease_keys(key), &[token.as_bytes()]).await.map(drop)
   }
 
-  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str) -> Result<bool> {
-    let ttl = self.config.ttl.map_or("0".to_string(), ms);
-    let keys = [self.lease_key(key), self.key(key)];
-    self.script(PUT_FENCED, &keys, &[token.as_bytes(), &bytes, ttl.as_bytes()]).await
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState> {
+    let expiry = self.config.ttl.map_or("0".to_string(), ms);
+    self.fenced(PUT_FENCED, key, token, ttl, &[&bytes, expiry.as_bytes()]).await
+  }
+
+  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+    self.fenced(DELETE_FENCED, key, token, ttl, &[]).await
   }
 }
 
