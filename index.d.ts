@@ -234,7 +234,10 @@ export interface RustStoreOptions {
   maxEntries?: number
   /** Most bytes the kept files of a zip may unpack to. Default 1 GiB. */
   maxUnpackedBytes?: number
-  /** zstd level 1–22 for stored archives. Default 3 (within 0.4 % of gzip -6, 4x faster); 19 is a few % smaller, 50x slower. */
+  /**
+   * zstd level 1–22 of incremental backup chunks (default 3). Whole archives keep the deflate data of RemoteAuth's zip
+   * as it is, so this level never slows a save.
+   */
   compressionLevel?: number
   /**
    * `'report'` (default): a failed `save` resolves `null` and goes to `onError`, because RemoteAuth calls
