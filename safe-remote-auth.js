@@ -108,6 +108,8 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
 
     /** A wait that `close()` cuts short, and that never keeps the process alive by itself. */
     sleep(ms) {
+      // A wait that starts after close() (a slow sessionExists during destroy) would otherwise run its full length.
+      if (this.closed) return Promise.resolve()
       return new Promise((resolve) => {
         const wake = () => {
           clearTimeout(timer)
