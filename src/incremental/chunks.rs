@@ -99,7 +99,9 @@ impl ChunkCodec<'_> {
       // Flags from a newer build: an upgrade is due, not a damaged chunk.
       f => return Err(StoreError::ArchiveVersion(u16::from(f))),
     };
-    let bytes = zstd::stream::decode_all(&packed[..]).map_err(|_| corrupt("does not decompress"))?;
+    // No chunk is longer than MAX: a forged one that decompresses to more is refused before it is all inflated.
+    let bytes =
+      zstd::bulk::decompress(&packed, MAX as usize).map_err(|_| corrupt("does not decompress within 64 KiB"))?;
     if keyed_id(key, self.session, &bytes) != id {
       return Err(corrupt("content does not match its name"));
     }

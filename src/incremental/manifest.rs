@@ -18,6 +18,19 @@ const FLAG_ENCRYPTED: u8 = 1;
 const VERSION: u16 = 2;
 /// Magic, flags, BLAKE3 of the body.
 const HEADER_LEN: usize = 4 + 1 + 32;
+/// The largest manifest JSON read: a session at the limits (1 GiB in 8 KiB chunks, 20,000 entries) needs ~40 MB.
+const MAX_JSON: u64 = 256 << 20;
+
+/// zstd's output, refused past `max` bytes before more is inflated.
+fn bounded_decompress(packed: &[u8], max: u64) -> std::io::Result<Vec<u8>> {
+  use std::io::Read;
+  let mut out = Vec::new();
+  zstd::stream::Decoder::new(packed)?.take(max + 1).read_to_end(&mut out)?;
+  if out.len() as u64 > max {
+    return Err(std::io::Error::other("over the bound"));
+  }
+  Ok(out)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
@@ -64,9 +77,9 @@ impl Manifest {
     self.entries.iter().flat_map(|e| e.chunks.iter().flatten())
   }
 
-  /// Sum of the files' sizes.
+  /// Sum of the files' sizes (saturating: a forged manifest must not wrap it under a limit).
   pub fn files_bytes(&self) -> u64 {
-    self.entries.iter().map(|e| e.size).sum()
+    self.entries.iter().fold(0u64, |sum, e| sum.saturating_add(e.size))
   }
 }
 
@@ -160,7 +173,12 @@ pub fn rebuild(manifest: &Manifest, mut chunk: impl FnMut(&str) -> Result<Vec<u8
           // The size is the manifest's word: a hint, capped, not an allocation to trust.
           let mut bytes = Vec::with_capacity(e.size.min(64 << 20) as usize);
           for id in ids {
-            bytes.extend_from_slice(&chunk(id)?);
+            // Checked before each join: a chunk listed millions of times fails at the size, not out of memory.
+            let piece = chunk(id)?;
+            if bytes.len() as u64 + piece.len() as u64 > e.size {
+              return Err(StoreError::ArchiveCorrupt(format!("{} rebuilds to more than its size", e.path)));
+            }
+            bytes.extend_from_slice(&piece);
           }
           if bytes.len() as u64 != e.size {
             return Err(StoreError::ArchiveCorrupt(format!("{} rebuilt to the wrong size", e.path)));
@@ -219,7 +237,7 @@ impl Manifest {
       true => crypt::decrypt(keys, &aad(session), body)?,
       false => crypt::refuse_plain(keys).map(|()| zeroize::Zeroizing::new(body.to_vec()))?,
     };
-    let json = zstd::stream::decode_all(&packed[..]).map_err(|_| corrupt("does not decompress"))?;
+    let json = bounded_decompress(&packed, MAX_JSON).map_err(|_| corrupt("does not decompress within its bound"))?;
     // The version first: a newer layout may not parse as this one.
     #[derive(Deserialize)]
     struct Layout {

@@ -124,6 +124,32 @@ fn damaged_chunks_and_manifests_are_refused() {
 }
 
 #[test]
+fn forged_manifests_and_chunks_are_bounded_before_they_are_allocated() {
+  let bytes = Rng(9).bytes(10_000);
+  let mut plan = plan(&CODEC, 1, 0, &[file("Default/x", bytes.clone())], &HashMap::new(), &HashSet::new()).unwrap();
+  // One chunk id listed ten million times, under a size that says one chunk.
+  let id = plan.manifest.entries[0].chunks.as_ref().unwrap()[0].clone();
+  plan.manifest.entries[0].chunks = Some(vec![id; 10_000_000]);
+  let (_, pack) = &plan.packs[0];
+  let object = |id: &str| CODEC.decode(&pack[..], id);
+  let err = rebuild(&plan.manifest, object).unwrap_err();
+  assert_eq!(err.code(), "ERR_ARCHIVE_CORRUPT", "{err}");
+
+  // Sizes that would wrap a sum under a limit saturate instead.
+  plan.manifest.entries.push(plan.manifest.entries[0].clone());
+  for e in &mut plan.manifest.entries {
+    e.size = u64::MAX / 2 + 1;
+  }
+  assert_eq!(plan.manifest.files_bytes(), u64::MAX);
+
+  // A chunk that decompresses past the largest chunk there can be.
+  let bomb = zstd::bulk::compress(&vec![0u8; 1 << 20], 3).unwrap();
+  let mut forged = b"WWCK\x01".to_vec();
+  forged.extend_from_slice(&bomb);
+  assert_eq!(CODEC.decode(&forged, &CODEC.id(&[0u8; 1 << 20])).unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
+}
+
+#[test]
 fn a_chunk_shared_by_two_files_is_uploaded_once() {
   let shared = Rng(3).bytes(40_000);
   let entries = [file("Default/a", shared.clone()), file("Default/b", shared)];
