@@ -1,0 +1,85 @@
+// Issue #14, between tiers: which copy wins, which tier a setting names, what a backup or a rotation may write.
+// Real redis-server and moto on loopback.
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import test from 'ava'
+
+import { RustStore, makeProfile, tempDir, zipProfile } from './helpers.mjs'
+import { startMoto, startRedis } from './servers.mjs'
+
+const bin = path.resolve('bin/wwebjs-rust-store.js')
+let moto
+let bucketCount = 0
+const stops = []
+test.before(async () => {
+  moto = await startMoto({ teardown: (stop) => stops.push(stop) })
+})
+test.after.always(async () => {
+  for (const stop of stops) await stop()
+})
+
+const freshBucket = () => moto.bucket(`tiers-${++bucketCount}`)
+const s3Options = (bucket, extra = {}) => ({
+  endpoint: moto.endpoint,
+  bucket,
+  forcePathStyle: true,
+  accessKeyId: 'k',
+  secretAccessKey: 's',
+  backupIntervalMs: 0,
+  ...extra,
+})
+const s3Env = (bucket) => ({
+  S3_BUCKET: bucket,
+  S3_ENDPOINT: moto.endpoint,
+  S3_FORCE_PATH_STYLE: 'true',
+  S3_ACCESS_KEY_ID: 'k',
+  S3_SECRET_ACCESS_KEY: 's',
+})
+
+function cli(cwd, args, env = {}) {
+  const res = spawnSync(process.execPath, [bin, ...args], { cwd, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' })
+  if (res.error) throw res.error
+  return { code: res.status, stdout: res.stdout, stderr: res.stderr, json: () => JSON.parse(res.stdout) }
+}
+
+async function zipFor(t, seed = 1) {
+  const root = tempDir(t)
+  makeProfile(path.join(root, 'profile'), { junk: false, seed })
+  const zip = path.join(root, 'session.zip')
+  await zipProfile(path.join(root, 'profile'), zip)
+  return zip
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+test('#9 fromEnv({ dir }) and the CLI --dir use the directory even when REDIS_URL is set', async (t) => {
+  const redis = await startRedis(t)
+  const root = tempDir(t)
+  const zip = await zipFor(t)
+  const dir = path.join(root, 'store')
+  const script = `
+    const { RustStore } = require(${JSON.stringify(path.resolve('index.js'))})
+    RustStore.fromEnv({ dir: ${JSON.stringify(dir)}, saveErrors: 'reject' })
+      .save({ session: 'RemoteAuth-opt', path: ${JSON.stringify(zip)} })
+      .catch((e) => { console.error(e.code, e.message); process.exit(1) })`
+  const env = { PATH: process.env.PATH, REDIS_URL: redis.url }
+  const res = spawnSync(process.execPath, ['-e', script], { cwd: root, env, encoding: 'utf8' })
+  t.is(res.status, 0, res.stderr)
+  t.is(redis.cli('DBSIZE'), '0', 'nothing went to Redis')
+  t.true(fs.existsSync(path.join(dir, 'RemoteAuth-opt.wwrs')), 'the option named the directory')
+
+  // A session only Redis has: `--dir` must not find (or clean up) it there.
+  await new RustStore({ redis: { url: redis.url }, saveErrors: 'reject' }).save({ session: 'RemoteAuth-red', path: zip })
+  const out = path.join(root, 'red.zip')
+  const extracted = cli(root, ['extract', 'RemoteAuth-red', '--out', out, '--dir', dir], { REDIS_URL: redis.url })
+  t.is(extracted.code, 1, extracted.stdout)
+  t.regex(extracted.stderr, /ERR_SESSION_NOT_FOUND/)
+  const stats = cli(root, ['stats', '--json', '--dir', dir], { REDIS_URL: redis.url, ...s3Env('nowhere') })
+  t.is(stats.code, 0, stats.stderr)
+  t.deepEqual(stats.json().tiers.map((tier) => tier.tier), ['dir'], 'neither REDIS_URL nor S3_BUCKET pulled in')
+  // Both a directory and Redis named as the primary: refused, not guessed.
+  const both = cli(root, ['stats', '--dir', dir, '--redis-url', redis.url])
+  t.is(both.code, 2)
+  t.regex(both.stderr, /ERR_INVALID_OPTION/)
+})
