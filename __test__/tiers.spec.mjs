@@ -83,3 +83,21 @@ test('#9 fromEnv({ dir }) and the CLI --dir use the directory even when REDIS_UR
   t.is(both.code, 2)
   t.regex(both.stderr, /ERR_INVALID_OPTION/)
 })
+
+test('#6 backupAll writes no version for a save the newest version already holds', async (t) => {
+  const bucket = await freshBucket()
+  const root = tempDir(t)
+  const store = new RustStore({ dir: path.join(root, 'store'), s3: s3Options(bucket, { keepVersions: 3 }), saveErrors: 'reject' })
+  for (let i = 0; i < 3; i++) {
+    await store.save({ session: 'RemoteAuth-hist', path: await zipFor(t, i + 1) })
+    await sleep(3)
+  }
+  const history = await moto.keys(bucket)
+  t.is(history.length, 3)
+  for (let i = 0; i < 3; i++) t.like(await store.backupAll(), { sessions: 1, copied: 0, skipped: 1 })
+  t.deepEqual(await moto.keys(bucket), history, 'the point-in-time history is kept')
+  const dir = cli(root, ['backup', '--json', '--dir', path.join(root, 'store'), '--s3-bucket', bucket], s3Env(bucket))
+  t.is(dir.code, 0, dir.stderr)
+  t.like(dir.json(), { copied: 0, skipped: 1 })
+  t.deepEqual(await moto.keys(bucket), history)
+})

@@ -2,6 +2,7 @@
 
 mod inspect;
 mod lease;
+mod order;
 mod rekey;
 
 pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
@@ -381,13 +382,17 @@ impl Store {
     Ok(summary)
   }
 
-  /// Backs up every session of the primary.
+  /// Backs up every session of the primary; one whose newest version already holds its save is skipped, so
+  /// repeated runs never push point-in-time history out of the retention.
   pub async fn backup_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = primary.list().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
       let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
       let (header, _) = archive::open(&bytes)?;
+      if backups.newest_header(&key).await?.is_some_and(|newest| order::same_save(&newest, &header)) {
+        return Ok(None);
+      }
       let len = bytes.len() as u64;
       backups.write(&key, bytes, header.created_ms).await?;
       Ok(Some(len))
