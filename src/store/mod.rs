@@ -7,6 +7,7 @@ mod rekey;
 
 pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
 pub use rekey::Rekeyed;
+pub(crate) use rekey::refuse_plain;
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
