@@ -127,3 +127,70 @@ test('#11 rotate-key without acceptPlain reports plain copies and leaves them pl
   t.is(accepted.code, 0, accepted.stdout + accepted.stderr)
   t.is(accepted.json().backups.copied, 1, 'with acceptPlain a rotation seals them')
 })
+
+test('#5 a primary copy with an intact header but a damaged body is repaired by restoreAll and by extract', async (t) => {
+  const redis = await startRedis(t)
+  const bucket = await freshBucket()
+  const root = tempDir(t)
+  const store = new RustStore({ redis: { url: redis.url }, s3: s3Options(bucket), saveErrors: 'reject' })
+  await store.save({ session: 'RemoteAuth-dmg', path: await zipFor(t) })
+  const good = redis.cli('GET', 'wa:session:RemoteAuth-dmg').length
+  const redisOnly = new RustStore({ redis: { url: redis.url } })
+
+  redis.cli('SETRANGE', 'wa:session:RemoteAuth-dmg', '300', 'garbage')
+  t.is((await t.throwsAsync(redisOnly.extract({ session: 'RemoteAuth-dmg', path: path.join(root, 'a.zip') }))).code, 'ERR_ARCHIVE_CORRUPT')
+  t.like(await store.restoreAll(), { sessions: 1, copied: 1, skipped: 0 })
+  await redisOnly.extract({ session: 'RemoteAuth-dmg', path: path.join(root, 'b.zip') })
+  t.is(redis.cli('GET', 'wa:session:RemoteAuth-dmg').length, good)
+
+  redis.cli('SETRANGE', 'wa:session:RemoteAuth-dmg', '300', 'garbage')
+  await store.extract({ session: 'RemoteAuth-dmg', path: path.join(root, 'c.zip') })
+  await redisOnly.extract({ session: 'RemoteAuth-dmg', path: path.join(root, 'd.zip') }) // throws if still damaged
+  t.true(fs.readFileSync(path.join(root, 'd.zip')).equals(fs.readFileSync(path.join(root, 'b.zip'))), 'the extract wrote the good copy back')
+})
+
+test('#7 a logout landing while an extract reads the backup is not undone by the write-back', async (t) => {
+  const redis = await startRedis(t)
+  const bucket = await freshBucket()
+  const root = tempDir(t)
+  const zip = await zipFor(t)
+  const store = new RustStore({ redis: { url: redis.url }, s3: s3Options(bucket), saveErrors: 'reject' })
+  let resurrected = 0
+  for (let i = 0; i < 6; i++) {
+    await store.save({ session: 'RemoteAuth-race', path: zip })
+    redis.cli('DEL', 'wa:session:RemoteAuth-race') // the primary lost it: the extract goes to the bucket
+    const extracting = store.extract({ session: 'RemoteAuth-race', path: path.join(root, `${i}.zip`) }).catch((e) => e)
+    await sleep(i) // the logout lands somewhere in the extract's reads
+    await store.delete({ session: 'RemoteAuth-race' })
+    await extracting
+    if (await store.sessionExists({ session: 'RemoteAuth-race' })) resurrected++
+    redis.cli('DEL', 'wa:session:RemoteAuth-race')
+  }
+  t.is(resurrected, 0, 'every logout stays a logout')
+})
+
+test('#8 restoreAll keeps a primary copy saved after the backup by a replica whose clock lags', async (t) => {
+  const bucket = await freshBucket()
+  const root = tempDir(t)
+  const [lagging, primaryDir] = [path.join(root, 'lagging'), path.join(root, 'store')]
+  // The lagging replica packs its save first: its save time is older than the backup's...
+  await new RustStore({ dir: lagging, saveErrors: 'reject' }).save({ session: 'RemoteAuth-skew', path: await zipFor(t, 2) })
+  await sleep(20)
+  const store = new RustStore({ dir: primaryDir, s3: s3Options(bucket), saveErrors: 'reject' })
+  const backedUp = await store.save({ session: 'RemoteAuth-skew', path: await zipFor(t, 1) })
+  // ...but it lands on the primary after the backup: the newest save, not yet backed up.
+  fs.copyFileSync(path.join(lagging, 'RemoteAuth-skew.wwrs'), path.join(primaryDir, 'RemoteAuth-skew.wwrs'))
+  const newest = (await store.listSessions())[0]
+  t.true(newest.savedAt < backedUp.savedAt, 'its clock lags the backup writer')
+  t.like(await store.restoreAll(), { copied: 0, skipped: 1 })
+  t.is((await store.listSessions())[0].savedAt, newest.savedAt, 'the newer save stays')
+
+  // A primary copy the bucket already holds an older version of (a Redis brought back from a snapshot) is replaced.
+  const stale = fs.readFileSync(path.join(primaryDir, 'RemoteAuth-skew.wwrs'))
+  await store.backupAll() // the lagging save is backed up now
+  await store.save({ session: 'RemoteAuth-skew', path: await zipFor(t, 3) })
+  const latest = (await store.listSessions())[0]
+  fs.writeFileSync(path.join(primaryDir, 'RemoteAuth-skew.wwrs'), stale)
+  t.like(await store.restoreAll(), { copied: 1, skipped: 0 })
+  t.is((await store.listSessions())[0].savedAt, latest.savedAt)
+})

@@ -420,6 +420,7 @@ fn session_of(version: &Version) -> Result<SessionKey> {
   SessionKey::parse(session)
 }
 
+mod history;
 #[cfg(test)]
 mod incremental_tests;
 #[cfg(test)]

@@ -215,14 +215,17 @@ impl Store {
         }
       }
     }
-    if let Some(backups) = &self.backups {
-      if let Some(bytes) = backups.newest_good(key).await? {
-        if let Some(primary) = &self.primary {
-          // Best effort, and only if no save has put something newer there meanwhile.
-          let _ = self.put_if_newer(primary, key, bytes.clone()).await;
+    match (&self.primary, &self.backups) {
+      (Some(primary), Some(backups)) => match self.warm(primary, backups, key).await? {
+        order::Warmed::Kept(bytes) | order::Warmed::Restored(bytes) => return Ok(bytes),
+        order::Warmed::NoBackup => {}
+      },
+      (None, Some(backups)) => {
+        if let Some(bytes) = backups.newest_good(key).await? {
+          return Ok(bytes);
         }
-        return Ok(bytes);
       }
+      _ => {}
     }
     Err(match damaged {
       true => {
@@ -230,24 +233,6 @@ impl Store {
       }
       false => StoreError::SessionNotFound(key.to_string()),
     })
-  }
-
-  /// Writes `bytes` to the primary unless it already holds a readable copy at least as new. `Ok(false)`: kept
-  /// the primary's. Under the session's lock, so it cannot land on top of a save.
-  async fn put_if_newer(&self, primary: &Arc<dyn Tier>, key: &SessionKey, bytes: Vec<u8>) -> Result<bool> {
-    let lock = self.save_locks.of(key);
-    let _turn = lock.lock().await;
-    let candidate = archive::peek(&bytes)?;
-    if let Some(head) = primary.head(key, archive::HEADER_LEN).await? {
-      match archive::peek(&head) {
-        Ok(current) if current.created_ms >= candidate.created_ms => return Ok(false),
-        Err(StoreError::ArchiveVersion(_)) => return Ok(false),
-        _ => {}
-      }
-    }
-    // Fenced like a save: a store that lost its lease writes nothing, not even a restore.
-    self.put_primary(primary, key, bytes).await?;
-    Ok(true)
   }
 
   /// Writes the stored session as a zip to exactly `path` (relative to the cwd), via a temp file beside it,
@@ -369,15 +354,16 @@ impl Store {
   }
 
   /// Warms the primary from the backups: the newest good version of every backed-up session, unless the
-  /// primary already has a copy at least as new.
+  /// primary already has a good copy at least as new (by the backup history, not by clocks: see `order`).
   pub async fn restore_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = backups.sessions().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
-      let Some(bytes) = backups.newest_good(&key).await? else { return Ok(None) };
-      let len = bytes.len() as u64;
-      // A primary copy saved after the backup (a restart within the backup interval) is newer: keep it.
-      Ok(self.put_if_newer(primary, &key, bytes).await?.then_some(len))
+      // A primary copy saved after the backup (a restart within the backup interval) is newer: kept.
+      Ok(match self.warm(primary, backups, &key).await? {
+        order::Warmed::Restored(bytes) => Some(bytes.len() as u64),
+        order::Warmed::Kept(_) | order::Warmed::NoBackup => None,
+      })
     })
     .await;
     Ok(summary)
