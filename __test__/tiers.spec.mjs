@@ -194,3 +194,55 @@ test('#8 restoreAll keeps a primary copy saved after the backup by a replica who
   t.like(await store.restoreAll(), { copied: 1, skipped: 0 })
   t.is((await store.listSessions())[0].savedAt, latest.savedAt)
 })
+
+/** Redis as the seed's compose file runs it, scaled down: a memory limit and a policy that evicts. */
+function evicting(redis, policy = 'allkeys-lru') {
+  redis.cli('CONFIG', 'SET', 'maxmemory', '3mb')
+  redis.cli('CONFIG', 'SET', 'maxmemory-policy', policy)
+}
+
+test('#14 a Redis-only store refuses a Redis that evicts keys, with a code naming the fix', async (t) => {
+  const redis = await startRedis(t)
+  const zip = await zipFor(t)
+  for (const policy of ['allkeys-lru', 'volatile-ttl']) {
+    evicting(redis, policy)
+    const store = new RustStore({ redis: { url: redis.url }, saveErrors: 'reject' })
+    const err = await t.throwsAsync(store.sessionExists({ session: 'RemoteAuth-ev' }))
+    t.is(err.code, 'ERR_REDIS_EVICTION', policy)
+    t.regex(err.message, new RegExp(`${policy}.*noeviction.*backup tier`))
+    t.is((await t.throwsAsync(store.save({ session: 'RemoteAuth-ev', path: zip }))).code, 'ERR_REDIS_EVICTION')
+    t.is(redis.cli('DBSIZE'), '0', 'nothing was written')
+  }
+  redis.cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+  const fine = new RustStore({ redis: { url: redis.url }, saveErrors: 'reject' })
+  await fine.save({ session: 'RemoteAuth-ev', path: zip })
+  t.like((await fine.stats()).memory, { maxmemory: 3 * 1024 * 1024, policy: 'noeviction' })
+})
+
+test('#14 with a backup tier an evicting Redis is a cache: no login is lost, stats show the evictions', async (t) => {
+  const redis = await startRedis(t)
+  const bucket = await freshBucket()
+  const root = tempDir(t)
+  const zip = await zipFor(t)
+  evicting(redis)
+  // The default 10-minute backup timer: today's saves would wait in Redis alone.
+  const store = new RustStore({ redis: { url: redis.url }, s3: s3Options(bucket, { backupIntervalMs: 600_000 }), saveErrors: 'reject' })
+  const names = Array.from({ length: 40 }, (_, i) => `RemoteAuth-c${i}`)
+  for (const session of names) await store.save({ session, path: zip })
+  const inRedis = Number(redis.cli('DBSIZE'))
+  t.true(inRedis < 40, `Redis kept ${inRedis} of 40: it did evict`)
+  const missing = []
+  for (const session of names) if (!(await store.sessionExists({ session }))) missing.push(session)
+  t.deepEqual(missing, [], 'every login is still there')
+  t.like(store.backupStatus(), { pending: 0 })
+  const evicted = names.find((n) => redis.cli('EXISTS', `wa:session:${n}`) === '0')
+  const info = await store.extract({ session: evicted, path: path.join(root, 'e.zip') })
+  t.is(info.session, evicted)
+  const stats = await store.stats()
+  t.like(stats.memory, { maxmemory: 3 * 1024 * 1024, policy: 'allkeys-lru' })
+  t.true(stats.memory.evictedKeys > 0 && stats.memory.usedMemory > 0, JSON.stringify(stats.memory))
+  const cliStats = cli(root, ['stats', '--json'], { REDIS_URL: redis.url, ...s3Env(bucket) })
+  t.is(cliStats.code, 0, cliStats.stderr)
+  t.like(cliStats.json().memory, { maxmemory: 3 * 1024 * 1024, policy: 'allkeys-lru' })
+  t.regex(cli(root, ['stats', '--prometheus'], { REDIS_URL: redis.url, ...s3Env(bucket) }).stdout, /wwebjs_store_redis_evicted_keys\{policy="allkeys-lru"\} [1-9]/)
+})

@@ -72,6 +72,8 @@ pub struct Stats {
   pub backup_lag: Option<u64>,
   /// `None` when the backup tier holds no incremental version.
   pub incremental: Option<IncrementalStats>,
+  /// A memory-bound primary's figures (Redis): `None` for one that never evicts (the embedded tier).
+  pub memory: Option<crate::tier::MemoryInfo>,
 }
 
 /// A stored copy whose checksum does not hold (or that cannot be read).
@@ -217,6 +219,10 @@ impl Store {
       (0, _) | (_, None) => None,
       (avg, Some(d)) => Some(d.free_bytes / 5 * 4 / avg),
     };
+    let memory = match &self.primary {
+      Some(primary) => primary.memory().await?,
+      None => None,
+    };
     Ok(Stats {
       tiers,
       sessions,
@@ -226,6 +232,7 @@ impl Store {
       sessions_fit_estimate,
       backup_lag,
       incremental,
+      memory,
     })
   }
 

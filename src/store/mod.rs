@@ -1,11 +1,13 @@
 //! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
 
+mod eviction;
 mod inspect;
 mod lease;
 mod order;
 mod rekey;
 
 pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
+pub use eviction::EVICTION_CODE;
 pub use rekey::Rekeyed;
 pub(crate) use rekey::refuse_plain;
 
@@ -45,6 +47,8 @@ pub struct SessionInfo {
 #[derive(Clone)]
 pub struct Store {
   primary: Option<Arc<dyn Tier>>,
+  /// The same primary, checked for a policy that evicts keys (`eviction`).
+  checked: Option<Arc<eviction::Checked>>,
   backups: Option<Backups>,
   /// When backups are written (timer or every save); `None` without a backup tier behind a primary.
   scheduler: Option<Arc<Scheduler>>,
@@ -99,6 +103,8 @@ impl Store {
     config: StoreConfig,
   ) -> Result<Self> {
     let save_locks = Arc::new(KeyLocks::default());
+    let checked = primary.map(|p| Arc::new(eviction::Checked::new(p, backups.is_none())));
+    let primary = checked.clone().map(|c| c as Arc<dyn Tier>);
     let scheduler = match (&primary, &backups) {
       (None, None) => {
         return Err(StoreError::InvalidOption { name: "tiers", reason: "a store needs at least one tier".into() })
@@ -113,7 +119,7 @@ impl Store {
       _ => None,
     };
     let backups = backups.map(|(backups, _)| backups);
-    Ok(Self { primary, backups, scheduler, config: Arc::new(config), save_locks, held: Default::default() })
+    Ok(Self { primary, checked, backups, scheduler, config: Arc::new(config), save_locks, held: Default::default() })
   }
 
   /// RemoteAuth's data path, absolute.
@@ -192,6 +198,16 @@ impl Store {
       backups.write(&key, packed.bytes, packed.header.created_ms).await?;
       return Ok(Saved { info, backup_error: None });
     };
+    if let (true, Some(scheduler)) = (self.checked.as_ref().expect("a primary").evicts().await?, &self.scheduler) {
+      // Redis may evict it at once: the bucket takes it first, so the save is never only in Redis.
+      let backed_up = scheduler.back_up_first(&key, packed.bytes.clone(), packed.header.created_ms).await;
+      self.put_primary(primary, &key, packed.bytes).await?;
+      let backup_error = backed_up.err();
+      if backup_error.is_some() {
+        scheduler.mark(&key); // at risk until the next backup: counted as pending
+      }
+      return Ok(Saved { info, backup_error });
+    }
     self.put_primary(primary, &key, packed.bytes).await?;
     let backup_now = self.scheduler.as_ref().is_some_and(|s| s.mark(&key));
     drop(turn); // the backup takes the lock itself when it lands
