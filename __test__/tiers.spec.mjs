@@ -2,10 +2,11 @@
 // Real redis-server and moto on loopback.
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
 import path from 'node:path'
 import test from 'ava'
 
-import { RustStore, makeProfile, tempDir, zipProfile } from './helpers.mjs'
+import { RustStore, eventually, makeProfile, tempDir, zipProfile } from './helpers.mjs'
 import { startMoto, startRedis } from './servers.mjs'
 
 const bin = path.resolve('bin/wwebjs-rust-store.js')
@@ -245,4 +246,33 @@ test('#14 with a backup tier an evicting Redis is a cache: no login is lost, sta
   t.is(cliStats.code, 0, cliStats.stderr)
   t.like(cliStats.json().memory, { maxmemory: 3 * 1024 * 1024, policy: 'allkeys-lru' })
   t.regex(cli(root, ['stats', '--prometheus'], { REDIS_URL: redis.url, ...s3Env(bucket) }).stdout, /wwebjs_store_redis_evicted_keys\{policy="allkeys-lru"\} [1-9]/)
+})
+
+test('#14 the low-disk webhook has a Redis-memory sibling: evictions (or 90 % of maxmemory) are POSTed', async (t) => {
+  const received = []
+  const server = http.createServer((req, res) => {
+    let body = ''
+    req.on('data', (chunk) => (body += chunk))
+    req.on('end', () => received.push(JSON.parse(body)) && res.writeHead(204).end())
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const diskAlert = { webhookUrl: `http://127.0.0.1:${server.address().port}/hook`, minFreeBytes: 0, checkIntervalMs: 50 }
+  const [calm, full] = [await startRedis(t), await startRedis(t)]
+  const bucket = await freshBucket()
+  const zip = await zipFor(t)
+  const quiet = new RustStore({ redis: { url: calm.url }, diskAlert, saveErrors: 'reject' })
+  for (let i = 0; i < 5; i++) await quiet.save({ session: `RemoteAuth-q${i}`, path: zip })
+  await sleep(500)
+  t.deepEqual(received, [], 'no limit, no evictions: nothing to say')
+  await quiet.close()
+
+  evicting(full)
+  const store = new RustStore({ redis: { url: full.url }, s3: s3Options(bucket), diskAlert, saveErrors: 'reject' })
+  await sleep(200) // the first reading is the baseline
+  for (let i = 0; i < 40; i++) await store.save({ session: `RemoteAuth-m${i}`, path: zip })
+  const [alert] = await eventually(() => (received.length ? received : Promise.reject(new Error('no alert'))))
+  t.like(alert, { event: 'redis_memory', maxmemory: 3 * 1024 * 1024, policy: 'allkeys-lru' })
+  t.true(alert.new_evictions > 0 || alert.used_memory * 10 >= alert.maxmemory * 9, JSON.stringify(alert))
+  await store.close()
 })

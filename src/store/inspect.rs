@@ -219,10 +219,7 @@ impl Store {
       (0, _) | (_, None) => None,
       (avg, Some(d)) => Some(d.free_bytes / 5 * 4 / avg),
     };
-    let memory = match &self.primary {
-      Some(primary) => primary.memory().await?,
-      None => None,
-    };
+    let memory = self.memory().await?;
     Ok(Stats {
       tiers,
       sessions,
@@ -234,6 +231,14 @@ impl Store {
       incremental,
       memory,
     })
+  }
+
+  /// The primary's memory figures, where it is memory-bound (Redis).
+  pub async fn memory(&self) -> Result<Option<crate::tier::MemoryInfo>> {
+    match &self.primary {
+      Some(primary) => primary.memory().await,
+      None => Ok(None),
+    }
   }
 
   /// When the session's newest copy in any tier was saved (ms); `None` when no tier has it. A copy whose header
