@@ -152,9 +152,7 @@ impl DiskAlert {
       let agent = config.build().new_agent();
       let sent = agent.post(url.as_str()).header("content-type", "application/json").send(&body[..]);
       // The URL is left out of the message: it may hold a token.
-      sent
-        .map(drop)
-        .map_err(|e| StoreError::Backend { code: "ERR_WEBHOOK", reason: format!("alert webhook: {e}") })
+      sent.map(drop).map_err(|e| StoreError::Backend { code: "ERR_WEBHOOK", reason: format!("alert webhook: {e}") })
     })
     .await
   }
@@ -166,7 +164,8 @@ mod tests {
 
   #[test]
   fn redis_memory_is_low_when_nearly_full_or_evicting() {
-    let at = |used, max, evicted| MemoryInfo { used_memory: used, maxmemory: max, policy: "x".into(), evicted_keys: evicted };
+    let at =
+      |used, max, evicted| MemoryInfo { used_memory: used, maxmemory: max, policy: "x".into(), evicted_keys: evicted };
     assert!(!memory_low(&at(89, 100, 0), None));
     assert!(memory_low(&at(90, 100, 0), None));
     assert!(!memory_low(&at(u64::MAX, 0, 0), None), "no limit");

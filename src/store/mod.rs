@@ -6,10 +6,10 @@ mod lease;
 mod order;
 mod rekey;
 
-pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
 pub use eviction::EVICTION_CODE;
-pub use rekey::Rekeyed;
+pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
 pub(crate) use rekey::refuse_plain;
+pub use rekey::Rekeyed;
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -232,7 +232,7 @@ impl Store {
       }
     }
     match (&self.primary, &self.backups) {
-      (Some(primary), Some(backups)) => match self.warm(primary, backups, key).await? {
+      (Some(primary), Some(backups)) => match self.warm(primary, backups, key, true).await? {
         order::Warmed::Kept(bytes) | order::Warmed::Restored(bytes) => return Ok(bytes),
         order::Warmed::NoBackup => {}
       },
@@ -376,7 +376,7 @@ impl Store {
     let keys = backups.sessions().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
       // A primary copy saved after the backup (a restart within the backup interval) is newer: kept.
-      Ok(match self.warm(primary, backups, &key).await? {
+      Ok(match self.warm(primary, backups, &key, false).await? {
         order::Warmed::Restored(bytes) => Some(bytes.len() as u64),
         order::Warmed::Kept(_) | order::Warmed::NoBackup => None,
       })

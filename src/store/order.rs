@@ -42,8 +42,15 @@ pub(crate) enum Warmed {
 impl Store {
   /// Writes the newest good backup to the primary unless the primary's copy is good and not older (see the
   /// module). Under the session's lock from the first read to the write-back, so a logout or a save that lands
-  /// meanwhile wins.
-  pub(super) async fn warm(&self, primary: &Arc<dyn Tier>, backups: &Backups, key: &SessionKey) -> Result<Warmed> {
+  /// meanwhile wins. With `best_effort` (an extract, which has its bytes either way) a failed write-back is
+  /// ignored.
+  pub(super) async fn warm(
+    &self,
+    primary: &Arc<dyn Tier>,
+    backups: &Backups,
+    key: &SessionKey,
+    best_effort: bool,
+  ) -> Result<Warmed> {
     let lock = self.save_locks.of(key);
     let _turn = lock.lock().await;
     let current = primary.get(key).await?;
@@ -66,8 +73,10 @@ impl Store {
       }
     }
     // Fenced like a save: a store that lost its lease writes nothing, not even a restore.
-    self.put_primary(primary, key, candidate.clone()).await?;
-    Ok(Warmed::Restored(candidate))
+    match self.put_primary(primary, key, candidate.clone()).await {
+      Err(err) if !best_effort => Err(err),
+      _ => Ok(Warmed::Restored(candidate)),
+    }
   }
 }
 

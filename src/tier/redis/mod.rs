@@ -279,7 +279,10 @@ mod tests {
   fn info_fields_are_read() {
     let text = "# Memory\r\nused_memory:1048576\r\nmaxmemory:3145728\r\nmaxmemory_policy:allkeys-lru\r\n";
     let info = parse_info(&format!("{text}# Stats\r\nevicted_keys:22\r\n"));
-    assert_eq!((info.used_memory, info.maxmemory, info.policy.as_str(), info.evicted_keys), (1 << 20, 3 << 20, "allkeys-lru", 22));
+    assert_eq!(
+      (info.used_memory, info.maxmemory, info.policy.as_str(), info.evicted_keys),
+      (1 << 20, 3 << 20, "allkeys-lru", 22)
+    );
   }
 
   #[test]
