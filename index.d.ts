@@ -176,6 +176,15 @@ export interface LeaseOptions {
   ttlMs?: number
 }
 
+export interface MemoryStats {
+  usedMemory: number
+  /** 0: no limit. */
+  maxmemory: number
+  /** `maxmemory-policy`: anything but `noeviction` may drop sessions. */
+  policy: string
+  evictedKeys: number
+}
+
 /** Redis as the primary tier, in place of the embedded directory. Valkey works the same. */
 export interface RedisOptions {
   /**
@@ -343,6 +352,8 @@ export interface StoreStats {
   backupLag?: number
   /** Incremental backup versions (reads each version's manifest); absent when there are none. */
   incremental?: IncrementalStats
+  /** Redis' memory: `INFO memory` / `INFO stats`; absent for the embedded tier or S3 alone. */
+  memory?: MemoryStats
 }
 
 export interface TierStats {

@@ -245,16 +245,19 @@ impl Backups {
     let session = session_of(version)?;
     if !version.incremental {
       let Some(bytes) = self.tier.get(&version.key).await? else { return Ok(None) };
+      crate::store::refuse_plain(keys, archive::peek(&bytes)?.encrypted(), &version.key)?;
       let Some(fresh) = archive::reencrypt(&bytes, keys, session.as_str())? else { return Ok(None) };
       let len = fresh.len() as u64;
       self.tier.put(&version.key, fresh).await?;
       return Ok(Some(len));
     }
     let Some(bytes) = self.tier.get(&version.key).await? else { return Ok(None) };
-    if Manifest::key_id(&bytes).as_deref() == Some(&keys.current().id_hex()) {
+    let key_id = Manifest::key_id(&bytes);
+    if key_id.as_deref() == Some(&keys.current().id_hex()) {
       return Ok(None);
     }
-    // Plain versions are read too (that is what rotating onto a first key is for).
+    crate::store::refuse_plain(keys, key_id.is_some(), &version.key)?;
+    // Plain versions are read too when the keyring accepts them (that is what rotating onto a first key is for).
     let mut lenient = keys.clone();
     lenient.accept_plain = true;
     let reader = Self::open(
@@ -425,6 +428,7 @@ fn session_of(version: &Version) -> Result<SessionKey> {
   SessionKey::parse(session)
 }
 
+mod history;
 #[cfg(test)]
 mod incremental_tests;
 #[cfg(test)]

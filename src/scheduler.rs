@@ -197,6 +197,29 @@ impl Scheduler {
     }
   }
 
+  /// Backs up a save before the primary has it (a primary that may evict it at once), counted like any backup.
+  /// Called under the session's lock.
+  pub async fn back_up_first(&self, key: &SessionKey, bytes: Vec<u8>, created_ms: u64) -> Result<()> {
+    let attempt = || async { self.backups.write(key, bytes.clone(), created_ms).await.map(drop) };
+    let backoff = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(2);
+    let result = attempt.retry(backoff).when(transient).await;
+    let mut stats = guard(&self.stats);
+    match &result {
+      Ok(()) => {
+        stats.backed_up += 1;
+        stats.last_success_ms = Some(now_ms());
+        guard(&self.deleted).remove(key);
+        // Under the session's lock: this is its newest save, so an older one's pending backup is moot.
+        guard(&self.dirty).remove(key);
+      }
+      Err(err) => {
+        stats.failed += 1;
+        stats.last_error = Some((err.code().to_owned(), err.to_string()));
+      }
+    }
+    result
+  }
+
   /// Stops the timer and backs up what is pending; later saves back themselves up.
   pub async fn close(&self) -> Transfer {
     self.closed.store(true, Ordering::SeqCst);

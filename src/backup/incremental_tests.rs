@@ -277,16 +277,21 @@ async fn a_damaged_encrypted_chunk_falls_back_and_is_uploaded_again_by_the_next_
 }
 
 #[tokio::test]
-async fn rotating_onto_a_first_key_encrypts_plain_incremental_versions() {
+async fn rotating_onto_a_first_key_encrypts_plain_incremental_versions_only_with_accept_plain() {
   let memory = Arc::new(Memory::default());
   let plain = options(None);
   let entries = Evolving::new(17).next_version();
   incremental(&memory, 3, plain.clone()).write(&key("s"), seal(&entries, &plain, 1), 1).await.unwrap();
-  let keyed = options(Some(Keyring::new(Key::new([4; 32]), vec![])));
+  let mut keys = Keyring::new(Key::new([4; 32]), vec![]);
+  let keyed = options(Some(keys.clone()));
   let backups = incremental(&memory, 3, keyed.clone());
   let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
   assert_eq!(backups.read(&version).await.unwrap_err().code(), "ERR_DECRYPT", "plain refused once keyed");
-  assert!(backups.rekey(&version).await.unwrap().is_some());
+  // A plain version may be forged: without acceptPlain a rotation reports it and leaves it (#14.11).
+  assert_eq!(backups.rekey(&version).await.unwrap_err().code(), "ERR_DECRYPT");
+  assert_eq!(backups.versions(&key("s")).await.unwrap(), vec![version.clone()]);
+  keys.accept_plain = true;
+  assert!(incremental(&memory, 3, options(Some(keys))).rekey(&version).await.unwrap().is_some());
   let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
   assert_eq!(restored(&backups, &version, &keyed).await, by_path(&entries));
 }

@@ -86,7 +86,7 @@ impl RustStore {
       // Ends when `close()` says so or this object is collected (the sender drops).
       let (stop, stopped) = tokio::sync::watch::channel(false);
       let report = move |err: &StoreError| notify(background.as_deref(), None, err, "disk alert");
-      napi::bindgen_prelude::spawn(alert.watch(store.data_path().to_path_buf(), stopped, report));
+      napi::bindgen_prelude::spawn(alert.watch(store.data_path().to_path_buf(), store.clone(), stopped, report));
       stop
     });
     Ok(Self { store: Arc::new(store), reject_save_errors, on_error, disk_watch })

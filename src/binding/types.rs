@@ -179,6 +179,18 @@ pub struct StoreStats {
   pub backup_lag: Option<f64>,
   /// Incremental backup versions (reads each version's manifest); absent when there are none.
   pub incremental: Option<IncrementalStats>,
+  /// Redis' memory: `INFO memory` / `INFO stats`; absent for the embedded tier or S3 alone.
+  pub memory: Option<MemoryStats>,
+}
+
+#[napi(object)]
+pub struct MemoryStats {
+  pub used_memory: f64,
+  /// 0: no limit.
+  pub maxmemory: f64,
+  /// `maxmemory-policy`: anything but `noeviction` may drop sessions.
+  pub policy: String,
+  pub evicted_keys: f64,
 }
 
 #[napi(object)]
@@ -251,6 +263,12 @@ impl From<Stats> for StoreStats {
         stored_bytes: i.stored_bytes as f64,
         dedup_ratio: i.dedup_ratio,
         average_uploaded_bytes: i.average_uploaded_bytes.map(|n| n as f64),
+      }),
+      memory: s.memory.map(|m| MemoryStats {
+        used_memory: m.used_memory as f64,
+        maxmemory: m.maxmemory as f64,
+        policy: m.policy,
+        evicted_keys: m.evicted_keys as f64,
       }),
     }
   }

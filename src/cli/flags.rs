@@ -1,5 +1,5 @@
 //! The store flags every command takes. Each has an environment name, the same `RustStore.fromEnv()` reads;
-//! a flag wins over its variable.
+//! a flag wins over its variable, and `--dir` (a tier) pulls no other tier in from the environment.
 
 use clap::Args;
 
@@ -14,7 +14,8 @@ pub struct StoreFlags {
   #[arg(long, global = true, value_name = "DIR")]
   pub data_path: Option<String>,
   /// Directory of the embedded store, used when no Redis is given [env: SESSION_STORE_DIR]
-  /// [default: ./.wwebjs_store]
+  /// [default: ./.wwebjs_store]. Given as a flag it is the store: REDIS_URL and S3_BUCKET are not read (add
+  /// --s3-bucket for backups)
   #[arg(long, global = true, value_name = "DIR")]
   pub dir: Option<String>,
   /// Redis as the primary tier: redis://…, rediss://… or unix:///… [env: REDIS_URL]; put a password in
@@ -53,9 +54,16 @@ impl StoreFlags {
   /// The environment's settings with the flags laid over them. A flag that creates a section (`--redis-url`,
   /// `--s3-bucket`) takes that section's other settings from the environment, as `REDIS_URL` / `S3_BUCKET` would.
   pub fn settings(&self) -> Result<Settings> {
-    let mut s = fill_from_env(Settings::default())?;
+    if self.dir.is_some() && (self.redis_url.is_some() || self.s3_only) {
+      let reason = "names the embedded tier as the primary; give it or --redis-url / --s3-only, not both".into();
+      return Err(StoreError::InvalidOption { name: "--dir", reason });
+    }
+    // `--dir` names the tiers on its own: no `REDIS_URL`, and the bucket only with `--s3-bucket`.
+    let mut s = fill_from_env(Settings { dir: self.dir.clone(), ..Settings::default() })?;
+    if self.dir.is_some() {
+      s.s3 = None;
+    }
     s.data_path = self.data_path.clone().or(s.data_path);
-    s.dir = self.dir.clone().or(s.dir);
     if let Some(url) = &self.redis_url {
       match s.redis.as_mut() {
         Some(redis) => redis.url = Some(url.clone()),

@@ -179,6 +179,11 @@ pub fn stats(out: &mut dyn Write, stats: &Stats, format: Format) -> Result<()> {
         let upload = inc.average_uploaded_bytes.map_or("- (no second backup yet)".into(), bytes);
         facts.push(("uploaded per backup", upload));
       }
+      if let Some(m) = &stats.memory {
+        let max = if m.maxmemory == 0 { "no limit".into() } else { bytes(m.maxmemory) };
+        facts.push(("redis memory", format!("{} used of {max}, policy {}", bytes(m.used_memory), m.policy)));
+        facts.push(("redis evicted keys", m.evicted_keys.to_string()));
+      }
       let width = facts.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
       facts.iter().try_for_each(|(k, v)| writeln!(out, "{k:<width$}  {v}"))
     }
@@ -226,6 +231,12 @@ fn prometheus(out: &mut dyn Write, stats: &Stats) -> Result<()> {
     if let Some(up) = inc.average_uploaded_bytes {
       gauge("incremental_uploaded_bytes_average", "Mean bytes uploaded by a later backup.", one(up))?;
     }
+  }
+  if let Some(m) = &stats.memory {
+    let policy = format!("{{policy=\"{}\"}}", label(&m.policy));
+    gauge("redis_used_memory_bytes", "Redis used_memory.", vec![(policy.clone(), m.used_memory)])?;
+    gauge("redis_maxmemory_bytes", "Redis maxmemory (0: no limit).", vec![(policy.clone(), m.maxmemory)])?;
+    gauge("redis_evicted_keys", "Keys Redis evicted since it started.", vec![(policy, m.evicted_keys)])?;
   }
   Ok(())
 }

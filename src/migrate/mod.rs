@@ -2,6 +2,7 @@
 //! restore, and (only when asked, and only once the stored copy reads back identical) remove the folders.
 
 mod discover;
+mod login;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 pub(crate) use self::discover::measure;
 pub use self::discover::{browser_lock, classify, find_profiles, group, session_name, Account, Kind, Profile};
+pub use self::login::holds_login;
 use crate::archive;
 use crate::blocking;
 use crate::error::{Result, StoreError};
@@ -194,6 +196,15 @@ async fn import(
     return Err(err);
   }
   let imported = &account.profiles[0];
+  // The newest folder may be an abandoned QR-code profile while an older one holds the real login: folders go
+  // only when the imported one shows a login itself.
+  let path = imported.path.clone();
+  if !blocking::run(move || Ok(holds_login(&path))).await? {
+    let why = "the imported folder shows no login (no last-wid-md / WAToken1 key in its Local Storage); an older \
+               folder may hold the real one: check them by hand";
+    out.kept_because = Some(why.into());
+    return Ok(());
+  }
   let (doomed, kept): (Vec<&Profile>, Vec<&Profile>) =
     account.profiles.iter().partition(|p| p.newest <= imported.newest);
   if !kept.is_empty() {

@@ -66,10 +66,12 @@ pub fn redis_from_env(url: String) -> Result<RedisSettings> {
   })
 }
 
-/// Fills in from the environment what `options` leaves unset. A variable that is set but unusable is an error,
+/// Fills in from the environment what `options` leaves unset (a primary named by `dir` or `primary` takes no
+/// `REDIS_URL`). A variable that is set but unusable is an error,
 /// never a silent default (a typo must not turn backups off).
 pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
-  if options.redis.is_none() {
+  // `dir` or `primary` already names the primary: `REDIS_URL` must not replace it.
+  if options.redis.is_none() && options.dir.is_none() && options.primary.is_none() {
     if let Some(url) = var("REDIS_URL") {
       options.redis = Some(redis_from_env(url)?);
     }

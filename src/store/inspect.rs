@@ -72,6 +72,8 @@ pub struct Stats {
   pub backup_lag: Option<u64>,
   /// `None` when the backup tier holds no incremental version.
   pub incremental: Option<IncrementalStats>,
+  /// A memory-bound primary's figures (Redis): `None` for one that never evicts (the embedded tier).
+  pub memory: Option<crate::tier::MemoryInfo>,
 }
 
 /// A stored copy whose checksum does not hold (or that cannot be read).
@@ -217,6 +219,7 @@ impl Store {
       (0, _) | (_, None) => None,
       (avg, Some(d)) => Some(d.free_bytes / 5 * 4 / avg),
     };
+    let memory = self.memory().await?;
     Ok(Stats {
       tiers,
       sessions,
@@ -226,7 +229,16 @@ impl Store {
       sessions_fit_estimate,
       backup_lag,
       incremental,
+      memory,
     })
+  }
+
+  /// The primary's memory figures, where it is memory-bound (Redis).
+  pub async fn memory(&self) -> Result<Option<crate::tier::MemoryInfo>> {
+    match &self.primary {
+      Some(primary) => primary.memory().await,
+      None => Ok(None),
+    }
   }
 
   /// When the session's newest copy in any tier was saved (ms); `None` when no tier has it. A copy whose header

@@ -1,10 +1,14 @@
 //! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
 
+mod eviction;
 mod inspect;
 mod lease;
+mod order;
 mod rekey;
 
+pub use eviction::EVICTION_CODE;
 pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
+pub(crate) use rekey::refuse_plain;
 pub use rekey::Rekeyed;
 
 use std::io::BufReader;
@@ -43,6 +47,8 @@ pub struct SessionInfo {
 #[derive(Clone)]
 pub struct Store {
   primary: Option<Arc<dyn Tier>>,
+  /// The same primary, checked for a policy that evicts keys (`eviction`).
+  checked: Option<Arc<eviction::Checked>>,
   backups: Option<Backups>,
   /// When backups are written (timer or every save); `None` without a backup tier behind a primary.
   scheduler: Option<Arc<Scheduler>>,
@@ -97,6 +103,8 @@ impl Store {
     config: StoreConfig,
   ) -> Result<Self> {
     let save_locks = Arc::new(KeyLocks::default());
+    let checked = primary.map(|p| Arc::new(eviction::Checked::new(p, backups.is_none())));
+    let primary = checked.clone().map(|c| c as Arc<dyn Tier>);
     let scheduler = match (&primary, &backups) {
       (None, None) => {
         return Err(StoreError::InvalidOption { name: "tiers", reason: "a store needs at least one tier".into() })
@@ -111,7 +119,7 @@ impl Store {
       _ => None,
     };
     let backups = backups.map(|(backups, _)| backups);
-    Ok(Self { primary, backups, scheduler, config: Arc::new(config), save_locks, held: Default::default() })
+    Ok(Self { primary, checked, backups, scheduler, config: Arc::new(config), save_locks, held: Default::default() })
   }
 
   /// RemoteAuth's data path, absolute.
@@ -183,6 +191,16 @@ impl Store {
       backups.write(&key, packed.bytes, packed.header.created_ms).await?;
       return Ok(Saved { info, backup_error: None });
     };
+    if let (true, Some(scheduler)) = (self.checked.as_ref().expect("a primary").evicts().await?, &self.scheduler) {
+      // Redis may evict it at once: the bucket takes it first, so the save is never only in Redis.
+      let backed_up = scheduler.back_up_first(&key, packed.bytes.clone(), packed.header.created_ms).await;
+      self.put_primary(primary, &key, packed.bytes).await?;
+      let backup_error = backed_up.err();
+      if backup_error.is_some() {
+        scheduler.mark(&key); // at risk until the next backup: counted as pending
+      }
+      return Ok(Saved { info, backup_error });
+    }
     self.put_primary(primary, &key, packed.bytes).await?;
     let backup_now = self.scheduler.as_ref().is_some_and(|s| s.mark(&key));
     drop(turn); // the backup takes the lock itself when it lands
@@ -206,14 +224,17 @@ impl Store {
         }
       }
     }
-    if let Some(backups) = &self.backups {
-      if let Some(bytes) = backups.newest_good(key).await? {
-        if let Some(primary) = &self.primary {
-          // Best effort, and only if no save has put something newer there meanwhile.
-          let _ = self.put_if_newer(primary, key, bytes.clone()).await;
+    match (&self.primary, &self.backups) {
+      (Some(primary), Some(backups)) => match self.warm(primary, backups, key, true).await? {
+        order::Warmed::Kept(bytes) | order::Warmed::Restored(bytes) => return Ok(bytes),
+        order::Warmed::NoBackup => {}
+      },
+      (None, Some(backups)) => {
+        if let Some(bytes) = backups.newest_good(key).await? {
+          return Ok(bytes);
         }
-        return Ok(bytes);
       }
+      _ => {}
     }
     Err(match damaged {
       true => {
@@ -221,24 +242,6 @@ impl Store {
       }
       false => StoreError::SessionNotFound(key.to_string()),
     })
-  }
-
-  /// Writes `bytes` to the primary unless it already holds a readable copy at least as new. `Ok(false)`: kept
-  /// the primary's. Under the session's lock, so it cannot land on top of a save.
-  async fn put_if_newer(&self, primary: &Arc<dyn Tier>, key: &SessionKey, bytes: Vec<u8>) -> Result<bool> {
-    let lock = self.save_locks.of(key);
-    let _turn = lock.lock().await;
-    let candidate = archive::peek(&bytes)?;
-    if let Some(head) = primary.head(key, archive::HEADER_LEN).await? {
-      match archive::peek(&head) {
-        Ok(current) if current.created_ms >= candidate.created_ms => return Ok(false),
-        Err(StoreError::ArchiveVersion(_)) => return Ok(false),
-        _ => {}
-      }
-    }
-    // Fenced like a save: a store that lost its lease writes nothing, not even a restore.
-    self.put_primary(primary, key, bytes).await?;
-    Ok(true)
   }
 
   /// Writes the stored session as a zip to exactly `path` (relative to the cwd), via a temp file beside it,
@@ -364,27 +367,32 @@ impl Store {
   }
 
   /// Warms the primary from the backups: the newest good version of every backed-up session, unless the
-  /// primary already has a copy at least as new.
+  /// primary already has a good copy at least as new (by the backup history, not by clocks: see `order`).
   pub async fn restore_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = backups.sessions().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
-      let Some(bytes) = backups.newest_good(&key).await? else { return Ok(None) };
-      let len = bytes.len() as u64;
-      // A primary copy saved after the backup (a restart within the backup interval) is newer: keep it.
-      Ok(self.put_if_newer(primary, &key, bytes).await?.then_some(len))
+      // A primary copy saved after the backup (a restart within the backup interval) is newer: kept.
+      Ok(match self.warm(primary, backups, &key, false).await? {
+        order::Warmed::Restored(bytes) => Some(bytes.len() as u64),
+        order::Warmed::Kept(_) | order::Warmed::NoBackup => None,
+      })
     })
     .await;
     Ok(summary)
   }
 
-  /// Backs up every session of the primary.
+  /// Backs up every session of the primary; one whose newest version already holds its save is skipped, so
+  /// repeated runs never push point-in-time history out of the retention.
   pub async fn backup_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = primary.list().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
       let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
       let (header, _) = archive::open(&bytes)?;
+      if backups.newest_header(&key).await?.is_some_and(|newest| order::same_save(&newest, &header)) {
+        return Ok(None);
+      }
       let len = bytes.len() as u64;
       backups.write(&key, bytes, header.created_ms).await?;
       Ok(Some(len))

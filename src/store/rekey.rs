@@ -16,8 +16,8 @@ pub struct Rekeyed {
 }
 
 impl Store {
-  /// Re-encrypts every primary copy and every backup version that is plain or under a previous key, keeping
-  /// each copy's save time. Primary copies are rewritten under the session's lock, so a save in this process
+  /// Re-encrypts every primary copy and every backup version that is under a previous key (or plain, only
+  /// when the keyring accepts plain archives), keeping each copy's save time. Primary copies are rewritten under the session's lock, so a save in this process
   /// never interleaves. Copies already under the current key are left alone.
   pub async fn rekey(&self, concurrency: usize, progress: Option<Progress>) -> Result<Rekeyed> {
     let keys = self.config.pack.keys.clone().ok_or_else(|| StoreError::InvalidOption {
@@ -30,6 +30,7 @@ impl Store {
       done.primary = transfer(primary.list().await?, concurrency, progress.as_ref(), |key| async move {
         let _turn = self.save_locks.of(&key).lock_owned().await;
         let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
+        refuse_plain(keys, archive::peek(&bytes)?.encrypted(), &key.to_string())?;
         let Some(fresh) = archive::reencrypt(&bytes, keys, key.as_str())? else { return Ok(None) };
         let len = fresh.len() as u64;
         // Only over the copy that was read: a save (or delete) by another process meanwhile wins, and the
@@ -44,15 +45,34 @@ impl Store {
       let index = &index;
       let sessions = index.keys().cloned().collect();
       done.backups = transfer(sessions, concurrency, progress.as_ref(), |key| async move {
-        let mut written = 0;
+        let (mut written, mut failed) = (0, None);
         for version in index.get(&key).into_iter().flatten() {
-          // In place: the version keeps its name (its time) and is replaced whole.
-          written += backups.rekey(version).await?.unwrap_or(0);
+          // In place: the version keeps its name (its time) and is replaced whole. One refused (plain) or
+          // failed version does not keep the others on the old key.
+          match backups.rekey(version).await {
+            Ok(len) => written += len.unwrap_or(0),
+            Err(err) => failed = failed.or(Some(err)),
+          }
         }
-        Ok((written > 0).then_some(written))
+        match failed {
+          Some(err) => Err(err),
+          None => Ok((written > 0).then_some(written)),
+        }
       })
       .await;
     }
     Ok(done)
+  }
+}
+
+/// A plain copy may have been forged by anyone with write access to the tier: sealing it would make it
+/// authentic. Without `acceptPlain` it is reported and left as it is.
+pub(crate) fn refuse_plain(keys: &archive::Keyring, encrypted: bool, what: &str) -> Result<()> {
+  match encrypted || keys.accept_plain {
+    true => Ok(()),
+    false => Err(StoreError::Decrypt(format!(
+      "{what} is not encrypted: left unsealed, since a plain copy is not known to be genuine (rotate with \
+       acceptPlain / SESSION_ENCRYPTION_ACCEPT_PLAIN=true to seal plain copies)"
+    ))),
   }
 }

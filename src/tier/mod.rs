@@ -27,6 +27,17 @@ pub struct ObjectMeta {
   pub modified_ms: u64,
 }
 
+/// A memory-bound tier's figures (Redis' `INFO memory` / `INFO stats`, summed over a cluster's primaries).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryInfo {
+  pub used_memory: u64,
+  /// 0: no limit.
+  pub maxmemory: u64,
+  /// `maxmemory-policy`; over a cluster, the first primary's that is not `noeviction`, if any.
+  pub policy: String,
+  pub evicted_keys: u64,
+}
+
 #[async_trait]
 pub trait Tier: Send + Sync + std::fmt::Debug {
   /// `Ok(None)` only when the tier answered that the key is absent; a tier that cannot answer returns `Err`.
@@ -53,6 +64,10 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   /// Leases and fenced writes, where the tier can hold them.
   fn leases(&self) -> Option<&dyn Leases> {
     None
+  }
+  /// Memory figures of a tier that may drop keys under a memory limit; `None` for one that never does.
+  async fn memory(&self) -> Result<Option<MemoryInfo>> {
+    Ok(None)
   }
 }
 

@@ -92,6 +92,26 @@ impl Conn {
   }
 }
 
+impl Conn {
+  /// `INFO <section>` of the server, or of each primary of the cluster.
+  pub async fn info(&self, section: &str) -> RedisResult<Vec<String>> {
+    match self.clone() {
+      Conn::Single(mut c) => Ok(vec![redis::cmd("INFO").arg(section).query_async(&mut c).await?]),
+      Conn::Cluster(mut c) => {
+        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut c).await?;
+        let mut out = Vec::new();
+        for (host, port) in primaries(&nodes)? {
+          let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+          let mut cmd = redis::cmd("INFO");
+          cmd.arg(section);
+          out.push(redis::from_redis_value(Node::Routed(&mut c, route).run(cmd).await?)?);
+        }
+        Ok(out)
+      }
+    }
+  }
+}
+
 /// Where one SCAN walk runs: the single server, or one node of the cluster.
 enum Node<'a> {
   Single(&'a mut ConnectionManager),

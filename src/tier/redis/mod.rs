@@ -14,7 +14,7 @@ pub use self::config::{redact, RedisConfig, RedisTarget, RedisTls};
 use self::conn::Conn;
 use std::time::Duration;
 
-use super::{LeaseState, Leases, Tier};
+use super::{LeaseState, Leases, MemoryInfo, Tier};
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 
@@ -161,6 +161,41 @@ impl Tier for RedisTier {
   fn leases(&self) -> Option<&dyn Leases> {
     Some(self)
   }
+
+  /// `INFO memory` and `INFO stats`: they work where `CONFIG` is disabled (managed Redis).
+  async fn memory(&self) -> Result<Option<MemoryInfo>> {
+    let conn = self.conn().await?;
+    let memory = conn.info("memory").await.map_err(|e| self.error(e))?;
+    let stats = conn.info("stats").await.map_err(|e| self.error(e))?;
+    let mut total = MemoryInfo { policy: "noeviction".into(), ..MemoryInfo::default() };
+    for text in memory.iter().chain(&stats) {
+      let node = parse_info(text);
+      total.used_memory += node.used_memory;
+      total.maxmemory += node.maxmemory;
+      total.evicted_keys += node.evicted_keys;
+      if !node.policy.is_empty() && total.policy == "noeviction" {
+        total.policy = node.policy;
+      }
+    }
+    Ok(Some(total))
+  }
+}
+
+/// The figures of one node's `INFO` text (`field:value` lines); fields it lacks stay 0 / empty.
+pub fn parse_info(text: &str) -> MemoryInfo {
+  let mut info = MemoryInfo::default();
+  for line in text.lines() {
+    let Some((field, value)) = line.trim().split_once(':') else { continue };
+    let number = || value.parse().unwrap_or(0);
+    match field {
+      "used_memory" => info.used_memory = number(),
+      "maxmemory" => info.maxmemory = number(),
+      "maxmemory_policy" => info.policy = value.to_owned(),
+      "evicted_keys" => info.evicted_keys = number(),
+      _ => {}
+    }
+  }
+  info
 }
 
 // Each script touches the lease key, the owner key and (for the fenced calls) the session key; the first two are
@@ -281,6 +316,16 @@ mod tests {
     let err = RedisTier::open(RedisConfig::new(RedisTarget::Single("http://u:s3cret@h".into()))).unwrap_err();
     assert_eq!(err.code(), "ERR_INVALID_OPTION");
     assert!(!err.to_string().contains("s3cret"), "{err}");
+  }
+
+  #[test]
+  fn info_fields_are_read() {
+    let text = "# Memory\r\nused_memory:1048576\r\nmaxmemory:3145728\r\nmaxmemory_policy:allkeys-lru\r\n";
+    let info = parse_info(&format!("{text}# Stats\r\nevicted_keys:22\r\n"));
+    assert_eq!(
+      (info.used_memory, info.maxmemory, info.policy.as_str(), info.evicted_keys),
+      (1 << 20, 3 << 20, "allkeys-lru", 22)
+    );
   }
 
   #[test]

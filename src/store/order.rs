@@ -1,0 +1,107 @@
+//! Which of two copies of a session is the newer, across tiers and writers, without trusting their clocks.
+//!
+//! Backups are copies of what the primary held, so the backup history is the session's order: a primary copy
+//! whose save a backup version holds is as old as that version, and one no version holds was saved since the
+//! last backup, whatever its save time says. A copy that fails its checksum is never as new as a good one.
+
+use std::sync::Arc;
+
+use super::Store;
+use crate::archive::{self, Header};
+use crate::backup::Backups;
+use crate::error::{Result, StoreError};
+use crate::session::SessionKey;
+use crate::tier::Tier;
+
+/// Both headers describe the same save. A key rotation re-seals a copy (new bytes, new nonce) and an incremental
+/// backup rebuilds it, but neither changes these fields.
+pub(crate) fn same_save(a: &Header, b: &Header) -> bool {
+  (a.created_ms, a.entries, a.files_bytes, a.source_bytes) == (b.created_ms, b.entries, b.files_bytes, b.source_bytes)
+}
+
+/// Whether the backup `candidate` replaces a good primary copy `current`: only when the history (oldest first)
+/// holds `current`'s save in a version older than the one `candidate` came from.
+pub(crate) fn backup_is_newer(current: &Header, candidate: &Header, history: &[Option<Header>]) -> bool {
+  if same_save(current, candidate) {
+    return false;
+  }
+  let last = |h: &Header| history.iter().rposition(|v| v.as_ref().is_some_and(|v| same_save(v, h)));
+  matches!((last(current), last(candidate)), (Some(p), Some(c)) if p < c)
+}
+
+/// What warming one session from its backups did.
+pub(crate) enum Warmed {
+  /// The primary's copy stands (good and not older); its bytes.
+  Kept(Vec<u8>),
+  /// The newest good backup replaced a missing, damaged or older primary copy.
+  Restored(Vec<u8>),
+  /// No backup version.
+  NoBackup,
+}
+
+impl Store {
+  /// Writes the newest good backup to the primary unless the primary's copy is good and not older (see the
+  /// module). Under the session's lock from the first read to the write-back, so a logout or a save that lands
+  /// meanwhile wins. With `best_effort` (an extract, which has its bytes either way) a failed write-back is
+  /// ignored.
+  pub(super) async fn warm(
+    &self,
+    primary: &Arc<dyn Tier>,
+    backups: &Backups,
+    key: &SessionKey,
+    best_effort: bool,
+  ) -> Result<Warmed> {
+    let lock = self.save_locks.of(key);
+    let _turn = lock.lock().await;
+    let current = primary.get(key).await?;
+    let current_header = match current.as_deref().map(archive::open) {
+      Some(Ok((header, _))) => Some(header),
+      // A newer build's copy is never replaced (nor read here).
+      Some(Err(StoreError::ArchiveVersion(_))) => return Ok(Warmed::Kept(current.expect("read"))),
+      _ => None,
+    };
+    let Some(candidate) = backups.newest_good(key).await? else {
+      return Ok(match (current, current_header) {
+        (Some(bytes), Some(_)) => Warmed::Kept(bytes),
+        _ => Warmed::NoBackup,
+      });
+    };
+    if let (Some(bytes), Some(header)) = (&current, &current_header) {
+      let newer = backup_is_newer(header, &archive::peek(&candidate)?, &backups.headers(key).await?);
+      if !newer {
+        return Ok(Warmed::Kept(bytes.clone()));
+      }
+    }
+    // Fenced like a save: a store that lost its lease writes nothing, not even a restore.
+    match self.put_primary(primary, key, candidate.clone()).await {
+      Err(err) if !best_effort => Err(err),
+      _ => Ok(Warmed::Restored(candidate)),
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn save(created_ms: u64, files_bytes: u64) -> Header {
+    Header { version: 1, flags: 1, entries: 3, files_bytes, source_bytes: 9, created_ms, payload_len: 5 }
+  }
+
+  #[test]
+  fn the_backup_history_orders_copies_not_their_clocks() {
+    let (a, b) = (save(200_000, 10), save(300_000, 11));
+    // Saved after the backup of `b` by a replica whose clock lags 60 s: in no version, so it is the newer.
+    let lagging = save(300_000 - 60_000, 12);
+    let history = [Some(a.clone()), Some(b.clone())];
+    assert!(!backup_is_newer(&lagging, &b, &history));
+    // A primary brought back from a snapshot that holds `a`: the history says `b` came after it.
+    assert!(backup_is_newer(&a, &b, &history));
+    // A clock running ahead does not make an older copy newer either.
+    let ahead = save(900_000, 10);
+    assert!(backup_is_newer(&ahead, &b, &[Some(ahead.clone()), Some(b.clone())]));
+    // The same save re-sealed (a rotation) is never newer; nor is the copy a newer damaged version holds.
+    assert!(!backup_is_newer(&Header { payload_len: 99, ..b.clone() }, &b, &history));
+    assert!(!backup_is_newer(&b, &a, &[Some(a.clone()), Some(b.clone()), None]));
+  }
+}
