@@ -80,6 +80,8 @@ linuxTest('published to a registry, npm install resolves the binary through opti
   run(t, 'objcopy', ['--strip-debug', addon, path.join(stage, 'npm', triple, binary)])
   const staged = JSON.parse(fs.readFileSync(path.join(stage, 'package.json'), 'utf8'))
   t.is(staged.optionalDependencies, undefined, 'optionalDependencies are written at release, not committed')
+  // npm would publish to publishConfig.registry over the local one.
+  if (staged.publishConfig?.registry) throw new Error('package.json must not set publishConfig.registry')
   staged.napi.targets = ['x86_64-unknown-linux-gnu']
   fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(staged, null, 2))
   // npm publish runs prepublishOnly (`napi prepublish`), which publishes npm/linux-x64-gnu first.

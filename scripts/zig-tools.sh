@@ -12,7 +12,7 @@ if [ ! -x "$venv/bin/cargo-zigbuild" ] || ! "$venv/bin/python" -m ziglang versio
   python3 -m venv "$venv" >&2 || {
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-      python3 -m venv "$venv" >&2
+      python3 -m venv --clear "$venv" >&2
     else
       echo "the glibc 2.17 build needs python3-venv (sudo apt-get install python3-venv)" >&2
       exit 1
