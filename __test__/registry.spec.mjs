@@ -104,7 +104,13 @@ linuxTest('published to a registry, npm install resolves the binary through opti
   const lock = JSON.parse(fs.readFileSync(path.join(app, 'package-lock.json'), 'utf8'))
   t.true(lock.packages[`node_modules/wwebjs-rust-store-${triple}`].optional)
 
-  // whatsapp-web.js is the application's own (an optional peer); this registry has no copy, so lend the repo's.
+  // Without whatsapp-web.js (an optional peer) the helpers still import; only SafeRemoteAuth needs it.
+  const bare = `import { Events, SafeRemoteAuth, safeRemoteAuth } from 'wwebjs-rust-store/safe-remote-auth'
+    try { new SafeRemoteAuth({}) } catch (e) { console.log(JSON.stringify([Events.BACKUP_FAILED, typeof safeRemoteAuth, e.code])) }`
+  const withoutPeer = run(t, process.execPath, ['--input-type=module', '-e', bare], { cwd: app, env })
+  t.deepEqual(JSON.parse(withoutPeer), ['remote_session_backup_failed', 'function', 'MODULE_NOT_FOUND'])
+
+  // whatsapp-web.js is the application's own; this registry has no copy, so lend the repo's.
   fs.symlinkSync(path.join(repo, 'node_modules', 'whatsapp-web.js'), path.join(app, 'node_modules', 'whatsapp-web.js'))
   for (const name of ['esm.mjs', 'cjs.cjs', 'types.mts', 'types.cts']) {
     fs.copyFileSync(path.join(repo, '__test__', 'consumer', name), path.join(app, name))
