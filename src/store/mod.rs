@@ -2,6 +2,7 @@
 
 mod inspect;
 mod lease;
+mod profile;
 mod rekey;
 
 pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
