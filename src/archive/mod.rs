@@ -12,6 +12,7 @@ mod entry;
 mod from_dir;
 mod from_zip;
 mod header;
+mod leveldb;
 mod names;
 mod read;
 mod seal;
