@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 
 use walkdir::WalkDir;
 
-use super::builder::Builder;
+use super::builder::{Builder, PROFILE_DEFLATE_LEVEL};
 use super::leveldb::{self, Part, Snapshot};
 use super::{EntryPath, PackOptions, Packed};
 use crate::error::{Result, StoreError};
@@ -73,7 +73,7 @@ fn walk_err(e: walkdir::Error) -> StoreError {
 }
 
 fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
-  let mut archive = Builder::new(opts, session, StoreError::ProfileChanging)?;
+  let mut archive = Builder::new(opts, session, StoreError::ProfileChanging)?.with_level(PROFILE_DEFLATE_LEVEL);
   let mut dbs: HashMap<PathBuf, Db> = HashMap::new();
   for keep in &opts.keep {
     let top = root.join(keep);
