@@ -65,6 +65,10 @@ struct Db {
   logs: BTreeSet<u64>,
 }
 
+fn is_not_found(e: &walkdir::Error) -> bool {
+  e.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+}
+
 fn walk_err(e: walkdir::Error) -> StoreError {
   match e.io_error().map(|io| io.kind()) {
     Some(std::io::ErrorKind::NotFound) => StoreError::ProfileChanging(format!("reading the profile: {e}")),
@@ -94,10 +98,9 @@ fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
     for item in WalkDir::new(&top).follow_links(false).sort_by_file_name() {
       let item = item.map_err(walk_err)?;
       let (kind, path) = (item.file_type(), item.path());
-      let meta = item.metadata().map_err(walk_err)?;
-      let (mode, mtime, len) = (mode_of(&meta), mtime_of(&meta), meta.len());
       if kind.is_dir() {
-        archive.add_dir(&entry_of(root, path, true)?, mode, mtime)?;
+        let meta = item.metadata().map_err(walk_err)?;
+        archive.add_dir(&entry_of(root, path, true)?, mode_of(&meta), mtime_of(&meta))?;
         if let Some(snapshot) = Snapshot::take(path)? {
           let (tables, logs) = (snapshot.tables.keys().copied().collect(), snapshot.logs.clone());
           dbs.insert(path.to_path_buf(), Db { snapshot, tables, logs });
@@ -110,15 +113,35 @@ fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
       }
       let entry = entry_of(root, path, false)?;
       let db = path.parent().and_then(|p| dbs.get(p));
+      let in_db = db.is_some();
       let part = match (db, item.file_name().to_str()) {
         (Some(db), Some(name)) => db.snapshot.part(name),
         _ => Part::Other,
       };
-      let open = || std::fs::File::open(path).map_err(leveldb::io_err("open", path));
+      if matches!(part, Part::Skip) {
+        continue; // never even looked at: LevelDB may delete it at any moment
+      }
+      // The handle the snapshot opened, else the file as it is now.
+      let held = match (&part, path.parent().and_then(|p| dbs.get_mut(p)), item.file_name().to_str()) {
+        (Part::Table(..) | Part::Log(_), Some(db), Some(name)) => db.snapshot.take_open(name),
+        _ => None,
+      };
+      let meta = match (&held, item.metadata()) {
+        (Some(file), _) => file.metadata().map_err(StoreError::io("stat", path))?,
+        (None, Ok(meta)) => meta,
+        // Gone since the listing, and nothing the snapshot needs (`LOG`, say): as found, it is not there.
+        (None, Err(e)) if in_db && matches!(part, Part::Other) && is_not_found(&e) => continue,
+        (None, Err(e)) => return Err(walk_err(e)),
+      };
+      let (mode, mtime, len) = (mode_of(&meta), mtime_of(&meta), meta.len());
+      let open = || match held {
+        Some(file) => Ok(file),
+        None => std::fs::File::open(path).map_err(leveldb::io_err("open", path)),
+      };
       let stored = match part {
         Part::Skip => continue,
         Part::Bytes(bytes) => {
-          archive.add_file(&entry, mode, mtime, bytes.len() as u64, bytes)?;
+          archive.add_file(&entry, mode, mtime, bytes.len() as u64, &bytes[..])?;
           None
         }
         Part::Table(n, listed) => {
@@ -145,10 +168,24 @@ fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
       }
     }
   }
-  for (dir, db) in &dbs {
-    if let Some(n) = db.tables.first().or(db.logs.first()) {
-      let why = format!("{}: file {n:06} that its manifest needs went away", dir.display());
-      return Err(StoreError::ProfileChanging(why));
+  // Files LevelDB deleted after the snapshot opened them, before the walk listed them: read through the handles.
+  for (dir, db) in dbs.iter_mut() {
+    let needed: Vec<(String, Option<u64>)> =
+      (db.tables.iter().map(|&n| (format!("{n:06}.ldb"), db.snapshot.tables.get(&n).copied())))
+        .chain(db.logs.iter().map(|&n| (format!("{n:06}.log"), None)))
+        .collect();
+    for (name, listed) in needed {
+      let path = dir.join(&name);
+      let Some(mut file) = db.snapshot.take_open(&name) else {
+        let why = format!("{}: {name}, which its manifest needs, went away", dir.display());
+        return Err(StoreError::ProfileChanging(why));
+      };
+      let meta = file.metadata().map_err(StoreError::io("stat", &path))?;
+      let (mode, mtime, len) = (mode_of(&meta), mtime_of(&meta), meta.len());
+      if let Some(listed) = listed {
+        leveldb::check_table(&mut file, &path, len, listed)?;
+      }
+      archive.add_file(&entry_of(root, &path, false)?, mode, mtime, len, file.take(len))?;
     }
   }
   archive.finish()
@@ -241,7 +278,7 @@ mod tests {
     assert!(err.to_string().contains("000007.ldb has 60000 bytes, its manifest lists 70000"), "{err}");
     std::fs::remove_file(db.join("000007.ldb")).unwrap();
     let err = pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err();
-    assert!(err.to_string().contains("000007 that its manifest needs went away"), "{err}");
+    assert!(err.to_string().contains("000007.ldb, which its manifest needs, went away"), "{err}");
     let mut cut = crate::archive::leveldb::tests::table(3000, 5);
     cut.truncate(2000);
     std::fs::write(db.join("000007.ldb"), crate::archive::leveldb::tests::table(70_000, 7)).unwrap();

@@ -7,7 +7,7 @@
 //! manifests are left out: LevelDB deletes them at any moment and would never read them. Formats:
 //! leveldb `doc/log_format.md`, `db/version_edit.cc`, `table/format.h`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -31,12 +31,19 @@ pub(super) struct Snapshot {
   pub tables: BTreeMap<u64, u64>,
   /// Logs present when the snapshot was taken that LevelDB replays on open.
   pub logs: BTreeSet<u64>,
+  log_numbers: (u64, u64),
+  /// The needed logs and live tables, opened as the snapshot was taken: a file LevelDB deletes after that is still
+  /// read whole through its handle.
+  open: HashMap<String, std::fs::File>,
 }
 
+/// Live tables opened up front at most: more are opened as the walk reaches them (and must still be there).
+const MAX_OPEN_TABLES: usize = 256;
+
 /// How the snapshot treats a file of its folder.
-pub(super) enum Part<'a> {
+pub(super) enum Part {
   /// Stored from these bytes, not from the disk.
-  Bytes(&'a [u8]),
+  Bytes(Vec<u8>),
   Table(u64, u64),
   Log(u64),
   /// Not part of the database's state.
@@ -110,23 +117,56 @@ impl Snapshot {
         }
       }
     }
-    // A newer log without the manifest's own: flushed into a table this manifest does not list yet, and deleted.
-    if !logs.is_empty() && !logs.contains(&state.log_number) {
-      return Err(changing(format!(
-        "{}: log {} went away before its table was listed",
-        dir.display(),
-        state.log_number
-      )));
+    let log_numbers = (state.log_number, state.prev_log_number);
+    let mut snapshot =
+      Self { current, manifest_name, manifest: raw, tables: state.tables, logs, log_numbers, open: HashMap::new() };
+    // A flush between the manifest's read and the listing would have deleted a log this manifest still needs.
+    snapshot.still_current(dir)?;
+    let names = snapshot.logs.iter().map(|&n| format!("{n:06}.log"));
+    let tables = snapshot.tables.keys().take(MAX_OPEN_TABLES).map(|&n| format!("{n:06}.ldb"));
+    for name in names.chain(tables).collect::<Vec<_>>() {
+      let path = dir.join(&name);
+      match std::fs::File::open(&path) {
+        Ok(file) => drop(snapshot.open.insert(name, file)),
+        // A table under its old name (`.sst`) is opened by the walk.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && name.ends_with(".ldb") => {}
+        Err(e) => return Err(io_err("open", &path)(e)),
+      }
     }
-    Ok(Some(Self { current, manifest_name, manifest: raw, tables: state.tables, logs }))
+    Ok(Some(snapshot))
   }
 
-  pub fn part(&self, name: &str) -> Part<'_> {
+  /// The handle opened for `name` when the snapshot was taken, if any.
+  pub fn take_open(&mut self, name: &str) -> Option<std::fs::File> {
+    self.open.remove(name)
+  }
+
+  /// No flush completed since the manifest was read. A flush writes a table from a log, appends an edit moving the
+  /// log number past that log, then deletes the log: between the manifest's read and the listing, the log would be
+  /// missing from the snapshot and its table too. Compactions (same log number) are harmless: the tables this
+  /// manifest lists are each checked whole.
+  pub fn still_current(&self, dir: &Path) -> Result<()> {
+    let moved = || changing(format!("{}: a flush completed during the read", dir.display()));
+    let current = std::fs::read(dir.join("CURRENT")).map_err(io_err("read", dir))?;
+    if current != self.current {
+      return Err(moved());
+    }
+    let path = dir.join(&self.manifest_name);
+    let mut raw = Vec::new();
+    let file = std::fs::File::open(&path).map_err(io_err("open", &path))?;
+    file.take(MAX_MANIFEST).read_to_end(&mut raw).map_err(StoreError::io("read", &path))?;
+    match replay(&records(&raw).0) {
+      Some(state) if (state.log_number, state.prev_log_number) == self.log_numbers => Ok(()),
+      _ => Err(moved()),
+    }
+  }
+
+  pub fn part(&self, name: &str) -> Part {
     if name == "CURRENT" {
-      return Part::Bytes(&self.current);
+      return Part::Bytes(self.current.clone());
     }
     if name == self.manifest_name {
-      return Part::Bytes(&self.manifest);
+      return Part::Bytes(self.manifest.clone());
     }
     if name.starts_with("MANIFEST-") {
       return Part::Skip;

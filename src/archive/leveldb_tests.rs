@@ -142,11 +142,35 @@ fn a_torn_manifest_tail_is_cut_at_its_last_whole_record() {
 }
 
 #[test]
-fn a_log_flushed_and_deleted_under_the_read_is_a_change() {
+fn a_flush_during_the_read_is_a_change_and_a_compaction_is_not() {
   let dir = tempfile::tempdir().unwrap();
   write_db(dir.path());
-  std::fs::rename(dir.path().join("000008.log"), dir.path().join("000011.log")).unwrap();
-  assert_eq!(Snapshot::take(dir.path()).unwrap_err().code(), "ERR_PROFILE_CHANGING");
+  let snap = Snapshot::take(dir.path()).unwrap().unwrap();
+  snap.still_current(dir.path()).unwrap();
+  let path = dir.path().join("MANIFEST-000002");
+  let mut manifest = std::fs::read(&path).unwrap();
+  append_record(&mut manifest, &edit(8, &[(12, 500)], &[5]));
+  std::fs::write(&path, &manifest).unwrap();
+  snap.still_current(dir.path()).unwrap();
+  append_record(&mut manifest, &edit(13, &[(14, 500)], &[]));
+  std::fs::write(&path, &manifest).unwrap();
+  assert_eq!(snap.still_current(dir.path()).unwrap_err().code(), "ERR_PROFILE_CHANGING");
+  std::fs::write(dir.path().join("CURRENT"), b"MANIFEST-000015\n").unwrap();
+  assert_eq!(snap.still_current(dir.path()).unwrap_err().code(), "ERR_PROFILE_CHANGING");
+}
+
+#[test]
+fn a_manifest_with_log_number_zero_keeps_every_log() {
+  // A database whose logs are reused (Chromium's Local Storage): no edit moved the log number.
+  let dir = tempfile::tempdir().unwrap();
+  let mut manifest = Vec::new();
+  append_record(&mut manifest, &edit(0, &[], &[]));
+  std::fs::write(dir.path().join("MANIFEST-000001"), manifest).unwrap();
+  std::fs::write(dir.path().join("CURRENT"), b"MANIFEST-000001\n").unwrap();
+  std::fs::write(dir.path().join("000003.log"), b"").unwrap();
+  let snap = Snapshot::take(dir.path()).unwrap().unwrap();
+  assert_eq!(snap.logs, BTreeSet::from([3]));
+  snap.still_current(dir.path()).unwrap();
 }
 
 #[test]
@@ -160,4 +184,19 @@ fn folders_that_are_not_leveldb_are_none() {
   assert!(Snapshot::take(dir.path()).unwrap().is_none(), "CURRENT naming something else");
   std::fs::write(dir.path().join("CURRENT"), b"MANIFEST-000009\n").unwrap();
   assert!(Snapshot::take(dir.path()).unwrap().is_none(), "CURRENT naming a manifest that is not there");
+}
+
+#[test]
+fn files_deleted_after_the_snapshot_are_read_through_its_handles() {
+  let dir = tempfile::tempdir().unwrap();
+  let db = dir.path().join("Default/IndexedDB/x.indexeddb.leveldb");
+  write_db(&db);
+  let mut snap = Snapshot::take(&db).unwrap().unwrap();
+  std::fs::remove_file(db.join("000007.ldb")).unwrap(); // a compaction removed it after the snapshot
+  let mut held = snap.take_open("000007.ldb").expect("opened with the snapshot");
+  let mut bytes = Vec::new();
+  held.read_to_end(&mut bytes).unwrap();
+  assert_eq!(bytes, table(70_000, 7));
+  assert!(snap.take_open("000008.log").is_some());
+  assert!(snap.take_open("000004.ldb").is_none(), "not live: not opened");
 }
