@@ -62,7 +62,7 @@ async function inDir(t, root, fn) {
   }
 }
 
-test.serial('backup and restore of the folder on every release and tier, no zip written or asked for', async (t) => {
+test.serial('backup and restore of the folder on every release and tier (embedded, Redis + S3, S3 incremental), no zip written or asked for', async (t) => {
   const redis = await startRedis(t)
   const moto = await startMoto(t)
   const bucket = await moto.bucket('profiles')
@@ -71,6 +71,10 @@ test.serial('backup and restore of the folder on every release and tier, no zip 
     'redis + s3': () => ({
       redis: { url: redis.url, keyPrefix: `p${Math.random().toString(36).slice(2)}:` },
       s3: { endpoint: moto.endpoint, bucket, forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's', backupIntervalMs: 0 },
+    }),
+    's3 alone, incremental': () => ({
+      primary: 'none',
+      s3: { endpoint: moto.endpoint, bucket, prefix: `p${Math.random().toString(36).slice(2)}/`, forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's', incremental: true },
     }),
   }
   for (const pkg of VERSIONS) {
