@@ -29,6 +29,21 @@ export declare class RustStore {
    */
   save(args: SaveArgs): Promise<StoredSession | null>
   /**
+   * Stores the profile folder `dir` as `session` with no zip: its kept folders (`keep`) are read and compressed
+   * off the JS thread, each LevelDB as one consistent snapshot, and stored like `save` (every tier, backups,
+   * encryption, leases). Always rejects on failure (`ERR_PROFILE_CHANGING` when the profile kept changing under
+   * the read); the previous copy stays until the new one is durable. A failed backup after the primary has it is
+   * reported (`onError`), not thrown.
+   */
+  saveProfile(args: ProfileArgs): Promise<StoredSession>
+  /**
+   * Replaces the profile folder `dir` with the stored session, with no zip: written into a fresh sibling
+   * folder, fsynced, then swapped into place, so the folder is the old profile or the new one, never a mix.
+   * Reads sessions saved either way (`save` or `saveProfile`). Rejects `ERR_SESSION_NOT_FOUND` (the folder
+   * untouched) when nothing is stored.
+   */
+  restoreProfile(args: ProfileArgs): Promise<StoredSession>
+  /**
    * Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum. With
    * `version` (an id from `listBackups`) or `at` (ms), writes that backup version instead: point in time.
    */
@@ -183,6 +198,13 @@ export interface MemoryStats {
   /** `maxmemory-policy`: anything but `noeviction` may drop sessions. */
   policy: string
   evictedKeys: number
+/**
+ * `{ session, dir }` of `saveProfile` / `restoreProfile`: `dir` is the profile folder (RemoteAuth's
+ * `userDataDir`, `<dataPath>/<session>`).
+ */
+export interface ProfileArgs {
+  session: string
+  dir: string
 }
 
 /** Redis as the primary tier, in place of the embedded directory. Valkey works the same. */

@@ -25,6 +25,8 @@ export interface SafeRemoteAuthOptions {
   backupOnDestroy?: boolean
   /** Own the session through the store's lease; a second replica's `initialize()` fails with ERR_LEASE_HELD. Released on `destroy()` and `logout()`. */
   lease?: boolean | { ttlMs?: number; renewEveryMs?: number }
+  /** With a store that has `saveProfile` / `restoreProfile` (RustStore): back up and restore the profile folder directly, no temp copy and no zip, each LevelDB read as a consistent snapshot. Default true; false keeps RemoteAuth's zip path. */
+  directProfile?: boolean
 }
 
 type RemoteAuthOptions = ConstructorParameters<typeof RemoteAuth>[0]

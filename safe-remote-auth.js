@@ -19,6 +19,18 @@ const Events = Object.freeze({
   LEASE_RENEW_FAILED: 'remote_session_lease_renew_failed',
 })
 
+/** whatsapp-web.js's `Events.REMOTE_SESSION_SAVED`, the same in every release this supports. */
+const REMOTE_SESSION_SAVED = 'remote_session_saved'
+
+async function exists(p) {
+  try {
+    await fs.promises.access(p)
+    return true
+  } catch {
+    return false
+  }
+}
+
 function invalid(message) {
   const err = new TypeError(message)
   err.code = 'ERR_INVALID_OPTION'
@@ -72,6 +84,9 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
      * @param {boolean | { ttlMs?: number, renewEveryMs?: number }} [options.lease] own the session through the
      *   store's lease (RustStore's `acquireLease`): a second replica's `initialize()` fails with ERR_LEASE_HELD
      *   instead of both running it (WhatsApp answers two with CONFLICT). Default ttl 30 s, renewed every third.
+     * @param {boolean} [options.directProfile=true] with a store that has `saveProfile` / `restoreProfile`
+     *   (RustStore), back up and restore the profile folder directly: no temp copy, no zip, each LevelDB read as a
+     *   consistent snapshot, the restored folder swapped in whole. `false` keeps RemoteAuth's zip path.
      */
     constructor(options = {}) {
       super(options)
@@ -89,6 +104,11 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       this.retryDelaysMs = [...retryDelaysMs]
       this.deleteOnDisconnect = options.deleteOnDisconnect === true
       this.backupOnDestroy = options.backupOnDestroy !== false
+      if (options.directProfile !== undefined && typeof options.directProfile !== 'boolean') {
+        throw invalid('directProfile must be true or false')
+      }
+      const direct = typeof this.store.saveProfile === 'function' && typeof this.store.restoreProfile === 'function'
+      this.directProfile = options.directProfile !== false && direct
       this.backupRunning = null
       this.ready = false
       // Set by disconnect/logout/destroy: nothing started before may back up or wait any longer.
@@ -212,7 +232,7 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
     async backupWithRetries(options) {
       for (let attempt = 0; ; attempt++) {
         try {
-          await super.storeRemoteSession(options)
+          await this.storeOnce(options)
           return true
         } catch (err) {
           err.attempt = attempt + 1
@@ -229,6 +249,27 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
           if (this.closed) return false
         }
       }
+    }
+
+    /** One backup attempt: the profile folder straight to the store, or RemoteAuth's copy, zip and save. */
+    async storeOnce(options) {
+      if (!this.directProfile) return super.storeRemoteSession(options)
+      // As RemoteAuth: no profile (logged out, removed), nothing to back up.
+      if (!(await exists(this.userDataDir))) return
+      await this.store.saveProfile({ session: this.sessionName, dir: this.userDataDir })
+      if (options?.emit) this.client.emit(REMOTE_SESSION_SAVED)
+    }
+
+    // As RemoteAuth's (a stored session comes back, else a fresh empty profile), but straight from the store into
+    // a sibling folder that replaces the profile only once it is whole; a failed restore leaves the old profile.
+    async extractRemoteSession() {
+      if (!this.directProfile) return super.extractRemoteSession()
+      if (await this.store.sessionExists({ session: this.sessionName })) {
+        await this.store.restoreProfile({ session: this.sessionName, dir: this.userDataDir })
+        return
+      }
+      await this.removeProfile()
+      await fs.promises.mkdir(this.userDataDir, { recursive: true })
     }
 
     // RemoteAuth's own entry point (its timer, and callers of the old name) goes through the guarded path.
@@ -284,7 +325,7 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       const wasReady = this.ready
       await this.close()
       if (this.backupOnDestroy && wasReady && !this.lease?.lost) {
-        await super.storeRemoteSession().catch((err) => this.client.emit(Events.BACKUP_FAILED, err))
+        await this.storeOnce().catch((err) => this.client.emit(Events.BACKUP_FAILED, err))
       }
       await this.releaseLease()
     }

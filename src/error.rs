@@ -34,6 +34,8 @@ pub enum StoreError {
   VersionNotFound(String),
   #[error("backups of session {0:?} are being pruned by another process; try again")]
   BackupBusy(String),
+  #[error("the profile kept changing while it was read: {0}; the stored copy was left as it was")]
+  ProfileChanging(String),
   #[error("invalid argument: {0}")]
   InvalidArgument(String),
   #[error("invalid option {name}: {reason}")]
@@ -67,6 +69,7 @@ impl StoreError {
       Self::LeaseLost(_) => "ERR_LEASE_LOST",
       Self::VersionNotFound(_) => "ERR_VERSION_NOT_FOUND",
       Self::BackupBusy(_) => "ERR_BACKUP_BUSY",
+      Self::ProfileChanging(_) => "ERR_PROFILE_CHANGING",
       Self::InvalidArgument(_) => "ERR_INVALID_ARG",
       Self::InvalidOption { .. } => "ERR_INVALID_OPTION",
       Self::TierUnavailable { .. } => "ERR_TIER_UNAVAILABLE",

@@ -14,6 +14,9 @@ use crate::error::{Result, StoreError};
 
 /// zlib's default, as archiver (RemoteAuth's zip) uses: what the store deflates stores like RemoteAuth's own.
 pub const DEFLATE_LEVEL: i64 = 6;
+/// What a profile folder is deflated at (`saveProfile`): its bulk is LevelDB tables, already Snappy-compressed,
+/// on which level 6 spends ~3× level 1's time for a few percent (`node bench/profile.mjs`).
+pub const PROFILE_DEFLATE_LEVEL: i64 = 1;
 
 pub(super) struct Builder<'a> {
   zip: ZipWriter<Reserved>,
@@ -23,6 +26,7 @@ pub(super) struct Builder<'a> {
   /// Turns a failure to read the source into the source's own error (`ZipInvalid`, `Io`, …).
   read_err: fn(String) -> StoreError,
   names: Names,
+  level: i64,
 }
 
 fn options(mode: u32, mtime: u64) -> SimpleFileOptions {
@@ -33,7 +37,13 @@ fn options(mode: u32, mtime: u64) -> SimpleFileOptions {
 impl<'a> Builder<'a> {
   pub fn new(opts: &'a PackOptions, session: &'a str, read_err: fn(String) -> StoreError) -> Result<Self> {
     let zip = ZipWriter::new(Reserved::new(opts.keys.is_some()));
-    Ok(Self { zip, opts, session, read_err, names: Names::new(opts.limits) })
+    Ok(Self { zip, opts, session, read_err, names: Names::new(opts.limits), level: DEFLATE_LEVEL })
+  }
+
+  /// Deflates the files added from now on at `level`.
+  pub fn with_level(mut self, level: i64) -> Self {
+    self.level = level;
+    self
   }
 
   pub fn add_dir(&mut self, entry: &EntryPath, mode: u32, mtime: u64) -> Result<()> {
@@ -46,7 +56,7 @@ impl<'a> Builder<'a> {
     self.names.admit(entry, Some(size))?;
     let options = options(mode, mtime)
       .compression_method(CompressionMethod::Deflated)
-      .compression_level(Some(DEFLATE_LEVEL))
+      .compression_level(Some(self.level))
       .large_file(size >= u64::from(u32::MAX));
     self.zip.start_file(entry.path.as_str(), options).map_err(zip_write_err)?;
     let mut counted = Counted { inner: data.take(size.saturating_add(1)), count: 0 };

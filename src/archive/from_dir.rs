@@ -2,12 +2,15 @@
 //! archive RemoteAuth's zip would have given, built from the kept directories only. Links are refused, never
 //! followed.
 
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use walkdir::WalkDir;
 
-use super::builder::Builder;
+use super::builder::{Builder, PROFILE_DEFLATE_LEVEL};
+use super::leveldb::{self, Part, Snapshot};
 use super::{EntryPath, PackOptions, Packed};
 use crate::error::{Result, StoreError};
 
@@ -32,9 +35,50 @@ fn entry_of(root: &Path, path: &Path, is_dir: bool) -> Result<EntryPath> {
   EntryPath::parse(&if is_dir { format!("{rel}/") } else { rel })
 }
 
-/// Builds the archive of the kept directories under `root`, in name order.
+/// Tries of a profile that keeps changing under the read, with waits of 50, 100, 200, 400 ms between them.
+const ATTEMPTS: u32 = 5;
+
+/// Builds the archive of the kept directories under `root`, in name order, each LevelDB folder in it as one
+/// consistent snapshot (`leveldb`); other files as they are when read, growing ones as the prefix present when
+/// they were looked at. A profile that changes in a way the snapshot cannot hold (a listed table or needed log
+/// gone, a file shorter than it was) is read again, up to `ATTEMPTS` times, then `ERR_PROFILE_CHANGING`.
 pub fn pack_dir(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
-  let mut archive = Builder::new(opts, session, |why| StoreError::Internal(format!("reading the profile: {why}")))?;
+  for attempt in 1.. {
+    match pack_once(root, opts, session) {
+      Err(StoreError::ProfileChanging(why)) if attempt < ATTEMPTS => {
+        let _ = why;
+        std::thread::sleep(std::time::Duration::from_millis(25 << attempt));
+      }
+      Err(StoreError::ProfileChanging(why)) => {
+        return Err(StoreError::ProfileChanging(format!("{why} ({ATTEMPTS} reads)")));
+      }
+      done => return done,
+    }
+  }
+  unreachable!()
+}
+
+/// A LevelDB folder's snapshot, with the tables and logs it needs that the walk has not stored yet.
+struct Db {
+  snapshot: Snapshot,
+  tables: BTreeSet<u64>,
+  logs: BTreeSet<u64>,
+}
+
+fn is_not_found(e: &walkdir::Error) -> bool {
+  e.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+}
+
+fn walk_err(e: walkdir::Error) -> StoreError {
+  match e.io_error().map(|io| io.kind()) {
+    Some(std::io::ErrorKind::NotFound) => StoreError::ProfileChanging(format!("reading the profile: {e}")),
+    _ => StoreError::Internal(format!("reading the profile: {e}")),
+  }
+}
+
+fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
+  let mut archive = Builder::new(opts, session, StoreError::ProfileChanging)?.with_level(PROFILE_DEFLATE_LEVEL);
+  let mut dbs: HashMap<PathBuf, Db> = HashMap::new();
   for keep in &opts.keep {
     let top = root.join(keep);
     if !top.is_dir() {
@@ -52,19 +96,96 @@ pub fn pack_dir(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed
       }
     }
     for item in WalkDir::new(&top).follow_links(false).sort_by_file_name() {
-      let item = item.map_err(|e| StoreError::Internal(format!("reading the profile: {e}")))?;
-      let kind = item.file_type();
-      let meta = item.metadata().map_err(|e| StoreError::Internal(format!("reading the profile: {e}")))?;
+      let item = item.map_err(walk_err)?;
+      let (kind, path) = (item.file_type(), item.path());
       if kind.is_dir() {
-        archive.add_dir(&entry_of(root, item.path(), true)?, mode_of(&meta), mtime_of(&meta))?;
-      } else if kind.is_file() {
-        let entry = entry_of(root, item.path(), false)?;
-        let file = std::fs::File::open(item.path()).map_err(StoreError::io("open", item.path()))?;
-        archive.add_file(&entry, mode_of(&meta), mtime_of(&meta), meta.len(), file)?;
-      } else {
-        let name = item.path().display().to_string();
+        let meta = item.metadata().map_err(walk_err)?;
+        archive.add_dir(&entry_of(root, path, true)?, mode_of(&meta), mtime_of(&meta))?;
+        if let Some(snapshot) = Snapshot::take(path)? {
+          let (tables, logs) = (snapshot.tables.keys().copied().collect(), snapshot.logs.clone());
+          dbs.insert(path.to_path_buf(), Db { snapshot, tables, logs });
+        }
+        continue;
+      }
+      if !kind.is_file() {
+        let name = path.display().to_string();
         return Err(StoreError::UnsafeEntry { name, reason: "is a link or special file" });
       }
+      let entry = entry_of(root, path, false)?;
+      let db = path.parent().and_then(|p| dbs.get(p));
+      let in_db = db.is_some();
+      let part = match (db, item.file_name().to_str()) {
+        (Some(db), Some(name)) => db.snapshot.part(name),
+        _ => Part::Other,
+      };
+      if matches!(part, Part::Skip) {
+        continue; // never even looked at: LevelDB may delete it at any moment
+      }
+      // The handle the snapshot opened, else the file as it is now.
+      let held = match (&part, path.parent().and_then(|p| dbs.get_mut(p)), item.file_name().to_str()) {
+        (Part::Table(..) | Part::Log(_), Some(db), Some(name)) => db.snapshot.take_open(name),
+        _ => None,
+      };
+      let meta = match (&held, item.metadata()) {
+        (Some(file), _) => file.metadata().map_err(StoreError::io("stat", path))?,
+        (None, Ok(meta)) => meta,
+        // Gone since the listing, and nothing the snapshot needs (`LOG`, say): as found, it is not there.
+        (None, Err(e)) if in_db && matches!(part, Part::Other) && is_not_found(&e) => continue,
+        (None, Err(e)) => return Err(walk_err(e)),
+      };
+      let (mode, mtime, len) = (mode_of(&meta), mtime_of(&meta), meta.len());
+      let open = || match held {
+        Some(file) => Ok(file),
+        None => std::fs::File::open(path).map_err(leveldb::io_err("open", path)),
+      };
+      let stored = match part {
+        Part::Skip => continue,
+        Part::Bytes(bytes) => {
+          archive.add_file(&entry, mode, mtime, bytes.len() as u64, &bytes[..])?;
+          None
+        }
+        Part::Table(n, listed) => {
+          let mut file = open()?;
+          leveldb::check_table(&mut file, path, len, listed)?;
+          archive.add_file(&entry, mode, mtime, len, file)?;
+          Some((true, n))
+        }
+        Part::Log(n) => {
+          archive.add_file(&entry, mode, mtime, len, open()?.take(len))?;
+          Some((false, n))
+        }
+        Part::Other => {
+          archive.add_file(&entry, mode, mtime, len, open()?.take(len))?;
+          None
+        }
+      };
+      if let (Some((table, n)), Some(db)) = (stored, path.parent().and_then(|p| dbs.get_mut(p))) {
+        if table {
+          db.tables.remove(&n)
+        } else {
+          db.logs.remove(&n)
+        };
+      }
+    }
+  }
+  // Files LevelDB deleted after the snapshot opened them, before the walk listed them: read through the handles.
+  for (dir, db) in dbs.iter_mut() {
+    let needed: Vec<(String, Option<u64>)> =
+      (db.tables.iter().map(|&n| (format!("{n:06}.ldb"), db.snapshot.tables.get(&n).copied())))
+        .chain(db.logs.iter().map(|&n| (format!("{n:06}.log"), None)))
+        .collect();
+    for (name, listed) in needed {
+      let path = dir.join(&name);
+      let Some(mut file) = db.snapshot.take_open(&name) else {
+        let why = format!("{}: {name}, which its manifest needs, went away", dir.display());
+        return Err(StoreError::ProfileChanging(why));
+      };
+      let meta = file.metadata().map_err(StoreError::io("stat", &path))?;
+      let (mode, mtime, len) = (mode_of(&meta), mtime_of(&meta), meta.len());
+      if let Some(listed) = listed {
+        leveldb::check_table(&mut file, &path, len, listed)?;
+      }
+      archive.add_file(&entry_of(root, &path, false)?, mode, mtime, len, file.take(len))?;
     }
   }
   archive.finish()
@@ -128,5 +249,40 @@ mod tests {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("Default/Cache")).unwrap();
     assert_eq!(pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err().code(), "ERR_EMPTY_SESSION");
+  }
+
+  fn stored_names(packed: &Packed) -> Vec<String> {
+    let (_, entries) = crate::archive::read_entries(&packed.bytes, None, &Default::default(), "s").unwrap();
+    entries.into_iter().map(|e| e.path).collect()
+  }
+
+  #[test]
+  fn a_leveldb_is_stored_as_its_manifest_describes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("Default/IndexedDB/x.indexeddb.leveldb");
+    crate::archive::leveldb::tests::write_db(&db);
+    let names = stored_names(&pack_dir(dir.path(), &PackOptions::default(), "s").unwrap());
+    let inside: Vec<&str> =
+      names.iter().filter_map(|n| n.strip_prefix("Default/IndexedDB/x.indexeddb.leveldb/")).collect();
+    assert_eq!(inside, ["000005.ldb", "000007.ldb", "000008.log", "CURRENT", "LOCK", "LOG", "MANIFEST-000002"]);
+  }
+
+  #[test]
+  fn a_snapshot_that_lacks_a_listed_table_is_refused_after_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("Default/Local Storage/leveldb");
+    crate::archive::leveldb::tests::write_db(&db);
+    std::fs::write(db.join("000007.ldb"), crate::archive::leveldb::tests::table(60_000, 1)).unwrap();
+    let err = pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err();
+    assert_eq!(err.code(), "ERR_PROFILE_CHANGING", "{err}");
+    assert!(err.to_string().contains("000007.ldb has 60000 bytes, its manifest lists 70000"), "{err}");
+    std::fs::remove_file(db.join("000007.ldb")).unwrap();
+    let err = pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err();
+    assert!(err.to_string().contains("000007.ldb, which its manifest needs, went away"), "{err}");
+    let mut cut = crate::archive::leveldb::tests::table(3000, 5);
+    cut.truncate(2000);
+    std::fs::write(db.join("000007.ldb"), crate::archive::leveldb::tests::table(70_000, 7)).unwrap();
+    std::fs::write(db.join("000005.ldb"), cut).unwrap();
+    assert_eq!(pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err().code(), "ERR_PROFILE_CHANGING");
   }
 }

@@ -12,10 +12,12 @@ mod entry;
 mod from_dir;
 mod from_zip;
 mod header;
+mod leveldb;
 mod names;
 mod read;
 mod seal;
 mod stream_safe;
+mod to_dir;
 mod to_zip;
 
 pub use builder::DEFLATE_LEVEL;
@@ -26,6 +28,7 @@ pub use from_dir::pack_dir;
 pub use from_zip::pack_zip;
 pub use header::{open, peek, Header, FLAG_ENCRYPTED, FLAG_TAR_ZSTD, FLAG_ZIP, FORMAT_VERSION, HEADER_LEN};
 pub use stream_safe::PAD_NAME;
+pub use to_dir::write_dir;
 pub use to_zip::write_zip;
 
 /// Bounds on what a zip may expand to, against zip bombs.

@@ -16,8 +16,8 @@ use napi_derive::napi;
 use self::js::{from_js, js_error, notify, promise, read_args, report, reporter, transfer_args, ErrorReport};
 use self::options::{reject_save_errors, RustStoreOptions};
 use self::types::{
-  BackupStatus, BackupVersion, ExtractArgs, LeaseOptions, SaveArgs, SessionArgs, StoreStats, StoredSession,
-  TransferSummary,
+  BackupStatus, BackupVersion, ExtractArgs, LeaseOptions, ProfileArgs, SaveArgs, SessionArgs, StoreStats,
+  StoredSession, TransferSummary,
 };
 use crate::error::StoreError;
 use crate::settings::Settings;
@@ -133,6 +133,48 @@ impl RustStore {
         Ok(None)
       }
     })
+  }
+
+  /// Stores the profile folder `dir` as `session` with no zip: its kept folders (`keep`) are read and compressed
+  /// off the JS thread, each LevelDB as one consistent snapshot, and stored like `save` (every tier, backups,
+  /// encryption, leases). Always rejects on failure (`ERR_PROFILE_CHANGING` when the profile kept changing under
+  /// the read); the previous copy stays until the new one is durable. A failed backup after the primary has it is
+  /// reported (`onError`), not thrown.
+  #[napi(ts_args_type = "args: ProfileArgs", ts_return_type = "Promise<StoredSession>")]
+  pub fn save_profile<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, StoredSession>> {
+    let (store, args) = (self.store.clone(), read_args::<ProfileArgs>(env, args));
+    let on_error = self.on_error.clone();
+    let work = async move {
+      let args = args?;
+      store.save_dir(&args.session, Path::new(&args.dir)).await
+    };
+    env.spawn_future_with_callback(async move { Ok(work.await) }, move |env, done| match done {
+      Ok(saved) => {
+        if let Some(err) = &saved.backup_error {
+          report(env, on_error.as_deref(), err);
+        }
+        Ok(StoredSession::from(saved.info))
+      }
+      Err(err) => Err(js_error(env, &err)),
+    })
+  }
+
+  /// Replaces the profile folder `dir` with the stored session, with no zip: written into a fresh sibling
+  /// folder, fsynced, then swapped into place, so the folder is the old profile or the new one, never a mix.
+  /// Reads sessions saved either way (`save` or `saveProfile`). Rejects `ERR_SESSION_NOT_FOUND` (the folder
+  /// untouched) when nothing is stored.
+  #[napi(ts_args_type = "args: ProfileArgs", ts_return_type = "Promise<StoredSession>")]
+  pub fn restore_profile<'env>(
+    &self,
+    env: &'env Env,
+    args: Option<Unknown>,
+  ) -> Result<PromiseRaw<'env, StoredSession>> {
+    let (store, args) = (self.store.clone(), read_args::<ProfileArgs>(env, args));
+    let work = async move {
+      let args = args?;
+      store.restore_dir(&args.session, Path::new(&args.dir)).await
+    };
+    promise(env, work, StoredSession::from)
   }
 
   /// Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum. With

@@ -100,6 +100,14 @@ pub struct SaveArgs {
   pub save_errors: Option<String>,
 }
 
+/// `{ session, dir }` of `saveProfile` / `restoreProfile`: `dir` is the profile folder (RemoteAuth's
+/// `userDataDir`, `<dataPath>/<session>`).
+#[napi(object)]
+pub struct ProfileArgs {
+  pub session: String,
+  pub dir: String,
+}
+
 /// `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. `version` or
 /// `at` restore a backup version instead (point in time).
 #[napi(object)]

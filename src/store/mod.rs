@@ -4,6 +4,7 @@ mod eviction;
 mod inspect;
 mod lease;
 mod order;
+mod profile;
 mod rekey;
 
 pub use eviction::EVICTION_CODE;

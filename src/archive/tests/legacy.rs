@@ -103,3 +103,12 @@ fn old_archives_over_the_limits_or_their_header_are_refused() {
   seal(&header, &mut forged);
   assert_eq!(read_entries(&forged, None, &Limits::default(), "s").unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
 }
+
+#[test]
+fn an_old_archive_restores_into_a_folder() {
+  let archive = legacy(&[("Default/IndexedDB/a.log", b"abc"), ("Default/Local Storage/leveldb/CURRENT", b"M\n")]);
+  let dir = tempfile::tempdir().unwrap();
+  assert_eq!(write_dir(&archive, None, &Limits::default(), "s", dir.path()).unwrap().created_ms, 42);
+  assert_eq!(std::fs::read(dir.path().join("Default/IndexedDB/a.log")).unwrap(), b"abc");
+  assert_eq!(std::fs::read(dir.path().join("Default/Local Storage/leveldb/CURRENT")).unwrap(), b"M\n");
+}

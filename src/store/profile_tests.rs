@@ -1,0 +1,132 @@
+//! Profiles to the embedded tier and back, and what a restore leaves when it stops half-way.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::store::StoreConfig;
+use crate::tier::LocalDirTier;
+
+fn store(root: &Path) -> Store {
+  let tier = LocalDirTier::open(root.join("store")).unwrap();
+  let config = StoreConfig { data_path: root.join("auth"), pack: PackOptions::default(), local_dir: None };
+  Store::new(Some(Arc::new(tier)), None, config).unwrap()
+}
+
+fn put(root: &Path, rel: &str, data: &[u8]) {
+  let path = root.join(rel);
+  std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+  std::fs::write(path, data).unwrap();
+}
+
+/// Every file below `root`, relative, with its bytes.
+fn files(root: &Path) -> Vec<(String, Vec<u8>)> {
+  let mut out: Vec<_> = walkdir::WalkDir::new(root)
+    .into_iter()
+    .map(|e| e.unwrap())
+    .filter(|e| e.file_type().is_file())
+    .map(|e| (e.path().strip_prefix(root).unwrap().display().to_string(), std::fs::read(e.path()).unwrap()))
+    .collect();
+  out.sort();
+  out
+}
+
+fn siblings(parent: &Path) -> Vec<String> {
+  let mut names: Vec<String> =
+    std::fs::read_dir(parent).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+  names.sort();
+  names
+}
+
+#[tokio::test]
+async fn a_profile_round_trips_and_replaces_the_old_one_whole() {
+  let tmp = tempfile::tempdir().unwrap();
+  let (root, store) = (tmp.path(), store(tmp.path()));
+  let profile = root.join("auth/RemoteAuth-a");
+  put(&profile, "Default/IndexedDB/db.leveldb/000003.log", b"log v1");
+  put(&profile, "Default/Local Storage/leveldb/000005.ldb", &[7u8; 70_000]);
+  put(&profile, "Default/Cache/data_1", b"not kept");
+  let saved = store.save_dir("RemoteAuth-a", &profile).await.unwrap();
+  assert_eq!(saved.info.header.files_bytes, 6 + 70_000);
+
+  put(&profile, "Default/IndexedDB/db.leveldb/000009.log", b"written after the save");
+  let restored = store.restore_dir("RemoteAuth-a", &profile).await.unwrap();
+  assert_eq!(restored.header, saved.info.header);
+  assert_eq!(
+    files(&profile),
+    vec![
+      ("Default/IndexedDB/db.leveldb/000003.log".to_string(), b"log v1".to_vec()),
+      ("Default/Local Storage/leveldb/000005.ldb".to_string(), vec![7u8; 70_000]),
+    ],
+    "exactly the stored files: the old profile is gone, not merged"
+  );
+  assert_eq!(siblings(&root.join("auth")), vec!["RemoteAuth-a"], "no temp or aside folder left");
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&profile.join("Default/IndexedDB")), 0o700);
+    assert_eq!(mode(&profile.join("Default/Local Storage/leveldb/000005.ldb")), 0o600);
+  }
+
+  // Into a folder that does not exist yet, below a parent that does not either.
+  let elsewhere = root.join("new/place/RemoteAuth-a");
+  store.restore_dir("RemoteAuth-a", &elsewhere).await.unwrap();
+  assert_eq!(files(&elsewhere), files(&profile));
+}
+
+#[tokio::test]
+async fn a_failed_restore_leaves_the_profile_untouched() {
+  let tmp = tempfile::tempdir().unwrap();
+  let (root, store) = (tmp.path(), store(tmp.path()));
+  let profile = root.join("auth/RemoteAuth-b");
+  put(&profile, "Default/IndexedDB/x", b"mine");
+  assert_eq!(store.restore_dir("RemoteAuth-b", &profile).await.unwrap_err().code(), "ERR_SESSION_NOT_FOUND");
+  // A stored copy that fails its checksum: nothing is written.
+  store.save_dir("RemoteAuth-b", &profile).await.unwrap();
+  let stored = root.join("store/RemoteAuth-b.wwrs");
+  let mut bytes = std::fs::read(&stored).unwrap();
+  let last = bytes.len() - 1;
+  bytes[last] ^= 1;
+  std::fs::write(&stored, bytes).unwrap();
+  put(&profile, "Default/IndexedDB/x", b"changed");
+  assert_eq!(store.restore_dir("RemoteAuth-b", &profile).await.unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
+  assert_eq!(files(&profile), vec![("Default/IndexedDB/x".to_string(), b"changed".to_vec())]);
+  assert_eq!(siblings(&root.join("auth")), vec!["RemoteAuth-b"]);
+}
+
+#[tokio::test]
+async fn leftovers_of_an_interrupted_restore_are_repaired() {
+  let tmp = tempfile::tempdir().unwrap();
+  let (root, store) = (tmp.path(), store(tmp.path()));
+  let auth = root.join("auth");
+  let profile = auth.join("RemoteAuth-c");
+  put(&profile, "Default/IndexedDB/x", b"stored");
+  store.save_dir("RemoteAuth-c", &profile).await.unwrap();
+
+  // Stopped between the two renames: no profile, the old one aside, the new one complete in its temp folder.
+  std::fs::rename(&profile, auth.join(".RemoteAuth-c.old-77")).unwrap();
+  put(&auth, ".RemoteAuth-c.restore-abc/Default/IndexedDB/x", b"half");
+  put(&auth, ".RemoteAuth-cx.restore-abc/keep", b"another profile's: not ours to touch");
+  repair(&auth, "RemoteAuth-c", &profile).unwrap();
+  assert_eq!(files(&profile), vec![("Default/IndexedDB/x".to_string(), b"stored".to_vec())], "the old one is back");
+  assert_eq!(siblings(&auth), vec![".RemoteAuth-cx.restore-abc", "RemoteAuth-c"]);
+
+  // Stopped after the swap: the aside copy goes, the profile stays.
+  put(&auth, ".RemoteAuth-c.old-78/Default/IndexedDB/x", b"older");
+  store.restore_dir("RemoteAuth-c", &profile).await.unwrap();
+  assert_eq!(siblings(&auth), vec![".RemoteAuth-cx.restore-abc", "RemoteAuth-c"]);
+  assert_eq!(files(&profile), vec![("Default/IndexedDB/x".to_string(), b"stored".to_vec())]);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_link_in_a_kept_folder_is_refused_on_save() {
+  let tmp = tempfile::tempdir().unwrap();
+  let (root, store) = (tmp.path(), store(tmp.path()));
+  let profile = root.join("auth/RemoteAuth-d");
+  put(&profile, "Default/IndexedDB/x", b"1");
+  std::os::unix::fs::symlink("/etc/passwd", profile.join("Default/IndexedDB/evil")).unwrap();
+  assert_eq!(store.save_dir("RemoteAuth-d", &profile).await.unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
+  assert!(!store.session_exists("RemoteAuth-d").await.unwrap());
+}
