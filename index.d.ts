@@ -198,6 +198,8 @@ export interface MemoryStats {
   /** `maxmemory-policy`: anything but `noeviction` may drop sessions. */
   policy: string
   evictedKeys: number
+}
+
 /**
  * `{ session, dir }` of `saveProfile` / `restoreProfile`: `dir` is the profile folder (RemoteAuth's
  * `userDataDir`, `<dataPath>/<session>`).
