@@ -3,38 +3,26 @@
 // every snapshot restores (restoreProfile) into a profile where Chromium opens that database with its rows and
 // reads the WhatsApp-Web-like login back exactly.
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import test from 'ava'
 
 import { RustStore, require, tempDir } from './helpers.mjs'
-import { makeCerts } from './servers.mjs'
+import { pageServerForFile } from './page-server.mjs'
 
 const puppeteer = require('puppeteer-core')
-const { servePage } = require('../support/session-page.js')
 const { visitPage, chromiumArgs } = require('../support/chromium-page.js')
 const { expectedSession, sessionDifferences } = require('../support/session-data.js')
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const LOGIN = { seed: 13, messages: 3000 }
 
-let server
-let certDir
-test.before(async () => {
-  certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wwrs-certs-'))
-  const { cert, key } = makeCerts(certDir)
-  server = await servePage({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) })
-})
-test.after.always(async () => {
-  await server?.close()
-  if (certDir) fs.rmSync(certDir, { recursive: true, force: true })
-})
+const page = pageServerForFile(test)
 
 const launch = (profile) =>
-  puppeteer.launch({ executablePath: CHROMIUM, headless: true, userDataDir: profile, args: chromiumArgs(server.port), timeout: 60_000, protocolTimeout: 60_000 })
+  puppeteer.launch({ executablePath: CHROMIUM, headless: true, userDataDir: profile, args: chromiumArgs(page.port), timeout: 60_000, protocolTimeout: 60_000 })
 
 // A second origin (the same server by its address), so its database is not part of the login the page checks.
-const liveUrl = () => `https://127.0.0.1:${server.port}/`
+const liveUrl = () => `https://127.0.0.1:${page.port}/`
 
 /** Rows of the live database as Chromium reads them from `profile`. */
 async function liveRows(profile) {
@@ -65,7 +53,7 @@ test.serial('snapshots of a profile Chromium is writing restore into profiles Ch
   const profile = path.join(root, 'auth', 'RemoteAuth-live')
   const store = new RustStore({ dir: path.join(root, 'store'), dataPath: path.join(root, 'auth') })
   const expected = expectedSession(LOGIN)
-  t.deepEqual(sessionDifferences(expected, await visitPage(profile, { port: server.port, query: { mode: 'write', ...LOGIN } })), [])
+  t.deepEqual(sessionDifferences(expected, await visitPage(profile, { port: page.port, query: { mode: 'write', ...LOGIN } })), [])
 
   // Chromium writes 256 KB transactions into the live database for as long as the backups run.
   const browser = await launch(profile)
@@ -112,7 +100,7 @@ test.serial('snapshots of a profile Chromium is writing restore into profiles Ch
     const rows = await liveRows(snapshot.dir)
     t.true(rows > 0, `snapshot ${i}: Chromium opens the live database with its rows (${rows})`)
     t.is(rows % 64, 0, `snapshot ${i}: whole transactions only`)
-    const read = await visitPage(snapshot.dir, { port: server.port, query: { mode: 'read' } })
+    const read = await visitPage(snapshot.dir, { port: page.port, query: { mode: 'read' } })
     t.deepEqual(sessionDifferences(expected, read), [], `snapshot ${i}: the login reads back exactly`)
   }
 })

@@ -3,14 +3,13 @@
 // the profile up into RustStore, the profile is wiped, RemoteAuth restores it, and Chromium must read the same
 // data back. Serial: each test runs a browser, and two at once would only fight for the 2 cores.
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import test from 'ava'
 
 import { RustStore, remoteAuth, require, tempDir } from './helpers.mjs'
-import { makeCerts, startMoto, startRedis } from './servers.mjs'
+import { pageServerForFile } from './page-server.mjs'
+import { startMoto, startRedis } from './servers.mjs'
 
-const { servePage } = require('../support/session-page.js')
 const { visitPage } = require('../support/chromium-page.js')
 const { expectedSession, sessionDifferences } = require('../support/session-data.js')
 const { fileHashes, fileLosses, fileSizes, waitForSettled } = require('../support/profile-files.js')
@@ -22,17 +21,7 @@ const KEPT = ['Default/IndexedDB', 'Default/Local Storage'] // what RemoteAuth b
 const IDB = 'Default/IndexedDB/https_web.whatsapp.com_0.indexeddb.leveldb'
 const CLIENT = 'chromium'
 
-let server
-let certDir
-test.before(async () => {
-  certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wwrs-certs-'))
-  const { cert, key } = makeCerts(certDir)
-  server = await servePage({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) })
-})
-test.after.always(async () => {
-  await server?.close()
-  if (certDir) fs.rmSync(certDir, { recursive: true, force: true })
-})
+const page = pageServerForFile(test)
 
 /** The profile has WhatsApp Web's folders, and for `big` LevelDB files of a real session's size. */
 function checkProfileShape(t, profile, size) {
@@ -90,7 +79,7 @@ async function browserRoundTrip(t, { size, tier, wrap = (store) => store }) {
   await first.auth.beforeBrowserInitialized()
   const profile = first.auth.userDataDir
   t.is(first.client.options.puppeteer.userDataDir, profile)
-  const written = await visitPage(profile, { port: server.port, query })
+  const written = await visitPage(profile, { port: page.port, query })
   t.deepEqual(sessionDifferences(expected, written), [], 'the page stored exactly the generated data')
   checkProfileShape(t, profile, size)
   const kept = fileHashes(profile, KEPT)
@@ -117,20 +106,20 @@ async function browserRoundTrip(t, { size, tier, wrap = (store) => store }) {
   const losses = fileLosses(kept, fileHashes(profile, KEPT))
   if (losses.missing.length > 0 || losses.changed.length > 0) t.log(`${tier}/${size}: restore vs backup ${JSON.stringify(losses)}`)
 
-  const read = await visitPage(profile, { port: server.port, query: { mode: 'read' } })
+  const read = await visitPage(profile, { port: page.port, query: { mode: 'read' } })
   return { expected, read, losses }
 }
 
 test.serial('control: Chromium reads its own data back after a clean close, no store involved', async (t) => {
   const profile = path.join(tempDir(t), 'profile')
   const expected = expectedSession(SIZES.big)
-  const written = await visitPage(profile, { port: server.port, query: { mode: 'write', ...SIZES.big } })
+  const written = await visitPage(profile, { port: page.port, query: { mode: 'write', ...SIZES.big } })
   t.deepEqual(sessionDifferences(expected, written), [])
   checkProfileShape(t, profile, 'big')
-  const read = await visitPage(profile, { port: server.port, query: { mode: 'read' } })
+  const read = await visitPage(profile, { port: page.port, query: { mode: 'read' } })
   t.deepEqual(sessionDifferences(expected, read), [])
   // The same check on an empty profile reports every store: it can fail.
-  const empty = await visitPage(path.join(tempDir(t), 'empty'), { port: server.port, query: { mode: 'read' } })
+  const empty = await visitPage(path.join(tempDir(t), 'empty'), { port: page.port, query: { mode: 'read' } })
   t.is(sessionDifferences(expected, empty).length, Object.keys(expected.counts).length + 1)
 })
 
