@@ -6,20 +6,13 @@ import path from 'node:path'
 import test from 'ava'
 
 import { RustStore, evolveProfile, makeProfile, require, tempDir, zipProfile } from './helpers.mjs'
-import { startMoto } from './servers.mjs'
+import { motoForFile } from './servers.mjs'
 
 const unzipper = require('unzipper')
 const bin = path.resolve('bin/wwebjs-rust-store.js')
 
-let moto
+const moto = motoForFile(test)
 let buckets = 0
-const stops = []
-test.before(async () => {
-  moto = await startMoto({ teardown: (stop) => stops.push(stop) })
-})
-test.after.always(async () => {
-  for (const stop of stops) await stop()
-})
 
 const s3 = (bucket, extra = {}) => ({
   endpoint: moto.endpoint,

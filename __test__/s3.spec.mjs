@@ -5,18 +5,10 @@ import path from 'node:path'
 import test from 'ava'
 
 import { RustStore, makeProfile, remoteAuthRoundTrip, tempDir, zipProfile } from './helpers.mjs'
-import { startMoto, startRedis } from './servers.mjs'
+import { motoForFile, startMoto, startRedis } from './servers.mjs'
 
-let moto
+const moto = motoForFile(test)
 let bucketCount = 0
-// One moto for the file (it takes seconds to start); each test uses its own bucket.
-const stops = []
-test.before(async () => {
-  moto = await startMoto({ teardown: (stop) => stops.push(stop) })
-})
-test.after.always(async () => {
-  for (const stop of stops) await stop()
-})
 
 async function freshBucket() {
   return moto.bucket(`sessions-${++bucketCount}`)

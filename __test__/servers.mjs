@@ -208,3 +208,19 @@ export async function startMoto(t) {
   t.teardown(() => server.stop())
   return server
 }
+
+/**
+ * One moto for the whole spec file (it takes seconds to start), stopped after its last test; each test uses its
+ * own bucket. The handle forwards to the server once the file's `before` hook has run.
+ */
+export function motoForFile(test) {
+  let server
+  const stops = []
+  test.before(async () => {
+    server = await startMoto({ teardown: (stop) => stops.push(stop) })
+  })
+  test.after.always(async () => {
+    for (const stop of stops) await stop()
+  })
+  return new Proxy({}, { get: (_, prop) => (typeof server?.[prop] === 'function' ? server[prop].bind(server) : server?.[prop]) })
+}

@@ -7,18 +7,11 @@ import path from 'node:path'
 import test from 'ava'
 
 import { RustStore, eventually, makeProfile, tempDir, zipProfile } from './helpers.mjs'
-import { startMoto, startRedis } from './servers.mjs'
+import { motoForFile, startRedis } from './servers.mjs'
 
 const bin = path.resolve('bin/wwebjs-rust-store.js')
-let moto
+const moto = motoForFile(test)
 let bucketCount = 0
-const stops = []
-test.before(async () => {
-  moto = await startMoto({ teardown: (stop) => stops.push(stop) })
-})
-test.after.always(async () => {
-  for (const stop of stops) await stop()
-})
 
 const freshBucket = () => moto.bucket(`tiers-${++bucketCount}`)
 const s3Options = (bucket, extra = {}) => ({
