@@ -8,7 +8,7 @@ import test from 'ava'
 import { RustStore, makeProfile, require, tempDir, waitForFiles } from './helpers.mjs'
 import { startMoto, startRedis } from './servers.mjs'
 
-const { fakeClient } = require('../support/remoteauth.js')
+const { started } = require('../support/remoteauth.js')
 const { safeRemoteAuth } = require('../safe-remote-auth.js')
 const VERSIONS = ['wwebjs-1.34.4', 'wwebjs-1.34.6', 'whatsapp-web.js']
 
@@ -16,13 +16,6 @@ function RemoteAuthOf(pkg) {
   return require(`${pkg}/src/authStrategies/RemoteAuth.js`)
 }
 
-async function started(Class, { store, dataPath, clientId = 'acct', ...options }) {
-  const auth = new Class({ store, dataPath, clientId, backupSyncIntervalMs: 60_000, ...options })
-  const client = fakeClient()
-  auth.setup(client)
-  await auth.beforeBrowserInitialized()
-  return { auth, client }
-}
 
 /** Counts the store's zip calls (`save`, `extract`), which the direct path must never make. */
 function zipCalls(store) {

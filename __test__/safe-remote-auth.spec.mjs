@@ -6,19 +6,11 @@ import test from 'ava'
 
 import { RustStore, makeProfile, require, tempDir } from './helpers.mjs'
 
-const { fakeClient } = require('../support/remoteauth.js')
+const { started } = require('../support/remoteauth.js')
 const { safeRemoteAuth, Events } = require('../safe-remote-auth.js')
 const RemoteAuth = require('whatsapp-web.js/src/authStrategies/RemoteAuth.js')
 const SafeRemoteAuth = safeRemoteAuth(RemoteAuth)
 
-/** An auth strategy of `Class` on a fake client, with its profile made (as after a login). */
-async function started(Class, { store, dataPath, clientId = 'acct', ...options }) {
-  const auth = new Class({ store, dataPath, clientId, backupSyncIntervalMs: 60_000, ...options })
-  const client = fakeClient()
-  auth.setup(client)
-  await auth.beforeBrowserInitialized()
-  return { auth, client }
-}
 
 function countMissing(root, kept) {
   return Object.entries(kept).filter(([rel, data]) => {

@@ -39,4 +39,13 @@ async function waitForFiles(root, expected, timeoutMs = 10_000) {
   }
 }
 
-module.exports = { fakeClient, remoteAuth, waitForFiles }
+/** An auth strategy of `Class` (RemoteAuth, SafeRemoteAuth, …) on a fake client, after its start (restore). */
+async function started(Class, { store, dataPath, clientId = 'acct', ...options }) {
+  const auth = new Class({ store, dataPath, clientId, backupSyncIntervalMs: 60_000, ...options })
+  const client = fakeClient()
+  auth.setup(client)
+  await auth.beforeBrowserInitialized()
+  return { auth, client }
+}
+
+module.exports = { fakeClient, remoteAuth, started, waitForFiles }
