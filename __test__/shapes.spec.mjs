@@ -66,7 +66,7 @@ async function restore(strategy, profile, shape) {
 }
 
 const BATCH = 20
-const tally = { ours: [], oursLate: 0, theirs: [], safe: [], bigShapes: 0, restores: 0 }
+const tally = { ours: [], oursLate: 0, early: [], theirs: [], safe: [], bigShapes: 0, restores: 0 }
 let root
 
 test.before((t) => {
@@ -103,7 +103,13 @@ async function roundTrips(t, i, versions) {
       fs.rmSync(profile, { recursive: true, force: true })
       const { atResolve, settled } = await restore(auth(RemoteAuth, store, clientId, dataPath), profile, shape)
       if (settled.length) into.push({ seed, pkg, lost: settled.length, of: Object.keys(shape.files).length, first: settled[0] })
-      if (store === rust && atResolve.length) tally.oursLate++
+      if (store === rust && atResolve.length) {
+        tally.oursLate++
+        // By design only the file written last can still be streaming when RemoteAuth resolves: the largest, of
+        // 64 KiB or more (a smaller last file gets the pad behind it). Anything else was written too early.
+        const late = (rel) => shape.files[rel].length >= 64 * 1024
+        if (atResolve.length > 1 || !atResolve.every(late)) tally.early.push({ seed, pkg, atResolve: atResolve.slice(0, 3) })
+      }
     }
     tally.restores++
     // SafeRemoteAuth restores every shape (on one version each, in turn) and must be whole when it resolves.
@@ -123,19 +129,21 @@ for (let from = 0; from < SHAPES; from += BATCH) {
   const to = Math.min(from + BATCH, SHAPES)
   test.serial(`shapes ${from}-${to - 1} restore whole from RustStore through plain RemoteAuth 1.34.4 / 1.34.6 / 1.34.7 and SafeRemoteAuth`, async (t) => {
     t.timeout(10 * 60_000)
-    const [ours, safe] = [tally.ours.length, tally.safe.length]
+    const [ours, safe, early] = [tally.ours.length, tally.safe.length, tally.early.length]
     const versions = stores()
     for (let i = from; i < to; i++) await roundTrips(t, i, versions)
     t.deepEqual(tally.ours.slice(ours), [], 'every shape comes back whole through plain RemoteAuth')
+    t.deepEqual(tally.early.slice(early), [], 'when RemoteAuth resolved, every file but a large last one was written')
     t.deepEqual(tally.safe.slice(safe), [], 'SafeRemoteAuth: every shape whole when it resolves')
   })
 }
 
-test.serial('no shape does worse than RemoteAuth restoring its own zip', (t) => {
+test.serial('the same pipe loses files from RemoteAuth\'s own zips, never from RustStore\'s', (t) => {
   t.is(tally.restores, SHAPES * VERSIONS.length, 'every shape ran')
   t.log(`seed ${SEED}: ${SHAPES} shapes (${tally.bigShapes} with a file of 64 KiB or more) x ${VERSIONS.length} versions`)
   t.log(`RustStore: ${tally.ours.length} of ${tally.restores} restores lost files; ${tally.oursLate} not yet whole when RemoteAuth resolved`)
   t.log(`RemoteAuth's own zip: ${tally.theirs.length} of ${tally.restores} restores lost files`, tally.theirs.slice(0, 2))
-  const worse = tally.ours.filter((o) => !tally.theirs.some((b) => b.seed === o.seed && b.pkg === o.pkg))
-  t.deepEqual(worse, [])
+  // The baseline shows the test reproduces the race RustStore's order and pad are there to defeat.
+  t.true(tally.theirs.length > 0, 'RemoteAuth restoring its own zips lost files in some shapes')
+  t.deepEqual(tally.ours, [])
 })

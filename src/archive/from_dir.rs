@@ -276,6 +276,7 @@ mod tests {
     let err = pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err();
     assert_eq!(err.code(), "ERR_PROFILE_CHANGING", "{err}");
     assert!(err.to_string().contains("000007.ldb has 60000 bytes, its manifest lists 70000"), "{err}");
+    assert!(err.to_string().contains(&format!("({ATTEMPTS} reads)")), "given up only after every retry: {err}");
     std::fs::remove_file(db.join("000007.ldb")).unwrap();
     let err = pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err();
     assert!(err.to_string().contains("000007.ldb, which its manifest needs, went away"), "{err}");

@@ -20,7 +20,6 @@ mod stream_safe;
 mod to_dir;
 mod to_zip;
 
-pub use builder::DEFLATE_LEVEL;
 pub use crypt::{Key, Keyring};
 pub use entries::{pack_entries, read_entries, Data, Entry};
 pub use entry::{default_keep, parse_keep, EntryPath};

@@ -42,7 +42,8 @@ pub fn write_zip<W: Write + Seek>(
   }
   match needs_pad(&mut zip).map_err(corrupt)? {
     false => out.write_all(payload).map_err(StoreError::io("write", target))?,
-    // Only when every file is small: the copy is small too.
+    // The pad goes after the payload's last entry, so its directory is written anew (a copy of the payload; for
+    // RemoteAuth's zips only when every file is small, so the copy is too).
     true => {
       let mut zip = ZipWriter::new_append(Cursor::new(payload.to_vec())).map_err(corrupt)?;
       add_pad(&mut zip).map_err(corrupt)?;
@@ -76,7 +77,9 @@ fn write_tar_payload<W: Write + Seek>(
   })?;
   let shape: Vec<(bool, u64)> = entries.iter().map(|(m, b)| (b.is_none(), m.size.unwrap_or(0))).collect();
   let order = restore_order(&shape);
-  let mut zip = ZipWriter::new(&mut *out);
+  // Many small writes: buffered, where the zip payload above is one write.
+  let mut buffered = std::io::BufWriter::new(&mut *out);
+  let mut zip = ZipWriter::new(&mut buffered);
   for &at in &order {
     let (meta, bytes) = &entries[at];
     let options = SimpleFileOptions::default()
@@ -96,6 +99,6 @@ fn write_tar_payload<W: Write + Seek>(
   if !last_holds_back {
     add_pad(&mut zip).map_err(write_err)?;
   }
-  zip.finish().map_err(write_err)?;
+  zip.finish().map_err(write_err)?.flush().map_err(StoreError::io("write", target))?;
   Ok(())
 }

@@ -15,7 +15,7 @@ impl Backups {
       let header = match version.incremental {
         true => self.repo.manifest(key, &version.key).await.ok().flatten().map(|m| Header {
           version: archive::FORMAT_VERSION,
-          flags: archive::FLAG_TAR_ZSTD,
+          flags: archive::FLAG_ZIP,
           entries: m.entries.len() as u32,
           files_bytes: m.files_bytes(),
           source_bytes: m.source_bytes,

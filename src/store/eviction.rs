@@ -19,7 +19,8 @@ pub(crate) struct Checked {
   inner: Arc<dyn Tier>,
   /// No backup tier: an evicting policy is an error on every call.
   refuse: bool,
-  evicts: OnceCell<bool>,
+  /// The evicting policy, read once; `None`: it does not evict (or cannot be read: no INFO for this user).
+  evicting: OnceCell<Option<String>>,
 }
 
 pub(crate) fn evicts(memory: &MemoryInfo) -> bool {
@@ -28,17 +29,16 @@ pub(crate) fn evicts(memory: &MemoryInfo) -> bool {
 
 impl Checked {
   pub fn new(inner: Arc<dyn Tier>, refuse: bool) -> Self {
-    Self { inner, refuse, evicts: OnceCell::new() }
+    Self { inner, refuse, evicting: OnceCell::new() }
   }
 
   /// Whether the primary may evict; with `refuse`, an evicting primary is `ERR_REDIS_EVICTION`.
   pub async fn evicts(&self) -> Result<bool> {
-    let evicts = *self
-      .evicts
-      .get_or_try_init(|| async { Ok::<_, StoreError>(self.inner.memory().await?.is_some_and(|m| evicts(&m))) })
+    let evicting = self
+      .evicting
+      .get_or_try_init(|| async { Ok::<_, StoreError>(self.inner.memory().await?.filter(evicts).map(|m| m.policy)) })
       .await?;
-    if evicts && self.refuse {
-      let policy = self.inner.memory().await?.map(|m| m.policy).unwrap_or_default();
+    if let (Some(policy), true) = (evicting, self.refuse) {
       let reason = format!(
         "{}: maxmemory-policy is {policy}, which lets Redis evict session keys (volatile-* ones too: they have a \
          TTL) and so lose logins silently; set maxmemory-policy noeviction, or add a backup tier (s3) so Redis is \
@@ -47,7 +47,7 @@ impl Checked {
       );
       return Err(StoreError::Backend { code: EVICTION_CODE, reason });
     }
-    Ok(evicts)
+    Ok(evicting.is_some())
   }
 }
 

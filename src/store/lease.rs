@@ -104,6 +104,15 @@ impl Store {
     self.fenced(key, &token, state)
   }
 
+  /// Fails with `ERR_LEASE_LOST` unless this store still holds the session's lease (or holds none): for writes that
+  /// must not happen for a replica that lost it, before the primary's fenced write would tell.
+  pub(super) async fn check_lease(&self, primary: &Arc<dyn Tier>, key: &SessionKey) -> Result<()> {
+    let Some(held) = self.held(key) else { return Ok(()) };
+    let token = held.token.ok_or_else(|| StoreError::LeaseLost(key.to_string()))?;
+    let state = lease_tier(primary)?.renew(key, &token, held.ttl).await?;
+    self.fenced(key, &token, state)
+  }
+
   /// Deletes from the primary, fenced like `put_primary`.
   pub(super) async fn delete_primary(&self, primary: &Arc<dyn Tier>, key: &SessionKey) -> Result<()> {
     let Some(held) = self.held(key) else { return primary.delete(key).await };

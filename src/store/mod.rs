@@ -193,7 +193,10 @@ impl Store {
       return Ok(Saved { info, backup_error: None });
     };
     if let (true, Some(scheduler)) = (self.checked.as_ref().expect("a primary").evicts().await?, &self.scheduler) {
-      // Redis may evict it at once: the bucket takes it first, so the save is never only in Redis.
+      // Redis may evict it at once: the bucket takes it first (only while the lease is ours: a stale replica's copy
+      // must not become the newest version), so a save that reaches Redis is in the bucket too, unless the
+      // upload failed, which the save reports and keeps pending.
+      self.check_lease(primary, &key).await?;
       let backed_up = scheduler.back_up_first(&key, packed.bytes.clone(), packed.header.created_ms).await;
       self.put_primary(primary, &key, packed.bytes).await?;
       let backup_error = backed_up.err();

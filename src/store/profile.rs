@@ -4,7 +4,7 @@
 //! folder, then swaps it into place. What a crash leaves, step by step:
 //! 1. while writing: the old profile in place and a partial `.restore-` sibling;
 //! 2. the swap: on Linux one `renameat2(RENAME_EXCHANGE)`, so the profile is the old one or the new one; where
-//!    that is not supported, the old one is renamed aside (`.<name>.old-<random>`) and the new one in, so for
+//!    that is not supported, the old one is renamed aside (`.<name>.old-<pid>`) and the new one in, so for
 //!    that instant there is no profile and the old one lies whole beside it;
 //! 3. after the swap: the new profile in place, the old one aside until it is removed.
 //!

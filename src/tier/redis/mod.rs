@@ -165,7 +165,15 @@ impl Tier for RedisTier {
   /// `INFO memory` and `INFO stats`: they work where `CONFIG` is disabled (managed Redis).
   async fn memory(&self) -> Result<Option<MemoryInfo>> {
     let conn = self.conn().await?;
-    let memory = conn.info("memory").await.map_err(|e| self.error(e))?;
+    // A user without INFO (least-privilege ACLs, or INFO renamed on a managed Redis) cannot know the policy: that is
+    // "unknown", not a failure of every call.
+    let not_allowed = |e: &redis::RedisError| {
+      e.code() == Some("NOPERM") || e.detail().is_some_and(|d| d.starts_with("unknown command"))
+    };
+    let memory = match conn.info("memory").await {
+      Err(e) if not_allowed(&e) => return Ok(None),
+      other => other.map_err(|e| self.error(e))?,
+    };
     let stats = conn.info("stats").await.map_err(|e| self.error(e))?;
     let mut total = MemoryInfo { policy: "noeviction".into(), ..MemoryInfo::default() };
     for text in memory.iter().chain(&stats) {
