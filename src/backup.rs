@@ -245,7 +245,7 @@ impl Backups {
     let session = session_of(version)?;
     if !version.incremental {
       let Some(bytes) = self.tier.get(&version.key).await? else { return Ok(None) };
-      crate::store::refuse_plain(keys, archive::peek(&bytes)?.encrypted(), &version.key)?;
+      archive::refuse_plain_reseal(keys, archive::peek(&bytes)?.encrypted(), &version.key)?;
       let Some(fresh) = archive::reencrypt(&bytes, keys, session.as_str())? else { return Ok(None) };
       let len = fresh.len() as u64;
       self.tier.put(&version.key, fresh).await?;
@@ -256,7 +256,7 @@ impl Backups {
     if key_id.as_deref() == Some(&keys.current().id_hex()) {
       return Ok(None);
     }
-    crate::store::refuse_plain(keys, key_id.is_some(), &version.key)?;
+    archive::refuse_plain_reseal(keys, key_id.is_some(), &version.key)?;
     // Plain versions are read too when the keyring accepts them (that is what rotating onto a first key is for).
     let mut lenient = keys.clone();
     lenient.accept_plain = true;
@@ -316,7 +316,7 @@ impl Backups {
         Ok(Some(bytes)) => match archive::open(&bytes) {
           Ok(_) => return Ok((Some(bytes), damaged)),
           // Newer than this build: an upgrade is due, and an older version is not the newest good copy.
-          Err(err @ StoreError::ArchiveVersion(_)) => return Err(err),
+          Err(err @ StoreError::ArchiveVersion { .. }) => return Err(err),
           Err(_) => damaged = true,
         },
         // Gone since the listing: replaced (a key rotation) or pruned; either way the listing has changed.
@@ -389,7 +389,7 @@ impl Backups {
       .map(|(session, version)| async move {
         // One unreadable manifest (damaged, under a key not configured here) is left out; `verify` names it.
         let manifest = match self.repo.manifest(&session, &version.key).await {
-          Err(StoreError::ArchiveCorrupt(_) | StoreError::Decrypt(_) | StoreError::ArchiveVersion(_)) => None,
+          Err(StoreError::ArchiveCorrupt(_) | StoreError::Decrypt(_) | StoreError::ArchiveVersion { .. }) => None,
           other => other?,
         };
         Ok::<_, StoreError>((manifest, version.size, session))

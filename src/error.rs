@@ -22,8 +22,9 @@ pub enum StoreError {
   EmptySession(String),
   #[error("stored archive is corrupt: {0}")]
   ArchiveCorrupt(String),
-  #[error("stored archive has format version {0}, this build reads up to {max}", max = crate::archive::FORMAT_VERSION)]
-  ArchiveVersion(u16),
+  /// `found` is newer than the `max` this build reads: an upgrade is due, not a damaged copy.
+  #[error("stored {what} has format version {found}, this build reads up to {max}")]
+  ArchiveVersion { what: &'static str, found: u16, max: u16 },
   #[error("cannot decrypt the stored session: {0}")]
   Decrypt(String),
   #[error("session {0:?} is leased by another owner")]
@@ -63,7 +64,7 @@ impl StoreError {
       Self::ArchiveLimit(_) => "ERR_ARCHIVE_LIMIT",
       Self::EmptySession(_) => "ERR_EMPTY_SESSION",
       Self::ArchiveCorrupt(_) => "ERR_ARCHIVE_CORRUPT",
-      Self::ArchiveVersion(_) => "ERR_ARCHIVE_VERSION",
+      Self::ArchiveVersion { .. } => "ERR_ARCHIVE_VERSION",
       Self::Decrypt(_) => "ERR_DECRYPT",
       Self::LeaseHeld(_) => "ERR_LEASE_HELD",
       Self::LeaseLost(_) => "ERR_LEASE_LOST",

@@ -168,6 +168,18 @@ pub fn refuse_plain(keys: Option<&Keyring>) -> Result<()> {
   }
 }
 
+/// A plain copy may have been forged by anyone with write access to the tier: sealing it would make it
+/// authentic. Without `acceptPlain` it is reported and left as it is.
+pub fn refuse_plain_reseal(keys: &Keyring, encrypted: bool, what: &str) -> Result<()> {
+  match encrypted || keys.accept_plain {
+    true => Ok(()),
+    false => Err(StoreError::Decrypt(format!(
+      "{what} is not encrypted: left unsealed, since a plain copy is not known to be genuine (rotate with \
+       acceptPlain / SESSION_ENCRYPTION_ACCEPT_PLAIN=true to seal plain copies)"
+    ))),
+  }
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;

@@ -121,7 +121,7 @@ pub fn peek(bytes: &[u8]) -> Result<Header> {
     payload_len: u64_at(bytes, 36),
   };
   if header.version == 0 || header.version > FORMAT_VERSION {
-    return Err(StoreError::ArchiveVersion(header.version));
+    return Err(StoreError::ArchiveVersion { what: "archive", found: header.version, max: FORMAT_VERSION });
   }
   let known = match header.version {
     PLAIN_VERSION => header.flags == FLAG_TAR_ZSTD,

@@ -20,7 +20,7 @@ mod stream_safe;
 mod to_dir;
 mod to_zip;
 
-pub use crypt::{Key, Keyring};
+pub use crypt::{refuse_plain_reseal, Key, Keyring};
 pub use entries::{pack_entries, read_entries, Data, Entry};
 pub use entry::{default_keep, parse_keep, EntryPath};
 pub use from_dir::pack_dir;

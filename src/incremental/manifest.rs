@@ -223,7 +223,7 @@ impl Manifest {
     }
     // Whole, with flags from a newer build: an upgrade is due, not a damaged manifest.
     if bytes[4] & !FLAG_ENCRYPTED != 0 {
-      return Err(StoreError::ArchiveVersion(u16::from(bytes[4])));
+      return Err(StoreError::ArchiveVersion { what: "backup manifest flags", found: u16::from(bytes[4]), max: u16::from(FLAG_ENCRYPTED) });
     }
     Ok(())
   }
@@ -245,7 +245,7 @@ impl Manifest {
     }
     let layout: Layout = serde_json::from_slice(&json).map_err(|_| corrupt("unreadable"))?;
     if layout.version > VERSION {
-      return Err(StoreError::ArchiveVersion(layout.version));
+      return Err(StoreError::ArchiveVersion { what: "backup manifest", found: layout.version, max: VERSION });
     }
     if layout.version < VERSION {
       return Err(corrupt("an unreleased layout (one object per chunk) this build does not read"));

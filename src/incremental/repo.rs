@@ -183,7 +183,7 @@ impl Repo {
       // Unreadable (damaged, newer): upload everything afresh rather than trust it.
       match Manifest::open(&bytes, self.keys.as_deref(), session.as_str()) {
         Ok(manifest) => found = Some(manifest),
-        Err(StoreError::ArchiveCorrupt(_) | StoreError::ArchiveVersion(_) | StoreError::Decrypt(_)) => {}
+        Err(StoreError::ArchiveCorrupt(_) | StoreError::ArchiveVersion { .. } | StoreError::Decrypt(_)) => {}
         Err(err) => return Err(err),
       }
       break;

@@ -9,7 +9,6 @@ mod rekey;
 
 pub use eviction::EVICTION_CODE;
 pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
-pub(crate) use rekey::refuse_plain;
 pub use rekey::Rekeyed;
 
 use std::io::BufReader;
@@ -223,7 +222,7 @@ impl Store {
       if let Some(bytes) = primary.get(key).await? {
         match archive::open(&bytes) {
           Ok(_) => return Ok(bytes),
-          Err(err @ StoreError::ArchiveVersion(_)) => return Err(err),
+          Err(err @ StoreError::ArchiveVersion { .. }) => return Err(err),
           Err(_) => damaged = true,
         }
       }

@@ -57,7 +57,7 @@ impl Store {
     let current_header = match current.as_deref().map(archive::open) {
       Some(Ok((header, _))) => Some(header),
       // A newer build's copy is never replaced (nor read here).
-      Some(Err(StoreError::ArchiveVersion(_))) => return Ok(Warmed::Kept(current.expect("read"))),
+      Some(Err(StoreError::ArchiveVersion { .. })) => return Ok(Warmed::Kept(current.expect("read"))),
       _ => None,
     };
     let Some(candidate) = backups.newest_good(key).await? else {

@@ -30,7 +30,7 @@ impl Store {
       done.primary = transfer(primary.list().await?, concurrency, progress.as_ref(), |key| async move {
         let _turn = self.save_locks.of(&key).lock_owned().await;
         let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
-        refuse_plain(keys, archive::peek(&bytes)?.encrypted(), &key.to_string())?;
+        archive::refuse_plain_reseal(keys, archive::peek(&bytes)?.encrypted(), &key.to_string())?;
         let Some(fresh) = archive::reencrypt(&bytes, keys, key.as_str())? else { return Ok(None) };
         let len = fresh.len() as u64;
         // Only over the copy that was read: a save (or delete) by another process meanwhile wins, and the
@@ -62,17 +62,5 @@ impl Store {
       .await;
     }
     Ok(done)
-  }
-}
-
-/// A plain copy may have been forged by anyone with write access to the tier: sealing it would make it
-/// authentic. Without `acceptPlain` it is reported and left as it is.
-pub(crate) fn refuse_plain(keys: &archive::Keyring, encrypted: bool, what: &str) -> Result<()> {
-  match encrypted || keys.accept_plain {
-    true => Ok(()),
-    false => Err(StoreError::Decrypt(format!(
-      "{what} is not encrypted: left unsealed, since a plain copy is not known to be genuine (rotate with \
-       acceptPlain / SESSION_ENCRYPTION_ACCEPT_PLAIN=true to seal plain copies)"
-    ))),
   }
 }
