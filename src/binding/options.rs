@@ -73,7 +73,8 @@ pub struct DiskAlertOptions {
   pub repeat_interval_ms: Option<f64>,
 }
 
-/// TLS settings for `rediss://` URLs.
+/// TLS settings for `rediss://` URLs, and for Sentinel (where giving `tls` turns TLS on, to the sentinels and
+/// the data nodes alike).
 #[napi(object)]
 #[derive(Default)]
 pub struct RedisTlsOptions {
@@ -83,7 +84,8 @@ pub struct RedisTlsOptions {
   pub insecure: Option<bool>,
 }
 
-/// Redis as the primary tier, in place of the embedded directory. Valkey works the same.
+/// Redis as the primary tier, in place of the embedded directory. Valkey works the same. Give one of `url`,
+/// `nodes` or `sentinels`.
 #[napi(object)]
 pub struct RedisOptions {
   /// A single server: `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS) or `unix:///path/redis.sock`.
@@ -100,6 +102,28 @@ pub struct RedisOptions {
   pub connect_timeout_ms: Option<f64>,
   /// Default 10000.
   pub command_timeout_ms: Option<f64>,
+  /// Redis Sentinel: the sentinels as `host:port` (port default 26379), e.g. `['10.0.0.1:26379', '10.0.0.2:26379']`.
+  /// Writes go to the primary they name; after a failover the store finds the new one by itself.
+  pub sentinels: Option<Vec<String>>,
+  /// Sentinel: the monitored primary's name (`sentinel monitor <name> …`), e.g. `'mymaster'`.
+  pub name: Option<String>,
+  /// Sentinel: ACL user of the primary and replicas. Default none (the `default` user).
+  pub username: Option<String>,
+  /// Sentinel: password of the primary and replicas (`requirepass`). Never appears in errors.
+  pub password: Option<String>,
+  /// Sentinel: ACL user of the sentinels themselves.
+  pub sentinel_username: Option<String>,
+  /// Sentinel: password of the sentinels themselves (`requirepass` in sentinel.conf). Never appears in errors.
+  pub sentinel_password: Option<String>,
+  /// Sentinel: database number. Default 0.
+  pub db: Option<f64>,
+  /// A save (and a delete) counts as done only once `WAIT` reports this many replicas hold it; fewer within
+  /// `replicaTimeoutMs` fails it with ERR_REDIS_REPLICAS. 0 turns the wait off. Default: with `sentinels`, 1 while
+  /// the primary has a replica connected (0 when it has none); with `url`, 0. Not with `nodes`.
+  pub min_replicas: Option<f64>,
+  /// How long a write waits for `minReplicas`; less than `commandTimeoutMs`. Default 2000 (or half of
+  /// `commandTimeoutMs` if that is smaller).
+  pub replica_timeout_ms: Option<f64>,
 }
 
 /// An S3-compatible bucket: the backup behind `redis` or `dir`, or the only tier with `primary: 'none'`.
@@ -175,6 +199,16 @@ impl From<&RedisOptions> for RedisSettings {
       ttl_seconds: o.ttl_seconds,
       connect_timeout_ms: o.connect_timeout_ms,
       command_timeout_ms: o.command_timeout_ms,
+      sentinels: o.sentinels.clone(),
+      name: o.name.clone(),
+      username: o.username.clone(),
+      password: o.password.clone(),
+      sentinel_username: o.sentinel_username.clone(),
+      sentinel_password: o.sentinel_password.clone(),
+      db: o.db,
+      tls: tls.map(|_| true),
+      min_replicas: o.min_replicas,
+      replica_timeout_ms: o.replica_timeout_ms,
     }
   }
 }

@@ -4,7 +4,7 @@
 use clap::Args;
 
 use crate::error::{Result, StoreError};
-use crate::settings::{fill_from_env, redis_from_env, s3_from_env, Settings};
+use crate::settings::{fill_from_env, redis_from_env, s3_from_env, sentinel_from_env, sentinel_list, Settings};
 
 /// No `Debug`: `--redis-url` may carry a password.
 #[derive(Args)]
@@ -22,6 +22,13 @@ pub struct StoreFlags {
   /// REDIS_URL rather than here, where `ps` shows it
   #[arg(long, global = true, value_name = "URL")]
   pub redis_url: Option<String>,
+  /// Redis behind Sentinel: the sentinels, host:port,host:port [env: REDIS_SENTINELS]; passwords come from
+  /// REDIS_PASSWORD / REDIS_SENTINEL_PASSWORD only
+  #[arg(long, global = true, value_name = "HOST:PORT,...")]
+  pub redis_sentinels: Option<String>,
+  /// The primary's name the sentinels monitor [env: REDIS_SENTINEL_NAME]
+  #[arg(long, global = true, value_name = "NAME")]
+  pub redis_sentinel_name: Option<String>,
   /// Prefix of session keys in Redis [env: REDIS_PREFIX] [default: wa:session:]
   #[arg(long, global = true, value_name = "PREFIX")]
   pub redis_prefix: Option<String>,
@@ -69,6 +76,22 @@ impl StoreFlags {
         Some(redis) => redis.url = Some(url.clone()),
         None => s.redis = Some(redis_from_env(url.clone())?),
       }
+    }
+    if let Some(sentinels) = &self.redis_sentinels {
+      if self.redis_url.is_some() || self.dir.is_some() {
+        return Err(StoreError::InvalidOption {
+          name: "--redis-sentinels",
+          reason: "give it or --redis-url / --dir".into(),
+        });
+      }
+      let mut redis = sentinel_from_env(sentinel_list(sentinels))?;
+      redis.name = redis.name.or_else(|| s.redis.as_ref().and_then(|r| r.name.clone()));
+      s.redis = Some(redis);
+    }
+    if let Some(name) = &self.redis_sentinel_name {
+      let redis = s.redis.as_mut().filter(|r| r.sentinels.is_some());
+      let redis = redis.ok_or_else(|| flag_without("--redis-sentinel-name", "--redis-sentinels or REDIS_SENTINELS"))?;
+      redis.name = Some(name.clone());
     }
     if let Some(prefix) = &self.redis_prefix {
       let redis = s.redis.as_mut().ok_or_else(|| flag_without("--redis-prefix", "--redis-url or REDIS_URL"))?;
@@ -133,5 +156,17 @@ mod tests {
     let s3 = s.s3.unwrap();
     assert_eq!((s3.bucket.as_str(), s3.endpoint.as_deref()), ("b", Some("http://x")));
     assert_eq!(s.redis.unwrap().url.as_deref(), Some("redis://h"));
+  }
+
+  #[test]
+  fn sentinel_flags_make_a_sentinel_section() {
+    let s = flags(&["--redis-sentinels", "a:1,b:2", "--redis-sentinel-name", "mymaster"]).settings().unwrap();
+    let redis = s.redis.unwrap();
+    assert_eq!(
+      (redis.sentinels.unwrap(), redis.name.as_deref(), redis.url),
+      (vec!["a:1".into(), "b:2".into()], Some("mymaster"), None)
+    );
+    assert!(flags(&["--redis-sentinel-name", "m"]).settings().is_err());
+    assert!(flags(&["--redis-sentinels", "a:1", "--redis-url", "redis://h"]).settings().is_err());
   }
 }

@@ -62,7 +62,31 @@ pub fn redis_from_env(url: String) -> Result<RedisSettings> {
     prefix: var("REDIS_PREFIX"),
     ttl_seconds: number("SESSION_TTL_SECONDS")?,
     ca_file: var("REDIS_TLS_CA_FILE"),
+    min_replicas: number("REDIS_MIN_REPLICAS")?,
     ..RedisSettings::default()
+  })
+}
+
+/// A comma (or space) separated list, e.g. `REDIS_SENTINELS=10.0.0.1:26379,10.0.0.2:26379`.
+pub fn list(text: &str) -> Vec<String> {
+  text.split([',', ' ', '\n']).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// Redis behind the sentinels `sentinels` (from `REDIS_SENTINELS` or a CLI flag): the primary's name from
+/// `REDIS_SENTINEL_NAME`, logins from `REDIS_USERNAME` / `REDIS_PASSWORD` (data nodes) and
+/// `REDIS_SENTINEL_USERNAME` / `REDIS_SENTINEL_PASSWORD` (sentinels), TLS by `REDIS_TLS`.
+pub fn sentinel_from_env(sentinels: Vec<String>) -> Result<RedisSettings> {
+  Ok(RedisSettings {
+    url: None,
+    sentinels: Some(sentinels),
+    name: var("REDIS_SENTINEL_NAME"),
+    username: var("REDIS_USERNAME"),
+    password: var("REDIS_PASSWORD"),
+    sentinel_username: var("REDIS_SENTINEL_USERNAME"),
+    sentinel_password: var("REDIS_SENTINEL_PASSWORD"),
+    db: number("REDIS_DB")?,
+    tls: flag("REDIS_TLS")?,
+    ..redis_from_env(String::new())?
   })
 }
 
@@ -72,8 +96,11 @@ pub fn redis_from_env(url: String) -> Result<RedisSettings> {
 pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
   // `dir` or `primary` already names the primary: `REDIS_URL` must not replace it.
   if options.redis.is_none() && options.dir.is_none() && options.primary.is_none() {
-    if let Some(url) = var("REDIS_URL") {
-      options.redis = Some(redis_from_env(url)?);
+    match (var("REDIS_URL"), var("REDIS_SENTINELS")) {
+      (Some(_), Some(_)) => return Err(bad("REDIS_URL", "and REDIS_SENTINELS are both set; set one")),
+      (Some(url), None) => options.redis = Some(redis_from_env(url)?),
+      (None, Some(sentinels)) => options.redis = Some(sentinel_from_env(list(&sentinels))?),
+      (None, None) => {}
     }
   }
   if options.s3.is_none() {
@@ -104,4 +131,12 @@ pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
     options.data_path = var("WWEBJS_DATA_PATH");
   }
   Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+  #[test]
+  fn sentinel_lists_split_on_commas_and_spaces() {
+    assert_eq!(super::list("10.0.0.1:26379, 10.0.0.2:26380,,h3"), ["10.0.0.1:26379", "10.0.0.2:26380", "h3"]);
+  }
 }

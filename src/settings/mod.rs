@@ -7,14 +7,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::env::{fill_from_env, redis_from_env, s3_from_env};
+pub use self::env::{fill_from_env, list as sentinel_list, redis_from_env, s3_from_env, sentinel_from_env};
 use crate::archive::{self, Key, Keyring, PackOptions};
 use crate::backup::{Backups, Retention};
 use crate::error::{Result, StoreError};
 use crate::monitor::DiskAlert;
 use crate::scheduler::Reporter;
 use crate::store::{BackupMode, Store, StoreConfig};
-use crate::tier::{LocalDirTier, RedisConfig, RedisTarget, RedisTier, RedisTls, S3Config, S3Tier, Tier};
+use crate::tier::{
+  parse_sentinel_addr, LocalDirTier, RedisConfig, RedisTarget, RedisTier, RedisTls, S3Config, S3Tier, SentinelTarget,
+  Tier,
+};
 
 /// Everything optional; `None` means the documented default. No `Debug`: URLs and keys hold secrets.
 #[derive(Clone, Default)]
@@ -60,6 +63,18 @@ pub struct RedisSettings {
   pub ttl_seconds: Option<f64>,
   pub connect_timeout_ms: Option<f64>,
   pub command_timeout_ms: Option<f64>,
+  /// Sentinel: `host:port` of each sentinel, the monitored primary's `name`, and the logins.
+  pub sentinels: Option<Vec<String>>,
+  pub name: Option<String>,
+  pub username: Option<String>,
+  pub password: Option<String>,
+  pub sentinel_username: Option<String>,
+  pub sentinel_password: Option<String>,
+  pub db: Option<f64>,
+  /// Sentinel: TLS to the sentinels and the data nodes (a URL says it by `rediss://`).
+  pub tls: Option<bool>,
+  pub min_replicas: Option<f64>,
+  pub replica_timeout_ms: Option<f64>,
 }
 
 #[derive(Clone, Default)]
@@ -206,11 +221,26 @@ impl DiskAlertSettings {
 
 impl RedisSettings {
   fn config(&self) -> Result<RedisConfig> {
-    let target = match (&self.url, &self.nodes) {
-      (Some(url), None) => RedisTarget::Single(url.clone()),
-      (None, Some(nodes)) => RedisTarget::Cluster(nodes.clone()),
-      _ => return Err(StoreError::InvalidOption { name: "redis", reason: "give exactly one of url and nodes".into() }),
+    let invalid = |name, reason: &str| StoreError::InvalidOption { name, reason: reason.into() };
+    let target = match (&self.url, &self.nodes, &self.sentinels) {
+      (Some(url), None, None) => RedisTarget::Single(url.clone()),
+      (None, Some(nodes), None) => RedisTarget::Cluster(nodes.clone()),
+      (None, None, Some(sentinels)) => RedisTarget::Sentinel(self.sentinel_target(sentinels)?),
+      _ => return Err(invalid("redis", "give exactly one of url, nodes and sentinels")),
     };
+    let sentinel_only = [
+      ("redis.name", self.name.is_some()),
+      ("redis.username", self.username.is_some()),
+      ("redis.password", self.password.is_some()),
+      ("redis.sentinelUsername", self.sentinel_username.is_some()),
+      ("redis.sentinelPassword", self.sentinel_password.is_some()),
+      ("redis.db", self.db.is_some()),
+    ];
+    if !matches!(target, RedisTarget::Sentinel(_)) {
+      if let Some((name, _)) = sentinel_only.iter().find(|(_, given)| *given) {
+        return Err(invalid(name, "belongs to sentinels; with url, put it in the URL"));
+      }
+    }
     let mut config = RedisConfig::new(target);
     config.tls =
       RedisTls { ca_file: self.ca_file.as_deref().map(PathBuf::from), insecure: self.insecure.unwrap_or(false) };
@@ -229,7 +259,29 @@ impl RedisSettings {
     if let Some(ms) = whole("redis.commandTimeoutMs", self.command_timeout_ms, 1.0..=3_600_000.0)? {
       config.command_timeout = Duration::from_millis(ms);
     }
+    config.min_replicas = whole("redis.minReplicas", self.min_replicas, 0.0..=1000.0)?.map(|n| n as u32);
+    // The default leaves room for the reply within the command timeout.
+    config.replica_timeout = match whole("redis.replicaTimeoutMs", self.replica_timeout_ms, 1.0..=3_600_000.0)? {
+      Some(ms) => Duration::from_millis(ms),
+      None => config.replica_timeout.min(config.command_timeout / 2),
+    };
     Ok(config)
+  }
+
+  fn sentinel_target(&self, sentinels: &[String]) -> Result<SentinelTarget> {
+    let invalid = |name, reason: String| StoreError::InvalidOption { name, reason };
+    let sentinels = sentinels.iter().map(|s| parse_sentinel_addr(s).map_err(|e| invalid("redis.sentinels", e)));
+    let name = self.name.clone().ok_or_else(|| invalid("redis.name", "is required with sentinels".into()))?;
+    Ok(SentinelTarget {
+      sentinels: sentinels.collect::<Result<_>>()?,
+      name,
+      username: self.username.clone(),
+      password: self.password.clone(),
+      sentinel_username: self.sentinel_username.clone(),
+      sentinel_password: self.sentinel_password.clone(),
+      db: whole("redis.db", self.db, 0.0..=65535.0)?.unwrap_or(0) as i64,
+      tls: self.tls.unwrap_or(false) || self.ca_file.is_some(),
+    })
   }
 }
 
@@ -255,5 +307,69 @@ impl S3Settings {
       credentials,
       timeout: Duration::from_millis(whole("s3.timeoutMs", self.timeout_ms, 1.0..=3_600_000.0)?.unwrap_or(30_000)),
     })
+  }
+}
+
+#[cfg(test)]
+mod sentinel_tests {
+  use super::*;
+
+  fn sentinel(f: impl FnOnce(&mut RedisSettings)) -> Result<RedisConfig> {
+    let mut s = RedisSettings {
+      sentinels: Some(vec!["10.0.0.1:26379".into(), "h2".into()]),
+      name: Some("mymaster".into()),
+      ..RedisSettings::default()
+    };
+    f(&mut s);
+    s.config()
+  }
+
+  #[test]
+  fn sentinel_settings_become_a_sentinel_target() {
+    let config = sentinel(|s| {
+      s.password = Some("s3cret".into());
+      s.min_replicas = Some(2.0);
+    })
+    .unwrap();
+    let RedisTarget::Sentinel(t) = &config.target else { panic!("not sentinel") };
+    assert_eq!(t.sentinels, [("10.0.0.1".to_string(), 26379), ("h2".to_string(), 26379)]);
+    assert_eq!((t.name.as_str(), t.password.as_deref(), t.tls), ("mymaster", Some("s3cret"), false));
+    assert_eq!((config.min_replicas, config.replica_timeout), (Some(2), Duration::from_secs(2)));
+    assert_eq!(sentinel(|_| {}).unwrap().min_replicas, None, "unset: the tier's default");
+    let short = sentinel(|s| s.command_timeout_ms = Some(1000.0)).unwrap();
+    assert_eq!(short.replica_timeout, Duration::from_millis(500));
+  }
+
+  #[test]
+  fn bad_sentinel_settings_are_option_errors() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut RedisSettings)>)> = vec![
+      ("redis.name", Box::new(|s| s.name = None)),
+      ("redis.sentinels", Box::new(|s| s.sentinels = Some(vec!["h:0".into()]))),
+      ("redis", Box::new(|s| s.url = Some("redis://h".into()))),
+      ("redis.minReplicas", Box::new(|s| s.min_replicas = Some(-1.0))),
+      ("redis.minReplicas", Box::new(|s| s.min_replicas = Some(1.5))),
+      ("redis.db", Box::new(|s| s.db = Some(-2.0))),
+    ];
+    for (name, f) in cases {
+      match sentinel(f) {
+        Err(StoreError::InvalidOption { name: got, .. }) => assert_eq!(got, name),
+        other => panic!("{name}: {:?}", other.map(|_| ())),
+      }
+    }
+    let url = RedisSettings { url: Some("redis://h".into()), password: Some("x".into()), ..RedisSettings::default() };
+    assert!(matches!(url.config(), Err(StoreError::InvalidOption { name: "redis.password", .. })));
+  }
+
+  #[test]
+  fn the_tier_refuses_a_wait_it_cannot_keep() {
+    let cluster =
+      RedisSettings { nodes: Some(vec!["redis://h:1".into()]), min_replicas: Some(1.0), ..RedisSettings::default() };
+    let err = RedisTier::open(cluster.config().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("minReplicas"), "{err}");
+    let slow =
+      RedisSettings { url: Some("redis://h".into()), replica_timeout_ms: Some(10_000.0), ..RedisSettings::default() };
+    assert_eq!(RedisTier::open(slow.config().unwrap()).unwrap_err().code(), "ERR_INVALID_OPTION");
+    let ok = sentinel(|_| {}).unwrap();
+    assert!(RedisTier::open(ok).is_ok());
   }
 }

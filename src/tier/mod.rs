@@ -8,7 +8,7 @@ pub(crate) mod memory;
 mod redis;
 mod s3;
 
-pub use self::redis::{RedisConfig, RedisTarget, RedisTier, RedisTls};
+pub use self::redis::{parse_sentinel_addr, RedisConfig, RedisTarget, RedisTier, RedisTls, SentinelTarget};
 pub use lease::{LeaseState, Leases};
 pub use local::LocalDirTier;
 pub use s3::{S3Config, S3Tier};

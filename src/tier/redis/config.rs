@@ -10,6 +10,56 @@ pub enum RedisTarget {
   Single(String),
   /// Seed nodes of a Redis Cluster; the rest of the topology is discovered.
   Cluster(Vec<String>),
+  /// A primary and its replicas behind Redis Sentinel: the sentinels name the current primary.
+  Sentinel(SentinelTarget),
+}
+
+/// Where the sentinels are and how to log in to them and to the data nodes they name. No `Debug`: passwords.
+#[derive(Clone, Default)]
+pub struct SentinelTarget {
+  /// `(host, port)` of each sentinel.
+  pub sentinels: Vec<(String, u16)>,
+  /// The monitored primary's name (`sentinel monitor <name> …`).
+  pub name: String,
+  /// ACL user and password of the data nodes (primary and replicas).
+  pub username: Option<String>,
+  pub password: Option<String>,
+  /// ACL user and password of the sentinels themselves (`requirepass` in sentinel.conf).
+  pub sentinel_username: Option<String>,
+  pub sentinel_password: Option<String>,
+  pub db: i64,
+  /// TLS to the sentinels and to the data nodes (with `RedisConfig::tls` for the roots).
+  pub tls: bool,
+}
+
+/// The port a sentinel listens on unless told otherwise.
+pub const SENTINEL_PORT: u16 = 26379;
+
+/// `host:port`, `[v6]:port` or a bare host (port 26379). The reason names what is wrong, never the input's secrets
+/// (a sentinel address carries none).
+pub fn parse_sentinel_addr(text: &str) -> std::result::Result<(String, u16), String> {
+  let text = text.trim();
+  let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+    let (host, after) = rest.split_once(']').ok_or(format!("{text:?} lacks the closing ]"))?;
+    match after {
+      "" => (host, None),
+      _ => (host, Some(after.strip_prefix(':').ok_or(format!("{text:?}: expected :port after ]"))?)),
+    }
+  } else {
+    match text.rsplit_once(':') {
+      Some((host, _)) if host.contains(':') => return Err(format!("{text:?}: write an IPv6 address as [addr]:port")),
+      Some((host, port)) => (host, Some(port)),
+      None => (text, None),
+    }
+  };
+  if host.is_empty() || host.contains(['/', '@', ' ']) {
+    return Err(format!("{text:?} is not host:port"));
+  }
+  let port = match port {
+    None => SENTINEL_PORT,
+    Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or(format!("{text:?}: port must be 1-65535"))?,
+  };
+  Ok((host.to_owned(), port))
 }
 
 #[derive(Clone, Debug, Default)]
@@ -29,6 +79,11 @@ pub struct RedisConfig {
   pub ttl: Option<Duration>,
   pub connect_timeout: Duration,
   pub command_timeout: Duration,
+  /// Replicas that must hold a write (`WAIT`) before it counts as done. `None`: 1 on Sentinel while the primary
+  /// has a replica connected, else 0.
+  pub min_replicas: Option<u32>,
+  /// How long a write waits for those replicas; less than `command_timeout`.
+  pub replica_timeout: Duration,
 }
 
 impl RedisConfig {
@@ -43,6 +98,8 @@ impl RedisConfig {
       ttl: Some(Self::DEFAULT_TTL),
       connect_timeout: Duration::from_secs(5),
       command_timeout: Duration::from_secs(10),
+      min_replicas: None,
+      replica_timeout: Duration::from_secs(2),
     }
   }
 
@@ -52,6 +109,10 @@ impl RedisConfig {
       RedisTarget::Single(url) => redact(url),
       RedisTarget::Cluster(nodes) => {
         format!("cluster [{}]", nodes.iter().map(|n| redact(n)).collect::<Vec<_>>().join(", "))
+      }
+      RedisTarget::Sentinel(s) => {
+        let addrs: Vec<String> = s.sentinels.iter().map(|(h, p)| format_addr(h, *p)).collect();
+        format!("sentinel {:?} [{}]", s.name, addrs.join(", "))
       }
     }
   }
@@ -64,7 +125,17 @@ impl fmt::Debug for RedisConfig {
       .field("tls", &self.tls)
       .field("prefix", &self.prefix)
       .field("ttl", &self.ttl)
+      .field("min_replicas", &self.min_replicas)
       .finish_non_exhaustive()
+  }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+pub fn format_addr(host: &str, port: u16) -> String {
+  if host.contains(':') {
+    format!("[{host}]:{port}")
+  } else {
+    format!("{host}:{port}")
   }
 }
 
@@ -86,4 +157,35 @@ pub fn redact(url: &str) -> String {
 pub fn with_insecure(url: &str) -> String {
   let base = url.split('#').next().unwrap_or(url);
   format!("{base}#insecure")
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn sentinel_addresses_parse() {
+    assert_eq!(parse_sentinel_addr("10.0.0.1:26380"), Ok(("10.0.0.1".into(), 26380)));
+    assert_eq!(parse_sentinel_addr(" sentinel-0.svc "), Ok(("sentinel-0.svc".into(), SENTINEL_PORT)));
+    assert_eq!(parse_sentinel_addr("[::1]:5000"), Ok(("::1".into(), 5000)));
+    assert_eq!(parse_sentinel_addr("[fe80::1]"), Ok(("fe80::1".into(), SENTINEL_PORT)));
+    for bad in ["", ":26379", "h:0", "h:99999", "h:x", "::1:5000", "[::1", "[::1]5000", "redis://h:1", "u@h:1"] {
+      assert!(parse_sentinel_addr(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(format_addr("::1", 5), "[::1]:5");
+  }
+
+  #[test]
+  fn sentinel_endpoint_names_no_password() {
+    let target = SentinelTarget {
+      sentinels: vec![("h1".into(), 1), ("::1".into(), 2)],
+      name: "mymaster".into(),
+      password: Some("s3cret".into()),
+      sentinel_password: Some("s3cret2".into()),
+      ..SentinelTarget::default()
+    };
+    let config = RedisConfig::new(RedisTarget::Sentinel(target));
+    assert_eq!(config.endpoint(), "sentinel \"mymaster\" [h1:1, [::1]:2]");
+    assert!(!format!("{config:?}").contains("s3cret"));
+  }
 }

@@ -1,20 +1,39 @@
 //! One multiplexed, self-healing connection: redis-rs' ConnectionManager for a single server, its
-//! ClusterConnection for a cluster. Both reconnect on their own after an outage.
+//! ClusterConnection for a cluster, the primary the sentinels name for Sentinel (sentinel.rs). All reconnect on
+//! their own after an outage; Sentinel finds the new primary after a failover.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, FromRedisValue, RedisResult, TlsCertificates, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisResult, TlsCertificates, Value};
 
 use super::config::{with_insecure, RedisConfig, RedisTarget};
+use super::sentinel::SentinelConn;
 
 #[derive(Clone)]
 pub enum Conn {
   Single(ConnectionManager),
   Cluster(ClusterConnection),
+  Sentinel(Arc<SentinelConn>),
+}
+
+/// How many replicas a write must reach before it counts (`WAIT`), and for how long to wait for them.
+#[derive(Clone, Copy, Debug)]
+pub struct Durability {
+  /// `None`: the connection's default (Sentinel: 1 while the primary has a replica; otherwise 0).
+  pub replicas: Option<u32>,
+  pub timeout: Duration,
+}
+
+/// A write's reply, and `(acknowledged, wanted)` replicas when it waited for any.
+pub struct Written<T> {
+  pub value: T,
+  pub replicas: Option<(i64, u32)>,
 }
 
 /// rustls needs a process-wide crypto provider; ring is the one this crate builds with.
@@ -29,6 +48,7 @@ fn urls(config: &RedisConfig) -> Vec<String> {
   let urls = match &config.target {
     RedisTarget::Single(url) => vec![url.clone()],
     RedisTarget::Cluster(nodes) => nodes.clone(),
+    RedisTarget::Sentinel(_) => return Vec::new(),
   };
   if config.tls.insecure {
     urls.iter().map(|u| with_insecure(u)).collect()
@@ -64,7 +84,17 @@ pub async fn connect(config: &RedisConfig, root_cert: Option<Vec<u8>>) -> RedisR
       }
       Ok(Conn::Cluster(builder.build()?.get_async_connection().await?))
     }
+    RedisTarget::Sentinel(target) => {
+      let conn = SentinelConn::new(target, config, root_cert_of(certs))?;
+      // The first lookup now, so a wrong name or password shows at the first call, not later.
+      conn.primary().await?;
+      Ok(Conn::Sentinel(Arc::new(conn)))
+    }
   }
+}
+
+fn root_cert_of(certs: Option<TlsCertificates>) -> Option<Vec<u8>> {
+  certs.and_then(|c| c.root_cert)
 }
 
 impl Conn {
@@ -72,6 +102,27 @@ impl Conn {
     match self.clone() {
       Conn::Single(mut c) => cmd.query_async(&mut c).await,
       Conn::Cluster(mut c) => cmd.query_async(&mut c).await,
+      Conn::Sentinel(s) => Ok(s.query(cmd, None).await?.0),
+    }
+  }
+
+  /// `cmd`, a write, followed by `WAIT` in the same round trip when `durability` asks for replicas (a cluster
+  /// never does: the settings refuse it).
+  pub async fn write<T: FromRedisValue>(&self, cmd: &Cmd, durability: Durability) -> RedisResult<Written<T>> {
+    let timeout = durability.timeout;
+    match self.clone() {
+      Conn::Sentinel(s) => {
+        let (value, replicas) = s.query(cmd, Some((durability.replicas, timeout))).await?;
+        Ok(Written { value, replicas })
+      }
+      Conn::Single(mut c) if durability.replicas.is_some_and(|n| n > 0) => {
+        let n = durability.replicas.unwrap_or(0);
+        let mut pipe = Pipeline::new();
+        pipe.add_command(cmd.clone()).cmd("WAIT").arg(n).arg(timeout.as_millis().max(1) as u64);
+        let (value, acked): (T, i64) = pipe.query_async(&mut c).await?;
+        Ok(Written { value, replicas: Some((acked, n)) })
+      }
+      conn => Ok(Written { value: conn.query(cmd).await?, replicas: None }),
     }
   }
 
@@ -87,6 +138,16 @@ impl Conn {
           keys.extend(scan_node(pattern, Node::Routed(&mut c, route)).await?);
         }
         Ok(keys)
+      }
+      Conn::Sentinel(s) => {
+        let primary = s.primary().await?;
+        let mut conn = primary.conn.clone();
+        let keys = scan_node(pattern, Node::Plain(&mut conn)).await;
+        if let Err(e) = &keys {
+          s.judge(&primary, e);
+        }
+        s.still_primary(&primary).await?;
+        keys
       }
     }
   }
@@ -108,6 +169,7 @@ impl Conn {
         }
         Ok(out)
       }
+      Conn::Sentinel(s) => Ok(vec![s.query(redis::cmd("INFO").arg(section), None).await?.0]),
     }
   }
 }
@@ -115,6 +177,7 @@ impl Conn {
 /// Where one SCAN walk runs: the single server, or one node of the cluster.
 enum Node<'a> {
   Single(&'a mut ConnectionManager),
+  Plain(&'a mut MultiplexedConnection),
   Routed(&'a mut ClusterConnection, RoutingInfo),
 }
 
@@ -122,6 +185,7 @@ impl Node<'_> {
   async fn run(&mut self, cmd: Cmd) -> RedisResult<Value> {
     match self {
       Node::Single(c) => cmd.query_async(*c).await,
+      Node::Plain(c) => cmd.query_async(*c).await,
       Node::Routed(c, route) => c.route_command(cmd, route.clone()).await,
     }
   }

@@ -1,8 +1,10 @@
 //! The Redis tier: one string key per session, `<prefix><name>`, replaced by a single `SET … PX` (atomic, TTL
-//! refreshed on every save). A single server (TCP, TLS or unix socket) or a Redis Cluster; Valkey alike.
+//! refreshed on every save). A single server (TCP, TLS or unix socket), a Redis Cluster, or a primary with replicas
+//! behind Sentinel; Valkey alike. Writes can wait (`WAIT`) until replicas hold them: a failover then keeps them.
 
 mod config;
 mod conn;
+mod sentinel;
 
 use std::fmt;
 
@@ -10,8 +12,8 @@ use async_trait::async_trait;
 use redis::{IntoConnectionInfo, RedisError};
 use tokio::sync::OnceCell;
 
-pub use self::config::{redact, RedisConfig, RedisTarget, RedisTls};
-use self::conn::Conn;
+pub use self::config::{parse_sentinel_addr, redact, RedisConfig, RedisTarget, RedisTls, SentinelTarget};
+use self::conn::{Conn, Durability, Written};
 use std::time::Duration;
 
 use super::{LeaseState, Leases, MemoryInfo, Tier};
@@ -41,7 +43,21 @@ impl RedisTier {
       RedisTarget::Single(url) => vec![url.as_str()],
       RedisTarget::Cluster(nodes) if nodes.is_empty() => return Err(invalid("redis.nodes", "is empty".into())),
       RedisTarget::Cluster(nodes) => nodes.iter().map(String::as_str).collect(),
+      RedisTarget::Sentinel(s) if s.sentinels.is_empty() => {
+        return Err(invalid("redis.sentinels", "is empty".into()));
+      }
+      RedisTarget::Sentinel(s) if s.name.trim().is_empty() => {
+        return Err(invalid("redis.name", "names no primary (the name in `sentinel monitor <name> …`)".into()));
+      }
+      RedisTarget::Sentinel(_) => Vec::new(),
     };
+    // WAIT counts the replicas of one primary; a cluster's writes go to many.
+    if matches!(config.target, RedisTarget::Cluster(_)) && config.min_replicas.is_some_and(|n| n > 0) {
+      return Err(invalid("redis.minReplicas", "is not supported with a Redis Cluster (nodes)".into()));
+    }
+    if config.replica_timeout >= config.command_timeout {
+      return Err(invalid("redis.replicaTimeoutMs", "must be less than commandTimeoutMs".into()));
+    }
     for url in urls {
       // Only the error kind: the error text could quote the URL, password included.
       url.into_connection_info().map_err(|e| invalid("redis.url", format!("{}: {:?}", redact(url), e.kind())))?;
@@ -74,6 +90,25 @@ impl RedisTier {
     self.conn().await?.query(cmd).await.map_err(|e| self.error(e))
   }
 
+  /// A write and, when replicas are wanted, its `WAIT`: the reply, and whether the replicas confirmed it.
+  async fn write<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<(T, Result<()>)> {
+    let durability = Durability { replicas: self.config.min_replicas, timeout: self.config.replica_timeout };
+    let Written { value, replicas } = self.conn().await?.write(cmd, durability).await.map_err(|e| self.error(e))?;
+    let confirmed = match replicas {
+      Some((acked, wanted)) if acked < i64::from(wanted) => Err(StoreError::Backend {
+        code: "ERR_REDIS_REPLICAS",
+        reason: format!(
+          "redis at {}: the write reached {acked} of the {wanted} replica(s) it needs within {} ms; it may be on the \
+           primary alone, where a failover can lose it, so it does not count as done",
+          self.endpoint,
+          self.config.replica_timeout.as_millis()
+        ),
+      }),
+      _ => Ok(()),
+    };
+    Ok((value, confirmed))
+  }
+
   fn error(&self, e: RedisError) -> StoreError {
     let code = if e.is_timeout() {
       "ERR_REDIS_TIMEOUT"
@@ -84,8 +119,13 @@ impl RedisTier {
     } else if e.is_io_error()
       || e.is_connection_refusal()
       || e.is_connection_dropped()
-      || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
-      || e.code().is_some_and(|c| matches!(c, "CLUSTERDOWN" | "LOADING" | "TRYAGAIN" | "MASTERDOWN"))
+      || matches!(
+        e.kind(),
+        redis::ErrorKind::ClusterConnectionNotFound
+          | redis::ErrorKind::MasterNameNotFoundBySentinel
+          | redis::ErrorKind::NoValidReplicasFoundBySentinel
+      )
+      || e.code().is_some_and(|c| matches!(c, "CLUSTERDOWN" | "LOADING" | "TRYAGAIN" | "MASTERDOWN" | "READONLY"))
     {
       "ERR_REDIS_UNAVAILABLE"
     } else {
@@ -125,7 +165,8 @@ impl Tier for RedisTier {
     if let Some(ttl) = self.config.ttl {
       cmd.arg("PX").arg(ttl.as_millis() as u64);
     }
-    self.query(&cmd).await
+    let ((), confirmed) = self.write(&cmd).await?;
+    confirmed
   }
 
   async fn exists(&self, key: &SessionKey) -> Result<bool> {
@@ -133,7 +174,8 @@ impl Tier for RedisTier {
   }
 
   async fn delete(&self, key: &SessionKey) -> Result<()> {
-    self.query(redis::cmd("DEL").arg(self.key(key))).await
+    let (_deleted, confirmed): (i64, _) = self.write(redis::cmd("DEL").arg(self.key(key))).await?;
+    confirmed
   }
 
   async fn list(&self) -> Result<Vec<SessionKey>> {
@@ -155,7 +197,12 @@ impl Tier for RedisTier {
 
   async fn replace_if(&self, key: &SessionKey, expected: &[u8], bytes: Vec<u8>) -> Result<bool> {
     let end = expected.len().saturating_sub(1).to_string();
-    self.script(REPLACE_IF, &[self.key(key)], &[expected, &bytes, end.as_bytes()]).await
+    let (replaced, confirmed) =
+      self.write::<i64>(&eval(REPLACE_IF, &[self.key(key)], &[expected, &bytes, end.as_bytes()])).await?;
+    if replaced == 1 {
+      confirmed?;
+    }
+    Ok(replaced == 1)
   }
 
   fn leases(&self) -> Option<&dyn Leases> {
@@ -243,20 +290,13 @@ impl RedisTier {
     [format!("{{{key}}}:lease"), format!("{{{key}}}:owner")]
   }
 
-  async fn eval(&self, script: &str, keys: &[String], args: &[&[u8]]) -> Result<i64> {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(script).arg(keys.len()).arg(keys);
-    for arg in args {
-      cmd.arg(*arg);
-    }
-    self.query::<i64>(&cmd).await
-  }
-
+  /// Lease-only scripts: not waited for (see docs/tiers.md on leases across a failover).
   async fn script(&self, script: &str, keys: &[String], args: &[&[u8]]) -> Result<bool> {
-    Ok(self.eval(script, keys, args).await? == 1)
+    Ok(self.query::<i64>(&eval(script, keys, args)).await? == 1)
   }
 
-  /// A fenced script over the lease keys and the session key: what it found.
+  /// A fenced script over the lease keys and the session key: what it found. It writes the session, so it waits
+  /// for the replicas like `put`, unless the lease was lost and nothing was written.
   async fn fenced(
     &self,
     script: &str,
@@ -268,12 +308,23 @@ impl RedisTier {
     let [lease, owner] = self.lease_keys(key);
     let ttl = ms(ttl);
     let args = [&[token.as_bytes(), ttl.as_bytes()], more].concat();
-    Ok(match self.eval(script, &[lease, owner, self.key(key)], &args).await? {
+    let (found, confirmed) = self.write::<i64>(&eval(script, &[lease, owner, self.key(key)], &args)).await?;
+    let state = match found {
       1 => LeaseState::Held,
       2 => LeaseState::Retaken,
-      _ => LeaseState::Lost,
-    })
+      _ => return Ok(LeaseState::Lost),
+    };
+    confirmed.map(|()| state)
   }
+}
+
+fn eval(script: &str, keys: &[String], args: &[&[u8]]) -> redis::Cmd {
+  let mut cmd = redis::cmd("EVAL");
+  cmd.arg(script).arg(keys.len()).arg(keys);
+  for arg in args {
+    cmd.arg(*arg);
+  }
+  cmd
 }
 
 fn ms(ttl: Duration) -> String {
