@@ -75,7 +75,7 @@ export function makeCerts(dir) {
  * A redis-server in its own temp dir. `start()`/`stop()` can be called again (same port, same data) to simulate
  * an outage; the test's teardown stops it for good.
  */
-export async function startRedis(t, { password, unixSocket = false, appendonly = false, tls = false, cluster = false } = {}) {
+export async function startRedis(t, { password, unixSocket = false, appendonly = false, tls = false, cluster = false, args: extra = [] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wwrs-redis-'))
   const port = cluster ? await freeClusterPort() : await freePort()
   const socket = unixSocket ? path.join(dir, 'redis.sock') : null
@@ -91,6 +91,7 @@ export async function startRedis(t, { password, unixSocket = false, appendonly =
   }
   if (password) args.push('--requirepass', password)
   if (socket) args.push('--unixsocket', socket, '--unixsocketperm', '700')
+  args.push(...extra)
   if (cluster) args.push('--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'), '--cluster-node-timeout', '3000')
   const scheme = certs ? 'rediss' : 'redis'
   const server = {
@@ -223,4 +224,79 @@ export function motoForFile(test) {
     for (const stop of stops) await stop()
   })
   return new Proxy({}, { get: (_, prop) => (typeof server?.[prop] === 'function' ? server[prop].bind(server) : server?.[prop]) })
+}
+
+/**
+ * A primary, one replica and three sentinels (`redis-sentinel`, Debian's package) on loopback, with short
+ * failover timings so a SIGKILLed primary is replaced within seconds. `password` guards the data nodes,
+ * `sentinelPassword` the sentinels. `primaryPort()` asks a sentinel which node is the primary now.
+ */
+export async function startSentinels(t, { name = 'mymaster', password, sentinelPassword } = {}) {
+  const auth = password ? ['--masterauth', password] : []
+  const primary = await startRedis(t, { password, args: auth })
+  const replica = await startRedis(t, { password, args: [...auth, '--replicaof', '127.0.0.1', String(primary.port)] })
+  const sentinels = []
+  for (let i = 0; i < 3; i++) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wwrs-sentinel-'))
+    const port = await freePort()
+    const conf = path.join(dir, 'sentinel.conf')
+    const lines = [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`]
+    lines.push(`sentinel down-after-milliseconds ${name} 1000`, `sentinel failover-timeout ${name} 4000`)
+    if (password) lines.push(`sentinel auth-pass ${name} ${password}`)
+    if (sentinelPassword) lines.push(`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`)
+    fs.writeFileSync(conf, lines.join('\n') + '\n')
+    const sentinel = {
+      port,
+      addr: `127.0.0.1:${port}`,
+      proc: spawnServer('redis-sentinel', [conf]),
+      cli(...command) {
+        const a = sentinelPassword ? ['--no-auth-warning', '-a', sentinelPassword] : []
+        const res = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...a, ...command], { encoding: 'utf8' })
+        if (res.status !== 0) throw new Error(`redis-cli ${command.join(' ')}: ${res.stderr}`)
+        return res.stdout.trim()
+      },
+    }
+    sentinels.push(sentinel)
+    t.teardown(async () => {
+      await stopProcess(sentinel.proc)
+      fs.rmSync(dir, { recursive: true, force: true })
+    })
+  }
+  const set = {
+    name,
+    primary,
+    replica,
+    sentinels,
+    nodes: [primary, replica],
+    addrs: sentinels.map((s) => s.addr),
+    /** The port of the node the sentinels call primary now, by the first sentinel that answers. */
+    primaryPort() {
+      for (const s of sentinels) {
+        try {
+          const [, port] = s.cli('SENTINEL', 'get-master-addr-by-name', name).split('\n')
+          if (port) return Number(port)
+        } catch {}
+      }
+      return null
+    },
+    /** Until every live sentinel knows the others and a replica of the primary on `port` (a failover needs both). */
+    async settled(port = this.primaryPort(), replicas = 1) {
+      for (let i = 0; i < 600; i++) {
+        const ready = sentinels.filter((s) => s.proc.exitCode === null).every((s) => {
+          try {
+            const info = s.cli('SENTINEL', 'master', name).split('\n')
+            const field = (k) => info[info.indexOf(k) + 1]
+            return Number(field('port')) === port && Number(field('num-other-sentinels')) === 2 && Number(field('num-slaves')) >= replicas && !field('flags').includes('down')
+          } catch {
+            return false
+          }
+        })
+        if (ready) return
+        await sleep(50)
+      }
+      throw new Error('the sentinels did not settle')
+    },
+  }
+  await set.settled(primary.port)
+  return set
 }

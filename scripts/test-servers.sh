@@ -5,6 +5,8 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+# __test__/sentinel.spec.mjs runs three sentinels in front of a primary and a replica.
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # __test__/chromium.spec.mjs drives Debian's Chromium through puppeteer-core (which never downloads a browser).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
