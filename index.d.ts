@@ -209,7 +209,10 @@ export interface ProfileArgs {
   dir: string
 }
 
-/** Redis as the primary tier, in place of the embedded directory. Valkey works the same. */
+/**
+ * Redis as the primary tier, in place of the embedded directory. Valkey works the same. Give one of `url`,
+ * `nodes` or `sentinels`.
+ */
 export interface RedisOptions {
   /**
    * A single server: `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS) or `unix:///path/redis.sock`.
@@ -227,9 +230,40 @@ export interface RedisOptions {
   connectTimeoutMs?: number
   /** Default 10000. */
   commandTimeoutMs?: number
+  /**
+   * Redis Sentinel: the sentinels as `host:port` (port default 26379), e.g. `['10.0.0.1:26379', '10.0.0.2:26379']`.
+   * Writes go to the primary they name; after a failover the store finds the new one by itself.
+   */
+  sentinels?: Array<string>
+  /** Sentinel: the monitored primary's name (`sentinel monitor <name> …`), e.g. `'mymaster'`. */
+  name?: string
+  /** Sentinel: ACL user of the primary and replicas. Default none (the `default` user). */
+  username?: string
+  /** Sentinel: password of the primary and replicas (`requirepass`). Never appears in errors. */
+  password?: string
+  /** Sentinel: ACL user of the sentinels themselves. */
+  sentinelUsername?: string
+  /** Sentinel: password of the sentinels themselves (`requirepass` in sentinel.conf). Never appears in errors. */
+  sentinelPassword?: string
+  /** Sentinel: database number. Default 0. */
+  db?: number
+  /**
+   * A save (and a delete) counts as done only once `WAIT` reports this many replicas hold it; fewer within
+   * `replicaTimeoutMs` fails it with ERR_REDIS_REPLICAS. 0 turns the wait off. Default: with `sentinels`, 1 while
+   * the primary has a replica connected (0 when it has none); with `url`, 0. Not with `nodes`.
+   */
+  minReplicas?: number
+  /**
+   * How long a write waits for `minReplicas`; less than `commandTimeoutMs`. Default 2000 (or half of
+   * `commandTimeoutMs` if that is smaller).
+   */
+  replicaTimeoutMs?: number
 }
 
-/** TLS settings for `rediss://` URLs. */
+/**
+ * TLS settings for `rediss://` URLs, and for Sentinel (where giving `tls` turns TLS on, to the sentinels and
+ * the data nodes alike).
+ */
 export interface RedisTlsOptions {
   /** PEM file of the CA that signed the server's certificate, used instead of the system's roots. */
   caFile?: string

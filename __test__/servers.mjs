@@ -49,7 +49,8 @@ function spawnServer(cmd, args) {
 
 /** SIGTERM, then wait for the exit (a stopped server's port must be free again). */
 async function stopProcess(proc) {
-  if (!proc || proc.exitCode !== null || proc.spawnError) return
+  // A SIGKILLed process has a signalCode and no exitCode: it is gone too.
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null || proc.spawnError) return
   const exited = new Promise((resolve) => proc.once('exit', resolve))
   proc.kill('SIGTERM')
   await exited
@@ -232,7 +233,8 @@ export function motoForFile(test) {
  * `sentinelPassword` the sentinels. `primaryPort()` asks a sentinel which node is the primary now.
  */
 export async function startSentinels(t, { name = 'mymaster', password, sentinelPassword } = {}) {
-  const auth = password ? ['--masterauth', password] : []
+  // No 5 s diskless-sync delay (Redis 7's default): the replica is in sync as soon as it connects.
+  const auth = [...(password ? ['--masterauth', password] : []), '--repl-diskless-sync-delay', '0']
   const primary = await startRedis(t, { password, args: auth })
   const replica = await startRedis(t, { password, args: [...auth, '--replicaof', '127.0.0.1', String(primary.port)] })
   const sentinels = []
@@ -242,8 +244,8 @@ export async function startSentinels(t, { name = 'mymaster', password, sentinelP
     const conf = path.join(dir, 'sentinel.conf')
     const lines = [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`]
     lines.push(`sentinel down-after-milliseconds ${name} 1000`, `sentinel failover-timeout ${name} 4000`)
-    if (password) lines.push(`sentinel auth-pass ${name} ${password}`)
-    if (sentinelPassword) lines.push(`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`)
+    if (password) lines.push(`sentinel auth-pass ${name} ${JSON.stringify(password)}`)
+    if (sentinelPassword) lines.push(`requirepass ${JSON.stringify(sentinelPassword)}`, `sentinel sentinel-pass ${JSON.stringify(sentinelPassword)}`)
     fs.writeFileSync(conf, lines.join('\n') + '\n')
     const sentinel = {
       port,
@@ -282,7 +284,9 @@ export async function startSentinels(t, { name = 'mymaster', password, sentinelP
     /** Until every live sentinel knows the others and a replica of the primary on `port` (a failover needs both). */
     async settled(port = this.primaryPort(), replicas = 1) {
       for (let i = 0; i < 600; i++) {
-        const ready = sentinels.filter((s) => s.proc.exitCode === null).every((s) => {
+        const dead = sentinels.find((s) => s.proc.exitCode !== null || s.proc.signalCode !== null || s.proc.spawnError)
+        if (dead) throw dead.proc.spawnError ?? new Error(`redis-sentinel on port ${dead.port} exited`)
+        const ready = sentinels.every((s) => {
           try {
             const info = s.cli('SENTINEL', 'master', name).split('\n')
             const field = (k) => info[info.indexOf(k) + 1]
@@ -296,6 +300,10 @@ export async function startSentinels(t, { name = 'mymaster', password, sentinelP
       }
       throw new Error('the sentinels did not settle')
     },
+  }
+  for (let i = 0; !replica.cli('INFO', 'replication').includes('master_link_status:up'); i++) {
+    if (i > 400) throw new Error('the replica did not sync')
+    await sleep(25)
   }
   await set.settled(primary.port)
   return set
