@@ -179,3 +179,16 @@ test.serial('the primary SIGKILLed under saves: every acknowledged save restores
   const stats = await store.stats()
   t.truthy(stats)
 })
+
+test.serial('a single server (url) waits only when asked: minReplicas 1 on a primary without replicas is ERR_REDIS_REPLICAS', async (t) => {
+  // After the failover the promoted replica is a primary with no replica left.
+  const { zip } = (await zips(t, 1))[0]
+  const asked = new RustStore({ redis: { url: set.replica.url, minReplicas: 1, replicaTimeoutMs: 200 }, saveErrors: 'reject' })
+  const err = await t.throwsAsync(asked.save({ session: 'RemoteAuth-url-wait', path: zip }))
+  t.is(err.code, 'ERR_REDIS_REPLICAS')
+  t.false(err.message.includes('s3cret'), err.message)
+  const plain = new RustStore({ redis: { url: set.replica.url }, saveErrors: 'reject' })
+  t.truthy(await plain.save({ session: 'RemoteAuth-url-wait', path: zip }), 'the default does not wait')
+  const cluster = t.throws(() => new RustStore({ redis: { nodes: ['redis://127.0.0.1:1'], minReplicas: 1 } }))
+  t.is(cluster.code, 'ERR_INVALID_OPTION')
+})
