@@ -52,7 +52,10 @@ pub fn parse_sentinel_addr(text: &str) -> std::result::Result<(String, u16), Str
       None => (text, None),
     }
   };
-  if host.is_empty() || host.contains(['/', '@', ' ']) {
+  // A DNS name or an IPv4/IPv6 address: letters, digits, `.`, `-`, `_` (and `:` inside brackets).
+  let allowed =
+    |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (c == ':' && text.starts_with('['));
+  if host.is_empty() || !host.chars().all(allowed) {
     return Err(format!("{text:?} is not host:port"));
   }
   let port = match port {
@@ -187,5 +190,36 @@ mod tests {
     let config = RedisConfig::new(RedisTarget::Sentinel(target));
     assert_eq!(config.endpoint(), "sentinel \"mymaster\" [h1:1, [::1]:2]");
     assert!(!format!("{config:?}").contains("s3cret"));
+  }
+
+  /// Seeded mutations of good addresses (byte flips, cuts, inserted separators): never a panic, and every accepted
+  /// one is a host without separators and a port from 1 to 65535 that formats back to an address that parses the same.
+  #[test]
+  fn mutated_sentinel_addresses_parse_or_are_refused() {
+    let mut x: u64 = 0x5e17_1e1;
+    let mut next = || {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      x
+    };
+    let seeds = ["10.0.0.1:26379", "[::1]:5000", "sentinel-0.svc", "h:1"];
+    let noise = [b':', b'[', b']', b'@', b'/', b' ', b'0', b'9', 0xff, b'-'];
+    for i in 0..4000 {
+      let mut bytes = seeds[i % seeds.len()].as_bytes().to_vec();
+      for _ in 0..=(next() % 3) {
+        let at = (next() as usize) % (bytes.len() + 1);
+        match next() % 3 {
+          0 if at < bytes.len() => bytes[at] = noise[(next() as usize) % noise.len()],
+          1 => bytes.insert(at, noise[(next() as usize) % noise.len()]),
+          _ => bytes.truncate(at),
+        }
+      }
+      let text = String::from_utf8_lossy(&bytes);
+      if let Ok((host, port)) = parse_sentinel_addr(&text) {
+        assert!(port > 0 && !host.is_empty() && !host.contains(['/', '@', ' ', '[', ']']), "{text:?}");
+        assert_eq!(parse_sentinel_addr(&format_addr(&host, port)), Ok((host.clone(), port)), "{text:?}");
+      }
+    }
   }
 }
