@@ -3,6 +3,7 @@
 
 mod config;
 mod conn;
+mod raw;
 
 use std::fmt;
 
