@@ -97,13 +97,7 @@ impl ChunkCodec<'_> {
         }
       }
       // Flags from a newer build: an upgrade is due, not a damaged chunk.
-      f => {
-        return Err(StoreError::ArchiveVersion {
-          what: "backup chunk",
-          found: u16::from(f),
-          max: u16::from(FLAG_ZSTD | FLAG_ENCRYPTED),
-        })
-      }
+      f => return Err(StoreError::ArchiveVersion { what: "backup chunk", found: u16::from(f), max: u16::from(FLAG_ZSTD | FLAG_ENCRYPTED) }),
     };
     // No chunk is longer than MAX: a forged one that decompresses to more is refused before it is all inflated.
     let bytes =

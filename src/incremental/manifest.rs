@@ -223,11 +223,7 @@ impl Manifest {
     }
     // Whole, with flags from a newer build: an upgrade is due, not a damaged manifest.
     if bytes[4] & !FLAG_ENCRYPTED != 0 {
-      return Err(StoreError::ArchiveVersion {
-        what: "backup manifest flags",
-        found: u16::from(bytes[4]),
-        max: u16::from(FLAG_ENCRYPTED),
-      });
+      return Err(StoreError::ArchiveVersion { what: "backup manifest flags", found: u16::from(bytes[4]), max: u16::from(FLAG_ENCRYPTED) });
     }
     Ok(())
   }
