@@ -73,3 +73,46 @@ impl Store {
     blocking::run(move || archive::fingerprint(&bytes, config.pack.keys.as_deref(), &config.pack.keep, &session)).await
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use std::io::Write;
+  use std::sync::Arc;
+
+  use super::*;
+  use crate::archive::PackOptions;
+  use crate::store::StoreConfig;
+  use crate::tier::LocalDirTier;
+
+  fn zip_of(body: &[u8]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    zip.start_file("Default/IndexedDB/db/000003.log", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.write_all(body).unwrap();
+    zip.finish().unwrap().into_inner()
+  }
+
+  #[tokio::test]
+  async fn imports_once_then_only_what_changed_and_exports_back_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = LocalDirTier::open(dir.path().join("store")).unwrap();
+    let config = StoreConfig { data_path: dir.path().join("auth"), pack: PackOptions::default(), local_dir: None };
+    let store = Store::new(Some(Arc::new(tier)), None, config).unwrap();
+    let key = SessionKey::parse("RemoteAuth-a").unwrap();
+
+    assert!(matches!(store.import_zip(&key, zip_of(b"v1"), false).await.unwrap(), Outcome::Planned { .. }));
+    assert!(!store.session_exists("RemoteAuth-a").await.unwrap(), "a dry run writes nothing");
+    assert!(matches!(store.import_zip(&key, zip_of(b"v1"), true).await.unwrap(), Outcome::Imported { .. }));
+    assert!(matches!(store.import_zip(&key, zip_of(b"v1"), true).await.unwrap(), Outcome::Unchanged));
+    assert!(matches!(store.import_zip(&key, zip_of(b"v2"), true).await.unwrap(), Outcome::Imported { .. }));
+    // What `extract` writes is what an import of it finds unchanged.
+    let out = dir.path().join("out.zip");
+    store.extract("RemoteAuth-a", &out).await.unwrap();
+    assert!(matches!(store.import_zip(&key, std::fs::read(&out).unwrap(), true).await.unwrap(), Outcome::Unchanged));
+    assert!(store.holds_since(&key, 0).await.unwrap());
+    assert!(!store.holds_since(&key, u64::MAX / 2).await.unwrap());
+
+    let bad = store.import_zip(&key, b"PK\x03\x04 cut short".to_vec(), true).await.unwrap_err();
+    assert_eq!(bad.code(), "ERR_ZIP_INVALID");
+    assert!(matches!(store.import_zip(&key, zip_of(b"v2"), true).await.unwrap(), Outcome::Unchanged), "kept");
+  }
+}
