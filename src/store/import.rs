@@ -45,7 +45,7 @@ impl Store {
       Ok((packed, archive::fingerprint_zip(Cursor::new(&zip[..]), &config.pack.keep)?))
     })
     .await?;
-    let turn = self.save_locks.of(key).lock_owned().await;
+    // Compared before the save lock is taken: reading a copy from the backups writes it back under that lock.
     if self.stored_fingerprint(key).await? == Some(source) {
       return Ok(Outcome::Unchanged);
     }
@@ -54,6 +54,7 @@ impl Store {
       return Ok(Outcome::Planned { stored_bytes });
     }
     let expected = blake3::hash(&packed.bytes);
+    let turn = self.save_locks.of(key).lock_owned().await;
     let Saved { backup_error, .. } = self.store_packed(key.clone(), packed, turn).await?;
     // Read back through the store (checksum checked there) and compared with what was written.
     if blake3::hash(&self.fetch(key).await?) != expected {
