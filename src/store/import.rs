@@ -116,4 +116,47 @@ mod tests {
     assert_eq!(bad.code(), "ERR_ZIP_INVALID");
     assert!(matches!(store.import_zip(&key, zip_of(b"v2"), true).await.unwrap(), Outcome::Unchanged), "kept");
   }
+
+  /// Seeded mutations of a gzipped session value (flips, cuts, splices): each one is the session exactly or a coded
+  /// refusal, and the stored copy stays readable whatever came in.
+  #[tokio::test]
+  async fn mutated_values_import_whole_or_are_refused_with_a_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = LocalDirTier::open(dir.path().join("store")).unwrap();
+    let config = StoreConfig { data_path: dir.path().join("auth"), pack: PackOptions::default(), local_dir: None };
+    let store = Store::new(Some(Arc::new(tier)), None, config).unwrap();
+    let key = SessionKey::parse("RemoteAuth-m").unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&zip_of(&b"leveldb log record ".repeat(200))).unwrap();
+    let good = gz.finish().unwrap();
+    store.import_zip(&key, crate::import::unwrap_zip(good.clone(), 1 << 24).unwrap().0, true).await.unwrap();
+    let mut seed: u64 = 0x5eed_1234;
+    let mut next = move |n: usize| {
+      seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+      (seed >> 33) as usize % n.max(1)
+    };
+    for _ in 0..300 {
+      let mut value = good.clone();
+      match next(3) {
+        0 => {
+          let at = next(value.len());
+          value[at] ^= 1 << next(8);
+        }
+        1 => value.truncate(next(value.len())),
+        _ => {
+          let (at, len) = (next(value.len()), next(64));
+          value.splice(at..at, std::iter::repeat_n(next(256) as u8, len));
+        }
+      }
+      let outcome = match crate::import::unwrap_zip(value, 1 << 24) {
+        Ok((zip, _)) => store.import_zip(&key, zip, true).await,
+        Err(err) => Err(err),
+      };
+      if let Err(err) = outcome {
+        assert_ne!(err.code(), "ERR_INTERNAL", "{err}");
+      }
+      let stored = store.fetch(&key).await.unwrap();
+      archive::check(&stored, None, &archive::Limits::default(), "RemoteAuth-m").unwrap();
+    }
+  }
 }
