@@ -85,6 +85,18 @@ export declare class RustStore {
   renewLease(session: string, token: string, options?: LeaseOptions): Promise<'renewed' | 'retaken'>
   /** Gives the lease up (succeeds if it was already lost). */
   releaseLease(session: string, token: string): Promise<void>
+  /**
+   * Imports every session of another RemoteAuth store: a folder of `<session>.zip` files, `s3://bucket/prefix/`
+   * (wwebjs-aws-s3's layout) or `redis://…` keys (`pattern`), each checked as `save` checks a zip and read back
+   * after the write. A dry run unless `execute`; a repeated run copies only what changed; the source is only read.
+   * Resolves a report (a failing entry is in it with its code); rejects only when the source cannot be listed.
+   */
+  importFrom(source: string, options?: ImportOptions): Promise<ImportReport>
+  /**
+   * Writes every stored session (or `sessions`; or each one's backup at `at`) as the RemoteAuth zip `extract`
+   * writes, to a folder (`<session>.zip`) or `s3://bucket/prefix/` (wwebjs-aws-s3's layout).
+   */
+  exportTo(target: string, options?: ExportOptions): Promise<ExportReport>
   /** Every stored session with its sizes. */
   listSessions(): Promise<StoredSession[]>
 }
@@ -154,6 +166,33 @@ export interface EncryptionOptions {
   acceptPlain?: boolean
 }
 
+export interface ExportedSession {
+  session: string
+  /** The file or object written. */
+  key: string
+  bytes?: number
+  error?: TransferFailure
+}
+
+/** Options of `exportTo`. Every field is optional. */
+export interface ExportOptions {
+  /** Only these sessions. Default every stored one. */
+  sessions?: Array<string>
+  /** Each session's newest backup version saved at or before this time (ms since the epoch). */
+  at?: number
+  concurrency?: number
+  s3?: TransferS3Options
+}
+
+export interface ExportReport {
+  target: string
+  sessions: Array<ExportedSession>
+  exported: number
+  failed: number
+  bytes: number
+  ms: number
+}
+
 /**
  * `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. `version` or
  * `at` restore a backup version instead (point in time).
@@ -165,6 +204,48 @@ export interface ExtractArgs {
   version?: string
   /** The newest backup version saved at or before this time (ms since the Unix epoch). */
   at?: number
+}
+
+/** One source entry's import. */
+export interface ImportedSession {
+  session: string
+  /** Where it is in the source: file name, object key or Redis key. */
+  key: string
+  /** How the zip was wrapped: `zip`, `gzip(zip)`, `base64(zip)`, `json(base64(zip))`, … */
+  shape?: string
+  sourceBytes?: number
+  storedBytes?: number
+  status: 'planned' | 'imported' | 'unchanged' | 'store-newer' | 'gone' | 'failed'
+  error?: TransferFailure
+}
+
+/** Options of `importFrom`. Every field is optional. */
+export interface ImportOptions {
+  /** Write; without it every entry is checked and reported and nothing is written. Default false. */
+  execute?: boolean
+  /** Read and compare every session, also those whose stored copy is newer than the source's last write. */
+  overwrite?: boolean
+  /** Redis key pattern; the session id is what `*` matches. Default `wa:session:*`. */
+  pattern?: string
+  /** Session name for a source id, with `{id}` in it. Default `{id}`. */
+  name?: string
+  /** Sessions in flight at once. Default 8. */
+  concurrency?: number
+  s3?: TransferS3Options
+}
+
+export interface ImportReport {
+  execute: boolean
+  source: string
+  sessions: Array<ImportedSession>
+  /** Imported (planned, in a dry run). */
+  imported: number
+  /** Unchanged, newer in the store, or gone from the source. */
+  skipped: number
+  failed: number
+  bytesBefore: number
+  bytesAfter: number
+  ms: number
 }
 
 export interface IncrementalStats {
@@ -432,9 +513,27 @@ export interface TransferArgs {
 }
 
 export interface TransferFailure {
+  code: string
+  message: string
+}
+
+export interface TransferFailure {
   session: string
   code: string
   message: string
+}
+
+/**
+ * How an `s3://` source or target is reached; its bucket and prefix are the URL's. Default: the `S3_*` / `R2_*`
+ * environment, else the AWS chain.
+ */
+export interface TransferS3Options {
+  endpoint?: string
+  /** Default `us-east-1`. */
+  region?: string
+  forcePathStyle?: boolean
+  accessKeyId?: string
+  secretAccessKey?: string
 }
 
 /** What `restoreAll` or `backupAll` did. */

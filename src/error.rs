@@ -50,6 +50,12 @@ pub enum StoreError {
   Internal(String),
   #[error("{op} {path}: {source}")]
   Io { op: &'static str, path: PathBuf, source: std::io::Error },
+  /// An import source's value is none of the shapes a session can be in (zip, gzip, base64, JSON holding one).
+  #[error("not a session zip: {0}")]
+  ImportFormat(String),
+  /// An import source's value holds session data but no profile: nothing RemoteAuth can restore a login from.
+  #[error("no restorable login: {0}")]
+  ImportNoLogin(String),
 }
 
 impl StoreError {
@@ -77,6 +83,8 @@ impl StoreError {
       Self::Backend { code, .. } => code,
       Self::Internal(_) => "ERR_INTERNAL",
       Self::Io { .. } => "ERR_IO",
+      Self::ImportFormat(_) => "ERR_IMPORT_FORMAT",
+      Self::ImportNoLogin(_) => "ERR_IMPORT_NO_LOGIN",
     }
   }
 

@@ -2,6 +2,7 @@
 //! with a stable `code`. No policy lives here.
 
 mod cli;
+mod import;
 mod js;
 mod options;
 mod types;
@@ -289,6 +290,34 @@ impl RustStore {
   pub fn release_lease<'env>(&self, env: &'env Env, session: String, token: String) -> Result<PromiseRaw<'env, ()>> {
     let store = self.store.clone();
     promise(env, async move { store.release_lease(&session, &token).await }, |v| v)
+  }
+
+  /// Imports every session of another RemoteAuth store: a folder of `<session>.zip` files, `s3://bucket/prefix/`
+  /// (wwebjs-aws-s3's layout) or `redis://…` keys (`pattern`), each checked as `save` checks a zip and read back
+  /// after the write. A dry run unless `execute`; a repeated run copies only what changed; the source is only read.
+  /// Resolves a report (a failing entry is in it with its code); rejects only when the source cannot be listed.
+  #[napi(ts_args_type = "source: string, options?: ImportOptions", ts_return_type = "Promise<ImportReport>")]
+  pub fn import_from<'env>(
+    &self,
+    env: &'env Env,
+    source: String,
+    options: Option<Unknown>,
+  ) -> Result<PromiseRaw<'env, import::ImportReport>> {
+    let (store, opts) = (self.store.clone(), import::import_options(env, options, &source));
+    promise(env, async move { crate::import::import_from(&store, &source, &opts?, None).await }, From::from)
+  }
+
+  /// Writes every stored session (or `sessions`; or each one's backup at `at`) as the RemoteAuth zip `extract`
+  /// writes, to a folder (`<session>.zip`) or `s3://bucket/prefix/` (wwebjs-aws-s3's layout).
+  #[napi(ts_args_type = "target: string, options?: ExportOptions", ts_return_type = "Promise<ExportReport>")]
+  pub fn export_to<'env>(
+    &self,
+    env: &'env Env,
+    target: String,
+    options: Option<Unknown>,
+  ) -> Result<PromiseRaw<'env, import::ExportReport>> {
+    let (store, opts) = (self.store.clone(), import::export_options(env, options, &target));
+    promise(env, async move { crate::import::export_to(&store, &target, &opts?, None).await }, From::from)
   }
 
   /// Every stored session with its sizes.

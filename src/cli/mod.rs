@@ -16,6 +16,7 @@ use self::flags::StoreFlags;
 use self::print::Format;
 use crate::cleanup::{cleanup, CleanupOptions};
 use crate::error::StoreError;
+use crate::import::{export_to, import_from, ExportOptions, ImportOptions};
 use crate::migrate::{migrate, MigrateOptions};
 use crate::scheduler::Reporter;
 use crate::store::{Pick, Store};
@@ -118,6 +119,45 @@ enum Command {
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     at: Option<u64>,
   },
+  /// Import the sessions of another RemoteAuth store (dry run unless --execute): a folder of <session>.zip files,
+  /// s3://bucket/prefix/ (wwebjs-aws-s3's layout) or redis://… keys; the source is only read
+  Import {
+    /// ./folder, s3://bucket/remoteDataPath/, or redis:// / rediss:// URL (comma-separated: a cluster's nodes)
+    #[arg(long, value_name = "SOURCE")]
+    from: String,
+    /// Write; without it every entry is checked and nothing is written
+    #[arg(long)]
+    execute: bool,
+    /// Read and compare every session, also those whose stored copy is newer than the source's last write
+    #[arg(long)]
+    overwrite: bool,
+    /// Redis key pattern; the session id is what the * matches [default: wa:session:*]
+    #[arg(long, value_name = "GLOB")]
+    pattern: Option<String>,
+    /// Session name for a source id, with {id} in it [default: {id}]
+    #[arg(long, value_name = "TEMPLATE")]
+    name: Option<String>,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    #[arg(long)]
+    json: bool,
+  },
+  /// Write every stored session (or the named ones) as the RemoteAuth zip `extract` writes, to a folder
+  /// (<session>.zip) or s3://bucket/prefix/ in wwebjs-aws-s3's layout
+  Export {
+    /// Only these sessions
+    sessions: Vec<String>,
+    /// ./folder or s3://bucket/remoteDataPath/
+    #[arg(long, value_name = "TARGET")]
+    to: String,
+    /// Each session's newest backup version saved at or before this time (RFC 3339 or ms since the epoch)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<u64>,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    #[arg(long)]
+    json: bool,
+  },
   /// Copy every session's newest good backup to the primary, never over a newer copy
   Restore {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -125,6 +165,20 @@ enum Command {
     #[arg(long)]
     json: bool,
   },
+}
+
+/// How an `s3://` source or target is reached: as the store's bucket is (flags and S3_* / R2_* variables), else
+/// from the S3_* variables alone; the bucket and prefix are the URL's.
+fn source_s3(
+  store_s3: Option<crate::settings::S3Settings>,
+  url: &str,
+) -> Result<Option<crate::settings::S3Settings>, StoreError> {
+  let Some(rest) = url.strip_prefix("s3://") else { return Ok(None) };
+  let bucket = rest.split('/').next().unwrap_or_default().to_owned();
+  Ok(match store_s3 {
+    Some(s3) => Some(s3),
+    None => crate::settings::s3_from_env(Some(bucket))?,
+  })
 }
 
 /// RFC 3339 or ms since the Unix epoch → ms.
@@ -157,16 +211,16 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
       s3.backup_interval_ms = Some(0.0);
     }
     check_deletable(&cli.command, &s)?;
-    Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?))
+    Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?, s.s3.clone()))
   });
-  let (store, ttl) = match built {
+  let (store, ttl, s3) = match built {
     Ok(built) => built,
     Err(e) => {
       let _ = writeln!(err, "error: {}: {e}", e.code());
       return EXIT_USAGE;
     }
   };
-  let code = match execute(&store, ttl, cli.command, out).await {
+  let code = match execute(&store, ttl, s3, cli.command, out).await {
     Ok(code) => code,
     Err(e) => {
       let _ = writeln!(err, "error: {}: {e}", e.code());
@@ -216,6 +270,7 @@ fn format(json: bool, prometheus: bool) -> Format {
 async fn execute(
   store: &Store,
   ttl: Option<u64>,
+  s3: Option<crate::settings::S3Settings>,
   command: Command,
   out: &mut (dyn Write + Send),
 ) -> Result<i32, StoreError> {
@@ -278,6 +333,25 @@ async fn execute(
       let when = print::time_text(info.header.created_ms);
       writeln!(out, "wrote {} (saved {when}) to {}", info.key, path.display()).map_err(write_failed)?;
       Ok(0)
+    }
+    Command::Import { from, execute, overwrite, pattern, name, concurrency, json } => {
+      let s3 = source_s3(s3, &from)?;
+      let opts = ImportOptions { execute, overwrite, name, pattern, s3, concurrency: Some(concurrency.into()) };
+      let bar = progress::bar("importing");
+      let report = import_from(store, &from, &opts, Some(&bar.callback())).await?;
+      bar.finish();
+      print::import(out, &report, format(json, false)).map_err(write_failed)?;
+      Ok(if report.failed > 0 { EXIT_PROBLEMS } else { 0 })
+    }
+    Command::Export { sessions, to, at, concurrency, json } => {
+      let s3 = source_s3(s3, &to)?;
+      let sessions = (!sessions.is_empty()).then_some(sessions);
+      let opts = ExportOptions { sessions, at_ms: at, s3, concurrency: Some(concurrency.into()) };
+      let bar = progress::bar("exporting");
+      let report = export_to(store, &to, &opts, Some(&bar.callback())).await?;
+      bar.finish();
+      print::export(out, &report, format(json, false)).map_err(write_failed)?;
+      Ok(if report.failed > 0 { EXIT_PROBLEMS } else { 0 })
     }
     Command::Restore { concurrency, json } => {
       let bar = progress::bar("restoring");

@@ -1,5 +1,7 @@
 //! How each command's result is shown: a readable table, JSON, or (for `stats`) Prometheus text.
 
+mod import;
+
 use std::io::{Result, Write};
 
 use indicatif::HumanBytes;
@@ -9,6 +11,8 @@ use crate::cleanup::CleanupReport;
 use crate::migrate::{Report, Status};
 use crate::store::{Rekeyed, Stats, Verified};
 use crate::transfer::Transfer;
+
+pub use self::import::{export, import};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Format {

@@ -286,7 +286,7 @@ impl RedisSettings {
 }
 
 impl S3Settings {
-  fn config(&self) -> Result<S3Config> {
+  pub(crate) fn config(&self) -> Result<S3Config> {
     let invalid = |name, reason: &str| StoreError::InvalidOption { name, reason: reason.into() };
     let (endpoint, default_region) = match (&self.r2_account_id, &self.endpoint) {
       (Some(_), Some(_)) => return Err(invalid("s3.r2AccountId", "give r2AccountId or endpoint, not both")),

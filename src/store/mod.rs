@@ -1,6 +1,7 @@
 //! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
 
 mod eviction;
+mod import;
 mod inspect;
 mod lease;
 mod order;
@@ -8,6 +9,7 @@ mod profile;
 mod rekey;
 
 pub use eviction::EVICTION_CODE;
+pub use import::{Outcome as ImportOutcome, CLOCK_SKEW_MS};
 pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
 pub use rekey::Rekeyed;
 
@@ -408,7 +410,22 @@ impl Store {
 fn pack_file(path: &Path, opts: &PackOptions, session: &str) -> Result<archive::Packed> {
   let file = std::fs::File::open(path).map_err(StoreError::io("open", path))?;
   let size = file.metadata().map_err(StoreError::io("stat", path))?.len();
-  archive::pack_zip(BufReader::new(file), size, opts, session)
+  pack_checked(BufReader::new(file), size, opts, session)
+}
+
+/// `save` of a zip held in memory (an import).
+fn pack_zip_bytes(zip: &[u8], opts: &PackOptions, session: &str) -> Result<archive::Packed> {
+  pack_checked(std::io::Cursor::new(zip), zip.len() as u64, opts, session)
+}
+
+/// Every zip the store takes in (`save`, `import`) is checked and packed here, so both get the same checks.
+fn pack_checked<R: std::io::Read + std::io::Seek>(
+  reader: R,
+  size: u64,
+  opts: &PackOptions,
+  session: &str,
+) -> Result<archive::Packed> {
+  archive::pack_zip(reader, size, opts, session)
 }
 
 fn write_zip_file(bytes: &[u8], pack: &PackOptions, session: &str, target: &Path) -> Result<Header> {

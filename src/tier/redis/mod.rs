@@ -4,6 +4,7 @@
 
 mod config;
 mod conn;
+mod raw;
 mod sentinel;
 
 use std::fmt;
