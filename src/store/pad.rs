@@ -178,6 +178,11 @@ async fn look(pad: &Path) -> Seen {
 
 /// Removes the pad once it is whole (or short and no longer growing, or at `close()`), within the bounds.
 async fn remove_pad(pad: PathBuf, bounds: Bounds, mut stop: watch::Receiver<bool>) {
+  // The unzip is over: a folder it did not go into (the other candidate) gets no pad.
+  let dir = pad.parent().unwrap_or(Path::new("."));
+  if !tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()) {
+    return;
+  }
   let mut deadline = Instant::now() + bounds.pad_whole;
   let mut closing = false;
   let mut last: Option<(Seen, Instant)> = None;

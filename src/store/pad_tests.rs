@@ -129,6 +129,15 @@ async fn a_pad_that_never_comes_ends_the_watch() {
   assert!(!r.pad.exists());
 }
 
+#[tokio::test]
+async fn close_does_not_wait_on_a_folder_the_zip_was_not_unzipped_into() {
+  let r = restore();
+  let sweeper = PadSweeper::new(Bounds { closing: Duration::from_secs(600), ..QUICK });
+  sweeper.watch(r.zip.clone(), vec![r.profile.join("never-made")]);
+  std::fs::remove_file(&r.zip).unwrap();
+  sweeper.close().await; // returns at once, though `closing` would wait ten minutes for a pad
+}
+
 #[test]
 fn the_profile_beside_the_zip_and_under_the_data_path() {
   let key = SessionKey::parse("RemoteAuth-s").unwrap();
