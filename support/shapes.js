@@ -50,30 +50,50 @@ function size(rnd) {
   return 2048 + rnd.int(160 * 1024)
 }
 
+/** What a shape can be made of; `makeShape(seed, [family])` forces one, so a short run still covers them all. */
+const FAMILIES = ['tiny-run', 'deep', 'odd-names', 'huge', 'empty-dir', 'single-file', 'many', 'small-only']
+
 /**
- * One kept tree: `{ files: { rel: Buffer }, dirs: [rel] }` (dirs: empty folders). Shapes vary in file count
- * (1–500), sizes (0 B – 4 MB), depth, names (spaces, non-ASCII), a long run of tiny files written last, one huge file.
+ * One kept tree: `{ files: { rel: Buffer }, dirs: [rel], families: [name] }` (dirs: empty folders). Shapes vary in
+ * file count (1–500), sizes (0 B – 4 MB), depth, names (spaces, non-ASCII), a long run of tiny files written last,
+ * one huge file; `force` names families (`FAMILIES`) the shape must have.
  */
-function makeShape(seed) {
+function makeShape(seed, force = []) {
   const rnd = random(seed)
+  const forced = (family, p) => rnd.chance(p) || force.includes(family)
+  const small = force.includes('small-only')
   const files = {}
   const dirs = []
   // A long run of tiny files at the end of the zip is what unzipper's race drops.
-  const tiny = rnd.chance(0.3) ? 50 + rnd.int(150) : 0
-  const count = Math.min(1 + Math.floor(Math.exp(rnd.next() * Math.log(500))), 500 - tiny)
-  const deep = rnd.chance(0.2)
-  const odd = rnd.chance(0.3)
+  const tiny = forced('tiny-run', 0.3) && !force.includes('single-file') ? 50 + rnd.int(150) : 0
+  let count = Math.min(1 + Math.floor(Math.exp(rnd.next() * Math.log(500))), 500 - tiny)
+  if (force.includes('single-file')) count = 1
+  if (force.includes('many')) count = Math.max(count, 300 - tiny)
+  const deep = forced('deep', 0.2)
+  const odd = forced('odd-names', 0.3)
   const base = () => [IDB, LOCAL, BLOBS][rnd.int(3)]
   for (let i = 0; i < count; i++) {
     let dir = base()
     if (deep) for (let d = rnd.int(10); d > 0; d--) dir += `/d${rnd.int(4)}`
-    const name = odd && rnd.chance(0.3) ? `${ODD_NAMES[rnd.int(ODD_NAMES.length)]} ${i}` : `${String(i).padStart(6, '0')}.ldb`
-    files[`${dir}/${name}`] = content(rnd, size(rnd))
+    const name = odd && (rnd.chance(0.3) || i === 0) ? `${ODD_NAMES[rnd.int(ODD_NAMES.length)]} ${i}` : `${String(i).padStart(6, '0')}.ldb`
+    files[`${dir}/${name}`] = content(rnd, small ? Math.min(size(rnd), 60 * 1024) : size(rnd))
   }
   for (let i = tiny; i > 0; i--) files[`${LOCAL}/zz-tiny/${i}`] = content(rnd, rnd.int(100))
-  if (count < 500 - tiny && rnd.chance(0.15)) files[`${IDB}/huge.log`] = content(rnd, 1024 * 1024 + rnd.int(3 * 1024 * 1024))
-  if (rnd.chance(0.2)) dirs.push(`${BLOBS}/empty-${seed}`)
-  return { files, dirs }
+  const huge = forced('huge', 0.15) && !small && !force.includes('single-file')
+  if (huge) files[`${IDB}/huge.log`] = content(rnd, 1024 * 1024 + rnd.int(3 * 1024 * 1024))
+  if (forced('empty-dir', 0.2)) dirs.push(`${BLOBS}/empty-${seed}`)
+  const sizes = Object.values(files).map((data) => data.length)
+  const families = [
+    tiny && 'tiny-run',
+    deep && 'deep',
+    odd && 'odd-names',
+    huge && 'huge',
+    dirs.length && 'empty-dir',
+    count + tiny === 1 && 'single-file',
+    count + tiny >= 300 && 'many',
+    sizes.every((n) => n < 64 * 1024) && 'small-only',
+  ].filter(Boolean)
+  return { files, dirs, families }
 }
 
 /** Writes a shape under `profile` (a user-data-dir), with junk outside the kept folders. */
@@ -98,6 +118,45 @@ function differences(profile, { files }) {
       }
     })
     .map(([rel]) => rel)
+}
+
+/** Every file and folder under `dir`, relative and sorted, folders with a trailing `/` ([] when it is missing). */
+function tree(dir) {
+  const out = []
+  const walk = (rel) => {
+    for (const e of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const p = rel ? `${rel}/${e.name}` : e.name
+      if (e.isDirectory()) {
+        out.push(`${p}/`)
+        walk(p)
+      } else out.push(p)
+    }
+  }
+  try {
+    walk('')
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err
+  }
+  return out.sort()
+}
+
+/** The tree a restore of `shape` must give back: its files, its empty folders and every folder above them. */
+function savedTree({ files, dirs = [] }) {
+  const out = new Set()
+  for (const rel of [...Object.keys(files), ...dirs.map((d) => `${d}/x`)]) {
+    const parts = rel.split('/')
+    for (let i = 1; i < parts.length; i++) out.add(`${parts.slice(0, i).join('/')}/`)
+  }
+  for (const rel of Object.keys(files)) out.add(rel)
+  return [...out].sort()
+}
+
+/** What `tree(profile)` has that `expected` lacks, and the reverse. */
+function treeDifference(profile, expected) {
+  const found = tree(profile)
+  const want = new Set(expected)
+  const have = new Set(found)
+  return { extra: found.filter((p) => !want.has(p)), missing: expected.filter((p) => !have.has(p)) }
 }
 
 /** Waits until nothing under `dir` changes for `quietMs` (bounded), so a late write is not taken for a loss. */
@@ -127,4 +186,4 @@ async function settle(dir, quietMs = 200, maxMs = 5000) {
   }
 }
 
-module.exports = { makeShape, writeShape, differences, settle }
+module.exports = { FAMILIES, makeShape, writeShape, differences, settle, tree, savedTree, treeDifference }

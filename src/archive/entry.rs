@@ -1,5 +1,6 @@
 //! Entry names inside a session archive: checked once, on the way in and on the way out.
 
+use super::stream_safe::PAD_NAME;
 use crate::error::{Result, StoreError};
 
 /// A relative, `/`-separated path that cannot leave the directory it is extracted into.
@@ -53,19 +54,32 @@ pub fn default_keep() -> Vec<String> {
   vec!["Default/IndexedDB".into(), "Default/Local Storage".into()]
 }
 
-/// Validates a keep-list given by a user: each item a safe relative directory.
+/// Validates a keep-list given by a user: each item a safe relative directory, none inside another or listed
+/// twice (a folder kept twice would put its entries in the archive twice), none named like the pad file.
 pub fn parse_keep(items: &[String]) -> Result<Vec<String>> {
+  let invalid = |reason: String| StoreError::InvalidOption { name: "keep", reason };
   if items.is_empty() {
-    return Err(StoreError::InvalidOption { name: "keep", reason: "must name at least one directory".into() });
+    return Err(invalid("must name at least one directory".into()));
   }
-  items
+  let keep = items
     .iter()
-    .map(|item| {
-      EntryPath::parse(item)
-        .map(|e| e.path)
-        .map_err(|e| StoreError::InvalidOption { name: "keep", reason: e.to_string() })
-    })
-    .collect()
+    .map(|item| EntryPath::parse(item).map(|e| e.path).map_err(|e| invalid(e.to_string())))
+    .collect::<Result<Vec<String>>>()?;
+  for (i, path) in keep.iter().enumerate() {
+    if path.split('/').next() == Some(PAD_NAME) {
+      return Err(invalid(format!("{path:?}: {PAD_NAME} is the name of the pad file extract writes")));
+    }
+    for other in &keep[..i] {
+      let inside = |a: &str, b: &str| a.strip_prefix(b).is_some_and(|rest| rest.starts_with('/'));
+      if path == other {
+        return Err(invalid(format!("{path:?} is listed twice")));
+      }
+      if inside(path, other) || inside(other, path) {
+        return Err(invalid(format!("{path:?} and {other:?}: one lies inside the other (list the outer one)")));
+      }
+    }
+  }
+  Ok(keep)
 }
 
 #[cfg(test)]
@@ -99,5 +113,31 @@ mod tests {
     assert_eq!(parse_keep(&["Default/IndexedDB/".into()]).unwrap(), vec!["Default/IndexedDB".to_string()]);
     assert_eq!(parse_keep(&["../x".into()]).unwrap_err().code(), "ERR_INVALID_OPTION");
     assert_eq!(parse_keep(&[]).unwrap_err().code(), "ERR_INVALID_OPTION");
+  }
+
+  #[test]
+  fn keep_list_with_nested_or_repeated_folders_is_refused() {
+    let list = |items: &[&str]| parse_keep(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    for items in [
+      &["Default/IndexedDB", "Default/IndexedDB/sub"][..],
+      &["Default/IndexedDB/sub", "Default/Local Storage", "Default/IndexedDB"],
+      &["Default", "Default/IndexedDB"],
+      &["Default/IndexedDB", "Default/IndexedDB"],
+      &["Default/IndexedDB", "Default/IndexedDB/"],
+    ] {
+      let err = list(items).unwrap_err();
+      assert_eq!(err.code(), "ERR_INVALID_OPTION", "{items:?}");
+      assert!(err.to_string().contains("Default/IndexedDB"), "names the folder: {err}");
+    }
+    let fine = list(&["Default/IndexedDB", "Default/IndexedDBx", "Default/Local Storage"]).unwrap();
+    assert_eq!(fine.len(), 3, "a shared prefix is not nesting");
+  }
+
+  #[test]
+  fn keep_list_cannot_hold_the_pad_name() {
+    for raw in [PAD_NAME.to_string(), format!("{PAD_NAME}/sub")] {
+      assert_eq!(parse_keep(&[raw.clone()]).unwrap_err().code(), "ERR_INVALID_OPTION", "{raw}");
+    }
+    assert!(parse_keep(&[format!("Default/{PAD_NAME}")]).is_ok(), "only beside Default/ is the name taken");
   }
 }

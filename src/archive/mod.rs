@@ -28,9 +28,9 @@ pub use fingerprint::{fingerprint, fingerprint_zip, Fingerprint};
 pub use from_dir::pack_dir;
 pub use from_zip::pack_zip;
 pub use header::{open, peek, Header, FLAG_ENCRYPTED, FLAG_TAR_ZSTD, FLAG_ZIP, FORMAT_VERSION, HEADER_LEN};
-pub use stream_safe::PAD_NAME;
+pub use stream_safe::{HOLDS_BACK, PAD_NAME};
 pub use to_dir::write_dir;
-pub use to_zip::write_zip;
+pub use to_zip::{write_zip, write_zip_padded};
 
 /// Bounds on what a zip may expand to, against zip bombs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

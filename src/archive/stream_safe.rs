@@ -30,11 +30,15 @@ pub fn restore_order(entries: &[(bool, u64)]) -> Vec<usize> {
   dirs.chain(files).collect()
 }
 
-/// True unless the entry written last is a file of at least `HOLDS_BACK` bytes.
+/// True unless the entry written last is a file of at least `HOLDS_BACK` bytes. A zip that holds the pad's name
+/// itself is refused: the restore would leave that entry to the pad's cleanup (no saved tree has it: `keep`).
 pub fn needs_pad<R: Read + Seek>(zip: &mut ZipArchive<R>) -> zip::result::ZipResult<bool> {
   let mut last: Option<(u64, bool, u64)> = None;
   for i in 0..zip.len() {
     let file = zip.by_index_raw(i)?;
+    if file.name()?.split('/').next() == Some(PAD_NAME) {
+      return Err(zip::result::ZipError::InvalidArchive(format!("holds an entry named {PAD_NAME}").into()));
+    }
     let (at, is_dir, size) = (file.header_start(), file.is_dir(), file.size());
     if last.is_none_or(|(start, _, _)| at > start) {
       last = Some((at, is_dir, size));
@@ -62,5 +66,15 @@ mod tests {
     assert_eq!(restore_order(&[(false, 9), (false, 1)]), vec![1, 0]);
     assert_eq!(restore_order(&[(true, 0), (false, 1), (false, 9)]), vec![0, 1, 2], "already in order");
     assert_eq!(restore_order(&[]), Vec::<usize>::new());
+  }
+
+  #[test]
+  fn a_zip_that_holds_the_pad_name_is_refused() {
+    for name in [PAD_NAME.to_string(), format!("{PAD_NAME}/x")] {
+      let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
+      zip.start_file(name.as_str(), SimpleFileOptions::default()).unwrap();
+      let mut zip = ZipArchive::new(zip.finish().unwrap()).unwrap();
+      assert!(needs_pad(&mut zip).is_err(), "{name}");
+    }
   }
 }

@@ -29,18 +29,31 @@ pub fn write_zip<W: Write + Seek>(
   out: &mut W,
   target: &std::path::Path,
 ) -> Result<Header> {
+  write_zip_padded(archive, keys, limits, session, out, target).map(|(header, _)| header)
+}
+
+/// `write_zip`, and whether the pad file follows the entries (then the restore leaves it in the profile).
+pub fn write_zip_padded<W: Write + Seek>(
+  archive: &[u8],
+  keys: Option<&Keyring>,
+  limits: &Limits,
+  session: &str,
+  out: &mut W,
+  target: &std::path::Path,
+) -> Result<(Header, bool)> {
   let (header, payload) = open(archive)?;
   let plain = crypt::open_payload(&header, payload, keys, session)?;
   let payload = plain.as_deref().map_or(payload, |p| &p[..]);
   if !header.is_zip() {
-    return write_tar_payload(&header, payload, limits, out, target).map(|()| header);
+    return write_tar_payload(&header, payload, limits, out, target).map(|padded| (header, padded));
   }
   // The hash held, so the zip is the one saved; its directory is read only to know whether a pad must follow.
   let mut zip = ZipArchive::new(Cursor::new(payload)).map_err(corrupt)?;
   if zip.len() as u64 != u64::from(header.entries) {
     return Err(corrupt(format!("holds {} entries, its header says {}", zip.len(), header.entries)));
   }
-  match needs_pad(&mut zip).map_err(corrupt)? {
+  let padded = needs_pad(&mut zip).map_err(corrupt)?;
+  match padded {
     false => out.write_all(payload).map_err(StoreError::io("write", target))?,
     // The pad goes after the payload's last entry, so its directory is written anew (a copy of the payload; for
     // RemoteAuth's zips only when every file is small, so the copy is too).
@@ -51,7 +64,7 @@ pub fn write_zip<W: Write + Seek>(
     }
   }
   out.flush().map_err(StoreError::io("write", target))?;
-  Ok(header)
+  Ok((header, padded))
 }
 
 /// An archive from before zip payloads: its files (checked) in memory, then written stored, in restore order.
@@ -61,7 +74,7 @@ fn write_tar_payload<W: Write + Seek>(
   limits: &Limits,
   out: &mut W,
   target: &std::path::Path,
-) -> Result<()> {
+) -> Result<bool> {
   let write_err = |e: zip::result::ZipError| match e {
     zip::result::ZipError::Io(io) => StoreError::io("write", target)(io),
     other => corrupt(other),
@@ -100,5 +113,5 @@ fn write_tar_payload<W: Write + Seek>(
     add_pad(&mut zip).map_err(write_err)?;
   }
   zip.finish().map_err(write_err)?.flush().map_err(StoreError::io("write", target))?;
-  Ok(())
+  Ok(!last_holds_back)
 }

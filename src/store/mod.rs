@@ -5,6 +5,7 @@ mod import;
 mod inspect;
 mod lease;
 mod order;
+mod pad;
 mod profile;
 mod rekey;
 
@@ -58,6 +59,8 @@ pub struct Store {
   save_locks: Arc<KeyLocks>,
   /// Leases this store took: its saves and deletes of those sessions are fenced by them.
   held: Arc<std::sync::Mutex<std::collections::HashMap<SessionKey, lease::Held>>>,
+  /// Removes the pad `extract` added from the profile once RemoteAuth's unzip is done (`pad`).
+  pads: Arc<pad::PadSweeper>,
 }
 
 /// Tiers and settings only: lease tokens stay out of logs.
@@ -121,7 +124,16 @@ impl Store {
       _ => None,
     };
     let backups = backups.map(|(backups, _)| backups);
-    Ok(Self { primary, checked, backups, scheduler, config: Arc::new(config), save_locks, held: Default::default() })
+    Ok(Self {
+      primary,
+      checked,
+      backups,
+      scheduler,
+      config: Arc::new(config),
+      save_locks,
+      held: Default::default(),
+      pads: Default::default(),
+    })
   }
 
   /// RemoteAuth's data path, absolute.
@@ -273,7 +285,11 @@ impl Store {
     };
     let target = cwd()?.join(path);
     let (config, session) = (self.config.clone(), key.to_string());
-    let header = blocking::run(move || write_zip_file(&bytes, &config.pack, &session, &target)).await?;
+    let zip = target.clone();
+    let (header, padded) = blocking::run(move || write_zip_file(&bytes, &config.pack, &session, &zip)).await?;
+    if padded {
+      self.pads.watch(target.clone(), pad::profiles(&target, &key, &self.config.data_path));
+    }
     Ok(SessionInfo { key, header })
   }
 
@@ -353,6 +369,7 @@ impl Store {
 
   /// Stops the backup timer and backs up what is pending, so a process can exit without losing changes.
   pub async fn close(&self) -> Transfer {
+    self.pads.close().await;
     match &self.scheduler {
       Some(scheduler) => scheduler.close().await,
       None => Transfer::default(),
@@ -428,12 +445,12 @@ fn pack_checked<R: std::io::Read + std::io::Seek>(
   archive::pack_zip(reader, size, opts, session)
 }
 
-fn write_zip_file(bytes: &[u8], pack: &PackOptions, session: &str, target: &Path) -> Result<Header> {
+fn write_zip_file(bytes: &[u8], pack: &PackOptions, session: &str, target: &Path) -> Result<(Header, bool)> {
   if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
     std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
   }
   let keys = pack.keys.as_deref();
-  replace_transient(target, |file| archive::write_zip(bytes, keys, &pack.limits, session, file, target))
+  replace_transient(target, |file| archive::write_zip_padded(bytes, keys, &pack.limits, session, file, target))
 }
 
 #[cfg(test)]
