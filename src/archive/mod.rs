@@ -17,14 +17,16 @@ mod names;
 mod read;
 mod seal;
 mod stream_safe;
+mod stored_zip;
 mod to_dir;
 mod to_zip;
+mod verify;
 
 pub use crypt::{refuse_plain_reseal, Key, Keyring};
 pub use entries::{pack_entries, read_entries, Data, Entry};
 pub use entry::{default_keep, parse_keep, EntryPath};
 pub use from_dir::pack_dir;
-pub use from_zip::pack_zip;
+pub use from_zip::{pack_zip, ZipSave};
 pub use header::{open, peek, Header, FLAG_ENCRYPTED, FLAG_TAR_ZSTD, FLAG_ZIP, FORMAT_VERSION, HEADER_LEN};
 pub use stream_safe::PAD_NAME;
 pub use to_dir::write_dir;
