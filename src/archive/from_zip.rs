@@ -7,6 +7,7 @@
 use std::io::{Cursor, Read};
 use std::sync::Arc;
 
+use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::names::{entry_name, Counts, Names};
@@ -98,7 +99,8 @@ impl ZipSave {
       }
       names.admit(&entry, (!is_dir).then_some(size))?;
       if !is_dir {
-        let data = data_range(&bytes, file.header_start(), packed).map_err(|why| zip_err(format!("{}: {why}", entry.path)))?;
+        let data =
+          data_range(&bytes, file.header_start(), packed).map_err(|why| zip_err(format!("{}: {why}", entry.path)))?;
         spans.push(Span { name: entry.path.clone(), data, method, size, crc: file.crc32() });
       }
       let name = if is_dir { format!("{}/", entry.path) } else { entry.path };
@@ -109,7 +111,16 @@ impl ZipSave {
       return Err(StoreError::EmptySession(opts.keep.join(", ")));
     }
     let parts = split(&spans, parts);
-    Ok(Self { bytes, zip, kept, spans, parts, counts, limit: opts.limits.max_unpacked_bytes, shared: Shared::default() })
+    Ok(Self {
+      bytes,
+      zip,
+      kept,
+      spans,
+      parts,
+      counts,
+      limit: opts.limits.max_unpacked_bytes,
+      shared: Shared::default(),
+    })
   }
 
   /// How many parts `verify_part` takes.
@@ -138,6 +149,15 @@ impl ZipSave {
     for at in restore_order(&shape) {
       let entry = &self.kept[at];
       let file = zip.by_index_raw(entry.index).map_err(zip_err)?;
+      if entry.is_dir {
+        // A folder carries nothing but its name, mode and time: written anew, so no field of the zip's travels.
+        let mode = file.unix_mode().map_or(0o700, |m| m & 0o777);
+        let options = SimpleFileOptions::default()
+          .unix_permissions(mode)
+          .last_modified_time(file.last_modified().unwrap_or_default());
+        out.add_directory(entry.name.as_str(), options).map_err(zip_err)?;
+        continue;
+      }
       // The checked name, not the raw one: the local header unzipper reads says exactly what was checked. What
       // else the copy takes from the entry (its extra fields) is the zip's: a copy that fails is the zip's fault.
       out.raw_copy_file_rename(file, &entry.name).map_err(zip_err)?;

@@ -411,3 +411,5 @@ fn a_keyed_store_refuses_plain_archives_and_blobs_of_other_sessions() {
 }
 
 mod legacy;
+mod mutation;
+mod save_verify;
