@@ -76,11 +76,18 @@ impl ZipSave {
       if file.encrypted() {
         return Err(StoreError::ZipInvalid(format!("{} is encrypted", entry.path)));
       }
-      let is_dir = entry.is_dir || file.is_dir() || kind == Some(S_IFDIR);
+      let is_dir = entry.is_dir || file.is_dir();
       let (size, packed) = (file.size(), file.compressed_size());
       if is_dir && (size != 0 || packed != 0) {
         // unzipper makes a folder of it and never reads the data: the rest of the zip is misread.
         return Err(StoreError::UnsafeEntry { name: entry.path, reason: "is a folder that carries data" });
+      }
+      if kind.is_some_and(|t| (t == S_IFDIR) != is_dir) {
+        // unzipper goes by the name, other tools by the mode: each would restore another tree.
+        return Err(StoreError::UnsafeEntry {
+          name: entry.path,
+          reason: "is a folder by its mode or name and a file by the other",
+        });
       }
       let method = match file.compression() {
         _ if is_dir => Method::Stored,

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use super::*;
 
 /// Seeds that once found a bug, run first on every run.
-const REGRESSIONS: &[u64] = &[];
+/// 7024787: a folder by its mode, a file by its name (a '/' mutated away).
+const REGRESSIONS: &[u64] = &[7_024_787];
 
 struct Rng(u64);
 
@@ -165,6 +166,11 @@ fn extracted(archive: &[u8]) -> BTreeMap<String, Vec<u8>> {
   out
 }
 
+/// Names, sizes and CRCs: what a failure prints.
+fn summary(files: &BTreeMap<String, Vec<u8>>) -> Vec<(String, usize, u32)> {
+  files.iter().map(|(name, bytes)| (name.clone(), bytes.len(), crc32fast::hash(bytes))).collect()
+}
+
 fn env(name: &str, default: u64) -> u64 {
   std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -204,7 +210,7 @@ fn mutated_zips_are_refused_with_a_code_or_stored_exactly() {
       Ok(packed) => {
         let expected =
           really_holds(&zip).unwrap_or_else(|| panic!("case {case}: accepted a zip that does not read whole"));
-        assert_eq!(extracted(&packed.bytes), expected, "case {case}");
+        assert_eq!(summary(&extracted(&packed.bytes)), summary(&expected), "case {case}");
         accepted += 1;
       }
     }
