@@ -7,10 +7,12 @@ use crate::error::{Result, StoreError};
 /// peak memory by the number of archives in flight.
 fn permits() -> &'static tokio::sync::Semaphore {
   static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-  PERMITS.get_or_init(|| {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    tokio::sync::Semaphore::new(cores)
-  })
+  PERMITS.get_or_init(|| tokio::sync::Semaphore::new(cores()))
+}
+
+/// How many pieces of work `run` runs at once: one per core.
+pub fn cores() -> usize {
+  std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 pub async fn run<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -34,6 +34,32 @@ fn replace<T>(target: &Path, durable: bool, fill: impl FnOnce(&mut File) -> Resu
   Ok(value)
 }
 
+/// A durable temp file beside its target, not yet in its place: `commit` renames it there; dropped, it is removed.
+/// Lets the slow part of a replace (write, fsync) run before it is decided whether the replace happens at all.
+pub struct Staged {
+  tmp: tempfile::NamedTempFile,
+  target: std::path::PathBuf,
+}
+
+/// Writes and fsyncs what `fill` writes into a temp file beside `target` (0600, name starting with `.`).
+pub fn stage(target: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<Staged> {
+  let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+  let mut tmp =
+    tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(StoreError::io("create temp file in", dir))?;
+  fill(tmp.as_file_mut())?;
+  tmp.as_file().sync_all().map_err(StoreError::io("fsync", tmp.path()))?;
+  Ok(Staged { tmp, target: target.to_path_buf() })
+}
+
+impl Staged {
+  /// Replaces the target with the staged file, durably.
+  pub fn commit(self) -> Result<()> {
+    let target = self.target;
+    self.tmp.persist(&target).map_err(|e| StoreError::io("rename into", &target)(e.error))?;
+    sync_dir(target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+  }
+}
+
 /// Makes a rename or unlink in `dir` durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
   #[cfg(unix)]

@@ -3,6 +3,12 @@
 use super::stream_safe::PAD_NAME;
 use crate::error::{Result, StoreError};
 
+/// The longest name component a file system takes (`NAME_MAX` on Linux, macOS and Windows).
+pub const MAX_COMPONENT_BYTES: usize = 255;
+/// The longest entry name kept: Chromium's profile paths are far shorter, and this leaves `PATH_MAX` (4096) room
+/// for the data path the entry is restored below.
+pub const MAX_NAME_BYTES: usize = 1024;
+
 /// A relative, `/`-separated path that cannot leave the directory it is extracted into.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EntryPath {
@@ -23,6 +29,9 @@ impl EntryPath {
     if raw.starts_with('/') {
       return refuse("is an absolute path");
     }
+    if raw.len() > MAX_NAME_BYTES {
+      return refuse("is longer than 1024 bytes");
+    }
     let is_dir = raw.ends_with('/');
     let path = raw.strip_suffix('/').unwrap_or(raw);
     if path.is_empty() {
@@ -33,6 +42,7 @@ impl EntryPath {
         "" => return refuse("has an empty path component"),
         "." | ".." => return refuse("has a '.' or '..' component"),
         p if p.contains(':') => return refuse("has a ':' (a drive or stream name on Windows)"),
+        p if p.len() > MAX_COMPONENT_BYTES => return refuse("has a path component over 255 bytes"),
         _ => {}
       }
     }
@@ -91,6 +101,18 @@ mod tests {
     for raw in ["../x", "a/../../x", "/etc/passwd", "a\\..\\x", "a//b", "./a", "a/./b", "C:/x", "a\0b", "", "/"] {
       assert_eq!(EntryPath::parse(raw).unwrap_err().code(), "ERR_ARCHIVE_ENTRY", "{raw:?}");
     }
+  }
+
+  #[test]
+  fn refuses_names_no_file_system_takes() {
+    let long = format!("Default/IndexedDB/{}", "x".repeat(256));
+    let err = EntryPath::parse(&long).unwrap_err();
+    assert_eq!((err.code(), err.to_string().contains("over 255 bytes")), ("ERR_ARCHIVE_ENTRY", true), "{err}");
+    assert!(err.to_string().len() < 400, "the message does not carry the whole name");
+    assert!(EntryPath::parse(&format!("Default/IndexedDB/{}", "x".repeat(255))).is_ok());
+    let deep = format!("Default/{}", "ab/".repeat(400));
+    assert_eq!(EntryPath::parse(&deep).unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
+    assert_eq!(EntryPath::parse(&"a".repeat(65_535)).unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
   }
 
   #[test]

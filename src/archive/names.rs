@@ -1,10 +1,22 @@
 //! The paths one archive holds: each once, within the limits, and never a file where another entry needs a
-//! folder (unzip tools fail on `a` then `a/b`, or write one over the other).
+//! folder (unzip tools fail on `a` then `a/b`, or write one over the other). The one name check: the save path,
+//! `extract` (`stored_zip`) and every restore (`read::visit`) take each name through `entry_name` and `Names`.
 
 use std::collections::HashMap;
 
 use super::{EntryPath, Limits};
 use crate::error::{Result, StoreError};
+
+/// A zip entry's name as every reader sees it, checked (`EntryPath::parse`): its raw bytes, which must be UTF-8
+/// and what the zip crate reads too (not another name from an extra field, which unzipper ignores).
+pub(super) fn entry_name(raw: &[u8], decoded: &str) -> Result<EntryPath> {
+  let refuse = |reason| StoreError::UnsafeEntry { name: decoded.chars().take(200).collect(), reason };
+  let name = std::str::from_utf8(raw).map_err(|_| refuse("is not UTF-8"))?;
+  if name != decoded {
+    return Err(refuse("carries a second name in an extra field"));
+  }
+  EntryPath::parse(name)
+}
 
 /// What an archive holds, for its header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,6 +107,14 @@ mod tests {
     }
     assert!(admit_all(&[("a/", None), ("a/b", Some(1))], Limits::default()).is_ok());
     assert!(admit_all(&[("ab", Some(1)), ("a/b", Some(1))], Limits::default()).is_ok(), "a prefix is not a parent");
+  }
+
+  #[test]
+  fn a_name_is_its_raw_bytes_or_refused() {
+    assert_eq!(entry_name(b"Default/x", "Default/x").unwrap().path, "Default/x");
+    assert_eq!(entry_name(b"Default/\xff", "Default/\u{a0}").unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
+    assert_eq!(entry_name(b"../x", "Default/x").unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
+    assert_eq!(entry_name(b"../x", "../x").unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
   }
 
   #[test]

@@ -1,10 +1,12 @@
 //! Every entry of an opened payload, either kind, with its bytes inflated and checked: the zip's CRC and sizes
 //! (the save path copies them unread), or the tar's. Nothing from storage sizes an allocation before it is
-//! checked against the header, and the header against the limits.
+//! checked against the header, and the header against the limits. Every name passes the save path's own check
+//! (`names::entry_name`, `Names`: no path twice, no file that is also a folder).
 
 use std::io::{self, Read};
 
 use super::header::Header;
+use super::names::{entry_name, Names};
 use super::{dos_to_unix, EntryPath, Limits};
 use crate::error::{Result, StoreError};
 
@@ -63,8 +65,10 @@ pub(super) fn visit(
     )));
   }
   let mut tally = Tally { header, entries: 0, files_bytes: 0 };
+  let mut names = Names::new(*limits);
   let mut one = |meta: Meta, data: &mut dyn Read| -> Result<()> {
     tally.entry(meta.size)?;
+    names.admit(&meta.path, meta.size)?;
     let (name, size) = (meta.path.path.clone(), meta.size.unwrap_or(0));
     let mut counted = Counted { inner: data.take(size.saturating_add(1)), count: 0 };
     each(meta, &mut counted)?;
@@ -77,14 +81,18 @@ pub(super) fn visit(
     true => visit_zip(payload, &mut one)?,
     false => visit_tar(payload, &mut one)?,
   }
+  names.finish()?;
   tally.finish()
 }
 
 fn visit_zip(payload: &[u8], each: &mut dyn FnMut(Meta, &mut dyn Read) -> Result<()>) -> Result<()> {
   let mut zip = zip::ZipArchive::new(io::Cursor::new(payload)).map_err(corrupt)?;
+  if zip.has_duplicate_names() {
+    return Err(StoreError::UnsafeEntry { name: "(one of the archive's entries)".into(), reason: "appears twice" });
+  }
   for i in 0..zip.len() {
     let mut file = zip.by_index(i).map_err(corrupt)?;
-    let path = EntryPath::parse(&file.name().map_err(corrupt)?)?;
+    let path = entry_name(file.name_raw(), &file.name().map_err(corrupt)?)?;
     if file.is_symlink() {
       return Err(StoreError::UnsafeEntry { name: path.path, reason: "is a link or special file" });
     }

@@ -28,7 +28,12 @@ fn make_zip(items: &[Item]) -> Vec<u8> {
 }
 
 fn pack(zip: &[u8]) -> crate::error::Result<Packed> {
-  pack_zip(Cursor::new(zip), zip.len() as u64, &PackOptions::default(), "s")
+  pack_zip(Cursor::new(zip), &PackOptions::default(), "s")
+}
+
+/// What a save would store without its check: a stored copy someone damaged, for the read paths' own checks.
+fn pack_unverified(zip: &[u8]) -> Packed {
+  ZipSave::open(zip.to_vec(), &PackOptions::default(), 2).unwrap().pack(&PackOptions::default(), "s").unwrap()
 }
 
 fn unpack(bytes: &[u8]) -> crate::error::Result<Vec<u8>> {
@@ -199,13 +204,13 @@ fn bombs_are_refused_by_limit() {
   let zip = make_zip(&[Item::File("Default/IndexedDB/zeros", 0o600, &big)]);
   assert!(zip.len() < 20_000, "the zip is small, {} bytes", zip.len());
   let opts = PackOptions { limits: Limits { max_entries: 100, max_unpacked_bytes: 1 << 20 }, ..Default::default() };
-  let err = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap_err();
+  let err = pack_zip(Cursor::new(&zip), &opts, "s").unwrap_err();
   assert_eq!(err.code(), "ERR_ARCHIVE_LIMIT");
 
   let names: Vec<String> = (0..101).map(|i| format!("Default/IndexedDB/f{i}")).collect();
   let items: Vec<Item> = names.iter().map(|n| Item::File(n, 0o600, b"x")).collect();
   let zip = make_zip(&items);
-  let err = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap_err();
+  let err = pack_zip(Cursor::new(&zip), &opts, "s").unwrap_err();
   assert_eq!(err.code(), "ERR_ARCHIVE_LIMIT");
 }
 
@@ -230,7 +235,8 @@ fn one_path_twice_is_refused() {
   let mut zip =
     make_zip(&[Item::File("Default/IndexedDB/a", 0o600, b"1"), Item::File("Default/IndexedDB/b", 0o600, b"2")]);
   assert_eq!(patch(&mut zip, b"Default/IndexedDB/b", b"Default/IndexedDB/a"), 2, "local and central header");
-  assert_eq!(pack(&zip).unwrap().header.entries, 1, "identical names never reach the archive twice");
+  let err = pack(&zip).unwrap_err();
+  assert_eq!((err.code(), err.to_string().contains("appears twice")), ("ERR_ARCHIVE_ENTRY", true), "{err}");
 }
 
 #[test]
@@ -260,15 +266,16 @@ fn methods_remote_auth_cannot_unzip_are_refused() {
 }
 
 #[test]
-fn an_entry_that_lies_about_its_size_is_caught_where_it_is_inflated() {
+fn an_entry_that_lies_about_its_size_is_refused_by_the_save_and_caught_where_it_is_read() {
   let body = vec![b'x'; 100_000];
   let mut zip = make_zip(&[Item::File("Default/IndexedDB/big", 0o600, &body)]);
   let size = (body.len() as u32).to_le_bytes();
   // The uncompressed size sits at offset 22 of the local header and 24 of the central one.
   assert_eq!(patch(&mut zip, &size, &10u32.to_le_bytes()), 2);
-  // The save copies compressed bytes unread, so only a plausible size is checked there...
-  let packed = pack(&zip).unwrap();
-  // ...and the lie is caught wherever the bytes are inflated: backups, verify, rebuilds.
+  // The save inflates every kept entry before it stores anything...
+  assert_eq!(pack(&zip).unwrap_err().code(), "ERR_ZIP_INVALID");
+  // ...and a stored copy that lies (written unverified here) is caught wherever its bytes are inflated.
+  let packed = pack_unverified(&zip);
   assert_eq!(check(&packed.bytes, None, &Limits::default(), "s").unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
   assert_eq!(read_entries(&packed.bytes, None, &Limits::default(), "s").unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
 
@@ -279,11 +286,13 @@ fn an_entry_that_lies_about_its_size_is_caught_where_it_is_inflated() {
 }
 
 #[test]
-fn a_damaged_crc_is_caught_where_the_bytes_are_inflated() {
+fn a_damaged_crc_is_refused_by_the_save_and_caught_where_it_is_read() {
   let mut zip = make_zip(&[Item::File("Default/IndexedDB/a", 0o600, &log_like(2000))]);
   let crc = crc32fast_of(&log_like(2000));
   assert_eq!(patch(&mut zip, &crc.to_le_bytes(), &(crc ^ 1).to_le_bytes()), 2);
-  let packed = pack(&zip).unwrap();
+  let err = pack(&zip).unwrap_err();
+  assert_eq!((err.code(), err.to_string().contains("CRC")), ("ERR_ZIP_INVALID", true), "{err}");
+  let packed = pack_unverified(&zip);
   assert_eq!(check(&packed.bytes, None, &Limits::default(), "s").unwrap_err().code(), "ERR_ARCHIVE_CORRUPT");
 }
 
@@ -345,13 +354,13 @@ fn encrypted_archives_round_trip_and_hide_their_files() {
   let zip = session_zip();
   let keys = keyring(1, &[]);
   let opts = PackOptions { keys: Some(keys.clone()), ..PackOptions::default() };
-  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap();
+  let sealed = pack_zip(Cursor::new(&zip), &opts, "s").unwrap();
   assert_eq!((sealed.header.version, sealed.header.encrypted()), (3, true));
   let plain = pack(&zip).unwrap();
   assert_eq!((plain.header.version, plain.header.encrypted()), (3, false));
   assert_eq!(unpack_with(&sealed.bytes, &keys).unwrap(), unpack(&plain.bytes).unwrap());
   // The ciphertext is not the compressed plaintext, and a second pack uses a fresh nonce.
-  let again = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap();
+  let again = pack_zip(Cursor::new(&zip), &opts, "s").unwrap();
   assert_ne!(sealed.bytes[HEADER_LEN..], again.bytes[HEADER_LEN..]);
   assert_eq!(check(&sealed.bytes, Some(&keys), &Limits::default(), "s").unwrap().entries, plain.header.entries);
   assert!(check(&sealed.bytes, None, &Limits::default(), "s").is_ok(), "the checksum holds without the key");
@@ -361,7 +370,7 @@ fn encrypted_archives_round_trip_and_hide_their_files() {
 fn a_missing_or_wrong_key_is_err_decrypt() {
   let zip = session_zip();
   let opts = PackOptions { keys: Some(keyring(1, &[])), ..PackOptions::default() };
-  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap();
+  let sealed = pack_zip(Cursor::new(&zip), &opts, "s").unwrap();
   assert_eq!(unpack(&sealed.bytes).unwrap_err().code(), "ERR_DECRYPT");
   assert_eq!(unpack_with(&sealed.bytes, &keyring(2, &[])).unwrap_err().code(), "ERR_DECRYPT");
   assert_eq!(check(&sealed.bytes, Some(&keyring(2, &[])), &Limits::default(), "s").unwrap_err().code(), "ERR_DECRYPT");
@@ -393,7 +402,7 @@ fn a_keyed_store_refuses_plain_archives_and_blobs_of_other_sessions() {
   assert!(unpack_with(&plain.bytes, &lenient).is_ok(), "while migrating, if asked");
 
   let opts = PackOptions { keys: Some(keys.clone()), ..PackOptions::default() };
-  let sealed = pack_zip(Cursor::new(&zip), zip.len() as u64, &opts, "s").unwrap();
+  let sealed = pack_zip(Cursor::new(&zip), &opts, "s").unwrap();
   assert_eq!(
     check(&sealed.bytes, Some(&keys), &Limits::default(), "other").unwrap_err().code(),
     "ERR_DECRYPT",
@@ -402,3 +411,5 @@ fn a_keyed_store_refuses_plain_archives_and_blobs_of_other_sessions() {
 }
 
 mod legacy;
+mod mutation;
+mod save_verify;

@@ -1,5 +1,5 @@
 //! Sealed archive in, files in a fresh folder out: the restore that needs no zip. Either payload kind, each
-//! file inflated and checked (CRC, sizes, limits) as it is written, names checked again (`EntryPath`, `Names`),
+//! file inflated and checked (CRC, sizes, limits) as it is written, names checked again (by `read::visit`),
 //! nothing but plain folders and files created, each file and folder fsynced.
 
 use std::fs::{self, File, OpenOptions};
@@ -8,7 +8,6 @@ use std::path::Path;
 
 use super::crypt::{self, Keyring};
 use super::header::{open, Header};
-use super::names::Names;
 use super::read::visit;
 use super::Limits;
 use crate::error::{Result, StoreError};
@@ -24,11 +23,9 @@ pub fn write_dir(archive: &[u8], keys: Option<&Keyring>, limits: &Limits, sessio
   let (header, payload) = open(archive)?;
   let plain = crypt::open_payload(&header, payload, keys, session)?;
   let payload = plain.as_deref().map_or(payload, |p| &p[..]);
-  let mut names = Names::new(*limits);
   let mut dirs = std::collections::HashSet::from([dir.to_path_buf()]);
   let mut files = Vec::new();
   visit(&header, payload, limits, |meta, data| {
-    names.admit(&meta.path, meta.size)?;
     let target = dir.join(&meta.path.path);
     match meta.size {
       None => {
@@ -41,17 +38,13 @@ pub fn write_dir(archive: &[u8], keys: Option<&Keyring>, limits: &Limits, sessio
         }
         // create_new: a name seen twice, or a link in the way, fails instead of being written through.
         let mut file = create(&target)?;
-        io::copy(data, &mut file).map_err(|e| match e.kind() {
-          io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => StoreError::ArchiveCorrupt(e.to_string()),
-          _ => StoreError::io("write", &target)(e),
-        })?;
+        copy_checked(data, &mut file, &target)?;
         start_writeback(&file);
         files.push(target);
         Ok(())
       }
     }
   })?;
-  names.finish()?;
   // Their writeback started as each was closed, so these mostly wait for what is already on its way.
   for path in &files {
     File::open(path).and_then(|f| f.sync_all()).map_err(StoreError::io("fsync", path))?;
@@ -63,6 +56,21 @@ pub fn write_dir(archive: &[u8], keys: Option<&Keyring>, limits: &Limits, sessio
     sync_dir(d)?;
   }
   Ok(header)
+}
+
+/// Copies an entry's bytes into its file: a failure to read them (damaged deflate data, a CRC) is the archive's,
+/// a failure to write is the disk's.
+fn copy_checked(data: &mut dyn io::Read, file: &mut File, target: &Path) -> Result<()> {
+  let mut buf = vec![0u8; 64 * 1024];
+  loop {
+    let n = match data.read(&mut buf) {
+      Ok(0) => return Ok(()),
+      Ok(n) => n,
+      Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+      Err(e) => return Err(StoreError::ArchiveCorrupt(e.to_string())),
+    };
+    io::Write::write_all(file, &buf[..n]).map_err(StoreError::io("write", target))?;
+  }
 }
 
 /// Starts writing a file's pages out without waiting (Linux), so the fsyncs at the end overlap the inflating.

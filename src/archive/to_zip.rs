@@ -11,6 +11,7 @@ use zip::{ZipArchive, ZipWriter};
 use super::crypt::{self, Keyring};
 use super::header::{open, Header};
 use super::read::{read_all, visit};
+use super::stored_zip::check_stored_zip;
 use super::stream_safe::{add_pad, needs_pad, restore_order, HOLDS_BACK};
 use super::{unix_to_dos, Limits};
 use crate::error::{Result, StoreError};
@@ -20,7 +21,8 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Writes the archive's entries as a zip into `out` (empty, at its start). Write failures come back as `Io`
-/// naming `target`; an older archive that declares more than `limits` is refused before it is unpacked.
+/// naming `target`; an older archive that declares more than `limits` is refused before it is unpacked, and a zip
+/// payload whose entries or names the save path would refuse is refused before a byte is written.
 pub fn write_zip<W: Write + Seek>(
   archive: &[u8],
   keys: Option<&Keyring>,
@@ -47,7 +49,8 @@ pub fn write_zip_padded<W: Write + Seek>(
   if !header.is_zip() {
     return write_tar_payload(&header, payload, limits, out, target).map(|padded| (header, padded));
   }
-  // The hash held, so the zip is the one saved; its directory is read only to know whether a pad must follow.
+  // The hash held, but a plain archive's hash is no signature: what unzipper will read is checked as saves are.
+  check_stored_zip(payload, limits)?;
   let mut zip = ZipArchive::new(Cursor::new(payload)).map_err(corrupt)?;
   if zip.len() as u64 != u64::from(header.entries) {
     return Err(corrupt(format!("holds {} entries, its header says {}", zip.len(), header.entries)));

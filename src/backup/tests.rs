@@ -6,7 +6,7 @@ fn sealed(n: u8) -> Vec<u8> {
   zip.start_file("Default/IndexedDB/f", zip::write::SimpleFileOptions::default()).unwrap();
   std::io::Write::write_all(&mut zip, &[n; 100]).unwrap();
   let zip = zip.finish().unwrap().into_inner();
-  archive::pack_zip(std::io::Cursor::new(&zip), zip.len() as u64, &Default::default(), "s").unwrap().bytes
+  archive::pack_zip(std::io::Cursor::new(&zip), &Default::default(), "s").unwrap().bytes
 }
 
 fn key(s: &str) -> SessionKey {

@@ -65,6 +65,10 @@ impl Tier for Checked {
     self.evicts().await?;
     self.inner.put(key, bytes).await
   }
+  async fn put_when(&self, key: &SessionKey, bytes: Vec<u8>, ready: crate::tier::Ready) -> Result<()> {
+    self.evicts().await?;
+    self.inner.put_when(key, bytes, ready).await
+  }
   async fn exists(&self, key: &SessionKey) -> Result<bool> {
     self.evicts().await?;
     self.inner.exists(key).await

@@ -14,7 +14,6 @@ pub use import::{Outcome as ImportOutcome, CLOCK_SKEW_MS};
 pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
 pub use rekey::Rekeyed;
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,7 +27,7 @@ use crate::fsutil::replace_transient;
 use crate::locks::KeyLocks;
 use crate::scheduler::{BackupStats, Reporter, Scheduler};
 use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
-use crate::tier::Tier;
+use crate::tier::{Ready, Tier};
 use crate::transfer::{transfer, Progress, Transfer};
 
 #[derive(Debug, Clone)]
@@ -170,12 +169,36 @@ impl Store {
     let key = arg.key.clone();
     let turn = self.save_locks.of(&key).lock_owned().await;
     let config = self.config.clone();
-    let packed = blocking::run(move || {
-      let path = locate_zip(&arg, &candidates)?;
-      pack_file(&path, &config.pack, arg.key.as_str())
-    })
-    .await?;
-    self.store_packed(key, packed, turn).await
+    let save = Arc::new(
+      blocking::run(move || {
+        let path = locate_zip(&arg, &candidates)?;
+        let bytes = std::fs::read(&path).map_err(StoreError::io("read", &path))?;
+        archive::ZipSave::open(bytes, &config.pack, blocking::cores())
+      })
+      .await?,
+    );
+    // Every kept entry is inflated and checked on every core while the copy is packed and written; only the
+    // step that replaces the stored copy waits for the check (`Tier::put_when`).
+    let checks: Vec<_> = (0..save.parts())
+      .map(|at| {
+        let save = save.clone();
+        tokio::spawn(blocking::run(move || save.verify_part(at)))
+      })
+      .collect();
+    let verified: Ready = Box::pin(async move {
+      let mut first = Ok(());
+      for check in checks {
+        let done = check.await.map_err(|e| StoreError::Internal(format!("verify task failed: {e}"))).and_then(|r| r);
+        first = first.and(done);
+      }
+      first
+    });
+    let (config, session) = (self.config.clone(), key.to_string());
+    match blocking::run(move || save.pack(&config.pack, &session)).await {
+      Ok(packed) => self.store_verified(key, packed, turn, verified).await,
+      // The check's error says more about the zip than the copy's.
+      Err(err) => Err(verified.await.err().unwrap_or(err)),
+    }
   }
 
   /// Stores an archive packed elsewhere (a migrated profile folder) as `key`. A session already stored is kept
@@ -199,9 +222,21 @@ impl Store {
   /// Writes a packed session to the primary (to the backups when there is none), holding the session's save
   /// lock until the primary has it, then backs it up now or marks it for the timer.
   async fn store_packed(&self, key: SessionKey, packed: archive::Packed, turn: OwnedMutexGuard<()>) -> Result<Saved> {
+    self.store_verified(key, packed, turn, Box::pin(async { Ok(()) })).await
+  }
+
+  /// As `store_packed`, replacing nothing until `verified` resolves `Ok` (its error is the save's).
+  async fn store_verified(
+    &self,
+    key: SessionKey,
+    packed: archive::Packed,
+    turn: OwnedMutexGuard<()>,
+    verified: Ready,
+  ) -> Result<Saved> {
     let info = SessionInfo { key: key.clone(), header: packed.header.clone() };
     let Some(primary) = &self.primary else {
       let backups = self.backups.as_ref().expect("a store has a tier");
+      verified.await?;
       backups.write(&key, packed.bytes, packed.header.created_ms).await?;
       return Ok(Saved { info, backup_error: None });
     };
@@ -209,6 +244,7 @@ impl Store {
       // Redis may evict it at once: the bucket takes it first (only while the lease is ours: a stale replica's copy
       // must not become the newest version), so a save that reaches Redis is in the bucket too, unless the
       // upload failed, which the save reports and keeps pending.
+      verified.await?;
       self.check_lease(primary, &key).await?;
       let backed_up = scheduler.back_up_first(&key, packed.bytes.clone(), packed.header.created_ms).await;
       self.put_primary(primary, &key, packed.bytes).await?;
@@ -218,7 +254,14 @@ impl Store {
       }
       return Ok(Saved { info, backup_error });
     }
-    self.put_primary(primary, &key, packed.bytes).await?;
+    match self.held(&key).is_some() {
+      // A fenced write is one script: the check comes first.
+      true => {
+        verified.await?;
+        self.put_primary(primary, &key, packed.bytes).await?
+      }
+      false => primary.put_when(&key, packed.bytes, verified).await?,
+    }
     let backup_now = self.scheduler.as_ref().is_some_and(|s| s.mark(&key));
     drop(turn); // the backup takes the lock itself when it lands
     let mut backup_error = None;
@@ -424,25 +467,9 @@ impl Store {
   }
 }
 
-fn pack_file(path: &Path, opts: &PackOptions, session: &str) -> Result<archive::Packed> {
-  let file = std::fs::File::open(path).map_err(StoreError::io("open", path))?;
-  let size = file.metadata().map_err(StoreError::io("stat", path))?.len();
-  pack_checked(BufReader::new(file), size, opts, session)
-}
-
-/// `save` of a zip held in memory (an import).
+/// `save` of a zip held in memory (an import): the same checks as a save, verified before it is packed.
 fn pack_zip_bytes(zip: &[u8], opts: &PackOptions, session: &str) -> Result<archive::Packed> {
-  pack_checked(std::io::Cursor::new(zip), zip.len() as u64, opts, session)
-}
-
-/// Every zip the store takes in (`save`, `import`) is checked and packed here, so both get the same checks.
-fn pack_checked<R: std::io::Read + std::io::Seek>(
-  reader: R,
-  size: u64,
-  opts: &PackOptions,
-  session: &str,
-) -> Result<archive::Packed> {
-  archive::pack_zip(reader, size, opts, session)
+  archive::pack_zip(std::io::Cursor::new(zip), opts, session)
 }
 
 fn write_zip_file(bytes: &[u8], pack: &PackOptions, session: &str, target: &Path) -> Result<(Header, bool)> {

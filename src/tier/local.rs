@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{LeaseState, Leases, Tier};
+use super::{LeaseState, Leases, Ready, Tier};
 use crate::blocking::run as blocking;
 use crate::error::{Result, StoreError};
-use crate::fsutil::{atomic_write, sync_dir};
+use crate::fsutil::{atomic_write, stage, sync_dir};
 use crate::session::SessionKey;
 
 const EXT: &str = "wwrs";
@@ -86,6 +86,22 @@ impl Tier for LocalDirTier {
       atomic_write(&target, |file| file.write_all(&bytes).map_err(StoreError::io("write", &target)))
     })
     .await
+  }
+
+  /// The temp file is written and fsynced while `ready` is pending; only the rename waits for it.
+  async fn put_when(&self, key: &SessionKey, bytes: Vec<u8>, ready: Ready) -> Result<()> {
+    let target = self.path_of(key);
+    let gone = self.gone();
+    let staging = blocking(move || {
+      if !target.parent().is_some_and(Path::is_dir) {
+        return Err(gone);
+      }
+      stage(&target, |file| file.write_all(&bytes).map_err(StoreError::io("write", &target)))
+    });
+    let (staged, ready) = futures::join!(staging, ready);
+    ready?;
+    let staged = staged?;
+    blocking(move || staged.commit()).await
   }
 
   async fn exists(&self, key: &SessionKey) -> Result<bool> {

@@ -18,6 +18,9 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::session::SessionKey;
 
+/// A go/no-go for a write (`Tier::put_when`).
+pub type Ready = futures::future::BoxFuture<'static, Result<()>>;
+
 /// One object of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -46,6 +49,13 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   async fn head(&self, key: &SessionKey, len: usize) -> Result<Option<Vec<u8>>>;
   /// Replaces the value atomically: a reader sees the old bytes or the new, never a mix.
   async fn put(&self, key: &SessionKey, bytes: Vec<u8>) -> Result<()>;
+  /// As `put`, once `ready` resolves `Ok`: the value is replaced only then, and never when it fails (its error is
+  /// returned, nothing replaced). A tier may write the bytes where they replace nothing while it waits, so that
+  /// only its last step waits for `ready`.
+  async fn put_when(&self, key: &SessionKey, bytes: Vec<u8>, ready: Ready) -> Result<()> {
+    ready.await?;
+    self.put(key, bytes).await
+  }
   async fn exists(&self, key: &SessionKey) -> Result<bool>;
   /// Idempotent: deleting an absent key succeeds.
   async fn delete(&self, key: &SessionKey) -> Result<()>;
