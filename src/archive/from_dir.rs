@@ -137,7 +137,7 @@ fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
       if matches!(part, Part::Skip) {
         continue; // never even looked at: LevelDB may delete it at any moment
       }
-      // The handle the snapshot opened, else the file as it is now.
+      // A table or log the snapshot holds open since it was taken.
       let held = match (&part, path.parent().and_then(|p| dbs.get_mut(p)), item.file_name().to_str()) {
         (Part::Table(..) | Part::Log(_), Some(db), Some(name)) => db.snapshot.take_open(name),
         _ => None,
