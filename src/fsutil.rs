@@ -66,3 +66,122 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
   File::open(dir).and_then(|d| d.sync_all()).map_err(StoreError::io("fsync", dir))?;
   Ok(())
 }
+
+/// Why `open_regular` did not open a path that is there: a link, FIFO, socket, device or folder.
+#[derive(Debug)]
+pub struct NotRegular(pub &'static str);
+
+impl std::fmt::Display for NotRegular {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.write_str(self.0)
+  }
+}
+
+impl std::error::Error for NotRegular {}
+
+/// What kind of not-a-regular-file `kind` is, for an error message.
+pub fn kind_name(kind: std::fs::FileType) -> &'static str {
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+      return "is a FIFO";
+    }
+    if kind.is_socket() {
+      return "is a socket";
+    }
+    if kind.is_block_device() || kind.is_char_device() {
+      return "is a device";
+    }
+  }
+  match () {
+    _ if kind.is_symlink() => "is a link",
+    _ if kind.is_dir() => "is a folder",
+    _ if kind.is_file() => "is a regular file",
+    _ => "is not a regular file",
+  }
+}
+
+/// The `NotRegular` reason inside an error of `open_regular`, if that is why it failed.
+pub fn not_regular(err: &std::io::Error) -> Option<&'static str> {
+  err.get_ref().and_then(|inner| inner.downcast_ref::<NotRegular>()).map(|n| n.0)
+}
+
+fn refuse(reason: &'static str) -> std::io::Error {
+  std::io::Error::other(NotRegular(reason))
+}
+
+/// Opens `path` for reading only when it is a regular file reached without a link: looked at first (lstat), then
+/// opened with `O_NOFOLLOW | O_NONBLOCK` (a FIFO or link swapped in after the look neither blocks the open nor
+/// is followed), then checked again on the handle (fstat). Returns the handle's metadata. A refusal is an
+/// `io::Error` whose `not_regular` says why; a missing file stays `NotFound`.
+pub fn open_regular(path: &Path) -> std::io::Result<(File, std::fs::Metadata)> {
+  let seen = std::fs::symlink_metadata(path)?;
+  if !seen.is_file() {
+    return Err(refuse(kind_name(seen.file_type())));
+  }
+  let mut options = std::fs::OpenOptions::new();
+  options.read(true);
+  #[cfg(unix)]
+  std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+  let file = match options.open(path) {
+    #[cfg(unix)]
+    Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(refuse("is a link")),
+    other => other?,
+  };
+  let meta = file.metadata()?;
+  if !meta.is_file() {
+    return Err(refuse(kind_name(meta.file_type())));
+  }
+  Ok((file, meta))
+}
+
+/// At most `max` bytes of the regular file `path` (opened as `open_regular` does); `None` when it holds more.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+  use std::io::Read;
+  let (file, _) = open_regular(path)?;
+  let mut bytes = Vec::new();
+  file.take(max + 1).read_to_end(&mut bytes)?;
+  Ok((bytes.len() as u64 <= max).then_some(bytes))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn open_regular_refuses_links_fifos_sockets_and_devices_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"bytes").unwrap();
+    let (_, meta) = open_regular(&file).unwrap();
+    assert_eq!(meta.len(), 5);
+    let reason = |p: &Path| not_regular(&open_regular(p).unwrap_err());
+
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    assert_eq!(reason(&link), Some("is a link"));
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero")).unwrap();
+    assert_eq!(reason(&dir.path().join("zero")), Some("is a link"));
+    assert_eq!(reason(Path::new("/dev/zero")), Some("is a device"));
+    assert_eq!(reason(dir.path()), Some("is a folder"));
+
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert_eq!(reason(&fifo), Some("is a FIFO"), "refused, and the open did not wait for a writer");
+    let sock = dir.path().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    assert_eq!(reason(&sock), Some("is a socket"));
+    assert_eq!(open_regular(&dir.path().join("missing")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+  }
+
+  #[test]
+  fn read_bounded_stops_at_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, vec![1u8; 100]).unwrap();
+    assert_eq!(read_bounded(&file, 100).unwrap().map(|b| b.len()), Some(100));
+    assert_eq!(read_bounded(&file, 99).unwrap(), None);
+  }
+}

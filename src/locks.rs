@@ -1,18 +1,30 @@
-//! One async lock per session: saves, deletes and backups of one session run one at a time, in call order.
+//! One async lock per session: saves, deletes and backups of one session run one at a time, in call order. One
+//! per profile folder for restores, with a lock file beside it so two processes do not interleave either.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
+use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 
-/// One async lock per session, so overlapping saves (RemoteAuth has no overlap guard) run in call order and an
-/// older zip can never land after a newer one; deletes and backup write-backs take it too. Entries die with
-/// their last holder.
-#[derive(Debug, Default)]
-pub struct KeyLocks(std::sync::Mutex<HashMap<SessionKey, Weak<tokio::sync::Mutex<()>>>>);
+/// One async lock per key. Entries die with their last holder.
+#[derive(Debug)]
+pub struct Locks<K>(std::sync::Mutex<HashMap<K, Weak<tokio::sync::Mutex<()>>>>);
 
-impl KeyLocks {
-  pub fn of(&self, key: &SessionKey) -> Arc<tokio::sync::Mutex<()>> {
+impl<K> Default for Locks<K> {
+  fn default() -> Self {
+    Self(Default::default())
+  }
+}
+
+/// One async lock per session, so overlapping saves (RemoteAuth has no overlap guard) run in call order and an
+/// older zip can never land after a newer one; deletes and backup write-backs take it too.
+pub type KeyLocks = Locks<SessionKey>;
+
+impl<K: Hash + Eq + Clone> Locks<K> {
+  pub fn of(&self, key: &K) -> Arc<tokio::sync::Mutex<()>> {
     let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     map.retain(|_, lock| lock.strong_count() > 0);
     if let Some(lock) = map.get(key).and_then(Weak::upgrade) {
@@ -24,9 +36,93 @@ impl KeyLocks {
   }
 }
 
+/// An exclusive lock on a file, held until dropped, across processes (`flock`): the system drops it with its
+/// holder, so a crashed holder never blocks the next one. The file is removed by its holder on release; a waiter
+/// that then gets the removed file's lock sees the name gone or renewed and locks the file under the name again.
+#[derive(Debug)]
+pub struct FileLock {
+  path: PathBuf,
+  file: Option<std::fs::File>,
+}
+
+impl FileLock {
+  /// Waits (blocking the thread) until `path` is locked by this call.
+  pub fn acquire(path: &Path) -> Result<Self> {
+    let io = |op| StoreError::io(op, path);
+    loop {
+      let mut options = std::fs::OpenOptions::new();
+      options.read(true).write(true).create(true);
+      #[cfg(unix)]
+      {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+      }
+      let file = options.open(path).map_err(io("open lock file"))?;
+      fs4::FileExt::lock(&file).map_err(io("lock"))?;
+      if same_file(&file, path).map_err(io("stat lock file"))? {
+        return Ok(Self { path: path.to_path_buf(), file: Some(file) });
+      }
+    }
+  }
+}
+
+/// Whether `path` still names the file `file` is open on.
+fn same_file(file: &std::fs::File, path: &Path) -> std::io::Result<bool> {
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    match std::fs::symlink_metadata(path) {
+      Ok(now) => Ok((now.dev(), now.ino()) == (held.dev(), held.ino())),
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+      Err(e) => Err(e),
+    }
+  }
+  #[cfg(not(unix))]
+  {
+    let _ = (file, path);
+    Ok(true)
+  }
+}
+
+impl Drop for FileLock {
+  fn drop(&mut self) {
+    // Removed while still held, so no one can have locked it under this name meanwhile.
+    let _ = std::fs::remove_file(&self.path);
+    drop(self.file.take());
+  }
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn a_file_lock_excludes_another_holder_until_released_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".profile.lock");
+    let held = FileLock::acquire(&path).unwrap();
+    // flock is per open file: another open of it, in this process or another, cannot take it meanwhile.
+    let other = std::fs::File::open(&path).unwrap();
+    assert!(fs4::FileExt::try_lock(&other).is_err(), "a second holder is refused while the first holds it");
+    drop(other);
+    let waiter = {
+      let path = path.clone();
+      std::thread::spawn(move || drop(FileLock::acquire(&path).unwrap()))
+    };
+    drop(held);
+    waiter.join().unwrap();
+    assert!(!path.exists(), "the last holder removed the lock file");
+  }
+
+  #[test]
+  fn a_lock_file_left_by_a_dead_holder_does_not_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".profile.lock");
+    std::fs::write(&path, b"").unwrap(); // left by a process killed while holding it: its flock died with it
+    drop(FileLock::acquire(&path).unwrap());
+    assert!(!path.exists());
+  }
 
   #[test]
   fn save_locks_are_per_session_and_freed() {

@@ -13,6 +13,7 @@ use super::builder::{Builder, PROFILE_DEFLATE_LEVEL};
 use super::leveldb::{self, Part, Snapshot};
 use super::{EntryPath, PackOptions, Packed};
 use crate::error::{Result, StoreError};
+use crate::fsutil::{kind_name, open_regular};
 
 fn mode_of(meta: &std::fs::Metadata) -> u32 {
   #[cfg(unix)]
@@ -65,10 +66,6 @@ struct Db {
   logs: BTreeSet<u64>,
 }
 
-fn is_not_found(e: &walkdir::Error) -> bool {
-  e.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
-}
-
 fn walk_err(e: walkdir::Error) -> StoreError {
   match e.io_error().map(|io| io.kind()) {
     Some(std::io::ErrorKind::NotFound) => StoreError::ProfileChanging(format!("reading the profile: {e}")),
@@ -76,12 +73,31 @@ fn walk_err(e: walkdir::Error) -> StoreError {
   }
 }
 
+/// Whether the kept folder `keep` is there below `root`, every step of the way a real folder: a link on the way
+/// (`Default` linked elsewhere, say) is refused, never followed; a missing step or a file means nothing to keep.
+fn kept_folder(root: &Path, keep: &str) -> Result<bool> {
+  let mut path = root.to_path_buf();
+  for part in keep.split('/') {
+    path.push(part);
+    match std::fs::symlink_metadata(&path) {
+      Ok(meta) if meta.file_type().is_symlink() => {
+        return Err(StoreError::UnsafeEntry { name: path.display().to_string(), reason: "is a link" });
+      }
+      Ok(meta) if meta.is_dir() => {}
+      Ok(_) => return Ok(false),
+      Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+      Err(e) => return Err(StoreError::io("stat", &path)(e)),
+    }
+  }
+  Ok(true)
+}
+
 fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
   let mut archive = Builder::new(opts, session, StoreError::ProfileChanging)?.with_level(PROFILE_DEFLATE_LEVEL);
   let mut dbs: HashMap<PathBuf, Db> = HashMap::new();
   for keep in &opts.keep {
     let top = root.join(keep);
-    if !top.is_dir() {
+    if !kept_folder(root, keep)? {
       continue;
     }
     // The directories on the way down, as a zip of the profile would list them.
@@ -89,13 +105,14 @@ fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
     for part in keep.split('/').take(keep.split('/').count() - 1) {
       ancestor = if ancestor.is_empty() { part.to_owned() } else { format!("{ancestor}/{part}") };
       let entry = EntryPath::parse(&format!("{ancestor}/"))?;
-      let meta = std::fs::metadata(root.join(&ancestor)).map_err(StoreError::io("stat", root.join(&ancestor)))?;
+      let path = root.join(&ancestor);
+      let meta = std::fs::symlink_metadata(&path).map_err(leveldb::io_err("stat", &path))?;
       match archive.add_dir(&entry, mode_of(&meta), mtime_of(&meta)) {
         Err(StoreError::UnsafeEntry { reason: "appears twice", .. }) => {} // shared by two kept dirs
         other => other?,
       }
     }
-    for item in WalkDir::new(&top).follow_links(false).sort_by_file_name() {
+    for item in WalkDir::new(&top).follow_links(false).follow_root_links(false).sort_by_file_name() {
       let item = item.map_err(walk_err)?;
       let (kind, path) = (item.file_type(), item.path());
       if kind.is_dir() {
@@ -108,8 +125,7 @@ fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
         continue;
       }
       if !kind.is_file() {
-        let name = path.display().to_string();
-        return Err(StoreError::UnsafeEntry { name, reason: "is a link or special file" });
+        return Err(StoreError::UnsafeEntry { name: path.display().to_string(), reason: kind_name(kind) });
       }
       let entry = entry_of(root, path, false)?;
       let db = path.parent().and_then(|p| dbs.get(p));
@@ -121,41 +137,45 @@ fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
       if matches!(part, Part::Skip) {
         continue; // never even looked at: LevelDB may delete it at any moment
       }
-      // The handle the snapshot opened, else the file as it is now.
+      // A table or log the snapshot holds open since it was taken.
       let held = match (&part, path.parent().and_then(|p| dbs.get_mut(p)), item.file_name().to_str()) {
         (Part::Table(..) | Part::Log(_), Some(db), Some(name)) => db.snapshot.take_open(name),
         _ => None,
       };
-      let meta = match (&held, item.metadata()) {
-        (Some(file), _) => file.metadata().map_err(StoreError::io("stat", path))?,
-        (None, Ok(meta)) => meta,
-        // Gone since the listing, and nothing the snapshot needs (`LOG`, say): as found, it is not there.
-        (None, Err(e)) if in_db && matches!(part, Part::Other) && is_not_found(&e) => continue,
-        (None, Err(e)) => return Err(walk_err(e)),
+      if let Part::Bytes(bytes) = &part {
+        let meta = item.metadata().map_err(walk_err)?;
+        archive.add_file(&entry, mode_of(&meta), mtime_of(&meta), bytes.len() as u64, &bytes[..])?;
+        continue;
+      }
+      // The handle the snapshot opened, else the file as it is now: a regular file, looked at before the open
+      // and on the handle (a FIFO, socket, device or link swapped in since the listing is refused, unopened).
+      let (file, meta) = match held {
+        Some(file) => {
+          let meta = file.metadata().map_err(StoreError::io("stat", path))?;
+          (file, meta)
+        }
+        None => match open_regular(path) {
+          Ok(opened) => opened,
+          // Gone since the listing, and nothing the snapshot needs (`LOG`, say): as found, it is not there.
+          Err(e) if in_db && matches!(part, Part::Other) && e.kind() == std::io::ErrorKind::NotFound => continue,
+          Err(e) => return Err(leveldb::io_err("open", path)(e)),
+        },
       };
       let (mode, mtime, len) = (mode_of(&meta), mtime_of(&meta), meta.len());
-      let open = || match held {
-        Some(file) => Ok(file),
-        None => std::fs::File::open(path).map_err(leveldb::io_err("open", path)),
-      };
       let stored = match part {
-        Part::Skip => continue,
-        Part::Bytes(bytes) => {
-          archive.add_file(&entry, mode, mtime, bytes.len() as u64, &bytes[..])?;
-          None
-        }
+        Part::Skip | Part::Bytes(_) => continue,
         Part::Table(n, listed) => {
-          let mut file = open()?;
+          let mut file = file;
           leveldb::check_table(&mut file, path, len, listed)?;
           archive.add_file(&entry, mode, mtime, len, file)?;
           Some((true, n))
         }
         Part::Log(n) => {
-          archive.add_file(&entry, mode, mtime, len, open()?.take(len))?;
+          archive.add_file(&entry, mode, mtime, len, file.take(len))?;
           Some((false, n))
         }
         Part::Other => {
-          archive.add_file(&entry, mode, mtime, len, open()?.take(len))?;
+          archive.add_file(&entry, mode, mtime, len, file.take(len))?;
           None
         }
       };
@@ -190,6 +210,10 @@ fn pack_once(root: &Path, opts: &PackOptions, session: &str) -> Result<Packed> {
   }
   archive.finish()
 }
+
+#[cfg(all(test, unix))]
+#[path = "from_dir_fence_tests.rs"]
+mod fence_tests;
 
 #[cfg(test)]
 mod tests {

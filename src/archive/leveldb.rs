@@ -12,6 +12,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::error::{Result, StoreError};
+use crate::fsutil::{not_regular, open_regular, read_bounded};
 
 const BLOCK: usize = 32 * 1024;
 const HEADER: usize = 7;
@@ -19,6 +20,8 @@ const HEADER: usize = 7;
 const TABLE_MAGIC: [u8; 8] = 0xdb47_7524_8b80_fb57u64.to_le_bytes();
 /// A manifest larger than this is not read into memory (LevelDB starts a new one at a few MB).
 const MAX_MANIFEST: u64 = 64 << 20;
+/// A `CURRENT` longer than this names no manifest (LevelDB writes `MANIFEST-<number>\n`): not read further.
+const MAX_CURRENT: u64 = 4096;
 
 /// What one LevelDB folder's snapshot holds, as its manifest says.
 #[derive(Debug)]
@@ -56,12 +59,30 @@ fn changing(why: String) -> StoreError {
   StoreError::ProfileChanging(why)
 }
 
-/// A vanished file means LevelDB moved on under the read.
+/// A vanished file means LevelDB moved on under the read; a link or special file (`open_regular`) is refused.
 pub(super) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-  move |e| match e.kind() {
-    std::io::ErrorKind::NotFound => changing(format!("{} went away", path.display())),
+  move |e| match (not_regular(&e), e.kind()) {
+    (Some(reason), _) => StoreError::UnsafeEntry { name: path.display().to_string(), reason },
+    (None, std::io::ErrorKind::NotFound) => changing(format!("{} went away", path.display())),
     _ => StoreError::io(op, path)(e),
   }
+}
+
+/// `CURRENT` of `dir`, read with a bound; `None` when it is missing or too long to name a manifest.
+fn read_current(dir: &Path) -> Result<Option<Vec<u8>>> {
+  let path = dir.join("CURRENT");
+  match read_bounded(&path, MAX_CURRENT) {
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+    read => read.map_err(io_err("read", &path)),
+  }
+}
+
+/// The manifest's first `MAX_MANIFEST` bytes, opened as `open_regular` does.
+fn read_manifest(path: &Path) -> std::io::Result<Vec<u8>> {
+  let (file, _) = open_regular(path)?;
+  let mut raw = Vec::new();
+  file.take(MAX_MANIFEST).read_to_end(&mut raw)?;
+  Ok(raw)
 }
 
 /// `NNNNNN.ext` → NNNNNN.
@@ -73,11 +94,7 @@ impl Snapshot {
   /// The snapshot of `dir`, or `None` when it holds no `CURRENT` naming a LevelDB manifest that is there and holds
   /// a record (then it is stored as found, as a zip of it would be: there is nothing to vouch for).
   pub fn take(dir: &Path) -> Result<Option<Self>> {
-    let current = match std::fs::read(dir.join("CURRENT")) {
-      Ok(bytes) => bytes,
-      Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-      Err(e) => return Err(StoreError::io("read", dir.join("CURRENT"))(e)),
-    };
+    let Some(current) = read_current(dir)? else { return Ok(None) };
     let Some(manifest_name) = std::str::from_utf8(&current)
       .ok()
       .and_then(|s| s.strip_suffix('\n'))
@@ -87,19 +104,17 @@ impl Snapshot {
       return Ok(None);
     };
     let path = dir.join(&manifest_name);
-    let mut raw = Vec::new();
-    let file = match std::fs::File::open(&path) {
-      Ok(file) => file,
+    let mut raw = match read_manifest(&path) {
+      Ok(raw) => raw,
       // CURRENT moved on to a newer manifest meanwhile: read again. Still naming it: a broken database.
       Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-        return match std::fs::read(dir.join("CURRENT")) {
-          Ok(again) if again == current => Ok(None),
+        return match read_current(dir) {
+          Ok(Some(again)) if again == current => Ok(None),
           _ => Err(changing(format!("{} went away", path.display()))),
         };
       }
-      Err(e) => return Err(StoreError::io("open", &path)(e)),
+      Err(e) => return Err(io_err("read", &path)(e)),
     };
-    file.take(MAX_MANIFEST).read_to_end(&mut raw).map_err(StoreError::io("read", &path))?;
     let (records, complete) = records(&raw);
     if records.is_empty() {
       return Ok(None); // not a LevelDB manifest at all: nothing to vouch for
@@ -126,8 +141,8 @@ impl Snapshot {
     let tables = snapshot.tables.keys().take(MAX_OPEN_TABLES).map(|&n| format!("{n:06}.ldb"));
     for name in names.chain(tables).collect::<Vec<_>>() {
       let path = dir.join(&name);
-      match std::fs::File::open(&path) {
-        Ok(file) => drop(snapshot.open.insert(name, file)),
+      match open_regular(&path) {
+        Ok((file, _)) => drop(snapshot.open.insert(name, file)),
         // A table under its old name (`.sst`) is opened by the walk.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && name.ends_with(".ldb") => {}
         Err(e) => return Err(io_err("open", &path)(e)),
@@ -147,14 +162,11 @@ impl Snapshot {
   /// manifest lists are each checked whole.
   pub fn still_current(&self, dir: &Path) -> Result<()> {
     let moved = || changing(format!("{}: a flush completed during the read", dir.display()));
-    let current = std::fs::read(dir.join("CURRENT")).map_err(io_err("read", dir))?;
-    if current != self.current {
+    if read_current(dir)?.as_ref() != Some(&self.current) {
       return Err(moved());
     }
     let path = dir.join(&self.manifest_name);
-    let mut raw = Vec::new();
-    let file = std::fs::File::open(&path).map_err(io_err("open", &path))?;
-    file.take(MAX_MANIFEST).read_to_end(&mut raw).map_err(StoreError::io("read", &path))?;
+    let raw = read_manifest(&path).map_err(io_err("read", &path))?;
     match replay(&records(&raw).0) {
       Some(state) if (state.log_number, state.prev_log_number) == self.log_numbers => Ok(()),
       _ => Err(moved()),

@@ -164,6 +164,9 @@ impl RustStore {
   /// folder, fsynced, then swapped into place, so the folder is the old profile or the new one, never a mix.
   /// Reads sessions saved either way (`save` or `saveProfile`). Rejects `ERR_SESSION_NOT_FOUND` (the folder
   /// untouched) when nothing is stored.
+  /// Rejects `ERR_INVALID_ARG`, touching nothing, a `dir` that is empty, `/`, or is or holds the cwd, `dataPath`
+  /// or the store's folder (through links too). A `dir` that is a link is restored through, into its target.
+  /// Restores of one folder take turns, across processes too (a lock file beside it while one runs).
   #[napi(ts_args_type = "args: ProfileArgs", ts_return_type = "Promise<StoredSession>")]
   pub fn restore_profile<'env>(
     &self,

@@ -1,6 +1,7 @@
 //! The store's policy: how RemoteAuth's four calls map onto archives and tiers.
 
 mod eviction;
+mod fence;
 mod import;
 mod inspect;
 mod lease;

@@ -11,40 +11,61 @@
 //! The next restore of that folder first repairs and cleans: an aside copy goes back when the profile is missing
 //! (case 2), and every other leftover sibling is removed. Nothing in a profile is removed before the new one is
 //! durable.
+//!
+//! The folder is checked first (`fence`): never the cwd, `dataPath`, the store's folder or one holding them. A
+//! `dir` that is a link is restored through: into its target, the link left as it is. One restore per folder at a
+//! time: an in-process lock, then a lock file beside the folder (`.<name>.lock`, removed by its holder) so two
+//! processes do not interleave; a crashed holder's lock dies with it.
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
+use super::fence::{self, Guarded, Use};
 use super::{cwd, Saved, SessionInfo, Store};
 use crate::archive::{self, Header, PackOptions};
 use crate::blocking;
 use crate::error::{Result, StoreError};
 use crate::fsutil::sync_dir;
+use crate::locks::{FileLock, Locks};
 use crate::session::SessionKey;
 
 const RESTORING: &str = "restore-";
 const ASIDE: &str = "old-";
+const LOCK: &str = "lock";
+
+/// Restores under way in this process, by resolved folder: shared by every store, so two stores of one process
+/// take turns too (without waiting on the lock file in a blocking thread).
+static RESTORES: LazyLock<Locks<PathBuf>> = LazyLock::new(Locks::default);
 
 impl Store {
   /// Stores the kept folders of the profile `dir` (relative to the cwd) as `session`: read and compressed here,
   /// then stored like a save (leases, backups, every tier). The stored copy stays until the new one is.
   pub async fn save_dir(&self, session: &str, dir: &Path) -> Result<Saved> {
     let key = SessionKey::parse(session)?;
-    let dir = cwd()?.join(dir);
+    let dir = fence::profile_dir(dir, Use::Save, &self.guarded()?)?;
     let turn = self.save_locks.of(&key).lock_owned().await;
     let (config, name) = (self.config.clone(), key.to_string());
     let packed = blocking::run(move || archive::pack_dir(&dir, &config.pack, &name)).await?;
     self.store_packed(key, packed, turn).await
   }
 
-  /// Replaces the profile `dir` (relative to the cwd; created if missing) with the stored session's files, whole
-  /// or not at all (see the module docs). The session's checksum is checked before anything is written.
+  /// Replaces the profile `dir` (relative to the cwd; created if missing; through it when it is a link) with the
+  /// stored session's files, whole or not at all (see the module docs). The session's checksum is checked before
+  /// anything is written.
   pub async fn restore_dir(&self, session: &str, dir: &Path) -> Result<SessionInfo> {
     let key = SessionKey::parse(session)?;
-    let target = cwd()?.join(dir);
+    let target = fence::profile_dir(dir, Use::Restore, &self.guarded()?)?;
     let bytes = self.fetch(&key).await?;
     let (config, name) = (self.config.clone(), key.to_string());
+    let turn = RESTORES.of(&target).lock_owned().await;
     let header = blocking::run(move || restore_into(&bytes, &config.pack, &name, &target)).await?;
+    drop(turn);
     Ok(SessionInfo { key, header })
+  }
+
+  fn guarded(&self) -> Result<Guarded> {
+    let (data_path, store_dir) = (self.config.data_path.clone(), self.config.local_dir.clone());
+    Ok(Guarded { cwd: cwd()?, data_path, store_dir })
   }
 }
 
@@ -59,6 +80,8 @@ fn split(target: &Path) -> Result<(&Path, String)> {
 pub(super) fn restore_into(bytes: &[u8], pack: &PackOptions, session: &str, target: &Path) -> Result<Header> {
   let (parent, name) = split(target)?;
   std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
+  // Another process restoring this folder finishes first (a crashed one holds nothing).
+  let _turn = FileLock::acquire(&parent.join(format!(".{name}.{LOCK}")))?;
   repair(parent, &name, target)?;
   let fresh = tempfile::Builder::new()
     .prefix(&format!(".{name}.{RESTORING}"))

@@ -130,3 +130,71 @@ async fn a_link_in_a_kept_folder_is_refused_on_save() {
   assert_eq!(store.save_dir("RemoteAuth-d", &profile).await.unwrap_err().code(), "ERR_ARCHIVE_ENTRY");
   assert!(!store.session_exists("RemoteAuth-d").await.unwrap());
 }
+
+#[tokio::test]
+async fn the_store_folder_data_path_and_their_parents_are_refused_and_survive() {
+  let tmp = tempfile::tempdir().unwrap();
+  let root = tmp.path();
+  let tier = LocalDirTier::open(root.join("store")).unwrap();
+  let config =
+    StoreConfig { data_path: root.join("auth"), pack: PackOptions::default(), local_dir: Some(root.join("store")) };
+  let store = Store::new(Some(Arc::new(tier)), None, config).unwrap();
+  let profile = root.join("auth/RemoteAuth-e");
+  put(&profile, "Default/IndexedDB/x", b"kept");
+  store.save_dir("RemoteAuth-e", &profile).await.unwrap();
+  let before = files(root);
+  for dir in [root.join("store"), root.join("auth"), root.to_path_buf(), root.join("auth/.."), PathBuf::new()] {
+    let err = store.restore_dir("RemoteAuth-e", &dir).await.unwrap_err();
+    assert_eq!(err.code(), "ERR_INVALID_ARG", "{}: {err}", dir.display());
+    assert_eq!(store.save_dir("RemoteAuth-e", &dir).await.unwrap_err().code(), "ERR_INVALID_ARG");
+  }
+  assert_eq!(files(root), before, "nothing touched");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_linked_profile_folder_is_restored_through_the_link() {
+  let tmp = tempfile::tempdir().unwrap();
+  let (root, store) = (tmp.path(), store(tmp.path()));
+  let volume = root.join("volume/RemoteAuth-f");
+  put(&volume, "Default/IndexedDB/x", b"saved");
+  let link = root.join("auth/RemoteAuth-f");
+  std::fs::create_dir_all(root.join("auth")).unwrap();
+  std::os::unix::fs::symlink(&volume, &link).unwrap();
+  store.save_dir("RemoteAuth-f", &link).await.unwrap();
+  put(&volume, "Default/IndexedDB/x", b"changed");
+  put(&volume, "Default/IndexedDB/y", b"new");
+  store.restore_dir("RemoteAuth-f", &link).await.unwrap();
+  assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+  assert_eq!(std::fs::read_link(&link).unwrap(), volume);
+  assert_eq!(files(&volume), vec![("Default/IndexedDB/x".to_string(), b"saved".to_vec())], "restored into its target");
+  assert_eq!(siblings(&root.join("auth")), vec!["RemoteAuth-f"]);
+  assert_eq!(siblings(&root.join("volume")), vec!["RemoteAuth-f"], "no temp, aside or lock file left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_restores_of_one_folder_take_turns() {
+  let tmp = tempfile::tempdir().unwrap();
+  let root = tmp.path();
+  let store = Arc::new(store(root));
+  let profile = root.join("auth/RemoteAuth-g");
+  put(&profile, "Default/IndexedDB/x", b"saved");
+  put(&profile, "Default/Local Storage/leveldb/000003.log", &[3u8; 40_000]);
+  store.save_dir("RemoteAuth-g", &profile).await.unwrap();
+  let saved = files(&profile);
+  for round in 0..5 {
+    put(&profile, "Default/IndexedDB/x", format!("round {round}").as_bytes());
+    // One through a second store of the same process, as two RustStore instances would.
+    let other = Arc::new(self::store(root));
+    let calls = (0..3).map(|i| {
+      let store = if i == 0 { other.clone() } else { store.clone() };
+      let profile = profile.clone();
+      tokio::spawn(async move { store.restore_dir("RemoteAuth-g", &profile).await })
+    });
+    for done in futures::future::join_all(calls).await {
+      done.unwrap().unwrap_or_else(|e| panic!("round {round}: {} {e}", e.code()));
+    }
+    assert_eq!(files(&profile), saved, "round {round}");
+    assert_eq!(siblings(&root.join("auth")), vec!["RemoteAuth-g"], "round {round}");
+  }
+}
