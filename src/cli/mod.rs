@@ -125,6 +125,14 @@ enum Command {
     #[arg(long)]
     json: bool,
   },
+  /// Serve Prometheus metrics (GET /metrics) for the store until the process is stopped
+  ServeMetrics {
+    #[arg(long, default_value_t = 9464)]
+    port: u16,
+    /// Address to listen on; 0.0.0.0 for a scraper on another host (session names appear in labels)
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+  },
 }
 
 /// RFC 3339 or ms since the Unix epoch → ms.
@@ -153,20 +161,21 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
   };
   let built = cli.store.settings().and_then(|mut s| {
     // A command backs up what it stores within the command, so it can report (and act on) a failed backup.
-    if let Some(s3) = s.s3.as_mut() {
+    // Except the metrics server, which reports the backup interval the app runs with (SESSION_BACKUP_INTERVAL_MS).
+    if let (Some(s3), false) = (s.s3.as_mut(), matches!(cli.command, Command::ServeMetrics { .. })) {
       s3.backup_interval_ms = Some(0.0);
     }
     check_deletable(&cli.command, &s)?;
-    Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?))
+    Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?, s.min_free_bytes()?))
   });
-  let (store, ttl) = match built {
+  let (store, ttl, min_free_bytes) = match built {
     Ok(built) => built,
     Err(e) => {
       let _ = writeln!(err, "error: {}: {e}", e.code());
       return EXIT_USAGE;
     }
   };
-  let code = match execute(&store, ttl, cli.command, out).await {
+  let code = match execute(&store, ttl, min_free_bytes, cli.command, out).await {
     Ok(code) => code,
     Err(e) => {
       let _ = writeln!(err, "error: {}: {e}", e.code());
@@ -216,6 +225,7 @@ fn format(json: bool, prometheus: bool) -> Format {
 async fn execute(
   store: &Store,
   ttl: Option<u64>,
+  min_free_bytes: u64,
   command: Command,
   out: &mut (dyn Write + Send),
 ) -> Result<i32, StoreError> {
@@ -277,6 +287,14 @@ async fn execute(
       let info = store.extract_version(&session, &path, &Pick { version, at_ms: at }).await?;
       let when = print::time_text(info.header.created_ms);
       writeln!(out, "wrote {} (saved {when}) to {}", info.key, path.display()).map_err(write_failed)?;
+      Ok(0)
+    }
+    Command::ServeMetrics { port, host } => {
+      let listener = crate::metrics::bind(&host, port)?;
+      let exporter = Arc::new(crate::metrics::Exporter { store: store.clone(), min_free_bytes });
+      // Never told to stop: the process ends on a signal.
+      let (_stop, stopped) = tokio::sync::watch::channel(false);
+      crate::metrics::serve(listener, exporter, stopped).await?;
       Ok(0)
     }
     Command::Restore { concurrency, json } => {

@@ -23,6 +23,7 @@ use crate::blocking;
 use crate::error::{Result, StoreError};
 use crate::fsutil::replace_transient;
 use crate::locks::KeyLocks;
+use crate::metrics::{Counters, Fallback, Outcome};
 use crate::scheduler::{BackupStats, Reporter, Scheduler};
 use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
 use crate::tier::Tier;
@@ -56,6 +57,8 @@ pub struct Store {
   save_locks: Arc<KeyLocks>,
   /// Leases this store took: its saves and deletes of those sessions are fenced by them.
   held: Arc<std::sync::Mutex<std::collections::HashMap<SessionKey, lease::Held>>>,
+  /// What this store did, for `metrics`.
+  counters: Counters,
 }
 
 /// Tiers and settings only: lease tokens stay out of logs.
@@ -103,6 +106,7 @@ impl Store {
     config: StoreConfig,
   ) -> Result<Self> {
     let save_locks = Arc::new(KeyLocks::default());
+    let counters = Counters::new();
     let checked = primary.map(|p| Arc::new(eviction::Checked::new(p, backups.is_none())));
     let primary = checked.clone().map(|c| c as Arc<dyn Tier>);
     let scheduler = match (&primary, &backups) {
@@ -114,12 +118,19 @@ impl Store {
           BackupMode::EverySave(report) => (None, report.clone()),
           BackupMode::Interval(every, report) => (Some(*every), report.clone()),
         };
-        Some(Scheduler::new(primary.clone(), backups.clone(), interval, report, save_locks.clone()))
+        let (locks, counters) = (save_locks.clone(), counters.clone());
+        Some(Scheduler::new(primary.clone(), backups.clone(), interval, report, locks, counters))
       }
       _ => None,
     };
     let backups = backups.map(|(backups, _)| backups);
-    Ok(Self { primary, checked, backups, scheduler, config: Arc::new(config), save_locks, held: Default::default() })
+    let config = Arc::new(config);
+    Ok(Self { primary, checked, backups, scheduler, config, save_locks, held: Default::default(), counters })
+  }
+
+  /// What this store counted (saves, backups, fallbacks, leases), for `metrics`.
+  pub fn counters(&self) -> &Counters {
+    &self.counters
   }
 
   /// RemoteAuth's data path, absolute.
@@ -160,7 +171,8 @@ impl Store {
       let path = locate_zip(&arg, &candidates)?;
       pack_file(&path, &config.pack, arg.key.as_str())
     })
-    .await?;
+    .await
+    .inspect_err(|_| self.counters.save(Outcome::Failed))?;
     self.store_packed(key, packed, turn).await
   }
 
@@ -185,6 +197,17 @@ impl Store {
   /// Writes a packed session to the primary (to the backups when there is none), holding the session's save
   /// lock until the primary has it, then backs it up now or marks it for the timer.
   async fn store_packed(&self, key: SessionKey, packed: archive::Packed, turn: OwnedMutexGuard<()>) -> Result<Saved> {
+    let stored = self.store_packed_counted(key, packed, turn).await;
+    self.counters.save(Outcome::of(&stored));
+    stored
+  }
+
+  async fn store_packed_counted(
+    &self,
+    key: SessionKey,
+    packed: archive::Packed,
+    turn: OwnedMutexGuard<()>,
+  ) -> Result<Saved> {
     let info = SessionInfo { key: key.clone(), header: packed.header.clone() };
     let Some(primary) = &self.primary else {
       let backups = self.backups.as_ref().expect("a store has a tier");
@@ -229,7 +252,11 @@ impl Store {
     }
     match (&self.primary, &self.backups) {
       (Some(primary), Some(backups)) => match self.warm(primary, backups, key, true).await? {
-        order::Warmed::Kept(bytes) | order::Warmed::Restored(bytes) => return Ok(bytes),
+        order::Warmed::Kept(bytes) => return Ok(bytes),
+        order::Warmed::Restored(bytes) => {
+          self.counters.fallback(if damaged { Fallback::Damaged } else { Fallback::Missing });
+          return Ok(bytes);
+        }
         order::Warmed::NoBackup => {}
       },
       (None, Some(backups)) => {
