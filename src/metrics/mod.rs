@@ -22,9 +22,9 @@ use crate::store::{Stats, Store};
 /// The exposition's content type: `text/plain; version=0.0.4`.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
-/// How long a scrape waits for the tiers (Prometheus' default scrape timeout is 10 s): a tier that takes longer
-/// counts as down for this scrape.
-const TIER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a scrape waits for the tiers at most (Prometheus' default scrape timeout is 10 s): a tier that takes
+/// longer counts as down for this scrape.
+pub const TIER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Families built for one scrape. Counters read from elsewhere (Redis' own) are typed `counter` here too.
 #[derive(Default)]
@@ -175,10 +175,10 @@ pub struct Exporter {
   pub min_free_bytes: u64,
 }
 
-async fn in_time<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-  match tokio::time::timeout(TIER_TIMEOUT, work).await {
+async fn in_time<T>(budget: Duration, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+  match tokio::time::timeout(budget, work).await {
     Ok(done) => done,
-    Err(_) => Err(StoreError::TierUnavailable { tier: "any", reason: "no answer within the scrape's 5 s".into() }),
+    Err(_) => Err(StoreError::TierUnavailable { tier: "any", reason: format!("no answer within {budget:?}") }),
   }
 }
 
@@ -186,10 +186,16 @@ impl Exporter {
   /// The exposition text. A tier that cannot be reached makes `wwebjs_rust_store_tier_up` 0 and leaves out the
   /// families it would have given; it never fails the scrape.
   pub async fn render(&self) -> Result<String> {
+    self.render_within(TIER_TIMEOUT).await
+  }
+
+  /// `render`, waiting at most `budget` for the tiers (a scraper's own timeout, less a margin).
+  pub async fn render_within(&self, budget: Duration) -> Result<String> {
+    let budget = budget.min(TIER_TIMEOUT);
     let mut f = Families::default();
     let version = [("version", env!("CARGO_PKG_VERSION"))];
     f.gauge("wwebjs_rust_store_info", "The store's version; always 1.", &version, 1.0)?;
-    let (probes, stats) = tokio::join!(self.store.probe(TIER_TIMEOUT), in_time(self.store.stats()));
+    let (probes, stats) = tokio::join!(self.store.probe(budget), in_time(budget, self.store.stats()));
     for (tier, role, up) in probes {
       let help = "1 when the tier answered a read during this scrape, else 0.";
       f.gauge("wwebjs_rust_store_tier_up", help, &[("tier", tier), ("role", role)], f64::from(u8::from(up)))?;

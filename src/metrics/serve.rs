@@ -39,7 +39,11 @@ async fn respond(exporter: &Exporter, req: Request<Incoming>) -> Response<Full<B
   if !matches!(*req.method(), Method::GET | Method::HEAD) {
     return text(StatusCode::METHOD_NOT_ALLOWED, "GET /metrics\n".into(), plain);
   }
-  match exporter.render().await {
+  // Prometheus says how long it waits; the tiers get that less a margin for the rest of the answer.
+  let scraper_waits = req.headers().get("x-prometheus-scrape-timeout-seconds").and_then(|v| v.to_str().ok());
+  let budget = scraper_waits.and_then(|s| s.parse::<f64>().ok()).filter(|s| s.is_finite() && *s > 0.0);
+  let budget = budget.map_or(super::TIER_TIMEOUT, |s| Duration::from_secs_f64((s * 0.8).min(60.0)));
+  match exporter.render_within(budget).await {
     Ok(body) => text(StatusCode::OK, body, CONTENT_TYPE),
     Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}\n", e.code()), plain),
   }
