@@ -17,7 +17,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{CounterVec, Encoder, GaugeVec, Opts, Registry};
 
 use crate::error::{Result, StoreError};
-use crate::store::{Stats, Store};
+use crate::store::{DiskStats, Stats, Store};
 
 /// The exposition's content type: `text/plain; version=0.0.4`.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -104,17 +104,6 @@ pub fn stats_families(f: &mut Families, stats: &Stats) -> Result<()> {
   f.gauge("wwebjs_rust_store_session_average_bytes", "Average size of a session's newest stored copy.", &[], average)?;
   let largest = stats.largest_session.as_ref().map_or(0, |l| l.bytes) as f64;
   f.gauge("wwebjs_rust_store_session_max_bytes", "Size of the largest session's newest stored copy.", &[], largest)?;
-  if let Some(disk) = &stats.disk {
-    let path = disk.path.display().to_string();
-    let l = [("path", path.as_str())];
-    f.gauge(
-      "wwebjs_rust_store_disk_total_bytes",
-      "Size of the file system under the data path.",
-      &l,
-      disk.total_bytes as f64,
-    )?;
-    f.gauge("wwebjs_rust_store_disk_free_bytes", "Free space under the data path.", &l, disk.free_bytes as f64)?;
-  }
   if let Some(fit) = stats.sessions_fit_estimate {
     f.gauge(
       "wwebjs_rust_store_sessions_fit_estimate",
@@ -160,10 +149,22 @@ pub fn stats_families(f: &mut Families, stats: &Stats) -> Result<()> {
   Ok(())
 }
 
-/// `stats --prometheus`: the `stats_families` alone (a CLI process has counted nothing).
+/// Free and total space under the data path: read apart from the tiers, so a tier that is down does not hide it.
+pub fn disk_families(f: &mut Families, disk: &DiskStats) -> Result<()> {
+  let path = disk.path.display().to_string();
+  let l = [("path", path.as_str())];
+  let total = disk.total_bytes as f64;
+  f.gauge("wwebjs_rust_store_disk_total_bytes", "Size of the file system under the data path.", &l, total)?;
+  f.gauge("wwebjs_rust_store_disk_free_bytes", "Free space under the data path.", &l, disk.free_bytes as f64)
+}
+
+/// `stats --prometheus`: the `stats_families` and the disk alone (a CLI process has counted nothing).
 pub fn stats_text(stats: &Stats) -> Result<String> {
   let mut f = Families::default();
   stats_families(&mut f, stats)?;
+  if let Some(disk) = &stats.disk {
+    disk_families(&mut f, disk)?;
+  }
   f.encode(Vec::new())
 }
 
@@ -226,6 +227,11 @@ impl Exporter {
     }
     if let Ok(stats) = &stats {
       stats_families(&mut f, stats)?;
+    }
+    let path = self.store.data_path().to_path_buf();
+    // A disk that cannot be read leaves its families out, like a tier that cannot.
+    if let Ok(disk) = crate::blocking::run(move || crate::store::disk_usage(&path)).await {
+      disk_families(&mut f, &disk)?;
     }
     f.encode(self.store.counters().gather())
   }
