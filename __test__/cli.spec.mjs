@@ -187,9 +187,9 @@ test.serial('Redis + S3: stats --json and --prometheus, backup, restore, verify 
   t.regex(backup.stdout, /backed up 2 of 2 sessions/)
   t.is((await moto.keys(bucket)).length, 2)
   const prom = cli(root, ['stats', '--prometheus'], env).stdout
-  t.regex(prom, /^wwebjs_store_tier_sessions\{tier="s3",role="backup"\} 2$/m)
-  t.regex(prom, /^wwebjs_store_backup_lag_sessions 0$/m)
-  t.regex(prom, /^# TYPE wwebjs_store_disk_free_bytes gauge$/m)
+  t.regex(prom, /^wwebjs_rust_store_tier_sessions\{role="backup",tier="s3"\} 2$/m)
+  t.regex(prom, /^wwebjs_rust_store_backup_lag_sessions 0$/m)
+  t.regex(prom, /^# TYPE wwebjs_rust_store_disk_free_bytes gauge$/m)
 
   // Redis loses everything; restore brings it back from the bucket.
   redis.cli('FLUSHALL')

@@ -238,7 +238,7 @@ test('#14 with a backup tier an evicting Redis is a cache: no login is lost, sta
   const cliStats = cli(root, ['stats', '--json'], { REDIS_URL: redis.url, ...s3Env(bucket) })
   t.is(cliStats.code, 0, cliStats.stderr)
   t.like(cliStats.json().memory, { maxmemory: 3 * 1024 * 1024, policy: 'allkeys-lru' })
-  t.regex(cli(root, ['stats', '--prometheus'], { REDIS_URL: redis.url, ...s3Env(bucket) }).stdout, /wwebjs_store_redis_evicted_keys\{policy="allkeys-lru"\} [1-9]/)
+  t.regex(cli(root, ['stats', '--prometheus'], { REDIS_URL: redis.url, ...s3Env(bucket) }).stdout, /wwebjs_rust_store_redis_evicted_keys_total\{policy="allkeys-lru"\} [1-9]/)
 })
 
 test('#14 the low-disk webhook has a Redis-memory sibling: evictions (or 90 % of maxmemory) are POSTed', async (t) => {

@@ -10,6 +10,9 @@ command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # __test__/chromium.spec.mjs drives Debian's Chromium through puppeteer-core (which never downloads a browser).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# __test__/prometheus.spec.mjs scrapes the metrics with Debian's Prometheus; the package brings promtool.
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # moto's S3 server comes from PyPI: into the active Python if it lets us, else into a venv the specs know
 # (Debian's own python3 refuses pip installs, PEP 668).
 venv=node_modules/.cache/moto-venv

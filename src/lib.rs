@@ -8,6 +8,7 @@ pub mod cli;
 pub mod error;
 pub mod import;
 pub mod incremental;
+pub mod metrics;
 pub mod migrate;
 pub mod monitor;
 pub mod scheduler;

@@ -14,6 +14,7 @@ use crate::archive;
 use crate::backup::Backups;
 use crate::error::{Result, StoreError};
 use crate::locks::KeyLocks;
+use crate::metrics::{Counters, Outcome};
 use crate::session::SessionKey;
 use crate::tier::Tier;
 use crate::transfer::{transfer, Transfer};
@@ -31,6 +32,8 @@ pub struct BackupStats {
   pub last_success_ms: Option<u64>,
   /// Code and message of the last failure.
   pub last_error: Option<(String, String)>,
+  /// Time between backup runs; `None`: within every save.
+  pub interval: Option<Duration>,
 }
 
 pub struct Scheduler {
@@ -52,6 +55,7 @@ pub struct Scheduler {
   stop: tokio::sync::watch::Sender<bool>,
   /// A tick and a `close()` flush never run at once.
   flushing: tokio::sync::Mutex<()>,
+  counters: Counters,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -80,6 +84,7 @@ impl Scheduler {
     interval: Option<Duration>,
     report: Reporter,
     locks: Arc<KeyLocks>,
+    counters: Counters,
   ) -> Arc<Self> {
     Arc::new(Self {
       primary,
@@ -95,6 +100,7 @@ impl Scheduler {
       closed: AtomicBool::new(false),
       stop: tokio::sync::watch::channel(false).0,
       flushing: tokio::sync::Mutex::new(()),
+      counters,
     })
   }
 
@@ -147,11 +153,13 @@ impl Scheduler {
     let summary = transfer(keys, 8, None, |key| async move { self.backup_one(&key).await }).await;
     let mut stats = guard(&self.stats);
     stats.backed_up += u64::from(summary.copied);
+    self.counters.backups_ok(u64::from(summary.copied));
     if summary.copied > 0 {
       stats.last_success_ms = Some(now_ms());
     }
     for (key, err) in &summary.failures {
       stats.failed += 1;
+      self.counters.backup(Outcome::Failed);
       stats.last_error = Some((err.code().to_owned(), err.to_string()));
       if report {
         (self.report)(key, err);
@@ -203,6 +211,7 @@ impl Scheduler {
     let attempt = || async { self.backups.write(key, bytes.clone(), created_ms).await.map(drop) };
     let backoff = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(2);
     let result = attempt.retry(backoff).when(transient).await;
+    self.counters.backup(Outcome::of(&result));
     let mut stats = guard(&self.stats);
     match &result {
       Ok(()) => {
@@ -230,6 +239,7 @@ impl Scheduler {
   pub fn stats(&self) -> BackupStats {
     let mut stats = guard(&self.stats).clone();
     stats.pending = guard(&self.dirty).len() as u32;
+    stats.interval = self.interval;
     stats
   }
 }

@@ -46,6 +46,9 @@ pub struct RustStore {
   on_error: Option<Rc<FunctionRef<Unknown<'static>, Unknown<'static>>>>,
   /// Stops the low-disk watch.
   disk_watch: Option<tokio::sync::watch::Sender<bool>>,
+  metrics: Arc<crate::metrics::Exporter>,
+  /// Stops the metrics port.
+  metrics_stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 #[napi]
@@ -83,6 +86,7 @@ impl RustStore {
     let reject_save_errors = reject_save_errors(options).map_err(|e| js_error(env, &e))?;
     let alert = settings.disk_alert.as_ref().map(|d| d.alert()).transpose().map_err(|e| js_error(env, &e))?;
     let store = settings.build_store(reporter(background.clone())).map_err(|e| js_error(env, &e))?;
+    let metrics_report = background.clone();
     let disk_watch = alert.map(|alert| {
       // Ends when `close()` says so or this object is collected (the sender drops).
       let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -90,7 +94,20 @@ impl RustStore {
       napi::bindgen_prelude::spawn(alert.watch(store.data_path().to_path_buf(), store.clone(), stopped, report));
       stop
     });
-    Ok(Self { store: Arc::new(store), reject_save_errors, on_error, disk_watch })
+    let min_free_bytes = settings.min_free_bytes().map_err(|e| js_error(env, &e))?;
+    let metrics = Arc::new(crate::metrics::Exporter { store: store.clone(), min_free_bytes });
+    let listener = settings.metrics_listener().map_err(|e| js_error(env, &e))?;
+    let metrics_stop = listener.map(|listener| {
+      let (stop, stopped) = tokio::sync::watch::channel(false);
+      let (exporter, background) = (metrics.clone(), metrics_report);
+      napi::bindgen_prelude::spawn(async move {
+        if let Err(err) = crate::metrics::serve(listener, exporter, stopped).await {
+          notify(background.as_deref(), None, &err, "metrics port");
+        }
+      });
+      stop
+    });
+    Ok(Self { store: Arc::new(store), reject_save_errors, on_error, disk_watch, metrics, metrics_stop })
   }
 
   /// True when the session is stored. Rejects (never answers false) when the store cannot be asked,
@@ -232,7 +249,7 @@ impl RustStore {
   /// process exits. Later saves back themselves up within the save.
   #[napi(ts_return_type = "Promise<TransferSummary>")]
   pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, TransferSummary>> {
-    if let Some(stop) = &self.disk_watch {
+    for stop in self.disk_watch.iter().chain(&self.metrics_stop) {
       let _ = stop.send(true);
     }
     let store = self.store.clone();
@@ -251,6 +268,16 @@ impl RustStore {
   pub fn stats<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, StoreStats>> {
     let store = self.store.clone();
     promise(env, async move { store.stats().await }, StoreStats::from)
+  }
+
+  /// The Prometheus text exposition (content type `text/plain; version=0.0.4`): what this store counted
+  /// (saves, backups, restore fallbacks, leases) and what the tiers say now (reachability, sizes, Redis memory,
+  /// disk, each session's newest backup). Serve it from your HTTP server's `/metrics`, or set `metricsPort`.
+  /// Never rejects for a tier that is down: `wwebjs_rust_store_tier_up` says so.
+  #[napi(ts_return_type = "Promise<string>")]
+  pub fn metrics<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, String>> {
+    let metrics = self.metrics.clone();
+    promise(env, async move { metrics.render().await }, |text| text)
   }
 
   /// Takes the session's lease (one owner across replicas; Redis `SET NX PX`, fenced by a token) and resolves its

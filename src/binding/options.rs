@@ -46,6 +46,12 @@ pub struct RustStoreOptions<'a> {
   pub disk_alert: Option<DiskAlertOptions>,
   /// Encrypt every stored archive (XChaCha20-Poly1305) in every tier.
   pub encryption: Option<EncryptionOptions>,
+  /// Serve Prometheus metrics (`GET /metrics`, what `metrics()` gives) on this port; 0 picks a free one.
+  /// `fromEnv()`: `METRICS_PORT`. `close()` stops it.
+  pub metrics_port: Option<f64>,
+  /// The metrics port's IP address. Default `127.0.0.1`; `0.0.0.0` for a scraper on another host
+  /// (session names appear in labels). `fromEnv()`: `METRICS_HOST`.
+  pub metrics_host: Option<String>,
 }
 
 /// Keys are 32 random bytes in base64 (`openssl rand -base64 32`). They never appear in errors or logs.
@@ -183,6 +189,8 @@ impl From<&RustStoreOptions<'_>> for Settings {
         previous_keys: e.previous_keys.clone().unwrap_or_default(),
         accept_plain: e.accept_plain.unwrap_or(false),
       }),
+      metrics_port: o.metrics_port,
+      metrics_host: o.metrics_host.clone(),
     }
   }
 }

@@ -165,6 +165,14 @@ enum Command {
     #[arg(long)]
     json: bool,
   },
+  /// Serve Prometheus metrics (GET /metrics) for the store until the process is stopped
+  ServeMetrics {
+    #[arg(long, default_value_t = 9464)]
+    port: u16,
+    /// Address to listen on; 0.0.0.0 for a scraper on another host (session names appear in labels)
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+  },
 }
 
 /// How an `s3://` source or target is reached: as the store's bucket is (flags and S3_* / R2_* variables), else
@@ -207,20 +215,21 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
   };
   let built = cli.store.settings().and_then(|mut s| {
     // A command backs up what it stores within the command, so it can report (and act on) a failed backup.
-    if let Some(s3) = s.s3.as_mut() {
+    // Except the metrics server, which reports the backup interval the app runs with (SESSION_BACKUP_INTERVAL_MS).
+    if let (Some(s3), false) = (s.s3.as_mut(), matches!(cli.command, Command::ServeMetrics { .. })) {
       s3.backup_interval_ms = Some(0.0);
     }
     check_deletable(&cli.command, &s)?;
-    Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?, s.s3.clone()))
+    Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?, s.s3.clone(), s.min_free_bytes()?))
   });
-  let (store, ttl, s3) = match built {
+  let (store, ttl, s3, min_free_bytes) = match built {
     Ok(built) => built,
     Err(e) => {
       let _ = writeln!(err, "error: {}: {e}", e.code());
       return EXIT_USAGE;
     }
   };
-  let code = match execute(&store, ttl, s3, cli.command, out).await {
+  let code = match execute(&store, ttl, s3, min_free_bytes, cli.command, out).await {
     Ok(code) => code,
     Err(e) => {
       let _ = writeln!(err, "error: {}: {e}", e.code());
@@ -271,6 +280,7 @@ async fn execute(
   store: &Store,
   ttl: Option<u64>,
   s3: Option<crate::settings::S3Settings>,
+  min_free_bytes: u64,
   command: Command,
   out: &mut (dyn Write + Send),
 ) -> Result<i32, StoreError> {
@@ -352,6 +362,14 @@ async fn execute(
       bar.finish();
       print::export(out, &report, format(json, false)).map_err(write_failed)?;
       Ok(if report.failed > 0 { EXIT_PROBLEMS } else { 0 })
+    }
+    Command::ServeMetrics { port, host } => {
+      let listener = crate::metrics::bind(&host, port)?;
+      let exporter = Arc::new(crate::metrics::Exporter { store: store.clone(), min_free_bytes });
+      // Never told to stop: the process ends on a signal.
+      let (_stop, stopped) = tokio::sync::watch::channel(false);
+      crate::metrics::serve(listener, exporter, stopped).await?;
+      Ok(0)
     }
     Command::Restore { concurrency, json } => {
       let bar = progress::bar("restoring");

@@ -194,55 +194,10 @@ pub fn stats(out: &mut dyn Write, stats: &Stats, format: Format) -> Result<()> {
   }
 }
 
-/// A label value in the exposition format: backslash, quote and newline escaped.
-fn label(value: &str) -> String {
-  value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
+/// The `stats` families in the text exposition format, as the metrics endpoint gives them (`metrics`).
 fn prometheus(out: &mut dyn Write, stats: &Stats) -> Result<()> {
-  let mut gauge = |name: &str, help: &str, samples: Vec<(String, u64)>| -> Result<()> {
-    writeln!(out, "# HELP wwebjs_store_{name} {help}")?;
-    writeln!(out, "# TYPE wwebjs_store_{name} gauge")?;
-    samples.iter().try_for_each(|(labels, v)| writeln!(out, "wwebjs_store_{name}{labels} {v}"))
-  };
-  let per_tier = |f: fn(&crate::store::TierStats) -> u64| {
-    let tiers = stats.tiers.iter();
-    tiers.map(|t| (format!("{{tier=\"{}\",role=\"{}\"}}", t.tier, t.role), f(t))).collect::<Vec<_>>()
-  };
-  gauge("tier_sessions", "Sessions held by a tier.", per_tier(|t| t.sessions))?;
-  gauge("tier_objects", "Objects held by a tier (backup versions count one each).", per_tier(|t| t.objects))?;
-  gauge("tier_bytes", "Bytes held by a tier.", per_tier(|t| t.bytes))?;
-  gauge("sessions", "Distinct sessions in any tier.", vec![(String::new(), stats.sessions)])?;
-  gauge("session_bytes_average", "Average stored session size.", vec![(String::new(), stats.average_session_bytes)])?;
-  let largest = stats.largest_session.as_ref().map_or(0, |l| l.bytes);
-  gauge("session_bytes_max", "Largest stored session size.", vec![(String::new(), largest)])?;
-  if let Some(disk) = &stats.disk {
-    let path = format!("{{path=\"{}\"}}", label(&disk.path.display().to_string()));
-    gauge("disk_total_bytes", "Size of the file system under the data path.", vec![(path.clone(), disk.total_bytes)])?;
-    gauge("disk_free_bytes", "Free space under the data path.", vec![(path, disk.free_bytes)])?;
-  }
-  if let Some(fit) = stats.sessions_fit_estimate {
-    gauge("sessions_fit_estimate", "Sessions that still fit: free x 0.8 / average.", vec![(String::new(), fit)])?;
-  }
-  if let Some(lag) = stats.backup_lag {
-    gauge("backup_lag_sessions", "Sessions changed since their last backup.", vec![(String::new(), lag)])?;
-  }
-  if let Some(inc) = &stats.incremental {
-    let one = |v: u64| vec![(String::new(), v)];
-    gauge("incremental_versions", "Incremental backup versions kept.", one(inc.versions))?;
-    gauge("incremental_logical_bytes", "File bytes the incremental versions hold.", one(inc.logical_bytes))?;
-    gauge("incremental_stored_bytes", "Manifest and chunk bytes in the bucket.", one(inc.stored_bytes))?;
-    if let Some(up) = inc.average_uploaded_bytes {
-      gauge("incremental_uploaded_bytes_average", "Mean bytes uploaded by a later backup.", one(up))?;
-    }
-  }
-  if let Some(m) = &stats.memory {
-    let policy = format!("{{policy=\"{}\"}}", label(&m.policy));
-    gauge("redis_used_memory_bytes", "Redis used_memory.", vec![(policy.clone(), m.used_memory)])?;
-    gauge("redis_maxmemory_bytes", "Redis maxmemory (0: no limit).", vec![(policy.clone(), m.maxmemory)])?;
-    gauge("redis_evicted_keys", "Keys Redis evicted since it started.", vec![(policy, m.evicted_keys)])?;
-  }
-  Ok(())
+  let text = crate::metrics::stats_text(stats).map_err(std::io::Error::other)?;
+  out.write_all(text.as_bytes())
 }
 
 /// An RFC 3339 time (UTC, seconds) from ms since the Unix epoch.

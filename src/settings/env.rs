@@ -116,6 +116,12 @@ pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
       });
     }
   }
+  if options.metrics_port.is_none() {
+    options.metrics_port = number("METRICS_PORT")?;
+  }
+  if options.metrics_host.is_none() {
+    options.metrics_host = var("METRICS_HOST");
+  }
   if options.encryption.is_none() {
     if let Some(key) = var("SESSION_ENCRYPTION_KEY") {
       let previous = var("SESSION_ENCRYPTION_PREVIOUS_KEYS").unwrap_or_default();

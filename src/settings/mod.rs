@@ -34,6 +34,10 @@ pub struct Settings {
   pub compression_level: Option<f64>,
   pub disk_alert: Option<DiskAlertSettings>,
   pub encryption: Option<EncryptionSettings>,
+  /// Serve `GET /metrics` on this port (0: any free one); `None`: no metrics port.
+  pub metrics_port: Option<f64>,
+  /// The metrics port's address. Default 127.0.0.1.
+  pub metrics_host: Option<String>,
 }
 
 /// Keys as base64 text (32 bytes each): new archives are written with `key`, `previous_keys` still read.
@@ -192,6 +196,22 @@ impl Settings {
       None => None,
     };
     Store::new(primary, backups, config)
+  }
+}
+
+impl Settings {
+  /// The low-disk threshold the metrics expose: `diskAlert.minFreeBytes`, else its default.
+  pub fn min_free_bytes(&self) -> Result<u64> {
+    let given = self.disk_alert.as_ref().and_then(|d| d.min_free_bytes);
+    let min = whole("diskAlert.minFreeBytes", given, 0.0..=MAX_SAFE_INTEGER)?;
+    Ok(min.unwrap_or(DiskAlertSettings::DEFAULT_MIN_FREE_BYTES))
+  }
+
+  /// The metrics port, bound now (a port in use fails the caller at once); `None` without `metricsPort`.
+  pub fn metrics_listener(&self) -> Result<Option<std::net::TcpListener>> {
+    let Some(port) = whole("metricsPort", self.metrics_port, 0.0..=65_535.0)? else { return Ok(None) };
+    let host = self.metrics_host.as_deref().unwrap_or("127.0.0.1");
+    crate::metrics::bind(host, port as u16).map(Some)
   }
 }
 

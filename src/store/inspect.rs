@@ -74,6 +74,9 @@ pub struct Stats {
   pub incremental: Option<IncrementalStats>,
   /// A memory-bound primary's figures (Redis): `None` for one that never evicts (the embedded tier).
   pub memory: Option<crate::tier::MemoryInfo>,
+  /// Each backed-up session's newest backup version time (ms), for metrics (not printed).
+  #[serde(skip)]
+  pub newest_backup_ms: BTreeMap<String, u64>,
 }
 
 /// A stored copy whose checksum does not hold (or that cannot be read).
@@ -109,12 +112,18 @@ pub fn disk_usage(path: &Path) -> Result<DiskStats> {
   Ok(DiskStats { path: path.to_path_buf(), total_bytes: stats.total_space(), free_bytes: stats.available_space() })
 }
 
+/// The read finished within `timeout` without an error.
+async fn answers<T>(timeout: std::time::Duration, work: impl std::future::Future<Output = Result<T>>) -> bool {
+  matches!(tokio::time::timeout(timeout, work).await, Ok(Ok(_)))
+}
+
 /// Per tier figures, each session's newest copy as (bytes, saved at), backup lag, incremental figures.
 struct NewestCopies {
   tiers: Vec<TierStats>,
   newest: BTreeMap<SessionKey, (u64, u64)>,
   lag: Option<u64>,
   incremental: Option<IncrementalStats>,
+  newest_backup_ms: BTreeMap<String, u64>,
 }
 
 fn incremental_stats<'a>(usage: impl Iterator<Item = &'a IncrementalUsage>) -> IncrementalStats {
@@ -161,7 +170,7 @@ impl Store {
     for (key, header) in &primary {
       newest.insert(key.clone(), (header.stored_bytes(), header.created_ms));
     }
-    let (mut lag, mut incremental) = (None, None);
+    let (mut lag, mut incremental, mut newest_backup_ms) = (None, None, BTreeMap::new());
     if let Some(backups) = &self.backups {
       let index = backups.index().await?;
       let versions = index.values().flatten();
@@ -187,6 +196,7 @@ impl Store {
       }
       for (key, versions) in index {
         if let Some(v) = versions.last() {
+          newest_backup_ms.insert(key.to_string(), v.ms);
           // An incremental version's own object is its manifest: the session costs its chunks and manifests.
           let size = match v.incremental {
             true => usage.get(&key).map_or(v.size, |u| u.stored_bytes),
@@ -196,12 +206,12 @@ impl Store {
         }
       }
     }
-    Ok(NewestCopies { tiers, newest, lag, incremental })
+    Ok(NewestCopies { tiers, newest, lag, incremental, newest_backup_ms })
   }
 
   /// Sessions per tier, sizes, free disk under the data path, and how far the backups lag.
   pub async fn stats(&self) -> Result<Stats> {
-    let NewestCopies { tiers, newest, lag: backup_lag, incremental } = self.newest_copies().await?;
+    let NewestCopies { tiers, newest, lag: backup_lag, incremental, newest_backup_ms } = self.newest_copies().await?;
     let sessions = newest.len() as u64;
     let total: u64 = newest.values().map(|(bytes, _)| bytes).sum();
     let average_session_bytes = total.checked_div(sessions).unwrap_or(0);
@@ -230,7 +240,28 @@ impl Store {
       backup_lag,
       incremental,
       memory,
+      newest_backup_ms,
     })
+  }
+
+  /// Whether each tier answers a one-key read within `timeout`: (tier, role, answered).
+  pub async fn probe(&self, timeout: std::time::Duration) -> Vec<(&'static str, &'static str, bool)> {
+    let key = SessionKey::parse("wwebjs-rust-store-probe").expect("a valid name");
+    let primary = async {
+      match &self.primary {
+        Some(tier) => Some((tier.kind(), "primary", answers(timeout, tier.exists(&key)).await)),
+        None => None,
+      }
+    };
+    let backups = async {
+      let role = if self.primary.is_some() { "backup" } else { "primary" };
+      match &self.backups {
+        Some(backups) => Some((backups.kind(), role, answers(timeout, backups.exists(&key)).await)),
+        None => None,
+      }
+    };
+    let (primary, backups) = tokio::join!(primary, backups);
+    primary.into_iter().chain(backups).collect()
   }
 
   /// The primary's memory figures, where it is memory-bound (Redis).

@@ -75,6 +75,9 @@ impl Store {
     if state == LeaseState::Lost {
       return self.fenced(&key, token, state).map(|()| state);
     }
+    if state == LeaseState::Retaken {
+      self.counters.lease_retaken();
+    }
     // In place, and only while the token is still the one held: a fenced call may have found it lost meanwhile.
     let mut all = self.held.lock().unwrap_or_else(|p| p.into_inner());
     match all.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
@@ -129,11 +132,13 @@ impl Store {
       (LeaseState::Lost, ours) => {
         if let Some(ours) = ours {
           ours.token = None;
+          self.counters.lease_lost();
         }
         Err(StoreError::LeaseLost(key.to_string()))
       }
       (LeaseState::Retaken, Some(ours)) => {
         ours.retaken = true;
+        self.counters.lease_retaken();
         Ok(())
       }
       _ => Ok(()),

@@ -26,6 +26,7 @@ use crate::blocking;
 use crate::error::{Result, StoreError};
 use crate::fsutil::replace_transient;
 use crate::locks::KeyLocks;
+use crate::metrics::{Counters, Fallback, Outcome};
 use crate::scheduler::{BackupStats, Reporter, Scheduler};
 use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
 use crate::tier::{Ready, Tier};
@@ -61,6 +62,8 @@ pub struct Store {
   held: Arc<std::sync::Mutex<std::collections::HashMap<SessionKey, lease::Held>>>,
   /// Removes the pad `extract` added from the profile once RemoteAuth's unzip is done (`pad`).
   pads: Arc<pad::PadSweeper>,
+  /// What this store did, for `metrics`.
+  counters: Counters,
 }
 
 /// Tiers and settings only: lease tokens stay out of logs.
@@ -108,6 +111,7 @@ impl Store {
     config: StoreConfig,
   ) -> Result<Self> {
     let save_locks = Arc::new(KeyLocks::default());
+    let counters = Counters::new();
     let checked = primary.map(|p| Arc::new(eviction::Checked::new(p, backups.is_none())));
     let primary = checked.clone().map(|c| c as Arc<dyn Tier>);
     let scheduler = match (&primary, &backups) {
@@ -119,21 +123,20 @@ impl Store {
           BackupMode::EverySave(report) => (None, report.clone()),
           BackupMode::Interval(every, report) => (Some(*every), report.clone()),
         };
-        Some(Scheduler::new(primary.clone(), backups.clone(), interval, report, save_locks.clone()))
+        let (locks, counters) = (save_locks.clone(), counters.clone());
+        Some(Scheduler::new(primary.clone(), backups.clone(), interval, report, locks, counters))
       }
       _ => None,
     };
     let backups = backups.map(|(backups, _)| backups);
-    Ok(Self {
-      primary,
-      checked,
-      backups,
-      scheduler,
-      config: Arc::new(config),
-      save_locks,
-      held: Default::default(),
-      pads: Default::default(),
-    })
+    let config = Arc::new(config);
+    let (held, pads) = (Default::default(), Default::default());
+    Ok(Self { primary, checked, backups, scheduler, config, save_locks, held, pads, counters })
+  }
+
+  /// What this store counted (saves, backups, fallbacks, leases), for `metrics`.
+  pub fn counters(&self) -> &Counters {
+    &self.counters
   }
 
   /// RemoteAuth's data path, absolute.
@@ -176,7 +179,8 @@ impl Store {
         let bytes = std::fs::read(&path).map_err(StoreError::io("read", &path))?;
         archive::ZipSave::open(bytes, &config.pack, blocking::cores())
       })
-      .await?,
+      .await
+      .inspect_err(|_| self.counters.save(Outcome::Failed))?,
     );
     // Every kept entry is inflated and checked on every core while the copy is packed and written; only the
     // step that replaces the stored copy waits for the check (`Tier::put_when`).
@@ -198,7 +202,10 @@ impl Store {
     match blocking::run(move || save.pack(&config.pack, &session)).await {
       Ok(packed) => self.store_verified(key, packed, turn, verified).await,
       // The check's error says more about the zip than the copy's.
-      Err(err) => Err(verified.await.err().unwrap_or(err)),
+      Err(err) => {
+        self.counters.save(Outcome::Failed);
+        Err(verified.await.err().unwrap_or(err))
+      }
     }
   }
 
@@ -226,8 +233,20 @@ impl Store {
     self.store_verified(key, packed, turn, Box::pin(async { Ok(()) })).await
   }
 
-  /// As `store_packed`, replacing nothing until `verified` resolves `Ok` (its error is the save's).
+  /// As `store_packed`, replacing nothing until `verified` resolves `Ok` (its error is the save's); counted.
   async fn store_verified(
+    &self,
+    key: SessionKey,
+    packed: archive::Packed,
+    turn: OwnedMutexGuard<()>,
+    verified: Ready,
+  ) -> Result<Saved> {
+    let stored = self.store_verified_counted(key, packed, turn, verified).await;
+    self.counters.save(Outcome::of(&stored));
+    stored
+  }
+
+  async fn store_verified_counted(
     &self,
     key: SessionKey,
     packed: archive::Packed,
@@ -287,7 +306,11 @@ impl Store {
     }
     match (&self.primary, &self.backups) {
       (Some(primary), Some(backups)) => match self.warm(primary, backups, key, true).await? {
-        order::Warmed::Kept(bytes) | order::Warmed::Restored(bytes) => return Ok(bytes),
+        order::Warmed::Kept(bytes) => return Ok(bytes),
+        order::Warmed::Restored(bytes) => {
+          self.counters.fallback(if damaged { Fallback::Damaged } else { Fallback::Missing });
+          return Ok(bytes);
+        }
         order::Warmed::NoBackup => {}
       },
       (None, Some(backups)) => {
