@@ -6,6 +6,7 @@ pub mod backup;
 pub mod cleanup;
 pub mod cli;
 pub mod error;
+pub mod fleet;
 pub mod incremental;
 pub mod migrate;
 pub mod monitor;

@@ -3,6 +3,7 @@
 mod eviction;
 mod inspect;
 mod lease;
+mod members;
 mod order;
 mod profile;
 mod rekey;

@@ -3,6 +3,7 @@
 
 mod config;
 mod conn;
+mod membership;
 
 use std::fmt;
 
@@ -159,6 +160,10 @@ impl Tier for RedisTier {
   }
 
   fn leases(&self) -> Option<&dyn Leases> {
+    Some(self)
+  }
+
+  fn membership(&self) -> Option<&dyn super::Membership> {
     Some(self)
   }
 
