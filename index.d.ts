@@ -9,6 +9,32 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A worker of the fleet: `status()`, `drain()`, `close()`, and the per-session settings. */
+export declare class Fleet {
+  /**
+   * This worker and the fleet as of its last heartbeat: workers, capacity, sessions per worker, unassigned
+   * sessions and for how long, handoffs, failovers.
+   */
+  status(): FleetStatus
+  /**
+   * Hands every session off (`onStop(session, 'drain')`, final backup, lease released, picked up by the others,
+   * a bounded number at a time) and resolves once this worker runs none. For SIGTERM in a deploy.
+   */
+  drain(): Promise<void>
+  /** Stops every session (`onStop(session, 'close')`), leaves the fleet and resolves. */
+  close(): Promise<void>
+  /**
+   * Pins the session to one worker (it runs only there; unassigned while that worker is gone). Stored in
+   * Redis: every worker follows it at its next check.
+   */
+  pin(session: string, workerId: string): Promise<void>
+  /** Pauses the session: whoever runs it stops it (`'paused'`) and nobody starts it until `unpin`. */
+  pause(session: string): Promise<void>
+  /** Clears the session's pin or pause. */
+  unpin(session: string): Promise<void>
+}
+export type JsFleet = Fleet
+
 /** A whatsapp-web.js RemoteAuth store: `new RemoteAuth({ store: new RustStore(), backupSyncIntervalMs })`. */
 export declare class RustStore {
   constructor(options?: RustStoreOptions | undefined | null)
@@ -85,6 +111,13 @@ export declare class RustStore {
   renewLease(session: string, token: string, options?: LeaseOptions): Promise<'renewed' | 'retaken'>
   /** Gives the lease up (succeeds if it was already lost). */
   releaseLease(session: string, token: string): Promise<void>
+  /**
+   * Joins a fleet of workers sharing this store's Redis: sessions are shared out over the live workers by
+   * capacity, each started through its lease (`onStart`) and stopped (`onStop`) when it moves, and a dead
+   * worker's sessions start elsewhere within `ttlMs + renewEveryMs`. Throws ERR_INVALID_OPTION for settings
+   * that break the timing rule. See docs/fleet.md.
+   */
+  fleet(options: FleetOptions): Fleet
   /** Every stored session with its sizes. */
   listSessions(): Promise<StoredSession[]>
 }
@@ -165,6 +198,108 @@ export interface ExtractArgs {
   version?: string
   /** The newest backup version saved at or before this time (ms since the Unix epoch). */
   at?: number
+}
+
+export interface FleetEventInfo {
+  type: 'unassigned' | 'startFailed' | 'stopFailed'
+  session: string
+  /** `unassigned`: for how long, ms. */
+  forMs?: number
+  message?: string
+}
+
+/** Options for `store.fleet(options)`: one worker of a fleet sharing this store's Redis (and bucket). */
+export interface FleetOptions {
+  /**
+   * This worker's id, unique in the fleet and stable across restarts (a pod or host name): 1–64 ASCII letters,
+   * digits, `-`, `_`, `.`.
+   */
+  workerId: string
+  /** Most sessions this worker runs at once; also its weight when sessions are shared out. */
+  capacity: number
+  /**
+   * Heartbeat and lease ttl. A dead worker's sessions start elsewhere within `ttlMs + renewEveryMs` (plus
+   * `onStart`'s own time). Default 30000.
+   */
+  ttlMs?: number
+  /** How often the worker beats, renews its leases and checks its assignment. Default `ttlMs / 5`. */
+  renewEveryMs?: number
+  /**
+   * The time `onStop` has to finish when leases cannot be renewed (Redis unreachable): the worker starts
+   * stopping `ttlMs - stopTimeoutMs` after its last good renewal. Default `ttlMs / 3`. The rule
+   * `2 × renewEveryMs + stopTimeoutMs ≤ ttlMs` is enforced (ERR_INVALID_OPTION).
+   */
+  stopTimeoutMs?: number
+  /** Starts in flight at once, and handoffs (drain, rebalance) in flight at once. Default 4. */
+  maxConcurrentStarts?: number
+  /** `onEvent({ type: 'unassigned' })` once a session has had no live owner this long. Default `2 × ttlMs`. */
+  unassignedAlertMs?: number
+  /** Fleets sharing one Redis are told apart by this name. Default `'default'`. */
+  group?: string
+  /**
+   * Start the session's client (e.g. `new Client({ authStrategy: new SafeRemoteAuth({ store, clientId,
+   * lease: { ttlMs, renewEveryMs } }) })`, then `initialize()`); resolve once it is started. The lease is
+   * already taken for this worker: SafeRemoteAuth on the same store adopts its token.
+   */
+  onStart: (session: FleetSession) => Promise<unknown> | unknown
+  /** Destroy the session's client (after its final backup); resolve once it is gone. */
+  onStop: (session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown
+  /** Sessions unassigned too long, failed starts and stops. */
+  onEvent?: (event: FleetEvent) => void
+}
+
+/** What `onStart` receives. */
+export interface FleetSession {
+  /** The stored session name (`RemoteAuth-<clientId>`). */
+  session: string
+  /** RemoteAuth's `clientId` for it: the name without `RemoteAuth-`. */
+  clientId: string
+  /** The lease token this worker holds for the session. */
+  token: string
+  ttlMs: number
+  renewEveryMs: number
+}
+
+/** `fleet.status()`: this worker, and the fleet as of its last heartbeat. */
+export interface FleetStatus {
+  workerId: string
+  group: string
+  capacity: number
+  draining: boolean
+  /** The last heartbeat reached Redis. */
+  connected: boolean
+  /** Sessions this worker runs (`onStart` resolved). */
+  running: Array<string>
+  starting: number
+  stopping: number
+  /** Handoffs this worker completed (drain, rebalance), failovers it took over. */
+  handoffs: number
+  failovers: number
+  /** Live workers with their capacity and load. */
+  workers: Array<FleetWorker>
+  /** Stored sessions, and how many are paused or pinned. */
+  sessions: number
+  paused: number
+  pinned: number
+  /** Sessions with no live owner, and for how long this worker has seen them so. */
+  unassigned: Array<FleetUnassigned>
+  ttlMs: number
+  renewEveryMs: number
+}
+
+export interface FleetUnassigned {
+  session: string
+  forMs: number
+}
+
+export interface FleetWorker {
+  id: string
+  capacity: number
+  draining: boolean
+  /** Sessions it runs, as it last published. */
+  running: number
+  handoffs: number
+  failovers: number
 }
 
 export interface IncrementalStats {

@@ -2,6 +2,7 @@
 //! with a stable `code`. No policy lives here.
 
 mod cli;
+mod fleet;
 mod js;
 mod options;
 mod types;
@@ -289,6 +290,15 @@ impl RustStore {
   pub fn release_lease<'env>(&self, env: &'env Env, session: String, token: String) -> Result<PromiseRaw<'env, ()>> {
     let store = self.store.clone();
     promise(env, async move { store.release_lease(&session, &token).await }, |v| v)
+  }
+
+  /// Joins a fleet of workers sharing this store's Redis: sessions are shared out over the live workers by
+  /// capacity, each started through its lease (`onStart`) and stopped (`onStop`) when it moves, and a dead
+  /// worker's sessions start elsewhere within `ttlMs + renewEveryMs`. Throws ERR_INVALID_OPTION for settings
+  /// that break the timing rule. See docs/fleet.md.
+  #[napi(ts_args_type = "options: FleetOptions")]
+  pub fn fleet(&self, env: &Env, options: Option<Unknown>) -> Result<fleet::JsFleet> {
+    fleet::join(env, self.store.clone(), options)
   }
 
   /// Every stored session with its sizes.
