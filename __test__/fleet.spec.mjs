@@ -1,5 +1,7 @@
 // A fleet of worker processes on one real Redis: spread, failover after kill -9, a worker cut off from Redis,
 // drain and a joining worker. Every check of "one owner" reads the assignment logs the workers write.
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
 import test from 'ava'
 
 import {
@@ -138,6 +140,23 @@ test.serial('drain() hands every session off and a 4th worker takes its share: b
   const status = await b.ask('status')
   t.is(status.workers.find((w) => w.id === 'a').draining, true)
   t.deepEqual(status.unassigned, [])
+
+  // The CLI reads the same from Redis alone; --pause stops a session everywhere, --unpin brings it back.
+  const cli = (...args) => {
+    const res = spawnSync(process.execPath, [path.resolve('bin/wwebjs-rust-store.js'), ...args], { cwd: root, env: { PATH: process.env.PATH, REDIS_URL: server.url }, encoding: 'utf8' })
+    t.is(res.status, 0, res.stderr)
+    return res.stdout
+  }
+  const view = JSON.parse(cli('fleet', '--json'))
+  t.deepEqual(view.workers.map((w) => [w.id, w.draining]), [['a', true], ['b', false], ['c', false], ['d', false]])
+  t.is(view.workers.reduce((n, w) => n + w.running, 0), 40)
+  t.deepEqual(view.unassigned, [])
+  t.regex(cli('fleet'), /4 workers, capacity 60, 40 sessions, 40 running, 0 unassigned/)
+  const paused = joined.d[0]
+  t.deepEqual(JSON.parse(cli('fleet', '--json', '--pause', paused)).paused, [paused])
+  await until('paused session stopped', async () => !Object.values(await running([b, c, d])).flat().includes(paused))
+  cli('fleet', '--unpin', paused)
+  await until('unpaused session back', async () => evenlySpread(await running([b, c, d]), names))
 })
 
 test.serial('options: the timing rule and bad callbacks are refused with ERR_INVALID_OPTION; pause stops a session', async (t) => {

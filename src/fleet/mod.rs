@@ -25,6 +25,23 @@ use crate::store::Store;
 pub(crate) const OWNERS: &str = "owners";
 pub(crate) const PINS: &str = "pins";
 
+/// An owners entry: the worker's id, then ` running` once `onStart` resolved (a handoff counts as done only then).
+pub(crate) fn owner_entry(id: &str, running: bool) -> String {
+  if running {
+    format!("{id} running")
+  } else {
+    id.to_owned()
+  }
+}
+
+pub(crate) fn parse_owner(bytes: &[u8]) -> (String, bool) {
+  let text = String::from_utf8_lossy(bytes);
+  match text.strip_suffix(" running") {
+    Some(id) => (id.to_owned(), true),
+    None => (text.into_owned(), false),
+  }
+}
+
 /// What `onStart` receives: the session, and its lease, already taken for this worker.
 #[derive(Clone)]
 pub struct Lease {

@@ -103,7 +103,7 @@ pub async fn observe(store: &Store, group: &str) -> Result<FleetView> {
       Some(super::Pin::Worker(id)) => pinned.push((session.to_owned(), id)),
       None => {}
     }
-    if !owners.get(session).is_some_and(|id| live(id)) {
+    if !owners.get(session).is_some_and(|v| live(super::parse_owner(v).0.as_bytes())) {
       unassigned.push(session.to_owned());
     }
   }

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use super::assign::{assign, Pin, Worker};
 use super::state::{Phase, Run, Shared, State};
 use super::status::{WorkerInfo, WorkerStatus};
-use super::{FleetEvent, Hooks, Lease, StopReason, OWNERS, PINS};
+use super::{owner_entry, parse_owner, FleetEvent, Hooks, Lease, StopReason, OWNERS, PINS};
 use crate::error::Result;
 use crate::store::Store;
 use crate::tier::Member;
@@ -32,7 +32,8 @@ struct Round {
   members: Vec<Member>,
   sessions: Vec<String>,
   pins: HashMap<String, Pin>,
-  owners: BTreeMap<String, Vec<u8>>,
+  /// Session → (owner id, its onStart resolved).
+  owners: BTreeMap<String, (String, bool)>,
 }
 
 pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
@@ -163,7 +164,8 @@ impl Ctx {
     );
     let sessions = sessions?.into_iter().map(|k| k.as_str().to_owned()).collect();
     let pins = pins?.into_iter().filter_map(|(s, v)| Some((s, Pin::parse(&v)?))).collect();
-    Some(Round { members, sessions, pins, owners: owners? })
+    let owners = owners?.into_iter().map(|(s, v)| (s, parse_owner(&v))).collect();
+    Some(Round { members, sessions, pins, owners })
   }
 
   /// The assignment step: decides under the lock, then spawns the starts and stops.
@@ -185,13 +187,13 @@ impl Ctx {
       .collect();
     let desired = assign(&round.sessions, &round.pins, &workers);
     let stored: HashSet<&str> = round.sessions.iter().map(String::as_str).collect();
-    let owner_of = |s: &str| round.owners.get(s).map(|o| String::from_utf8_lossy(o).into_owned());
+    let owner_of = |s: &str| round.owners.get(s).cloned();
     let max = cfg.max_concurrent_starts;
 
     // Handed-off sessions stop counting once another live worker owns them (or after a round of failover time).
     let give_up = cfg.timing.failover_bound();
     state.handed_off.retain(|s, since| {
-      let taken = owner_of(s).is_some_and(|o| o != me && live.contains(o.as_str()));
+      let taken = owner_of(s).is_some_and(|(o, running)| running && o != me && live.contains(o.as_str()));
       stored.contains(s.as_str()) && !taken && now.duration_since(*since) < give_up
     });
     state.retry_after.retain(|_, until| *until > now);
@@ -244,7 +246,7 @@ impl Ctx {
           continue;
         }
         // An owner entry naming a worker that is gone: this start is a failover.
-        let failover = owner_of(session).is_some_and(|o| o != me && !live.contains(o.as_str()));
+        let failover = owner_of(session).is_some_and(|(o, _)| o != me && !live.contains(o.as_str()));
         state.runs.insert(session.clone(), Run::starting(now));
         starts.push((session.clone(), failover));
         slots -= 1;
@@ -271,7 +273,7 @@ impl Ctx {
       if round.pins.get(session) == Some(&Pin::Paused) {
         continue;
       }
-      let owner = round.owners.get(session).map(|o| String::from_utf8_lossy(o).into_owned());
+      let owner = round.owners.get(session).map(|(o, _)| o.clone());
       let owned = owner.is_some_and(|o| live.contains(o.as_str())) && owner_counts(state, session, me, round);
       if !owned {
         waiting.insert(session.clone(), state.unassigned.get(session).copied().unwrap_or(now));
@@ -319,6 +321,11 @@ impl Ctx {
     let lease =
       Lease { session: session.clone(), token: token.clone(), ttl: timing.ttl, renew_every: timing.renew_every };
     let started = self.hooks.start(lease).await;
+    if let (Ok(()), Some(m)) = (&started, membership) {
+      // Before it counts as running here: a handoff's source waits for this mark (and a stop removes it).
+      let entry = owner_entry(&cfg.worker_id, true);
+      within(timing.renew_every, m.map_set(&cfg.group, OWNERS, &session, entry.as_bytes())).await;
+    }
     let then_stop = {
       let mut state = self.shared.lock();
       match &started {
@@ -387,7 +394,11 @@ impl Ctx {
     let limit = cfg.timing.renew_every;
     within(limit, self.store.release_lease(session, token)).await;
     if let Ok(m) = self.store.membership() {
-      within(limit, m.map_remove(&cfg.group, OWNERS, session, Some(cfg.worker_id.as_bytes()))).await;
+      // Whichever entry this worker wrote last (the running mark may not have landed).
+      for running in [true, false] {
+        let entry = owner_entry(&cfg.worker_id, running);
+        within(limit, m.map_remove(&cfg.group, OWNERS, session, Some(entry.as_bytes()))).await;
+      }
     }
   }
 
@@ -415,6 +426,6 @@ impl Ctx {
 /// A session counts as owned when its owner entry names a live worker, except this worker's own stale entry
 /// for a session it does not hold (left from before a restart or a cut).
 fn owner_counts(state: &State, session: &str, me: &str, round: &Round) -> bool {
-  let names_me = round.owners.get(session).is_some_and(|o| o.as_slice() == me.as_bytes());
+  let names_me = round.owners.get(session).is_some_and(|(o, _)| o == me);
   !names_me || state.runs.contains_key(session)
 }
