@@ -9,6 +9,32 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A worker of the fleet: `status()`, `drain()`, `close()`, and the per-session settings. */
+export declare class Fleet {
+  /**
+   * This worker and the fleet as of its last heartbeat: workers, capacity, sessions per worker, unassigned
+   * sessions and for how long, handoffs, failovers.
+   */
+  status(): FleetStatus
+  /**
+   * Hands every session off (`onStop(session, 'drain')`, final backup, lease released, picked up by the others,
+   * a bounded number at a time) and resolves once this worker runs none. For SIGTERM in a deploy.
+   */
+  drain(): Promise<void>
+  /** Stops every session (`onStop(session, 'close')`), leaves the fleet and resolves. */
+  close(): Promise<void>
+  /**
+   * Pins the session to one worker (it runs only there; unassigned while that worker is gone). Stored in
+   * Redis: every worker follows it at its next check.
+   */
+  pin(session: string, workerId: string): Promise<void>
+  /** Pauses the session: whoever runs it stops it (`'paused'`) and nobody starts it until `unpin`. */
+  pause(session: string): Promise<void>
+  /** Clears the session's pin or pause. */
+  unpin(session: string): Promise<void>
+}
+export type JsFleet = Fleet
+
 /** A whatsapp-web.js RemoteAuth store: `new RemoteAuth({ store: new RustStore(), backupSyncIntervalMs })`. */
 export declare class RustStore {
   constructor(options?: RustStoreOptions | undefined | null)
@@ -86,17 +112,12 @@ export declare class RustStore {
   /** Gives the lease up (succeeds if it was already lost). */
   releaseLease(session: string, token: string): Promise<void>
   /**
-   * Imports every session of another RemoteAuth store: a folder of `<session>.zip` files, `s3://bucket/prefix/`
-   * (wwebjs-aws-s3's layout) or `redis://…` keys (`pattern`), each checked as `save` checks a zip and read back
-   * after the write. A dry run unless `execute`; a repeated run copies only what changed; the source is only read.
-   * Resolves a report (a failing entry is in it with its code); rejects only when the source cannot be listed.
+   * Joins a fleet of workers sharing this store's Redis: sessions are shared out over the live workers by
+   * capacity, each started through its lease (`onStart`) and stopped (`onStop`) when it moves, and a dead
+   * worker's sessions start elsewhere within `ttlMs + renewEveryMs`. Throws ERR_INVALID_OPTION for settings
+   * that break the timing rule. See docs/fleet.md.
    */
-  importFrom(source: string, options?: ImportOptions): Promise<ImportReport>
-  /**
-   * Writes every stored session (or `sessions`; or each one's backup at `at`) as the RemoteAuth zip `extract`
-   * writes, to a folder (`<session>.zip`) or `s3://bucket/prefix/` (wwebjs-aws-s3's layout).
-   */
-  exportTo(target: string, options?: ExportOptions): Promise<ExportReport>
+  fleet(options: FleetOptions): Fleet
   /** Every stored session with its sizes. */
   listSessions(): Promise<StoredSession[]>
 }
@@ -166,33 +187,6 @@ export interface EncryptionOptions {
   acceptPlain?: boolean
 }
 
-export interface ExportedSession {
-  session: string
-  /** The file or object written. */
-  key: string
-  bytes?: number
-  error?: TransferFailure
-}
-
-/** Options of `exportTo`. Every field is optional. */
-export interface ExportOptions {
-  /** Only these sessions. Default every stored one. */
-  sessions?: Array<string>
-  /** Each session's newest backup version saved at or before this time (ms since the epoch). */
-  at?: number
-  concurrency?: number
-  s3?: TransferS3Options
-}
-
-export interface ExportReport {
-  target: string
-  sessions: Array<ExportedSession>
-  exported: number
-  failed: number
-  bytes: number
-  ms: number
-}
-
 /**
  * `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. `version` or
  * `at` restore a backup version instead (point in time).
@@ -206,46 +200,106 @@ export interface ExtractArgs {
   at?: number
 }
 
-/** One source entry's import. */
-export interface ImportedSession {
+export interface FleetEventInfo {
+  type: 'unassigned' | 'startFailed' | 'stopFailed'
   session: string
-  /** Where it is in the source: file name, object key or Redis key. */
-  key: string
-  /** How the zip was wrapped: `zip`, `gzip(zip)`, `base64(zip)`, `json(base64(zip))`, … */
-  shape?: string
-  sourceBytes?: number
-  storedBytes?: number
-  status: 'planned' | 'imported' | 'unchanged' | 'store-newer' | 'gone' | 'failed'
-  error?: TransferFailure
+  /** `unassigned`: for how long, ms. */
+  forMs?: number
+  message?: string
 }
 
-/** Options of `importFrom`. Every field is optional. */
-export interface ImportOptions {
-  /** Write; without it every entry is checked and reported and nothing is written. Default false. */
-  execute?: boolean
-  /** Read and compare every session, also those whose stored copy is newer than the source's last write. */
-  overwrite?: boolean
-  /** Redis key pattern; the session id is what `*` matches. Default `wa:session:*`. */
-  pattern?: string
-  /** Session name for a source id, with `{id}` in it. Default `{id}`. */
-  name?: string
-  /** Sessions in flight at once. Default 8. */
-  concurrency?: number
-  s3?: TransferS3Options
+/** Options for `store.fleet(options)`: one worker of a fleet sharing this store's Redis (and bucket). */
+export interface FleetOptions {
+  /**
+   * This worker's id, unique in the fleet and stable across restarts (a pod or host name): 1–64 ASCII letters,
+   * digits, `-`, `_`, `.`.
+   */
+  workerId: string
+  /** Most sessions this worker runs at once; also its weight when sessions are shared out. */
+  capacity: number
+  /**
+   * Heartbeat and lease ttl. A dead worker's sessions start elsewhere within `ttlMs + renewEveryMs` (plus
+   * `onStart`'s own time). Default 30000.
+   */
+  ttlMs?: number
+  /** How often the worker beats, renews its leases and checks its assignment. Default `ttlMs / 5`. */
+  renewEveryMs?: number
+  /**
+   * The time `onStop` has to finish when leases cannot be renewed (Redis unreachable): the worker starts
+   * stopping `ttlMs - stopTimeoutMs` after its last good renewal. Default `ttlMs / 3`. The rule
+   * `2 × renewEveryMs + stopTimeoutMs ≤ ttlMs` is enforced (ERR_INVALID_OPTION).
+   */
+  stopTimeoutMs?: number
+  /** Starts in flight at once, and handoffs (drain, rebalance) in flight at once. Default 4. */
+  maxConcurrentStarts?: number
+  /** `onEvent({ type: 'unassigned' })` once a session has had no live owner this long. Default `2 × ttlMs`. */
+  unassignedAlertMs?: number
+  /** Fleets sharing one Redis are told apart by this name. Default `'default'`. */
+  group?: string
+  /**
+   * Start the session's client (e.g. `new Client({ authStrategy: new SafeRemoteAuth({ store, clientId,
+   * lease: { ttlMs, renewEveryMs } }) })`, then `initialize()`); resolve once it is started. The lease is
+   * already taken for this worker: SafeRemoteAuth on the same store adopts its token.
+   */
+  onStart: (session: FleetSession) => Promise<unknown> | unknown
+  /** Destroy the session's client (after its final backup); resolve once it is gone. */
+  onStop: (session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown
+  /** Sessions unassigned too long, failed starts and stops. */
+  onEvent?: (event: FleetEvent) => void
 }
 
-export interface ImportReport {
-  execute: boolean
-  source: string
-  sessions: Array<ImportedSession>
-  /** Imported (planned, in a dry run). */
-  imported: number
-  /** Unchanged, newer in the store, or gone from the source. */
-  skipped: number
-  failed: number
-  bytesBefore: number
-  bytesAfter: number
-  ms: number
+/** What `onStart` receives. */
+export interface FleetSession {
+  /** The stored session name (`RemoteAuth-<clientId>`). */
+  session: string
+  /** RemoteAuth's `clientId` for it: the name without `RemoteAuth-`. */
+  clientId: string
+  /** The lease token this worker holds for the session. */
+  token: string
+  ttlMs: number
+  renewEveryMs: number
+}
+
+/** `fleet.status()`: this worker, and the fleet as of its last heartbeat. */
+export interface FleetStatus {
+  workerId: string
+  group: string
+  capacity: number
+  draining: boolean
+  /** The last heartbeat reached Redis. */
+  connected: boolean
+  /** Sessions this worker runs (`onStart` resolved). */
+  running: Array<string>
+  starting: number
+  stopping: number
+  /** Handoffs this worker completed (drain, rebalance), failovers it took over. */
+  handoffs: number
+  failovers: number
+  /** Live workers with their capacity and load. */
+  workers: Array<FleetWorker>
+  /** Stored sessions, and how many are paused or pinned. */
+  sessions: number
+  paused: number
+  pinned: number
+  /** Sessions with no live owner, and for how long this worker has seen them so. */
+  unassigned: Array<FleetUnassigned>
+  ttlMs: number
+  renewEveryMs: number
+}
+
+export interface FleetUnassigned {
+  session: string
+  forMs: number
+}
+
+export interface FleetWorker {
+  id: string
+  capacity: number
+  draining: boolean
+  /** Sessions it runs, as it last published. */
+  running: number
+  handoffs: number
+  failovers: number
 }
 
 export interface IncrementalStats {
@@ -290,10 +344,7 @@ export interface ProfileArgs {
   dir: string
 }
 
-/**
- * Redis as the primary tier, in place of the embedded directory. Valkey works the same. Give one of `url`,
- * `nodes` or `sentinels`.
- */
+/** Redis as the primary tier, in place of the embedded directory. Valkey works the same. */
 export interface RedisOptions {
   /**
    * A single server: `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS) or `unix:///path/redis.sock`.
@@ -311,40 +362,9 @@ export interface RedisOptions {
   connectTimeoutMs?: number
   /** Default 10000. */
   commandTimeoutMs?: number
-  /**
-   * Redis Sentinel: the sentinels as `host:port` (port default 26379), e.g. `['10.0.0.1:26379', '10.0.0.2:26379']`.
-   * Writes go to the primary they name; after a failover the store finds the new one by itself.
-   */
-  sentinels?: Array<string>
-  /** Sentinel: the monitored primary's name (`sentinel monitor <name> …`), e.g. `'mymaster'`. */
-  name?: string
-  /** Sentinel: ACL user of the primary and replicas. Default none (the `default` user). */
-  username?: string
-  /** Sentinel: password of the primary and replicas (`requirepass`). Never appears in errors. */
-  password?: string
-  /** Sentinel: ACL user of the sentinels themselves. */
-  sentinelUsername?: string
-  /** Sentinel: password of the sentinels themselves (`requirepass` in sentinel.conf). Never appears in errors. */
-  sentinelPassword?: string
-  /** Sentinel: database number. Default 0. */
-  db?: number
-  /**
-   * A save (and a delete) counts as done only once `WAIT` reports this many replicas hold it; fewer within
-   * `replicaTimeoutMs` fails it with ERR_REDIS_REPLICAS. 0 turns the wait off. Default: with `sentinels`, 1 while
-   * the primary has a replica connected (0 when it has none); with `url`, 0. Not with `nodes`.
-   */
-  minReplicas?: number
-  /**
-   * How long a write waits for `minReplicas`; less than `commandTimeoutMs`. Default 2000 (or half of
-   * `commandTimeoutMs` if that is smaller).
-   */
-  replicaTimeoutMs?: number
 }
 
-/**
- * TLS settings for `rediss://` URLs, and for Sentinel (where giving `tls` turns TLS on, to the sentinels and
- * the data nodes alike).
- */
+/** TLS settings for `rediss://` URLs. */
 export interface RedisTlsOptions {
   /** PEM file of the CA that signed the server's certificate, used instead of the system's roots. */
   caFile?: string
@@ -513,27 +533,9 @@ export interface TransferArgs {
 }
 
 export interface TransferFailure {
-  code: string
-  message: string
-}
-
-export interface TransferFailure {
   session: string
   code: string
   message: string
-}
-
-/**
- * How an `s3://` source or target is reached; its bucket and prefix are the URL's. Default: the `S3_*` / `R2_*`
- * environment, else the AWS chain.
- */
-export interface TransferS3Options {
-  endpoint?: string
-  /** Default `us-east-1`. */
-  region?: string
-  forcePathStyle?: boolean
-  accessKeyId?: string
-  secretAccessKey?: string
 }
 
 /** What `restoreAll` or `backupAll` did. */

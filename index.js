@@ -835,5 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.Fleet = nativeBinding.Fleet
+module.exports.JsFleet = nativeBinding.JsFleet
 module.exports.RustStore = nativeBinding.RustStore
 module.exports.runCli = nativeBinding.runCli

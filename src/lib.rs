@@ -7,6 +7,7 @@ pub mod cleanup;
 pub mod cli;
 pub mod error;
 pub mod import;
+pub mod fleet;
 pub mod incremental;
 pub mod metrics;
 pub mod migrate;

@@ -3,6 +3,7 @@
 
 mod cli;
 mod import;
+mod fleet;
 mod js;
 mod options;
 mod types;
@@ -348,6 +349,15 @@ impl RustStore {
   ) -> Result<PromiseRaw<'env, import::ExportReport>> {
     let (store, opts) = (self.store.clone(), import::export_options(env, options, &target));
     promise(env, async move { crate::import::export_to(&store, &target, &opts?, None).await }, From::from)
+  }
+
+  /// Joins a fleet of workers sharing this store's Redis: sessions are shared out over the live workers by
+  /// capacity, each started through its lease (`onStart`) and stopped (`onStop`) when it moves, and a dead
+  /// worker's sessions start elsewhere within `ttlMs + renewEveryMs`. Throws ERR_INVALID_OPTION for settings
+  /// that break the timing rule. See docs/fleet.md.
+  #[napi(ts_args_type = "options: FleetOptions")]
+  pub fn fleet(&self, env: &Env, options: Option<Unknown>) -> Result<fleet::JsFleet> {
+    fleet::join(env, self.store.clone(), options)
   }
 
   /// Every stored session with its sizes.

@@ -1,6 +1,7 @@
 //! `wwebjs-rust-store <command>`: the operator's jobs. Parsing and printing live here; the work is in the core
 //! modules (`migrate`, `cleanup`, the store's `stats` / `verify` / `backup_all` / `restore_all`).
 
+mod fleet;
 mod flags;
 mod print;
 mod progress;
@@ -158,6 +159,8 @@ enum Command {
     #[arg(long)]
     json: bool,
   },
+  /// The fleet of workers as Redis holds it (workers, load, unassigned sessions); pin or pause a session
+  Fleet(fleet::FleetArgs),
   /// Copy every session's newest good backup to the primary, never over a newer copy
   Restore {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -371,6 +374,7 @@ async fn execute(
       crate::metrics::serve(listener, exporter, stopped).await?;
       Ok(0)
     }
+    Command::Fleet(args) => fleet::run(store, args, out).await,
     Command::Restore { concurrency, json } => {
       let bar = progress::bar("restoring");
       let done = store.restore_all(concurrency.into(), Some(bar.callback())).await?;

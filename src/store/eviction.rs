@@ -92,6 +92,9 @@ impl Tier for Checked {
   fn leases(&self) -> Option<&dyn Leases> {
     self.inner.leases()
   }
+  fn membership(&self) -> Option<&dyn crate::tier::Membership> {
+    self.inner.membership()
+  }
   async fn memory(&self) -> Result<Option<MemoryInfo>> {
     self.inner.memory().await
   }

@@ -5,6 +5,7 @@ mod fence;
 mod import;
 mod inspect;
 mod lease;
+mod members;
 mod order;
 mod pad;
 mod profile;

@@ -157,6 +157,10 @@ impl Tier for LocalDirTier {
   fn leases(&self) -> Option<&dyn Leases> {
     Some(self)
   }
+
+  fn membership(&self) -> Option<&dyn super::Membership> {
+    Some(self)
+  }
 }
 
 /// Leases of embedded stores, shared by every store of this process (a directory has no cross-process lock

@@ -3,6 +3,7 @@
 
 mod lease;
 mod local;
+mod membership;
 #[cfg(test)]
 pub(crate) mod memory;
 mod redis;
@@ -11,6 +12,7 @@ mod s3;
 pub use self::redis::{parse_sentinel_addr, RedisConfig, RedisTarget, RedisTier, RedisTls, SentinelTarget};
 pub use lease::{LeaseState, Leases};
 pub use local::LocalDirTier;
+pub use membership::{check_group, Member, Membership};
 pub use s3::{S3Config, S3Tier};
 
 use async_trait::async_trait;
@@ -73,6 +75,10 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   }
   /// Leases and fenced writes, where the tier can hold them.
   fn leases(&self) -> Option<&dyn Leases> {
+    None
+  }
+  /// Heartbeats and shared maps for a fleet of workers, where the tier can hold them.
+  fn membership(&self) -> Option<&dyn Membership> {
     None
   }
   /// Memory figures of a tier that may drop keys under a memory limit; `None` for one that never does.

@@ -6,6 +6,7 @@ mod config;
 mod conn;
 mod raw;
 mod sentinel;
+mod membership;
 
 use std::fmt;
 
@@ -207,6 +208,10 @@ impl Tier for RedisTier {
   }
 
   fn leases(&self) -> Option<&dyn Leases> {
+    Some(self)
+  }
+
+  fn membership(&self) -> Option<&dyn super::Membership> {
     Some(self)
   }
 

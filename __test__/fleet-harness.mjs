@@ -1,0 +1,194 @@
+// Fleet specs' parts: sessions saved through the real RemoteAuth, worker processes (support/fleet-worker.js),
+// a TCP proxy the test can cut, and checks over the workers' assignment logs.
+import { fork } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+
+import { RustStore, remoteAuth } from './helpers.mjs'
+
+const workerScript = path.resolve(import.meta.dirname, '../support/fleet-worker.js')
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Timing used by the specs: short, and within the rule (2 × 300 + 1000 ≤ 2500). */
+export const timing = { ttlMs: 2500, renewEveryMs: 300, stopTimeoutMs: 1000, maxConcurrentStarts: 4 }
+
+/** `count` sessions saved by whatsapp-web.js's RemoteAuth, each profile holding a marker naming it. */
+export async function saveSessions(root, redis, count) {
+  const dataPath = path.join(root, 'seed')
+  const store = new RustStore({ redis, dataPath, saveErrors: 'reject' })
+  const names = []
+  for (let i = 0; i < count; i++) {
+    const clientId = `acct${String(i).padStart(3, '0')}`
+    const { auth } = remoteAuth('whatsapp-web.js', { store, clientId, dataPath })
+    await auth.beforeBrowserInitialized()
+    const dir = path.join(auth.userDataDir, 'Default/Local Storage')
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(path.join(dir, 'marker.txt'), `RemoteAuth-${clientId} v1`)
+    fs.mkdirSync(path.join(auth.userDataDir, 'Default/IndexedDB'), { recursive: true })
+    fs.writeFileSync(path.join(auth.userDataDir, 'Default/IndexedDB/data.log'), Buffer.alloc(2048, i))
+    await auth.storeRemoteSession({ emit: false })
+    names.push(`RemoteAuth-${clientId}`)
+  }
+  const stored = (await store.listSessions()).map((s) => s.session).sort()
+  return { names, stored }
+}
+
+/** A worker process; `ask(cmd)` talks to it over IPC. Killed at teardown. */
+export async function startWorker(t, root, { workerId, redis, capacity = 20, ...rest }) {
+  const dataPath = path.join(root, workerId)
+  fs.mkdirSync(dataPath, { recursive: true })
+  const log = path.join(root, `${workerId}.log`)
+  const opts = { workerId, redis, capacity, dataPath, log, ...timing, ...rest }
+  const child = fork(workerScript, [JSON.stringify(opts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const exited = new Promise((resolve) => child.once('exit', () => resolve(Date.now())))
+  t.teardown(() => child.kill('SIGKILL'))
+  await new Promise((resolve, reject) => {
+    child.once('message', resolve)
+    child.once('exit', () => reject(new Error(`worker ${workerId} exited before it was ready`)))
+  })
+  let next = 0
+  const pending = new Map()
+  child.on('message', ({ id, reply }) => pending.get(id)?.(reply))
+  return {
+    workerId,
+    log,
+    child,
+    exited,
+    ask(cmd) {
+      const id = ++next
+      return new Promise((resolve) => {
+        pending.set(id, resolve)
+        child.send({ id, cmd })
+      })
+    },
+    /** SIGKILL; resolves with the time it was gone. */
+    async kill() {
+      child.kill('SIGKILL')
+      return exited
+    },
+  }
+}
+
+/** Polls `check` (every 100 ms, up to `tries`) until it returns a truthy value. */
+export async function until(what, check, tries = 400) {
+  let last
+  for (let i = 0; i < tries; i++) {
+    last = await check()
+    if (last) return last
+    await sleep(100)
+  }
+  throw new Error(`never happened: ${what}`)
+}
+
+/** Each worker's running sessions, by asking every worker. */
+export async function running(workers) {
+  const out = {}
+  for (const w of workers) out[w.workerId] = (await w.ask('status')).running
+  return out
+}
+
+/** True when every session runs on exactly one of `workers` and the counts are within ±1 of even. */
+export function evenlySpread(byWorker, sessions) {
+  const all = Object.values(byWorker).flat()
+  if (all.length !== sessions.length || new Set(all).size !== sessions.length) return false
+  const even = sessions.length / Object.keys(byWorker).length
+  return Object.values(byWorker).every((list) => Math.abs(list.length - even) < 1)
+}
+
+export function readLogs(workers) {
+  return workers
+    .flatMap((w) => (fs.existsSync(w.log) ? fs.readFileSync(w.log, 'utf8').trim().split('\n').filter(Boolean) : []))
+    .map((line) => JSON.parse(line))
+    .sort((a, b) => a.t - b.t)
+}
+
+/**
+ * Owner intervals per session from the logs: from `start` (before the client exists) to `stop` (after it is
+ * gone), or to the process's death for a worker killed while it ran the session.
+ */
+export function ownerIntervals(entries, deaths = {}) {
+  const open = new Map()
+  const intervals = []
+  for (const e of entries) {
+    const key = `${e.session}\0${e.worker}`
+    if (e.event === 'start') open.set(key, e)
+    if (e.event === 'stop' && open.has(key)) {
+      intervals.push({ session: e.session, worker: e.worker, token: open.get(key).token, from: open.get(key).t, to: e.t, reason: e.reason })
+      open.delete(key)
+    }
+  }
+  for (const s of open.values()) {
+    intervals.push({ session: s.session, worker: s.worker, token: s.token, from: s.t, to: deaths[s.worker] ?? Infinity, reason: 'open' })
+  }
+  return intervals
+}
+
+/** Sessions that had two owners at one instant (with both intervals), from the logs. */
+export function doubleOwners(intervals) {
+  const bySession = new Map()
+  for (const i of intervals) bySession.set(i.session, [...(bySession.get(i.session) ?? []), i])
+  const doubles = []
+  for (const list of bySession.values()) {
+    list.sort((a, b) => a.from - b.from)
+    for (let k = 1; k < list.length; k++) {
+      if (list[k].from < list[k - 1].to) doubles.push([list[k - 1], list[k]])
+    }
+  }
+  return doubles
+}
+
+/** The most sessions that were between a handoff's stop and the next start at one instant. */
+export function maxInHandoff(intervals, reasons = ['drain', 'rebalance']) {
+  const events = []
+  const bySession = new Map()
+  for (const i of intervals) bySession.set(i.session, [...(bySession.get(i.session) ?? []), i])
+  for (const list of bySession.values()) {
+    list.sort((a, b) => a.from - b.from)
+    for (let k = 0; k + 1 < list.length; k++) {
+      if (!reasons.includes(list[k].reason)) continue
+      events.push([list[k].to, 1], [list[k + 1].from, -1])
+    }
+  }
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+  let now = 0
+  let max = 0
+  for (const [, d] of events) max = Math.max(max, (now += d))
+  return max
+}
+
+/** A TCP proxy to `port` that the test can cut (every connection dropped, new ones refused) and restore. */
+export async function cuttableProxy(t, port) {
+  const sockets = new Set()
+  let cut = false
+  const server = net.createServer((client) => {
+    if (cut) return client.destroy()
+    const upstream = net.connect(port, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        sockets.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  return {
+    url: `redis://127.0.0.1:${server.address().port}`,
+    cut() {
+      cut = true
+      for (const s of sockets) s.destroy()
+    },
+    restore() {
+      cut = false
+    },
+  }
+}

@@ -1,0 +1,208 @@
+// A fleet of worker processes on one real Redis: spread, failover after kill -9, a worker cut off from Redis,
+// drain and a joining worker. Every check of "one owner" reads the assignment logs the workers write.
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import test from 'ava'
+
+import {
+  cuttableProxy,
+  doubleOwners,
+  evenlySpread,
+  maxInHandoff,
+  ownerIntervals,
+  readLogs,
+  running,
+  saveSessions,
+  startWorker,
+  timing,
+  until,
+} from './fleet-harness.mjs'
+import { RustStore, tempDir } from './helpers.mjs'
+import { startRedis } from './servers.mjs'
+
+const fast = { connectTimeoutMs: 400, commandTimeoutMs: 400 }
+
+test.serial('40 sessions over 3 workers: one owner each, within ±1 of even; kill -9 moves them whole, never two owners', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names, stored } = await saveSessions(root, redis, 40)
+  t.deepEqual(stored, names)
+  const workers = []
+  for (const workerId of ['a', 'b', 'c']) workers.push(await startWorker(t, root, { workerId, redis }))
+  const spread = await until('40 spread over a, b, c', async () => {
+    const now = await running(workers)
+    return evenlySpread(now, names) && now
+  })
+  t.deepEqual(Object.values(spread).map((l) => l.length).sort(), [13, 13, 14])
+
+  const [a, b, c] = workers
+  const victims = spread.c
+  const killedAt = await c.kill()
+  const after = await until("c's sessions on a and b", async () => {
+    const now = await running([a, b])
+    return evenlySpread(now, names) && now
+  })
+  t.deepEqual(Object.values(after).map((l) => l.length), [20, 20])
+
+  const entries = readLogs(workers)
+  const intervals = ownerIntervals(entries, { c: killedAt })
+  t.deepEqual(doubleOwners(intervals), [])
+  // Restored whole: every start restored the profile saved for that session, and SafeRemoteAuth took the
+  // fleet's own lease token.
+  const started = entries.filter((e) => e.event === 'started')
+  t.true(started.length >= 40 + victims.length)
+  for (const e of started) {
+    t.is(e.marker, `${e.session} v1`)
+    t.true(e.adopted)
+  }
+  // Each moved session was taken under a new lease token, after c died; the failover time is logged (the bound
+  // itself is measured by bench/fleet.mjs).
+  const moved = intervals.filter((i) => victims.includes(i.session) && i.worker !== 'c' && i.from > killedAt)
+  t.is(new Set(moved.map((i) => i.session)).size, victims.length)
+  for (const m of moved) {
+    const before = intervals.find((i) => i.session === m.session && i.worker === 'c')
+    t.not(m.token, before.token)
+  }
+  const last = Math.max(...moved.map((m) => m.from))
+  t.log(`failover of ${victims.length} sessions: ${last - killedAt} ms (ttl ${timing.ttlMs} + renew ${timing.renewEveryMs})`)
+  const statuses = await Promise.all([a.ask('status'), b.ask('status')])
+  t.is(statuses[0].failovers + statuses[1].failovers, victims.length)
+  t.deepEqual(statuses[0].workers.map((w) => w.id), ['a', 'b'])
+})
+
+test.serial('a worker cut off from Redis stops its sessions before another starts them, then rejoins', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names } = await saveSessions(root, redis, 30)
+  const proxy = await cuttableProxy(t, server.port)
+  const a = await startWorker(t, root, { workerId: 'a', redis })
+  const b = await startWorker(t, root, { workerId: 'b', redis })
+  const c = await startWorker(t, root, { workerId: 'c', redis: { url: proxy.url, ...fast } })
+  const workers = [a, b, c]
+  const spread = await until('30 spread', async () => {
+    const now = await running(workers)
+    return evenlySpread(now, names) && now
+  })
+  proxy.cut()
+  await until("c's sessions on a and b", async () => evenlySpread(await running([a, b]), names))
+  const cStatus = await c.ask('status')
+  t.deepEqual(cStatus.running, [])
+  t.false(cStatus.connected)
+  const cut = readLogs([c]).filter((e) => e.event === 'stop')
+  t.deepEqual(cut.map((e) => e.session).sort(), [...spread.c].sort())
+  t.true(cut.every((e) => e.reason === 'lost'))
+
+  proxy.restore()
+  await until('c back with its share', async () => evenlySpread(await running(workers), names))
+  const intervals = ownerIntervals(readLogs(workers))
+  t.deepEqual(doubleOwners(intervals), [])
+  // Every session c lost was started by a or b only after c had stopped it.
+  for (const stop of cut) {
+    const next = intervals.find((i) => i.session === stop.session && i.worker !== 'c' && i.from >= stop.t)
+    t.truthy(next, stop.session)
+  }
+})
+
+test.serial('drain() hands every session off and a 4th worker takes its share: bounded handoffs, one owner', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names } = await saveSessions(root, redis, 40)
+  const [a, b, c] = [await startWorker(t, root, { workerId: 'a', redis }), await startWorker(t, root, { workerId: 'b', redis }), await startWorker(t, root, { workerId: 'c', redis })]
+  await until('40 spread', async () => evenlySpread(await running([a, b, c]), names))
+  const before = (await a.ask('status')).running
+
+  const drainAt = Date.now()
+  await a.ask('drain')
+  t.deepEqual((await a.ask('status')).running, [])
+  const drained = readLogs([a]).filter((e) => e.event === 'stop' && e.t >= drainAt)
+  t.deepEqual(drained.map((e) => e.session).sort(), [...before].sort())
+  t.true(drained.every((e) => e.reason === 'drain'))
+  await until('b and c full', async () => evenlySpread(await running([b, c]), names))
+
+  const d = await startWorker(t, root, { workerId: 'd', redis })
+  const joined = await until('b, c, d even', async () => {
+    const now = await running([b, c, d])
+    return evenlySpread(now, names) && now
+  })
+  t.true(joined.d.length >= 13, `d runs ${joined.d.length}`)
+  const intervals = ownerIntervals(readLogs([a, b, c, d]))
+  t.deepEqual(doubleOwners(intervals), [])
+  // Down at once: at most maxConcurrentStarts from the one draining worker, and from each of the two that gave
+  // sessions to d.
+  const drainPeak = maxInHandoff(intervals, ['drain'])
+  const joinPeak = maxInHandoff(intervals, ['rebalance'])
+  t.log(`in handoff at once: drain ${drainPeak}, join ${joinPeak}`)
+  t.true(drainPeak >= 1 && drainPeak <= timing.maxConcurrentStarts)
+  t.true(joinPeak >= 1 && joinPeak <= 2 * timing.maxConcurrentStarts)
+  const status = await b.ask('status')
+  t.is(status.workers.find((w) => w.id === 'a').draining, true)
+  t.deepEqual(status.unassigned, [])
+
+  // The CLI reads the same from Redis alone; --pause stops a session everywhere, --unpin brings it back.
+  const cli = (...args) => {
+    const res = spawnSync(process.execPath, [path.resolve('bin/wwebjs-rust-store.js'), ...args], { cwd: root, env: { PATH: process.env.PATH, REDIS_URL: server.url }, encoding: 'utf8' })
+    t.is(res.status, 0, res.stderr)
+    return res.stdout
+  }
+  const view = JSON.parse(cli('fleet', '--json'))
+  t.deepEqual(view.workers.map((w) => [w.id, w.draining]), [['a', true], ['b', false], ['c', false], ['d', false]])
+  t.is(view.workers.reduce((n, w) => n + w.running, 0), 40)
+  t.deepEqual(view.unassigned, [])
+  t.regex(cli('fleet'), /4 workers, capacity 60, 40 sessions, 40 running, 0 unassigned/)
+  const paused = joined.d[0]
+  t.deepEqual(JSON.parse(cli('fleet', '--json', '--pause', paused)).paused, [paused])
+  await until('paused session stopped', async () => !Object.values(await running([b, c, d])).flat().includes(paused))
+  cli('fleet', '--unpin', paused)
+  await until('unpaused session back', async () => evenlySpread(await running([b, c, d]), names))
+})
+
+test.serial('options: the timing rule and bad callbacks are refused with ERR_INVALID_OPTION; pause stops a session', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const store = new RustStore({ redis: { url: server.url }, dataPath: root })
+  const noop = async () => {}
+  const bad = [
+    { workerId: 'w', capacity: 1, ttlMs: 3000, renewEveryMs: 1500, onStart: noop, onStop: noop },
+    { workerId: 'w', capacity: 1, ttlMs: 3000, stopTimeoutMs: 2500, onStart: noop, onStop: noop },
+    { workerId: 'w', capacity: 0, onStart: noop, onStop: noop },
+    { workerId: 'bad id', capacity: 1, onStart: noop, onStop: noop },
+    { workerId: 'w', capacity: 1, onStart: 'no', onStop: noop },
+    { workerId: 'w', capacity: 1, onStart: noop },
+  ]
+  for (const options of bad) {
+    t.is(t.throws(() => store.fleet(options)).code, 'ERR_INVALID_OPTION', JSON.stringify(options))
+  }
+  t.is(t.throws(() => new RustStore({ dir: root + '/x', primary: 'none', s3: undefined }).fleet({})).code, 'ERR_INVALID_OPTION')
+
+  // In one process: a start is done when onStart's promise resolves; pause stops it ('paused'); close stops the rest.
+  const { names } = await saveSessions(root, { url: server.url }, 2)
+  const events = []
+  let release
+  const gate = new Promise((resolve) => (release = resolve))
+  const fleet = store.fleet({
+    workerId: 'solo',
+    capacity: 5,
+    ...timing,
+    onStart: async ({ session, clientId, token }) => {
+      events.push(['start', session, clientId, token.length])
+      await gate
+    },
+    onStop: (session, reason) => events.push(['stop', session, reason]),
+  })
+  await until('both starting', () => fleet.status().starting === 2)
+  t.deepEqual(fleet.status().running, [])
+  release()
+  await until('both running', () => fleet.status().running.length === 2)
+  t.deepEqual(events.map((e) => e.slice(0, 3)).sort(), names.map((s) => ['start', s, s.replace('RemoteAuth-', '')]))
+  t.true(events.every((e) => e[3] === 32))
+  await fleet.pause(names[0])
+  await until('paused one stopped', () => fleet.status().running.length === 1)
+  t.deepEqual(events.at(-1), ['stop', names[0], 'paused'])
+  t.is(fleet.status().paused, 1)
+  await fleet.close()
+  t.deepEqual(events.at(-1), ['stop', names[1], 'close'])
+  t.deepEqual(fleet.status().running, [])
+})

@@ -1,0 +1,154 @@
+//! A worker's own state, shared by its loop, its start/stop tasks and the handle.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::{watch, Notify};
+
+use super::status::{FleetStatus, WorkerStatus};
+use super::FleetConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+  Starting,
+  Running,
+  Stopping,
+}
+
+/// A session this worker holds the lease of.
+pub struct Run {
+  pub token: String,
+  pub phase: Phase,
+  /// When the last renewal (or the acquire) that succeeded was sent: the lease lasts at least ttl from then.
+  pub renewed: Instant,
+  /// Its lease ran out while `onStart` was still running: stopped as soon as it returns.
+  pub lost: bool,
+  /// Being stopped to hand it to another worker (drain, rebalance): counts against the handoff bound.
+  pub handoff: bool,
+}
+
+impl Run {
+  pub fn starting(now: Instant) -> Self {
+    Self { token: String::new(), phase: Phase::Starting, renewed: now, lost: false, handoff: false }
+  }
+}
+
+/// The fleet as this worker last saw it, for `status()`.
+#[derive(Default, Clone)]
+pub struct View {
+  pub workers: Vec<WorkerStatus>,
+  pub sessions: u64,
+  pub paused: u64,
+  pub pinned: u64,
+}
+
+#[derive(Default)]
+pub struct State {
+  pub runs: HashMap<String, Run>,
+  pub draining: bool,
+  pub closing: bool,
+  pub connected: bool,
+  pub handoffs: u64,
+  pub failovers: u64,
+  pub view: View,
+  /// Sessions seen with no live owner, since when.
+  pub unassigned: BTreeMap<String, Instant>,
+  pub alerted: HashSet<String>,
+  /// Sessions handed off and not yet seen running elsewhere: they count against the handoff bound.
+  pub handed_off: HashMap<String, Instant>,
+  /// Sessions whose `onStart` failed, not tried again before then.
+  pub retry_after: HashMap<String, Instant>,
+}
+
+pub struct Shared {
+  pub config: FleetConfig,
+  state: Mutex<State>,
+  /// Wakes the loop before its next tick (drain, close, a finished start or stop).
+  pub wake: Notify,
+  /// How many sessions this worker holds.
+  held: watch::Sender<usize>,
+  closed: watch::Sender<bool>,
+}
+
+impl Shared {
+  pub fn new(config: FleetConfig) -> Self {
+    let state = State { connected: true, ..State::default() };
+    Self {
+      config,
+      state: Mutex::new(state),
+      wake: Notify::new(),
+      held: watch::channel(0).0,
+      closed: watch::channel(false).0,
+    }
+  }
+
+  pub fn lock(&self) -> MutexGuard<'_, State> {
+    self.state.lock().unwrap_or_else(|p| p.into_inner())
+  }
+
+  /// Call after changing `runs`.
+  pub fn changed(&self, state: &State) {
+    self.held.send_replace(state.runs.len());
+    self.wake.notify_one();
+  }
+
+  pub fn set_draining(&self) {
+    self.lock().draining = true;
+    self.wake.notify_one();
+  }
+
+  pub fn set_closing(&self) {
+    self.lock().closing = true;
+    self.wake.notify_one();
+  }
+
+  pub fn mark_closed(&self) {
+    self.closed.send_replace(true);
+  }
+
+  pub async fn wait_empty(&self) {
+    let mut rx = self.held.subscribe();
+    let _ = rx.wait_for(|n| *n == 0).await;
+  }
+
+  pub async fn wait_closed(&self) {
+    let mut rx = self.closed.subscribe();
+    let _ = rx.wait_for(|closed| *closed).await;
+  }
+
+  pub fn status(&self) -> FleetStatus {
+    let state = self.lock();
+    let now = Instant::now();
+    let count = |phase| state.runs.values().filter(|r| r.phase == phase).count() as u64;
+    let mut running: Vec<String> =
+      state.runs.iter().filter(|(_, r)| r.phase == Phase::Running).map(|(s, _)| s.clone()).collect();
+    running.sort();
+    FleetStatus {
+      worker_id: self.config.worker_id.clone(),
+      group: self.config.group.clone(),
+      capacity: self.config.capacity,
+      draining: state.draining,
+      connected: state.connected,
+      running,
+      starting: count(Phase::Starting),
+      stopping: count(Phase::Stopping),
+      handoffs: state.handoffs,
+      failovers: state.failovers,
+      workers: state.view.workers.clone(),
+      sessions: state.view.sessions,
+      paused: state.view.paused,
+      pinned: state.view.pinned,
+      unassigned: state
+        .unassigned
+        .iter()
+        .map(|(s, since)| super::Unassigned {
+          session: s.clone(),
+          for_ms: now.duration_since(*since).as_millis() as u64,
+        })
+        .collect(),
+      ttl_ms: self.config.timing.ttl.as_millis() as u64,
+      renew_every_ms: self.config.timing.renew_every.as_millis() as u64,
+    }
+  }
+}

@@ -1,0 +1,241 @@
+//! Fleet workers in one process over the embedded tier (its leases and membership are per process), with hooks
+//! that record who runs what and fail the test on a second owner.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::archive::PackOptions;
+use crate::session::SessionKey;
+use crate::store::StoreConfig;
+use crate::tier::{LocalDirTier, Tier};
+
+/// session → worker running it, shared by every worker of a test.
+type Running = Arc<Mutex<HashMap<String, String>>>;
+
+struct Recorder {
+  worker: String,
+  running: Running,
+  /// Set once a session had two owners.
+  doubled: Arc<Mutex<Vec<String>>>,
+  stops: Mutex<Vec<(String, StopReason)>>,
+  events: Mutex<Vec<FleetEvent>>,
+}
+
+#[async_trait]
+impl Hooks for Recorder {
+  async fn start(&self, lease: Lease) -> std::result::Result<(), String> {
+    assert!(!lease.token.is_empty());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut running = self.running.lock().unwrap();
+    if let Some(other) = running.insert(lease.session.clone(), self.worker.clone()) {
+      self.doubled.lock().unwrap().push(format!("{} on {other} and {}", lease.session, self.worker));
+    }
+    Ok(())
+  }
+  async fn stop(&self, session: String, reason: StopReason) -> std::result::Result<(), String> {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut running = self.running.lock().unwrap();
+    if running.get(&session) == Some(&self.worker) {
+      running.remove(&session);
+    }
+    self.stops.lock().unwrap().push((session, reason));
+    Ok(())
+  }
+  fn event(&self, event: FleetEvent) {
+    self.events.lock().unwrap().push(event);
+  }
+}
+
+struct Bench {
+  _dir: tempfile::TempDir,
+  store_dir: std::path::PathBuf,
+  running: Running,
+  doubled: Arc<Mutex<Vec<String>>>,
+}
+
+struct Member {
+  fleet: Fleet,
+  hooks: Arc<Recorder>,
+  task: tokio::task::JoinHandle<()>,
+}
+
+impl Bench {
+  async fn new(sessions: usize) -> Self {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let tier = LocalDirTier::open(&store_dir).unwrap();
+    for i in 0..sessions {
+      tier.put(&SessionKey::parse(&format!("RemoteAuth-s{i}")).unwrap(), b"x".to_vec()).await.unwrap();
+    }
+    Self { _dir: dir, store_dir, running: Default::default(), doubled: Default::default() }
+  }
+
+  fn store(&self) -> Store {
+    let tier = LocalDirTier::open(&self.store_dir).unwrap();
+    let data_path = self.store_dir.parent().unwrap().join("auth");
+    let config = StoreConfig { data_path, pack: PackOptions::default(), local_dir: None };
+    Store::new(Some(Arc::new(tier)), None, config).unwrap()
+  }
+
+  fn join(&self, worker: &str, capacity: u32) -> Member {
+    let hooks = Arc::new(Recorder {
+      worker: worker.into(),
+      running: self.running.clone(),
+      doubled: self.doubled.clone(),
+      stops: Default::default(),
+      events: Default::default(),
+    });
+    let config = FleetConfig {
+      group: "test".into(),
+      worker_id: worker.into(),
+      capacity,
+      timing: Timing::new(
+        Some(Duration::from_millis(900)),
+        Some(Duration::from_millis(150)),
+        Some(Duration::from_millis(300)),
+      )
+      .unwrap(),
+      max_concurrent_starts: 3,
+      unassigned_alert: Duration::from_millis(400),
+    };
+    let (fleet, run) = Fleet::join(self.store(), config, hooks.clone()).unwrap();
+    Member { fleet, hooks, task: tokio::spawn(run) }
+  }
+
+  fn per_worker(&self) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for worker in self.running.lock().unwrap().values() {
+      *out.entry(worker.clone()).or_default() += 1;
+    }
+    out
+  }
+
+  /// Waits (bounded) until `done` holds.
+  async fn until(&self, what: &str, done: impl Fn(&Self) -> bool) {
+    for _ in 0..200 {
+      if done(self) {
+        return;
+      }
+      tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened: {what}; running {:?}", self.per_worker());
+  }
+
+  fn no_double_owner(&self) {
+    assert!(self.doubled.lock().unwrap().is_empty(), "{:?}", self.doubled.lock().unwrap());
+  }
+}
+
+fn spread(bench: &Bench, expected: &[usize]) -> bool {
+  let mut loads: Vec<usize> = bench.per_worker().into_values().collect();
+  loads.sort();
+  loads == expected && bench.running.lock().unwrap().len() == expected.iter().sum::<usize>()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_spread_fail_over_and_drain_with_one_owner_each() {
+  let bench = Bench::new(20).await;
+  let a = bench.join("a", 10);
+  let b = bench.join("b", 10);
+  let c = bench.join("c", 10);
+  bench.until("20 over 3 evenly", |b| spread(b, &[6, 7, 7])).await;
+  bench.no_double_owner();
+  assert_eq!(a.fleet.status().running.len() + b.fleet.status().running.len() + c.fleet.status().running.len(), 20);
+
+  // c dies without stopping anything: its loop ends, its sessions stay "running" in a dead process.
+  c.task.abort();
+  let dead: Vec<String> = c.fleet.status().running;
+  bench.running.lock().unwrap().retain(|_, w| w != "c");
+  bench.until("c's sessions on a and b", |b| spread(b, &[10, 10])).await;
+  bench.no_double_owner();
+  let failovers = a.fleet.status().failovers + b.fleet.status().failovers;
+  assert_eq!(failovers, dead.len() as u64);
+
+  // a drains: b cannot take all 20 (capacity 10), so the rest wait unassigned (and are reported).
+  a.fleet.drain().await;
+  assert!(a.fleet.status().running.is_empty());
+  assert!(a.hooks.stops.lock().unwrap().iter().all(|(_, r)| *r == StopReason::Drain));
+  bench.until("b full", |b| spread(b, &[10])).await;
+  bench.until("unassigned reported", |_| !b.hooks.events.lock().unwrap().is_empty()).await;
+  assert!(matches!(b.hooks.events.lock().unwrap()[0], FleetEvent::Unassigned { .. }));
+  bench.until("the other 10 unassigned", |_| b.fleet.status().unassigned.len() == 10).await;
+
+  // A new worker takes the rest.
+  let d = bench.join("d", 10);
+  bench.until("b and d full", |b| spread(b, &[10, 10])).await;
+  bench.no_double_owner();
+  for m in [&b, &d] {
+    m.fleet.close().await;
+  }
+  a.fleet.close().await;
+  assert!(bench.running.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_worker_takes_its_share_a_few_at_a_time() {
+  let bench = Bench::new(12).await;
+  let a = bench.join("a", 20);
+  bench.until("all on a", |b| spread(b, &[12])).await;
+  let b = bench.join("b", 20);
+  bench.until("6 and 6", |b| spread(b, &[6, 6])).await;
+  bench.no_double_owner();
+  let handed: Vec<_> = a.hooks.stops.lock().unwrap().clone();
+  assert_eq!(handed.len(), 6);
+  assert!(handed.iter().all(|(_, r)| *r == StopReason::Rebalance));
+  assert_eq!(a.fleet.status().handoffs, 6);
+
+  // Pausing a session stops it; deleting one stops it too.
+  let store = bench.store();
+  let paused = b.fleet.status().running[0].clone();
+  set_pin(&store, "test", &paused, Some(Pin::Paused)).await.unwrap();
+  bench.until("paused one stopped", |bench| !bench.running.lock().unwrap().contains_key(&paused)).await;
+  let gone = a.fleet.status().running[0].clone();
+  store.delete(&gone).await.unwrap();
+  bench.until("deleted one stopped", |bench| !bench.running.lock().unwrap().contains_key(&gone)).await;
+  assert!(a.hooks.stops.lock().unwrap().contains(&(gone.clone(), StopReason::Deleted)));
+  assert!(b.hooks.stops.lock().unwrap().contains(&(paused.clone(), StopReason::Paused)));
+  assert_eq!(b.fleet.status().paused, 1);
+  set_pin(&store, "test", &paused, None).await.unwrap();
+  bench.until("unpaused one back", |bench| bench.running.lock().unwrap().contains_key(&paused)).await;
+  a.fleet.close().await;
+  b.fleet.close().await;
+  bench.no_double_owner();
+}
+
+#[test]
+fn bad_settings_are_refused() {
+  let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+  rt.block_on(async {
+    let bench = Bench::new(0).await;
+    let base = FleetConfig {
+      group: "g".into(),
+      worker_id: "w".into(),
+      capacity: 1,
+      timing: Timing::new(None, None, None).unwrap(),
+      max_concurrent_starts: 1,
+      unassigned_alert: Duration::from_secs(1),
+    };
+    let hooks = |w: &str| {
+      Arc::new(Recorder {
+        worker: w.into(),
+        running: bench.running.clone(),
+        doubled: bench.doubled.clone(),
+        stops: Default::default(),
+        events: Default::default(),
+      })
+    };
+    for bad in [
+      FleetConfig { capacity: 0, ..base.clone() },
+      FleetConfig { worker_id: "a b".into(), ..base.clone() },
+      FleetConfig { group: "{x}".into(), ..base.clone() },
+      FleetConfig { max_concurrent_starts: 0, ..base.clone() },
+    ] {
+      let err = Fleet::join(bench.store(), bad, hooks("w")).err().unwrap();
+      assert_eq!(err.code(), "ERR_INVALID_OPTION");
+    }
+  });
+}

@@ -1,0 +1,431 @@
+//! A worker's loop. Every `renew_every`: beat (and read who is live), renew each held lease, stop what is past
+//! its deadline, then compare the assignment with what it runs: hand off (bounded) what moved away, start
+//! (bounded, through the lease) what came to it. A start or stop that finishes wakes the loop for the
+//! assignment step alone, so a handoff chain does not wait a whole interval per link.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use super::assign::{assign, Pin, Worker};
+use super::state::{Phase, Run, Shared, State};
+use super::status::{WorkerInfo, WorkerStatus};
+use super::{owner_entry, parse_owner, FleetEvent, Hooks, Lease, StopReason, OWNERS, PINS};
+use crate::error::Result;
+use crate::store::Store;
+use crate::tier::Member;
+
+struct Ctx {
+  shared: Arc<Shared>,
+  store: Store,
+  hooks: Arc<dyn Hooks>,
+  /// The live members of the last heartbeat that reached the tier.
+  members: Mutex<Option<Vec<Member>>>,
+  joined: Instant,
+}
+
+/// What the tier said this round, read before the state is locked.
+struct Round {
+  members: Vec<Member>,
+  sessions: Vec<String>,
+  pins: HashMap<String, Pin>,
+  /// Session → (owner id, its onStart resolved).
+  owners: BTreeMap<String, (String, bool)>,
+}
+
+pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
+  let ctx = Arc::new(Ctx { shared, store, hooks, members: Mutex::new(None), joined: Instant::now() });
+  let every = ctx.shared.config.timing.renew_every;
+  let mut timer = tokio::time::interval(every);
+  timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+  loop {
+    let full = tokio::select! {
+      _ = timer.tick() => true,
+      _ = ctx.shared.wake.notified() => {
+        // Coalesces a burst of finished starts and stops into one round.
+        tokio::time::sleep((every / 4).min(Duration::from_millis(100))).await;
+        false
+      }
+    };
+    if full {
+      ctx.beat().await;
+      ctx.renew().await;
+    }
+    ctx.deadlines();
+    if ctx.shared.lock().closing {
+      if ctx.close_step().await {
+        return;
+      }
+      continue;
+    }
+    if let Some(round) = ctx.read_round().await {
+      ctx.step(round);
+    }
+  }
+}
+
+/// Bounds one call to the tier: a call that hangs (a partition that drops packets) must not hold the loop.
+async fn within<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Option<T> {
+  tokio::time::timeout(limit, call).await.ok().and_then(|r| r.ok())
+}
+
+impl Ctx {
+  fn cfg(&self) -> &super::FleetConfig {
+    &self.shared.config
+  }
+
+  fn info(&self, state: &State) -> WorkerInfo {
+    let now = Instant::now();
+    WorkerInfo {
+      capacity: self.cfg().capacity,
+      draining: state.draining || state.closing,
+      running: state.runs.values().filter(|r| r.phase == Phase::Running).count() as u64,
+      handoffs: state.handoffs,
+      failovers: state.failovers,
+      unassigned: state.unassigned.len() as u64,
+      oldest_unassigned_ms: state
+        .unassigned
+        .values()
+        .map(|t| now.duration_since(*t).as_millis() as u64)
+        .max()
+        .unwrap_or(0),
+    }
+  }
+
+  async fn beat(&self) {
+    let info = serde_json::to_vec(&self.info(&self.shared.lock())).expect("plain struct");
+    let Ok(membership) = self.store.membership() else { return };
+    let (cfg, timing) = (self.cfg(), self.cfg().timing);
+    let members = within(timing.renew_every, membership.beat(&cfg.group, &cfg.worker_id, &info, timing.ttl)).await;
+    self.shared.lock().connected = members.is_some();
+    *self.members.lock().unwrap_or_else(|p| p.into_inner()) = members;
+  }
+
+  /// Renews every lease held; a renewal records when it was sent, since the lease lasts ttl from about then.
+  async fn renew(&self) {
+    let timing = self.cfg().timing;
+    let held: Vec<(String, String)> = {
+      let state = self.shared.lock();
+      state.runs.iter().filter(|(_, r)| !r.token.is_empty()).map(|(s, r)| (s.clone(), r.token.clone())).collect()
+    };
+    let store = &self.store;
+    futures::stream::iter(held)
+      .for_each_concurrent(64, |(session, token)| async move {
+        let sent = Instant::now();
+        let done = tokio::time::timeout(timing.renew_every, store.renew_lease(&session, &token, timing.ttl)).await;
+        let mut state = self.shared.lock();
+        let Some(run) = state.runs.get_mut(&session).filter(|r| r.token == token) else { return };
+        match done {
+          Ok(Ok(_)) => run.renewed = run.renewed.max(sent),
+          Ok(Err(err)) if err.code() == "ERR_LEASE_LOST" => {
+            // Another owner took it: stop now, not at the deadline.
+            run.renewed = sent - timing.ttl;
+          }
+          _ => {}
+        }
+      })
+      .await;
+  }
+
+  /// Sessions whose lease may run out before another renewal: stopped now, so the stop ends before anyone else
+  /// may take them (the timing rule).
+  fn deadlines(self: &Arc<Self>) {
+    let stop_after = self.cfg().timing.stop_after();
+    let now = Instant::now();
+    let mut lost = Vec::new();
+    let mut state = self.shared.lock();
+    for (session, run) in state.runs.iter_mut() {
+      if now.duration_since(run.renewed) < stop_after {
+        continue;
+      }
+      match run.phase {
+        Phase::Running => lost.push(session.clone()),
+        Phase::Starting => run.lost = true,
+        Phase::Stopping => {}
+      }
+    }
+    drop(state);
+    for session in lost {
+      self.spawn_stop(session, StopReason::Lost);
+    }
+  }
+
+  async fn read_round(&self) -> Option<Round> {
+    let members = self.members.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+    let membership = self.store.membership().ok()?;
+    let (group, limit) = (&self.cfg().group, self.cfg().timing.renew_every);
+    let (sessions, pins, owners) = tokio::join!(
+      within(limit, self.store.session_keys()),
+      within(limit, membership.map_all(group, PINS)),
+      within(limit, membership.map_all(group, OWNERS)),
+    );
+    let sessions = sessions?.into_iter().map(|k| k.as_str().to_owned()).collect();
+    let pins = pins?.into_iter().filter_map(|(s, v)| Some((s, Pin::parse(&v)?))).collect();
+    let owners = owners?.into_iter().map(|(s, v)| (s, parse_owner(&v))).collect();
+    Some(Round { members, sessions, pins, owners })
+  }
+
+  /// The assignment step: decides under the lock, then spawns the starts and stops.
+  fn step(self: &Arc<Self>, round: Round) {
+    let cfg = self.cfg();
+    let me = cfg.worker_id.as_str();
+    let now = Instant::now();
+    let mut state = self.shared.lock();
+    let infos: Vec<(String, WorkerInfo)> = round
+      .members
+      .iter()
+      .map(|m| (m.id.clone(), if m.id == me { self.info(&state) } else { WorkerInfo::parse(&m.info) }))
+      .collect();
+    let live: HashSet<&str> = infos.iter().map(|(id, _)| id.as_str()).collect();
+    let workers: Vec<Worker> = infos
+      .iter()
+      .filter(|(_, info)| !info.draining && info.capacity > 0)
+      .map(|(id, info)| Worker { id: id.clone(), capacity: info.capacity })
+      .collect();
+    let desired = assign(&round.sessions, &round.pins, &workers);
+    let stored: HashSet<&str> = round.sessions.iter().map(String::as_str).collect();
+    let owner_of = |s: &str| round.owners.get(s).cloned();
+    let max = cfg.max_concurrent_starts;
+
+    // Handed-off sessions stop counting once another live worker owns them (or after a round of failover time).
+    let give_up = cfg.timing.failover_bound();
+    state.handed_off.retain(|s, since| {
+      let taken = owner_of(s).is_some_and(|(o, running)| running && o != me && live.contains(o.as_str()));
+      stored.contains(s.as_str()) && !taken && now.duration_since(*since) < give_up
+    });
+    state.retry_after.retain(|_, until| *until > now);
+
+    let mut outgoing = state.handed_off.len() + state.runs.values().filter(|r| r.handoff).count();
+    let mut stops = Vec::new();
+    let mut running: Vec<&String> =
+      state.runs.iter().filter(|(_, r)| r.phase == Phase::Running).map(|(s, _)| s).collect();
+    running.sort();
+    for session in running {
+      let target = desired.get(session.as_str());
+      let reason = if !stored.contains(session.as_str()) {
+        StopReason::Deleted
+      } else if round.pins.get(session.as_str()) == Some(&Pin::Paused) {
+        StopReason::Paused
+      } else if target.is_some_and(|t| t == me) {
+        continue;
+      } else if state.draining {
+        StopReason::Drain
+      } else if target.is_some() {
+        StopReason::Rebalance
+      } else if matches!(round.pins.get(session.as_str()), Some(Pin::Worker(_))) {
+        StopReason::Paused
+      } else {
+        continue; // nobody else should run it (capacity): keep it
+      };
+      if matches!(reason, StopReason::Drain | StopReason::Rebalance) {
+        if outgoing >= max {
+          continue;
+        }
+        outgoing += 1;
+      }
+      stops.push((session.clone(), reason));
+    }
+
+    let mut starts = Vec::new();
+    let settled = now.duration_since(self.joined) >= cfg.timing.renew_every;
+    if settled && !state.draining {
+      let starting = state.runs.values().filter(|r| r.phase == Phase::Starting).count();
+      let mut slots = max.saturating_sub(starting);
+      let mut room = (cfg.capacity as usize).saturating_sub(state.runs.len());
+      for (session, target) in &desired {
+        if slots == 0 || room == 0 {
+          break;
+        }
+        let busy = state.runs.contains_key(session)
+          || state.handed_off.contains_key(session)
+          || state.retry_after.contains_key(session);
+        if target != me || busy {
+          continue;
+        }
+        // An owner entry naming a worker that is gone: this start is a failover.
+        let failover = owner_of(session).is_some_and(|(o, _)| o != me && !live.contains(o.as_str()));
+        state.runs.insert(session.clone(), Run::starting(now));
+        starts.push((session.clone(), failover));
+        slots -= 1;
+        room -= 1;
+      }
+    }
+
+    self.observe(&mut state, &round, &live, &infos);
+    drop(state);
+    for (session, reason) in stops {
+      self.spawn_stop(session, reason);
+    }
+    for (session, failover) in starts {
+      tokio::spawn(self.clone().start(session, failover));
+    }
+  }
+
+  /// Unassigned sessions (and the alert), and the view `status()` reports.
+  fn observe(&self, state: &mut State, round: &Round, live: &HashSet<&str>, infos: &[(String, WorkerInfo)]) {
+    let now = Instant::now();
+    let me = self.cfg().worker_id.as_str();
+    let mut waiting = BTreeMap::new();
+    for session in &round.sessions {
+      if round.pins.get(session) == Some(&Pin::Paused) {
+        continue;
+      }
+      let owner = round.owners.get(session).map(|(o, _)| o.clone());
+      let owned = owner.is_some_and(|o| live.contains(o.as_str())) && owner_counts(state, session, me, round);
+      if !owned {
+        waiting.insert(session.clone(), state.unassigned.get(session).copied().unwrap_or(now));
+      }
+    }
+    state.unassigned = waiting;
+    state.alerted.retain(|s| state.unassigned.contains_key(s));
+    let bound = self.cfg().unassigned_alert;
+    let late: Vec<(String, u64)> = state
+      .unassigned
+      .iter()
+      .filter(|(_, since)| now.duration_since(**since) >= bound)
+      .map(|(s, since)| (s.clone(), now.duration_since(*since).as_millis() as u64))
+      .collect();
+    for (session, for_ms) in late {
+      if state.alerted.insert(session.clone()) {
+        self.hooks.event(FleetEvent::Unassigned { session, for_ms });
+      }
+    }
+    let workers = infos.iter().map(|(id, info)| WorkerStatus { id: id.clone(), info: info.clone() }).collect();
+    let pinned = round.pins.values().filter(|p| matches!(p, Pin::Worker(_))).count() as u64;
+    let paused = round.pins.len() as u64 - pinned;
+    state.view = super::state::View { workers, sessions: round.sessions.len() as u64, paused, pinned };
+  }
+
+  async fn start(self: Arc<Self>, session: String, failover: bool) {
+    let cfg = self.cfg();
+    let timing = cfg.timing;
+    let sent = Instant::now();
+    let token = within(timing.renew_every, self.store.acquire_lease(&session, timing.ttl)).await;
+    let Some(token) = token else {
+      // Held by another worker (it hands off when it sees the assignment), or the tier did not answer.
+      let mut state = self.shared.lock();
+      state.runs.remove(&session);
+      return self.shared.changed(&state);
+    };
+    if let Some(run) = self.shared.lock().runs.get_mut(&session) {
+      run.token = token.clone();
+      run.renewed = sent;
+    }
+    let membership = self.store.membership().ok();
+    if let Some(m) = membership {
+      within(timing.renew_every, m.map_set(&cfg.group, OWNERS, &session, cfg.worker_id.as_bytes())).await;
+    }
+    let lease =
+      Lease { session: session.clone(), token: token.clone(), ttl: timing.ttl, renew_every: timing.renew_every };
+    let started = self.hooks.start(lease).await;
+    if let (Ok(()), Some(m)) = (&started, membership) {
+      // Before it counts as running here: a handoff's source waits for this mark (and a stop removes it).
+      let entry = owner_entry(&cfg.worker_id, true);
+      within(timing.renew_every, m.map_set(&cfg.group, OWNERS, &session, entry.as_bytes())).await;
+    }
+    let then_stop = {
+      let mut state = self.shared.lock();
+      match &started {
+        Ok(()) => {
+          let (lost, closing) = (state.runs.get(&session).is_some_and(|r| r.lost), state.closing);
+          if let Some(run) = state.runs.get_mut(&session) {
+            run.phase = Phase::Running;
+          }
+          if failover {
+            state.failovers += 1;
+          }
+          self.shared.changed(&state);
+          (lost || closing).then_some(if lost { StopReason::Lost } else { StopReason::Close })
+        }
+        Err(_) => {
+          state.retry_after.insert(session.clone(), Instant::now() + timing.ttl);
+          None
+        }
+      }
+    };
+    if let Some(reason) = then_stop {
+      self.spawn_stop(session.clone(), reason);
+    }
+    if let Err(message) = started {
+      self.hooks.event(FleetEvent::StartFailed { session: session.clone(), message });
+      self.give_up(&session, &token).await;
+      let mut state = self.shared.lock();
+      state.runs.remove(&session);
+      self.shared.changed(&state);
+    }
+  }
+
+  fn spawn_stop(self: &Arc<Self>, session: String, reason: StopReason) {
+    let token = {
+      let mut state = self.shared.lock();
+      let Some(run) = state.runs.get_mut(&session).filter(|r| r.phase == Phase::Running) else { return };
+      run.phase = Phase::Stopping;
+      run.handoff = matches!(reason, StopReason::Drain | StopReason::Rebalance);
+      run.token.clone()
+    };
+    tokio::spawn(self.clone().stop(session, token, reason));
+  }
+
+  async fn stop(self: Arc<Self>, session: String, token: String, reason: StopReason) {
+    let began = Instant::now();
+    let stopped = self.hooks.stop(session.clone(), reason).await;
+    let late = reason == StopReason::Lost && began.elapsed() > self.cfg().timing.stop_timeout;
+    if let Err(message) = stopped.clone() {
+      self.hooks.event(FleetEvent::StopFailed { session: session.clone(), message });
+    } else if late {
+      let message = format!("onStop took {} ms, over stopTimeoutMs", began.elapsed().as_millis());
+      self.hooks.event(FleetEvent::StopFailed { session: session.clone(), message });
+    }
+    self.give_up(&session, &token).await;
+    let mut state = self.shared.lock();
+    if state.runs.remove(&session).is_some_and(|r| r.handoff) {
+      state.handoffs += 1;
+      state.handed_off.insert(session, Instant::now());
+    }
+    self.shared.changed(&state);
+  }
+
+  /// Releases the lease and the owner entry (best effort: an unreachable tier lets both expire or be replaced).
+  async fn give_up(&self, session: &str, token: &str) {
+    let cfg = self.cfg();
+    let limit = cfg.timing.renew_every;
+    within(limit, self.store.release_lease(session, token)).await;
+    if let Ok(m) = self.store.membership() {
+      // Whichever entry this worker wrote last (the running mark may not have landed).
+      for running in [true, false] {
+        let entry = owner_entry(&cfg.worker_id, running);
+        within(limit, m.map_remove(&cfg.group, OWNERS, session, Some(entry.as_bytes()))).await;
+      }
+    }
+  }
+
+  /// Closing: stops everything still running, and once nothing is held leaves the fleet. True when done.
+  async fn close_step(self: &Arc<Self>) -> bool {
+    let (empty, running): (bool, Vec<String>) = {
+      let state = self.shared.lock();
+      let running = state.runs.iter().filter(|(_, r)| r.phase == Phase::Running).map(|(s, _)| s.clone());
+      (state.runs.is_empty(), running.collect())
+    };
+    if empty {
+      if let Ok(m) = self.store.membership() {
+        within(self.cfg().timing.renew_every, m.leave(&self.cfg().group, &self.cfg().worker_id)).await;
+      }
+      self.shared.mark_closed();
+      return true;
+    }
+    for session in running {
+      self.spawn_stop(session, StopReason::Close);
+    }
+    false
+  }
+}
+
+/// A session counts as owned when its owner entry names a live worker, except this worker's own stale entry
+/// for a session it does not hold (left from before a restart or a cut).
+fn owner_counts(state: &State, session: &str, me: &str, round: &Round) -> bool {
+  let names_me = round.owners.get(session).is_some_and(|(o, _)| o == me);
+  !names_me || state.runs.contains_key(session)
+}

@@ -1,0 +1,187 @@
+//! Membership: heartbeats with a ttl and small shared maps, under a group name. What a fleet of workers needs
+//! from the tier; the tier knows nothing of what the entries mean (assignment is `crate::fleet`'s).
+//!
+//! Expiry is by the tier's clock (Redis' `TIME`), so workers whose clocks disagree still agree on who is live.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::error::{Result, StoreError};
+
+/// A live member: its id and the bytes it last published with its heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+  pub id: String,
+  pub info: Vec<u8>,
+}
+
+#[async_trait]
+pub trait Membership: Send + Sync + std::fmt::Debug {
+  /// Keeps `id` live for `ttl` with `info`, drops members whose ttl ran out, and returns the live ones (sorted by
+  /// id), all in one step.
+  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>>;
+  /// The live members, sorted by id, without beating.
+  async fn members(&self, group: &str) -> Result<Vec<Member>>;
+  /// Removes `id` at once (a worker that leaves need not wait for its ttl).
+  async fn leave(&self, group: &str, id: &str) -> Result<()>;
+  /// Every field of the group's map `map`.
+  async fn map_all(&self, group: &str, map: &str) -> Result<BTreeMap<String, Vec<u8>>>;
+  async fn map_set(&self, group: &str, map: &str, field: &str, value: &[u8]) -> Result<()>;
+  /// Removes the field; with `only_if`, only while it still holds exactly those bytes (checked atomically).
+  async fn map_remove(&self, group: &str, map: &str, field: &str, only_if: Option<&[u8]>) -> Result<()>;
+}
+
+/// Group names go into keys: the session-name alphabet, at most 64 bytes.
+pub fn check_group(group: &str) -> Result<()> {
+  let ok = !group.is_empty()
+    && group.len() <= 64
+    && group.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+  if ok {
+    return Ok(());
+  }
+  let reason = "1 to 64 ASCII letters, digits, '-', '_' or '.'".into();
+  Err(StoreError::InvalidOption { name: "fleet.group", reason })
+}
+
+/// Membership within one process, for the embedded directory tier (whose leases are per process too): several
+/// fleet workers in one process share it. Keyed by the directory, like those leases.
+type Members = BTreeMap<String, (Instant, Vec<u8>)>;
+
+#[derive(Debug, Default)]
+struct Table {
+  /// (dir, group) → id → (expires, info).
+  members: HashMap<(PathBuf, String), Members>,
+  /// (dir, group, map) → field → value.
+  maps: HashMap<(PathBuf, String, String), BTreeMap<String, Vec<u8>>>,
+}
+
+fn table() -> std::sync::MutexGuard<'static, Table> {
+  static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
+  TABLE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The process-local membership of one directory.
+#[derive(Debug, Clone)]
+pub struct ProcessMembership {
+  dir: PathBuf,
+}
+
+impl ProcessMembership {
+  pub fn new(dir: &Path) -> Self {
+    Self { dir: dir.to_path_buf() }
+  }
+
+  fn live(&self, group: &str, table: &mut Table) -> Vec<Member> {
+    let now = Instant::now();
+    let members = table.members.entry((self.dir.clone(), group.to_owned())).or_default();
+    members.retain(|_, (until, _)| *until > now);
+    members.iter().map(|(id, (_, info))| Member { id: id.clone(), info: info.clone() }).collect()
+  }
+}
+
+#[async_trait]
+impl Membership for ProcessMembership {
+  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+    let mut table = table();
+    let members = table.members.entry((self.dir.clone(), group.to_owned())).or_default();
+    members.insert(id.to_owned(), (Instant::now() + ttl, info.to_vec()));
+    Ok(self.live(group, &mut table))
+  }
+
+  async fn members(&self, group: &str) -> Result<Vec<Member>> {
+    Ok(self.live(group, &mut table()))
+  }
+
+  async fn leave(&self, group: &str, id: &str) -> Result<()> {
+    if let Some(members) = table().members.get_mut(&(self.dir.clone(), group.to_owned())) {
+      members.remove(id);
+    }
+    Ok(())
+  }
+
+  async fn map_all(&self, group: &str, map: &str) -> Result<BTreeMap<String, Vec<u8>>> {
+    let key = (self.dir.clone(), group.to_owned(), map.to_owned());
+    Ok(table().maps.get(&key).cloned().unwrap_or_default())
+  }
+
+  async fn map_set(&self, group: &str, map: &str, field: &str, value: &[u8]) -> Result<()> {
+    let key = (self.dir.clone(), group.to_owned(), map.to_owned());
+    table().maps.entry(key).or_default().insert(field.to_owned(), value.to_vec());
+    Ok(())
+  }
+
+  async fn map_remove(&self, group: &str, map: &str, field: &str, only_if: Option<&[u8]>) -> Result<()> {
+    let key = (self.dir.clone(), group.to_owned(), map.to_owned());
+    if let Some(map) = table().maps.get_mut(&key) {
+      if only_if.is_none_or(|expected| map.get(field).is_some_and(|v| v == expected)) {
+        map.remove(field);
+      }
+    }
+    Ok(())
+  }
+}
+
+/// The embedded tier's membership is its directory's, within this process.
+#[async_trait]
+impl Membership for super::LocalDirTier {
+  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+    ProcessMembership::new(self.dir()).beat(group, id, info, ttl).await
+  }
+  async fn members(&self, group: &str) -> Result<Vec<Member>> {
+    ProcessMembership::new(self.dir()).members(group).await
+  }
+  async fn leave(&self, group: &str, id: &str) -> Result<()> {
+    ProcessMembership::new(self.dir()).leave(group, id).await
+  }
+  async fn map_all(&self, group: &str, map: &str) -> Result<BTreeMap<String, Vec<u8>>> {
+    ProcessMembership::new(self.dir()).map_all(group, map).await
+  }
+  async fn map_set(&self, group: &str, map: &str, field: &str, value: &[u8]) -> Result<()> {
+    ProcessMembership::new(self.dir()).map_set(group, map, field, value).await
+  }
+  async fn map_remove(&self, group: &str, map: &str, field: &str, only_if: Option<&[u8]>) -> Result<()> {
+    ProcessMembership::new(self.dir()).map_remove(group, map, field, only_if).await
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[tokio::test]
+  async fn members_expire_and_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = ProcessMembership::new(dir.path());
+    m.beat("g", "a", b"1", Duration::from_millis(40)).await.unwrap();
+    let live = m.beat("g", "b", b"2", Duration::from_secs(10)).await.unwrap();
+    assert_eq!(live.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(m.members("g").await.unwrap(), [Member { id: "b".into(), info: b"2".to_vec() }]);
+    m.leave("g", "b").await.unwrap();
+    assert!(m.members("g").await.unwrap().is_empty());
+    assert!(m.members("other").await.unwrap().is_empty());
+  }
+
+  #[tokio::test]
+  async fn map_remove_checks_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = ProcessMembership::new(dir.path());
+    m.map_set("g", "owners", "s", b"w1").await.unwrap();
+    m.map_remove("g", "owners", "s", Some(b"w2")).await.unwrap();
+    assert_eq!(m.map_all("g", "owners").await.unwrap().get("s").map(Vec::as_slice), Some(&b"w1"[..]));
+    m.map_remove("g", "owners", "s", Some(b"w1")).await.unwrap();
+    assert!(m.map_all("g", "owners").await.unwrap().is_empty());
+  }
+
+  #[test]
+  fn group_names_are_checked() {
+    assert!(check_group("default").is_ok());
+    for bad in ["", "a b", "{x}", &"x".repeat(65)] {
+      assert_eq!(check_group(bad).unwrap_err().code(), "ERR_INVALID_OPTION");
+    }
+  }
+}

@@ -1,0 +1,95 @@
+//! Membership on Redis: a sorted set of members scored by their expiry (Redis' own clock, `TIME`), a hash of
+//! what each published, and hashes for the group's maps. Every key of a group carries the hash tag
+//! `{<prefix>fleet:<group>}`, so all live in one Cluster slot and each step is one script.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::RedisTier;
+use crate::error::{Result, StoreError};
+use crate::tier::{Member, Membership};
+
+// KEYS: members zset, info hash. ARGV: id, info, ttl ms ('' for a read). Drops the expired, returns id, info pairs.
+const BEAT: &str =
+  "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+  if ARGV[1] ~= '' then redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1]) \
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end \
+  local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) \
+  for _, id in ipairs(dead) do redis.call('HDEL', KEYS[2], id) redis.call('ZREM', KEYS[1], id) end \
+  local out = {} for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do \
+    out[#out + 1] = id out[#out + 1] = redis.call('HGET', KEYS[2], id) or '' end return out";
+// Read-only: scripts that only read may run where writes are refused, so members() does not drop anything.
+const MEMBERS: &str =
+  "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+  local out = {} for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do \
+    out[#out + 1] = id out[#out + 1] = redis.call('HGET', KEYS[2], id) or '' end return out";
+const LEAVE: &str = "redis.call('ZREM', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) return 0";
+const REMOVE_IF: &str =
+  "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end \
+  return 0";
+
+impl RedisTier {
+  fn group_key(&self, group: &str, what: &str) -> Result<String> {
+    crate::tier::check_group(group)?;
+    Ok(format!("{{{}fleet:{group}}}:{what}", self.config.prefix))
+  }
+
+  async fn eval_value(&self, script: &str, keys: &[String], args: &[&[u8]]) -> Result<redis::Value> {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    for arg in args {
+      cmd.arg(*arg);
+    }
+    self.query::<redis::Value>(&cmd).await
+  }
+
+  async fn member_list(&self, script: &str, group: &str, args: &[&[u8]]) -> Result<Vec<Member>> {
+    let keys = [self.group_key(group, "members")?, self.group_key(group, "info")?];
+    let flat: Vec<Vec<u8>> = redis::from_redis_value(self.eval_value(script, &keys, args).await?)
+      .map_err(|e| StoreError::Internal(format!("membership reply: {e}")))?;
+    let mut out: Vec<Member> = flat
+      .chunks_exact(2)
+      .map(|pair| Member { id: String::from_utf8_lossy(&pair[0]).into_owned(), info: pair[1].clone() })
+      .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+  }
+}
+
+#[async_trait]
+impl Membership for RedisTier {
+  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+    let ttl = ttl.as_millis().max(1).to_string();
+    self.member_list(BEAT, group, &[id.as_bytes(), info, ttl.as_bytes()]).await
+  }
+
+  async fn members(&self, group: &str) -> Result<Vec<Member>> {
+    self.member_list(MEMBERS, group, &[]).await
+  }
+
+  async fn leave(&self, group: &str, id: &str) -> Result<()> {
+    let keys = [self.group_key(group, "members")?, self.group_key(group, "info")?];
+    self.eval_value(LEAVE, &keys, &[id.as_bytes()]).await.map(drop)
+  }
+
+  async fn map_all(&self, group: &str, map: &str) -> Result<BTreeMap<String, Vec<u8>>> {
+    let key = self.group_key(group, &format!("map:{map}"))?;
+    let pairs: Vec<(String, Vec<u8>)> = self.query(redis::cmd("HGETALL").arg(key)).await?;
+    Ok(pairs.into_iter().collect())
+  }
+
+  async fn map_set(&self, group: &str, map: &str, field: &str, value: &[u8]) -> Result<()> {
+    let key = self.group_key(group, &format!("map:{map}"))?;
+    self.query(redis::cmd("HSET").arg(key).arg(field).arg(value)).await
+  }
+
+  async fn map_remove(&self, group: &str, map: &str, field: &str, only_if: Option<&[u8]>) -> Result<()> {
+    let key = self.group_key(group, &format!("map:{map}"))?;
+    match only_if {
+      None => self.query(redis::cmd("HDEL").arg(key).arg(field)).await,
+      Some(expected) => self.eval_value(REMOVE_IF, &[key], &[field.as_bytes(), expected]).await.map(drop),
+    }
+  }
+}

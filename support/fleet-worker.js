@@ -1,0 +1,73 @@
+'use strict'
+// One fleet worker in its own process, for the fleet specs and bench: a RustStore on the given Redis, a fleet
+// worker on it, and per started session a SafeRemoteAuth (on a fake client, no browser) that takes the fleet's
+// lease and restores the profile. Every start and stop goes to an assignment log (JSON lines) with this worker,
+// the session, the lease token and the time; the parent steers it over IPC (status, drain, close).
+//
+// argv[2]: JSON { workerId, redis: { url } | { nodes }, capacity, ttlMs, renewEveryMs, stopTimeoutMs,
+//   maxConcurrentStarts, dataPath, log, startDelayMs, light }
+
+const fs = require('node:fs')
+const path = require('node:path')
+const { RustStore } = require('../index.js')
+const { SafeRemoteAuth } = require('../safe-remote-auth.js')
+const { fakeClient } = require('./remoteauth.js')
+
+const opts = JSON.parse(process.argv[2])
+const store = new RustStore({ redis: opts.redis, dataPath: opts.dataPath, dir: path.join(opts.dataPath, 'unused') })
+const auths = new Map()
+const log = (entry) => fs.appendFileSync(opts.log, JSON.stringify({ t: Date.now(), worker: opts.workerId, ...entry }) + '\n')
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** What the restored profile says it is: the marker the spec saved in it. */
+function marker(auth) {
+  try {
+    return fs.readFileSync(path.join(auth.userDataDir, 'Default/Local Storage/marker.txt'), 'utf8')
+  } catch {
+    return null
+  }
+}
+
+const fleet = store.fleet({
+  workerId: opts.workerId,
+  capacity: opts.capacity,
+  ttlMs: opts.ttlMs,
+  renewEveryMs: opts.renewEveryMs,
+  stopTimeoutMs: opts.stopTimeoutMs,
+  maxConcurrentStarts: opts.maxConcurrentStarts,
+  unassignedAlertMs: opts.unassignedAlertMs,
+  async onStart({ session, clientId, token, ttlMs, renewEveryMs }) {
+    // Logged before the client exists: an owner's interval starts at its first step.
+    log({ event: 'start', session, token })
+    if (opts.light) {
+      auths.set(session, { token })
+    } else {
+      const auth = new SafeRemoteAuth({ store, clientId, dataPath: opts.dataPath, backupSyncIntervalMs: 60_000, lease: { ttlMs, renewEveryMs } })
+      auth.setup(fakeClient())
+      await auth.beforeBrowserInitialized()
+      auths.set(session, { token, auth })
+      log({ event: 'started', session, token, marker: marker(auth), adopted: auth.lease.token === token })
+    }
+    if (opts.startDelayMs) await sleep(opts.startDelayMs)
+  },
+  async onStop(session, reason) {
+    const held = auths.get(session)
+    auths.delete(session)
+    if (held?.auth) await held.auth.destroy()
+    // Logged once the client is gone: an owner's interval ends here.
+    log({ event: 'stop', session, token: held?.token, reason })
+  },
+  onEvent(event) {
+    log({ event: 'fleet-event', type: event.type, session: event.session, forMs: event.forMs })
+  },
+})
+
+process.on('message', async ({ id, cmd }) => {
+  let reply
+  if (cmd === 'status') reply = fleet.status()
+  if (cmd === 'drain') reply = await fleet.drain()
+  if (cmd === 'close') reply = await fleet.close()
+  process.send({ id, reply: reply ?? null })
+  if (cmd === 'close') process.disconnect()
+})
+process.send({ ready: true })
