@@ -98,7 +98,7 @@ fn extract_refuses_a_stored_archive_with_bytes_unzipper_would_read_as_entries() 
   let zip = make_zip(&[Item::File("Default/IndexedDB/a", 0o600, &log_like(100))]);
   let packed = pack(&zip).unwrap();
   let (_, payload) = header::open(&packed.bytes).unwrap();
-  let mut reader = zip::ZipArchive::new(Cursor::new(payload)).unwrap();
+  let reader = zip::ZipArchive::new(Cursor::new(payload)).unwrap();
   let cd = reader.central_directory_start() as usize;
   drop(reader);
   // A hidden entry (any bytes) between the last entry and the directory: the directory's offsets moved along.

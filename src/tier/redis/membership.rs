@@ -42,7 +42,8 @@ impl RedisTier {
     for arg in args {
       cmd.arg(*arg);
     }
-    self.query::<redis::Value>(&cmd).await
+    // Boxed: the query future (through Sentinel's lookup) nests too deep for the compiler's layout limit.
+    Box::pin(self.query::<redis::Value>(&cmd)).await
   }
 
   async fn member_list(&self, script: &str, group: &str, args: &[&[u8]]) -> Result<Vec<Member>> {
