@@ -67,6 +67,9 @@ export declare class RustStore {
    * folder, fsynced, then swapped into place, so the folder is the old profile or the new one, never a mix.
    * Reads sessions saved either way (`save` or `saveProfile`). Rejects `ERR_SESSION_NOT_FOUND` (the folder
    * untouched) when nothing is stored.
+   * Rejects `ERR_INVALID_ARG`, touching nothing, a `dir` that is empty, `/`, or is or holds the cwd, `dataPath`
+   * or the store's folder (through links too). A `dir` that is a link is restored through, into its target.
+   * Restores of one folder take turns, across processes too (a lock file beside it while one runs).
    */
   restoreProfile(args: ProfileArgs): Promise<StoredSession>
   /**
@@ -98,6 +101,13 @@ export declare class RustStore {
    */
   stats(): Promise<StoreStats>
   /**
+   * The Prometheus text exposition (content type `text/plain; version=0.0.4`): what this store counted
+   * (saves, backups, restore fallbacks, leases) and what the tiers say now (reachability, sizes, Redis memory,
+   * disk, each session's newest backup). Serve it from your HTTP server's `/metrics`, or set `metricsPort`.
+   * Never rejects for a tier that is down: `wwebjs_rust_store_tier_up` says so.
+   */
+  metrics(): Promise<string>
+  /**
    * Takes the session's lease (one owner across replicas; Redis `SET NX PX`, fenced by a token) and resolves its
    * token. From then on this store's saves of the session land only while it holds the lease
    * (`ERR_LEASE_LOST` otherwise). Rejects `ERR_LEASE_HELD` when another owner holds it.
@@ -111,6 +121,18 @@ export declare class RustStore {
   renewLease(session: string, token: string, options?: LeaseOptions): Promise<'renewed' | 'retaken'>
   /** Gives the lease up (succeeds if it was already lost). */
   releaseLease(session: string, token: string): Promise<void>
+  /**
+   * Imports every session of another RemoteAuth store: a folder of `<session>.zip` files, `s3://bucket/prefix/`
+   * (wwebjs-aws-s3's layout) or `redis://…` keys (`pattern`), each checked as `save` checks a zip and read back
+   * after the write. A dry run unless `execute`; a repeated run copies only what changed; the source is only read.
+   * Resolves a report (a failing entry is in it with its code); rejects only when the source cannot be listed.
+   */
+  importFrom(source: string, options?: ImportOptions): Promise<ImportReport>
+  /**
+   * Writes every stored session (or `sessions`; or each one's backup at `at`) as the RemoteAuth zip `extract`
+   * writes, to a folder (`<session>.zip`) or `s3://bucket/prefix/` (wwebjs-aws-s3's layout).
+   */
+  exportTo(target: string, options?: ExportOptions): Promise<ExportReport>
   /**
    * Joins a fleet of workers sharing this store's Redis: sessions are shared out over the live workers by
    * capacity, each started through its lease (`onStart`) and stopped (`onStop`) when it moves, and a dead
@@ -185,6 +207,33 @@ export interface EncryptionOptions {
    * a plain archive is refused with ERR_DECRYPT, since anyone who can write to a tier can make one.
    */
   acceptPlain?: boolean
+}
+
+export interface ExportedSession {
+  session: string
+  /** The file or object written. */
+  key: string
+  bytes?: number
+  error?: TransferFailure
+}
+
+/** Options of `exportTo`. Every field is optional. */
+export interface ExportOptions {
+  /** Only these sessions. Default every stored one. */
+  sessions?: Array<string>
+  /** Each session's newest backup version saved at or before this time (ms since the epoch). */
+  at?: number
+  concurrency?: number
+  s3?: TransferS3Options
+}
+
+export interface ExportReport {
+  target: string
+  sessions: Array<ExportedSession>
+  exported: number
+  failed: number
+  bytes: number
+  ms: number
 }
 
 /**
@@ -302,6 +351,48 @@ export interface FleetWorker {
   failovers: number
 }
 
+/** One source entry's import. */
+export interface ImportedSession {
+  session: string
+  /** Where it is in the source: file name, object key or Redis key. */
+  key: string
+  /** How the zip was wrapped: `zip`, `gzip(zip)`, `base64(zip)`, `json(base64(zip))`, … */
+  shape?: string
+  sourceBytes?: number
+  storedBytes?: number
+  status: 'planned' | 'imported' | 'unchanged' | 'store-newer' | 'gone' | 'failed'
+  error?: TransferFailure
+}
+
+/** Options of `importFrom`. Every field is optional. */
+export interface ImportOptions {
+  /** Write; without it every entry is checked and reported and nothing is written. Default false. */
+  execute?: boolean
+  /** Read and compare every session, also those whose stored copy is newer than the source's last write. */
+  overwrite?: boolean
+  /** Redis key pattern; the session id is what `*` matches. Default `wa:session:*`. */
+  pattern?: string
+  /** Session name for a source id, with `{id}` in it. Default `{id}`. */
+  name?: string
+  /** Sessions in flight at once. Default 8. */
+  concurrency?: number
+  s3?: TransferS3Options
+}
+
+export interface ImportReport {
+  execute: boolean
+  source: string
+  sessions: Array<ImportedSession>
+  /** Imported (planned, in a dry run). */
+  imported: number
+  /** Unchanged, newer in the store, or gone from the source. */
+  skipped: number
+  failed: number
+  bytesBefore: number
+  bytesAfter: number
+  ms: number
+}
+
 export interface IncrementalStats {
   sessions: number
   versions: number
@@ -344,7 +435,10 @@ export interface ProfileArgs {
   dir: string
 }
 
-/** Redis as the primary tier, in place of the embedded directory. Valkey works the same. */
+/**
+ * Redis as the primary tier, in place of the embedded directory. Valkey works the same. Give one of `url`,
+ * `nodes` or `sentinels`.
+ */
 export interface RedisOptions {
   /**
    * A single server: `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS) or `unix:///path/redis.sock`.
@@ -362,9 +456,40 @@ export interface RedisOptions {
   connectTimeoutMs?: number
   /** Default 10000. */
   commandTimeoutMs?: number
+  /**
+   * Redis Sentinel: the sentinels as `host:port` (port default 26379), e.g. `['10.0.0.1:26379', '10.0.0.2:26379']`.
+   * Writes go to the primary they name; after a failover the store finds the new one by itself.
+   */
+  sentinels?: Array<string>
+  /** Sentinel: the monitored primary's name (`sentinel monitor <name> …`), e.g. `'mymaster'`. */
+  name?: string
+  /** Sentinel: ACL user of the primary and replicas. Default none (the `default` user). */
+  username?: string
+  /** Sentinel: password of the primary and replicas (`requirepass`). Never appears in errors. */
+  password?: string
+  /** Sentinel: ACL user of the sentinels themselves. */
+  sentinelUsername?: string
+  /** Sentinel: password of the sentinels themselves (`requirepass` in sentinel.conf). Never appears in errors. */
+  sentinelPassword?: string
+  /** Sentinel: database number. Default 0. */
+  db?: number
+  /**
+   * A save (and a delete) counts as done only once `WAIT` reports this many replicas hold it; fewer within
+   * `replicaTimeoutMs` fails it with ERR_REDIS_REPLICAS. 0 turns the wait off. Default: with `sentinels`, 1 while
+   * the primary has a replica connected (0 when it has none); with `url`, 0. Not with `nodes`.
+   */
+  minReplicas?: number
+  /**
+   * How long a write waits for `minReplicas`; less than `commandTimeoutMs`. Default 2000 (or half of
+   * `commandTimeoutMs` if that is smaller).
+   */
+  replicaTimeoutMs?: number
 }
 
-/** TLS settings for `rediss://` URLs. */
+/**
+ * TLS settings for `rediss://` URLs, and for Sentinel (where giving `tls` turns TLS on, to the sentinels and
+ * the data nodes alike).
+ */
 export interface RedisTlsOptions {
   /** PEM file of the CA that signed the server's certificate, used instead of the system's roots. */
   caFile?: string
@@ -421,6 +546,16 @@ export interface RustStoreOptions {
   diskAlert?: DiskAlertOptions
   /** Encrypt every stored archive (XChaCha20-Poly1305) in every tier. */
   encryption?: EncryptionOptions
+  /**
+   * Serve Prometheus metrics (`GET /metrics`, what `metrics()` gives) on this port; 0 picks a free one.
+   * `fromEnv()`: `METRICS_PORT`. `close()` stops it.
+   */
+  metricsPort?: number
+  /**
+   * The metrics port's IP address. Default `127.0.0.1`; `0.0.0.0` for a scraper on another host
+   * (session names appear in labels). `fromEnv()`: `METRICS_HOST`.
+   */
+  metricsHost?: string
 }
 
 /** An S3-compatible bucket: the backup behind `redis` or `dir`, or the only tier with `primary: 'none'`. */
@@ -533,9 +668,27 @@ export interface TransferArgs {
 }
 
 export interface TransferFailure {
+  code: string
+  message: string
+}
+
+export interface TransferFailure {
   session: string
   code: string
   message: string
+}
+
+/**
+ * How an `s3://` source or target is reached; its bucket and prefix are the URL's. Default: the `S3_*` / `R2_*`
+ * environment, else the AWS chain.
+ */
+export interface TransferS3Options {
+  endpoint?: string
+  /** Default `us-east-1`. */
+  region?: string
+  forcePathStyle?: boolean
+  accessKeyId?: string
+  secretAccessKey?: string
 }
 
 /** What `restoreAll` or `backupAll` did. */
