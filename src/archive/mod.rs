@@ -32,7 +32,7 @@ pub use from_zip::{pack_zip, ZipSave};
 pub use header::{open, peek, Header, FLAG_ENCRYPTED, FLAG_TAR_ZSTD, FLAG_ZIP, FORMAT_VERSION, HEADER_LEN};
 pub use stream_safe::{HOLDS_BACK, PAD_NAME};
 pub use to_dir::write_dir;
-pub use to_zip::{write_zip, write_zip_padded};
+pub use to_zip::{write_zip, write_zip_padded, Written};
 
 /// Bounds on what a zip may expand to, against zip bombs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

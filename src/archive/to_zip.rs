@@ -34,7 +34,36 @@ pub fn write_zip<W: Write + Seek>(
   write_zip_padded(archive, keys, limits, session, out, target).map(|(header, _)| header)
 }
 
-/// `write_zip`, and whether the pad file follows the entries (then the restore leaves it in the profile).
+/// What an unzip of the written zip leaves for the store to finish: the pad file when it follows the entries, and
+/// the empty folders, which an unzip that skips folder entries (unzipper 0.10, in whatsapp-web.js <= 1.34.6)
+/// never makes. `last_file` tells the folder the zip went into when there is no pad.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+  pub padded: bool,
+  /// Folder entries no other entry lies in, without the trailing `/`.
+  pub empty_folders: Vec<String>,
+  /// The file entry written last.
+  pub last_file: Option<String>,
+}
+
+impl Written {
+  /// From the entries `(name, is_dir)` in the order they were written.
+  fn of(entries: &[(String, bool)], padded: bool) -> Self {
+    let inside = |dir: &str| {
+      entries.iter().any(|(n, _)| n.len() > dir.len() + 1 && n.starts_with(dir) && n.as_bytes()[dir.len()] == b'/')
+    };
+    let empty_folders = entries
+      .iter()
+      .filter(|(_, is_dir)| *is_dir)
+      .map(|(n, _)| n.trim_end_matches('/').to_owned())
+      .filter(|dir| !inside(dir))
+      .collect();
+    let last_file = entries.iter().rev().find(|(_, is_dir)| !is_dir).map(|(n, _)| n.clone());
+    Self { padded, empty_folders, last_file }
+  }
+}
+
+/// `write_zip`, and what the restore leaves for the store to finish (`Written`).
 pub fn write_zip_padded<W: Write + Seek>(
   archive: &[u8],
   keys: Option<&Keyring>,
@@ -42,12 +71,12 @@ pub fn write_zip_padded<W: Write + Seek>(
   session: &str,
   out: &mut W,
   target: &std::path::Path,
-) -> Result<(Header, bool)> {
+) -> Result<(Header, Written)> {
   let (header, payload) = open(archive)?;
   let plain = crypt::open_payload(&header, payload, keys, session)?;
   let payload = plain.as_deref().map_or(payload, |p| &p[..]);
   if !header.is_zip() {
-    return write_tar_payload(&header, payload, limits, out, target).map(|padded| (header, padded));
+    return write_tar_payload(&header, payload, limits, out, target).map(|written| (header, written));
   }
   // The hash held, but a plain archive's hash is no signature: what unzipper will read is checked as saves are.
   check_stored_zip(payload, limits)?;
@@ -56,6 +85,7 @@ pub fn write_zip_padded<W: Write + Seek>(
     return Err(corrupt(format!("holds {} entries, its header says {}", zip.len(), header.entries)));
   }
   let padded = needs_pad(&mut zip).map_err(corrupt)?;
+  let written = Written::of(&written_order(&mut zip)?, padded);
   match padded {
     false => out.write_all(payload).map_err(StoreError::io("write", target))?,
     // The pad goes after the payload's last entry, so its directory is written anew (a copy of the payload; for
@@ -67,7 +97,18 @@ pub fn write_zip_padded<W: Write + Seek>(
     }
   }
   out.flush().map_err(StoreError::io("write", target))?;
-  Ok((header, padded))
+  Ok((header, written))
+}
+
+/// The entries `(name, is_dir)` as they lie in the zip.
+fn written_order<R: std::io::Read + Seek>(zip: &mut ZipArchive<R>) -> Result<Vec<(String, bool)>> {
+  let mut entries = Vec::with_capacity(zip.len());
+  for i in 0..zip.len() {
+    let file = zip.by_index_raw(i).map_err(corrupt)?;
+    entries.push((file.header_start(), file.name().map_err(corrupt)?.into_owned(), file.is_dir()));
+  }
+  entries.sort_by_key(|(start, _, _)| *start);
+  Ok(entries.into_iter().map(|(_, name, is_dir)| (name, is_dir)).collect())
 }
 
 /// An archive from before zip payloads: its files (checked) in memory, then written stored, in restore order.
@@ -77,7 +118,7 @@ fn write_tar_payload<W: Write + Seek>(
   limits: &Limits,
   out: &mut W,
   target: &std::path::Path,
-) -> Result<bool> {
+) -> Result<Written> {
   let write_err = |e: zip::result::ZipError| match e {
     zip::result::ZipError::Io(io) => StoreError::io("write", target)(io),
     other => corrupt(other),
@@ -116,5 +157,32 @@ fn write_tar_payload<W: Write + Seek>(
     add_pad(&mut zip).map_err(write_err)?;
   }
   zip.finish().map_err(write_err)?.flush().map_err(StoreError::io("write", target))?;
-  Ok(!last_holds_back)
+  let names: Vec<(String, bool)> =
+    order.iter().map(|&at| (entries[at].0.path.path.to_string(), entries[at].1.is_none())).collect();
+  Ok(Written::of(&names, !last_holds_back))
+}
+
+#[cfg(test)]
+mod tests {
+  use super::Written;
+
+  #[test]
+  fn empty_folders_are_those_nothing_lies_in_and_the_last_file_is_the_last_written() {
+    let entries: Vec<(String, bool)> = [
+      ("Default/IndexedDB/", true),
+      ("Default/IndexedDB/x.blob/", true),
+      ("Default/IndexedDB/x.blob/1/", true),
+      ("Default/IndexedDB/y/", true),
+      ("Default/IndexedDB/yz/", true),
+      ("Default/IndexedDB/y/CURRENT", false),
+      ("Default/IndexedDB/big.ldb", false),
+    ]
+    .iter()
+    .map(|(n, d)| (n.to_string(), *d))
+    .collect();
+    let written = Written::of(&entries, false);
+    assert_eq!(written.empty_folders, ["Default/IndexedDB/x.blob/1", "Default/IndexedDB/yz"]);
+    assert_eq!(written.last_file.as_deref(), Some("Default/IndexedDB/big.ldb"));
+    assert!(!written.padded);
+  }
 }

@@ -44,7 +44,9 @@ pub struct FleetOptions<'a> {
   #[napi(ts_type = "(session: FleetSession) => Promise<unknown> | unknown")]
   pub on_start: Unknown<'a>,
   /// Destroy the session's client (after its final backup); resolve once it is gone.
-  #[napi(ts_type = "(session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown")]
+  #[napi(
+    ts_type = "(session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown"
+  )]
   pub on_stop: Unknown<'a>,
   /// Sessions unassigned too long, failed starts and stops.
   #[napi(ts_type = "(event: FleetEvent) => void")]
@@ -214,10 +216,17 @@ impl Hooks for JsHooks {
         FleetEventInfo { kind: "stopFailed".into(), session, for_ms: None, message: Some(message) }
       }
     };
-    let delivered =
-      self.event.as_ref().is_some_and(|f| f.call(info.clone_for_log(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
+    let delivered = self
+      .event
+      .as_ref()
+      .is_some_and(|f| f.call(info.clone_for_log(), ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok);
     if !delivered {
-      eprintln!("[wwebjs-rust-store] fleet: {} {}{}", info.kind, info.session, info.message.map(|m| format!(": {m}")).unwrap_or_default());
+      eprintln!(
+        "[wwebjs-rust-store] fleet: {} {}{}",
+        info.kind,
+        info.session,
+        info.message.map(|m| format!(": {m}")).unwrap_or_default()
+      );
     }
   }
 }
@@ -285,7 +294,11 @@ pub(super) fn join(env: &Env, store: Arc<Store>, options: Option<Unknown>) -> Re
     let config = config(&options)?;
     let start = function::<FleetSession, Returned>("fleet.onStart", &options.on_start)?;
     let stop = function::<FnArgs<(String, String)>, Returned>("fleet.onStop", &options.on_stop)?;
-    let event = options.on_event.as_ref().map(|f| function::<FleetEventInfo, UnknownReturnValue>("fleet.onEvent", f)).transpose()?;
+    let event = options
+      .on_event
+      .as_ref()
+      .map(|f| function::<FleetEventInfo, UnknownReturnValue>("fleet.onEvent", f))
+      .transpose()?;
     let internal = |e: Error| StoreError::Internal(e.reason.clone());
     let hooks = JsHooks {
       start: start.build_threadsafe_function().callee_handled::<false>().build().map_err(internal)?,

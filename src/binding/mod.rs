@@ -2,8 +2,8 @@
 //! with a stable `code`. No policy lives here.
 
 mod cli;
-mod import;
 mod fleet;
+mod import;
 mod js;
 mod options;
 mod types;

@@ -39,7 +39,8 @@ pub async fn run(store: &Store, args: FleetArgs, out: &mut (dyn Write + Send)) -
   };
   if let Some((session, pin)) = change {
     if let Some(Pin::Worker(id)) = &pin {
-      crate::tier::check_group(id).map_err(|_| StoreError::InvalidArgument(format!("--to {id:?} is not a worker id")))?;
+      crate::tier::check_group(id)
+        .map_err(|_| StoreError::InvalidArgument(format!("--to {id:?} is not a worker id")))?;
     }
     set_pin(store, &args.group, session, pin).await?;
   }
@@ -60,11 +61,17 @@ pub async fn run(store: &Store, args: FleetArgs, out: &mut (dyn Write + Send)) -
     view.paused.len(),
     view.pinned.len()
   );
-  text.push_str(&format!("{:<24} {:>8} {:>8} {:>9} {:>9}  state\n", "worker", "capacity", "running", "handoffs", "failovers"));
+  text.push_str(&format!(
+    "{:<24} {:>8} {:>8} {:>9} {:>9}  state\n",
+    "worker", "capacity", "running", "handoffs", "failovers"
+  ));
   for w in &view.workers {
     let state = if w.info.draining { "draining" } else { "active" };
     let i = &w.info;
-    text.push_str(&format!("{:<24} {:>8} {:>8} {:>9} {:>9}  {state}\n", w.id, i.capacity, i.running, i.handoffs, i.failovers));
+    text.push_str(&format!(
+      "{:<24} {:>8} {:>8} {:>9} {:>9}  {state}\n",
+      w.id, i.capacity, i.running, i.handoffs, i.failovers
+    ));
   }
   let oldest = view.workers.iter().map(|w| w.info.oldest_unassigned_ms).max().unwrap_or(0);
   if !view.unassigned.is_empty() {

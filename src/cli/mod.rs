@@ -1,8 +1,8 @@
 //! `wwebjs-rust-store <command>`: the operator's jobs. Parsing and printing live here; the work is in the core
 //! modules (`migrate`, `cleanup`, the store's `stats` / `verify` / `backup_all` / `restore_all`).
 
-mod fleet;
 mod flags;
+mod fleet;
 mod print;
 mod progress;
 

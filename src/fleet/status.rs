@@ -107,6 +107,20 @@ pub async fn observe(store: &Store, group: &str) -> Result<FleetView> {
       unassigned.push(session.to_owned());
     }
   }
-  let workers = members.into_iter().map(|m| WorkerStatus { info: WorkerInfo::parse(&m.info), id: m.id }).collect();
+  // Running counts come from the owner entries (marked once onStart resolved), not the heartbeats: those lag a
+  // beat behind a handoff, so a session could count on both of its workers.
+  let mut running: std::collections::HashMap<String, u64> = Default::default();
+  for key in &sessions {
+    if let Some((id, true)) = owners.get(key.as_str()).map(|v| super::parse_owner(v)) {
+      *running.entry(id).or_default() += 1;
+    }
+  }
+  let workers = members
+    .into_iter()
+    .map(|m| {
+      let info = WorkerInfo { running: running.get(&m.id).copied().unwrap_or(0), ..WorkerInfo::parse(&m.info) };
+      WorkerStatus { info, id: m.id }
+    })
+    .collect();
   Ok(FleetView { group: group.to_owned(), workers, sessions: sessions.len() as u64, unassigned, paused, pinned })
 }

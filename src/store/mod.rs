@@ -354,9 +354,9 @@ impl Store {
     let target = cwd()?.join(path);
     let (config, session) = (self.config.clone(), key.to_string());
     let zip = target.clone();
-    let (header, padded) = blocking::run(move || write_zip_file(&bytes, &config.pack, &session, &zip)).await?;
-    if padded {
-      self.pads.watch(target.clone(), pad::profiles(&target, &key, &self.config.data_path));
+    let (header, written) = blocking::run(move || write_zip_file(&bytes, &config.pack, &session, &zip)).await?;
+    if written.padded || !written.empty_folders.is_empty() {
+      self.pads.watch(target.clone(), pad::profiles(&target, &key, &self.config.data_path), written);
     }
     Ok(SessionInfo { key, header })
   }
@@ -497,7 +497,12 @@ fn pack_zip_bytes(zip: &[u8], opts: &PackOptions, session: &str) -> Result<archi
   archive::pack_zip(std::io::Cursor::new(zip), opts, session)
 }
 
-fn write_zip_file(bytes: &[u8], pack: &PackOptions, session: &str, target: &Path) -> Result<(Header, bool)> {
+fn write_zip_file(
+  bytes: &[u8],
+  pack: &PackOptions,
+  session: &str,
+  target: &Path,
+) -> Result<(Header, archive::Written)> {
   if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
     std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
   }

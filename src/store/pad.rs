@@ -7,6 +7,9 @@
 //! that has it open (the parser could only finish once that writer took the pad), and removing it cannot disturb
 //! that writer: Node opens files so that they may be deleted while open. Each watch is bounded in time, and a zip
 //! nobody unzips (a plain `extract`) is only waited on, never touched.
+//!
+//! The same watch makes the zip's empty folders in the folder the zip went into: unzipper 0.10 (whatsapp-web.js
+//! <= 1.34.6) skips folder entries, so without it an empty folder of the saved tree would be missing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant};
 
-use crate::archive::{HOLDS_BACK, PAD_NAME};
+use crate::archive::{Written, HOLDS_BACK, PAD_NAME};
 use crate::session::SessionKey;
 
 /// How long each step may take before the watch gives up (and leaves the files as they are).
@@ -81,14 +84,16 @@ impl PadSweeper {
   }
 
   /// Watches the zip `extract` just wrote at `zip`: once it is gone, removes the pad from each of `profiles`
-  /// (the folders it may be unzipped into; one is, the others never get a pad). Needs a tokio runtime.
-  pub fn watch(&self, zip: PathBuf, profiles: Vec<PathBuf>) {
-    let written = std::fs::metadata(&zip).ok().map(|m| identity(&m));
+  /// (the folders it may be unzipped into; one is, the others never get a pad) and makes the zip's empty folders
+  /// in the one it went into. Needs a tokio runtime.
+  pub fn watch(&self, zip: PathBuf, profiles: Vec<PathBuf>, plan: Written) {
+    let identity = std::fs::metadata(&zip).ok().map(|m| identity(&m));
+    let plan = std::sync::Arc::new(plan);
     let mut running = self.running.lock().expect("pad watches");
     while running.tasks.try_join_next().is_some() {} // the watches that are over
     for profile in profiles {
       let stop = running.stop.subscribe();
-      running.tasks.spawn(sweep(zip.clone(), written, profile.join(PAD_NAME), self.bounds, stop));
+      running.tasks.spawn(sweep(zip.clone(), identity, profile, plan.clone(), self.bounds, stop));
     }
   }
 
@@ -131,7 +136,8 @@ async fn pause(stop: &mut watch::Receiver<bool>, pause: Duration) {
 async fn sweep(
   zip: PathBuf,
   written: Option<(u64, Option<SystemTime>)>,
-  pad: PathBuf,
+  profile: PathBuf,
+  plan: std::sync::Arc<Written>,
   bounds: Bounds,
   mut stop: watch::Receiver<bool>,
 ) {
@@ -149,7 +155,25 @@ async fn sweep(
     wait = (wait * 2).min(bounds.poll);
     pause(&mut stop, wait).await;
   }
-  remove_pad(pad, bounds, stop).await
+  // The folder the zip went into: the one its pad reached, or (no pad) the one holding its last file.
+  let unzipped_here = match (plan.padded, &plan.last_file) {
+    (true, _) => remove_pad(profile.join(PAD_NAME), bounds, stop).await,
+    (false, Some(last)) => tokio::fs::symlink_metadata(profile.join(last)).await.is_ok_and(|m| m.is_file()),
+    (false, None) => false,
+  };
+  if unzipped_here {
+    make_folders(&profile, &plan.empty_folders).await;
+  }
+}
+
+/// The zip's empty folders that the unzip did not make (names were checked as a save checks them).
+async fn make_folders(profile: &Path, folders: &[String]) {
+  for folder in folders {
+    let path = profile.join(folder);
+    if tokio::fs::symlink_metadata(&path).await.is_err() {
+      let _ = tokio::fs::create_dir_all(&path).await;
+    }
+  }
 }
 
 /// What a look at the pad's path found.
@@ -176,13 +200,15 @@ async fn look(pad: &Path) -> Seen {
   }
 }
 
-/// Removes the pad once it is whole (or short and no longer growing, or at `close()`), within the bounds.
-async fn remove_pad(pad: PathBuf, bounds: Bounds, mut stop: watch::Receiver<bool>) {
+/// Removes the pad once it is whole (or short and no longer growing, or at `close()`), within the bounds. True
+/// when the pad was there (the zip went into this folder).
+async fn remove_pad(pad: PathBuf, bounds: Bounds, mut stop: watch::Receiver<bool>) -> bool {
   // The unzip is over: a folder it did not go into (the other candidate) gets no pad.
   let dir = pad.parent().unwrap_or(Path::new("."));
   if !tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir()) {
-    return;
+    return false;
   }
+  let mut seen_pad = false;
   let mut deadline = Instant::now() + bounds.pad_whole;
   let mut closing = false;
   let mut last: Option<(Seen, Instant)> = None;
@@ -193,18 +219,19 @@ async fn remove_pad(pad: PathBuf, bounds: Bounds, mut stop: watch::Receiver<bool
     }
     let seen = look(&pad).await;
     match &seen {
-      Seen::Other => return,
+      Seen::Other => return seen_pad,
       Seen::Pad(len, _) => {
+        seen_pad = true;
         let quiet = last.as_ref().is_some_and(|(before, since)| *before == seen && since.elapsed() >= bounds.pad_quiet);
         // Retried while the deadline lasts: on Windows a delete can fail for a moment while the file is open.
         if (*len == HOLDS_BACK || quiet || closing) && tokio::fs::remove_file(&pad).await.is_ok() {
-          return;
+          return true;
         }
       }
       Seen::Missing => {}
     }
     if Instant::now() >= deadline {
-      return;
+      return seen_pad;
     }
     if last.as_ref().is_none_or(|(before, _)| *before != seen) {
       last = Some((seen, Instant::now()));

@@ -4,9 +4,9 @@
 
 mod config;
 mod conn;
+mod membership;
 mod raw;
 mod sentinel;
-mod membership;
 
 use std::fmt;
 
