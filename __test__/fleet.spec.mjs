@@ -1,6 +1,7 @@
 // A fleet of worker processes on one real Redis: spread, failover after kill -9, a worker cut off from Redis,
 // drain and a joining worker. Every check of "one owner" reads the assignment logs the workers write.
 import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
 import path from 'node:path'
 import test from 'ava'
 
@@ -152,6 +153,23 @@ test.serial('drain() hands every session off and a 4th worker takes its share: b
   t.is(view.workers.reduce((n, w) => n + w.running, 0), 40)
   t.deepEqual(view.unassigned, [])
   t.regex(cli('fleet'), /4 workers, capacity 60, 40 sessions, 40 running, 0 unassigned/)
+  // The same worker's Prometheus families, as of its last heartbeat.
+  const series = (text, name) => Number(new RegExp(`^${name}\\{group="default",worker="b"\\} (\\S+)$`, 'm').exec(text)?.[1])
+  const settledMetrics = await until('b metrics settled', async () => {
+    const text = await b.ask('metrics')
+    const running = (await b.ask('status')).running.length
+    const settled = series(text, 'wwebjs_rust_store_fleet_running_sessions') === running && series(text, 'wwebjs_rust_store_fleet_unassigned_sessions') === 0
+    return settled && series(text, 'wwebjs_rust_store_fleet_workers') === 4 && text
+  })
+  t.is(series(settledMetrics, 'wwebjs_rust_store_fleet_capacity_sessions'), 20)
+  t.is(series(settledMetrics, 'wwebjs_rust_store_fleet_connected'), 1)
+  t.is(series(settledMetrics, 'wwebjs_rust_store_fleet_draining'), 0)
+  t.is(series(settledMetrics, 'wwebjs_rust_store_fleet_oldest_unassigned_seconds'), 0)
+  t.is(series(settledMetrics, 'wwebjs_rust_store_fleet_handoffs_total'), (await b.ask('status')).handoffs)
+  t.true(series(settledMetrics, 'wwebjs_rust_store_fleet_handoffs_total') >= 1, 'b handed sessions to d')
+  const documented = [...fs.readFileSync('docs/operations.md', 'utf8').matchAll(/^\| `(wwebjs_rust_store_fleet_[a-z_]+)` \|/gm)].map((m) => m[1])
+  t.is(documented.length, 10)
+  t.deepEqual(documented.filter((name) => Number.isNaN(series(settledMetrics, name))), [], 'every documented fleet family is there')
   const paused = joined.d[0]
   t.deepEqual(JSON.parse(cli('fleet', '--json', '--pause', paused)).paused, [paused])
   await until('paused session stopped', async () => !Object.values(await running([b, c, d])).flat().includes(paused))

@@ -4,7 +4,7 @@ import path from 'node:path'
 import test from 'ava'
 
 import { RustStore, makeProfile, remoteAuthRoundTrip, require, tempDir, zipProfile } from './helpers.mjs'
-import { startSentinels } from './servers.mjs'
+import { startMoto, startSentinels } from './servers.mjs'
 
 const unzipper = require('unzipper')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -178,6 +178,27 @@ test.serial('the primary SIGKILLed under saves: every acknowledged save restores
   await store.releaseLease(leased, token)
   const stats = await store.stats()
   t.truthy(stats)
+})
+
+test.serial('restoreAll on Sentinel: sessions gone from the primary after the failover come back from the S3 backups', async (t) => {
+  const moto = await startMoto(t)
+  const s3 = { endpoint: moto.endpoint, bucket: await moto.bucket('sentinel'), forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's', backupIntervalMs: 0 }
+  const versions = await zips(t, 3)
+  const store = new RustStore({ redis: redisOptions(), s3, saveErrors: 'reject' })
+  const sessions = versions.map((_, i) => `RemoteAuth-ra-${i}`)
+  for (const [i, session] of sessions.entries()) await store.save({ session, path: versions[i].zip })
+  const primary = set.nodes.find((n) => n.port === set.primaryPort())
+  for (const session of sessions) t.is(primary.cli('DEL', `wa:session:${session}`), '1')
+  const summary = await store.restoreAll()
+  t.like(summary, { copied: sessions.length, failed: 0 })
+  for (const session of sessions) t.is(primary.cli('EXISTS', `wa:session:${session}`), '1', `${session} back on the primary the sentinels name`)
+  const out = tempDir(t)
+  for (const [i, session] of sessions.entries()) {
+    const target = path.join(out, `${session}.zip`)
+    await store.extract({ session, path: target })
+    t.is(await whichVersion(target, versions), i, `${session} restores whole`)
+  }
+  await store.close()
 })
 
 test.serial('a single server (url) waits only when asked: minReplicas 1 on a primary without replicas is ERR_REDIS_REPLICAS', async (t) => {

@@ -65,6 +65,7 @@ const fleet = store.fleet({
 process.on('message', async ({ id, cmd }) => {
   let reply
   if (cmd === 'status') reply = fleet.status()
+  if (cmd === 'metrics') reply = await store.metrics()
   if (cmd === 'drain') reply = await fleet.drain()
   if (cmd === 'close') reply = await fleet.close()
   process.send({ id, reply: reply ?? null })

@@ -15,6 +15,7 @@ use super::state::{Phase, Run, Shared, State};
 use super::status::{WorkerInfo, WorkerStatus};
 use super::{owner_entry, parse_owner, FleetEvent, Hooks, Lease, StopReason, OWNERS, PINS};
 use crate::error::Result;
+use crate::metrics::FleetSnapshot;
 use crate::store::Store;
 use crate::tier::Member;
 
@@ -96,12 +97,34 @@ impl Ctx {
   }
 
   async fn beat(&self) {
-    let info = serde_json::to_vec(&self.info(&self.shared.lock())).expect("plain struct");
+    let info = self.info(&self.shared.lock());
+    let json = serde_json::to_vec(&info).expect("plain struct");
     let Ok(membership) = self.store.membership() else { return };
     let (cfg, timing) = (self.cfg(), self.cfg().timing);
-    let members = within(timing.renew_every, membership.beat(&cfg.group, &cfg.worker_id, &info, timing.ttl)).await;
-    self.shared.lock().connected = members.is_some();
-    *self.members.lock().unwrap_or_else(|p| p.into_inner()) = members;
+    let members = within(timing.renew_every, membership.beat(&cfg.group, &cfg.worker_id, &json, timing.ttl)).await;
+    let starting = {
+      let mut state = self.shared.lock();
+      state.connected = members.is_some();
+      state.runs.values().filter(|r| r.phase == Phase::Starting).count() as u64
+    };
+    let mut members_now = self.members.lock().unwrap_or_else(|p| p.into_inner());
+    // The store's metrics show this worker as of this beat; the member count stays that of the last one heard.
+    let workers = members.as_ref().or(members_now.as_ref()).map_or(0, |m| m.len() as u64);
+    self.store.counters().set_fleet(Some(FleetSnapshot {
+      group: cfg.group.clone(),
+      worker: cfg.worker_id.clone(),
+      capacity: info.capacity,
+      draining: info.draining,
+      connected: members.is_some(),
+      workers,
+      running: info.running,
+      starting,
+      handoffs: info.handoffs,
+      failovers: info.failovers,
+      unassigned: info.unassigned,
+      oldest_unassigned_ms: info.oldest_unassigned_ms,
+    }));
+    *members_now = members;
   }
 
   /// Renews every lease held; a renewal records when it was sent, since the lease lasts ttl from about then.
@@ -413,6 +436,7 @@ impl Ctx {
       if let Ok(m) = self.store.membership() {
         within(self.cfg().timing.renew_every, m.leave(&self.cfg().group, &self.cfg().worker_id)).await;
       }
+      self.store.counters().set_fleet(None);
       self.shared.mark_closed();
       return true;
     }

@@ -36,9 +36,30 @@ pub enum Fallback {
   Damaged,
 }
 
+/// What a fleet worker joined through this store published at its last heartbeat (`metrics::fleet_families`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetSnapshot {
+  pub group: String,
+  pub worker: String,
+  pub capacity: u32,
+  pub draining: bool,
+  /// The last heartbeat reached the tier.
+  pub connected: bool,
+  /// Live workers as of that heartbeat.
+  pub workers: u64,
+  pub running: u64,
+  pub starting: u64,
+  pub handoffs: u64,
+  pub failovers: u64,
+  /// Sessions this worker sees with no live owner, and the longest time one has been so.
+  pub unassigned: u64,
+  pub oldest_unassigned_ms: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Counters {
   registry: Registry,
+  fleet: std::sync::Arc<std::sync::Mutex<Option<FleetSnapshot>>>,
   saves: IntCounterVec,
   backups: IntCounterVec,
   fallbacks: IntCounterVec,
@@ -102,7 +123,17 @@ impl Counters {
         "Leases that had expired (the tier was out of reach for longer than the ttl) and were taken again.",
       ),
       registry,
+      fleet: Default::default(),
     }
+  }
+
+  /// A fleet worker's state as of its heartbeat; `None` once it left.
+  pub fn set_fleet(&self, snapshot: Option<FleetSnapshot>) {
+    *self.fleet.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
+  }
+
+  pub fn fleet(&self) -> Option<FleetSnapshot> {
+    self.fleet.lock().unwrap_or_else(|p| p.into_inner()).clone()
   }
 
   pub fn save(&self, outcome: Outcome) {

@@ -6,7 +6,7 @@
 mod counters;
 mod serve;
 
-pub use counters::{Counters, Fallback, Outcome};
+pub use counters::{Counters, Fallback, FleetSnapshot, Outcome};
 pub use serve::{bind, serve};
 
 use std::collections::HashMap;
@@ -233,8 +233,42 @@ impl Exporter {
     if let Ok(disk) = crate::blocking::run(move || crate::store::disk_usage(&path)).await {
       disk_families(&mut f, &disk)?;
     }
+    if let Some(fleet) = self.store.counters().fleet() {
+      fleet_families(&mut f, &fleet)?;
+    }
     f.encode(self.store.counters().gather())
   }
+}
+
+/// The fleet worker this store runs (`store.fleet()`), as of its last heartbeat.
+pub fn fleet_families(f: &mut Families, s: &FleetSnapshot) -> Result<()> {
+  let l = [("group", s.group.as_str()), ("worker", s.worker.as_str())];
+  let flag = |b: bool| f64::from(u8::from(b));
+  f.gauge("wwebjs_rust_store_fleet_capacity_sessions", "Sessions this worker may run.", &l, f64::from(s.capacity))?;
+  f.gauge(
+    "wwebjs_rust_store_fleet_running_sessions",
+    "Sessions this worker runs (onStart resolved).",
+    &l,
+    s.running as f64,
+  )?;
+  f.gauge("wwebjs_rust_store_fleet_starting_sessions", "Sessions this worker is starting.", &l, s.starting as f64)?;
+  f.gauge(
+    "wwebjs_rust_store_fleet_workers",
+    "Live workers of the group as of the last heartbeat.",
+    &l,
+    s.workers as f64,
+  )?;
+  f.gauge("wwebjs_rust_store_fleet_draining", "1 while this worker drains or closes.", &l, flag(s.draining))?;
+  let help = "1 when this worker's last heartbeat reached Redis.";
+  f.gauge("wwebjs_rust_store_fleet_connected", help, &l, flag(s.connected))?;
+  let help = "Stored sessions this worker sees with no live owner.";
+  f.gauge("wwebjs_rust_store_fleet_unassigned_sessions", help, &l, s.unassigned as f64)?;
+  let help = "How long the longest-waiting unassigned session has had no live owner.";
+  f.gauge("wwebjs_rust_store_fleet_oldest_unassigned_seconds", help, &l, s.oldest_unassigned_ms as f64 / 1e3)?;
+  let help = "Sessions this worker handed off (drain, rebalance), the new owner running them.";
+  f.counter("wwebjs_rust_store_fleet_handoffs_total", help, &l, s.handoffs as f64)?;
+  let help = "Sessions of a dead worker this worker started.";
+  f.counter("wwebjs_rust_store_fleet_failovers_total", help, &l, s.failovers as f64)
 }
 
 #[cfg(test)]

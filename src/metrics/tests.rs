@@ -119,3 +119,44 @@ async fn names_follow_the_conventions() {
   }
   assert!(families >= 15, "{families} families");
 }
+
+#[tokio::test]
+async fn a_fleet_worker_shows_as_of_its_heartbeat_and_goes_when_it_leaves() {
+  let f = fixture();
+  let text = f.exporter.render().await.unwrap();
+  assert!(!text.contains("wwebjs_rust_store_fleet_"), "no fleet joined: no fleet families");
+  let snapshot = FleetSnapshot {
+    group: "g".into(),
+    worker: "w\"1".into(),
+    capacity: 20,
+    connected: true,
+    workers: 3,
+    running: 7,
+    starting: 2,
+    handoffs: 4,
+    failovers: 1,
+    unassigned: 5,
+    oldest_unassigned_ms: 2500,
+    ..Default::default()
+  };
+  f.exporter.store.counters().set_fleet(Some(snapshot));
+  let text = f.exporter.render().await.unwrap();
+  let l = r#"{group="g",worker="w\"1"}"#;
+  for (name, value) in [
+    ("capacity_sessions", 20.0),
+    ("running_sessions", 7.0),
+    ("starting_sessions", 2.0),
+    ("workers", 3.0),
+    ("draining", 0.0),
+    ("connected", 1.0),
+    ("unassigned_sessions", 5.0),
+    ("oldest_unassigned_seconds", 2.5),
+    ("handoffs_total", 4.0),
+    ("failovers_total", 1.0),
+  ] {
+    assert_eq!(sample(&text, &format!("wwebjs_rust_store_fleet_{name}{l}")), Some(value), "{name}\n{text}");
+  }
+  assert!(text.contains("# TYPE wwebjs_rust_store_fleet_handoffs_total counter"), "{text}");
+  f.exporter.store.counters().set_fleet(None);
+  assert!(!f.exporter.render().await.unwrap().contains("wwebjs_rust_store_fleet_"));
+}
