@@ -3,7 +3,8 @@
 
 use std::io::Cursor;
 
-use super::{pack_zip_bytes, Saved, Store};
+use super::save::pack_zip_bytes;
+use super::{Saved, Store};
 use crate::archive;
 use crate::blocking;
 use crate::error::{Result, StoreError};
