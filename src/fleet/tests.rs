@@ -239,3 +239,68 @@ fn bad_settings_are_refused() {
     }
   });
 }
+
+/// xorshift64: the mutation test's seeded choices.
+struct Rng(u64);
+
+impl Rng {
+  fn next(&mut self) -> u64 {
+    self.0 ^= self.0 << 13;
+    self.0 ^= self.0 >> 7;
+    self.0 ^= self.0 << 17;
+    self.0
+  }
+  fn below(&mut self, n: usize) -> usize {
+    (self.next() % n as u64) as usize
+  }
+  fn bytes(&mut self) -> Vec<u8> {
+    (0..self.below(24)).map(|_| self.next() as u8).collect()
+  }
+}
+
+/// What a tier holding someone else's writes, or damaged ones, may give the fleet: owner entries, pins and member
+/// infos that are garbage, name workers that are gone, or name the live ones falsely. Whatever it holds, no session
+/// ever runs on two workers, and once the garbage is gone (pins cleared, the ghost expired) every session runs
+/// again, spread evenly. Seeded: FLEET_FUZZ_SEED / FLEET_FUZZ_ROUNDS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatever_the_tier_holds_no_session_runs_twice_and_the_fleet_recovers() {
+  let seed = std::env::var("FLEET_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_f1ee7u64);
+  let rounds = std::env::var("FLEET_FUZZ_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
+  let mut rng = Rng(seed | 1);
+  let bench = Bench::new(12).await;
+  let a = bench.join("a", 12);
+  let b = bench.join("b", 12);
+  bench.until("12 over a and b", |b| spread(b, &[6, 6])).await;
+  let store = bench.store();
+  let m = store.membership().unwrap();
+  let sessions: Vec<String> = (0..12).map(|i| format!("RemoteAuth-s{i}")).collect();
+  let plausible = ["a", "b", "a running", "b running", "ghost", "ghost running", "", " running", "paused", "worker:a"];
+  for round in 0..rounds {
+    for _ in 0..4 {
+      let session = &sessions[rng.below(sessions.len())];
+      let value = match rng.below(3) {
+        0 => rng.bytes(),
+        _ => plausible[rng.below(plausible.len())].as_bytes().to_vec(),
+      };
+      match rng.below(4) {
+        0 | 1 => m.map_set("test", OWNERS, session, &value).await.unwrap(),
+        2 => m.map_set("test", PINS, session, &value).await.unwrap(),
+        _ => {
+          let info = if rng.below(2) == 0 { rng.bytes() } else { br#"{"capacity":50}"#.to_vec() };
+          m.beat("test", "ghost", &info, Duration::from_millis(600)).await.unwrap();
+        }
+      }
+    }
+    tokio::time::sleep(Duration::from_millis(150 + 50 * rng.below(4) as u64)).await;
+    assert!(bench.doubled.lock().unwrap().is_empty(), "seed {seed} round {round}: {:?}", bench.doubled.lock().unwrap());
+    assert!(!a.task.is_finished() && !b.task.is_finished(), "seed {seed} round {round}: a worker loop ended");
+  }
+  for session in &sessions {
+    set_pin(&store, "test", session, None).await.unwrap();
+  }
+  bench.until("every session back, 6 and 6, once the ghost expired", |b| spread(b, &[6, 6])).await;
+  bench.no_double_owner();
+  a.fleet.close().await;
+  b.fleet.close().await;
+  assert!(bench.running.lock().unwrap().is_empty());
+}
