@@ -128,7 +128,7 @@ async fn export_one(store: &Store, target: &Target, session: &str, pick: &Pick) 
   match target {
     Target::Folder(dir) => {
       let path = dir.join(&name);
-      store.extract_version(key.as_str(), &path, pick).await?;
+      store.export_version(key.as_str(), &path, pick).await?;
       let len = std::fs::metadata(&path).map_err(StoreError::io("stat", &path))?.len();
       Ok((path.display().to_string(), len))
     }
@@ -136,7 +136,7 @@ async fn export_one(store: &Store, target: &Target, session: &str, pick: &Pick) 
       // Written as `extract` writes it, then uploaded whole: the object is the old zip or the new, never a part.
       let scratch = tempfile::tempdir().map_err(StoreError::io("create temp directory", std::env::temp_dir()))?;
       let path = scratch.path().join(&name);
-      store.extract_version(key.as_str(), &path, pick).await?;
+      store.export_version(key.as_str(), &path, pick).await?;
       let bytes = tokio::fs::read(&path).await.map_err(StoreError::io("read", &path))?;
       let len = bytes.len() as u64;
       tier.put(&name, bytes).await?;

@@ -209,6 +209,16 @@ impl Store {
   /// `extract` of a backup version: the one `pick` names, or the newest saved at or before its time (point in
   /// time); with neither, the stored session as `extract` gives it.
   pub async fn extract_version(&self, session: &str, path: &Path, pick: &Pick) -> Result<SessionInfo> {
+    self.write_version(session, path, pick, true).await
+  }
+
+  /// `extract_version` for a zip nobody here unzips (`export`): no watch for RemoteAuth's unzip of it, which would
+  /// otherwise look for a pad and the zip's empty folders in the session's live profile once the file moves.
+  pub async fn export_version(&self, session: &str, path: &Path, pick: &Pick) -> Result<SessionInfo> {
+    self.write_version(session, path, pick, false).await
+  }
+
+  async fn write_version(&self, session: &str, path: &Path, pick: &Pick, watch: bool) -> Result<SessionInfo> {
     let key = SessionArg::parse(session)?.key;
     let bytes = match (pick.version.as_deref(), pick.at_ms) {
       (None, None) => self.fetch(&key).await?,
@@ -226,7 +236,7 @@ impl Store {
     let (config, session) = (self.config.clone(), key.to_string());
     let zip = target.clone();
     let (header, written) = blocking::run(move || write_zip_file(&bytes, &config.pack, &session, &zip)).await?;
-    if written.padded || !written.empty_folders.is_empty() {
+    if watch && (written.padded || !written.empty_folders.is_empty()) {
       self.pads.watch(target.clone(), pad::profiles(&target, &key, &self.config.data_path), written);
     }
     Ok(SessionInfo { key, header })

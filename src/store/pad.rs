@@ -97,6 +97,14 @@ impl PadSweeper {
     }
   }
 
+  /// Watches still running.
+  #[cfg(test)]
+  pub fn watching(&self) -> usize {
+    let mut running = self.running.lock().expect("pad watches");
+    while running.tasks.try_join_next().is_some() {}
+    running.tasks.len()
+  }
+
   /// Ends the running watches: each takes a last look (removing a pad that is there, waiting `closing` for one
   /// that is not yet) and is awaited. Later extracts are watched again.
   pub async fn close(&self) {

@@ -55,6 +55,19 @@ async fn save_extract_delete() {
 }
 
 #[tokio::test]
+async fn extract_watches_for_the_unzip_and_export_does_not() {
+  let f = fixture();
+  write_session_zip(&f.root.join("auth/RemoteAuth-w.zip"), b"small: the pad follows it");
+  f.store.save("RemoteAuth-w", None).await.unwrap();
+  f.store.extract("RemoteAuth-w", &f.root.join("auth/RemoteAuth-w.zip")).await.unwrap();
+  assert_eq!(f.store.pads.watching(), 1, "RemoteAuth unzips what extract wrote: its pad is watched");
+  f.store.close().await;
+  f.store.export_version("RemoteAuth-w", &f.root.join("out/RemoteAuth-w.zip"), &Pick::default()).await.unwrap();
+  assert_eq!(f.store.pads.watching(), 0, "an exported zip is for another store: nothing here watches it");
+  assert!(read_only_entry(&f.root.join("out/RemoteAuth-w.zip")).starts_with(b"small"));
+}
+
+#[tokio::test]
 async fn absolute_session_path_finds_the_zip_beside_it() {
   let f = fixture();
   let stem = f.root.join("auth/RemoteAuth-b");
