@@ -166,7 +166,7 @@ const LABELS = {
   'rust-embedded': 'RustStore embedded',
   'rust-redis': 'RustStore Redis',
   'rust-redis-s3': 'RustStore Redis + S3 every save',
-  'rust-embedded-before': 'RustStore embedded, before (tar + zstd)',
+  'rust-embedded-before': `RustStore embedded, before (${process.env.BENCH_BEFORE_LABEL ?? 'an earlier build'})`,
   'seed-redis-store': "seed's JS Redis store",
   'wwebjs-aws-s3': 'wwebjs-aws-s3',
   'floor-redis': 'floor: raw ioredis SET/GET',
@@ -225,7 +225,7 @@ function render({ inputs, results, baseline, restore, runtimeS, fsyncMs, load, r
   md.push('')
   md.push(`- **Durability differs.** RustStore writes every file it leaves behind through a temp file, fsync, rename and a directory fsync: the embedded tier's archive on save, and the zip on every extract. The JS stores and the floors never fsync. On this machine one such durable replace of a small profile's size costs ${fsyncMs.toFixed(1)} ms (p50, measured at the end of the run).`)
   md.push('- **moto is not S3.** It is a Python mock on loopback, sharing the 2 cores: an S3 request costs it a few ms of CPU, where AWS S3 adds tens of ms of latency per request and no CPU here. The S3 figures rank the clients\' work against moto, not S3.')
-  md.push('- **Where the CPU work runs.** RustStore reads the zip\'s central directory, copies the kept entries\' compressed bytes as they are and checksums (BLAKE3) on Rust worker threads; the "before" build unpacked and recompressed (tar + zstd) there; the seed store gzips on the JS thread; the floors do no work beyond copying.')
+  md.push(`- **Where the CPU work runs.** RustStore reads the zip's central directory, copies the kept entries' compressed bytes as they are, inflates every kept file to check its CRC and size (on every core, while the copy is written; only the commit waits) and checksums (BLAKE3) on Rust worker threads; the "before" build is the one BENCH_BEFORE_ADDON named (${process.env.BENCH_BEFORE_LABEL ?? 'an earlier build'}); the seed store gzips on the JS thread; the floors do no work beyond copying.`)
   md.push('')
   md.push('Ratios in parentheses: **(× floor · × best alternative)**, where the floor is the better of the two raw baselines and the best alternative the better of the seed store and wwebjs-aws-s3, per figure. For times below 1 is better; for rates above 1 is better.')
   md.push('')

@@ -2,16 +2,44 @@
 //! dropped, its real size and CRC-32 checked against the central directory, the real bytes of all entries counted
 //! against `maxUnpackedBytes`. Each inflate stops the moment a bound is crossed, so a bomb costs at most its
 //! declared size. Entries are split into parts of about equal compressed size, one per core, checked in parallel.
+//!
+//! The check is a pure function of an entry's method, declared size and CRC and compressed bytes, so an entry that
+//! passed once is remembered by a hash of those (`VERIFIED`, bounded): a re-save of unchanged files, most of what
+//! RemoteAuth's periodic backups hand over (LevelDB tables never change once written), hashes them instead of
+//! inflating them. Their declared (= real) sizes still count against `maxUnpackedBytes`. Failures are not kept.
 
+use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use flate2::{Decompress, FlushDecompress, Status};
+use lru::LruCache;
 
 use crate::error::{Result, StoreError};
 
 /// Inflated per step: the buffer each part reuses.
 const STEP: usize = 64 * 1024;
+
+/// Entries remembered as verified: about 80 bytes each, so some 5 MiB at most (3,000 sessions of ~15 files fit).
+const REMEMBERED: usize = 1 << 16;
+
+static VERIFIED: LazyLock<Mutex<LruCache<[u8; 32], ()>>> =
+  LazyLock::new(|| Mutex::new(LruCache::new(NonZeroUsize::new(REMEMBERED).expect("not zero"))));
+
+fn verified() -> std::sync::MutexGuard<'static, LruCache<[u8; 32], ()>> {
+  VERIFIED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What decides the check's outcome for `span`, hashed.
+fn fingerprint(span: &Span, data: &[u8]) -> [u8; 32] {
+  let mut hash = blake3::Hasher::new();
+  hash.update(&[u8::from(span.method == Method::Deflated)]);
+  hash.update(&span.size.to_le_bytes());
+  hash.update(&span.crc.to_le_bytes());
+  hash.update(data);
+  *hash.finalize().as_bytes()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Method {
@@ -34,6 +62,8 @@ pub(super) struct Span {
 pub(super) struct Shared {
   inflated: AtomicU64,
   failed: AtomicBool,
+  /// Entries inflated (not remembered as verified).
+  pub checked: AtomicU64,
 }
 
 /// Positions of `spans` in `n` parts of about equal compressed size (largest first, each to the lightest part).
@@ -73,9 +103,9 @@ fn invalid(span: &Span, why: impl std::fmt::Display) -> StoreError {
 }
 
 /// Counts `n` more real bytes of `span`: past its declared size it is a lie, past `limit` a bomb.
-fn count(span: &Span, seen: &mut u64, n: usize, limit: u64, shared: &Shared) -> Result<()> {
-  *seen += n as u64;
-  let total = shared.inflated.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+fn count(span: &Span, seen: &mut u64, n: u64, limit: u64, shared: &Shared) -> Result<()> {
+  *seen += n;
+  let total = shared.inflated.fetch_add(n, Ordering::Relaxed) + n;
   if total > limit {
     return Err(StoreError::ArchiveLimit(format!("kept files unpack to more than {limit} bytes")));
   }
@@ -94,12 +124,31 @@ fn check_one(
   inflate: &mut Decompress,
 ) -> Result<()> {
   let data = zip.get(span.data.clone()).ok_or_else(|| invalid(span, "its data lies past the end of the zip"))?;
+  let mut seen = 0u64;
+  let key = fingerprint(span, data);
+  if verified().get(&key).is_some() {
+    return count(span, &mut seen, span.size, limit, shared);
+  }
+  shared.checked.fetch_add(1, Ordering::Relaxed);
+  inflate_and_check(data, span, limit, shared, buf, inflate)?;
+  verified().put(key, ());
+  Ok(())
+}
+
+fn inflate_and_check(
+  data: &[u8],
+  span: &Span,
+  limit: u64,
+  shared: &Shared,
+  buf: &mut [u8],
+  inflate: &mut Decompress,
+) -> Result<()> {
   let mut crc = crc32fast::Hasher::new();
   let mut seen = 0u64;
   match span.method {
     Method::Stored => {
       for chunk in data.chunks(STEP) {
-        count(span, &mut seen, chunk.len(), limit, shared)?;
+        count(span, &mut seen, chunk.len() as u64, limit, shared)?;
         crc.update(chunk);
       }
     }
@@ -112,7 +161,7 @@ fn check_one(
           .decompress(&data[at..], buf, FlushDecompress::None)
           .map_err(|e| invalid(span, format!("its deflate data is damaged ({e})")))?;
         let n = (inflate.total_out() - before) as usize;
-        count(span, &mut seen, n, limit, shared)?;
+        count(span, &mut seen, n as u64, limit, shared)?;
         crc.update(&buf[..n]);
         match status {
           Status::StreamEnd => break,
@@ -180,6 +229,30 @@ mod tests {
     assert_eq!(code(span(&garbage, Method::Deflated, n, crc, 0), &garbage, u64::MAX), "ERR_ZIP_INVALID");
     let short = span(&packed, Method::Deflated, n, crc, 10);
     assert_eq!(code(short, &packed, u64::MAX), "ERR_ZIP_INVALID", "data past the end");
+  }
+
+  #[test]
+  fn a_verified_entry_is_remembered_only_for_the_same_bytes_size_and_crc() {
+    // Bytes no other test uses: the memo is shared by the process.
+    let body: Vec<u8> = (0..200_000u32).flat_map(|i| (i.wrapping_mul(2_654_435_761) >> 7).to_le_bytes()).collect();
+    let (crc, packed, n) = (crc32fast::hash(&body), deflate(&body), body.len() as u64);
+    let check = |s: &Span, data: &[u8], limit: u64| {
+      let shared = Shared::default();
+      let result = check_part(data, std::slice::from_ref(s), &[0], limit, &shared);
+      (result.map_err(|e| e.code()), shared.checked.load(Ordering::Relaxed))
+    };
+    let good = span(&packed, Method::Deflated, n, crc, 0);
+    assert_eq!(check(&good, &packed, u64::MAX), (Ok(()), 1), "inflated the first time");
+    assert_eq!(check(&good, &packed, u64::MAX), (Ok(()), 0), "remembered the second");
+    assert_eq!(check(&good, &packed, n - 1), (Err("ERR_ARCHIVE_LIMIT"), 0), "still counted against the limit");
+    // Any change to what decides the outcome is checked again, and caught.
+    assert_eq!(check(&span(&packed, Method::Deflated, n, crc ^ 1, 0), &packed, u64::MAX), (Err("ERR_ZIP_INVALID"), 1));
+    assert_eq!(check(&span(&packed, Method::Deflated, n + 1, crc, 0), &packed, u64::MAX), (Err("ERR_ZIP_INVALID"), 1));
+    assert_eq!(check(&span(&packed, Method::Stored, n, crc, 0), &packed, u64::MAX), (Err("ERR_ZIP_INVALID"), 1));
+    let mut flipped = packed.clone();
+    flipped[packed.len() / 2] ^= 0x40;
+    assert_eq!(check(&good, &flipped, u64::MAX), (Err("ERR_ZIP_INVALID"), 1), "a flipped byte is inflated again");
+    assert_eq!(check(&good, &flipped, u64::MAX), (Err("ERR_ZIP_INVALID"), 1), "failures are not remembered");
   }
 
   #[test]
