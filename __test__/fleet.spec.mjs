@@ -138,9 +138,12 @@ test.serial('drain() hands every session off and a 4th worker takes its share: b
   t.log(`in handoff at once: drain ${drainPeak}, join ${joinPeak}`)
   t.true(drainPeak >= 1 && drainPeak <= timing.maxConcurrentStarts)
   t.true(joinPeak >= 1 && joinPeak <= 2 * timing.maxConcurrentStarts)
-  const status = await b.ask('status')
+  // status() is b's view as of its last round: wait for a round that saw d's starts.
+  const status = await until('b sees nothing unassigned', async () => {
+    const now = await b.ask('status')
+    return now.unassigned.length === 0 && now
+  })
   t.is(status.workers.find((w) => w.id === 'a').draining, true)
-  t.deepEqual(status.unassigned, [])
 
   // The CLI reads the same from Redis alone; --pause stops a session everywhere, --unpin brings it back.
   const cli = (...args) => {
