@@ -286,9 +286,9 @@ export interface FleetOptions {
   /** Fleets sharing one Redis are told apart by this name. Default `'default'`. */
   group?: string
   /**
-   * Start the session's client (e.g. `new Client({ authStrategy: new SafeRemoteAuth({ store, clientId,
-   * lease: { ttlMs, renewEveryMs } }) })`, then `initialize()`); resolve once it is started. The lease is
-   * already taken for this worker: SafeRemoteAuth on the same store adopts its token.
+   * Start the session's client (e.g. `new Client({ authStrategy: SafeRemoteAuth.forFleet(start, { store }) })`,
+   * then `initialize()`); resolve once it is started. The lease is already taken for this worker: forFleet
+   * adopts it on the same store, and the fleet renews and releases it.
    */
   onStart: (session: FleetSession) => Promise<unknown> | unknown
   /** Destroy the session's client (after its final backup); resolve once it is gone. */

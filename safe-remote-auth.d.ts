@@ -23,8 +23,8 @@ export interface SafeRemoteAuthOptions {
   deleteOnDisconnect?: boolean
   /** Back up once more in `destroy()`. Default true. */
   backupOnDestroy?: boolean
-  /** Own the session through the store's lease; a second replica's `initialize()` fails with ERR_LEASE_HELD. Released on `destroy()` and `logout()`. */
-  lease?: boolean | { ttlMs?: number; renewEveryMs?: number }
+  /** Own the session through the store's lease; a second replica's `initialize()` fails with ERR_LEASE_HELD. Released on `destroy()` and `logout()`. With `token` (a fleet's: use `forFleet`) the fleet holds, renews and releases it. */
+  lease?: boolean | { ttlMs?: number; renewEveryMs?: number; token?: string }
   /** With a store that has `saveProfile` / `restoreProfile` (RustStore): back up and restore the profile folder directly, no temp copy and no zip, each LevelDB read as a consistent snapshot. Default true; false keeps RemoteAuth's zip path. */
   directProfile?: boolean
 }
@@ -33,6 +33,12 @@ type RemoteAuthOptions = ConstructorParameters<typeof RemoteAuth>[0]
 
 export declare class SafeRemoteAuthClass extends RemoteAuth {
   constructor(options: RemoteAuthOptions & SafeRemoteAuthOptions)
+  /** The auth strategy for a session a fleet started, from `onStart`'s argument: adopts the fleet's lease (renewed and released by the fleet). `options.store` must be the store the fleet runs on. */
+  static forFleet<T extends typeof SafeRemoteAuthClass>(
+    this: T,
+    start: { clientId: string; token: string; ttlMs: number; renewEveryMs: number },
+    options: RemoteAuthOptions & Omit<SafeRemoteAuthOptions, 'lease'>,
+  ): InstanceType<T>
   /** One backup with retries; resolves true when stored, false after giving up. Never rejects. */
   backup(options?: { emit?: boolean }): Promise<boolean>
 }

@@ -81,9 +81,11 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
      * @param {boolean} [options.deleteOnDisconnect=false] delete the stored session when WhatsApp disconnects the
      *   client (CONFLICT, UNPAIRED, …), as RemoteAuth does; by default only `logout()` deletes it
      * @param {boolean} [options.backupOnDestroy=true] back up once more in `destroy()`
-     * @param {boolean | { ttlMs?: number, renewEveryMs?: number }} [options.lease] own the session through the
-     *   store's lease (RustStore's `acquireLease`): a second replica's `initialize()` fails with ERR_LEASE_HELD
-     *   instead of both running it (WhatsApp answers two with CONFLICT). Default ttl 30 s, renewed every third.
+     * @param {boolean | { ttlMs?: number, renewEveryMs?: number, token?: string }} [options.lease] own the session
+     *   through the store's lease (RustStore's `acquireLease`): a second replica's `initialize()` fails with
+     *   ERR_LEASE_HELD instead of both running it (WhatsApp answers two with CONFLICT). Default ttl 30 s, renewed
+     *   every third. With `token` (a fleet's, see `forFleet`) the lease is the fleet's: adopted, never renewed or
+     *   released here.
      * @param {boolean} [options.directProfile=true] with a store that has `saveProfile` / `restoreProfile`
      *   (RustStore), back up and restore the profile folder directly: no temp copy, no zip, each LevelDB read as a
      *   consistent snapshot, the restored folder swapped in whole. `false` keeps RemoteAuth's zip path.
@@ -122,8 +124,22 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
         if (!whole(ttlMs, 86_400_000) || !whole(renewEveryMs, ttlMs - 1)) {
           throw invalid('lease: ttlMs must be 1 ms to 24 h, and renewEveryMs shorter than ttlMs')
         }
-        this.lease = { ttlMs, renewEveryMs, session: null, token: null, timer: null, lost: false }
+        const { token: fleetToken = null } = options.lease === true ? {} : options.lease
+        if (fleetToken !== null && (typeof fleetToken !== 'string' || fleetToken === '')) {
+          throw invalid('lease.token must be the token the fleet passed to onStart')
+        }
+        this.lease = { ttlMs, renewEveryMs, session: null, token: null, timer: null, lost: false, fleetToken }
       }
+    }
+
+    /**
+     * The auth strategy for a session a fleet started: `onStart`'s argument gives the client id and the lease, which
+     * the fleet already holds and renews (one renewal per session, not two) and releases after `onStop`.
+     * @param {{ clientId: string, token: string, ttlMs: number, renewEveryMs: number }} start `onStart`'s argument
+     * @param {object} options as the constructor's (`store` the one the fleet runs on)
+     */
+    static forFleet({ clientId, token, ttlMs, renewEveryMs }, options = {}) {
+      return new this({ ...options, clientId, lease: { ttlMs, renewEveryMs, token } })
     }
 
     /** A wait that `close()` cuts short, and that never keeps the process alive by itself. */
@@ -158,11 +174,19 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
         // RemoteAuth sets sessionName only once it gets that far; a failed start releases it by this name.
         const session = this.clientId ? `RemoteAuth-${this.clientId}` : 'RemoteAuth'
         this.lease.session = session
+        // Taking it again on the store that holds it renews it and hands back the holder's token.
         this.lease.token = await this.store.acquireLease(session, { ttlMs: this.lease.ttlMs })
         this.lease.lost = false
         clearInterval(this.lease.timer)
-        this.lease.timer = setInterval(() => this.renewLease(session), this.lease.renewEveryMs)
-        this.lease.timer.unref?.()
+        if (this.lease.fleetToken) {
+          if (this.lease.token !== this.lease.fleetToken) {
+            await this.releaseLease()
+            throw invalid('lease.token is not held by this store: pass forFleet the store the fleet runs on')
+          }
+        } else {
+          this.lease.timer = setInterval(() => this.renewLease(session), this.lease.renewEveryMs)
+          this.lease.timer.unref?.()
+        }
       }
       try {
         return await super.beforeBrowserInitialized()
@@ -196,6 +220,8 @@ function safeRemoteAuth(RemoteAuth, { unzipper = wwebjsUnzipper() } = {}) {
       clearInterval(this.lease.timer)
       const token = this.lease.token
       this.lease.token = null
+      // The fleet's lease is the fleet's to release (after onStop), so no other worker starts it before that.
+      if (token === this.lease.fleetToken) return
       // Best effort: an unreleased lease expires by itself after ttlMs.
       await this.store.releaseLease(this.lease.session, token).catch(() => {})
     }

@@ -14,11 +14,11 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 export const timing = { ttlMs: 2500, renewEveryMs: 300, stopTimeoutMs: 1000, maxConcurrentStarts: 4 }
 
 /** `count` sessions saved by whatsapp-web.js's RemoteAuth, each profile holding a marker naming it. */
-export async function saveSessions(root, redis, count) {
+export async function saveSessions(root, redis, count, { from = 0 } = {}) {
   const dataPath = path.join(root, 'seed')
   const store = new RustStore({ redis, dataPath, saveErrors: 'reject' })
   const names = []
-  for (let i = 0; i < count; i++) {
+  for (let i = from; i < from + count; i++) {
     const clientId = `acct${String(i).padStart(3, '0')}`
     const { auth } = remoteAuth('whatsapp-web.js', { store, clientId, dataPath })
     await auth.beforeBrowserInitialized()

@@ -81,3 +81,48 @@ test.serial('SafeRemoteAuth with a lease: a second replica cannot start; a repli
   await c.auth.beforeBrowserInitialized() // B released it on destroy
   await c.auth.destroy()
 })
+
+test.serial('SafeRemoteAuth.forFleet adopts the lease the fleet holds: no second renewal, left held by destroy(); another store is refused', async (t) => {
+  const redis = await startRedis(t)
+  const root = tempDir(t)
+  const session = 'RemoteAuth-acct'
+  const store = new RustStore({ redis: { url: redis.url }, dataPath: path.join(root, 'a'), saveErrors: 'reject' })
+  // What the fleet did before onStart: took the lease on this store.
+  const ttlMs = 1_000
+  const token = await store.acquireLease(session, { ttlMs })
+  const calls = { renewLease: 0, releaseLease: 0 }
+  const counted = new Proxy(store, {
+    get(target, name) {
+      const value = Reflect.get(target, name)
+      if (typeof value !== 'function') return value
+      return (...args) => {
+        if (name in calls) calls[name]++
+        return value.apply(target, args)
+      }
+    },
+  })
+  const start = { session, clientId: 'acct', token, ttlMs, renewEveryMs: 100 }
+  const auth = SafeRemoteAuth.forFleet(start, { store: counted, dataPath: path.join(root, 'a'), backupSyncIntervalMs: 60_000 })
+  auth.setup(fakeClient())
+  await auth.beforeBrowserInitialized()
+  t.is(auth.lease.token, token, 'the fleet token, adopted')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.is(calls.renewLease, 0, 'the fleet renews it, SafeRemoteAuth does not')
+  makeProfile(auth.userDataDir, { junk: false })
+  t.true(await auth.backup(), 'saves are fenced by the fleet token and go through')
+  await auth.destroy()
+  t.is(calls.releaseLease, 0, 'released by the fleet after onStop, not by destroy()')
+  t.is(await store.renewLease(session, token, { ttlMs }), 'renewed', 'still held by the fleet token')
+
+  // A client built on another store would not be fenced by the fleet's token: refused before it restores anything.
+  const other = new RustStore({ redis: { url: redis.url }, dataPath: path.join(root, 'b') })
+  const stray = SafeRemoteAuth.forFleet(start, { store: other, dataPath: path.join(root, 'b'), backupSyncIntervalMs: 60_000 })
+  stray.setup(fakeClient())
+  t.is((await t.throwsAsync(stray.beforeBrowserInitialized())).code, 'ERR_LEASE_HELD')
+  await store.releaseLease(session, token)
+  const late = SafeRemoteAuth.forFleet(start, { store: other, dataPath: path.join(root, 'b'), backupSyncIntervalMs: 60_000 })
+  late.setup(fakeClient())
+  t.is((await t.throwsAsync(late.beforeBrowserInitialized())).code, 'ERR_INVALID_OPTION', 'a token this store does not hold')
+  t.is((await store.acquireLease(session, { ttlMs })).length, 32, 'and the lease it took meanwhile was given back')
+  t.throws(() => SafeRemoteAuth.forFleet({ ...start, token: '' }, { store, backupSyncIntervalMs: 60_000 }), { code: 'ERR_INVALID_OPTION' })
+})

@@ -19,13 +19,41 @@ const auths = new Map()
 const log = (entry) => fs.appendFileSync(opts.log, JSON.stringify({ t: Date.now(), worker: opts.workerId, ...entry }) + '\n')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+const markerPath = (auth) => path.join(auth.userDataDir, 'Default/Local Storage/marker.txt')
+
 /** What the restored profile says it is: the marker the spec saved in it. */
 function marker(auth) {
   try {
-    return fs.readFileSync(path.join(auth.userDataDir, 'Default/Local Storage/marker.txt'), 'utf8')
+    return fs.readFileSync(markerPath(auth), 'utf8')
   } catch {
     return null
   }
+}
+
+/** Every file of the restored profile, `path:size`, sorted: the spec compares it with the tree it saved. */
+function tree(auth) {
+  return fs
+    .readdirSync(auth.userDataDir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => {
+      const full = path.join(d.parentPath ?? d.path, d.name)
+      return `${path.relative(auth.userDataDir, full)}:${fs.statSync(full).size}`
+    })
+    .sort()
+}
+
+/**
+ * A new version of every running session: its marker says `version`; backed up now (through the fleet's lease)
+ * when `backup`, else left for the final backup of `onStop`.
+ */
+async function mark(version, backup) {
+  const out = {}
+  for (const [session, { auth }] of auths) {
+    if (!auth) continue
+    fs.writeFileSync(markerPath(auth), `${session} ${version}`)
+    out[session] = backup ? await auth.backup() : true
+  }
+  return out
 }
 
 const fleet = store.fleet({
@@ -36,17 +64,21 @@ const fleet = store.fleet({
   stopTimeoutMs: opts.stopTimeoutMs,
   maxConcurrentStarts: opts.maxConcurrentStarts,
   unassignedAlertMs: opts.unassignedAlertMs,
-  async onStart({ session, clientId, token, ttlMs, renewEveryMs }) {
+  async onStart(start) {
+    const { session, token } = start
     // Logged before the client exists: an owner's interval starts at its first step.
     log({ event: 'start', session, token })
     if (opts.light) {
       auths.set(session, { token })
     } else {
-      const auth = new SafeRemoteAuth({ store, clientId, dataPath: opts.dataPath, backupSyncIntervalMs: 60_000, lease: { ttlMs, renewEveryMs } })
+      const auth = SafeRemoteAuth.forFleet(start, { store, dataPath: opts.dataPath, backupSyncIntervalMs: 60_000 })
       auth.setup(fakeClient())
       await auth.beforeBrowserInitialized()
+      // As the client does once WhatsApp is ready: from then on backups run, and destroy() backs up once more.
+      await auth.afterAuthReady()
       auths.set(session, { token, auth })
-      log({ event: 'started', session, token, marker: marker(auth), adopted: auth.lease.token === token })
+      // ownRenewals: a renew timer of its own would renew the fleet's lease a second time.
+      log({ event: 'started', session, token, marker: marker(auth), tree: tree(auth), adopted: auth.lease.token === token, ownRenewals: Boolean(auth.lease.timer) })
     }
     if (opts.startDelayMs) await sleep(opts.startDelayMs)
   },
@@ -67,6 +99,8 @@ process.on('message', async ({ id, cmd }) => {
   if (cmd === 'status') reply = fleet.status()
   if (cmd === 'metrics') reply = await store.metrics()
   if (cmd === 'drain') reply = await fleet.drain()
+  if (cmd === 'bump') reply = await mark('v2', true)
+  if (cmd === 'touch') reply = await mark('v3', false)
   if (cmd === 'close') reply = await fleet.close()
   process.send({ id, reply: reply ?? null })
   if (cmd === 'close') process.disconnect()

@@ -38,9 +38,9 @@ pub struct FleetOptions<'a> {
   pub unassigned_alert_ms: Option<f64>,
   /// Fleets sharing one Redis are told apart by this name. Default `'default'`.
   pub group: Option<String>,
-  /// Start the session's client (e.g. `new Client({ authStrategy: new SafeRemoteAuth({ store, clientId,
-  /// lease: { ttlMs, renewEveryMs } }) })`, then `initialize()`); resolve once it is started. The lease is
-  /// already taken for this worker: SafeRemoteAuth on the same store adopts its token.
+  /// Start the session's client (e.g. `new Client({ authStrategy: SafeRemoteAuth.forFleet(start, { store }) })`,
+  /// then `initialize()`); resolve once it is started. The lease is already taken for this worker: forFleet
+  /// adopts it on the same store, and the fleet renews and releases it.
   #[napi(ts_type = "(session: FleetSession) => Promise<unknown> | unknown")]
   pub on_start: Unknown<'a>,
   /// Destroy the session's client (after its final backup); resolve once it is gone.
