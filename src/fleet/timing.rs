@@ -6,7 +6,8 @@
 //! without stopping anything, and guarantees the stop begins before anyone else could start the session.
 //!
 //! Failover of a dead worker: its heartbeat and leases expire within `ttl`, and the others see it at their next
-//! check: `ttl + renew_every`, plus the time `onStart` takes.
+//! check: `ttl + renew_every`, plus the time `onStart` takes. Usually about `ttl`: a worker that sees a heartbeat
+//! run out before its next tick checks again then (worker.rs, `recheck`).
 
 use std::time::Duration;
 

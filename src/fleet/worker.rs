@@ -25,7 +25,19 @@ struct Ctx {
   hooks: Arc<dyn Hooks>,
   /// The live members of the last heartbeat that reached the tier.
   members: Mutex<Option<Vec<Member>>>,
+  /// When another member's heartbeat runs out before the next tick: beat again then, so a dead worker's sessions
+  /// move about `ttl` after its last beat rather than up to a whole interval later.
+  recheck: Mutex<Option<Instant>>,
   joined: Instant,
+}
+
+enum Tick {
+  /// Beat, renew, assign.
+  Full,
+  /// Beat (a member's heartbeat ran out), assign.
+  Beat,
+  /// A start or stop finished: assign.
+  Wake,
 }
 
 /// What the tier said this round, read before the state is locked.
@@ -38,22 +50,29 @@ struct Round {
 }
 
 pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
-  let ctx = Arc::new(Ctx { shared, store, hooks, members: Mutex::new(None), joined: Instant::now() });
+  let members = Mutex::new(None);
+  let ctx = Arc::new(Ctx { shared, store, hooks, members, recheck: Mutex::new(None), joined: Instant::now() });
   let every = ctx.shared.config.timing.renew_every;
   let mut timer = tokio::time::interval(every);
   timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
   loop {
-    let full = tokio::select! {
-      _ = timer.tick() => true,
+    let recheck = *ctx.recheck.lock().unwrap_or_else(|p| p.into_inner());
+    let tick = tokio::select! {
+      _ = timer.tick() => Tick::Full,
+      _ = async { tokio::time::sleep_until(recheck.unwrap().into()).await }, if recheck.is_some() => Tick::Beat,
       _ = ctx.shared.wake.notified() => {
         // Coalesces a burst of finished starts and stops into one round.
         tokio::time::sleep((every / 4).min(Duration::from_millis(100))).await;
-        false
+        Tick::Wake
       }
     };
-    if full {
-      ctx.beat().await;
-      ctx.renew().await;
+    match tick {
+      Tick::Full => {
+        ctx.beat().await;
+        ctx.renew().await;
+      }
+      Tick::Beat => ctx.beat().await,
+      Tick::Wake => {}
     }
     ctx.deadlines();
     if ctx.shared.lock().closing {
@@ -124,6 +143,12 @@ impl Ctx {
       unassigned: info.unassigned,
       oldest_unassigned_ms: info.oldest_unassigned_ms,
     }));
+    // The first other heartbeat that runs out before the next tick (margin: the tier drops it strictly after).
+    let me = cfg.worker_id.as_str();
+    let soonest = members.iter().flatten().filter(|m| m.id != me).map(|m| m.expires_in).min();
+    *self.recheck.lock().unwrap_or_else(|p| p.into_inner()) = soonest
+      .filter(|left| *left < timing.renew_every)
+      .map(|left| Instant::now() + left + Duration::from_millis(20));
     *members_now = members;
   }
 

@@ -12,11 +12,13 @@ use async_trait::async_trait;
 
 use crate::error::{Result, StoreError};
 
-/// A live member: its id and the bytes it last published with its heartbeat.
+/// A live member: its id, the bytes it last published with its heartbeat, and how long its heartbeat has left
+/// (by the tier's clock, as of the reply): a member that stopped beating drops out then.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
   pub id: String,
   pub info: Vec<u8>,
+  pub expires_in: Duration,
 }
 
 #[async_trait]
@@ -79,7 +81,12 @@ impl ProcessMembership {
     let now = Instant::now();
     let members = table.members.entry((self.dir.clone(), group.to_owned())).or_default();
     members.retain(|_, (until, _)| *until > now);
-    members.iter().map(|(id, (_, info))| Member { id: id.clone(), info: info.clone() }).collect()
+    let member = |(id, (until, info)): (&String, &(Instant, Vec<u8>))| Member {
+      id: id.clone(),
+      info: info.clone(),
+      expires_in: until.saturating_duration_since(now),
+    };
+    members.iter().map(member).collect()
   }
 }
 
@@ -160,7 +167,10 @@ mod tests {
     let live = m.beat("g", "b", b"2", Duration::from_secs(10)).await.unwrap();
     assert_eq!(live.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     tokio::time::sleep(Duration::from_millis(60)).await;
-    assert_eq!(m.members("g").await.unwrap(), [Member { id: "b".into(), info: b"2".to_vec() }]);
+    let live = m.members("g").await.unwrap();
+    assert_eq!(live.iter().map(|m| (m.id.as_str(), m.info.as_slice())).collect::<Vec<_>>(), [("b", &b"2"[..])]);
+    let left = live[0].expires_in;
+    assert!(left > Duration::from_secs(9) && left <= Duration::from_secs(10), "{left:?}");
     m.leave("g", "b").await.unwrap();
     assert!(m.members("g").await.unwrap().is_empty());
     assert!(m.members("other").await.unwrap().is_empty());

@@ -11,20 +11,23 @@ use super::RedisTier;
 use crate::error::{Result, StoreError};
 use crate::tier::{Member, Membership};
 
-// KEYS: members zset, info hash. ARGV: id, info, ttl ms ('' for a read). Drops the expired, returns id, info pairs.
+// KEYS: members zset, info hash. ARGV: id, info, ttl ms ('' for a read). Drops the expired; returns id, info, ms left
+// per member.
 const BEAT: &str =
   "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
   if ARGV[1] ~= '' then redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1]) \
     redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end \
   local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) \
   for _, id in ipairs(dead) do redis.call('HDEL', KEYS[2], id) redis.call('ZREM', KEYS[1], id) end \
-  local out = {} for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do \
-    out[#out + 1] = id out[#out + 1] = redis.call('HGET', KEYS[2], id) or '' end return out";
+  local z = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') local out = {} for i = 1, #z, 2 do \
+    out[#out + 1] = z[i] out[#out + 1] = redis.call('HGET', KEYS[2], z[i]) or '' \
+    out[#out + 1] = tostring(tonumber(z[i + 1]) - now) end return out";
 // Read-only: scripts that only read may run where writes are refused, so members() does not drop anything.
 const MEMBERS: &str =
   "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
-  local out = {} for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do \
-    out[#out + 1] = id out[#out + 1] = redis.call('HGET', KEYS[2], id) or '' end return out";
+  local z = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES') local out = {} \
+  for i = 1, #z, 2 do out[#out + 1] = z[i] out[#out + 1] = redis.call('HGET', KEYS[2], z[i]) or '' \
+    out[#out + 1] = tostring(tonumber(z[i + 1]) - now) end return out";
 const LEAVE: &str = "redis.call('ZREM', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) return 0";
 const REMOVE_IF: &str =
   "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end \
@@ -50,9 +53,15 @@ impl RedisTier {
     let keys = [self.group_key(group, "members")?, self.group_key(group, "info")?];
     let flat: Vec<Vec<u8>> = redis::from_redis_value(self.eval_value(script, &keys, args).await?)
       .map_err(|e| StoreError::Internal(format!("membership reply: {e}")))?;
+    // (id, info, ms its heartbeat has left) per member.
+    let left = |ms: &[u8]| std::str::from_utf8(ms).ok().and_then(|ms| ms.parse::<f64>().ok()).unwrap_or(0.0);
     let mut out: Vec<Member> = flat
-      .chunks_exact(2)
-      .map(|pair| Member { id: String::from_utf8_lossy(&pair[0]).into_owned(), info: pair[1].clone() })
+      .chunks_exact(3)
+      .map(|m| Member {
+        id: String::from_utf8_lossy(&m[0]).into_owned(),
+        info: m[1].clone(),
+        expires_in: Duration::from_millis(left(&m[2]).max(0.0) as u64),
+      })
       .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
