@@ -66,10 +66,16 @@ struct Db {
   logs: BTreeSet<u64>,
 }
 
+/// A file that vanished mid-walk means the profile is changing; any other I/O failure (an unreadable folder) is
+/// the file system's, coded ERR_IO with its path, never an internal error.
 fn walk_err(e: walkdir::Error) -> StoreError {
-  match e.io_error().map(|io| io.kind()) {
-    Some(std::io::ErrorKind::NotFound) => StoreError::ProfileChanging(format!("reading the profile: {e}")),
-    _ => StoreError::Internal(format!("reading the profile: {e}")),
+  if e.io_error().is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) {
+    return StoreError::ProfileChanging(format!("reading the profile: {e}"));
+  }
+  let path = e.path().map(Path::to_path_buf).unwrap_or_default();
+  match e.into_io_error() {
+    Some(io) => StoreError::io("reading the profile", path)(io),
+    None => StoreError::Internal("reading the profile: a link loop".into()),
   }
 }
 
@@ -309,5 +315,19 @@ mod tests {
     std::fs::write(db.join("000007.ldb"), crate::archive::leveldb::tests::table(70_000, 7)).unwrap();
     std::fs::write(db.join("000005.ldb"), cut).unwrap();
     assert_eq!(pack_dir(dir.path(), &PackOptions::default(), "s").unwrap_err().code(), "ERR_PROFILE_CHANGING");
+  }
+
+  #[test]
+  fn a_walk_that_fails_for_another_reason_than_a_vanished_file_is_err_io_with_its_path() {
+    // A path through a file (ENOTDIR) fails like an unreadable folder (EACCES) does, and needs no permissions
+    // (tests may run as root, which reads mode-000 folders).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), b"x").unwrap();
+    let bad = walkdir::WalkDir::new(dir.path().join("file/below")).into_iter().next().unwrap().unwrap_err();
+    let err = walk_err(bad);
+    assert_eq!(err.code(), "ERR_IO", "{err}");
+    assert!(err.to_string().contains("file/below"), "{err}");
+    let gone = walkdir::WalkDir::new(dir.path().join("gone")).into_iter().next().unwrap().unwrap_err();
+    assert_eq!(walk_err(gone).code(), "ERR_PROFILE_CHANGING");
   }
 }

@@ -10,6 +10,7 @@ use std::io::Cursor;
 use zip::ZipArchive;
 
 use super::names::{entry_name, Names};
+use super::verify::{check_part, Method, Shared, Span};
 use super::Limits;
 use crate::error::{Result, StoreError};
 
@@ -30,14 +31,18 @@ fn method_matches(local: u16, central: zip::CompressionMethod) -> bool {
   matches!((local, central), (0, zip::CompressionMethod::Stored) | (8, zip::CompressionMethod::Deflated))
 }
 
-/// Checks `payload` as above; the limits bound what its directory may declare.
-pub(super) fn check_stored_zip(payload: &[u8], limits: &Limits) -> Result<()> {
+/// Checks `payload` as above; the limits bound what its directory may declare. With `inflate` (a plain archive,
+/// whose hash anyone who can write the tier can recompute) every file is also inflated and checked against its
+/// size and CRC as a save checks it, so unzipper, which inflates without a bound, gets nothing a save refuses
+/// (entries a save of this process verified are remembered and only hashed).
+pub(super) fn check_stored_zip(payload: &[u8], limits: &Limits, inflate: bool) -> Result<()> {
   let mut zip = ZipArchive::new(Cursor::new(payload)).map_err(corrupt)?;
   if zip.has_duplicate_names() {
     return Err(StoreError::UnsafeEntry { name: "(one of the archive's entries)".into(), reason: "appears twice" });
   }
   let mut names = Names::new(*limits);
   let mut extents = Vec::with_capacity(zip.len());
+  let mut spans = Vec::new();
   for i in 0..zip.len() {
     let file = zip.by_index_raw(i).map_err(corrupt)?;
     let entry = entry_name(file.name_raw(), &file.name().map_err(corrupt)?)?;
@@ -66,6 +71,11 @@ pub(super) fn check_stored_zip(payload: &[u8], limits: &Limits) -> Result<()> {
     }
     let end = (at + 30 + name_len + extra_len) as u64 + file.compressed_size();
     extents.push((at as u64, end));
+    if !is_dir {
+      let method = if file.compression() == zip::CompressionMethod::Stored { Method::Stored } else { Method::Deflated };
+      let data = at + 30 + name_len + extra_len..usize::try_from(end).map_err(corrupt)?;
+      spans.push(Span { name: entry.path, data, method, size: file.size(), crc: file.crc32() });
+    }
   }
   names.finish()?;
   extents.sort_unstable();
@@ -78,6 +88,13 @@ pub(super) fn check_stored_zip(payload: &[u8], limits: &Limits) -> Result<()> {
   }
   if next != zip.central_directory_start() {
     return Err(corrupt("bytes between its last entry and its directory"));
+  }
+  if inflate {
+    let all: Vec<usize> = (0..spans.len()).collect();
+    check_part(payload, &spans, &all, limits.max_unpacked_bytes, &Shared::default()).map_err(|e| match e {
+      StoreError::ZipInvalid(why) => corrupt(why),
+      other => other,
+    })?;
   }
   Ok(())
 }

@@ -78,8 +78,9 @@ pub fn write_zip_padded<W: Write + Seek>(
   if !header.is_zip() {
     return write_tar_payload(&header, payload, limits, out, target).map(|written| (header, written));
   }
-  // The hash held, but a plain archive's hash is no signature: what unzipper will read is checked as saves are.
-  check_stored_zip(payload, limits)?;
+  // The hash held, but a plain archive's hash is no signature: what unzipper will read is checked as saves are
+  // (an encrypted one is authenticated: its structure is still checked, its bytes were sealed by a save).
+  check_stored_zip(payload, limits, plain.is_none())?;
   let mut zip = ZipArchive::new(Cursor::new(payload)).map_err(corrupt)?;
   if zip.len() as u64 != u64::from(header.entries) {
     return Err(corrupt(format!("holds {} entries, its header says {}", zip.len(), header.entries)));

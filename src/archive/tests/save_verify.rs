@@ -31,6 +31,29 @@ fn damaged_deflate_data_is_refused_by_the_save_and_is_err_archive_corrupt_on_res
   let dir = tempfile::tempdir().unwrap();
   let err = write_dir(&packed.bytes, None, &Limits::default(), "s", dir.path()).unwrap_err();
   assert_eq!(err.code(), "ERR_ARCHIVE_CORRUPT", "{err}");
+  // And `extract` inflates a plain stored copy before unzipper (which inflates without a check) would.
+  let err = unpack(&packed.bytes).unwrap_err();
+  assert_eq!(err.code(), "ERR_ARCHIVE_CORRUPT", "{err}");
+}
+
+#[test]
+fn extract_refuses_a_plain_stored_copy_whose_bytes_lie_about_their_crc_or_size() {
+  let body = log_like(5000);
+  let good = one_file("Default/IndexedDB/a", &body);
+  assert!(unpack(&pack(&good).unwrap().bytes).is_ok());
+  // The CRC in both headers changed (as a tier writer would, resealing the hash): the data no longer matches.
+  let crc = crc32fast::hash(&body).to_le_bytes();
+  let mut lying = good.clone();
+  assert_eq!(patch(&mut lying, &crc, &(u32::from_le_bytes(crc) ^ 1).to_le_bytes()), 2);
+  let err = unpack(&pack_unverified(&lying).bytes).unwrap_err();
+  assert_eq!(err.code(), "ERR_ARCHIVE_CORRUPT", "{err}");
+  // A bomb: both headers declare 100 B for 8 MiB of zeros; extract stops at the declared size.
+  let zeros = vec![0u8; 8 << 20];
+  let mut bomb = one_file("Default/IndexedDB/zeros", &zeros);
+  assert_eq!(patch(&mut bomb, &(8u32 << 20).to_le_bytes(), &100u32.to_le_bytes()), 2);
+  let err = unpack(&pack_unverified(&bomb).bytes).unwrap_err();
+  assert_eq!(err.code(), "ERR_ARCHIVE_CORRUPT", "{err}");
+  assert!(err.to_string().contains("more than the 100 bytes"), "{err}");
 }
 
 #[test]
