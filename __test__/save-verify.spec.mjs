@@ -6,6 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { blake3 } from '@noble/hashes/blake3.js'
 import { RustStore, require, tempDir, remoteAuth, waitForFiles } from './helpers.mjs'
+import { startRedis } from './servers.mjs'
 
 const { writeZip } = require('../support/zip-profile.js')
 const { entries } = require('../support/zip-bytes.js')
@@ -101,6 +102,28 @@ test.serial('a wrong CRC and damaged deflate data are refused; the good copy sta
   const start = e.local + 30 + garbage.readUInt16LE(e.local + 26) + garbage.readUInt16LE(e.local + 28)
   garbage.fill(0xff, start + 2, start + Math.min(e.csize - 2, 40))
   await refused(t, ctx, garbage, ['ERR_ZIP_INVALID'])
+})
+
+test.serial('on Redis, plain and under a held lease (the fenced write), a wrong CRC and a bomb leave the good copy', async (t) => {
+  const server = await startRedis(t)
+  for (const leased of [false, true]) {
+    const ctx = await setup(t, { redis: { url: server.url, prefix: `wa${leased ? 'leased' : 'plain'}:` }, maxUnpackedBytes: 1_000_000 })
+    if (leased) await ctx.store.acquireLease(SESSION, { ttlMs: 60_000 })
+    const stored = server.cli('GET', `wa${leased ? 'leased' : 'plain'}:${SESSION}`)
+    t.true(stored.length > 0)
+    const name = 'Default/IndexedDB/db.leveldb/000010.ldb'
+    const crc = Buffer.from(ctx.pristine)
+    const e = centralOf(crc, name)
+    crc.writeUInt32LE((e.crc ^ 1) >>> 0, e.at + 16)
+    await refused(t, ctx, crc, ['ERR_ZIP_INVALID'])
+    const bomb = path.join(ctx.root, 'bomb.zip')
+    await writeZip(bomb, zipOf({ ...ctx.good, 'Default/IndexedDB/db.leveldb/bomb': Buffer.alloc(16 << 20) }))
+    const zip = fs.readFileSync(bomb)
+    zip.writeUInt32LE(100, centralOf(zip, 'Default/IndexedDB/db.leveldb/bomb').at + 24)
+    await refused(t, ctx, zip, ['ERR_ZIP_INVALID', 'ERR_ARCHIVE_LIMIT'])
+    t.is(server.cli('GET', `wa${leased ? 'leased' : 'plain'}:${SESSION}`), stored, `the stored value is untouched (${leased ? 'leased' : 'plain'})`)
+    await ctx.store.close()
+  }
 })
 
 test.serial('a folder entry that carries data is refused (its restore would hang); the good copy stays', async (t) => {
