@@ -1,6 +1,6 @@
 // Fleet specs' parts: sessions saved through the real RemoteAuth, worker processes (support/fleet-worker.js),
 // a TCP proxy the test can cut, and checks over the workers' assignment logs.
-import { fork } from 'node:child_process'
+import { fork, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
@@ -191,4 +191,11 @@ export async function cuttableProxy(t, port) {
       cut = false
     },
   }
+}
+
+/** Runs `npx wwebjs-rust-store fleet ...args` against `url` from `root`; asserts exit 0 and returns stdout. */
+export function fleetCli(t, root, url, ...args) {
+  const res = spawnSync(process.execPath, [path.resolve('bin/wwebjs-rust-store.js'), 'fleet', ...args], { cwd: root, env: { PATH: process.env.PATH, REDIS_URL: url }, encoding: 'utf8' })
+  t.is(res.status, 0, res.stderr)
+  return res.stdout
 }

@@ -1,6 +1,5 @@
 // A fleet of worker processes on one real Redis: spread, failover after kill -9, a worker cut off from Redis,
 // drain and a joining worker. Every check of "one owner" reads the assignment logs the workers write.
-import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import test from 'ava'
@@ -8,6 +7,7 @@ import test from 'ava'
 import {
   cuttableProxy,
   doubleOwners,
+  fleetCli,
   evenlySpread,
   maxInHandoff,
   ownerIntervals,
@@ -161,16 +161,12 @@ test.serial('drain() hands every session off and a 4th worker takes its share: b
   t.is(status.workers.find((w) => w.id === 'a').draining, true)
 
   // The CLI reads the same from Redis alone; --pause stops a session everywhere, --unpin brings it back.
-  const cli = (...args) => {
-    const res = spawnSync(process.execPath, [path.resolve('bin/wwebjs-rust-store.js'), ...args], { cwd: root, env: { PATH: process.env.PATH, REDIS_URL: server.url }, encoding: 'utf8' })
-    t.is(res.status, 0, res.stderr)
-    return res.stdout
-  }
-  const view = JSON.parse(cli('fleet', '--json'))
+  const cli = (...args) => fleetCli(t, root, server.url, ...args)
+  const view = JSON.parse(cli('--json'))
   t.deepEqual(view.workers.map((w) => [w.id, w.draining]), [['a', true], ['b', false], ['c', false], ['d', false]])
   t.is(view.workers.reduce((n, w) => n + w.running, 0), 40)
   t.deepEqual(view.unassigned, [])
-  t.regex(cli('fleet'), /4 workers, capacity 60, 40 sessions, 40 running, 0 unassigned/)
+  t.regex(cli(), /4 workers, capacity 60, 40 sessions, 40 running, 0 unassigned/)
   // The same worker's Prometheus families, as of its last heartbeat.
   const series = (text, name) => Number(new RegExp(`^${name}\\{group="default",worker="b"\\} (\\S+)$`, 'm').exec(text)?.[1])
   const settledMetrics = await until('b metrics settled', async () => {
@@ -189,9 +185,9 @@ test.serial('drain() hands every session off and a 4th worker takes its share: b
   t.is(documented.length, 10)
   t.deepEqual(documented.filter((name) => Number.isNaN(series(settledMetrics, name))), [], 'every documented fleet family is there')
   const paused = joined.d[0]
-  t.deepEqual(JSON.parse(cli('fleet', '--json', '--pause', paused)).paused, [paused])
+  t.deepEqual(JSON.parse(cli('--json', '--pause', paused)).paused, [paused])
   await until('paused session stopped', async () => !Object.values(await running([b, c, d])).flat().includes(paused))
-  cli('fleet', '--unpin', paused)
+  cli('--unpin', paused)
   await until('unpaused session back', async () => evenlySpread(await running([b, c, d]), names))
 })
 
@@ -205,11 +201,7 @@ test.serial('a session saved while the fleet runs is started; a pinned one runs 
     const now = await running([a, b])
     return evenlySpread(now, names) && now
   })
-  const cli = (...args) => {
-    const res = spawnSync(process.execPath, [path.resolve('bin/wwebjs-rust-store.js'), 'fleet', '--json', ...args], { cwd: root, env: { PATH: process.env.PATH, REDIS_URL: server.url }, encoding: 'utf8' })
-    t.is(res.status, 0, res.stderr)
-    return JSON.parse(res.stdout)
-  }
+  const cli = (...args) => JSON.parse(fleetCli(t, root, server.url, '--json', ...args))
   // Pinned to b a session a runs: a hands it over, b runs it.
   const pinned = spread.a[0]
   t.deepEqual(cli('--pin', pinned, '--to', 'b').pinned, [[pinned, 'b']])

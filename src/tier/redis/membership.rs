@@ -53,8 +53,9 @@ impl RedisTier {
     let keys = [self.group_key(group, "members")?, self.group_key(group, "info")?];
     let flat: Vec<Vec<u8>> = redis::from_redis_value(self.eval_value(script, &keys, args).await?)
       .map_err(|e| StoreError::Internal(format!("membership reply: {e}")))?;
-    // (id, info, ms its heartbeat has left) per member.
-    let left = |ms: &[u8]| std::str::from_utf8(ms).ok().and_then(|ms| ms.parse::<f64>().ok()).unwrap_or(0.0);
+    // (id, info, ms its heartbeat has left) per member; a figure that does not parse reads as "not soon", so it
+    // can never make a worker beat in a tight loop.
+    let left = |ms: &[u8]| std::str::from_utf8(ms).ok().and_then(|ms| ms.parse::<f64>().ok()).unwrap_or(f64::MAX);
     let mut out: Vec<Member> = flat
       .chunks_exact(3)
       .map(|m| Member {
