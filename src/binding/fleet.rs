@@ -243,7 +243,7 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> StoreError {
 
 fn ms(name: &'static str, value: Option<f64>) -> std::result::Result<Option<Duration>, StoreError> {
   let ms = whole(name, value, 0.0..=86_400_000.0).map_err(|e| invalid(name, e.to_string()))?;
-  Ok(ms.map(|ms| Duration::from_millis(ms as u64)))
+  Ok(ms.map(Duration::from_millis))
 }
 
 fn function<'a, Args: JsValuesTupleIntoVec, Ret: FromNapiValue>(
@@ -331,14 +331,28 @@ impl JsFleet {
   #[napi(ts_return_type = "Promise<void>")]
   pub fn drain<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
     let fleet = self.fleet.clone();
-    promise(env, async move { Ok(fleet.drain().await) }, |v| v)
+    promise(
+      env,
+      async move {
+        fleet.drain().await;
+        Ok(())
+      },
+      |v| v,
+    )
   }
 
   /// Stops every session (`onStop(session, 'close')`), leaves the fleet and resolves.
   #[napi(ts_return_type = "Promise<void>")]
   pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
     let fleet = self.fleet.clone();
-    promise(env, async move { Ok(fleet.close().await) }, |v| v)
+    promise(
+      env,
+      async move {
+        fleet.close().await;
+        Ok(())
+      },
+      |v| v,
+    )
   }
 
   /// Pins the session to one worker (it runs only there; unassigned while that worker is gone). Stored in

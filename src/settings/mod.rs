@@ -362,7 +362,8 @@ mod sentinel_tests {
 
   #[test]
   fn bad_sentinel_settings_are_option_errors() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut RedisSettings)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut RedisSettings)>;
+    let cases: Vec<(&str, Mutation)> = vec![
       ("redis.name", Box::new(|s| s.name = None)),
       ("redis.sentinels", Box::new(|s| s.sentinels = Some(vec!["h:0".into()]))),
       ("redis", Box::new(|s| s.url = Some("redis://h".into()))),
