@@ -134,18 +134,12 @@ pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupRepo
   for session in stale.iter().filter(|_| opts.execute) {
     let failed =
       |err: StoreError| Failure { target: session.session.clone(), code: err.code(), message: err.to_string() };
-    // Saved again since the listing (by a running service): not stale any more.
-    let key = SessionKey::parse(&session.session)?;
-    match store.saved_at(&key).await {
-      Ok(Some(ms)) if cutoff_ms.is_some_and(|cutoff| ms >= cutoff) => continue,
-      Err(err) => {
-        failures.push(failed(err));
-        continue;
-      }
-      _ => {}
-    }
-    match store.delete(&session.session).await {
-      Ok(()) => drop(deleted.insert(session.session.clone())),
+    // Saved again since the listing (by a running service): not stale any more, and kept (checked with the
+    // delete in one step, so a save landing meanwhile is never deleted).
+    let cutoff = cutoff_ms.unwrap_or(0);
+    match store.delete_unsaved_since(&session.session, cutoff).await {
+      Ok(true) => drop(deleted.insert(session.session.clone())),
+      Ok(false) => {}
       Err(err) => failures.push(failed(err)),
     }
   }

@@ -46,6 +46,8 @@ impl Store {
       Ok((packed, archive::fingerprint_zip(Cursor::new(&zip[..]), &config.pack.keep)?))
     })
     .await?;
+    // What the primary holds before the comparison: the import replaces exactly that, or nothing.
+    let seen = self.primary_head(key).await?;
     // Compared before the save lock is taken: reading a copy from the backups writes it back under that lock.
     if self.stored_fingerprint(key).await? == Some(source) {
       return Ok(Outcome::Unchanged);
@@ -56,7 +58,10 @@ impl Store {
     }
     let expected = blake3::hash(&packed.bytes);
     let turn = self.save_locks.of(key).lock_owned().await;
-    let Saved { backup_error, .. } = self.store_packed(key.clone(), packed, turn).await?;
+    // A save (or logout) by a running service since the comparison wins: nothing is written.
+    let Some(Saved { backup_error, .. }) = self.store_packed_if(key.clone(), packed, turn, seen).await? else {
+      return Err(StoreError::SessionChanged(key.to_string()));
+    };
     // Read back through the store (checksum checked there) and compared with what was written.
     if blake3::hash(&self.fetch(key).await?) != expected {
       return Err(StoreError::ArchiveCorrupt(format!("the stored copy of {key} does not read back as written")));
