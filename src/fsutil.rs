@@ -131,6 +131,17 @@ pub fn sweep_temp_files(dir: &Path, remove: bool) -> Result<Vec<LeftTemp>> {
   Ok(found)
 }
 
+/// Bytes of the files under `path` (or of the file itself), links not followed; what cannot be read counts 0.
+pub fn tree_bytes(path: &Path) -> u64 {
+  match std::fs::symlink_metadata(path) {
+    Ok(meta) if meta.is_dir() => {
+      std::fs::read_dir(path).map(|entries| entries.flatten().map(|e| tree_bytes(&e.path())).sum()).unwrap_or(0)
+    }
+    Ok(meta) if meta.is_file() => meta.len(),
+    _ => 0,
+  }
+}
+
 fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
   #[cfg(unix)]
   {

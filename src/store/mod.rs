@@ -5,6 +5,7 @@ mod fence;
 mod import;
 mod inspect;
 mod lease;
+mod leftovers;
 mod members;
 mod order;
 mod pad;
@@ -14,7 +15,10 @@ mod save;
 
 pub use eviction::EVICTION_CODE;
 pub use import::{Outcome as ImportOutcome, CLOCK_SKEW_MS};
-pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
+pub use inspect::{
+  disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, LeftoverCount, Stats, TierStats, Verified,
+};
+pub use leftovers::{CrashKind, CrashLeftover};
 pub use rekey::Rekeyed;
 
 use std::path::{Path, PathBuf};
@@ -339,9 +343,14 @@ impl Store {
     };
     for key in primary.list().await? {
       // A session deleted between list and head is simply skipped.
-      // A header that does not parse is left out rather than failing the whole listing (extract reports it).
-      let Some(head) = primary.head(&key, archive::HEADER_LEN).await? else {
-        continue;
+      // A header that does not parse, or a copy this process may not read (written by another user), is left
+      // out rather than failing the whole listing: `extract` and `verify` report it. A tier that cannot be asked
+      // fails the listing.
+      let head = match primary.head(&key, archive::HEADER_LEN).await {
+        Ok(Some(head)) => head,
+        Ok(None) => continue,
+        Err(err @ (StoreError::Backend { .. } | StoreError::TierUnavailable { .. })) => return Err(err),
+        Err(_) => continue,
       };
       if let Ok(header) = archive::peek(&head) {
         out.push(SessionInfo { key, header });

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use super::{Leases, Ready, Tier};
 use crate::blocking::run as blocking;
 use crate::error::{Result, StoreError};
-use crate::fsutil::{stage, sync_dir, Staged};
+use crate::fsutil::{stage, sweep_temp_files, sync_dir, LeftTemp, Staged};
 use crate::locks::FileLock;
 use crate::session::SessionKey;
 
@@ -140,6 +140,31 @@ impl LocalDirTier {
       _ => false,
     })
   }
+}
+
+/// What writers killed part way left in a store directory: temp files no live writer holds and lock files no
+/// live process holds (their `flock` died with them). Removed when `remove`.
+pub fn leftovers(dir: &Path, remove: bool) -> Result<Vec<LeftTemp>> {
+  let mut found = sweep_temp_files(dir, remove)?;
+  let entries = match fs::read_dir(dir) {
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+    other => other.map_err(StoreError::io("list", dir))?,
+  };
+  for entry in entries.flatten() {
+    if !entry.file_name().to_string_lossy().starts_with(LOCK_PREFIX) {
+      continue;
+    }
+    let path = entry.path();
+    let stale = match remove {
+      // Taken and let go: its holder removes it.
+      true => FileLock::try_acquire(&path)?.is_some(),
+      false => !crate::locks::is_held(&path),
+    };
+    if stale {
+      found.push(LeftTemp { path, bytes: 0 });
+    }
+  }
+  Ok(found)
 }
 
 /// A store directory others may read (a shared volume made 0777) would hand them every login: tightened to 0700,
@@ -316,6 +341,36 @@ mod tests {
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&tier.path_of(&key("a"))), 0o600);
     assert_eq!(mode(tier.dir()), 0o700);
+  }
+
+  #[cfg(unix)]
+  #[test]
+  fn a_loose_store_directory_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    fs::create_dir(&store).unwrap();
+    fs::set_permissions(&store, fs::Permissions::from_mode(0o777)).unwrap();
+    LocalDirTier::open(&store).unwrap();
+    assert_eq!(fs::metadata(&store).unwrap().permissions().mode() & 0o777, 0o700);
+  }
+
+  #[tokio::test]
+  async fn conditional_writes_check_what_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = LocalDirTier::open(dir.path().join("store")).unwrap();
+    let k = key("a");
+    assert!(!tier.put_if(&k, Some(b"on".to_vec()), b"x".to_vec()).await.unwrap(), "expected a copy, none there");
+    assert!(tier.put_if(&k, None, b"one".to_vec()).await.unwrap());
+    assert!(!tier.put_if(&k, None, b"two".to_vec()).await.unwrap(), "expected none, one there");
+    assert!(!tier.replace_if(&k, b"tw", b"two".to_vec()).await.unwrap());
+    assert!(tier.replace_if(&k, b"on", b"two".to_vec()).await.unwrap());
+    assert!(!tier.delete_if(&k, b"on".to_vec()).await.unwrap());
+    assert_eq!(tier.get(&k).await.unwrap().unwrap(), b"two");
+    assert!(tier.delete_if(&k, b"tw".to_vec()).await.unwrap());
+    assert_eq!(tier.get(&k).await.unwrap(), None);
+    let names: Vec<_> = fs::read_dir(tier.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(names.is_empty(), "no temp or lock file left: {names:?}");
   }
 
   #[tokio::test]
