@@ -1,15 +1,20 @@
-// A seeded interleaving of leases, saves and deletes by three processes on one embedded store directory, checked
-// after every round against a reference model: never two lease holders, no acknowledged save lost, no deleted
-// session back. Each round runs one operation per process at once; the budget is fixed (seed and rounds below).
+// A seeded interleaving of leases, saves and deletes by three processes on one embedded store directory, with
+// `rotate-key` run by the CLI beside them in some rounds, checked after every round against a reference model:
+// never two lease holders, no acknowledged save lost, no deleted session back (a rotation keeps save times, so it
+// changes nothing the model sees). Each round runs one operation per process at once; the budget is fixed (seed
+// and rounds below).
+import { spawn } from 'node:child_process'
+import crypto from 'node:crypto'
 import path from 'node:path'
 import test from 'ava'
 
 import { RustStore, makeProfile, tempDir, zipProfile } from './helpers.mjs'
-import { storeChild } from './processes.mjs'
+import { exitOf, storeChild } from './processes.mjs'
 
 const SEED = 0x27e1
 const ROUNDS = 40
 const SESSIONS = ['RemoteAuth-m1', 'RemoteAuth-m2']
+const bin = path.resolve('bin/wwebjs-rust-store.js')
 
 function rng(seed) {
   let s = seed >>> 0
@@ -28,13 +33,24 @@ test(`three processes, seed ${SEED}, ${ROUNDS} rounds: one holder per session, e
     await zipProfile(path.join(root, `p${seed}`), path.join(root, `${seed}.zip`))
     zips.push(path.join(root, `${seed}.zip`))
   }
-  const procs = await Promise.all([0, 1, 2].map(() => storeChild(t, { dir, saveErrors: 'reject' })))
-  const observer = new RustStore({ dir })
+  // Two keys: processes 0 and 2 still save under the old one, so a rotation always has copies to rewrite.
+  const [oldKey, newKey] = [0, 1].map(() => crypto.randomBytes(32).toString('base64'))
+  const keys = [oldKey, newKey, oldKey]
+  const procs = await Promise.all(
+    keys.map((key) => storeChild(t, { dir, saveErrors: 'reject', encryption: { key, previousKeys: [key === oldKey ? newKey : oldKey] } })),
+  )
+  const observer = new RustStore({ dir, encryption: { key: newKey, previousKeys: [oldKey] } })
+  const rotate = async () => {
+    const env = { PATH: process.env.PATH, SESSION_STORE_DIR: dir, SESSION_ENCRYPTION_KEY: newKey, SESSION_ENCRYPTION_PREVIOUS_KEYS: oldKey }
+    const { code, stderr } = await exitOf(spawn(process.execPath, [bin, 'rotate-key', '--json'], { env }))
+    t.is(code, 0, stderr)
+    counts.rotations++
+  }
   const next = rng(SEED)
   const holder = new Map() // session → process index
   const tokens = new Map() // `${i}:${session}` → token
   const stored = new Map() // session → savedAt of the last acknowledged save (absent: none or deleted)
-  const counts = { acquired: 0, refused: 0, saves: 0, deletes: 0, releases: 0 }
+  const counts = { acquired: 0, refused: 0, saves: 0, deletes: 0, releases: 0, rotations: 0 }
 
   for (let round = 0; round < ROUNDS; round++) {
     const ops = procs.map((proc, i) => {
@@ -78,10 +94,11 @@ test(`three processes, seed ${SEED}, ${ROUNDS} rounds: one holder per session, e
       }
     })
     // Acquires of a session another process is releasing this round are judged by the model after the release.
+    if (next(3) === 0) ops.push(rotate)
     await Promise.all(ops.map((op) => op()))
     const listed = new Map((await observer.listSessions()).map((s) => [s.session, s.savedAt]))
     for (const session of SESSIONS) t.is(listed.get(session), stored.get(session), `round ${round}: ${session}`)
   }
   t.log(`seed ${SEED}: ${JSON.stringify(counts)}`)
-  t.true(counts.acquired > 2 && counts.refused > 0 && counts.saves > 5 && counts.deletes > 0, JSON.stringify(counts))
+  t.true(counts.acquired > 2 && counts.refused > 0 && counts.saves > 5 && counts.deletes > 0 && counts.rotations > 3, JSON.stringify(counts))
 })
