@@ -1,6 +1,6 @@
 // Several processes on one embedded store directory (PM2 cluster, the CLI beside a service): leases hold across
 // them, a conditional write by one never undoes another's save or delete. Races are held open by a lock the test
-// holds and SIGSTOP, never left to timing.
+// holds or SIGSTOP, never left to timing.
 import { spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -68,8 +68,10 @@ test('a holder stopped past its ttl wakes fenced out: its save and renewal are r
   t.is((await owner.listSessions())[0].savedAt, ours.savedAt)
 })
 
-/** `rotate-key` from the CLI held open after it read the session (waiting for the session's lock, then stopped),
- * while `meanwhile()` writes as the running service; then let go. Resolves the CLI's JSON report. */
+/** `rotate-key` from the CLI held open after it read the session and wrote its re-encrypted copy aside: it waits for
+ * the session's lock, which the test holds as the service's save or delete holds it for its rename or unlink, and
+ * `meanwhile()` makes that rename or unlink. (A stopped waiter cannot be used instead: some kernels hand the lock to
+ * a waiter that is stopped.) Resolves the CLI's JSON report. */
 async function rotateAround(t, dir, session, env, meanwhile) {
   const lock = path.join(dir, `.lock-${session}`)
   const held = await holdLock(t, lock)
@@ -77,10 +79,8 @@ async function rotateAround(t, dir, session, env, meanwhile) {
   const done = exitOf(cli)
   t.teardown(() => cli.kill('SIGKILL'))
   await waitsForLock(cli.pid, lock) // it read the old copy and wrote the new one aside; only the swap is left
-  cli.kill('SIGSTOP') // stops its wait, so the service's write below goes first
-  await held.release()
   await meanwhile()
-  cli.kill('SIGCONT')
+  await held.release()
   const { code, stdout, stderr } = await done
   t.is(code, 0, stderr)
   return JSON.parse(stdout)
@@ -91,13 +91,17 @@ test('rotate-key beside a running service: a save made meanwhile wins, a logout 
   const dir = path.join(root, 'store')
   const [oldKey, newKey] = [0, 1].map(() => crypto.randomBytes(32).toString('base64'))
   const service = new RustStore({ dir, encryption: { key: oldKey }, saveErrors: 'reject' })
+  // The service's next save, made whole beside the store; its rename into the directory lands under the lock.
+  const elsewhere = new RustStore({ dir: path.join(root, 'elsewhere'), encryption: { key: oldKey }, saveErrors: 'reject' })
   const zips = await Promise.all([1, 2, 3].map((seed) => zipFor(t, seed)))
   const env = { SESSION_ENCRYPTION_KEY: newKey, SESSION_ENCRYPTION_PREVIOUS_KEYS: oldKey }
+  const file = path.join(dir, 'RemoteAuth-r.wwrs')
 
   await service.save({ session: 'RemoteAuth-r', path: zips[0] })
-  let saved
-  const report = await rotateAround(t, dir, 'RemoteAuth-r', env, async () => {
-    saved = await service.save({ session: 'RemoteAuth-r', path: zips[1] })
+  const saved = await elsewhere.save({ session: 'RemoteAuth-r', path: zips[1] })
+  const report = await rotateAround(t, dir, 'RemoteAuth-r', env, () => {
+    fs.copyFileSync(path.join(root, 'elsewhere', 'RemoteAuth-r.wwrs'), `${file}.saving`)
+    fs.renameSync(`${file}.saving`, file)
   })
   t.is(report.primary.copied, 0, 'the copy it read was gone: nothing re-encrypted over the new save')
   const [listed] = await service.listSessions()
@@ -105,7 +109,12 @@ test('rotate-key beside a running service: a save made meanwhile wins, a logout 
   t.is(listed.storedBytes, saved.storedBytes)
 
   await service.save({ session: 'RemoteAuth-r', path: zips[2] })
-  await rotateAround(t, dir, 'RemoteAuth-r', env, () => service.delete({ session: 'RemoteAuth-r' }))
+  await rotateAround(t, dir, 'RemoteAuth-r', env, () => fs.unlinkSync(file))
   t.false(await service.sessionExists({ session: 'RemoteAuth-r' }), 'still logged out')
   t.deepEqual(await service.listSessions(), [])
+  // Unhindered, it rotates.
+  await service.save({ session: 'RemoteAuth-r', path: zips[2] })
+  const { code, stdout } = await exitOf(spawn(process.execPath, [bin, 'rotate-key', '--json'], { env: { PATH: process.env.PATH, SESSION_STORE_DIR: dir, ...env } }))
+  t.is(code, 0)
+  t.is(JSON.parse(stdout).primary.copied, 1)
 })
