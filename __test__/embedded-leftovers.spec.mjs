@@ -134,6 +134,11 @@ test('root beside a service run as nobody: files keep the directory’s owner, o
   t.is(fs.statSync(dir).mode & 0o777, 0o700, 'tightened when opened')
   await asRoot.acquireLease('RemoteAuth-u', { ttlMs: 60_000 }).then((token) => asRoot.releaseLease('RemoteAuth-u', token))
   await asRoot.save({ session: 'RemoteAuth-u', path: path.join(root, 's.zip') })
+  // And the CLI itself, run by root: `import --execute` of a folder of RemoteAuth zips.
+  fs.mkdirSync(path.join(root, 'in'))
+  fs.copyFileSync(path.join(root, 's.zip'), path.join(root, 'in', 'RemoteAuth-cli.zip'))
+  const imported = cli(['import', '--from', path.join(root, 'in'), '--execute', '--json'], { SESSION_STORE_DIR: dir })
+  t.is(imported.status, 0, imported.stderr)
   for (const f of fs.readdirSync(dir)) {
     const st = fs.statSync(path.join(dir, f))
     t.deepEqual([st.uid, st.gid], [65534, 65534], `${f} belongs to the directory's owner`)
@@ -160,5 +165,5 @@ test('root beside a service run as nobody: files keep the directory’s owner, o
     { encoding: 'utf8', cwd: path.join(root, 'out') },
   )
   t.is(service.status, 0, service.stderr)
-  t.deepEqual(JSON.parse(service.stdout), { listed: ['RemoteAuth-u'], extracted: 'RemoteAuth-u', denied: 'ERR_IO' })
+  t.deepEqual(JSON.parse(service.stdout), { listed: ['RemoteAuth-cli', 'RemoteAuth-u'], extracted: 'RemoteAuth-u', denied: 'ERR_IO' })
 })
