@@ -417,6 +417,11 @@ export interface LeaseOptions {
   ttlMs?: number
 }
 
+export interface LeftoverStats {
+  files: number
+  bytes: number
+}
+
 export interface MemoryStats {
   usedMemory: number
   /** 0: no limit. */
@@ -648,6 +653,11 @@ export interface StoreStats {
   incremental?: IncrementalStats
   /** Redis' memory: `INFO memory` / `INFO stats`; absent for the embedded tier or S3 alone. */
   memory?: MemoryStats
+  /**
+   * What crashed writes left on the local disk (temp files, stale locks, restore folders) that no live process
+   * owns; `cleanup --execute` removes it.
+   */
+  crashLeftovers: LeftoverStats
 }
 
 export interface TierStats {

@@ -37,6 +37,10 @@ pub enum StoreError {
   BackupBusy(String),
   #[error("the profile kept changing while it was read: {0}; the stored copy was left as it was")]
   ProfileChanging(String),
+  #[error("profile folder {0} is in use by a running browser; close it first")]
+  ProfileInUse(String),
+  #[error("session {0:?} was written by another process meanwhile; left as that process wrote it")]
+  SessionChanged(String),
   #[error("invalid argument: {0}")]
   InvalidArgument(String),
   #[error("invalid option {name}: {reason}")]
@@ -77,6 +81,8 @@ impl StoreError {
       Self::VersionNotFound(_) => "ERR_VERSION_NOT_FOUND",
       Self::BackupBusy(_) => "ERR_BACKUP_BUSY",
       Self::ProfileChanging(_) => "ERR_PROFILE_CHANGING",
+      Self::ProfileInUse(_) => "ERR_PROFILE_IN_USE",
+      Self::SessionChanged(_) => "ERR_SESSION_CHANGED",
       Self::InvalidArgument(_) => "ERR_INVALID_ARG",
       Self::InvalidOption { .. } => "ERR_INVALID_OPTION",
       Self::TierUnavailable { .. } => "ERR_TIER_UNAVAILABLE",

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod backup;
+pub mod browser_lock;
 pub mod cleanup;
 pub mod cli;
 pub mod error;

@@ -189,6 +189,15 @@ pub struct StoreStats {
   pub incremental: Option<IncrementalStats>,
   /// Redis' memory: `INFO memory` / `INFO stats`; absent for the embedded tier or S3 alone.
   pub memory: Option<MemoryStats>,
+  /// What crashed writes left on the local disk (temp files, stale locks, restore folders) that no live process
+  /// owns; `cleanup --execute` removes it.
+  pub crash_leftovers: LeftoverStats,
+}
+
+#[napi(object)]
+pub struct LeftoverStats {
+  pub files: f64,
+  pub bytes: f64,
 }
 
 #[napi(object)]
@@ -278,6 +287,7 @@ impl From<Stats> for StoreStats {
         policy: m.policy,
         evicted_keys: m.evicted_keys as f64,
       }),
+      crash_leftovers: LeftoverStats { files: s.crash_leftovers.files as f64, bytes: s.crash_leftovers.bytes as f64 },
     }
   }
 }

@@ -122,6 +122,10 @@ pub fn cleanup(out: &mut dyn Write, report: &CleanupReport, format: Format) -> R
     let kind = serde_json::to_value(l.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     vec![kind, l.path.display().to_string(), bytes(l.bytes), format!("{} min", l.age_seconds / 60)]
   }));
+  rows.extend(report.crash_leftovers.iter().map(|l| {
+    let kind = serde_json::to_value(l.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    vec![kind, l.path.display().to_string(), bytes(l.bytes), "-".into()]
+  }));
   rows.extend(report.unreferenced_packs.iter().map(|u| {
     let what = if u.skipped { "packs (busy, next run)" } else { "unreferenced packs" };
     vec![what.into(), format!("{} ({} packs)", u.session, u.packs), bytes(u.bytes), "-".into()]
@@ -135,7 +139,7 @@ pub fn cleanup(out: &mut dyn Write, report: &CleanupReport, format: Format) -> R
     out,
     "{verb} {} stale sessions, {} local leftovers ({} under {}) and {packs} unreferenced backup packs ({})",
     report.stale_sessions.len(),
-    report.leftovers.len(),
+    report.leftovers.len() + report.crash_leftovers.len(),
     bytes(report.local_bytes),
     report.data_path.display(),
     bytes(pack_bytes)
@@ -188,6 +192,11 @@ pub fn stats(out: &mut dyn Write, stats: &Stats, format: Format) -> Result<()> {
         facts.push(("redis memory", format!("{} used of {max}, policy {}", bytes(m.used_memory), m.policy)));
         facts.push(("redis evicted keys", m.evicted_keys.to_string()));
       }
+      let left = &stats.crash_leftovers;
+      facts.push((
+        "crash leftovers",
+        format!("{} files, {} (cleanup --execute removes them)", left.files, bytes(left.bytes)),
+      ));
       let width = facts.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
       facts.iter().try_for_each(|(k, v)| writeln!(out, "{k:<width$}  {v}"))
     }

@@ -74,9 +74,18 @@ pub struct Stats {
   pub incremental: Option<IncrementalStats>,
   /// A memory-bound primary's figures (Redis): `None` for one that never evicts (the embedded tier).
   pub memory: Option<crate::tier::MemoryInfo>,
+  /// What crashed writes left on the local disk that no live process owns (`cleanup --execute` removes it).
+  pub crash_leftovers: LeftoverCount,
   /// Each backed-up session's newest backup version time (ms), for metrics (not printed).
   #[serde(skip)]
   pub newest_backup_ms: BTreeMap<String, u64>,
+}
+
+/// How many leftovers of crashed writes, and their bytes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LeftoverCount {
+  pub files: u64,
+  pub bytes: u64,
 }
 
 /// A stored copy whose checksum does not hold (or that cannot be read).
@@ -230,6 +239,8 @@ impl Store {
       (avg, Some(d)) => Some(d.free_bytes / 5 * 4 / avg),
     };
     let memory = self.memory().await?;
+    let left = self.crash_leftovers(false).await?;
+    let crash_leftovers = LeftoverCount { files: left.len() as u64, bytes: left.iter().map(|l| l.bytes).sum() };
     Ok(Stats {
       tiers,
       sessions,
@@ -240,6 +251,7 @@ impl Store {
       backup_lag,
       incremental,
       memory,
+      crash_leftovers,
       newest_backup_ms,
     })
   }

@@ -28,7 +28,7 @@ impl Store {
     let leases = self.primary.as_deref().and_then(|p| p.leases());
     leases.ok_or_else(|| StoreError::InvalidOption {
       name: "lease",
-      reason: "leases need a primary tier (Redis, or the embedded directory within one process)".into(),
+      reason: "leases need a primary tier (Redis, or the embedded directory)".into(),
     })
   }
 

@@ -5,6 +5,7 @@ mod fence;
 mod import;
 mod inspect;
 mod lease;
+mod leftovers;
 mod members;
 mod order;
 mod pad;
@@ -14,7 +15,10 @@ mod save;
 
 pub use eviction::EVICTION_CODE;
 pub use import::{Outcome as ImportOutcome, CLOCK_SKEW_MS};
-pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
+pub use inspect::{
+  disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, LeftoverCount, Stats, TierStats, Verified,
+};
+pub use leftovers::{CrashKind, CrashLeftover};
 pub use rekey::Rekeyed;
 
 use std::path::{Path, PathBuf};
@@ -286,6 +290,40 @@ impl Store {
     primary.and(backups)
   }
 
+  /// `delete` of a session nobody saved since `cutoff_ms` (`cleanup`): `false`, nothing deleted, when a save landed
+  /// since (by a running service). On the primary the check and the delete are one step where it can do it (the
+  /// embedded directory); the backups go only once the primary's copy did.
+  pub async fn delete_unsaved_since(&self, session: &str, cutoff_ms: u64) -> Result<bool> {
+    let key = SessionArg::parse(session)?.key;
+    let lock = self.save_locks.of(&key);
+    let turn = lock.lock().await;
+    let seen = self.primary_head(&key).await?;
+    if self.saved_at(&key).await?.is_some_and(|ms| ms >= cutoff_ms) {
+      return Ok(false);
+    }
+    if let Some(primary) = &self.primary {
+      if self.held(&key).is_some() {
+        drop(turn);
+        return self.delete(session).await.map(|()| true);
+      }
+      let gone = match seen {
+        Some(seen) => primary.delete_if(&key, seen).await?,
+        // No primary copy when judged: one written since is a save that wins.
+        None => !primary.exists(&key).await?,
+      };
+      if !gone {
+        return Ok(false);
+      }
+    }
+    if let Some(scheduler) = &self.scheduler {
+      scheduler.forget(&key);
+    }
+    match &self.backups {
+      Some(backups) => backups.delete(&key).await.map(|()| true),
+      None => Ok(true),
+    }
+  }
+
   /// The sessions of the primary (of the backups when there is no primary), with their headers.
   pub async fn list(&self) -> Result<Vec<SessionInfo>> {
     let mut out = Vec::new();
@@ -305,9 +343,14 @@ impl Store {
     };
     for key in primary.list().await? {
       // A session deleted between list and head is simply skipped.
-      // A header that does not parse is left out rather than failing the whole listing (extract reports it).
-      let Some(head) = primary.head(&key, archive::HEADER_LEN).await? else {
-        continue;
+      // A header that does not parse, or a copy this process may not read (written by another user), is left
+      // out rather than failing the whole listing: `extract` and `verify` report it. A tier that cannot be asked
+      // fails the listing.
+      let head = match primary.head(&key, archive::HEADER_LEN).await {
+        Ok(Some(head)) => head,
+        Ok(None) => continue,
+        Err(err @ (StoreError::Backend { .. } | StoreError::TierUnavailable { .. })) => return Err(err),
+        Err(_) => continue,
       };
       if let Ok(header) = archive::peek(&head) {
         out.push(SessionInfo { key, header });
@@ -386,5 +429,7 @@ fn write_zip_file(
   replace_transient(target, |file| archive::write_zip_padded(bytes, keys, &pack.limits, session, file, target))
 }
 
+#[cfg(all(test, target_os = "linux"))]
+mod conditional_tests;
 #[cfg(test)]
 mod tests;
