@@ -15,11 +15,12 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use self::js::{from_js, js_error, notify, promise, read_args, report, reporter, transfer_args, ErrorReport};
+use self::js::{as_argument, js_error, notify, promise, read_args, report, reporter, strict_optional, transfer_args};
+use self::js::{ErrorReport, Functions};
 use self::options::{reject_save_errors, RustStoreOptions};
 use self::types::{
-  BackupStatus, BackupVersion, ExtractArgs, LeaseOptions, ProfileArgs, SaveArgs, SessionArgs, StoreStats,
-  StoredSession, TransferSummary,
+  BackupStatus, BackupVersion, ExtractArgs, LeaseOptions, MetricsAddress, ProfileArgs, SaveArgs, SessionArgs,
+  StoreStats, StoredSession, TransferSummary,
 };
 use crate::error::StoreError;
 use crate::settings::Settings;
@@ -28,15 +29,9 @@ use crate::transfer::{Progress, Transfer};
 
 type Core<T> = std::result::Result<T, StoreError>;
 
-/// The constructor's options object; absent, `undefined` and `null` mean all defaults.
-fn read_options<'a>(env: &Env, options: Option<Unknown<'a>>) -> Result<RustStoreOptions<'a>> {
-  match options {
-    Some(value) if !matches!(value.get_type()?, ValueType::Undefined | ValueType::Null) => {
-      let bad = |reason| StoreError::InvalidOption { name: "options", reason };
-      from_js::<RustStoreOptions>(env, Some(value), bad).map_err(|e| js_error(env, &e))
-    }
-    _ => Ok(RustStoreOptions::default()),
-  }
+/// The constructor's options object, read strictly; absent, `undefined` and `null` mean all defaults.
+fn read_options<'a>(env: &Env, options: Option<Unknown<'a>>) -> Result<(RustStoreOptions, Functions<'a>)> {
+  strict_optional(env, options, "").map_err(|e| js_error(env, &e))
 }
 
 /// A whatsapp-web.js RemoteAuth store: `new RemoteAuth({ store: new RustStore(), backupSyncIntervalMs })`.
@@ -50,14 +45,16 @@ pub struct RustStore {
   metrics: Arc<crate::metrics::Exporter>,
   /// Stops the metrics port.
   metrics_stop: Option<tokio::sync::watch::Sender<bool>>,
+  /// Where the metrics port listens (its port picked by the system for `metricsPort: 0`).
+  metrics_address: Option<std::net::SocketAddr>,
 }
 
 #[napi]
 impl RustStore {
   #[napi(constructor, ts_args_type = "options?: RustStoreOptions | undefined | null")]
   pub fn new(env: &Env, options: Option<Unknown>) -> Result<Self> {
-    let options = read_options(env, options)?;
-    Self::build(env, &options, Settings::from(&options))
+    let (options, functions) = read_options(env, options)?;
+    Self::build(env, &options, &functions, Settings::from(&options))
   }
 
   /// A store configured from the environment: `REDIS_URL`, `SESSION_BACKUP_ENABLED`, `SESSION_BACKUP_INTERVAL_MS`,
@@ -65,23 +62,20 @@ impl RustStore {
   /// `S3_` (plus `S3_REGION`, `S3_PREFIX`, `S3_FORCE_PATH_STYLE`), `SESSION_STORE_DIR`. `options` win over them.
   #[napi(factory, ts_args_type = "options?: RustStoreOptions | undefined | null")]
   pub fn from_env(env: &Env, options: Option<Unknown>) -> Result<Self> {
-    let options = read_options(env, options)?;
+    let (options, functions) = read_options(env, options)?;
     let settings = crate::settings::fill_from_env(Settings::from(&options)).map_err(|e| js_error(env, &e))?;
-    Self::build(env, &options, settings)
+    Self::build(env, &options, &functions, settings)
   }
 
-  fn build(env: &Env, options: &RustStoreOptions, settings: Settings) -> Result<Self> {
-    let (on_error, background) = match &options.on_error {
+  fn build(env: &Env, options: &RustStoreOptions, functions: &Functions, settings: Settings) -> Result<Self> {
+    let (on_error, background) = match options.on_error {
       None => (None, None),
-      Some(f) if f.get_type()? == ValueType::Function => {
+      Some(f) => {
+        let f = functions.get(f);
         let direct: Function<Unknown<'static>, Unknown<'static>> = unsafe { f.cast() }?;
         let threadsafe: Function<ErrorReport, Unknown<'static>> = unsafe { f.cast() }?;
         let background = threadsafe.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
         (Some(Rc::new(direct.create_ref()?)), Some(Arc::new(background)))
-      }
-      Some(_) => {
-        let reason = "must be a function".to_string();
-        return Err(js_error(env, &StoreError::InvalidOption { name: "onError", reason }));
       }
     };
     let reject_save_errors = reject_save_errors(options).map_err(|e| js_error(env, &e))?;
@@ -98,6 +92,7 @@ impl RustStore {
     let min_free_bytes = settings.min_free_bytes().map_err(|e| js_error(env, &e))?;
     let metrics = Arc::new(crate::metrics::Exporter { store: store.clone(), min_free_bytes });
     let listener = settings.metrics_listener().map_err(|e| js_error(env, &e))?;
+    let metrics_address = listener.as_ref().and_then(|l| l.local_addr().ok());
     let metrics_stop = listener.map(|listener| {
       let (stop, stopped) = tokio::sync::watch::channel(false);
       let (exporter, background) = (metrics.clone(), metrics_report);
@@ -108,7 +103,8 @@ impl RustStore {
       });
       stop
     });
-    Ok(Self { store: Arc::new(store), reject_save_errors, on_error, disk_watch, metrics, metrics_stop })
+    let store = Arc::new(store);
+    Ok(Self { store, reject_save_errors, on_error, disk_watch, metrics, metrics_stop, metrics_address })
   }
 
   /// True when the session is stored. Rejects (never answers false) when the store cannot be asked,
@@ -206,8 +202,8 @@ impl RustStore {
     let (store, args) = (self.store.clone(), read_args::<ExtractArgs>(env, args));
     let work = async move {
       let args = args?;
-      let at_ms = crate::settings::whole("at", args.at, 0.0..=crate::settings::MAX_SAFE_INTEGER)
-        .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+      let at_ms =
+        crate::settings::whole("at", args.at, 0.0..=crate::settings::MAX_SAFE_INTEGER).map_err(as_argument)?;
       if args.version.is_some() && at_ms.is_some() {
         return Err(StoreError::InvalidArgument("give version or at, not both".into()));
       }
@@ -281,6 +277,17 @@ impl RustStore {
     promise(env, async move { metrics.render().await }, |text| text)
   }
 
+  /// Where the metrics port (`metricsPort`) listens, `/metrics`, `/healthz` and `/readyz` alike: with
+  /// `metricsPort: 0` the only way to learn the port the system picked. `null` without `metricsPort`.
+  #[napi]
+  pub fn metrics_address(&self) -> Option<MetricsAddress> {
+    self.metrics_address.map(|addr| MetricsAddress {
+      host: addr.ip().to_string(),
+      port: u32::from(addr.port()),
+      url: format!("http://{addr}"),
+    })
+  }
+
   /// Takes the session's lease (one owner across replicas; Redis `SET NX PX`, fenced by a token) and resolves its
   /// token. From then on this store's saves of the session land only while it holds the lease
   /// (`ERR_LEASE_LOST` otherwise). Rejects `ERR_LEASE_HELD` when another owner holds it.
@@ -289,9 +296,9 @@ impl RustStore {
     &self,
     env: &'env Env,
     session: String,
-    options: Option<LeaseOptions>,
+    options: Option<Unknown>,
   ) -> Result<PromiseRaw<'env, String>> {
-    let (store, ttl) = (self.store.clone(), lease_ttl(options));
+    let (store, ttl) = (self.store.clone(), lease_ttl(env, options));
     promise(env, async move { store.acquire_lease(&session, ttl?).await }, |token| token)
   }
 
@@ -307,9 +314,9 @@ impl RustStore {
     env: &'env Env,
     session: String,
     token: String,
-    options: Option<LeaseOptions>,
+    options: Option<Unknown>,
   ) -> Result<PromiseRaw<'env, &'static str>> {
-    let (store, ttl) = (self.store.clone(), lease_ttl(options));
+    let (store, ttl) = (self.store.clone(), lease_ttl(env, options));
     promise(env, async move { store.renew_lease(&session, &token, ttl?).await }, |state| match state {
       crate::tier::LeaseState::Retaken => "retaken",
       _ => "renewed",
@@ -368,9 +375,10 @@ impl RustStore {
   }
 }
 
-fn lease_ttl(options: Option<LeaseOptions>) -> Core<std::time::Duration> {
-  let ms = crate::settings::whole("ttlMs", options.unwrap_or_default().ttl_ms, 1.0..=86_400_000.0);
-  let ms = ms.map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+/// `{ ttlMs }`, read strictly: a lease with a mistyped key would otherwise run on the default ttl unnoticed.
+fn lease_ttl(env: &Env, options: Option<Unknown>) -> Core<std::time::Duration> {
+  let (options, _) = strict_optional::<LeaseOptions>(env, options, "")?;
+  let ms = crate::settings::whole("ttlMs", options.ttl_ms, 1.0..=86_400_000.0)?;
   Ok(std::time::Duration::from_millis(ms.unwrap_or(30_000)))
 }
 

@@ -1,4 +1,5 @@
-//! The standalone metrics port: `GET /metrics` on a small HTTP/1 server (hyper) on the store's tokio runtime.
+//! The standalone metrics port: `GET /metrics`, `/healthz` and `/readyz` (`health`) on a small HTTP/1 server
+//! (hyper) on the store's tokio runtime.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -33,11 +34,23 @@ fn text(status: StatusCode, body: String, content_type: &str) -> Response<Full<B
 
 async fn respond(exporter: &Exporter, req: Request<Incoming>) -> Response<Full<Bytes>> {
   let plain = "text/plain; charset=utf-8";
-  if req.uri().path() != "/metrics" {
-    return text(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n".into(), plain);
+  let path = req.uri().path();
+  if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
+    return text(StatusCode::NOT_FOUND, "not found: /metrics, /healthz, /readyz\n".into(), plain);
   }
   if !matches!(*req.method(), Method::GET | Method::HEAD) {
-    return text(StatusCode::METHOD_NOT_ALLOWED, "GET /metrics\n".into(), plain);
+    return text(StatusCode::METHOD_NOT_ALLOWED, format!("GET {path}\n"), plain);
+  }
+  match path {
+    // Answered from the runtime that serves everything else: if this answers, the process and its runtime do.
+    "/healthz" => return text(StatusCode::OK, "ok\n".into(), plain),
+    "/readyz" => {
+      return match exporter.readiness(super::READY_TIMEOUT).await {
+        Ok(()) => text(StatusCode::OK, "ready\n".into(), plain),
+        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n"), plain),
+      }
+    }
+    _ => {}
   }
   // Prometheus says how long it waits; the tiers get that less a margin for the rest of the answer.
   let scraper_waits = req.headers().get("x-prometheus-scrape-timeout-seconds").and_then(|v| v.to_str().ok());
