@@ -109,7 +109,7 @@ impl RustStore {
 
   /// True when the session is stored. Rejects (never answers false) when the store cannot be asked,
   /// since RemoteAuth would otherwise start a fresh login over the stored one.
-  #[napi(ts_args_type = "args: SessionArgs", ts_return_type = "Promise<boolean>")]
+  #[napi(ts_args_type = "args: SessionArgs")]
   pub fn session_exists<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, bool>> {
     let (store, args) = (self.store.clone(), read_args::<SessionArgs>(env, args));
     promise(env, async move { store.session_exists(&args?.session).await }, |v| v)
@@ -117,7 +117,7 @@ impl RustStore {
 
   /// Stores the zip RemoteAuth wrote for `session`. Resolves with what was stored, or `null` after reporting
   /// a failure (see `saveErrors`). The previous copy stays until the new one is durable.
-  #[napi(ts_args_type = "args: SaveArgs", ts_return_type = "Promise<StoredSession | null>")]
+  #[napi(ts_args_type = "args: SaveArgs")]
   pub fn save<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, Option<StoredSession>>> {
     let (store, args) = (self.store.clone(), read_args::<SaveArgs>(env, args));
     let on_error = self.on_error.clone();
@@ -155,7 +155,7 @@ impl RustStore {
   /// encryption, leases). Always rejects on failure (`ERR_PROFILE_CHANGING` when the profile kept changing under
   /// the read); the previous copy stays until the new one is durable. A failed backup after the primary has it is
   /// reported (`onError`), not thrown.
-  #[napi(ts_args_type = "args: ProfileArgs", ts_return_type = "Promise<StoredSession>")]
+  #[napi(ts_args_type = "args: ProfileArgs")]
   pub fn save_profile<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, StoredSession>> {
     let (store, args) = (self.store.clone(), read_args::<ProfileArgs>(env, args));
     let on_error = self.on_error.clone();
@@ -181,7 +181,7 @@ impl RustStore {
   /// Rejects `ERR_INVALID_ARG`, touching nothing, a `dir` that is empty, `/`, or is or holds the cwd, `dataPath`
   /// or the store's folder (through links too). A `dir` that is a link is restored through, into its target.
   /// Restores of one folder take turns, across processes too (a lock file beside it while one runs).
-  #[napi(ts_args_type = "args: ProfileArgs", ts_return_type = "Promise<StoredSession>")]
+  #[napi(ts_args_type = "args: ProfileArgs")]
   pub fn restore_profile<'env>(
     &self,
     env: &'env Env,
@@ -197,7 +197,7 @@ impl RustStore {
 
   /// Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum. With
   /// `version` (an id from `listBackups`) or `at` (ms), writes that backup version instead: point in time.
-  #[napi(ts_args_type = "args: ExtractArgs", ts_return_type = "Promise<StoredSession>")]
+  #[napi(ts_args_type = "args: ExtractArgs")]
   pub fn extract<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, StoredSession>> {
     let (store, args) = (self.store.clone(), read_args::<ExtractArgs>(env, args));
     let work = async move {
@@ -214,7 +214,7 @@ impl RustStore {
   }
 
   /// The session's backup versions, oldest first (empty without a backup tier).
-  #[napi(ts_return_type = "Promise<BackupVersion[]>")]
+  #[napi]
   pub fn list_backups<'env>(&self, env: &'env Env, session: String) -> Result<PromiseRaw<'env, Vec<BackupVersion>>> {
     let store = self.store.clone();
     promise(env, async move { store.backup_versions(&session).await }, |v| {
@@ -231,20 +231,20 @@ impl RustStore {
 
   /// Warms the primary from the backups (every session's newest good version, never over a newer primary
   /// copy), for a service start.
-  #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
+  #[napi(ts_args_type = "args?: TransferArgs")]
   pub fn restore_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
     self.bulk(env, args, |store, concurrency, progress| async move { store.restore_all(concurrency, progress).await })
   }
 
   /// Backs up every session of the primary.
-  #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
+  #[napi(ts_args_type = "args?: TransferArgs")]
   pub fn backup_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
     self.bulk(env, args, |store, concurrency, progress| async move { store.backup_all(concurrency, progress).await })
   }
 
   /// Stops the backup timer and backs up every session saved since its last backup. Call it before the
   /// process exits. Later saves back themselves up within the save.
-  #[napi(ts_return_type = "Promise<TransferSummary>")]
+  #[napi]
   pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, TransferSummary>> {
     for stop in self.disk_watch.iter().chain(&self.metrics_stop) {
       let _ = stop.send(true);
@@ -261,7 +261,7 @@ impl RustStore {
 
   /// Sessions and bytes per tier, average and largest session, free disk under `dataPath`, backup lag: the
   /// figures of `wwebjs-rust-store stats`. Lists every tier, so call it for monitoring, not on every request.
-  #[napi(ts_return_type = "Promise<StoreStats>")]
+  #[napi]
   pub fn stats<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, StoreStats>> {
     let store = self.store.clone();
     promise(env, async move { store.stats().await }, StoreStats::from)
@@ -271,7 +271,7 @@ impl RustStore {
   /// (saves, backups, restore fallbacks, leases) and what the tiers say now (reachability, sizes, Redis memory,
   /// disk, each session's newest backup). Serve it from your HTTP server's `/metrics`, or set `metricsPort`.
   /// Never rejects for a tier that is down: `wwebjs_rust_store_tier_up` says so.
-  #[napi(ts_return_type = "Promise<string>")]
+  #[napi]
   pub fn metrics<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, String>> {
     let metrics = self.metrics.clone();
     promise(env, async move { metrics.render().await }, |text| text)
@@ -291,7 +291,7 @@ impl RustStore {
   /// Takes the session's lease (one owner across replicas; Redis `SET NX PX`, fenced by a token) and resolves its
   /// token. From then on this store's saves of the session land only while it holds the lease
   /// (`ERR_LEASE_LOST` otherwise). Rejects `ERR_LEASE_HELD` when another owner holds it.
-  #[napi(ts_args_type = "session: string, options?: LeaseOptions", ts_return_type = "Promise<string>")]
+  #[napi(ts_args_type = "session: string, options?: LeaseOptions")]
   pub fn acquire_lease<'env>(
     &self,
     env: &'env Env,
@@ -368,7 +368,7 @@ impl RustStore {
   }
 
   /// Every stored session with its sizes.
-  #[napi(ts_return_type = "Promise<StoredSession[]>")]
+  #[napi]
   pub fn list_sessions<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<StoredSession>>> {
     let store = self.store.clone();
     promise(env, async move { store.list().await }, |v| v.into_iter().map(StoredSession::from).collect())
