@@ -78,7 +78,7 @@ export declare class RustStore {
    */
   extract(args: ExtractArgs): Promise<StoredSession>
   /** The session's backup versions, oldest first (empty without a backup tier). */
-  listBackups(session: string): Promise<BackupVersion[]>
+  listBackups(session: string): Promise<Array<BackupVersion>>
   /** Removes the session. Deleting a session that is not stored succeeds. */
   delete(args: SessionArgs): Promise<void>
   /**
@@ -146,7 +146,7 @@ export declare class RustStore {
    */
   fleet(options: FleetOptions): Fleet
   /** Every stored session with its sizes. */
-  listSessions(): Promise<StoredSession[]>
+  listSessions(): Promise<Array<StoredSession>>
 }
 
 /** State of the interval backups. */

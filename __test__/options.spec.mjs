@@ -93,6 +93,16 @@ test.serial('wrong types and values say which option, what it got and what it wa
   refused(t, () => store.fleet(), 'fleet must be an object, got undefined')
   refused(t, () => store.fleet(42), 'fleet must be an object, got number 42')
   await rejected(t, store.acquireLease('RemoteAuth-a', { ttlMs: '5000' }), 'ttlMs must be a number, got a string')
+  // RemoteAuth's own arguments say the same, as ERR_INVALID_ARG (rejections: RemoteAuth does not catch throws).
+  for (const [call, message] of [
+    [() => store.sessionExists({ session: 5 }), 'invalid argument: session must be a string, got number 5'],
+    [() => store.extract({ session: 'RemoteAuth-a' }), 'invalid argument: path is required'],
+    [() => store.delete(undefined), 'invalid argument: expected an object like { session }'],
+  ]) {
+    const err = await t.throwsAsync(call())
+    t.is(err.code, 'ERR_INVALID_ARG')
+    t.is(err.message, message)
+  }
 })
 
 // --- the seeded mutation run ---

@@ -319,14 +319,28 @@ impl JsFleet {
   #[napi(ts_return_type = "Promise<void>")]
   pub fn drain<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
     let fleet = self.fleet.clone();
-    promise(env, async move { Ok(fleet.drain().await) }, |v| v)
+    promise(
+      env,
+      async move {
+        fleet.drain().await;
+        Ok(())
+      },
+      |v| v,
+    )
   }
 
   /// Stops every session (`onStop(session, 'close')`), leaves the fleet and resolves.
   #[napi(ts_return_type = "Promise<void>")]
   pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
     let fleet = self.fleet.clone();
-    promise(env, async move { Ok(fleet.close().await) }, |v| v)
+    promise(
+      env,
+      async move {
+        fleet.close().await;
+        Ok(())
+      },
+      |v| v,
+    )
   }
 
   /// Pins the session to one worker (it runs only there; unassigned while that worker is gone). Stored in

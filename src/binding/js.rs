@@ -63,26 +63,6 @@ where
   })
 }
 
-/// Converts a JS object argument; a wrong shape becomes `bad(reason)` (a rejection or a coded throw), never
-/// napi's own uncoded error.
-pub(super) fn from_js<T: FromNapiValue>(
-  env: &Env,
-  value: Option<Unknown>,
-  bad: impl Fn(String) -> StoreError,
-) -> Core<T> {
-  let value = value.ok_or_else(|| bad("expected an object".into()))?;
-  // Checked first: reading a field of a non-object would leave a pending JS exception behind.
-  if value.get_type().map_err(|e| StoreError::Internal(e.reason.clone()))? != ValueType::Object {
-    return Err(bad("expected an object".into()));
-  }
-  unsafe { T::from_napi_value(env.raw(), value.raw()) }.map_err(|e| {
-    // A failed field conversion may leave a pending exception; clear it so the caller sees our error.
-    let mut pending = std::ptr::null_mut();
-    unsafe { napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut pending) };
-    bad(e.reason.clone())
-  })
-}
-
 /// How deep an options object is read: deeper than any option goes, and a cycle (`o.redis = o`) ends here.
 const MAX_DEPTH: usize = 8;
 
@@ -176,9 +156,17 @@ pub(super) fn strict_optional<'a, T: serde::de::DeserializeOwned>(
   }
 }
 
-/// RemoteAuth's `{ session, ... }` argument; a wrong shape rejects with `ERR_INVALID_ARG`.
-pub(super) fn read_args<T: FromNapiValue>(env: &Env, args: Option<Unknown>) -> Core<T> {
-  from_js(env, args, StoreError::InvalidArgument)
+/// RemoteAuth's `{ session, ... }` argument; a wrong shape rejects with `ERR_INVALID_ARG` naming the field in JS
+/// terms. Keys it does not know are let through: the argument is RemoteAuth's, whose versions may add some.
+pub(super) fn read_args<T: serde::de::DeserializeOwned>(env: &Env, args: Option<Unknown>) -> Core<T> {
+  let object = args.is_some_and(|a| a.get_type().ok() == Some(ValueType::Object));
+  if !object {
+    return Err(StoreError::InvalidArgument("expected an object like { session }".into()));
+  }
+  strict(env, args, "").map(|(args, _)| args).map_err(|e| match e {
+    StoreError::Options(message) => StoreError::InvalidArgument(message),
+    other => other,
+  })
 }
 
 /// `{ concurrency, onProgress }` of `restoreAll` / `backupAll`.

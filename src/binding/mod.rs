@@ -117,7 +117,7 @@ impl RustStore {
 
   /// Stores the zip RemoteAuth wrote for `session`. Resolves with what was stored, or `null` after reporting
   /// a failure (see `saveErrors`). The previous copy stays until the new one is durable.
-  #[napi(ts_args_type = "args: SaveArgs")]
+  #[napi(ts_args_type = "args: SaveArgs", ts_return_type = "Promise<StoredSession | null>")]
   pub fn save<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, Option<StoredSession>>> {
     let (store, args) = (self.store.clone(), read_args::<SaveArgs>(env, args));
     let on_error = self.on_error.clone();

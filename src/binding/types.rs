@@ -86,13 +86,17 @@ pub struct TransferArgs {
 }
 
 /// `{ session }` as RemoteAuth passes it to `sessionExists` and `delete`.
-#[napi(object)]
+#[napi(object, object_from_js = false)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SessionArgs {
   pub session: String,
 }
 
 /// `{ session }` as RemoteAuth passes it to `save`; `path` names the zip explicitly when given.
-#[napi(object)]
+#[napi(object, object_from_js = false)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SaveArgs {
   pub session: String,
   pub path: Option<String>,
@@ -104,7 +108,9 @@ pub struct SaveArgs {
 
 /// `{ session, dir }` of `saveProfile` / `restoreProfile`: `dir` is the profile folder (RemoteAuth's
 /// `userDataDir`, `<dataPath>/<session>`).
-#[napi(object)]
+#[napi(object, object_from_js = false)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ProfileArgs {
   pub session: String,
   pub dir: String,
@@ -112,7 +118,9 @@ pub struct ProfileArgs {
 
 /// `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. `version` or
 /// `at` restore a backup version instead (point in time).
-#[napi(object)]
+#[napi(object, object_from_js = false)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ExtractArgs {
   pub session: String,
   pub path: String,
