@@ -162,7 +162,7 @@ function typo(name, rand) {
   }
 }
 
-/** One mutation of `options` in place; returns what it did and the option name its refusal must mention. */
+/** One mutation of `options` in place; returns what it did and the option names its refusal may mention. */
 function mutate(options, rand) {
   const all = paths(options)
   const at = all[Math.floor(rand() * all.length)]
@@ -171,62 +171,100 @@ function mutate(options, rand) {
   const kind = ['delete', 'rename', 'retype', 'add'][Math.floor(rand() * 4)]
   if (kind === 'delete') {
     delete parent[name]
-    return { kind, at, mentions: name }
+    return { kind, at, mentions: [name] }
   }
   if (kind === 'rename') {
     const renamed = typo(name, rand)
     if (renamed === name || renamed in parent) return { kind: 'none', at }
     parent[renamed] = parent[name]
     delete parent[name]
-    return { kind, at, mentions: renamed, mustRefuse: true }
+    // The refusal may name the new key (unknown) or the old one (now missing).
+    return { kind, at, mentions: [renamed, name], mustRefuse: true }
   }
   if (kind === 'add') {
     const extra = `x${Math.floor(rand() * 1e6)}`
     parent[extra] = OTHER_VALUES[Math.floor(rand() * OTHER_VALUES.length)]
-    return { kind, at, mentions: extra, mustRefuse: true }
+    return { kind, at, mentions: [extra], mustRefuse: true }
   }
   const before = parent[name]
   const value = [null, undefined, ...OTHER_VALUES][Math.floor(rand() * (OTHER_VALUES.length + 2))]
   parent[name] = value
   // Absent, or the same JS type with a value its range accepts, may still make a working store.
   const sameType = typeof value === typeof before && Array.isArray(value) === Array.isArray(before)
-  return { kind, at, mentions: name, mustRefuse: value != null && !sameType }
+  return { kind, at, mentions: [name], mustRefuse: value != null && !sameType }
 }
 
-test.serial('seeded mutations of whole option objects: a working store or a coded error naming the option', async (t) => {
+/**
+ * `cases` seeded mutations of `base(i, rand)`, each handed to `make`: it must throw ERR_INVALID_OPTION naming a
+ * mutated option (`root` prefixes the names: a refusal of the top level names `root`), or give something `use`
+ * proves working. Returns how many of each.
+ */
+async function mutations(t, { name, cases, base, make, use, root }) {
   const seed = Number(process.env.OPTIONS_SEED ?? 20261207)
-  const cases = Number(process.env.OPTIONS_CASES ?? 240)
-  t.log(`OPTIONS_SEED=${seed} OPTIONS_CASES=${cases}`)
+  t.log(`OPTIONS_SEED=${seed} OPTIONS_CASES=${cases} (${name})`)
   const rand = prng(seed)
-  const root = tempDir(t)
-  const cwd = process.cwd()
-  process.chdir(root)
-  t.teardown(() => process.chdir(cwd))
-  const server = await startRedis(t)
   const outcomes = { working: 0, refused: 0 }
   for (let i = 0; i < cases; i++) {
-    const options = base(rand() < 0.3 ? server.url : null, () => {})
+    const options = base(i, rand)
     const steps = [mutate(options, rand)]
     if (rand() < 0.3) steps.push(mutate(options, rand))
-    const label = `case ${i} (seed ${seed}): ${JSON.stringify(steps)}`
-    let store
+    const label = `${name} case ${i} (seed ${seed}): ${JSON.stringify(steps)}`
+    let made
     try {
-      store = new RustStore(options)
+      made = make(options)
     } catch (err) {
       outcomes.refused++
       t.is(err.code, 'ERR_INVALID_OPTION', `${label}: ${err.message}`)
       t.notRegex(err.message, INTERNALS, label)
-      const named = steps.some((s) => s.mentions && err.message.includes(s.mentions))
-      t.true(named || /^options /.test(err.message), `${label}: ${err.message} names none of the mutated options`)
+      const named = steps.some((s) => s.mentions?.some((m) => err.message.includes(m)))
+      t.true(named || err.message.startsWith(`${root} `), `${label}: ${err.message} names none of the mutated options`)
       continue
     }
     outcomes.working++
     // A second step may undo the first (delete the key the first added), so only single steps are held to it.
     t.false(steps.length === 1 && Boolean(steps[0].mustRefuse), `${label}: accepted`)
-    // Working means working: it answers, and a closed store lets go of its port and timers.
-    t.false(await store.sessionExists({ session: `RemoteAuth-m${i}` }), label)
-    await store.close()
+    await use(made, i, label)
   }
   t.log(outcomes)
-  t.true(outcomes.working > cases / 10 && outcomes.refused > cases / 3, JSON.stringify(outcomes))
+  // Both outcomes occur: the run explores accepted objects as well as refused ones.
+  t.true(outcomes.working > 0 && outcomes.refused > cases / 3, JSON.stringify(outcomes))
+}
+
+test.serial('seeded mutations of whole option objects: a working store or a coded error naming the option', async (t) => {
+  const root = tempDir(t)
+  const cwd = process.cwd()
+  process.chdir(root)
+  t.teardown(() => process.chdir(cwd))
+  const server = await startRedis(t)
+  await mutations(t, {
+    name: 'store',
+    root: 'options',
+    cases: Number(process.env.OPTIONS_CASES ?? 240),
+    base: (i, rand) => base(rand() < 0.3 ? server.url : null, () => {}),
+    make: (options) => new RustStore(options),
+    // Working means working: it answers, and a closed store lets go of its port and timers.
+    use: async (store, i, label) => {
+      t.false(await store.sessionExists({ session: `RemoteAuth-m${i}` }), label)
+      await store.close()
+    },
+  })
+})
+
+test.serial('seeded mutations of fleet options: a worker that joins and leaves, or a coded error naming the option', async (t) => {
+  const server = await startRedis(t)
+  const store = new RustStore({ redis: { url: server.url, prefix: 'fleet-mut:' }, dataPath: tempDir(t) })
+  t.teardown(() => store.close())
+  const noop = async () => {}
+  await mutations(t, {
+    name: 'fleet',
+    root: 'fleet',
+    cases: Number(process.env.OPTIONS_CASES ?? 240) / 3,
+    // A group per case: no case sees another's worker.
+    base: (i) => ({ workerId: `w${i}`, capacity: 2, group: `g${i}`, maxConcurrentStarts: 4, unassignedAlertMs: 60_000, onStart: noop, onStop: noop, onEvent: () => {} }),
+    make: (options) => store.fleet(options),
+    use: async (fleet, i, label) => {
+      t.is(typeof fleet.status().workerId, 'string', label)
+      await fleet.close()
+    },
+  })
 })
