@@ -18,7 +18,10 @@ use crate::error::{Result, StoreError};
 /// free one.
 pub fn bind(host: &str, port: u16) -> Result<std::net::TcpListener> {
   let bad = |reason: String| StoreError::InvalidOption { name: "metricsPort", reason };
-  let ip: std::net::IpAddr = host.parse().map_err(|_| bad(format!("{host:?} is not an IP address")))?;
+  let ip: std::net::IpAddr = host.parse().map_err(|_| StoreError::InvalidOption {
+    name: "metricsHost",
+    reason: format!("{host:?} is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)"),
+  })?;
   let addr = SocketAddr::new(ip, port);
   let listener = std::net::TcpListener::bind(addr).map_err(|e| bad(format!("cannot listen on {addr}: {e}")))?;
   listener.set_nonblocking(true).map_err(|e| bad(format!("{addr}: {e}")))?;
