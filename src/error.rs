@@ -45,6 +45,9 @@ pub enum StoreError {
   InvalidArgument(String),
   #[error("invalid option {name}: {reason}")]
   InvalidOption { name: &'static str, reason: String },
+  /// An options object of the wrong shape (an unknown key, a wrong type), named by its path in JS terms.
+  #[error("{0}")]
+  Options(String),
   #[error("{tier} tier cannot be reached: {reason}")]
   TierUnavailable { tier: &'static str, reason: String },
   /// A storage backend failed; the tier picks the code (`ERR_REDIS_UNAVAILABLE`, …).
@@ -84,7 +87,7 @@ impl StoreError {
       Self::ProfileInUse(_) => "ERR_PROFILE_IN_USE",
       Self::SessionChanged(_) => "ERR_SESSION_CHANGED",
       Self::InvalidArgument(_) => "ERR_INVALID_ARG",
-      Self::InvalidOption { .. } => "ERR_INVALID_OPTION",
+      Self::InvalidOption { .. } | Self::Options(_) => "ERR_INVALID_OPTION",
       Self::TierUnavailable { .. } => "ERR_TIER_UNAVAILABLE",
       Self::Backend { code, .. } => code,
       Self::Internal(_) => "ERR_INTERNAL",

@@ -12,9 +12,9 @@ use backon::{ExponentialBuilder, Retryable};
 
 use crate::archive;
 use crate::backup::Backups;
+use crate::counters::{Counters, Outcome};
 use crate::error::{Result, StoreError};
 use crate::locks::KeyLocks;
-use crate::metrics::{Counters, Outcome};
 use crate::session::SessionKey;
 use crate::tier::Tier;
 use crate::transfer::{transfer, Transfer};

@@ -9,15 +9,18 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi_derive::napi;
 
-use super::js::{from_js, js_error, promise};
+use super::js::{js_error, promise, strict};
 use crate::error::StoreError;
 use crate::fleet::{self, FleetConfig, FleetEvent, Hooks, Lease, Pin, StopReason, Timing};
-use crate::settings::whole;
+use crate::settings::{whole, Callback};
 use crate::store::Store;
 
-/// Options for `store.fleet(options)`: one worker of a fleet sharing this store's Redis (and bucket).
-#[napi(object, object_to_js = false)]
-pub struct FleetOptions<'a> {
+/// Options for `store.fleet(options)`: one worker of a fleet sharing this store's Redis (and bucket). Read
+/// strictly (`settings::read_strict`): an unknown key is refused.
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetOptions {
   /// This worker's id, unique in the fleet and stable across restarts (a pod or host name): 1–64 ASCII letters,
   /// digits, `-`, `_`, `.`.
   pub worker_id: String,
@@ -42,15 +45,15 @@ pub struct FleetOptions<'a> {
   /// then `initialize()`); resolve once it is started. The lease is already taken for this worker: forFleet
   /// adopts it on the same store, and the fleet renews and releases it.
   #[napi(ts_type = "(session: FleetSession) => Promise<unknown> | unknown")]
-  pub on_start: Unknown<'a>,
+  pub on_start: Callback,
   /// Destroy the session's client (after its final backup); resolve once it is gone.
   #[napi(
     ts_type = "(session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown"
   )]
-  pub on_stop: Unknown<'a>,
+  pub on_stop: Callback,
   /// Sessions unassigned too long, failed starts and stops.
   #[napi(ts_type = "(event: FleetEvent) => void")]
-  pub on_event: Option<Unknown<'a>>,
+  pub on_event: Option<Callback>,
 }
 
 /// What `onStart` receives.
@@ -66,7 +69,8 @@ pub struct FleetSession {
   pub renew_every_ms: f64,
 }
 
-#[napi(object)]
+/// What `onEvent` receives.
+#[napi(object, js_name = "FleetEvent")]
 pub struct FleetEventInfo {
   #[napi(js_name = "type", ts_type = "'unassigned' | 'startFailed' | 'stopFailed'")]
   pub kind: String,
@@ -237,37 +241,25 @@ impl FleetEventInfo {
   }
 }
 
-fn invalid(name: &'static str, reason: impl Into<String>) -> StoreError {
-  StoreError::InvalidOption { name, reason: reason.into() }
-}
-
 fn ms(name: &'static str, value: Option<f64>) -> std::result::Result<Option<Duration>, StoreError> {
-  let ms = whole(name, value, 0.0..=86_400_000.0).map_err(|e| invalid(name, e.to_string()))?;
+  let ms = whole(name, value, 0.0..=86_400_000.0)?;
   Ok(ms.map(Duration::from_millis))
 }
 
 fn function<'a, Args: JsValuesTupleIntoVec, Ret: FromNapiValue>(
-  name: &'static str,
-  value: &Unknown<'a>,
+  value: Unknown<'a>,
 ) -> std::result::Result<Function<'a, Args, Ret>, StoreError> {
-  if value.get_type().ok() != Some(ValueType::Function) {
-    return Err(invalid(name, "must be a function"));
-  }
   unsafe { value.cast() }.map_err(|e| StoreError::Internal(e.reason.clone()))
 }
 
 fn config(options: &FleetOptions) -> std::result::Result<FleetConfig, StoreError> {
-  let capacity = whole("fleet.capacity", Some(options.capacity), 1.0..=100_000.0)
-    .map_err(|e| invalid("fleet.capacity", e.to_string()))?
-    .unwrap_or(1);
+  let capacity = whole("fleet.capacity", Some(options.capacity), 1.0..=100_000.0)?.unwrap_or(1);
   let timing = Timing::new(
     ms("fleet.ttlMs", options.ttl_ms)?,
     ms("fleet.renewEveryMs", options.renew_every_ms)?,
     ms("fleet.stopTimeoutMs", options.stop_timeout_ms)?,
   )?;
-  let starts = whole("fleet.maxConcurrentStarts", options.max_concurrent_starts, 1.0..=1000.0)
-    .map_err(|e| invalid("fleet.maxConcurrentStarts", e.to_string()))?
-    .unwrap_or(4);
+  let starts = whole("fleet.maxConcurrentStarts", options.max_concurrent_starts, 1.0..=1000.0)?.unwrap_or(4);
   Ok(FleetConfig {
     group: options.group.clone().unwrap_or_else(|| "default".into()),
     worker_id: options.worker_id.clone(),
@@ -288,17 +280,13 @@ pub struct JsFleet {
 
 /// Joins: reads the options (a coded throw when wrong) and spawns the worker's loop on the runtime.
 pub(super) fn join(env: &Env, store: Arc<Store>, options: Option<Unknown>) -> Result<JsFleet> {
-  let bad = |reason| invalid("fleet", reason);
-  let options = from_js::<FleetOptions>(env, options, bad).map_err(|e| js_error(env, &e))?;
+  let (options, functions) = strict::<FleetOptions>(env, options, "fleet").map_err(|e| js_error(env, &e))?;
   let built = (|| {
     let config = config(&options)?;
-    let start = function::<FleetSession, Returned>("fleet.onStart", &options.on_start)?;
-    let stop = function::<FnArgs<(String, String)>, Returned>("fleet.onStop", &options.on_stop)?;
-    let event = options
-      .on_event
-      .as_ref()
-      .map(|f| function::<FleetEventInfo, UnknownReturnValue>("fleet.onEvent", f))
-      .transpose()?;
+    let start = function::<FleetSession, Returned>(functions.get(options.on_start))?;
+    let stop = function::<FnArgs<(String, String)>, Returned>(functions.get(options.on_stop))?;
+    let event =
+      options.on_event.map(|f| function::<FleetEventInfo, UnknownReturnValue>(functions.get(f))).transpose()?;
     let internal = |e: Error| StoreError::Internal(e.reason.clone());
     let hooks = JsHooks {
       start: start.build_threadsafe_function().callee_handled::<false>().build().map_err(internal)?,

@@ -14,8 +14,8 @@ use super::assign::{assign, Pin, Worker};
 use super::state::{Phase, Run, Shared, State};
 use super::status::{WorkerInfo, WorkerStatus};
 use super::{owner_entry, parse_owner, FleetEvent, Hooks, Lease, StopReason, OWNERS, PINS};
+use crate::counters::FleetSnapshot;
 use crate::error::Result;
-use crate::metrics::FleetSnapshot;
 use crate::store::Store;
 use crate::tier::Member;
 

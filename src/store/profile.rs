@@ -52,7 +52,7 @@ impl Store {
     let (config, name) = (self.config.clone(), key.to_string());
     let packed = blocking::run(move || archive::pack_dir(&dir, &config.pack, &name)).await;
     drop((held, folder));
-    let packed = packed.inspect_err(|_| self.counters.save(crate::metrics::Outcome::Failed))?;
+    let packed = packed.inspect_err(|_| self.counters.save(crate::counters::Outcome::Failed))?;
     self.store_packed(key, packed, turn).await
   }
 

@@ -9,8 +9,8 @@ use tokio::sync::OwnedMutexGuard;
 use super::{cwd, Saved, SessionInfo, Store};
 use crate::archive::{self, PackOptions};
 use crate::blocking;
+use crate::counters::Outcome;
 use crate::error::{Result, StoreError};
-use crate::metrics::Outcome;
 use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
 use crate::tier::Ready;
 
