@@ -27,6 +27,7 @@ import {
   type IncrementalStats,
   type JsFleet,
   type LargestSession,
+  type LeftoverStats,
   type LeaseOptions,
   type MemoryStats,
   type MetricsAddress,
@@ -134,6 +135,8 @@ async function everyMethod(): Promise<void> {
   const disk: DiskStats | undefined = stats.disk
   const incremental: IncrementalStats | undefined = stats.incremental
   const memory: MemoryStats | undefined = stats.memory
+  const leftovers: LeftoverStats = stats.crashLeftovers
+  const leftoverBytes: number = leftovers.bytes
   const text: string = await store.metrics()
   const address: MetricsAddress | null = store.metricsAddress()
   const url: string | undefined = address?.url
