@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::StreamExt;
 
@@ -59,7 +61,7 @@ pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
     let recheck = *ctx.recheck.lock().unwrap_or_else(|p| p.into_inner());
     let tick = tokio::select! {
       _ = timer.tick() => Tick::Full,
-      _ = async { tokio::time::sleep_until(recheck.unwrap().into()).await }, if recheck.is_some() => Tick::Beat,
+      _ = async { tokio::time::sleep_until(recheck.unwrap()).await }, if recheck.is_some() => Tick::Beat,
       _ = ctx.shared.wake.notified() => {
         // Coalesces a burst of finished starts and stops into one round.
         tokio::time::sleep((every / 4).min(Duration::from_millis(100))).await;
@@ -146,9 +148,8 @@ impl Ctx {
     // The first other heartbeat that runs out before the next tick (margin: the tier drops it strictly after).
     let me = cfg.worker_id.as_str();
     let soonest = members.iter().flatten().filter(|m| m.id != me).map(|m| m.expires_in).min();
-    *self.recheck.lock().unwrap_or_else(|p| p.into_inner()) = soonest
-      .filter(|left| *left < timing.renew_every)
-      .map(|left| Instant::now() + left + Duration::from_millis(20));
+    *self.recheck.lock().unwrap_or_else(|p| p.into_inner()) =
+      soonest.filter(|left| *left < timing.renew_every).map(|left| Instant::now() + left + Duration::from_millis(20));
     *members_now = members;
   }
 
