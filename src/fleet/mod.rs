@@ -4,6 +4,7 @@
 //! rule that orders a cut-off worker's stop before anyone else's start.
 
 pub mod assign;
+mod lifecycle;
 mod state;
 mod status;
 pub mod timing;
@@ -49,6 +50,33 @@ pub struct Lease {
   pub token: String,
   pub ttl: Duration,
   pub renew_every: Duration,
+  /// Fires when the worker gives the start up: `onStop` follows (once `onStart` settled, or stop_timeout / 2 on).
+  pub abort: Abort,
+}
+
+/// A start's abort signal: the worker can no longer back it with its lease (cut off from the tier past the
+/// deadline), or it is closing or draining.
+#[derive(Clone)]
+pub struct Abort(tokio::sync::watch::Receiver<Option<StopReason>>);
+
+impl Abort {
+  pub(crate) fn new(rx: tokio::sync::watch::Receiver<Option<StopReason>>) -> Self {
+    Self(rx)
+  }
+
+  /// Why the start was given up, if it was.
+  pub fn reason(&self) -> Option<StopReason> {
+    *self.0.borrow()
+  }
+
+  /// Resolves once the start is given up (never, if it is not).
+  pub async fn aborted(&mut self) -> StopReason {
+    let reason = self.0.wait_for(Option::is_some).await.ok().and_then(|r| *r);
+    match reason {
+      Some(reason) => reason,
+      None => std::future::pending().await,
+    }
+  }
 }
 
 /// Why a session is stopped.
@@ -178,5 +206,7 @@ pub async fn set_pin(store: &Store, group: &str, session: &str, pin: Option<Pin>
   }
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;
