@@ -369,3 +369,22 @@ async fn close_and_drain_resolve_while_on_start_never_settles() {
     assert!(hooks.has(if drain { "stop drain" } else { "stop close" }));
   }
 }
+
+/// One member per store: a second `fleet()` on it would hold the same lease tokens as the first.
+#[tokio::test(start_paused = true)]
+async fn a_store_runs_one_fleet_member_at_a_time() {
+  let rig = Rig::new().await;
+  let (fleet, _task) = rig.join(Hooks2::new(Behave::Quick, Behave::Quick));
+  let config = FleetConfig {
+    group: "other".into(),
+    worker_id: "w2".into(),
+    capacity: 1,
+    timing: rig.timing,
+    max_concurrent_starts: 1,
+    unassigned_alert: Duration::from_secs(60),
+  };
+  let second = Fleet::join(rig.store.clone(), config.clone(), Hooks2::new(Behave::Quick, Behave::Quick));
+  assert_eq!(second.err().unwrap().code(), "ERR_INVALID_OPTION");
+  fleet.close().await;
+  assert!(Fleet::join(rig.store.clone(), config, Hooks2::new(Behave::Quick, Behave::Quick)).is_ok());
+}

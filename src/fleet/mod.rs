@@ -69,6 +69,11 @@ impl Abort {
     *self.0.borrow()
   }
 
+  /// Resolves with the reason once the start is given up, or with `None` once it is over without that.
+  pub async fn outcome(&mut self) -> Option<StopReason> {
+    self.0.wait_for(Option::is_some).await.ok().and_then(|r| *r)
+  }
+
   /// Resolves once the start is given up (never, if it is not).
   pub async fn aborted(&mut self) -> StopReason {
     let reason = self.0.wait_for(Option::is_some).await.ok().and_then(|r| *r);
@@ -173,6 +178,12 @@ impl Fleet {
   ) -> Result<(Self, impl std::future::Future<Output = ()> + Send + 'static)> {
     config.check()?;
     store.membership()?;
+    if !store.join_fleet() {
+      let reason = "this store already runs a fleet member: one member per store (its leases are the store's); \
+                    give each member a RustStore of its own"
+        .into();
+      return Err(StoreError::InvalidOption { name: "fleet", reason });
+    }
     let shared = Arc::new(Shared::new(config));
     let run = worker::run(shared.clone(), store, hooks);
     Ok((Self { shared }, run))

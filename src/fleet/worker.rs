@@ -365,6 +365,7 @@ impl Ctx {
         within(self.cfg().timing.renew_every, m.leave(&self.cfg().group, &self.cfg().worker_id)).await;
       }
       self.store.counters().set_fleet(None);
+      self.store.leave_fleet();
       self.shared.mark_closed();
       return true;
     }
