@@ -4,12 +4,13 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'ava'
 
+import { faultProxy } from './fault-proxy.mjs'
 import {
-  cuttableProxy,
   doubleOwners,
   fleetCli,
   evenlySpread,
   maxInHandoff,
+  now,
   ownerIntervals,
   readLogs,
   running,
@@ -87,7 +88,7 @@ test.serial('a worker cut off from Redis stops its sessions before another start
   const server = await startRedis(t)
   const redis = { url: server.url, ...fast }
   const { names } = await saveSessions(root, redis, 30)
-  const proxy = await cuttableProxy(t, server.port)
+  const proxy = await faultProxy(t, server.port)
   const a = await startWorker(t, root, { workerId: 'a', redis })
   const b = await startWorker(t, root, { workerId: 'b', redis })
   const c = await startWorker(t, root, { workerId: 'c', redis: { url: proxy.url, ...fast } })
@@ -96,7 +97,7 @@ test.serial('a worker cut off from Redis stops its sessions before another start
     const now = await running(workers)
     return evenlySpread(now, names) && now
   })
-  proxy.cut()
+  proxy.set('refuse')
   await until("c's sessions on a and b", async () => evenlySpread(await running([a, b]), names))
   const cStatus = await c.ask('status')
   t.deepEqual(cStatus.running, [])
@@ -105,7 +106,7 @@ test.serial('a worker cut off from Redis stops its sessions before another start
   t.deepEqual(cut.map((e) => e.session).sort(), [...spread.c].sort())
   t.true(cut.every((e) => e.reason === 'lost'))
 
-  proxy.restore()
+  proxy.set('pass')
   await until('c back with its share', async () => evenlySpread(await running(workers), names))
   const intervals = ownerIntervals(readLogs(workers))
   t.deepEqual(doubleOwners(intervals), [])
@@ -127,7 +128,7 @@ test.serial('drain() hands every session off and a 4th worker takes its share: b
   // a's profiles change after their last backup (v3): only the final backup of the handoff holds that.
   t.deepEqual(Object.keys(await a.ask('touch')).sort(), [...before].sort())
 
-  const drainAt = Date.now()
+  const drainAt = now()
   await a.ask('drain')
   t.deepEqual((await a.ask('status')).running, [])
   const drained = readLogs([a]).filter((e) => e.event === 'stop' && e.t >= drainAt)

@@ -19,8 +19,7 @@ use crate::store::Store;
 #[napi(object, object_to_js = false)]
 pub struct FleetOptions<'a> {
   /// This worker's id, unique in the fleet and stable across restarts (a pod or host name): 1–64 ASCII letters,
-  /// digits, `-`, `_`, `.`. Default `os.hostname()` (a container's or pod's name). A second live process with the
-  /// same id is refused (`ERR_FLEET_DUPLICATE_WORKER`).
+  /// digits, `-`, `_`, `.`. Default `os.hostname()` (a container's or pod's name).
   pub worker_id: Option<String>,
   /// Most sessions this worker runs at once; also its weight when sessions are shared out.
   pub capacity: f64,

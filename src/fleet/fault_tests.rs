@@ -4,6 +4,7 @@
 //! whatever its calls to the tier do, and every way out of a session either gives the lease back cleanly or
 //! keeps it fenced.
 
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ struct FaultTier {
   inner: LocalDirTier,
   mode: Mutex<Mode>,
   renewed: Mutex<Vec<Instant>>,
+  acquires: AtomicUsize,
+  lists: AtomicUsize,
 }
 
 impl FaultTier {
@@ -73,6 +76,7 @@ impl Tier for FaultTier {
     self.inner.delete(key).await
   }
   async fn list(&self) -> Result<Vec<SessionKey>> {
+    self.lists.fetch_add(1, SeqCst);
     self.gate().await?;
     self.inner.list().await
   }
@@ -90,6 +94,7 @@ impl Tier for FaultTier {
 #[async_trait]
 impl Leases for FaultTier {
   async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+    self.acquires.fetch_add(1, SeqCst);
     self.gate().await?;
     Leases::acquire(&self.inner, key, token, ttl).await
   }
@@ -228,7 +233,13 @@ impl Rig {
     let store_dir = dir.path().join("store");
     let inner = LocalDirTier::open(&store_dir).unwrap();
     inner.put(&SessionKey::parse(SESSION).unwrap(), b"x".to_vec()).await.unwrap();
-    let tier = Arc::new(FaultTier { inner, mode: Mutex::new(Mode::Pass), renewed: Mutex::new(Vec::new()) });
+    let tier = Arc::new(FaultTier {
+      inner,
+      mode: Mutex::new(Mode::Pass),
+      renewed: Mutex::new(Vec::new()),
+      acquires: AtomicUsize::new(0),
+      lists: AtomicUsize::new(0),
+    });
     let config = StoreConfig { data_path: dir.path().join("auth"), pack: PackOptions::default(), local_dir: None };
     let store = Store::new(Some(tier.clone()), None, config).unwrap();
     let ms = |ms| Some(Duration::from_millis(ms));
@@ -387,4 +398,24 @@ async fn a_store_runs_one_fleet_member_at_a_time() {
   assert_eq!(second.err().unwrap().code(), "ERR_INVALID_OPTION");
   fleet.close().await;
   assert!(Fleet::join(rig.store.clone(), config, Hooks2::new(Behave::Quick, Behave::Quick)).is_ok());
+}
+
+/// A session whose lease another token holds: tried again about once per renewEveryMs (backing off), and the
+/// retries do not wake the loop into extra rounds (each lists every session).
+#[tokio::test(start_paused = true)]
+async fn a_lease_held_elsewhere_is_retried_at_most_once_per_renew_interval() {
+  let rig = Rig::new().await;
+  let config = StoreConfig { data_path: rig._dir.path().join("other"), pack: PackOptions::default(), local_dir: None };
+  let other = Store::new(Some(rig.tier.clone()), None, config).unwrap();
+  other.acquire_lease(SESSION, Duration::from_secs(3600)).await.unwrap();
+  let hooks = Hooks2::new(Behave::Quick, Behave::Quick);
+  let (_fleet, _task) = rig.join(hooks.clone());
+  let (acquires, lists) = (rig.tier.acquires.load(SeqCst), rig.tier.lists.load(SeqCst));
+  tokio::time::sleep(Duration::from_secs(6)).await;
+  let acquires = rig.tier.acquires.load(SeqCst) - acquires;
+  let lists = rig.tier.lists.load(SeqCst) - lists;
+  // 6 s at renewEveryMs 600: 10 rounds at most (plus a recheck or two), fewer acquires as the retry backs off.
+  assert!((1..=5).contains(&acquires), "{acquires} acquires");
+  assert!(lists <= 12, "{lists} listings");
+  assert!(!hooks.has("start"));
 }

@@ -75,10 +75,17 @@ impl Ctx {
     let abort = {
       let mut state = self.shared.lock();
       let Some(token) = &token else {
-        // Held by another worker (it hands off when it sees the assignment), or the tier did not answer.
+        // Held by another worker (it hands off when it sees the assignment), or the tier did not answer: tried
+        // again after renewEveryMs, doubling to ttlMs while it stays held, and without waking the loop (a
+        // round reads every session: a retry loop would scan the keyspace many times a second).
+        let tries = state.held_elsewhere.entry(session.clone()).or_default();
+        let wait = (timing.renew_every * 2u32.pow((*tries).min(6))).min(timing.ttl);
+        *tries += 1;
+        state.retry_after.insert(session.clone(), Instant::now() + wait);
         state.runs.remove(&session);
-        return self.shared.changed(&state);
+        return self.shared.held_changed(&state);
       };
+      state.held_elsewhere.remove(&session);
       let run = state.runs.get_mut(&session).expect("a start's run stays until its task removes it");
       run.token = token.clone();
       run.renewed = sent;

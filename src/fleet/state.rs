@@ -66,8 +66,10 @@ pub struct State {
   pub alerted: HashSet<String>,
   /// Sessions handed off and not yet seen running elsewhere: they count against the handoff bound.
   pub handed_off: HashMap<String, Instant>,
-  /// Sessions whose `onStart` failed, not tried again before then.
+  /// Sessions whose `onStart` failed, or whose lease another token held, not tried again before then.
   pub retry_after: HashMap<String, Instant>,
+  /// Starts refused because another token held the lease, in a row, per session: the retry backs off.
+  pub held_elsewhere: HashMap<String, u32>,
 }
 
 pub struct Shared {
@@ -104,6 +106,11 @@ impl Shared {
     self.held.send_replace(state.runs.len());
     self.wake.notify_one();
     self.deadline.notify_one();
+  }
+
+  /// After `runs` shrank without anything for the loop to do: a drain or close waiting for it hears it.
+  pub fn held_changed(&self, state: &State) {
+    self.held.send_replace(state.runs.len());
   }
 
   pub fn set_draining(&self) {

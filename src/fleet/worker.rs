@@ -234,6 +234,8 @@ impl Ctx {
       stored.contains(s.as_str()) && !taken && now.duration_since(*since) < give_up
     });
     state.retry_after.retain(|_, until| *until > now);
+    let wanted: HashSet<&str> = desired.iter().filter(|(_, t)| *t == me).map(|(s, _)| s.as_str()).collect();
+    state.held_elsewhere.retain(|s, _| wanted.contains(s.as_str()));
 
     let mut outgoing = state.handed_off.len() + state.runs.values().filter(|r| r.handoff).count();
     let mut stops = Vec::new();
@@ -302,8 +304,9 @@ impl Ctx {
 
     self.observe(&mut state, &round, &live, &infos);
     if !starts.is_empty() {
-      // A drain waits for these too.
-      self.shared.changed(&state);
+      // A drain waits for these too, and the deadline timer keeps them (no new round: nothing changed for it).
+      self.shared.held_changed(&state);
+      self.shared.deadline.notify_one();
     }
     drop(state);
     for (session, reason, handoff) in stops {
