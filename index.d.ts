@@ -261,8 +261,7 @@ export interface FleetEventInfo {
 export interface FleetOptions {
   /**
    * This worker's id, unique in the fleet and stable across restarts (a pod or host name): 1–64 ASCII letters,
-   * digits, `-`, `_`, `.`. Default `os.hostname()` (a container's or pod's name). A second live process with the
-   * same id is refused (`ERR_FLEET_DUPLICATE_WORKER`).
+   * digits, `-`, `_`, `.`. Default `os.hostname()` (a container's or pod's name).
    */
   workerId?: string
   /** Most sessions this worker runs at once; also its weight when sessions are shared out. */

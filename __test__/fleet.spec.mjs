@@ -1,6 +1,7 @@
 // A fleet of worker processes on one real Redis: spread, failover after kill -9, a worker cut off from Redis,
 // drain and a joining worker. Every check of "one owner" reads the assignment logs the workers write.
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import test from 'ava'
 
@@ -268,6 +269,8 @@ test.serial('options: the timing rule and bad callbacks are refused with ERR_INV
     },
     onStop: (session, reason) => events.push(['stop', session, reason]),
   })
+  // One member per store: a second fleet on it would hold the same lease tokens.
+  t.is(t.throws(() => store.fleet({ workerId: 'other', capacity: 1, onStart: noop, onStop: noop })).code, 'ERR_INVALID_OPTION')
   await until('both starting', () => fleet.status().starting === 2)
   t.deepEqual(fleet.status().running, [])
   release()
@@ -281,4 +284,8 @@ test.serial('options: the timing rule and bad callbacks are refused with ERR_INV
   await fleet.close()
   t.deepEqual(events.at(-1), ['stop', names[1], 'close'])
   t.deepEqual(fleet.status().running, [])
+  // Closed, the store may run a member again; without a workerId it is the host's name.
+  const named = store.fleet({ capacity: 1, group: 'named', ...timing, onStart: noop, onStop: noop })
+  t.is(named.status().workerId, os.hostname())
+  await named.close()
 })
