@@ -276,9 +276,9 @@ export interface FleetEvent {
 export interface FleetOptions {
   /**
    * This worker's id, unique in the fleet and stable across restarts (a pod or host name): 1–64 ASCII letters,
-   * digits, `-`, `_`, `.`.
+   * digits, `-`, `_`, `.`. Default `os.hostname()` (a container's or pod's name).
    */
-  workerId: string
+  workerId?: string
   /** Most sessions this worker runs at once; also its weight when sessions are shared out. */
   capacity: number
   /**
@@ -304,8 +304,11 @@ export interface FleetOptions {
    * Start the session's client (e.g. `new Client({ authStrategy: SafeRemoteAuth.forFleet(start, { store }) })`,
    * then `initialize()`); resolve once it is started. The lease is already taken for this worker: forFleet
    * adopts it on the same store, and the fleet renews and releases it.
+   * `signal` aborts (its `reason` `'lost' | 'close' | 'drain'`) when the fleet gives the start up: cut off from
+   * Redis past the lease deadline, or closing or draining. `onStop` follows once `onStart` settled (or half of
+   * `stopTimeoutMs` after the abort), so stop what the start built.
    */
-  onStart: (session: FleetSession) => Promise<unknown> | unknown
+  onStart: (session: FleetSession & { signal: AbortSignal }) => Promise<unknown> | unknown
   /** Destroy the session's client (after its final backup); resolve once it is gone. */
   onStop: (session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown
   /** Sessions unassigned too long, failed starts and stops. */

@@ -71,10 +71,13 @@ test('probes, grace period, secrets and selectors agree with the store and the d
 
   // workerId is the pod's name, from the downward API.
   t.deepEqual(env.WORKER_ID.valueFrom, { fieldRef: { fieldPath: 'metadata.name' } })
-  // The grace period covers the preStop pause and the drain bound at the default timing (ttlMs + stopTimeoutMs,
-  // ttlMs 30 s and stopTimeoutMs ttlMs / 3: docs/fleet.md), with room for store.close().
+  // The grace period covers the preStop pause and the drain bound of docs/fleet.md at the default timing, handing
+  // the pod's sessions to other workers: ceil(capacity / maxConcurrentStarts 4) waves of stopTimeoutMs 10 s +
+  // renewEveryMs 6 s + a 20 s Chromium start, with room for store.close().
   const [, pause] = worker.lifecycle.preStop.exec.command
-  const drainSeconds = (30_000 + 30_000 / 3) / 1000
+  const capacity = Number(env.WORKER_CAPACITY.value)
+  t.true(capacity >= 1, String(capacity))
+  const drainSeconds = Math.ceil(capacity / 4) * (10 + 6 + 20)
   t.true(pod.spec.terminationGracePeriodSeconds >= Number(pause) + drainSeconds + 10, String(pod.spec.terminationGracePeriodSeconds))
   t.regex(fs.readFileSync(path.join(repo, 'examples', 'kubernetes', 'worker.js'), 'utf8'),
     /await fleet\.drain\(\)[^]*await fleet\.close\(\)[^]*await store\.close\(\)/)

@@ -68,6 +68,8 @@ pub struct Store {
   pads: Arc<pad::PadSweeper>,
   /// What this store did, for `metrics`.
   counters: Counters,
+  /// A fleet member runs on this store: its leases are the store's, so a second member would share their tokens.
+  fleet_member: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Tiers and settings only: lease tokens stay out of logs.
@@ -135,7 +137,8 @@ impl Store {
     let backups = backups.map(|(backups, _)| backups);
     let config = Arc::new(config);
     let (held, pads) = (Default::default(), Default::default());
-    Ok(Self { primary, checked, backups, scheduler, config, save_locks, held, pads, counters })
+    let fleet_member = Default::default();
+    Ok(Self { primary, checked, backups, scheduler, config, save_locks, held, pads, counters, fleet_member })
   }
 
   /// What this store counted (saves, backups, fallbacks, leases), for `metrics`.
