@@ -7,17 +7,10 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'ava'
 
-import { RustStore, eventually, makeProfile, tempDir, zipProfile } from './helpers.mjs'
+import { RustStore, eventually, profileZip, tempDir } from './helpers.mjs'
 import { exitOf, holdLock, storeChild, waitsForLock } from './processes.mjs'
 
 const bin = path.resolve('bin/wwebjs-rust-store.js')
-
-async function zipFor(t, seed) {
-  const root = tempDir(t)
-  makeProfile(path.join(root, 'p'), { junk: false, seed })
-  await zipProfile(path.join(root, 'p'), path.join(root, 's.zip'))
-  return path.join(root, 's.zip')
-}
 
 test('two processes, one clientId, SafeRemoteAuth({ lease: true }): exactly one starts', async (t) => {
   const root = tempDir(t)
@@ -51,7 +44,7 @@ test('a holder killed with SIGKILL blocks the session until its ttl runs out, no
 
 test('a holder stopped past its ttl wakes fenced out: its save and renewal are refused, the new owner’s copy stands', async (t) => {
   const dir = path.join(tempDir(t), 'store')
-  const zips = await Promise.all([1, 2, 3].map((seed) => zipFor(t, seed)))
+  const zips = await Promise.all([1, 2, 3].map((seed) => profileZip(t, seed)))
   const stalled = await storeChild(t, { dir, saveErrors: 'reject' })
   const token = await stalled.call('acquireLease', 'RemoteAuth-s', { ttlMs: 1_000 })
   await stalled.call('save', { session: 'RemoteAuth-s', path: zips[0] })
@@ -93,7 +86,7 @@ test('rotate-key beside a running service: a save made meanwhile wins, a logout 
   const service = new RustStore({ dir, encryption: { key: oldKey }, saveErrors: 'reject' })
   // The service's next save, made whole beside the store; its rename into the directory lands under the lock.
   const elsewhere = new RustStore({ dir: path.join(root, 'elsewhere'), encryption: { key: oldKey }, saveErrors: 'reject' })
-  const zips = await Promise.all([1, 2, 3].map((seed) => zipFor(t, seed)))
+  const zips = await Promise.all([1, 2, 3].map((seed) => profileZip(t, seed)))
   const env = { SESSION_ENCRYPTION_KEY: newKey, SESSION_ENCRYPTION_PREVIOUS_KEYS: oldKey }
   const file = path.join(dir, 'RemoteAuth-r.wwrs')
 

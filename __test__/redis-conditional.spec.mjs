@@ -7,7 +7,7 @@ import net from 'node:net'
 import path from 'node:path'
 import test from 'ava'
 
-import { RustStore, makeProfile, tempDir, zipProfile } from './helpers.mjs'
+import { RustStore, profileZip } from './helpers.mjs'
 import { startRedis } from './servers.mjs'
 
 const SESSION = 'RemoteAuth-ana'
@@ -15,13 +15,10 @@ const KEY = `wa:session:${SESSION}`
 
 /** A zip of a profile (seed `seed`) as `<dir>/<SESSION>.zip`, dated an hour ahead so no stored copy is newer. */
 async function sessionZip(t, seed) {
-  const root = tempDir(t)
-  makeProfile(path.join(root, 'profile'), { junk: false, seed })
-  const zip = path.join(root, `${SESSION}.zip`)
-  await zipProfile(path.join(root, 'profile'), zip)
+  const zip = await profileZip(t, seed, `${SESSION}.zip`)
   const later = new Date(Date.now() + 3600_000)
   fs.utimesSync(zip, later, later)
-  return { dir: root, zip }
+  return { dir: path.dirname(zip), zip }
 }
 
 /**
