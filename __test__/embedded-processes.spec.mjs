@@ -33,12 +33,14 @@ test('two processes, one clientId, SafeRemoteAuth({ lease: true }): exactly one 
 test('a holder killed with SIGKILL blocks the session until its ttl runs out, no longer', async (t) => {
   const dir = path.join(tempDir(t), 'store')
   const holder = await storeChild(t, { dir })
-  await holder.call('acquireLease', 'RemoteAuth-k', { ttlMs: 1_500 })
+  // The ttl is long enough that the refusal below comes before it ends on a loaded machine (kill, a new store and
+  // one acquire take well under a second); the acquire after it is waited for up to three ttls.
+  await holder.call('acquireLease', 'RemoteAuth-k', { ttlMs: 5_000 })
   holder.proc.kill('SIGKILL')
   await new Promise((resolve) => holder.proc.once('exit', resolve))
   const store = new RustStore({ dir })
   t.is((await t.throwsAsync(store.acquireLease('RemoteAuth-k'))).code, 'ERR_LEASE_HELD', 'its token outlives it')
-  const token = await eventually(() => store.acquireLease('RemoteAuth-k'), 100)
+  const token = await eventually(() => store.acquireLease('RemoteAuth-k'), 150)
   t.regex(token, /^[0-9a-f]{32}$/)
 })
 
