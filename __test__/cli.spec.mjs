@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'ava'
 
-import { RustStore, duSync, makeProfile, remoteAuth, require, tempDir, waitForFiles, zipProfile } from './helpers.mjs'
+import { RustStore, duSync, makeProfile, profileZip, remoteAuth, require, tempDir, waitForFiles } from './helpers.mjs'
 import { startMoto, startRedis } from './servers.mjs'
 
 const { makeWorkspace } = require('../support/sessions-shared.js')
@@ -118,18 +118,11 @@ test('migrate --name maps accounts to other session names; a name that is not va
   t.is(cli(root, ['migrate', 'sessions-shared', '--delete-source']).code, 2, '--delete-source needs --execute')
 })
 
-async function zipFor(t, seed) {
-  const dir = tempDir(t)
-  makeProfile(path.join(dir, 'p'), { junk: false, seed })
-  await zipProfile(path.join(dir, 'p'), path.join(dir, 's.zip'))
-  return path.join(dir, 's.zip')
-}
-
 test('verify lists the one corrupted session and exits 1', async (t) => {
   const root = tempDir(t)
   const store = new RustStore({ dir: path.join(root, 'store'), saveErrors: 'reject' })
   for (const name of ['RemoteAuth-a', 'RemoteAuth-b', 'RemoteAuth-c']) {
-    await store.save({ session: name, path: await zipFor(t, name.length + name.charCodeAt(11)) })
+    await store.save({ session: name, path: await profileZip(t, name.length + name.charCodeAt(11)) })
   }
   const env = { SESSION_STORE_DIR: path.join(root, 'store') }
   t.is(cli(root, ['verify']).code, 0, 'an empty default store verifies')
@@ -169,7 +162,7 @@ test.serial('Redis + S3: stats --json and --prometheus, backup, restore, verify 
     saveErrors: 'reject',
   })
   const sizes = {}
-  for (const [i, name] of ['RemoteAuth-x', 'RemoteAuth-y'].entries()) sizes[name] = (await store.save({ session: name, path: await zipFor(t, 40 + i) })).storedBytes
+  for (const [i, name] of ['RemoteAuth-x', 'RemoteAuth-y'].entries()) sizes[name] = (await store.save({ session: name, path: await profileZip(t, 40 + i) })).storedBytes
 
   const before = cli(root, ['stats', '--json'], env)
   t.is(before.code, 0, before.stderr)
@@ -221,7 +214,7 @@ test('cleanup removes stale zips, temp folders and orphan profiles under the dat
   const root = tempDir(t)
   const dataPath = path.join(root, 'auth')
   const store = new RustStore({ dir: path.join(root, 'store'), dataPath, saveErrors: 'reject' })
-  await store.save({ session: 'RemoteAuth-live', path: await zipFor(t, 3) })
+  await store.save({ session: 'RemoteAuth-live', path: await profileZip(t, 3) })
   const old = new Date(Date.now() - 3 * 3600_000)
   const put = (rel, { dir = false, age = old } = {}) => {
     const p = path.join(dataPath, rel)

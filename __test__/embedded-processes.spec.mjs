@@ -7,17 +7,10 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'ava'
 
-import { RustStore, eventually, makeProfile, tempDir, zipProfile } from './helpers.mjs'
+import { RustStore, eventually, profileZip, tempDir } from './helpers.mjs'
 import { exitOf, holdLock, storeChild, waitsForLock } from './processes.mjs'
 
 const bin = path.resolve('bin/wwebjs-rust-store.js')
-
-async function zipFor(t, seed) {
-  const root = tempDir(t)
-  makeProfile(path.join(root, 'p'), { junk: false, seed })
-  await zipProfile(path.join(root, 'p'), path.join(root, 's.zip'))
-  return path.join(root, 's.zip')
-}
 
 test('two processes, one clientId, SafeRemoteAuth({ lease: true }): exactly one starts', async (t) => {
   const root = tempDir(t)
@@ -40,18 +33,20 @@ test('two processes, one clientId, SafeRemoteAuth({ lease: true }): exactly one 
 test('a holder killed with SIGKILL blocks the session until its ttl runs out, no longer', async (t) => {
   const dir = path.join(tempDir(t), 'store')
   const holder = await storeChild(t, { dir })
-  await holder.call('acquireLease', 'RemoteAuth-k', { ttlMs: 1_500 })
+  // The ttl is long enough that the refusal below comes before it ends on a loaded machine (kill, a new store and
+  // one acquire take well under a second); the acquire after it is waited for up to three ttls.
+  await holder.call('acquireLease', 'RemoteAuth-k', { ttlMs: 5_000 })
   holder.proc.kill('SIGKILL')
   await new Promise((resolve) => holder.proc.once('exit', resolve))
   const store = new RustStore({ dir })
   t.is((await t.throwsAsync(store.acquireLease('RemoteAuth-k'))).code, 'ERR_LEASE_HELD', 'its token outlives it')
-  const token = await eventually(() => store.acquireLease('RemoteAuth-k'), 100)
+  const token = await eventually(() => store.acquireLease('RemoteAuth-k'), 150)
   t.regex(token, /^[0-9a-f]{32}$/)
 })
 
 test('a holder stopped past its ttl wakes fenced out: its save and renewal are refused, the new owner’s copy stands', async (t) => {
   const dir = path.join(tempDir(t), 'store')
-  const zips = await Promise.all([1, 2, 3].map((seed) => zipFor(t, seed)))
+  const zips = await Promise.all([1, 2, 3].map((seed) => profileZip(t, seed)))
   const stalled = await storeChild(t, { dir, saveErrors: 'reject' })
   const token = await stalled.call('acquireLease', 'RemoteAuth-s', { ttlMs: 1_000 })
   await stalled.call('save', { session: 'RemoteAuth-s', path: zips[0] })
@@ -93,7 +88,7 @@ test('rotate-key beside a running service: a save made meanwhile wins, a logout 
   const service = new RustStore({ dir, encryption: { key: oldKey }, saveErrors: 'reject' })
   // The service's next save, made whole beside the store; its rename into the directory lands under the lock.
   const elsewhere = new RustStore({ dir: path.join(root, 'elsewhere'), encryption: { key: oldKey }, saveErrors: 'reject' })
-  const zips = await Promise.all([1, 2, 3].map((seed) => zipFor(t, seed)))
+  const zips = await Promise.all([1, 2, 3].map((seed) => profileZip(t, seed)))
   const env = { SESSION_ENCRYPTION_KEY: newKey, SESSION_ENCRYPTION_PREVIOUS_KEYS: oldKey }
   const file = path.join(dir, 'RemoteAuth-r.wwrs')
 

@@ -21,6 +21,14 @@ export async function eventually(attempt, tries = 50) {
   }
 }
 
+/** A zip of a synthetic profile (seed `seed`) as RemoteAuth writes it, named `name` in a fresh temp directory. */
+export async function profileZip(t, seed, name = 's.zip') {
+  const dir = tempDir(t)
+  makeProfile(path.join(dir, 'p'), { junk: false, seed })
+  await zipProfile(path.join(dir, 'p'), path.join(dir, name))
+  return path.join(dir, name)
+}
+
 /** A fresh temp directory, removed when the test ends. */
 export function tempDir(t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wwrs-'))

@@ -47,7 +47,9 @@ fn this_host() -> Option<String> {
 #[cfg(unix)]
 fn alive(pid: i32) -> bool {
   // SAFETY: signal 0 only checks that the process exists.
-  unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+  let sent = unsafe { libc::kill(pid, 0) } == 0;
+  // errno read through std: `__errno_location` is glibc's and musl's name only (macOS has `__error`).
+  sent || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 #[cfg(not(unix))]

@@ -294,8 +294,8 @@ impl Store {
   }
 
   /// `delete` of a session nobody saved since `cutoff_ms` (`cleanup`): `false`, nothing deleted, when a save landed
-  /// since (by a running service). On the primary the check and the delete are one step where it can do it (the
-  /// embedded directory); the backups go only once the primary's copy did.
+  /// since (by a running service). On the primary the check and the delete are one step (the embedded directory,
+  /// Redis); the backups go only once the primary's copy did.
   pub async fn delete_unsaved_since(&self, session: &str, cutoff_ms: u64) -> Result<bool> {
     let key = SessionArg::parse(session)?.key;
     let lock = self.save_locks.of(&key);

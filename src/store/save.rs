@@ -92,8 +92,8 @@ impl Store {
 
   /// As `store_packed`, but only while the primary still holds what `seen` says (its header, or no copy): a
   /// save or delete by another process since it was read wins, and nothing is written (`Ok(None)`). The check
-  /// and the write are one step where the primary can do it (the embedded directory: under the session's lock
-  /// file). A store holding the session's lease, or with a primary that may evict, writes as a save does.
+  /// and the write are one step on the primary (the embedded directory: under the session's lock file; Redis: one
+  /// script). A store holding the session's lease, or with a primary that may evict, writes as a save does.
   pub(super) async fn store_packed_if(
     &self,
     key: SessionKey,

@@ -76,7 +76,8 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   }
   /// Writes only if the stored value still starts with `expected` (`None`: only if there is none); `false`
   /// (nothing written) otherwise. For writes decided on what was read before (an import over an older copy).
-  /// Atomic on the embedded tier (under the session's lock file); elsewhere checked just before the write.
+  /// Atomic on the embedded tier (under the session's lock file) and Redis (a script); elsewhere checked just
+  /// before the write.
   async fn put_if(&self, key: &SessionKey, expected: Option<Vec<u8>>, bytes: Vec<u8>) -> Result<bool> {
     let head = match &expected {
       Some(expected) => self.head(key, expected.len()).await?,

@@ -197,14 +197,20 @@ impl Tier for RedisTier {
     "redis"
   }
 
+  /// Checked and replaced in one script, keeping the key's TTL (a re-encryption does not extend a session's life).
   async fn replace_if(&self, key: &SessionKey, expected: &[u8], bytes: Vec<u8>) -> Result<bool> {
-    let end = expected.len().saturating_sub(1).to_string();
-    let (replaced, confirmed) =
-      self.write::<i64>(&eval(REPLACE_IF, &[self.key(key)], &[expected, &bytes, end.as_bytes()])).await?;
-    if replaced == 1 {
-      confirmed?;
-    }
-    Ok(replaced == 1)
+    self.conditional(REPLACE_IF, key, Some(expected), &[&bytes]).await
+  }
+
+  /// Checked and written in one script, with the ttl a save gives: a save or delete by another process lands
+  /// before the check or after the write, never between.
+  async fn put_if(&self, key: &SessionKey, expected: Option<Vec<u8>>, bytes: Vec<u8>) -> Result<bool> {
+    let ttl = self.config.ttl.map_or("0".to_string(), ms);
+    self.conditional(PUT_IF, key, expected.as_deref(), &[&bytes, ttl.as_bytes()]).await
+  }
+
+  async fn delete_if(&self, key: &SessionKey, expected: Vec<u8>) -> Result<bool> {
+    self.conditional(DELETE_IF, key, Some(&expected), &[]).await
   }
 
   fn leases(&self) -> Option<&dyn Leases> {
@@ -279,14 +285,41 @@ macro_rules! hold {
   };
 }
 const RENEW: &str = concat!(hold!(), "if held == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return held");
-const PUT_FENCED: &str = concat!(
-  hold!(),
-  "if ARGV[4] == '0' then redis.call('SET', KEYS[3], ARGV[3]) else redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) end \
-  return held"
-);
+/// Sets the session key `KEYS[$key]` to `ARGV[$value]` as `put` does: with the store's ttl in ms (`ARGV[$ttl]`), or
+/// none when that is '0'.
+macro_rules! set_session {
+  ($key:literal, $value:literal, $ttl:literal) => {
+    concat!(
+      "if ARGV[",
+      $ttl,
+      "] == '0' then redis.call('SET', KEYS[",
+      $key,
+      "], ARGV[",
+      $value,
+      "]) \
+      else redis.call('SET', KEYS[",
+      $key,
+      "], ARGV[",
+      $value,
+      "], 'PX', ARGV[",
+      $ttl,
+      "]) end "
+    )
+  };
+}
+const PUT_FENCED: &str = concat!(hold!(), set_session!(3, 3, 4), "return held");
 const DELETE_FENCED: &str = concat!(hold!(), "redis.call('DEL', KEYS[3]) return held");
-const REPLACE_IF: &str = "if redis.call('GETRANGE', KEYS[1], 0, ARGV[3]) ~= ARGV[1] then return 0 end \
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1";
+/// Returns 0 unless the session key `KEYS[1]` starts with `ARGV[1]` (its first `ARGV[2]` + 1 bytes), or, when
+/// `ARGV[2]` is '', is absent. A stored archive is never empty, and GETRANGE answers "" for a missing key.
+macro_rules! matches_expected {
+  () => {
+    "if ARGV[2] == '' then if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
+    elseif redis.call('GETRANGE', KEYS[1], 0, ARGV[2]) ~= ARGV[1] then return 0 end "
+  };
+}
+const REPLACE_IF: &str = concat!(matches_expected!(), "redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL') return 1");
+const PUT_IF: &str = concat!(matches_expected!(), set_session!(1, 3, 4), "return 1");
+const DELETE_IF: &str = concat!(matches_expected!(), "redis.call('DEL', KEYS[1]) return 1");
 
 impl RedisTier {
   /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
@@ -321,6 +354,21 @@ impl RedisTier {
       _ => return Ok(LeaseState::Lost),
     };
     confirmed.map(|()| state)
+  }
+}
+
+impl RedisTier {
+  /// A conditional write: `script` (starting with `matches_expected!`) over the session key, with `expected` (the
+  /// stored value's first bytes, or `None`: absent) and `more` arguments. Whether it wrote; only a write waits for
+  /// the replicas to count.
+  async fn conditional(&self, script: &str, key: &SessionKey, expected: Option<&[u8]>, more: &[&[u8]]) -> Result<bool> {
+    let end = expected.map_or(String::new(), |e| e.len().saturating_sub(1).to_string());
+    let args = [&[expected.unwrap_or_default(), end.as_bytes()], more].concat();
+    let (written, confirmed) = self.write::<i64>(&eval(script, &[self.key(key)], &args)).await?;
+    if written == 1 {
+      confirmed?;
+    }
+    Ok(written == 1)
   }
 }
 
