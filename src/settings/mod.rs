@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::env::{fill_from_env, list as sentinel_list, redis_from_env, s3_from_env, sentinel_from_env};
+pub use self::env::{
+  fill_from_env, list as sentinel_list, redis_from_env, redis_url_with_env_login, s3_from_env, sentinel_from_env,
+};
 use crate::archive::{self, Key, Keyring, PackOptions};
 use crate::backup::{Backups, Retention};
 use crate::error::{Result, StoreError};
@@ -362,7 +364,8 @@ mod sentinel_tests {
 
   #[test]
   fn bad_sentinel_settings_are_option_errors() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut RedisSettings)>)> = vec![
+    type Change = Box<dyn Fn(&mut RedisSettings)>;
+    let cases: Vec<(&str, Change)> = vec![
       ("redis.name", Box::new(|s| s.name = None)),
       ("redis.sentinels", Box::new(|s| s.sentinels = Some(vec!["h:0".into()]))),
       ("redis", Box::new(|s| s.url = Some("redis://h".into()))),
