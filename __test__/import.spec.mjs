@@ -162,13 +162,17 @@ test.serial('folder source: zip bombs refused per file; export -> import into a 
   await writeZip(path.join(folder, 'RemoteAuth-bomb.zip'), (a) => a.append(Buffer.alloc(40_000_000), { name: 'Default/IndexedDB/x/000005.ldb' }))
   fs.writeFileSync(path.join(folder, 'RemoteAuth-gzbomb.zip'), zlib.gzipSync(Buffer.alloc(40_000_000)))
   fs.writeFileSync(path.join(folder, 'notes.txt'), 'not a session')
+  // A link is not followed, but reported (#28.6): the operator meant it as a session.
+  fs.symlinkSync(path.join(folder, 'RemoteAuth-gil.zip'), path.join(folder, 'RemoteAuth-link.zip'))
 
   const fresh = new RustStore({ dir: path.join(root, 'two'), maxUnpackedBytes: 20_000_000 })
   const report = await fresh.importFrom(folder, { execute: true })
   const keys = byKey(report)
   t.is(keys['RemoteAuth-bomb.zip'].error.code, 'ERR_ARCHIVE_LIMIT')
   t.is(keys['RemoteAuth-gzbomb.zip'].error.code, 'ERR_ARCHIVE_LIMIT')
-  t.deepEqual([report.imported, report.failed, report.sessions.length], [3, 2, 5])
+  t.is(keys['RemoteAuth-link.zip'].error.code, 'ERR_IMPORT_FORMAT')
+  t.regex(keys['RemoteAuth-link.zip'].error.message, /a symlink, not followed/)
+  t.deepEqual([report.imported, report.failed, report.sessions.length], [3, 3, 6])
   t.deepEqual((await fresh.listSessions()).map((s) => s.session).sort(), ['RemoteAuth-gil', 'RemoteAuth-hana', 'RemoteAuth-ivo'])
   for (const id of ['gil', 'hana', 'ivo']) await assertRestores(t, fresh, root, id, files[id])
 

@@ -44,11 +44,16 @@ enum Command {
     /// With --execute: remove an account's folders once its stored copy reads back identical
     #[arg(long, requires = "execute")]
     delete_source: bool,
-    /// Replace sessions the store already has
+    /// Replace a stored session saved before its folder was last written, or one that shows no login when the
+    /// folder does
     #[arg(long)]
     overwrite: bool,
-    /// Session name for each account; {account} is the clientId (`webjs_<user>` for legacy folders)
-    /// [default: RemoteAuth-{account}, as RemoteAuth names it]
+    /// Also store accounts none of whose folders shows a login (by default they are reported and not stored)
+    #[arg(long)]
+    include_logged_out: bool,
+    /// Session name for each account; {account} is the clientId (`webjs_<user>` for legacy folders), {parent}
+    /// the folder's directory; RemoteAuth asks for `RemoteAuth-<clientId>`, so keep that prefix
+    /// [default: RemoteAuth-{account}]
     #[arg(long, value_name = "TEMPLATE")]
     name: Option<String>,
     #[arg(long)]
@@ -355,8 +360,8 @@ async fn execute(
 ) -> Result<i32, StoreError> {
   let write_failed = |e: std::io::Error| StoreError::io("write output", "stdout")(e);
   match command {
-    Command::Migrate { root, execute, delete_source, overwrite, name, json } => {
-      let opts = MigrateOptions { template: name, execute, delete_source, overwrite };
+    Command::Migrate { root, execute, delete_source, overwrite, include_logged_out, name, json } => {
+      let opts = MigrateOptions { template: name, execute, delete_source, overwrite, include_logged_out };
       let bar = progress::bar("migrating");
       let report = migrate(store, &root, &opts, Some(&bar.callback())).await?;
       bar.finish();

@@ -81,9 +81,21 @@ pub fn migrate(out: &mut dyn Write, report: &Report, format: Format) -> Result<(
       vec![s.session.clone(), source, s.folders.to_string(), bytes(s.bytes_before), stored, reduction, status, removed]
     })
     .collect();
-  let header = ["session", "newest folder", "folders", "on disk", "stored", "reduction", "status", "folders removed"];
+  let header = ["session", "folder taken", "folders", "on disk", "stored", "reduction", "status", "folders removed"];
   table(out, &header, &rows)?;
   writeln!(out)?;
+  // Per account: which folder is taken and why, and why each other one is not.
+  let name = |p: &std::path::Path| p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+  for s in &report.sessions {
+    writeln!(out, "{}: {} ({})", s.session, name(&s.source), s.why)?;
+    for skipped in &s.skipped {
+      writeln!(out, "  skipped {}: {}", name(&skipped.path), skipped.why)?;
+    }
+  }
+  writeln!(out)?;
+  for warning in &report.warnings {
+    writeln!(out, "warning: {warning}")?;
+  }
   let verb = if report.execute { "imported" } else { "dry run: would import" };
   let imported = report.sessions.iter().filter(|s| matches!(s.status, Status::Imported | Status::Planned)).count();
   writeln!(

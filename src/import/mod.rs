@@ -190,6 +190,9 @@ async fn import_one(
     let reason = format!("more than one source key maps to the session {key}; give a --name template");
     return Err(StoreError::InvalidOption { name: "name", reason });
   }
+  if let Some(why) = &item.refused {
+    return Err(StoreError::ImportFormat(why.clone()));
+  }
   if let (false, Some(modified_ms)) = (opts.overwrite, item.modified_ms) {
     if store.holds_since(&key, modified_ms).await? {
       return Ok(Status::StoreNewer);

@@ -216,6 +216,15 @@ impl Store {
     })
   }
 
+  /// `fetch`, with `None` for a session no tier holds.
+  pub(crate) async fn stored_archive(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
+    match self.fetch(key).await {
+      Ok(bytes) => Ok(Some(bytes)),
+      Err(StoreError::SessionNotFound(_)) => Ok(None),
+      Err(err) => Err(err),
+    }
+  }
+
   /// Writes the stored session as a zip to exactly `path` (relative to the cwd), via a temp file beside it,
   /// after its checksum holds. Creates the parent directory: on a fresh machine RemoteAuth's dataPath may not exist.
   pub async fn extract(&self, session: &str, path: &Path) -> Result<SessionInfo> {
