@@ -72,3 +72,23 @@ test('a server that is not Redis is ERR_REDIS_PROTOCOL, naming host:port and no 
   t.regex(err.message, new RegExp(`the server at redis://127\\.0\\.0\\.1:${port}/? did not answer as Redis`))
   t.false(err.message.includes('not-shown'))
 })
+
+test('a server that accepts and never answers fails ERR_REDIS_TIMEOUT within about connectTimeoutMs, not a multiple of it', async (t) => {
+  const net = await import('node:net')
+  const sockets = []
+  const server = net.createServer((socket) => sockets.push(socket)) // accepts, reads, never answers
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  const store = new RustStore({ redis: { url: `redis://127.0.0.1:${server.address().port}`, connectTimeoutMs: 1000 } })
+  const started = process.hrtime.bigint()
+  const err = await t.throwsAsync(store.sessionExists({ session: 'RemoteAuth-a' }))
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  t.is(err.code, 'ERR_REDIS_TIMEOUT', err.message)
+  t.regex(err.message, /connectTimeoutMs \(1000 ms\)/)
+  // Bounded as a whole: before, the manager's per-attempt timeouts and retries took 3.6 s. 2.5x leaves room for a
+  // loaded machine without letting a retry through.
+  t.true(ms >= 900 && ms < 2500, `${ms} ms`)
+})
