@@ -81,9 +81,21 @@ pub fn migrate(out: &mut dyn Write, report: &Report, format: Format) -> Result<(
       vec![s.session.clone(), source, s.folders.to_string(), bytes(s.bytes_before), stored, reduction, status, removed]
     })
     .collect();
-  let header = ["session", "newest folder", "folders", "on disk", "stored", "reduction", "status", "folders removed"];
+  let header = ["session", "folder taken", "folders", "on disk", "stored", "reduction", "status", "folders removed"];
   table(out, &header, &rows)?;
   writeln!(out)?;
+  // Per account: which folder is taken and why, and why each other one is not.
+  let name = |p: &std::path::Path| p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+  for s in &report.sessions {
+    writeln!(out, "{}: {} ({})", s.session, name(&s.source), s.why)?;
+    for skipped in &s.skipped {
+      writeln!(out, "  skipped {}: {}", name(&skipped.path), skipped.why)?;
+    }
+  }
+  writeln!(out)?;
+  for warning in &report.warnings {
+    writeln!(out, "warning: {warning}")?;
+  }
   let verb = if report.execute { "imported" } else { "dry run: would import" };
   let imported = report.sessions.iter().filter(|s| matches!(s.status, Status::Imported | Status::Planned)).count();
   writeln!(
@@ -170,6 +182,10 @@ pub fn stats(out: &mut dyn Write, stats: &Stats, format: Format) -> Result<()> {
           stats.largest_session.as_ref().map_or("-".into(), |l| format!("{} ({})", l.session, bytes(l.bytes))),
         ),
       ];
+      if stats.legacy_sessions > 0 {
+        let what = "left by another store: restored as they are, stored in this format by their next save";
+        facts.push(("legacy sessions", format!("{} ({what})", stats.legacy_sessions)));
+      }
       if let Some(disk) = &stats.disk {
         facts.push(("data path", disk.path.display().to_string()));
         facts.push(("disk", format!("{} free of {}", bytes(disk.free_bytes), bytes(disk.total_bytes))));
@@ -270,7 +286,12 @@ pub fn verify(out: &mut dyn Write, verified: &Verified, format: Format) -> Resul
     verified.checked,
     verified.checked - verified.bad.len() as u64,
     verified.bad.len()
-  )
+  )?;
+  if verified.legacy > 0 {
+    let n = verified.legacy;
+    writeln!(out, "{n} of them left by another store (legacy values, checked as a restore reads them)")?;
+  }
+  Ok(())
 }
 
 #[derive(Serialize)]
@@ -344,4 +365,17 @@ pub fn transfer(out: &mut dyn Write, verb: &str, t: &Transfer, format: Format) -
     t.skipped,
     t.failures.len()
   )
+}
+
+pub fn deleted(out: &mut dyn Write, d: &super::Deleted, format: Format) -> Result<()> {
+  if let Format::Json | Format::Prometheus = format {
+    return json(out, d);
+  }
+  match (d.stored, d.execute) {
+    (false, _) => writeln!(out, "{} is not stored: nothing to delete", d.session),
+    (true, true) => writeln!(out, "deleted {} from every tier", d.session),
+    (true, false) => {
+      writeln!(out, "dry run: would delete {} from every tier; run again with --execute to delete it", d.session)
+    }
+  }
 }

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::env::{fill_from_env, list as sentinel_list, redis_from_env, s3_from_env, sentinel_from_env};
+pub use self::env::{
+  fill_from_env, list as sentinel_list, redis_from_env, redis_url_with_env_login, s3_from_env, sentinel_from_env,
+};
 pub use self::strict::{read as read_strict, Callback, Given};
 use crate::archive::{self, Key, Keyring, PackOptions};
 use crate::backup::{Backups, Retention};

@@ -69,9 +69,26 @@ impl Store {
     Ok(Outcome::Imported { stored_bytes, backup_error })
   }
 
+  /// True when the primary holds exactly `value` under `key`: an import source that is this store's own keys.
+  pub async fn holds_exactly(&self, key: &SessionKey, value: &[u8]) -> Result<bool> {
+    match &self.primary {
+      Some(primary) => Ok(primary.get(key).await?.is_some_and(|stored| stored == value)),
+      None => Ok(false),
+    }
+  }
+
   /// The fingerprint of the stored copy (`None` when there is none or it is in a format before zip payloads), and
   /// the header of the copy read (`None`: none stored).
   async fn stored_fingerprint(&self, key: &SessionKey) -> Result<(Option<archive::Fingerprint>, Option<Vec<u8>>)> {
+    // A value another store left under this key is not held in this store's format: an import replaces it with
+    // the same login as this store's archive (one write, conditional on the value read, once that copy is complete).
+    if let Some(primary) = &self.primary {
+      if let Some(head) = primary.head(key, archive::HEADER_LEN).await? {
+        if super::legacy::is_foreign(&head) {
+          return Ok((None, Some(head)));
+        }
+      }
+    }
     let bytes = match self.fetch(key).await {
       Ok(bytes) => bytes,
       Err(StoreError::SessionNotFound(_)) => return Ok((None, None)),
@@ -138,7 +155,7 @@ mod tests {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&zip_of(&b"leveldb log record ".repeat(200))).unwrap();
     let good = gz.finish().unwrap();
-    store.import_zip(&key, crate::import::unwrap_zip(good.clone(), 1 << 24).unwrap().0, true).await.unwrap();
+    store.import_zip(&key, archive::unwrap_zip(good.clone(), 1 << 24).unwrap().0, true).await.unwrap();
     let mut seed: u64 = 0x5eed_1234;
     let mut next = move |n: usize| {
       seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -157,7 +174,7 @@ mod tests {
           value.splice(at..at, std::iter::repeat_n(next(256) as u8, len));
         }
       }
-      let outcome = match crate::import::unwrap_zip(value, 1 << 24) {
+      let outcome = match archive::unwrap_zip(value, 1 << 24) {
         Ok((zip, _)) => store.import_zip(&key, zip, true).await,
         Err(err) => Err(err),
       };

@@ -6,6 +6,7 @@ mod import;
 mod inspect;
 mod lease;
 mod leftovers;
+mod legacy;
 mod members;
 mod order;
 mod pad;
@@ -146,6 +147,11 @@ impl Store {
     &self.counters
   }
 
+  /// A backup tier is configured (behind a primary, or alone).
+  pub fn has_backups(&self) -> bool {
+    self.backups.is_some()
+  }
+
   /// RemoteAuth's data path, absolute.
   pub fn data_path(&self) -> &Path {
     &self.config.data_path
@@ -176,10 +182,20 @@ impl Store {
     let mut damaged = false;
     if let Some(primary) = &self.primary {
       if let Some(bytes) = primary.get(key).await? {
-        match archive::open(&bytes) {
-          Ok(_) => return Ok(bytes),
-          Err(err @ StoreError::ArchiveVersion { .. }) => return Err(err),
-          Err(_) => damaged = true,
+        if legacy::is_foreign(&bytes) {
+          // Another store's value under this key (see `legacy`): served converted, never rewritten here. One that
+          // does not convert falls back to a backup where there is one, else its own coded error says why.
+          match self.convert_foreign(key, bytes).await {
+            Ok(packed) => return Ok(packed.bytes),
+            Err(err) if self.backups.is_none() => return Err(err),
+            Err(_) => damaged = true,
+          }
+        } else {
+          match archive::open(&bytes) {
+            Ok(_) => return Ok(bytes),
+            Err(err @ StoreError::ArchiveVersion { .. }) => return Err(err),
+            Err(_) => damaged = true,
+          }
         }
       }
     }
@@ -205,6 +221,15 @@ impl Store {
       }
       false => StoreError::SessionNotFound(key.to_string()),
     })
+  }
+
+  /// `fetch`, with `None` for a session no tier holds.
+  pub(crate) async fn stored_archive(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
+    match self.fetch(key).await {
+      Ok(bytes) => Ok(Some(bytes)),
+      Err(StoreError::SessionNotFound(_)) => Ok(None),
+      Err(err) => Err(err),
+    }
   }
 
   /// Writes the stored session as a zip to exactly `path` (relative to the cwd), via a temp file beside it,
@@ -357,6 +382,12 @@ impl Store {
       };
       if let Ok(header) = archive::peek(&head) {
         out.push(SessionInfo { key, header });
+      } else if legacy::is_foreign(&head) {
+        // Another store's value: listed as what it converts to, saved at an unknown time (0) until saved here.
+        let Some(value) = primary.get(&key).await? else { continue };
+        if let Ok(packed) = self.convert_foreign(&key, value).await {
+          out.push(SessionInfo { key, header: archive::Header { created_ms: 0, ..packed.header } });
+        }
       }
     }
     Ok(out)
@@ -405,7 +436,10 @@ impl Store {
     let (primary, backups) = self.both()?;
     let keys = primary.list().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
-      let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
+      let Some(mut bytes) = primary.get(&key).await? else { return Ok(None) };
+      if legacy::is_foreign(&bytes) {
+        bytes = self.convert_foreign(&key, bytes).await?.bytes; // backed up as this store's archive
+      }
       let (header, _) = archive::open(&bytes)?;
       if backups.newest_header(&key).await?.is_some_and(|newest| order::same_save(&newest, &header)) {
         return Ok(None);

@@ -53,7 +53,14 @@ impl Store {
   ) -> Result<Warmed> {
     let lock = self.save_locks.of(key);
     let _turn = lock.lock().await;
-    let current = primary.get(key).await?;
+    let mut current = primary.get(key).await?;
+    if let Some(value) = current.take_if(|value| super::legacy::is_foreign(value)) {
+      // Another store's value that converts is a good copy, newer than any backup (this store never wrote it);
+      // one that does not is as good as none.
+      if let Ok(packed) = self.convert_foreign(key, value).await {
+        return Ok(Warmed::Kept(packed.bytes));
+      }
+    }
     let current_header = match current.as_deref().map(archive::open) {
       Some(Ok((header, _))) => Some(header),
       // A newer build's copy is never replaced (nor read here).

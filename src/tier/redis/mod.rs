@@ -112,6 +112,14 @@ impl RedisTier {
   }
 
   fn error(&self, e: RedisError) -> StoreError {
+    // A reply that is not RESP: the address is some other service (HTTP, a TLS port read as plain, …).
+    if e.kind() == redis::ErrorKind::Parse {
+      let reason = format!(
+        "the server at {} did not answer as Redis (another service on that port, or one that wants TLS: rediss://): {e}",
+        self.endpoint
+      );
+      return StoreError::Backend { code: "ERR_REDIS_PROTOCOL", reason };
+    }
     let code = if e.is_timeout() {
       "ERR_REDIS_TIMEOUT"
     } else if e.kind() == redis::ErrorKind::AuthenticationFailed
