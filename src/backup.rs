@@ -156,12 +156,14 @@ impl Backups {
     Ok(Some(packed.bytes))
   }
 
-  /// Writes a new version, then prunes what the retention no longer keeps. The new version always sorts last (a
-  /// writer whose clock lags gets the newest time + 1), so it is never the one pruned and a restore never
-  /// prefers an older copy over it.
-  pub async fn write(&self, key: &SessionKey, sealed: Vec<u8>, created_ms: u64) -> Result<Written> {
+  /// Writes a new version named by the stamp of the save it holds (`history::place`), then prunes what the
+  /// retention no longer keeps. A save some version already holds is not written again (`uploaded_bytes` 0).
+  pub async fn write(&self, key: &SessionKey, sealed: Vec<u8>) -> Result<Written> {
     let mut versions = self.versions(key).await?;
-    let ms = versions.last().map_or(created_ms, |newest| created_ms.max(newest.ms + 1));
+    let ms = match self.place(key, &versions, &archive::peek(&sealed)?).await? {
+      Place::At(ms) => ms,
+      Place::Held(key) => return Ok(Written { key, uploaded_bytes: 0 }),
+    };
     let hash = blake3::hash(&sealed).to_hex();
     let stem = format!("{key}/{ms:013}-{}", &hash[..8]);
     let size = sealed.len() as u64;
@@ -182,6 +184,7 @@ impl Backups {
       true => self.write_incremental(key, format!("{stem}{MANIFEST_EXT}"), sealed).await?,
     };
     versions.push(Version { key: written.key.clone(), ms, size, incremental: self.incremental });
+    versions.sort_by(|a, b| a.key.cmp(&b.key));
     // Pruning is best effort: the new version is already durable, and the next backup prunes again.
     let _ = self.prune(key, versions).await;
     Ok(written)
@@ -429,6 +432,7 @@ fn session_of(version: &Version) -> Result<SessionKey> {
 }
 
 mod history;
+use history::Place;
 #[cfg(test)]
 mod incremental_tests;
 #[cfg(test)]

@@ -166,11 +166,23 @@ impl Store {
   /// The session's archive: the primary's if its checksum holds, else the newest good backup, which is then
   /// written back to the primary. A copy in a newer format is never treated as damaged.
   pub(crate) async fn fetch(&self, key: &SessionKey) -> Result<Vec<u8>> {
+    // Twice at most: a save that lands while the backup is read wins over it, and is read again.
+    for _ in 0..2 {
+      match self.fetch_once(key).await? {
+        Some(bytes) => return Ok(bytes),
+        None => continue,
+      }
+    }
+    Err(StoreError::Internal(format!("{key} changed twice while its backup was read")))
+  }
+
+  /// `fetch`; `None` when the primary's copy changed while its backup was read.
+  async fn fetch_once(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
     let mut damaged = false;
     if let Some(primary) = &self.primary {
       if let Some(bytes) = primary.get(key).await? {
         match archive::open(&bytes) {
-          Ok(_) => return Ok(bytes),
+          Ok(_) => return Ok(Some(bytes)),
           Err(err @ StoreError::ArchiveVersion { .. }) => return Err(err),
           Err(_) => damaged = true,
         }
@@ -178,16 +190,17 @@ impl Store {
     }
     match (&self.primary, &self.backups) {
       (Some(primary), Some(backups)) => match self.warm(primary, backups, key, true).await? {
-        order::Warmed::Kept(bytes) => return Ok(bytes),
+        order::Warmed::Kept(bytes) => return Ok(Some(bytes)),
         order::Warmed::Restored(bytes) => {
           self.counters.fallback(if damaged { Fallback::Damaged } else { Fallback::Missing });
-          return Ok(bytes);
+          return Ok(Some(bytes));
         }
+        order::Warmed::Changed => return Ok(None),
         order::Warmed::NoBackup => {}
       },
       (None, Some(backups)) => {
         if let Some(bytes) = backups.newest_good(key).await? {
-          return Ok(bytes);
+          return Ok(Some(bytes));
         }
       }
       _ => {}
@@ -346,27 +359,27 @@ impl Store {
       // A primary copy saved after the backup (a restart within the backup interval) is newer: kept.
       Ok(match self.warm(primary, backups, &key, false).await? {
         order::Warmed::Restored(bytes) => Some(bytes.len() as u64),
-        order::Warmed::Kept(_) | order::Warmed::NoBackup => None,
+        order::Warmed::Kept(_) | order::Warmed::NoBackup | order::Warmed::Changed => None,
       })
     })
     .await;
     Ok(summary)
   }
 
-  /// Backs up every session of the primary; one whose newest version already holds its save is skipped, so
-  /// repeated runs never push point-in-time history out of the retention.
+  /// Backs up every session of the primary; one whose newest version holds its save (or a later one) is skipped,
+  /// so repeated runs never push point-in-time history out of the retention.
   pub async fn backup_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = primary.list().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
       let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
       let (header, _) = archive::open(&bytes)?;
-      if backups.newest_header(&key).await?.is_some_and(|newest| order::same_save(&newest, &header)) {
+      let newest = backups.newest_header(&key).await?;
+      if newest.is_some_and(|newest| order::same_save(&newest, &header) || newest.created_ms > header.created_ms) {
         return Ok(None);
       }
       let len = bytes.len() as u64;
-      backups.write(&key, bytes, header.created_ms).await?;
-      Ok(Some(len))
+      Ok((backups.write(&key, bytes).await?.uploaded_bytes > 0).then_some(len))
     })
     .await;
     Ok(summary)
@@ -386,5 +399,7 @@ fn write_zip_file(
   replace_transient(target, |file| archive::write_zip_padded(bytes, keys, &pack.limits, session, file, target))
 }
 
+#[cfg(test)]
+mod across_tests;
 #[cfg(test)]
 mod tests;

@@ -13,20 +13,24 @@ use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 use crate::tier::Tier;
 
-/// Both headers describe the same save. A key rotation re-seals a copy (new bytes, new nonce) and an incremental
-/// backup rebuilds it, but neither changes these fields.
+/// Both headers describe the same save (`Header::same_save`).
 pub(crate) fn same_save(a: &Header, b: &Header) -> bool {
-  (a.created_ms, a.entries, a.files_bytes, a.source_bytes) == (b.created_ms, b.entries, b.files_bytes, b.source_bytes)
+  a.same_save(b)
 }
 
-/// Whether the backup `candidate` replaces a good primary copy `current`: only when the history (oldest first)
-/// holds `current`'s save in a version older than the one `candidate` came from.
+/// Whether the backup `candidate` replaces a good primary copy `current`. Where the history (oldest first, in
+/// version-name order) holds both saves, it decides: a version's name carries its save's stamp, and versions
+/// written before stamps were names keep the order they were given. Otherwise the stamps do: each save is
+/// stamped after the copy it replaced, so a greater stamp is a later save whatever the writers' clocks.
 pub(crate) fn backup_is_newer(current: &Header, candidate: &Header, history: &[Option<Header>]) -> bool {
   if same_save(current, candidate) {
     return false;
   }
   let last = |h: &Header| history.iter().rposition(|v| v.as_ref().is_some_and(|v| same_save(v, h)));
-  matches!((last(current), last(candidate)), (Some(p), Some(c)) if p < c)
+  match (last(current), last(candidate)) {
+    (Some(p), Some(c)) => p < c,
+    _ => candidate.created_ms > current.created_ms,
+  }
 }
 
 /// What warming one session from its backups did.
@@ -37,13 +41,32 @@ pub(crate) enum Warmed {
   Restored(Vec<u8>),
   /// No backup version.
   NoBackup,
+  /// The primary's copy changed (or appeared) since it was read: a save that landed meanwhile, maybe in another
+  /// process, which wins. Nothing was written.
+  Changed,
 }
 
 impl Store {
+  /// The stamp of the session's stored copy (0 when there is none, or its header does not read): a new save is
+  /// stamped after it. The primary's copy is the newest save wherever there is a primary; without one, the
+  /// newest backup version's name carries it.
+  pub(super) async fn previous_stamp(&self, key: &SessionKey) -> Result<u64> {
+    if let Some(primary) = &self.primary {
+      let head = primary.head(key, archive::HEADER_LEN).await?;
+      return Ok(head.and_then(|h| archive::peek(&h).ok()).map_or(0, |h| h.created_ms));
+    }
+    match &self.backups {
+      Some(backups) => Ok(backups.versions(key).await?.last().map_or(0, |v| v.ms)),
+      None => Ok(0),
+    }
+  }
+
   /// Writes the newest good backup to the primary unless the primary's copy is good and not older (see the
-  /// module). Under the session's lock from the first read to the write-back, so a logout or a save that lands
-  /// meanwhile wins. With `best_effort` (an extract, which has its bytes either way) a failed write-back is
-  /// ignored.
+  /// module). Under the session's lock from the first read to the write-back, and the write-back is conditional
+  /// on the copy read (`Tier::replace_if`, atomic on Redis; for a copy that was absent, a create-if-absent), so
+  /// a logout or a save that lands meanwhile wins, in this process or any other. Under a lease this store
+  /// holds, the write is fenced by it instead (the lease makes this store the only one saving). With
+  /// `best_effort` (an extract, which has its bytes either way) a failed write-back is ignored.
   pub(super) async fn warm(
     &self,
     primary: &Arc<dyn Tier>,
@@ -72,8 +95,16 @@ impl Store {
         return Ok(Warmed::Kept(bytes.clone()));
       }
     }
-    // Fenced like a save: a store that lost its lease writes nothing, not even a restore.
-    match self.put_primary(primary, key, candidate.clone()).await {
+    let written = match self.held(key).is_some() {
+      // Fenced like a save: a store that lost its lease writes nothing, not even a restore.
+      true => self.put_primary(primary, key, candidate.clone()).await.map(|()| true),
+      false => {
+        let expected = current.as_deref().map_or(&[][..], |c| &c[..c.len().min(archive::HEADER_LEN)]);
+        primary.replace_if(key, expected, candidate.clone()).await
+      }
+    };
+    match written {
+      Ok(false) => Ok(Warmed::Changed),
       Err(err) if !best_effort => Err(err),
       _ => Ok(Warmed::Restored(candidate)),
     }
@@ -91,10 +122,12 @@ mod tests {
   #[test]
   fn the_backup_history_orders_copies_not_their_clocks() {
     let (a, b) = (save(200_000, 10), save(300_000, 11));
-    // Saved after the backup of `b` by a replica whose clock lags 60 s: in no version, so it is the newer.
-    let lagging = save(300_000 - 60_000, 12);
+    // Saved after `b` by a replica whose clock lags 60 s: stamped after `b` all the same, so it is the newer.
+    let lagging = save(300_000 + 1, 12);
     let history = [Some(a.clone()), Some(b.clone())];
     assert!(!backup_is_newer(&lagging, &b, &history));
+    // A primary brought back from a snapshot whose version was pruned: the later stamp wins.
+    assert!(backup_is_newer(&save(100_000, 7), &b, &history));
     // A primary brought back from a snapshot that holds `a`: the history says `b` came after it.
     assert!(backup_is_newer(&a, &b, &history));
     // A clock running ahead does not make an older copy newer either.

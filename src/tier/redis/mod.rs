@@ -198,9 +198,11 @@ impl Tier for RedisTier {
   }
 
   async fn replace_if(&self, key: &SessionKey, expected: &[u8], bytes: Vec<u8>) -> Result<bool> {
+    // An empty `expected` compares with the first byte, which only a missing key lacks.
     let end = expected.len().saturating_sub(1).to_string();
-    let (replaced, confirmed) =
-      self.write::<i64>(&eval(REPLACE_IF, &[self.key(key)], &[expected, &bytes, end.as_bytes()])).await?;
+    let ttl = self.config.ttl.map_or(0, |t| t.as_millis() as u64).to_string();
+    let args: [&[u8]; 4] = [expected, &bytes, end.as_bytes(), ttl.as_bytes()];
+    let (replaced, confirmed) = self.write::<i64>(&eval(REPLACE_IF, &[self.key(key)], &args)).await?;
     if replaced == 1 {
       confirmed?;
     }
@@ -286,7 +288,9 @@ const PUT_FENCED: &str = concat!(
 );
 const DELETE_FENCED: &str = concat!(hold!(), "redis.call('DEL', KEYS[3]) return held");
 const REPLACE_IF: &str = "if redis.call('GETRANGE', KEYS[1], 0, ARGV[3]) ~= ARGV[1] then return 0 end \
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1";
+  if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') \
+  elseif ARGV[4] == '0' then redis.call('SET', KEYS[1], ARGV[2]) \
+  else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4]) end return 1";
 
 impl RedisTier {
   /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
