@@ -185,7 +185,7 @@ impl Scheduler {
     let _turn = lock.lock().await;
     if guard(&self.deleted).contains(key) {
       // Deleted while the upload ran: take the backup down again, or a logout would come back from S3.
-      self.backups.delete(key).await?;
+      self.backups.delete(key, 0).await?;
       return Ok(None);
     }
     let mut dirty = guard(&self.dirty);

@@ -62,7 +62,7 @@ async fn sessions_deletes_and_foreign_objects() {
   memory.put("c/readme.md", b"x".to_vec()).await.unwrap();
   assert_eq!(backups.sessions().await.unwrap(), vec![key("a"), key("b")]);
   assert!(!backups.exists(&key("c")).await.unwrap(), "a foreign object is not a version");
-  backups.delete(&key("a")).await.unwrap();
+  backups.delete(&key("a"), 0).await.unwrap();
   assert_eq!(backups.sessions().await.unwrap(), vec![key("b")]);
   assert!(memory.get("c/readme.md").await.unwrap().is_some(), "foreign objects are left alone");
 }
@@ -103,4 +103,48 @@ async fn a_version_named_before_stamps_were_names_still_sorts_before_a_later_sav
   let name = backups.write(&key("s"), later.clone()).await.unwrap().key;
   assert!(name.starts_with("s/0000000005001-"), "{name}");
   assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), later);
+}
+
+#[tokio::test]
+async fn a_backup_of_a_save_older_than_a_delete_is_refused_and_a_later_login_is_not() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 3);
+  backups.write(&key("s"), sealed_at(1, 1_000)).await.unwrap();
+  // The logout removed the primary's copy stamped 2 000 (its backup still on its way).
+  backups.delete(&key("s"), 2_000).await.unwrap();
+  let late = backups.write(&key("s"), sealed_at(2, 2_000)).await.unwrap_err();
+  assert_eq!(late.code(), "ERR_SESSION_NOT_FOUND");
+  assert!(!backups.exists(&key("s")).await.unwrap(), "the logout does not come back");
+  assert_eq!(backups.sessions().await.unwrap(), Vec::<SessionKey>::new());
+  // A new login after the logout is stamped after its mark.
+  let login = sealed_at(3, backups.deleted_at(&key("s")).await.unwrap() + 1);
+  backups.write(&key("s"), login.clone()).await.unwrap();
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), login);
+}
+
+#[tokio::test]
+async fn a_logout_during_a_key_rotation_is_not_undone() {
+  let held = Arc::new(crate::tier::memory::Held::default());
+  let old = Arc::new(archive::Key::new([1; 32]));
+  let keys = |current: &archive::Key, previous: Vec<archive::Key>| archive::PackOptions {
+    keys: Some(Arc::new(archive::Keyring::new(current.clone(), previous))),
+    ..Default::default()
+  };
+  let entries = [crate::incremental::tests::file("Default/IndexedDB/f", vec![1; 100])];
+  let under_old = archive::pack_entries(&entries, &keys(&old, vec![]), "s", 0, 1_000).unwrap().bytes;
+  let writer = Backups::open(held.clone(), Retention::default(), false, keys(&old, vec![]));
+  writer.write(&key("s"), under_old).await.unwrap();
+  let version = writer.versions(&key("s")).await.unwrap().pop().unwrap();
+  // The rotation has read the version (its read held open) when the logout deletes the session.
+  let new = archive::Key::new([2; 32]);
+  let rotator = Backups::open(held.clone(), Retention::default(), false, keys(&new, vec![(*old).clone()]));
+  let (reached, release) = held.hold("s/");
+  let rotation = tokio::spawn(async move { rotator.rekey(&version).await });
+  reached.notified().await;
+  writer.delete(&key("s"), 0).await.unwrap();
+  release.notify_one();
+  assert_eq!(rotation.await.unwrap().unwrap_err().code(), "ERR_SESSION_NOT_FOUND");
+  assert!(!writer.exists(&key("s")).await.unwrap(), "the logged-out session stays gone");
+  let left: Vec<String> = held.inner.objects.lock().unwrap().keys().cloned().collect();
+  assert!(left.iter().all(|k| k.ends_with(".gone")), "only the delete's mark is left: {left:?}");
 }

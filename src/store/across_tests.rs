@@ -3,57 +3,10 @@
 //! open in the bucket (`Held`) makes each race happen every time.
 
 use std::io::Write;
-use std::sync::Mutex;
-
-use async_trait::async_trait;
-use tokio::sync::Notify;
 
 use super::*;
-use crate::tier::memory::Memory;
-use crate::tier::{LocalDirTier, ObjectMeta, ObjectTier};
-
-/// A bucket whose next `get` of a key containing `pattern` waits, once, until released.
-#[derive(Debug, Default)]
-pub(crate) struct Held {
-  pub inner: Arc<Memory>,
-  gate: Mutex<Option<(String, Arc<Notify>, Arc<Notify>)>>,
-}
-
-impl Held {
-  /// Holds the next read of a key holding `pattern`; returns (reached, release).
-  pub fn hold(&self, pattern: &str) -> (Arc<Notify>, Arc<Notify>) {
-    let (reached, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    *self.gate.lock().unwrap() = Some((pattern.into(), reached.clone(), release.clone()));
-    (reached, release)
-  }
-}
-
-#[async_trait]
-impl ObjectTier for Held {
-  async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-    let gate = self.gate.lock().unwrap().take_if(|(p, _, _)| key.contains(p.as_str()));
-    if let Some((_, reached, release)) = gate {
-      reached.notify_one();
-      release.notified().await;
-    }
-    self.inner.get(key).await
-  }
-  async fn head(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
-    self.inner.head(key, len).await
-  }
-  async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-    self.inner.put(key, bytes).await
-  }
-  async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
-    self.inner.list(prefix).await
-  }
-  async fn delete(&self, keys: &[String]) -> Result<()> {
-    self.inner.delete(keys).await
-  }
-  fn kind(&self) -> &'static str {
-    "memory"
-  }
-}
+use crate::tier::memory::Held;
+use crate::tier::LocalDirTier;
 
 pub(crate) struct Site {
   pub _dir: tempfile::TempDir,

@@ -282,6 +282,11 @@ impl Store {
     let key = SessionArg::parse(session)?.key;
     let lock = self.save_locks.of(&key);
     let _turn = lock.lock().await;
+    // The stamp of the copy deleted: the bucket's mark covers it, so no late backup of it comes back.
+    let deleted_stamp = match (&self.primary, &self.backups) {
+      (Some(_), Some(_)) => self.previous_stamp(&key).await.unwrap_or(0),
+      _ => 0,
+    };
     let primary = match &self.primary {
       Some(primary) => match (self.held(&key).is_some(), self.delete_primary(primary, &key).await) {
         (true, Err(err)) => return Err(err),
@@ -293,7 +298,7 @@ impl Store {
       scheduler.forget(&key);
     }
     let backups = match &self.backups {
-      Some(backups) => backups.delete(&key).await,
+      Some(backups) => backups.delete(&key, deleted_stamp).await,
       None => Ok(()),
     };
     primary.and(backups)

@@ -48,15 +48,21 @@ pub(crate) enum Warmed {
 
 impl Store {
   /// The stamp of the session's stored copy (0 when there is none, or its header does not read): a new save is
-  /// stamped after it. The primary's copy is the newest save wherever there is a primary; without one, the
-  /// newest backup version's name carries it.
+  /// stamped after it. The primary's copy is the newest save wherever there is a primary; without one (or when
+  /// the primary has no copy), the bucket's newest version, or the mark a delete left (a login after a logout is
+  /// stamped after the logout's mark, so the mark does not cover it).
   pub(super) async fn previous_stamp(&self, key: &SessionKey) -> Result<u64> {
     if let Some(primary) = &self.primary {
       let head = primary.head(key, archive::HEADER_LEN).await?;
-      return Ok(head.and_then(|h| archive::peek(&h).ok()).map_or(0, |h| h.created_ms));
+      if let Some(header) = head.and_then(|h| archive::peek(&h).ok()) {
+        return Ok(header.created_ms);
+      }
     }
     match &self.backups {
-      Some(backups) => Ok(backups.versions(key).await?.last().map_or(0, |v| v.ms)),
+      Some(backups) => {
+        let newest = backups.versions(key).await?.last().map_or(0, |v| v.ms);
+        Ok(newest.max(backups.deleted_at(key).await?))
+      }
       None => Ok(0),
     }
   }
