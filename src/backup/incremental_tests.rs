@@ -80,7 +80,7 @@ async fn ten_versions_upload_a_fraction_of_whole_archives_and_each_restores() {
   assert_eq!(versions.len(), 10);
   assert!(versions.iter().all(|v| v.incremental));
   for (v, entries) in versions.iter().zip(&history) {
-    assert_eq!(restored(&backups, v, &pack).await, by_path(&entries), "{} restores byte for byte", v.key);
+    assert_eq!(restored(&backups, v, &pack).await, by_path(entries), "{} restores byte for byte", v.key);
   }
   let usage = backups.incremental_usage().await.unwrap();
   let usage = &usage[&key("s")];

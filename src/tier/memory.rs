@@ -62,12 +62,15 @@ impl ObjectTier for Memory {
   }
 }
 
+/// A pattern, and the (reached, release) pair of the read it holds.
+type Gate = (String, Arc<Notify>, Arc<Notify>);
+
 /// A bucket whose next `get` of a key containing `pattern` is read, then held (once) until released: the reply
 /// of a slow download.
 #[derive(Debug, Default)]
 pub struct Held {
   pub inner: Arc<Memory>,
-  gate: Mutex<Option<(String, Arc<Notify>, Arc<Notify>)>>,
+  gate: Mutex<Option<Gate>>,
 }
 
 impl Held {

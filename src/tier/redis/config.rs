@@ -218,7 +218,7 @@ mod tests {
   /// one is a host without separators and a port from 1 to 65535 that formats back to an address that parses the same.
   #[test]
   fn mutated_sentinel_addresses_parse_or_are_refused() {
-    let mut x: u64 = 0x5e17_1e1;
+    let mut x: u64 = 0x05e1_71e1;
     let mut next = || {
       x ^= x << 13;
       x ^= x >> 7;
