@@ -56,11 +56,12 @@ impl Backups {
   }
 
   /// Marks the session deleted after every save it holds (and after `at_least`, the stamp of the primary's copy
-  /// the delete removed), then deletes its versions and chunks.
+  /// the delete removed), then deletes its versions and chunks. A session the bucket never held gets no mark (a
+  /// backup racing the delete in this process is undone by the scheduler).
   pub async fn delete(&self, key: &SessionKey, at_least: u64) -> Result<()> {
     let (versions, gone) = self.listing(key).await?;
     let stamp = versions.iter().map(|v| v.ms).max().unwrap_or(0).max(at_least);
-    if stamp > gone {
+    if !versions.is_empty() && stamp > gone {
       self.tier.put(&format!("{key}/{stamp:013}{EXT}"), Vec::new()).await?;
     }
     self.repo.delete_all(key).await
@@ -88,6 +89,12 @@ impl Backups {
   /// The stamp of the session's mark (0: never deleted).
   pub async fn deleted_at(&self, key: &SessionKey) -> Result<u64> {
     Ok(self.listing(key).await?.1)
+  }
+
+  /// The newest stamp the bucket knows for the session, from one listing: its newest version's, or its mark's.
+  pub async fn newest_stamp(&self, key: &SessionKey) -> Result<u64> {
+    let (versions, gone) = self.listing(key).await?;
+    Ok(versions.iter().map(|v| v.ms).max().unwrap_or(0).max(gone))
   }
 
   /// Deletes (with `execute`; else counts) every session's versions a mark covers: left by a writer that died

@@ -371,8 +371,9 @@ impl Store {
     Ok(summary)
   }
 
-  /// Backs up every session of the primary; one whose newest version holds its save (or a later one) is skipped,
-  /// so repeated runs never push point-in-time history out of the retention.
+  /// Backs up every session of the primary; one whose newest version already holds its save is skipped, so
+  /// repeated runs never push point-in-time history out of the retention (and a version holding it anywhere in
+  /// the history is not written again).
   pub async fn backup_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = primary.list().await?;
@@ -380,7 +381,7 @@ impl Store {
       let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
       let (header, _) = archive::open(&bytes)?;
       let newest = backups.newest_header(&key).await?;
-      if newest.is_some_and(|newest| order::same_save(&newest, &header) || newest.created_ms > header.created_ms) {
+      if newest.is_some_and(|newest| order::same_save(&newest, &header)) {
         return Ok(None);
       }
       let len = bytes.len() as u64;

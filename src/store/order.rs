@@ -18,19 +18,16 @@ pub(crate) fn same_save(a: &Header, b: &Header) -> bool {
   a.same_save(b)
 }
 
-/// Whether the backup `candidate` replaces a good primary copy `current`. Where the history (oldest first, in
-/// version-name order) holds both saves, it decides: a version's name carries its save's stamp, and versions
-/// written before stamps were names keep the order they were given. Otherwise the stamps do: each save is
-/// stamped after the copy it replaced, so a greater stamp is a later save whatever the writers' clocks.
+/// Whether the backup `candidate` replaces a good primary copy `current`: only when the history (oldest first,
+/// in version-name order) holds `current`'s save in a version older than the one `candidate` came from. A
+/// version's name carries the stamp of the save it holds (`backup::history`), so name order is save order
+/// however late each backup was written.
 pub(crate) fn backup_is_newer(current: &Header, candidate: &Header, history: &[Option<Header>]) -> bool {
   if same_save(current, candidate) {
     return false;
   }
   let last = |h: &Header| history.iter().rposition(|v| v.as_ref().is_some_and(|v| same_save(v, h)));
-  match (last(current), last(candidate)) {
-    (Some(p), Some(c)) => p < c,
-    _ => candidate.created_ms > current.created_ms,
-  }
+  matches!((last(current), last(candidate)), (Some(p), Some(c)) if p < c)
 }
 
 /// What warming one session from its backups did.
@@ -58,12 +55,12 @@ impl Store {
         return Ok(header.created_ms);
       }
     }
-    match &self.backups {
-      Some(backups) => {
-        let newest = backups.versions(key).await?.last().map_or(0, |v| v.ms);
-        Ok(newest.max(backups.deleted_at(key).await?))
-      }
-      None => Ok(0),
+    match (&self.backups, &self.primary) {
+      (Some(backups), None) => backups.newest_stamp(key).await,
+      // Best effort beside a primary: a bucket that cannot be asked never fails a save (a new save is stamped
+      // now, after a logout's mark unless the clocks disagree).
+      (Some(backups), Some(_)) => Ok(backups.newest_stamp(key).await.unwrap_or(0)),
+      (None, _) => Ok(0),
     }
   }
 
@@ -128,12 +125,10 @@ mod tests {
   #[test]
   fn the_backup_history_orders_copies_not_their_clocks() {
     let (a, b) = (save(200_000, 10), save(300_000, 11));
-    // Saved after `b` by a replica whose clock lags 60 s: stamped after `b` all the same, so it is the newer.
-    let lagging = save(300_000 + 1, 12);
+    // Saved after the backup of `b` by a replica whose clock lags 60 s: in no version, so it is the newer.
+    let lagging = save(300_000 - 60_000, 12);
     let history = [Some(a.clone()), Some(b.clone())];
     assert!(!backup_is_newer(&lagging, &b, &history));
-    // A primary brought back from a snapshot whose version was pruned: the later stamp wins.
-    assert!(backup_is_newer(&save(100_000, 7), &b, &history));
     // A primary brought back from a snapshot that holds `a`: the history says `b` came after it.
     assert!(backup_is_newer(&a, &b, &history));
     // A clock running ahead does not make an older copy newer either.
