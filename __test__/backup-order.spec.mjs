@@ -2,6 +2,7 @@
 // of the saves they hold, write-backs that never land over a newer save, a logout that stays logged out, and
 // downloads bounded by timeoutMs. Each race is made to happen by holding one request open in the proxy.
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import test from 'ava'
 
@@ -23,15 +24,15 @@ async function site(t, bucketName, s3 = {}) {
   const open = (extra = {}) => new RustStore({ redis: { url: redis.url }, s3: s3Options, saveErrors: 'reject', ...extra })
   const bucketOnly = () => new RustStore({ primary: 'none', s3: { ...s3Options, endpoint: moto.endpoint } })
   const env = { PATH: process.env.PATH, REDIS_URL: redis.url, S3_BUCKET: bucket, S3_ENDPOINT: proxy.endpoint, S3_FORCE_PATH_STYLE: 'true', S3_ACCESS_KEY_ID: 'k', S3_SECRET_ACCESS_KEY: 's' }
-  const cli = (args) =>
+  const cli = (args, extra = {}) =>
     new Promise((resolve) => {
-      const child = spawn(process.execPath, [bin, ...args], { env, cwd: tempDir(t) })
+      const child = spawn(process.execPath, [bin, ...args], { env: { ...env, ...extra }, cwd: tempDir(t) })
       let out = ''
       child.stdout.on('data', (d) => (out += d))
       child.stderr.on('data', (d) => (out += d))
       child.on('exit', (code) => resolve({ code, out }))
     })
-  return { redis, proxy, open, bucketOnly, cli }
+  return { redis, bucket, proxy, open, bucketOnly, cli }
 }
 
 async function extracted(t, store, versions) {
@@ -75,6 +76,26 @@ test.serial('the CLI\'s restore in another process never writes over a save that
   const { code, out } = await restore
   t.is(code, 0, out)
   t.is(await extracted(t, primaryOnly, versions), 1, 'the acknowledged save Y stands')
+  await service.close()
+})
+
+test.serial('a logout while the CLI\'s rotate-key rewrites the session\'s backup stays a logout', async (t) => {
+  const { bucket, proxy, open, cli } = await site(t, 'rotate')
+  const [oldKey, newKey] = [randomBytes(32).toString('base64'), randomBytes(32).toString('base64')]
+  const versions = await zips(t, 1)
+  const service = open({ encryption: { key: oldKey } })
+  await service.save({ session, path: versions[0].zip })
+  // The rotation has read the version (its reply held) when the service logs the session out.
+  const held = proxy.hold(versionsOf)
+  const rotation = cli(['rotate-key'], { SESSION_ENCRYPTION_KEY: newKey, SESSION_ENCRYPTION_PREVIOUS_KEYS: oldKey })
+  await held.reached
+  await service.delete({ session })
+  held.release()
+  const { code, out } = await rotation
+  t.true(code === 0 || code === 1, out)
+  const rotated = open({ encryption: { key: newKey, previousKeys: [oldKey] } })
+  t.false(await rotated.sessionExists({ session }), 'the logged-out session does not come back')
+  t.deepEqual(await moto.liveKeys(bucket), [], 'no version left in the bucket')
   await service.close()
 })
 
