@@ -5,38 +5,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import test from 'ava'
 
-import { RustStore, makeProfile, require, tempDir, zipProfile } from './helpers.mjs'
+import { RustStore, tempDir, whichVersion, zips } from './helpers.mjs'
 import { faultProxy } from './fault-proxy.mjs'
 import { startMoto, startRedis } from './servers.mjs'
 
-const unzipper = require('unzipper')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** `n` distinct session zips (RemoteAuth's shape) and each one's file contents. */
-async function zips(t, n, size = 'small') {
-  const root = tempDir(t)
-  const out = []
-  for (let i = 0; i < n; i++) {
-    const kept = makeProfile(path.join(root, `p${i}`), { junk: false, seed: 100 + i, size })
-    await zipProfile(path.join(root, `p${i}`), path.join(root, `${i}.zip`))
-    out.push({ zip: path.join(root, `${i}.zip`), kept })
-  }
-  return out
-}
-
-/** The files of a zip, by name. */
-async function filesOf(zip) {
-  const dir = await unzipper.Open.file(zip)
-  const files = {}
-  for (const entry of dir.files.filter((e) => e.type === 'File')) files[entry.path] = await entry.buffer()
-  return files
-}
-
-/** Which of `versions` a zip holds, whole; -1 if none. */
-async function whichVersion(zip, versions) {
-  const files = await filesOf(zip)
-  return versions.findIndex(({ kept }) => Object.entries(kept).every(([rel, data]) => files[rel]?.equals(data)) && Object.keys(files).length === Object.keys(kept).length)
-}
 
 test.serial('redis-server SIGKILLed every 800 ms under saves and extracts: no acknowledged save lost, no corrupt read', async (t) => {
   const redis = await startRedis(t, { appendonly: true })

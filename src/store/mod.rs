@@ -179,6 +179,18 @@ impl Store {
   /// The session's archive: the primary's if its checksum holds, else the newest good backup, which is then
   /// written back to the primary. A copy in a newer format is never treated as damaged.
   pub(crate) async fn fetch(&self, key: &SessionKey) -> Result<Vec<u8>> {
+    // Twice at most: a save that lands while the backup is read wins over it, and is read again.
+    for _ in 0..2 {
+      match self.fetch_once(key).await? {
+        Some(bytes) => return Ok(bytes),
+        None => continue,
+      }
+    }
+    Err(StoreError::Internal(format!("{key} changed twice while its backup was read")))
+  }
+
+  /// `fetch`; `None` when the primary's copy changed while its backup was read.
+  async fn fetch_once(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
     let mut damaged = false;
     if let Some(primary) = &self.primary {
       if let Some(bytes) = primary.get(key).await? {
@@ -186,13 +198,13 @@ impl Store {
           // Another store's value under this key (see `legacy`): served converted, never rewritten here. One that
           // does not convert falls back to a backup where there is one, else its own coded error says why.
           match self.convert_foreign(key, bytes).await {
-            Ok(packed) => return Ok(packed.bytes),
+            Ok(packed) => return Ok(Some(packed.bytes)),
             Err(err) if self.backups.is_none() => return Err(err),
             Err(_) => damaged = true,
           }
         } else {
           match archive::open(&bytes) {
-            Ok(_) => return Ok(bytes),
+            Ok(_) => return Ok(Some(bytes)),
             Err(err @ StoreError::ArchiveVersion { .. }) => return Err(err),
             Err(_) => damaged = true,
           }
@@ -201,16 +213,17 @@ impl Store {
     }
     match (&self.primary, &self.backups) {
       (Some(primary), Some(backups)) => match self.warm(primary, backups, key, true).await? {
-        order::Warmed::Kept(bytes) => return Ok(bytes),
+        order::Warmed::Kept(bytes) => return Ok(Some(bytes)),
         order::Warmed::Restored(bytes) => {
           self.counters.fallback(if damaged { Fallback::Damaged } else { Fallback::Missing });
-          return Ok(bytes);
+          return Ok(Some(bytes));
         }
+        order::Warmed::Changed => return Ok(None),
         order::Warmed::NoBackup => {}
       },
       (None, Some(backups)) => {
         if let Some(bytes) = backups.newest_good(key).await? {
-          return Ok(bytes);
+          return Ok(Some(bytes));
         }
       }
       _ => {}
@@ -301,6 +314,11 @@ impl Store {
     let key = SessionArg::parse(session)?.key;
     let lock = self.save_locks.of(&key);
     let _turn = lock.lock().await;
+    // The stamp of the copy deleted: the bucket's mark covers it, so no late backup of it comes back.
+    let deleted_stamp = match (&self.primary, &self.backups) {
+      (Some(_), Some(_)) => self.previous_stamp(&key).await.unwrap_or(0),
+      _ => 0,
+    };
     let primary = match &self.primary {
       Some(primary) => match (self.held(&key).is_some(), self.delete_primary(primary, &key).await) {
         (true, Err(err)) => return Err(err),
@@ -312,7 +330,7 @@ impl Store {
       scheduler.forget(&key);
     }
     let backups = match &self.backups {
-      Some(backups) => backups.delete(&key).await,
+      Some(backups) => backups.delete(&key, deleted_stamp).await,
       None => Ok(()),
     };
     primary.and(backups)
@@ -329,6 +347,11 @@ impl Store {
     if self.saved_at(&key).await?.is_some_and(|ms| ms >= cutoff_ms) {
       return Ok(false);
     }
+    // As `delete`: the bucket's mark covers the copy deleted, so no late backup of it comes back.
+    let deleted_stamp = match (&self.primary, &self.backups) {
+      (Some(_), Some(_)) => self.previous_stamp(&key).await.unwrap_or(0),
+      _ => 0,
+    };
     if let Some(primary) = &self.primary {
       if self.held(&key).is_some() {
         drop(turn);
@@ -347,7 +370,7 @@ impl Store {
       scheduler.forget(&key);
     }
     match &self.backups {
-      Some(backups) => backups.delete(&key).await.map(|()| true),
+      Some(backups) => backups.delete(&key, deleted_stamp).await.map(|()| true),
       None => Ok(true),
     }
   }
@@ -423,7 +446,7 @@ impl Store {
       // A primary copy saved after the backup (a restart within the backup interval) is newer: kept.
       Ok(match self.warm(primary, backups, &key, false).await? {
         order::Warmed::Restored(bytes) => Some(bytes.len() as u64),
-        order::Warmed::Kept(_) | order::Warmed::NoBackup => None,
+        order::Warmed::Kept(_) | order::Warmed::NoBackup | order::Warmed::Changed => None,
       })
     })
     .await;
@@ -431,7 +454,8 @@ impl Store {
   }
 
   /// Backs up every session of the primary; one whose newest version already holds its save is skipped, so
-  /// repeated runs never push point-in-time history out of the retention.
+  /// repeated runs never push point-in-time history out of the retention (and a version holding it anywhere in
+  /// the history is not written again).
   pub async fn backup_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = primary.list().await?;
@@ -441,12 +465,12 @@ impl Store {
         bytes = self.convert_foreign(&key, bytes).await?.bytes; // backed up as this store's archive
       }
       let (header, _) = archive::open(&bytes)?;
-      if backups.newest_header(&key).await?.is_some_and(|newest| order::same_save(&newest, &header)) {
+      let newest = backups.newest_header(&key).await?;
+      if newest.is_some_and(|newest| order::same_save(&newest, &header)) {
         return Ok(None);
       }
       let len = bytes.len() as u64;
-      backups.write(&key, bytes, header.created_ms).await?;
-      Ok(Some(len))
+      Ok((backups.write(&key, bytes).await?.uploaded_bytes > 0).then_some(len))
     })
     .await;
     Ok(summary)
@@ -466,6 +490,8 @@ fn write_zip_file(
   replace_transient(target, |file| archive::write_zip_padded(bytes, keys, &pack.limits, session, file, target))
 }
 
+#[cfg(test)]
+mod across_tests;
 #[cfg(all(test, target_os = "linux"))]
 mod conditional_tests;
 #[cfg(test)]

@@ -25,6 +25,7 @@ impl Store {
     let candidates = zip_candidates(&arg, zip, &cwd()?, &self.config.data_path);
     let key = arg.key.clone();
     let turn = self.save_locks.of(&key).lock_owned().await;
+    let previous_ms = self.previous_stamp(&key).await.inspect_err(|_| self.counters.save(Outcome::Failed))?;
     let config = self.config.clone();
     let save = Arc::new(
       blocking::run(move || {
@@ -52,7 +53,7 @@ impl Store {
       first
     });
     let (config, session) = (self.config.clone(), key.to_string());
-    match blocking::run(move || save.pack(&config.pack, &session)).await {
+    match blocking::run(move || save.pack_after(&config.pack, &session, previous_ms)).await {
       Ok(packed) => self.store_verified(key, packed, turn, verified).await,
       // The check's error says more about the zip than the copy's.
       Err(err) => {
@@ -164,7 +165,7 @@ impl Store {
     let Some(primary) = &self.primary else {
       let backups = self.backups.as_ref().expect("a store has a tier");
       verified.await?;
-      backups.write(&key, packed.bytes, packed.header.created_ms).await?;
+      backups.write(&key, packed.bytes).await?;
       return Ok(Saved { info, backup_error: None });
     };
     if let (true, Some(scheduler)) = (self.checked.as_ref().expect("a primary").evicts().await?, &self.scheduler) {
@@ -173,7 +174,7 @@ impl Store {
       // upload failed, which the save reports and keeps pending.
       verified.await?;
       self.check_lease(primary, &key).await?;
-      let backed_up = scheduler.back_up_first(&key, packed.bytes.clone(), packed.header.created_ms).await;
+      let backed_up = scheduler.back_up_first(&key, packed.bytes.clone()).await;
       self.put_primary(primary, &key, packed.bytes).await?;
       let backup_error = backed_up.err();
       if backup_error.is_some() {

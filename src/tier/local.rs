@@ -271,7 +271,8 @@ impl Tier for LocalDirTier {
   /// Checked and renamed under the session's lock: a save or delete by any process lands before the check or
   /// after the rename, never between.
   async fn replace_if(&self, key: &SessionKey, expected: &[u8], bytes: Vec<u8>) -> Result<bool> {
-    self.put_if(key, Some(expected.to_vec()), bytes).await
+    // An empty `expected` means "absent" (the trait's contract): create-if-absent.
+    self.put_if(key, (!expected.is_empty()).then(|| expected.to_vec()), bytes).await
   }
 
   async fn put_if(&self, key: &SessionKey, expected: Option<Vec<u8>>, bytes: Vec<u8>) -> Result<bool> {

@@ -66,11 +66,13 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   /// What it is, for stats and messages: `dir`, `redis`.
   fn kind(&self) -> &'static str;
   /// Replaces the value only if it still starts with `expected` (the header read before: it holds the checksum
-  /// of the whole archive), keeping its expiry; `false` (nothing written) if it changed or went away. Atomic
-  /// where the tier can do it (Redis); elsewhere checked just before the write.
+  /// of the whole archive), keeping its expiry; `false` (nothing written) if it changed or went away. An empty
+  /// `expected` means "absent": the value is created only if there is none. Atomic where the tier can do it
+  /// (Redis); elsewhere checked just before the write.
   async fn replace_if(&self, key: &SessionKey, expected: &[u8], bytes: Vec<u8>) -> Result<bool> {
-    match self.head(key, expected.len()).await? {
-      Some(head) if head == expected => self.put(key, bytes).await.map(|()| true),
+    match self.head(key, expected.len().max(1)).await? {
+      Some(head) if !expected.is_empty() && head == expected => self.put(key, bytes).await.map(|()| true),
+      None if expected.is_empty() => self.put(key, bytes).await.map(|()| true),
       _ => Ok(false),
     }
   }
