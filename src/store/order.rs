@@ -82,9 +82,10 @@ impl Store {
     let mut current = primary.get(key).await?;
     if let Some(value) = current.take_if(|value| super::legacy::is_foreign(value)) {
       // Another store's value that converts is a good copy, newer than any backup (this store never wrote it);
-      // one that does not is as good as none.
-      if let Ok(packed) = self.convert_foreign(key, value).await {
-        return Ok(Warmed::Kept(packed.bytes));
+      // one that does not is as good as none, though the write-back below is still conditional on it.
+      match self.convert_foreign(key, value.clone()).await {
+        Ok(packed) => return Ok(Warmed::Kept(packed.bytes)),
+        Err(_) => current = Some(value),
       }
     }
     let current_header = match current.as_deref().map(archive::open) {
