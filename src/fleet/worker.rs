@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
+use tokio::time::Instant;
 
 use super::assign::{assign, Pin, Worker};
 use super::state::{Phase, Run, Shared, State};
@@ -146,9 +147,8 @@ impl Ctx {
     // The first other heartbeat that runs out before the next tick (margin: the tier drops it strictly after).
     let me = cfg.worker_id.as_str();
     let soonest = members.iter().flatten().filter(|m| m.id != me).map(|m| m.expires_in).min();
-    *self.recheck.lock().unwrap_or_else(|p| p.into_inner()) = soonest
-      .filter(|left| *left < timing.renew_every)
-      .map(|left| Instant::now() + left + Duration::from_millis(20));
+    *self.recheck.lock().unwrap_or_else(|p| p.into_inner()) =
+      soonest.filter(|left| *left < timing.renew_every).map(|left| Instant::now() + left + Duration::from_millis(20));
     *members_now = members;
   }
 
