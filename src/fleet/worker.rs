@@ -59,8 +59,9 @@ pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
   loop {
     let recheck = *ctx.recheck.lock().unwrap_or_else(|p| p.into_inner());
     let tick = tokio::select! {
+      biased; // a fixed order, so a seed of the simulation (sim/) replays exactly
       _ = timer.tick() => Tick::Full,
-      _ = async { tokio::time::sleep_until(recheck.unwrap().into()).await }, if recheck.is_some() => Tick::Beat,
+      _ = async { tokio::time::sleep_until(recheck.unwrap()).await }, if recheck.is_some() => Tick::Beat,
       _ = ctx.shared.wake.notified() => {
         // Coalesces a burst of finished starts and stops into one round.
         tokio::time::sleep((every / 4).min(Duration::from_millis(100))).await;
