@@ -52,6 +52,16 @@ fn a_seed_replays_exactly() {
   }
 }
 
+/// The checks themselves: over a tier whose acquire never refuses, workers that disagree on the assignment
+/// (one joining, one cut off) start sessions others run, and (a) must say so.
+#[test]
+fn the_checks_catch_a_second_owner() {
+  let lax = Profile { lax_leases: true, ..Profile::default() };
+  let caught = failures(lax, &(1..=40).collect::<Vec<_>>());
+  assert!(caught.len() >= 10, "only {} of 40 seeds caught", caught.len());
+  assert!(caught.iter().all(|(_, o)| o.violations.iter().any(|v| v.starts_with("(a)"))));
+}
+
 /// Each fault class alone, and all of them: (name, profile).
 fn classes() -> Vec<(&'static str, Profile)> {
   let none = Profile::default();
@@ -70,8 +80,10 @@ fn classes() -> Vec<(&'static str, Profile)> {
 #[test]
 #[ignore = "a survey, not a check: `npm run sim:fleet` runs it"]
 fn survey_fault_classes() {
+  // Its own count (`FLEET_SIM_SURVEY_SEEDS`): the deep run's `FLEET_SIM_SEEDS` is for the sweep above.
+  let count = std::env::var("FLEET_SIM_SURVEY_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
   for (name, profile) in classes() {
-    let failed = failures(profile, &seeds(200));
+    let failed = failures(profile, &(1..=count).collect::<Vec<u64>>());
     eprintln!("{name}: {} failing seeds", failed.len());
     for letter in ["(a)", "(b)", "(c)", "(d)"] {
       let hit: Vec<u64> =
@@ -161,6 +173,7 @@ fn every_fault_class_at_once() {
     hangs: true,
     shared_store: true,
     drain_everyone: false,
+    lax_leases: false,
   };
   assert_holds(all, &seeds(400));
 }

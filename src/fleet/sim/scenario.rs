@@ -34,6 +34,8 @@ pub struct Profile {
   /// Every worker drains (a rolling deploy, or the last replica): nobody can take the sessions, so each drain
   /// is held to about one stop round, and no session need run afterwards.
   pub drain_everyone: bool,
+  /// Not a fault the fleet must survive: a tier whose leases never refuse, to check the checks.
+  pub lax_leases: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -162,7 +164,7 @@ pub fn run(seed: u64, profile: Profile) -> Outcome {
 
 async fn simulate(mut scenario: Scenario) -> Outcome {
   let t0 = Instant::now();
-  let sim = Arc::new(SimTier::with_sessions(&scenario.sessions));
+  let sim = Arc::new(SimTier::with_sessions(&scenario.sessions, scenario.profile.lax_leases));
   let timeline = Timeline::default();
   scenario.hooks.until = t0 + scenario.heal;
   let bounds = scenario.bounds();

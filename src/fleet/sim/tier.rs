@@ -35,11 +35,13 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct SimTier {
   inner: Mutex<Inner>,
+  /// A broken tier whose acquire never refuses: to show the checks catch a second owner.
+  lax: bool,
 }
 
 impl SimTier {
-  pub fn with_sessions(names: &[String]) -> Self {
-    let tier = Self::default();
+  pub fn with_sessions(names: &[String], lax: bool) -> Self {
+    let tier = Self { lax, ..Self::default() };
     tier.lock().sessions.extend(names.iter().map(|n| (n.clone(), b"x".to_vec())));
     tier
   }
@@ -116,10 +118,11 @@ impl SimTier {
   pub fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> bool {
     let mut inner = self.lock();
     let now = Instant::now();
-    let taken = inner
-      .leases
-      .get(key.as_str())
-      .is_some_and(|s| s.token != token && !s.token.is_empty() && s.until.is_some_and(|u| u > now));
+    let taken = !self.lax
+      && inner
+        .leases
+        .get(key.as_str())
+        .is_some_and(|s| s.token != token && !s.token.is_empty() && s.until.is_some_and(|u| u > now));
     if !taken {
       Self::grant(&mut inner, key.as_str(), token, ttl);
     }
