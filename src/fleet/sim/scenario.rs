@@ -104,7 +104,9 @@ impl Scenario {
     let ends = workers.iter().flat_map(|w| w.cuts.iter().map(|c| c.1).chain(w.crash_at).chain(Some(w.join_at)));
     let heal = ends.max().unwrap_or_default() + MS(renew);
     let mut hooks = HookPlan::calm(Instant::now());
-    hooks.start = MS(rng.between(10, 1000));
+    // A start that ends, and its stop with it, before the lease taken for it can expire (seed 804 of the sweep
+    // found a longer one: issue #25 item 3, the `long_starts` class).
+    hooks.start = MS(rng.between(10, (ttl - stop).min(1000)));
     hooks.start_fail_per_mille = rng.below(150);
     // A stop well within its budget (the detection of a lost lease takes up to one renewal interval).
     hooks.stop = MS(rng.between(5, (stop - renew).min(300)));
