@@ -203,8 +203,12 @@ async fn simulate(mut scenario: Scenario) -> Outcome {
           max_concurrent_starts: scenario.max_starts,
           unassigned_alert: scenario.timing.ttl * 2,
         };
-        let (fleet, loop_) = Fleet::join(store.clone(), config, Arc::new(hooks)).expect("join");
-        workers[i] = Some(Running { fleet, task: tokio::spawn(loop_), faults, store, tier });
+        match Fleet::join(store.clone(), config, Arc::new(hooks)) {
+          Ok((fleet, loop_)) => workers[i] = Some(Running { fleet, task: tokio::spawn(loop_), faults, store, tier }),
+          // A fleet that refuses a second member on one store keeps the promise too (issue #25 item 4).
+          Err(err) if plan.store_of.is_some() => timeline.push(&plan.id, "-", What::Event(format!("refused: {err}"))),
+          Err(err) => panic!("{} could not join: {err}", plan.id),
+        }
       }
       1 => {
         let Some(w) = &workers[i] else { continue };
@@ -238,7 +242,7 @@ async fn simulate(mut scenario: Scenario) -> Outcome {
   let live: Vec<usize> = (0..workers.len()).filter(|&i| scenario.workers[i].crash_at.is_none()).collect();
   let mut closes = Vec::new();
   for &i in &live {
-    let w = workers[i].as_ref().expect("joined before the faults healed");
+    let Some(w) = workers[i].as_ref() else { continue };
     let (fleet, timeline, id) = (w.fleet.clone(), timeline.clone(), scenario.workers[i].id.clone());
     closes.push(tokio::spawn(async move {
       timeline.push(&id, "-", What::CloseCalled);
