@@ -78,7 +78,7 @@ export declare class RustStore {
    */
   extract(args: ExtractArgs): Promise<StoredSession>
   /** The session's backup versions, oldest first (empty without a backup tier). */
-  listBackups(session: string): Promise<BackupVersion[]>
+  listBackups(session: string): Promise<Array<BackupVersion>>
   /** Removes the session. Deleting a session that is not stored succeeds. */
   delete(args: SessionArgs): Promise<void>
   /**
@@ -107,6 +107,11 @@ export declare class RustStore {
    * Never rejects for a tier that is down: `wwebjs_rust_store_tier_up` says so.
    */
   metrics(): Promise<string>
+  /**
+   * Where the metrics port (`metricsPort`) listens, `/metrics`, `/healthz` and `/readyz` alike: with
+   * `metricsPort: 0` the only way to learn the port the system picked. `null` without `metricsPort`.
+   */
+  metricsAddress(): MetricsAddress | null
   /**
    * Takes the session's lease (one owner across replicas; Redis `SET NX PX`, fenced by a token) and resolves its
    * token. From then on this store's saves of the session land only while it holds the lease
@@ -141,7 +146,7 @@ export declare class RustStore {
    */
   fleet(options: FleetOptions): Fleet
   /** Every stored session with its sizes. */
-  listSessions(): Promise<StoredSession[]>
+  listSessions(): Promise<Array<StoredSession>>
 }
 
 /** State of the interval backups. */
@@ -209,12 +214,18 @@ export interface EncryptionOptions {
   acceptPlain?: boolean
 }
 
+/** Why one entry of an import or export failed. */
+export interface EntryFailure {
+  code: string
+  message: string
+}
+
 export interface ExportedSession {
   session: string
   /** The file or object written. */
   key: string
   bytes?: number
-  error?: TransferFailure
+  error?: EntryFailure
 }
 
 /** Options of `exportTo`. Every field is optional. */
@@ -249,7 +260,8 @@ export interface ExtractArgs {
   at?: number
 }
 
-export interface FleetEventInfo {
+/** What `onEvent` receives. */
+export interface FleetEvent {
   type: 'unassigned' | 'startFailed' | 'stopFailed'
   session: string
   /** `unassigned`: for how long, ms. */
@@ -257,13 +269,16 @@ export interface FleetEventInfo {
   message?: string
 }
 
-/** Options for `store.fleet(options)`: one worker of a fleet sharing this store's Redis (and bucket). */
+/**
+ * Options for `store.fleet(options)`: one worker of a fleet sharing this store's Redis (and bucket). Read
+ * strictly (`settings::read_strict`): an unknown key is refused.
+ */
 export interface FleetOptions {
   /**
    * This worker's id, unique in the fleet and stable across restarts (a pod or host name): 1–64 ASCII letters,
-   * digits, `-`, `_`, `.`.
+   * digits, `-`, `_`, `.`. Default `os.hostname()` (a container's or pod's name).
    */
-  workerId: string
+  workerId?: string
   /** Most sessions this worker runs at once; also its weight when sessions are shared out. */
   capacity: number
   /**
@@ -289,8 +304,11 @@ export interface FleetOptions {
    * Start the session's client (e.g. `new Client({ authStrategy: SafeRemoteAuth.forFleet(start, { store }) })`,
    * then `initialize()`); resolve once it is started. The lease is already taken for this worker: forFleet
    * adopts it on the same store, and the fleet renews and releases it.
+   * `signal` aborts (its `reason` `'lost' | 'close' | 'drain'`) when the fleet gives the start up: cut off from
+   * Redis past the lease deadline, or closing or draining. `onStop` follows once `onStart` settled (or half of
+   * `stopTimeoutMs` after the abort), so stop what the start built.
    */
-  onStart: (session: FleetSession) => Promise<unknown> | unknown
+  onStart: (session: FleetSession & { signal: AbortSignal }) => Promise<unknown> | unknown
   /** Destroy the session's client (after its final backup); resolve once it is gone. */
   onStop: (session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown
   /** Sessions unassigned too long, failed starts and stops. */
@@ -361,7 +379,7 @@ export interface ImportedSession {
   sourceBytes?: number
   storedBytes?: number
   status: 'planned' | 'imported' | 'unchanged' | 'store-newer' | 'gone' | 'failed'
-  error?: TransferFailure
+  error?: EntryFailure
 }
 
 /** Options of `importFrom`. Every field is optional. */
@@ -411,10 +429,15 @@ export interface LargestSession {
   bytes: number
 }
 
-/** `{ ttlMs }` for `acquireLease` / `renewLease`. */
+/** `{ ttlMs }` for `acquireLease` / `renewLease`; read strictly (`settings::read_strict`). */
 export interface LeaseOptions {
   /** How long the lease lasts unless renewed. Default 30000. */
   ttlMs?: number
+}
+
+export interface LeftoverStats {
+  files: number
+  bytes: number
 }
 
 export interface MemoryStats {
@@ -424,6 +447,15 @@ export interface MemoryStats {
   /** `maxmemory-policy`: anything but `noeviction` may drop sessions. */
   policy: string
   evictedKeys: number
+}
+
+/** Where the metrics port listens. */
+export interface MetricsAddress {
+  /** The IP address it is bound to (`metricsHost`). */
+  host: string
+  port: number
+  /** `http://host:port`: `/metrics`, `/healthz` and `/readyz` are under it. */
+  url: string
 }
 
 /**
@@ -648,6 +680,11 @@ export interface StoreStats {
   incremental?: IncrementalStats
   /** Redis' memory: `INFO memory` / `INFO stats`; absent for the embedded tier or S3 alone. */
   memory?: MemoryStats
+  /**
+   * What crashed writes left on the local disk (temp files, stale locks, restore folders) that no live process
+   * owns; `cleanup --execute` removes it.
+   */
+  crashLeftovers: LeftoverStats
 }
 
 export interface TierStats {
@@ -659,17 +696,12 @@ export interface TierStats {
   bytes: number
 }
 
-/** `{ concurrency }` for `restoreAll` / `backupAll`. */
+/** `{ concurrency, onProgress }` for `restoreAll` / `backupAll`; read strictly (`settings::read_strict`). */
 export interface TransferArgs {
   /** Sessions copied at once. Default 16. */
   concurrency?: number
   /** Called after each session with how many are done and how many there are. */
   onProgress?: (done: number, total: number) => void
-}
-
-export interface TransferFailure {
-  code: string
-  message: string
 }
 
 export interface TransferFailure {

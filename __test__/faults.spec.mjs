@@ -2,41 +2,14 @@
 // the Node process SIGKILLed mid-save, and one session hammered by 100 concurrent saves and extracts.
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import test from 'ava'
 
-import { RustStore, makeProfile, require, tempDir, zipProfile } from './helpers.mjs'
+import { RustStore, tempDir, whichVersion, zips } from './helpers.mjs'
+import { faultProxy } from './fault-proxy.mjs'
 import { startMoto, startRedis } from './servers.mjs'
 
-const unzipper = require('unzipper')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** `n` distinct session zips (RemoteAuth's shape) and each one's file contents. */
-async function zips(t, n, size = 'small') {
-  const root = tempDir(t)
-  const out = []
-  for (let i = 0; i < n; i++) {
-    const kept = makeProfile(path.join(root, `p${i}`), { junk: false, seed: 100 + i, size })
-    await zipProfile(path.join(root, `p${i}`), path.join(root, `${i}.zip`))
-    out.push({ zip: path.join(root, `${i}.zip`), kept })
-  }
-  return out
-}
-
-/** The files of a zip, by name. */
-async function filesOf(zip) {
-  const dir = await unzipper.Open.file(zip)
-  const files = {}
-  for (const entry of dir.files.filter((e) => e.type === 'File')) files[entry.path] = await entry.buffer()
-  return files
-}
-
-/** Which of `versions` a zip holds, whole; -1 if none. */
-async function whichVersion(zip, versions) {
-  const files = await filesOf(zip)
-  return versions.findIndex(({ kept }) => Object.entries(kept).every(([rel, data]) => files[rel]?.equals(data)) && Object.keys(files).length === Object.keys(kept).length)
-}
 
 test.serial('redis-server SIGKILLed every 800 ms under saves and extracts: no acknowledged save lost, no corrupt read', async (t) => {
   const redis = await startRedis(t, { appendonly: true })
@@ -92,36 +65,11 @@ test.serial('redis-server SIGKILLed every 800 ms under saves and extracts: no ac
   }
 })
 
-/** A TCP proxy to `port` whose `mode` decides each new connection: pass, reset, stall (then pass) or 503. */
-async function faultyProxy(t, port) {
-  const proxy = { mode: 'pass', connections: 0 }
-  const server = net.createServer((client) => {
-    proxy.connections++
-    client.on('error', () => {})
-    const mode = proxy.mode
-    if (mode === 'reset') return client.resetAndDestroy()
-    if (mode === '503') {
-      client.once('data', () => client.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'))
-      return
-    }
-    const pass = () => {
-      const upstream = net.connect(port, '127.0.0.1')
-      upstream.on('error', () => client.destroy())
-      client.pipe(upstream).pipe(client)
-    }
-    mode === 'stall' ? setTimeout(pass, 300) : pass()
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => server.close())
-  proxy.endpoint = `http://127.0.0.1:${server.address().port}`
-  return proxy
-}
-
 test.serial('S3 behind a proxy that resets, stalls and answers 503: every save lands on the primary, backups converge', async (t) => {
   const redis = await startRedis(t)
   const moto = await startMoto(t)
   const bucket = await moto.bucket('faulty')
-  const proxy = await faultyProxy(t, Number(new URL(moto.endpoint).port))
+  const proxy = await faultProxy(t, Number(new URL(moto.endpoint).port), { scheme: 'http' })
   const versions = await zips(t, 2)
   const errors = []
   const store = new RustStore({

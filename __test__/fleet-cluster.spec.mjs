@@ -3,7 +3,7 @@
 // move to the other two.
 import test from 'ava'
 
-import { doubleOwners, evenlySpread, ownerIntervals, readLogs, running, saveSessions, startWorker, until } from './fleet-harness.mjs'
+import { doubleOwners, evenlySpread, now, ownerIntervals, readLogs, running, saveSessions, startWorker, until } from './fleet-harness.mjs'
 import { tempDir } from './helpers.mjs'
 import { startCluster } from './servers.mjs'
 
@@ -25,7 +25,7 @@ test('fleet on Redis Cluster: spread within ±1 of even, one owner each, close()
   t.is(nodes[0].cli('-c', 'EXISTS', `${group}:members`, `${group}:info`, `${group}:map:owners`), '3')
 
   const [a, b, c] = workers
-  const closeAt = Date.now()
+  const closeAt = now()
   const held = (await c.ask('status')).running
   await c.ask('close')
   await until('a and b hold all 30', async () => evenlySpread(await running([a, b]), names))

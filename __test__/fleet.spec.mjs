@@ -1,15 +1,17 @@
 // A fleet of worker processes on one real Redis: spread, failover after kill -9, a worker cut off from Redis,
 // drain and a joining worker. Every check of "one owner" reads the assignment logs the workers write.
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import test from 'ava'
 
+import { faultProxy } from './fault-proxy.mjs'
 import {
-  cuttableProxy,
   doubleOwners,
   fleetCli,
   evenlySpread,
   maxInHandoff,
+  now,
   ownerIntervals,
   readLogs,
   running,
@@ -87,7 +89,7 @@ test.serial('a worker cut off from Redis stops its sessions before another start
   const server = await startRedis(t)
   const redis = { url: server.url, ...fast }
   const { names } = await saveSessions(root, redis, 30)
-  const proxy = await cuttableProxy(t, server.port)
+  const proxy = await faultProxy(t, server.port)
   const a = await startWorker(t, root, { workerId: 'a', redis })
   const b = await startWorker(t, root, { workerId: 'b', redis })
   const c = await startWorker(t, root, { workerId: 'c', redis: { url: proxy.url, ...fast } })
@@ -96,7 +98,7 @@ test.serial('a worker cut off from Redis stops its sessions before another start
     const now = await running(workers)
     return evenlySpread(now, names) && now
   })
-  proxy.cut()
+  proxy.set('refuse')
   await until("c's sessions on a and b", async () => evenlySpread(await running([a, b]), names))
   const cStatus = await c.ask('status')
   t.deepEqual(cStatus.running, [])
@@ -105,7 +107,7 @@ test.serial('a worker cut off from Redis stops its sessions before another start
   t.deepEqual(cut.map((e) => e.session).sort(), [...spread.c].sort())
   t.true(cut.every((e) => e.reason === 'lost'))
 
-  proxy.restore()
+  proxy.set('pass')
   await until('c back with its share', async () => evenlySpread(await running(workers), names))
   const intervals = ownerIntervals(readLogs(workers))
   t.deepEqual(doubleOwners(intervals), [])
@@ -127,7 +129,7 @@ test.serial('drain() hands every session off and a 4th worker takes its share: b
   // a's profiles change after their last backup (v3): only the final backup of the handoff holds that.
   t.deepEqual(Object.keys(await a.ask('touch')).sort(), [...before].sort())
 
-  const drainAt = Date.now()
+  const drainAt = now()
   await a.ask('drain')
   t.deepEqual((await a.ask('status')).running, [])
   const drained = readLogs([a]).filter((e) => e.event === 'stop' && e.t >= drainAt)
@@ -267,6 +269,8 @@ test.serial('options: the timing rule and bad callbacks are refused with ERR_INV
     },
     onStop: (session, reason) => events.push(['stop', session, reason]),
   })
+  // One member per store: a second fleet on it would hold the same lease tokens.
+  t.is(t.throws(() => store.fleet({ workerId: 'other', capacity: 1, onStart: noop, onStop: noop })).code, 'ERR_INVALID_OPTION')
   await until('both starting', () => fleet.status().starting === 2)
   t.deepEqual(fleet.status().running, [])
   release()
@@ -280,4 +284,8 @@ test.serial('options: the timing rule and bad callbacks are refused with ERR_INV
   await fleet.close()
   t.deepEqual(events.at(-1), ['stop', names[1], 'close'])
   t.deepEqual(fleet.status().running, [])
+  // Closed, the store may run a member again; without a workerId it is the host's name.
+  const named = store.fleet({ capacity: 1, group: 'named', ...timing, onStart: noop, onStop: noop })
+  t.is(named.status().workerId, os.hostname())
+  await named.close()
 })

@@ -21,6 +21,14 @@ export async function eventually(attempt, tries = 50) {
   }
 }
 
+/** A zip of a synthetic profile (seed `seed`) as RemoteAuth writes it, named `name` in a fresh temp directory. */
+export async function profileZip(t, seed, name = 's.zip') {
+  const dir = tempDir(t)
+  makeProfile(path.join(dir, 'p'), { junk: false, seed })
+  await zipProfile(path.join(dir, 'p'), path.join(dir, name))
+  return path.join(dir, name)
+}
+
 /** A fresh temp directory, removed when the test ends. */
 export function tempDir(t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wwrs-'))
@@ -28,6 +36,31 @@ export function tempDir(t) {
   return dir
 }
 
+/** `n` distinct session zips (RemoteAuth's shape) and each one's file contents. */
+export async function zips(t, n, size = 'small') {
+  const root = tempDir(t)
+  const out = []
+  for (let i = 0; i < n; i++) {
+    const kept = makeProfile(path.join(root, `p${i}`), { junk: false, seed: 100 + i, size })
+    await zipProfile(path.join(root, `p${i}`), path.join(root, `${i}.zip`))
+    out.push({ zip: path.join(root, `${i}.zip`), kept })
+  }
+  return out
+}
+
+/** The files of a zip, by name. */
+export async function filesOf(zip) {
+  const dir = await require('unzipper').Open.file(zip)
+  const files = {}
+  for (const entry of dir.files.filter((e) => e.type === 'File')) files[entry.path] = await entry.buffer()
+  return files
+}
+
+/** Which of `versions` a zip holds, whole; -1 if none. */
+export async function whichVersion(zip, versions) {
+  const files = await filesOf(zip)
+  return versions.findIndex(({ kept }) => Object.entries(kept).every(([rel, data]) => files[rel]?.equals(data)) && Object.keys(files).length === Object.keys(kept).length)
+}
 
 /**
  * whatsapp-web.js's own RemoteAuth (package `pkg`) backs a profile up into RustStore, the profile is wiped, a new

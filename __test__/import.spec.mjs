@@ -1,7 +1,6 @@
 // `import` / `export` against the stores services run today: sessions saved by whatsapp-web.js 1.34.7's real
 // RemoteAuth into the real wwebjs-aws-s3 (moto) and into the hand-written Redis store (real redis-server), imported
 // into RustStore, restored by plain RemoteAuth byte for byte; bad source entries reported per key.
-import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import zlib from 'node:zlib'
@@ -9,6 +8,7 @@ import test from 'ava'
 
 import { RustStore, makeProfile, remoteAuth, require, tempDir, waitForFiles } from './helpers.mjs'
 import { motoForFile, startRedis } from './servers.mjs'
+import { assertRestores, cli, inDir, kept, saveLogin } from './switching.mjs'
 
 const Redis = require('ioredis')
 const { S3Client, PutObjectCommand, HeadObjectCommand, GetObjectCommand, DeleteObjectCommand } = require('@aws-sdk/client-s3')
@@ -16,68 +16,8 @@ const { AwsS3Store } = require('wwebjs-aws-s3')
 const { HandwrittenRedisStore } = require('../support/handwritten-redis-store.js')
 const { writeZip } = require('../support/zip-profile.js')
 
-const bin = path.resolve('bin/wwebjs-rust-store.js')
 const moto = motoForFile(test)
 const S3_ENV = () => ({ S3_ENDPOINT: moto.endpoint, S3_REGION: 'us-east-1', S3_FORCE_PATH_STYLE: 'true', S3_ACCESS_KEY_ID: 'test', S3_SECRET_ACCESS_KEY: 'test' })
-
-function cli(cwd, args, env = {}) {
-  const res = spawnSync(process.execPath, [bin, ...args], { cwd, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' })
-  if (res.error) throw res.error
-  return { code: res.status, stdout: res.stdout, stderr: res.stderr, json: () => JSON.parse(res.stdout) }
-}
-
-/** Runs `fn` with `dir` as the cwd: the npm stores read `<cwd>/<session>.zip`, so dataPath is the cwd. */
-async function inDir(t, dir, fn) {
-  const cwd = process.cwd()
-  process.chdir(dir)
-  try {
-    return await fn()
-  } finally {
-    process.chdir(cwd)
-  }
-}
-
-/** whatsapp-web.js's RemoteAuth saves a login into `store`; the files it holds (what a restore must give back). */
-async function saveLogin(t, store, root, clientId, seed) {
-  return inDir(t, root, async () => {
-    const { auth } = remoteAuth('whatsapp-web.js', { store, clientId, dataPath: root })
-    const profile = path.join(root, `RemoteAuth-${clientId}`)
-    await auth.beforeBrowserInitialized()
-    makeProfile(profile, { seed, junk: false })
-    await auth.storeRemoteSession({ emit: true })
-    const files = kept(profile)
-    fs.rmSync(profile, { recursive: true, force: true })
-    return files
-  })
-}
-
-/** What RemoteAuth zips of a profile: its IndexedDB and Local Storage files. */
-function kept(profile) {
-  return { ...readTree(path.join(profile, 'Default/IndexedDB'), 'Default/IndexedDB'), ...readTree(path.join(profile, 'Default/Local Storage'), 'Default/Local Storage') }
-}
-
-/** Every file under `dir`, by path relative to its parent. */
-function readTree(dir, rel = '') {
-  const out = {}
-  if (!fs.existsSync(dir)) return out
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const r = rel ? `${rel}/${entry.name}` : entry.name
-    if (entry.isDirectory()) Object.assign(out, readTree(path.join(dir, entry.name), r))
-    else out[r] = fs.readFileSync(path.join(dir, entry.name))
-  }
-  return out
-}
-
-/** Plain RemoteAuth restores `clientId` from `store` into a fresh dataPath: every file byte for byte. */
-async function assertRestores(t, store, root, clientId, files) {
-  const dataPath = fs.mkdtempSync(path.join(root, 'restore-'))
-  const { auth } = remoteAuth('whatsapp-web.js', { store, clientId, dataPath })
-  await auth.beforeBrowserInitialized()
-  const profile = path.join(dataPath, `RemoteAuth-${clientId}`)
-  await waitForFiles(profile, files)
-  t.deepEqual(Object.keys(kept(profile)).sort(), Object.keys(files).sort(), clientId)
-  for (const [rel, data] of Object.entries(files)) t.true(fs.readFileSync(path.join(profile, rel)).equals(data), `${clientId}: ${rel}`)
-}
 
 const byKey = (report) => Object.fromEntries(report.sessions.map((s) => [s.key, s]))
 
@@ -88,7 +28,7 @@ test.serial('redis source (hand-written gzip store) -> embedded via the CLI: dry
   t.teardown(() => redis.quit())
   const source = new HandwrittenRedisStore({ redis })
   const files = {}
-  for (const [i, id] of ['ana', 'bruno', 'carla'].entries()) files[id] = await saveLogin(t, source, root, id, i + 1)
+  for (const [i, id] of ['ana', 'bruno', 'carla'].entries()) files[id] = await saveLogin(source, root, id, i + 1)
   t.is(zlib.gunzipSync(await redis.getBuffer('wa:session:RemoteAuth-ana')).subarray(0, 2).toString(), 'PK')
 
   // Bad entries beside the good ones.
@@ -142,7 +82,7 @@ test.serial('redis source (hand-written gzip store) -> embedded via the CLI: dry
 
   // The old service saves bruno again; the second run copies only bruno.
   const profile = path.join(root, 'RemoteAuth-bruno')
-  await inDir(t, root, async () => {
+  await inDir(root, async () => {
     const { auth } = remoteAuth('whatsapp-web.js', { store: source, clientId: 'bruno', dataPath: root })
     await auth.beforeBrowserInitialized()
     await waitForFiles(profile, files.bruno) // its restore, done before the new login replaces it
@@ -176,7 +116,7 @@ test.serial('wwebjs-aws-s3 source -> Redis and Redis + S3 via importFrom; export
   t.teardown(() => client.destroy())
   const source = awsStore(client, bucket)
   const files = {}
-  for (const [i, id] of ['eva', 'fritz'].entries()) files[id] = await saveLogin(t, source, root, id, 10 + i)
+  for (const [i, id] of ['eva', 'fritz'].entries()) files[id] = await saveLogin(source, root, id, 10 + i)
   t.deepEqual(await moto.keys(bucket, 'sessions/'), ['sessions/RemoteAuth-eva.zip', 'sessions/RemoteAuth-fritz.zip'])
   const s3 = { endpoint: moto.endpoint, region: 'us-east-1', forcePathStyle: true, accessKeyId: 'test', secretAccessKey: 'test' }
 
@@ -215,20 +155,24 @@ test.serial('folder source: zip bombs refused per file; export -> import into a 
   const root = tempDir(t)
   const first = new RustStore({ dir: path.join(root, 'one'), maxUnpackedBytes: 20_000_000 })
   const files = {}
-  for (const [i, id] of ['gil', 'hana', 'ivo'].entries()) files[id] = await saveLogin(t, first, root, id, 20 + i)
+  for (const [i, id] of ['gil', 'hana', 'ivo'].entries()) files[id] = await saveLogin(first, root, id, 20 + i)
   const folder = path.join(root, 'zips')
   const exported = await first.exportTo(folder)
   t.deepEqual(exported.sessions.map((s) => s.key), ['gil', 'hana', 'ivo'].map((id) => path.join(folder, `RemoteAuth-${id}.zip`)))
   await writeZip(path.join(folder, 'RemoteAuth-bomb.zip'), (a) => a.append(Buffer.alloc(40_000_000), { name: 'Default/IndexedDB/x/000005.ldb' }))
   fs.writeFileSync(path.join(folder, 'RemoteAuth-gzbomb.zip'), zlib.gzipSync(Buffer.alloc(40_000_000)))
   fs.writeFileSync(path.join(folder, 'notes.txt'), 'not a session')
+  // A link is not followed, but reported (#28.6): the operator meant it as a session.
+  fs.symlinkSync(path.join(folder, 'RemoteAuth-gil.zip'), path.join(folder, 'RemoteAuth-link.zip'))
 
   const fresh = new RustStore({ dir: path.join(root, 'two'), maxUnpackedBytes: 20_000_000 })
   const report = await fresh.importFrom(folder, { execute: true })
   const keys = byKey(report)
   t.is(keys['RemoteAuth-bomb.zip'].error.code, 'ERR_ARCHIVE_LIMIT')
   t.is(keys['RemoteAuth-gzbomb.zip'].error.code, 'ERR_ARCHIVE_LIMIT')
-  t.deepEqual([report.imported, report.failed, report.sessions.length], [3, 2, 5])
+  t.is(keys['RemoteAuth-link.zip'].error.code, 'ERR_IMPORT_FORMAT')
+  t.regex(keys['RemoteAuth-link.zip'].error.message, /a symlink, not followed/)
+  t.deepEqual([report.imported, report.failed, report.sessions.length], [3, 3, 6])
   t.deepEqual((await fresh.listSessions()).map((s) => s.session).sort(), ['RemoteAuth-gil', 'RemoteAuth-hana', 'RemoteAuth-ivo'])
   for (const id of ['gil', 'hana', 'ivo']) await assertRestores(t, fresh, root, id, files[id])
 

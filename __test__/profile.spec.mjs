@@ -36,7 +36,7 @@ async function tiers(t) {
     s3: { primary: 'none', s3: s3(await moto.bucket('whole')) },
     's3 incremental': { primary: 'none', s3: s3(await moto.bucket('incr'), { incremental: true }) },
     'redis + s3 backups, encrypted': {
-      redis: { url: redis.url, keyPrefix: 'enc:' },
+      redis: { url: redis.url, prefix: 'enc:' },
       s3: s3(await moto.bucket('backups'), { backupIntervalMs: 0 }),
       encryption: { key: Buffer.alloc(32, 9).toString('base64') },
     },

@@ -62,7 +62,7 @@ test.serial('backup and restore of the folder on every release and tier (embedde
   const tiers = {
     local: (root) => ({ dir: path.join(root, 'store') }),
     'redis + s3': () => ({
-      redis: { url: redis.url, keyPrefix: `p${Math.random().toString(36).slice(2)}:` },
+      redis: { url: redis.url, prefix: `p${Math.random().toString(36).slice(2)}:` },
       s3: { endpoint: moto.endpoint, bucket, forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's', backupIntervalMs: 0 },
     }),
     's3 alone, incremental': () => ({

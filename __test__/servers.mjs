@@ -184,6 +184,10 @@ export async function startMoto(t) {
       const xml = await res.text()
       return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]).sort()
     },
+    /** `keys` without the marks a delete leaves (`<session>/<stamp>.gone`, zero bytes: see docs/reliability.md). */
+    async liveKeys(bucket, prefix = '') {
+      return (await this.keys(bucket, prefix)).filter((k) => !k.endsWith('.gone'))
+    },
     /** Total size of the objects in a bucket under a prefix. */
     async bytes(bucket, prefix = '') {
       let [total, token] = [0, null]

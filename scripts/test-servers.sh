@@ -22,10 +22,20 @@ if ! command -v moto_server >/dev/null 2>&1 && [ ! -x "$venv/bin/moto_server" ];
     python3 -m venv "$venv" 2>/dev/null || missing+=(python3-venv)
   fi
 fi
+# __test__/kubernetes.spec.mjs validates examples/kubernetes/ offline with kubernetes-validate (PyPI), whose
+# package bundles the Kubernetes schemas; pinned, so the schemas do not change under the suite.
+kv_venv=node_modules/.cache/kubernetes-validate-venv
+install_kubernetes_validate() {
+  if [ ! -x "$kv_venv/bin/kubernetes-validate" ]; then
+    echo "installing kubernetes-validate for the manifest checks" >&2
+    python3 -m venv "$kv_venv" && "$kv_venv/bin/python" -m pip install --quiet 'kubernetes-validate==1.37.0'
+  fi
+}
 if [ ${#missing[@]} -eq 0 ]; then
   if [ -x "$venv/bin/python" ] && [ ! -x "$venv/bin/moto_server" ]; then
     "$venv/bin/python" -m pip install --quiet 'moto[server]'
   fi
+  install_kubernetes_validate
   exit 0
 fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -35,6 +45,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   if [[ " ${missing[*]} " == *" python3-venv "* ]]; then
     python3 -m venv "$venv" && "$venv/bin/python" -m pip install --quiet 'moto[server]'
   fi
+  install_kubernetes_validate
 else
   echo "the test suite needs: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
   exit 1

@@ -116,19 +116,32 @@ impl Backups {
   }
 
   /// The session's versions, oldest first.
+  /// Directly under the session only (its packs and locks live under `~/`, and a prefix may hold other folders);
+  /// without those a delete covers (`tombstone`).
   pub async fn versions(&self, key: &SessionKey) -> Result<Vec<Version>> {
-    // Directly under the session only (its packs and locks live under `~/`, and a prefix may hold other folders).
-    let objects = self.tier.list_children(&format!("{key}/")).await?;
-    Ok(objects.into_iter().filter_map(parse_version).filter(|(session, _)| session == key).map(|(_, v)| v).collect())
+    let (versions, gone) = self.listing(key).await?;
+    Ok(versions.into_iter().filter(|v| v.ms > gone).collect())
   }
 
   /// Every session's versions, oldest first, from one listing of the tier.
   pub async fn index(&self) -> Result<BTreeMap<SessionKey, Vec<Version>>> {
     let mut index: BTreeMap<SessionKey, Vec<Version>> = BTreeMap::new();
+    let mut marks: BTreeMap<SessionKey, u64> = BTreeMap::new();
     // Versions only: packs and locks sort after them, and the listing stops there.
-    for (session, version) in self.tier.list_before("", WORK_PREFIX).await?.into_iter().filter_map(parse_version) {
-      index.entry(session).or_default().push(version);
+    for object in self.tier.list_before("", WORK_PREFIX).await? {
+      if let Some((session, stamp)) = tombstone::mark_in(&object) {
+        let mark = marks.entry(session).or_insert(0);
+        *mark = stamp.max(*mark);
+      } else if let Some((session, version)) = parse_version(object) {
+        index.entry(session).or_default().push(version);
+      }
     }
+    for (session, gone) in marks {
+      if let Some(versions) = index.get_mut(&session) {
+        versions.retain(|v| v.ms > gone);
+      }
+    }
+    index.retain(|_, versions| !versions.is_empty());
     Ok(index)
   }
 
@@ -156,12 +169,17 @@ impl Backups {
     Ok(Some(packed.bytes))
   }
 
-  /// Writes a new version, then prunes what the retention no longer keeps. The new version always sorts last (a
-  /// writer whose clock lags gets the newest time + 1), so it is never the one pruned and a restore never
-  /// prefers an older copy over it.
-  pub async fn write(&self, key: &SessionKey, sealed: Vec<u8>, created_ms: u64) -> Result<Written> {
-    let mut versions = self.versions(key).await?;
-    let ms = versions.last().map_or(created_ms, |newest| created_ms.max(newest.ms + 1));
+  /// Writes a new version named by the stamp of the save it holds (`history::place`), then prunes what the
+  /// retention no longer keeps. A save some version already holds is not written again (`uploaded_bytes` 0).
+  pub async fn write(&self, key: &SessionKey, sealed: Vec<u8>) -> Result<Written> {
+    let (versions, gone) = self.listing(key).await?;
+    let mut versions: Vec<Version> = versions.into_iter().filter(|v| v.ms > gone).collect();
+    let save = archive::peek(&sealed)?;
+    Self::refuse_deleted(key, save.created_ms, gone)?;
+    let ms = match self.place(key, &versions, &save).await? {
+      Place::At(ms) => ms,
+      Place::Held(key) => return Ok(Written { key, uploaded_bytes: 0 }),
+    };
     let hash = blake3::hash(&sealed).to_hex();
     let stem = format!("{key}/{ms:013}-{}", &hash[..8]);
     let size = sealed.len() as u64;
@@ -181,7 +199,10 @@ impl Backups {
       }
       true => self.write_incremental(key, format!("{stem}{MANIFEST_EXT}"), sealed).await?,
     };
+    // A delete that landed while this was written: its mark covers this save, which goes again.
+    self.unless_deleted(key, &written.key, save.created_ms.min(ms)).await?;
     versions.push(Version { key: written.key.clone(), ms, size, incremental: self.incremental });
+    versions.sort_by(|a, b| a.key.cmp(&b.key));
     // Pruning is best effort: the new version is already durable, and the next backup prunes again.
     let _ = self.prune(key, versions).await;
     Ok(written)
@@ -224,9 +245,9 @@ impl Backups {
   }
 
   /// `collect` of every session that has chunks, or (without `execute`) what it would delete, counted without
-  /// taking locks.
+  /// taking locks; first, the versions a delete's mark covers (`tombstone`), each session's counted apart.
   pub async fn collect_all(&self, execute: bool) -> Result<Vec<(SessionKey, Result<Collected>)>> {
-    let mut done = Vec::new();
+    let mut done: Vec<_> = self.sweep_deleted(execute).await?.into_iter().map(|(s, c)| (s, Ok(c))).collect();
     for session in self.repo.sessions_with_chunks().await? {
       let collected = match execute {
         true => self.repo.collect(&session).await,
@@ -249,6 +270,8 @@ impl Backups {
       let Some(fresh) = archive::reencrypt(&bytes, keys, session.as_str())? else { return Ok(None) };
       let len = fresh.len() as u64;
       self.tier.put(&version.key, fresh).await?;
+      // A logout that deleted it meanwhile is not undone.
+      self.unless_deleted(&session, &version.key, version.ms).await?;
       return Ok(Some(len));
     }
     let Some(bytes) = self.tier.get(&version.key).await? else { return Ok(None) };
@@ -271,6 +294,7 @@ impl Backups {
     // (and whose references a collection remembers) never changes under its name.
     let name = format!("{session}/{:013}-{}{MANIFEST_EXT}", version.ms, &blake3::hash(&sealed).to_hex()[..8]);
     let written = self.write_incremental(&session, name, sealed).await?;
+    self.unless_deleted(&session, &written.key, version.ms).await?;
     if written.key != version.key {
       self.tier.delete(std::slice::from_ref(&version.key)).await?;
     }
@@ -412,11 +436,6 @@ impl Backups {
     Ok(!self.versions(key).await?.is_empty())
   }
 
-  /// Every version of the session, and its chunks.
-  pub async fn delete(&self, key: &SessionKey) -> Result<()> {
-    self.repo.delete_all(key).await
-  }
-
   /// Every session with at least one version.
   pub async fn sessions(&self) -> Result<Vec<SessionKey>> {
     Ok(self.index().await?.into_keys().collect())
@@ -429,6 +448,8 @@ fn session_of(version: &Version) -> Result<SessionKey> {
 }
 
 mod history;
+mod tombstone;
+use history::Place;
 #[cfg(test)]
 mod incremental_tests;
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::blocking;
 use crate::error::{Result, StoreError};
 use crate::migrate::{browser_lock, classify, measure, Kind};
 use crate::session::SessionKey;
-use crate::store::{LastSaved, Store};
+use crate::store::{CrashLeftover, LastSaved, Store};
 
 #[derive(Debug, Clone)]
 pub struct CleanupOptions {
@@ -68,6 +68,8 @@ pub struct CleanupReport {
   pub data_path: PathBuf,
   pub stale_sessions: Vec<LastSaved>,
   pub leftovers: Vec<LocalLeftover>,
+  /// What writes killed part way left (temp files, stale locks, restore folders), once no live process owns it.
+  pub crash_leftovers: Vec<CrashLeftover>,
   /// Per session with any: packs in the bucket that no version references.
   pub unreferenced_packs: Vec<UnreferencedPacks>,
   /// Bytes freed on the local disk (or that would be, in a dry run).
@@ -134,18 +136,12 @@ pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupRepo
   for session in stale.iter().filter(|_| opts.execute) {
     let failed =
       |err: StoreError| Failure { target: session.session.clone(), code: err.code(), message: err.to_string() };
-    // Saved again since the listing (by a running service): not stale any more.
-    let key = SessionKey::parse(&session.session)?;
-    match store.saved_at(&key).await {
-      Ok(Some(ms)) if cutoff_ms.is_some_and(|cutoff| ms >= cutoff) => continue,
-      Err(err) => {
-        failures.push(failed(err));
-        continue;
-      }
-      _ => {}
-    }
-    match store.delete(&session.session).await {
-      Ok(()) => drop(deleted.insert(session.session.clone())),
+    // Saved again since the listing (by a running service): not stale any more, and kept (checked with the
+    // delete in one step, so a save landing meanwhile is never deleted).
+    let cutoff = cutoff_ms.unwrap_or(0);
+    match store.delete_unsaved_since(&session.session, cutoff).await {
+      Ok(true) => drop(deleted.insert(session.session.clone())),
+      Ok(false) => {}
       Err(err) => failures.push(failed(err)),
     }
   }
@@ -188,6 +184,8 @@ pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupRepo
     }
     local_bytes += leftover.bytes;
   }
+  let crash_leftovers = store.crash_leftovers(opts.execute).await?;
+  local_bytes += crash_leftovers.iter().map(|l| l.bytes).sum::<u64>();
   let mut unreferenced_packs = Vec::new();
   for (key, collected) in store.collect_backups(opts.execute).await? {
     match collected {
@@ -206,6 +204,7 @@ pub async fn cleanup(store: &Store, opts: &CleanupOptions) -> Result<CleanupRepo
     data_path,
     stale_sessions: stale,
     leftovers,
+    crash_leftovers,
     unreferenced_packs,
     local_bytes,
     failures,

@@ -37,10 +37,17 @@ pub enum StoreError {
   BackupBusy(String),
   #[error("the profile kept changing while it was read: {0}; the stored copy was left as it was")]
   ProfileChanging(String),
+  #[error("profile folder {0} is in use by a running browser; close it first")]
+  ProfileInUse(String),
+  #[error("session {0:?} was written by another process meanwhile; left as that process wrote it")]
+  SessionChanged(String),
   #[error("invalid argument: {0}")]
   InvalidArgument(String),
   #[error("invalid option {name}: {reason}")]
   InvalidOption { name: &'static str, reason: String },
+  /// An options object of the wrong shape (an unknown key, a wrong type), named by its path in JS terms.
+  #[error("{0}")]
+  Options(String),
   #[error("{tier} tier cannot be reached: {reason}")]
   TierUnavailable { tier: &'static str, reason: String },
   /// A storage backend failed; the tier picks the code (`ERR_REDIS_UNAVAILABLE`, …).
@@ -77,8 +84,10 @@ impl StoreError {
       Self::VersionNotFound(_) => "ERR_VERSION_NOT_FOUND",
       Self::BackupBusy(_) => "ERR_BACKUP_BUSY",
       Self::ProfileChanging(_) => "ERR_PROFILE_CHANGING",
+      Self::ProfileInUse(_) => "ERR_PROFILE_IN_USE",
+      Self::SessionChanged(_) => "ERR_SESSION_CHANGED",
       Self::InvalidArgument(_) => "ERR_INVALID_ARG",
-      Self::InvalidOption { .. } => "ERR_INVALID_OPTION",
+      Self::InvalidOption { .. } | Self::Options(_) => "ERR_INVALID_OPTION",
       Self::TierUnavailable { .. } => "ERR_TIER_UNAVAILABLE",
       Self::Backend { code, .. } => code,
       Self::Internal(_) => "ERR_INTERNAL",

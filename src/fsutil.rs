@@ -2,15 +2,10 @@
 //! new one, never a mix. Stored copies are also fsynced (file and directory), so a crash keeps one of them.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{Result, StoreError};
-
-/// Replaces `target` durably with what `fill` writes. The temp file is 0600 and starts with `.`, and is removed
-/// if `fill` or any later step fails.
-pub fn atomic_write<T>(target: &Path, fill: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
-  replace(target, true, fill)
-}
 
 /// Replaces `target` atomically but without fsyncs: for files that live seconds (the zip `extract` hands
 /// RemoteAuth, which unzips and deletes it). After a crash RemoteAuth extracts again; the two fsyncs cost
@@ -19,10 +14,22 @@ pub fn replace_transient<T>(target: &Path, fill: impl FnOnce(&mut File) -> Resul
   replace(target, false, fill)
 }
 
-fn replace<T>(target: &Path, durable: bool, fill: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+/// A temp file beside `target`'s name, locked (`flock`) for as long as it is open, so `sweep_temp_files` can tell
+/// a live writer's from a crashed one's, and owned like its folder when made by root.
+fn temp_beside(target: &Path) -> Result<(&Path, tempfile::NamedTempFile)> {
   let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-  let mut tmp =
-    tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(StoreError::io("create temp file in", dir))?;
+  let tmp = tempfile::Builder::new()
+    .prefix(TEMP_PREFIX)
+    .tempfile_in(dir)
+    .map_err(StoreError::io("create temp file in", dir))?;
+  // Fresh, so free: an error here only means the sweep's grace time is what protects it.
+  let _ = fs4::FileExt::try_lock(tmp.as_file());
+  own_like_parent(tmp.as_file(), tmp.path())?;
+  Ok((dir, tmp))
+}
+
+fn replace<T>(target: &Path, durable: bool, fill: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+  let (dir, mut tmp) = temp_beside(target)?;
   let value = fill(tmp.as_file_mut())?;
   if durable {
     tmp.as_file().sync_all().map_err(StoreError::io("fsync", tmp.path()))?;
@@ -43,9 +50,7 @@ pub struct Staged {
 
 /// Writes and fsyncs what `fill` writes into a temp file beside `target` (0600, name starting with `.`).
 pub fn stage(target: &Path, fill: impl FnOnce(&mut File) -> Result<()>) -> Result<Staged> {
-  let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-  let mut tmp =
-    tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(StoreError::io("create temp file in", dir))?;
+  let (_, mut tmp) = temp_beside(target)?;
   fill(tmp.as_file_mut())?;
   tmp.as_file().sync_all().map_err(StoreError::io("fsync", tmp.path()))?;
   Ok(Staged { tmp, target: target.to_path_buf() })
@@ -57,6 +62,96 @@ impl Staged {
     let target = self.target;
     self.tmp.persist(&target).map_err(|e| StoreError::io("rename into", &target)(e.error))?;
     sync_dir(target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+  }
+}
+
+/// What every temp file of `replace_transient` and `stage` (and so of every stored copy) is named first.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// A temp file younger than this is never swept, locked or not: it may be between its creation and its lock.
+pub const TEMP_GRACE: Duration = Duration::from_secs(10);
+
+/// When root makes a file in a folder someone else owns (the CLI run by root beside a service), the file gets the
+/// folder's owner and group, so the service can still read, replace and remove it.
+pub fn own_like_parent(file: &File, path: &Path) -> Result<()> {
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+      return Ok(());
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let owner = std::fs::metadata(parent).map_err(StoreError::io("stat", parent))?;
+    if (owner.uid(), owner.gid()) != (0, 0) {
+      std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid())).map_err(StoreError::io("chown", path))?;
+    }
+  }
+  #[cfg(not(unix))]
+  let _ = (file, path);
+  Ok(())
+}
+
+/// A temp file a crashed writer left behind.
+#[derive(Debug, Clone)]
+pub struct LeftTemp {
+  pub path: PathBuf,
+  pub bytes: u64,
+}
+
+/// The temp files in `dir` no live writer holds (unlocked, older than `TEMP_GRACE`), removed when `remove`.
+/// A missing folder has none.
+pub fn sweep_temp_files(dir: &Path, remove: bool) -> Result<Vec<LeftTemp>> {
+  let entries = match std::fs::read_dir(dir) {
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+    other => other.map_err(StoreError::io("list", dir))?,
+  };
+  let mut found = Vec::new();
+  for entry in entries.flatten() {
+    if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+      continue;
+    }
+    let path = entry.path();
+    // Gone meanwhile (renamed into place, or removed by its writer), a link or young: not a leftover.
+    let Ok((file, meta)) = open_regular(&path) else { continue };
+    let age = meta.modified().ok().and_then(|m| m.elapsed().ok()).unwrap_or_default();
+    if age < TEMP_GRACE || fs4::FileExt::try_lock(&file).is_err() {
+      continue;
+    }
+    if remove {
+      // Still this file under this name (locked by this call now, so no writer renames it meanwhile).
+      match std::fs::symlink_metadata(&path) {
+        Ok(now) if same_inode(&now, &meta) => std::fs::remove_file(&path).map_err(StoreError::io("remove", &path))?,
+        _ => continue,
+      }
+    }
+    found.push(LeftTemp { path, bytes: meta.len() });
+  }
+  found.sort_by(|a, b| a.path.cmp(&b.path));
+  Ok(found)
+}
+
+/// Bytes of the files under `path` (or of the file itself), links not followed; what cannot be read counts 0.
+pub fn tree_bytes(path: &Path) -> u64 {
+  match std::fs::symlink_metadata(path) {
+    Ok(meta) if meta.is_dir() => {
+      std::fs::read_dir(path).map(|entries| entries.flatten().map(|e| tree_bytes(&e.path())).sum()).unwrap_or(0)
+    }
+    Ok(meta) if meta.is_file() => meta.len(),
+    _ => 0,
+  }
+}
+
+fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+  }
+  #[cfg(not(unix))]
+  {
+    let _ = (a, b);
+    true
   }
 }
 

@@ -3,8 +3,10 @@
 
 pub mod archive;
 pub mod backup;
+pub mod browser_lock;
 pub mod cleanup;
 pub mod cli;
+pub mod counters;
 pub mod error;
 pub mod fleet;
 pub mod import;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
@@ -48,21 +49,70 @@ pub struct FileLock {
 impl FileLock {
   /// Waits (blocking the thread) until `path` is locked by this call.
   pub fn acquire(path: &Path) -> Result<Self> {
-    let io = |op| StoreError::io(op, path);
     loop {
-      let mut options = std::fs::OpenOptions::new();
-      options.read(true).write(true).create(true);
-      #[cfg(unix)]
-      {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-      }
-      let file = options.open(path).map_err(io("open lock file"))?;
-      fs4::FileExt::lock(&file).map_err(io("lock"))?;
-      if same_file(&file, path).map_err(io("stat lock file"))? {
+      let file = open_lock_file(path)?;
+      fs4::FileExt::lock(&file).map_err(StoreError::io("lock", path))?;
+      if same_file(&file, path).map_err(StoreError::io("stat lock file", path))? {
         return Ok(Self { path: path.to_path_buf(), file: Some(file) });
       }
     }
+  }
+
+  /// Takes the lock if no one holds it now; `None` when another holder (of any process) does.
+  pub fn try_acquire(path: &Path) -> Result<Option<Self>> {
+    loop {
+      let file = open_lock_file(path)?;
+      match fs4::FileExt::try_lock(&file) {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => return Ok(None),
+        Err(fs4::TryLockError::Error(e)) => return Err(StoreError::io("lock", path)(e)),
+      }
+      if same_file(&file, path).map_err(StoreError::io("stat lock file", path))? {
+        return Ok(Some(Self { path: path.to_path_buf(), file: Some(file) }));
+      }
+    }
+  }
+
+  /// Takes the lock, waiting up to `patience` for another holder to let go; `None` when it did not. The wait
+  /// runs on a thread of its own (a holder of another process may take long, or be stopped), so no worker of the
+  /// pool is held meanwhile; a lock that comes after the caller gave up is let go at once.
+  pub async fn wait(path: PathBuf, patience: Duration) -> Result<Option<Self>> {
+    if let Some(held) = Self::try_acquire(&path)? {
+      return Ok(Some(held));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+      .name("wwrs-file-lock".into())
+      .spawn(move || drop(tx.send(Self::acquire(&path))))
+      .map_err(|e| StoreError::Internal(format!("cannot start a lock waiter: {e}")))?;
+    match tokio::time::timeout(patience, rx).await {
+      Ok(Ok(held)) => held.map(Some),
+      Ok(Err(_)) => Err(StoreError::Internal("a lock waiter ended without an answer".into())),
+      Err(_) => Ok(None),
+    }
+  }
+}
+
+/// Opens (creating) a lock file: 0600, never through a link, owned like its folder when made by root.
+fn open_lock_file(path: &Path) -> Result<std::fs::File> {
+  let mut options = std::fs::OpenOptions::new();
+  options.read(true).write(true).create(true);
+  #[cfg(unix)]
+  {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+  }
+  let file = options.open(path).map_err(StoreError::io("open lock file", path))?;
+  crate::fsutil::own_like_parent(&file, path)?;
+  Ok(file)
+}
+
+/// Whether a holder still has the lock file `path`: `false` when it is free (a crashed holder's lock died with
+/// it), so the file is a leftover. Does not take it.
+pub fn is_held(path: &Path) -> bool {
+  match std::fs::OpenOptions::new().read(true).open(path) {
+    Ok(file) => !matches!(fs4::FileExt::try_lock_shared(&file), Ok(())),
+    Err(_) => false,
   }
 }
 
@@ -91,6 +141,22 @@ impl Drop for FileLock {
     let _ = std::fs::remove_file(&self.path);
     drop(self.file.take());
   }
+}
+
+/// Waits until some thread waits for the lock file `path` (as `/proc/locks` lists it), for tests that hold a
+/// lock to stop a writer at a known step.
+#[cfg(all(test, target_os = "linux"))]
+pub fn wait_for_waiter(path: &Path) {
+  use std::os::unix::fs::MetadataExt;
+  let ino = std::fs::metadata(path).unwrap().ino();
+  for _ in 0..3000 {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    if locks.lines().any(|l| l.contains("->") && l.split_whitespace().any(|f| f.ends_with(&format!(":{ino}")))) {
+      return;
+    }
+    std::thread::sleep(Duration::from_millis(10));
+  }
+  panic!("nobody waited for {}", path.display());
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use backon::{ExponentialBuilder, Retryable};
 
 use crate::archive;
 use crate::backup::Backups;
+use crate::counters::{Counters, Outcome};
 use crate::error::{Result, StoreError};
 use crate::locks::KeyLocks;
-use crate::metrics::{Counters, Outcome};
 use crate::session::SessionKey;
 use crate::tier::Tier;
 use crate::transfer::{transfer, Transfer};
@@ -174,9 +174,9 @@ impl Scheduler {
       let Some(bytes) = self.primary.get(key).await? else {
         return Err(StoreError::SessionNotFound(format!("{key} (the primary lost it before its backup)")));
       };
-      let (header, _) = archive::open(&bytes)?;
+      archive::open(&bytes)?;
       let len = bytes.len() as u64;
-      self.backups.write(key, bytes, header.created_ms).await?;
+      self.backups.write(key, bytes).await?;
       Ok(len)
     };
     let backoff = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(2);
@@ -185,7 +185,7 @@ impl Scheduler {
     let _turn = lock.lock().await;
     if guard(&self.deleted).contains(key) {
       // Deleted while the upload ran: take the backup down again, or a logout would come back from S3.
-      self.backups.delete(key).await?;
+      self.backups.delete(key, 0).await?;
       return Ok(None);
     }
     let mut dirty = guard(&self.dirty);
@@ -207,8 +207,8 @@ impl Scheduler {
 
   /// Backs up a save before the primary has it (a primary that may evict it at once), counted like any backup.
   /// Called under the session's lock.
-  pub async fn back_up_first(&self, key: &SessionKey, bytes: Vec<u8>, created_ms: u64) -> Result<()> {
-    let attempt = || async { self.backups.write(key, bytes.clone(), created_ms).await.map(drop) };
+  pub async fn back_up_first(&self, key: &SessionKey, bytes: Vec<u8>) -> Result<()> {
+    let attempt = || async { self.backups.write(key, bytes.clone()).await.map(drop) };
     let backoff = ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(2);
     let result = attempt.retry(backoff).when(transient).await;
     self.counters.backup(Outcome::of(&result));

@@ -5,7 +5,9 @@
 // the session, the lease token and the time; the parent steers it over IPC (status, drain, close).
 //
 // argv[2]: JSON { workerId, redis: { url } | { nodes }, capacity, ttlMs, renewEveryMs, stopTimeoutMs,
-//   maxConcurrentStarts, dataPath, log, startDelayMs, light }
+//   maxConcurrentStarts, dataPath, log, startDelayMs, stopDelayMs, startHangs, startForever, stopFails, light }
+// Times are CLOCK_MONOTONIC (process.hrtime.bigint, system-wide on Linux) in ms, so the logs of several worker
+// processes and the spec's own marks are on one clock.
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -16,7 +18,8 @@ const { fakeClient } = require('./remoteauth.js')
 const opts = JSON.parse(process.argv[2])
 const store = new RustStore({ redis: opts.redis, dataPath: opts.dataPath, dir: path.join(opts.dataPath, 'unused') })
 const auths = new Map()
-const log = (entry) => fs.appendFileSync(opts.log, JSON.stringify({ t: Date.now(), worker: opts.workerId, ...entry }) + '\n')
+const now = () => Number(process.hrtime.bigint() / 1000n) / 1000
+const log = (entry) => fs.appendFileSync(opts.log, JSON.stringify({ t: now(), worker: opts.workerId, ...entry }) + '\n')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const markerPath = (auth) => path.join(auth.userDataDir, 'Default/Local Storage/marker.txt')
@@ -56,8 +59,19 @@ async function mark(version, backup) {
   return out
 }
 
+/** Saves every session this process still has a client for, straight through the store: true, or the error code. */
+async function saveAll() {
+  const out = {}
+  for (const [session, { auth }] of auths) {
+    if (!auth) continue
+    fs.writeFileSync(markerPath(auth), `${session} stale`)
+    out[session] = await store.saveProfile({ session, dir: auth.userDataDir }).then(() => true, (err) => err.code)
+  }
+  return out
+}
+
 const fleet = store.fleet({
-  workerId: opts.workerId,
+  ...(opts.workerId === 'hostname' ? {} : { workerId: opts.workerId }),
   capacity: opts.capacity,
   ttlMs: opts.ttlMs,
   renewEveryMs: opts.renewEveryMs,
@@ -65,9 +79,16 @@ const fleet = store.fleet({
   maxConcurrentStarts: opts.maxConcurrentStarts,
   unassignedAlertMs: opts.unassignedAlertMs,
   async onStart(start) {
-    const { session, token } = start
+    const { session, token, signal } = start
     // Logged before the client exists: an owner's interval starts at its first step.
     log({ event: 'start', session, token })
+    if (opts.startForever) await new Promise(() => {}) // ignores its signal: never settles
+    if (opts.startHangs) {
+      // A start that never finishes by itself (a Chromium that does not come up): it ends when the fleet aborts it.
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+      log({ event: 'aborted', session, token, reason: signal.reason })
+      throw new Error(`start of ${session} aborted: ${signal.reason}`)
+    }
     if (opts.light) {
       auths.set(session, { token })
     } else {
@@ -83,7 +104,14 @@ const fleet = store.fleet({
     if (opts.startDelayMs) await sleep(opts.startDelayMs)
   },
   async onStop(session, reason) {
+    log({ event: 'stopping', session, reason })
     const held = auths.get(session)
+    if (opts.stopDelayMs) await sleep(opts.stopDelayMs)
+    if (opts.stopFails) {
+      // The client is not gone (its destroy failed): it stays, and keeps trying to back up.
+      log({ event: 'stop-failed', session, token: held?.token, reason })
+      throw new Error(`onStop of ${session} failed`)
+    }
     auths.delete(session)
     if (held?.auth) await held.auth.destroy()
     // Logged once the client is gone: an owner's interval ends here.
@@ -97,9 +125,11 @@ const fleet = store.fleet({
 process.on('message', async ({ id, cmd }) => {
   let reply
   if (cmd === 'status') reply = fleet.status()
+  if (cmd === 'now') reply = now()
   if (cmd === 'metrics') reply = await store.metrics()
   if (cmd === 'drain') reply = await fleet.drain()
   if (cmd === 'bump') reply = await mark('v2', true)
+  if (cmd === 'save') reply = await saveAll()
   if (cmd === 'touch') reply = await mark('v3', false)
   if (cmd === 'close') reply = await fleet.close()
   process.send({ id, reply: reply ?? null })

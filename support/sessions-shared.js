@@ -41,3 +41,70 @@ function makeWorkspace(root, { users = { ana: 3, bruno: 2 }, localAuth = ['shop'
 }
 
 module.exports = { makeWorkspace, loggedIn }
+
+/** An unsigned LEB128 varint, as LevelDB writes lengths. */
+function varint(n) {
+  const out = []
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80)
+    n = Math.floor(n / 128)
+  }
+  out.push(n)
+  return Buffer.from(out)
+}
+
+/** A LevelDB block: entries prefix-compressed against the key before (as LevelDB stores them), one restart. */
+function block(entries) {
+  const parts = []
+  let last = Buffer.alloc(0)
+  for (const [key, value] of entries) {
+    let shared = 0
+    while (shared < key.length && shared < last.length && key[shared] === last[shared]) shared++
+    parts.push(varint(shared), varint(key.length - shared), varint(value.length), key.subarray(shared), value)
+    last = key
+  }
+  const tail = Buffer.alloc(8)
+  tail.writeUInt32LE(1, 4)
+  return Buffer.concat([...parts, tail])
+}
+
+/** Snappy's raw format with literals only (valid Snappy; what a compressor emits for data with no repeats). */
+function snappyLiterals(data) {
+  const parts = [varint(data.length)]
+  for (let at = 0; at < data.length; at += 256) {
+    const chunk = data.subarray(at, at + 256)
+    parts.push(chunk.length <= 60 ? Buffer.from([(chunk.length - 1) << 2]) : Buffer.from([60 << 2, chunk.length - 1]), chunk)
+  }
+  return Buffer.concat(parts)
+}
+
+/**
+ * Marks a profile as paired the way a compacted Local Storage holds it: the `last-wid-md` key only in a
+ * Snappy-compressed table (`000007.ldb`), sharing its prefix with the key before, so the file's bytes never spell
+ * it; the log with the key is removed. Returns `kept` with the table in it (and without the log).
+ */
+function loggedInTable(folder, kept, wid = '5511999990000:7@c.us') {
+  const dir = 'Default/Local Storage/leveldb'
+  fs.rmSync(path.join(folder, dir, '000005.log'), { force: true })
+  const origin = Buffer.from('_https://web.whatsapp.com\0\x01', 'latin1')
+  const seq = Buffer.from([1, 0, 0, 0, 0, 0, 0, 0])
+  const entry = (name, value) => [Buffer.concat([origin, Buffer.from(name), seq]), Buffer.from(`\x01${value}`, 'latin1')]
+  const data = snappyLiterals(block([entry('last-wi', '""'), entry('last-wid-md', `"${wid}"`)]))
+  const handle = Buffer.concat([varint(0), varint(data.length)])
+  const meta = block([])
+  const index = block([[Buffer.from('`'), handle]])
+  const trailer = (type) => Buffer.from([type, 0, 0, 0, 0])
+  const metaAt = data.length + 5
+  const indexAt = metaAt + meta.length + 5
+  const footer = Buffer.alloc(48)
+  Buffer.concat([varint(metaAt), varint(meta.length), varint(indexAt), varint(index.length)]).copy(footer)
+  Buffer.from('57fb808b247547db', 'hex').copy(footer, 40)
+  const table = Buffer.concat([data, trailer(1), meta, trailer(0), index, trailer(0), footer])
+  if (table.includes('last-wid')) throw new Error('the key must not be spelled out in the table')
+  const rel = `${dir}/000007.ldb`
+  fs.writeFileSync(path.join(folder, rel), table, { mode: 0o600 })
+  const { [`${dir}/000005.log`]: _, ...rest } = kept
+  return { ...rest, [rel]: table }
+}
+
+module.exports.loggedInTable = loggedInTable

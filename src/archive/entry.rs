@@ -158,7 +158,7 @@ mod tests {
   #[test]
   fn keep_list_cannot_hold_the_pad_name() {
     for raw in [PAD_NAME.to_string(), format!("{PAD_NAME}/sub")] {
-      assert_eq!(parse_keep(&[raw.clone()]).unwrap_err().code(), "ERR_INVALID_OPTION", "{raw}");
+      assert_eq!(parse_keep(std::slice::from_ref(&raw)).unwrap_err().code(), "ERR_INVALID_OPTION", "{raw}");
     }
     assert!(parse_keep(&[format!("Default/{PAD_NAME}")]).is_ok(), "only beside Default/ is the name taken");
   }

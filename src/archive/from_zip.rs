@@ -149,6 +149,12 @@ impl ZipSave {
   /// The sealed archive: the kept entries' compressed bytes as they are, in restore order. Checks nothing the
   /// directory did not say; only `verify` makes the result safe to store.
   pub fn pack(&self, opts: &PackOptions, session: &str) -> Result<Packed> {
+    self.pack_after(opts, session, 0)
+  }
+
+  /// `pack`, stamped after `previous_ms` (the stamp of the copy it replaces): a session's stamps only grow, so
+  /// they order its saves whatever the clocks of the processes that made them (`store::order`).
+  pub fn pack_after(&self, opts: &PackOptions, session: &str, previous_ms: u64) -> Result<Packed> {
     let mut zip = self.zip.clone();
     let source_bytes = self.bytes.len() as u64;
     let shape: Vec<(bool, u64)> = self.kept.iter().map(|k| (k.is_dir, k.size)).collect();
@@ -170,7 +176,14 @@ impl ZipSave {
       out.raw_copy_file_rename(file, &entry.name).map_err(zip_err)?;
     }
     let payload = out.finish().map_err(zip_write_err)?;
-    seal_zip(payload, self.counts, source_bytes, now_ms(), opts.keys.as_deref(), session)
+    seal_zip(
+      payload,
+      self.counts,
+      source_bytes,
+      now_ms().max(previous_ms.saturating_add(1)),
+      opts.keys.as_deref(),
+      session,
+    )
   }
 }
 

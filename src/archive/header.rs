@@ -50,6 +50,13 @@ impl Header {
     out
   }
 
+  /// Both headers describe the same save. A key rotation re-seals a copy (new bytes, new nonce) and an
+  /// incremental backup rebuilds it, but neither changes these fields.
+  pub fn same_save(&self, other: &Header) -> bool {
+    (self.created_ms, self.entries, self.files_bytes, self.source_bytes)
+      == (other.created_ms, other.entries, other.files_bytes, other.source_bytes)
+  }
+
   pub fn encrypted(&self) -> bool {
     self.flags & FLAG_ENCRYPTED != 0
   }

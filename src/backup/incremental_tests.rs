@@ -60,7 +60,7 @@ async fn ten_versions_upload_a_fraction_of_whole_archives_and_each_restores() {
   for v in 0..10u64 {
     let entries = profile.next_version();
     let sealed = seal(&entries, &pack, 1_000 + v);
-    let written = backups.write(&key("s"), sealed.clone(), 1_000 + v).await.unwrap();
+    let written = backups.write(&key("s"), sealed.clone()).await.unwrap();
     eprintln!("v{v}: uploaded {} of {}", written.uploaded_bytes, sealed.len());
     if v > 0 && v % 4 != 0 {
       // A ten-minute version between compactions: measured ~10 %, ~16 % when it also moves the live chunks out of
@@ -80,7 +80,7 @@ async fn ten_versions_upload_a_fraction_of_whole_archives_and_each_restores() {
   assert_eq!(versions.len(), 10);
   assert!(versions.iter().all(|v| v.incremental));
   for (v, entries) in versions.iter().zip(&history) {
-    assert_eq!(restored(&backups, v, &pack).await, by_path(&entries), "{} restores byte for byte", v.key);
+    assert_eq!(restored(&backups, v, &pack).await, by_path(entries), "{} restores byte for byte", v.key);
   }
   let usage = backups.incremental_usage().await.unwrap();
   let usage = &usage[&key("s")];
@@ -98,7 +98,7 @@ async fn pruning_collects_exactly_the_chunks_no_kept_version_references() {
   let mut last = Vec::new();
   for v in 0..6u64 {
     last = profile.next_version();
-    backups.write(&key("s"), seal(&last, &pack, v + 1), v + 1).await.unwrap();
+    backups.write(&key("s"), seal(&last, &pack, v + 1)).await.unwrap();
     assert_eq!(pack_keys(&memory), referenced(&backups).await, "after version {v}");
   }
   let versions = backups.versions(&key("s")).await.unwrap();
@@ -114,14 +114,14 @@ async fn an_interrupted_backup_leaves_the_previous_version_and_collectable_orpha
   let backups = incremental(&memory, 3, pack.clone());
   let mut profile = Evolving::new(12);
   let first = profile.next_version();
-  backups.write(&key("s"), seal(&first, &pack, 1), 1).await.unwrap();
+  backups.write(&key("s"), seal(&first, &pack, 1)).await.unwrap();
   let before = pack_keys(&memory);
   // The next version rewrites Local Storage (new chunks); the connection drops after the lock and the pack.
   let second: Vec<Entry> = profile.next_version();
   let mut third = second.clone();
   third.push(file("Default/IndexedDB/extra.ldb", vec![7; 200_000]));
   *memory.puts_left.lock().unwrap() = Some(2);
-  assert!(backups.write(&key("s"), seal(&third, &pack, 2), 2).await.is_err());
+  assert!(backups.write(&key("s"), seal(&third, &pack, 2)).await.is_err());
   *memory.puts_left.lock().unwrap() = None;
   let versions = backups.versions(&key("s")).await.unwrap();
   assert_eq!(versions.len(), 1, "no manifest for the cut-off backup");
@@ -166,7 +166,7 @@ async fn a_backup_waits_for_a_prune_and_a_stale_lock_is_ignored_and_removed() {
     })
   };
   let entries = profile.next_version();
-  backups.write(&key("s"), seal(&entries, &pack, 1), 1).await.unwrap();
+  backups.write(&key("s"), seal(&entries, &pack, 1)).await.unwrap();
   assert_eq!(release.await.unwrap(), 0, "nothing was written while the prune lock was held");
   assert_eq!(manifests(&memory), 1);
   assert!(memory.bytes(&stale).is_some());
@@ -182,7 +182,7 @@ async fn encrypted_incremental_versions_rotate_to_a_new_key() {
   let mut profile = Evolving::new(14);
   let entries = profile.next_version();
   let backups = incremental(&memory, 3, under_old.clone());
-  backups.write(&key("s"), seal(&entries, &under_old, 1), 1).await.unwrap();
+  backups.write(&key("s"), seal(&entries, &under_old, 1)).await.unwrap();
   let marker = match &entries.iter().find(|e| e.path.ends_with("CURRENT")).unwrap().data {
     crate::archive::Data::File(b) => b.clone(),
     _ => unreachable!(),
@@ -219,7 +219,7 @@ async fn whole_and_incremental_versions_mix_and_a_point_in_time_is_found() {
   let mut history = Vec::new();
   for (i, backups) in [&whole, &whole, &chunked, &chunked].into_iter().enumerate() {
     let entries = profile.next_version();
-    backups.write(&key("s"), seal(&entries, &pack, 1_000 * (i as u64 + 1)), 1_000 * (i as u64 + 1)).await.unwrap();
+    backups.write(&key("s"), seal(&entries, &pack, 1_000 * (i as u64 + 1))).await.unwrap();
     history.push(entries);
   }
   let versions = chunked.versions(&key("s")).await.unwrap();
@@ -239,8 +239,9 @@ async fn whole_and_incremental_versions_mix_and_a_point_in_time_is_found() {
   let used = manifest.packs().into_iter().map(|id| format!("~/s/packs/{id}"));
   let pack_bytes: u64 = used.map(|k| memory.bytes(&k).unwrap().len() as u64).sum();
   assert_eq!(header.stored_bytes(), versions[2].size + pack_bytes, "its manifest and the packs it reads");
-  chunked.delete(&key("s")).await.unwrap();
-  assert!(memory.objects.lock().unwrap().is_empty(), "a deleted session leaves no chunk behind");
+  chunked.delete(&key("s"), 0).await.unwrap();
+  let left: Vec<String> = memory.objects.lock().unwrap().keys().cloned().collect();
+  assert_eq!(left, ["s/0000000004000.gone"], "a deleted session leaves no chunk behind, only its mark");
 }
 
 #[tokio::test]
@@ -250,10 +251,10 @@ async fn a_damaged_encrypted_chunk_falls_back_and_is_uploaded_again_by_the_next_
   let backups = incremental(&memory, 3, pack.clone());
   let mut profile = Evolving::new(16);
   let first = profile.next_version();
-  backups.write(&key("s"), seal(&first, &pack, 1), 1).await.unwrap();
+  backups.write(&key("s"), seal(&first, &pack, 1)).await.unwrap();
   let only_first = pack_keys(&memory);
   let second = profile.next_version();
-  backups.write(&key("s"), seal(&second, &pack, 2), 2).await.unwrap();
+  backups.write(&key("s"), seal(&second, &pack, 2)).await.unwrap();
   let packed_by_second: Vec<String> = pack_keys(&memory).difference(&only_first).cloned().collect();
   assert_eq!(packed_by_second.len(), 1, "one pack per backup");
   let victim = packed_by_second[0].clone();
@@ -267,9 +268,9 @@ async fn a_damaged_encrypted_chunk_falls_back_and_is_uploaded_again_by_the_next_
   );
   assert!(memory.bytes(&victim).is_some(), "a read deletes nothing");
   // The next backup with those bytes does not reuse the damaged chunk: it packs it afresh.
-  let written = backups.write(&key("s"), seal(&second, &pack, 3), 3).await.unwrap();
+  let written = backups.write(&key("s"), seal(&second, &pack, 3)).await.unwrap();
   assert!(written.uploaded_bytes > 0);
-  let again = backups.write(&key("s"), seal(&second, &pack, 4), 4).await.unwrap();
+  let again = backups.write(&key("s"), seal(&second, &pack, 4)).await.unwrap();
   let manifest_only = memory.bytes(&again.key).unwrap().len() as u64;
   assert_eq!(again.uploaded_bytes, manifest_only, "once packed afresh, the chunks are reused again");
   let newest = backups.newest_good(&key("s")).await.unwrap().unwrap();
@@ -281,7 +282,7 @@ async fn rotating_onto_a_first_key_encrypts_plain_incremental_versions_only_with
   let memory = Arc::new(Memory::default());
   let plain = options(None);
   let entries = Evolving::new(17).next_version();
-  incremental(&memory, 3, plain.clone()).write(&key("s"), seal(&entries, &plain, 1), 1).await.unwrap();
+  incremental(&memory, 3, plain.clone()).write(&key("s"), seal(&entries, &plain, 1)).await.unwrap();
   let mut keys = Keyring::new(Key::new([4; 32]), vec![]);
   let keyed = options(Some(keys.clone()));
   let backups = incremental(&memory, 3, keyed.clone());
@@ -302,7 +303,7 @@ async fn a_manifest_from_a_newer_build_is_an_upgrade_not_damage() {
   let pack = options(None);
   let backups = incremental(&memory, 3, pack.clone());
   let entries = Evolving::new(18).next_version();
-  let name = backups.write(&key("s"), seal(&entries, &pack, 1), 1).await.unwrap().key;
+  let name = backups.write(&key("s"), seal(&entries, &pack, 1)).await.unwrap().key;
   {
     let mut objects = memory.objects.lock().unwrap();
     let sealed = &mut objects.get_mut(&name).unwrap().0;
@@ -329,7 +330,7 @@ async fn a_version_renamed_by_a_rotation_meanwhile_is_still_the_newest_and_count
   let mut history = Vec::new();
   for ms in 1..=3 {
     history.push(profile.next_version());
-    backups.write(&key("s"), seal(history.last().unwrap(), &pack, ms), ms).await.unwrap();
+    backups.write(&key("s"), seal(history.last().unwrap(), &pack, ms)).await.unwrap();
   }
   // A restore listed the versions, then the newest was renamed under it: it reads the renamed one, not an older.
   let listed = backups.versions(&key("s")).await.unwrap();
@@ -340,7 +341,7 @@ async fn a_version_renamed_by_a_rotation_meanwhile_is_still_the_newest_and_count
   // Mid-rotation, both names of version 3 exist; a backup then keeps three times, not three objects.
   let copy = memory.bytes(&format!("s/{:013}-ffffffff.wwmf", 3)).unwrap();
   memory.objects.lock().unwrap().insert(listed[2].key.clone(), (copy, 0));
-  backups.write(&key("s"), seal(&profile.next_version(), &pack, 4), 4).await.unwrap();
+  backups.write(&key("s"), seal(&profile.next_version(), &pack, 4)).await.unwrap();
   let times: Vec<u64> = backups.versions(&key("s")).await.unwrap().iter().map(|v| v.ms).collect();
   assert_eq!(times, [2, 3, 3, 4]);
 }
@@ -353,13 +354,13 @@ async fn a_mostly_dead_pack_is_repacked_and_then_collected() {
   let mut rng = crate::incremental::tests::Rng(21);
   let small = file("Default/Local Storage/leveldb/CURRENT", rng.bytes(20_000));
   let first = vec![file("Default/IndexedDB/a.ldb", rng.bytes(600_000)), small.clone()];
-  backups.write(&key("s"), seal(&first, &pack, 1), 1).await.unwrap();
+  backups.write(&key("s"), seal(&first, &pack, 1)).await.unwrap();
   let first_pack = pack_keys(&memory);
   // The big table is rewritten; the small file stays: the first pack is now 97 % dead.
   let second = vec![file("Default/IndexedDB/b.ldb", rng.bytes(600_000)), small];
-  backups.write(&key("s"), seal(&second, &pack, 2), 2).await.unwrap();
+  backups.write(&key("s"), seal(&second, &pack, 2)).await.unwrap();
   assert!(pack_keys(&memory).is_superset(&first_pack), "still read by the newest version");
-  let written = backups.write(&key("s"), seal(&second, &pack, 3), 3).await.unwrap();
+  let written = backups.write(&key("s"), seal(&second, &pack, 3)).await.unwrap();
   assert!(written.uploaded_bytes > 15_000, "the small file's chunks were packed again: {written:?}");
   assert!(pack_keys(&memory).is_disjoint(&first_pack), "and the dead pack went with the pruned versions");
   let version = backups.versions(&key("s")).await.unwrap().pop().unwrap();
@@ -377,7 +378,7 @@ async fn rotating_every_version_reuses_chunks_between_them() {
   let mut profile = Evolving::new(22);
   let backups = incremental(&memory, 3, old.clone());
   for ms in 1..=3 {
-    backups.write(&key("s"), seal(&profile.next_version(), &old, ms), ms).await.unwrap();
+    backups.write(&key("s"), seal(&profile.next_version(), &old, ms)).await.unwrap();
   }
   let before = pack_bytes(&memory);
   let new = options(Some(Keyring::new(Key::new([6; 32]), vec![Key::new([5; 32])])));
@@ -402,7 +403,7 @@ async fn stable_chunks_are_moved_once_not_every_other_backup() {
   for ms in 1..=8 {
     // A big log rewritten each time: the pack it lands in is mostly dead one backup later.
     let entries = vec![stable.clone(), file("Default/IndexedDB/000003.log", rng.bytes(1_000_000))];
-    uploads.push(backups.write(&key("s"), seal(&entries, &pack, ms), ms).await.unwrap().uploaded_bytes);
+    uploads.push(backups.write(&key("s"), seal(&entries, &pack, ms)).await.unwrap().uploaded_bytes);
   }
   let with_stable = uploads[1..].iter().filter(|u| **u > 1_100_000).count();
   assert_eq!(with_stable, 1, "the stable chunks moved out of the first pack once: {uploads:?}");

@@ -1,12 +1,10 @@
 use super::*;
 use crate::tier::memory::Memory;
 
-fn sealed(n: u8) -> Vec<u8> {
-  let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-  zip.start_file("Default/IndexedDB/f", zip::write::SimpleFileOptions::default()).unwrap();
-  std::io::Write::write_all(&mut zip, &[n; 100]).unwrap();
-  let zip = zip.finish().unwrap().into_inner();
-  archive::pack_zip(std::io::Cursor::new(&zip), &Default::default(), "s").unwrap().bytes
+/// A save of `n`s stamped `at`.
+fn sealed_at(n: u8, at: u64) -> Vec<u8> {
+  let entries = [crate::incremental::tests::file("Default/IndexedDB/f", vec![n; 100])];
+  archive::pack_entries(&entries, &Default::default(), "s", 0, at).unwrap().bytes
 }
 
 fn key(s: &str) -> SessionKey {
@@ -17,9 +15,9 @@ fn key(s: &str) -> SessionKey {
 async fn keeps_the_newest_n_versions() {
   let memory = Arc::new(Memory::default());
   let backups = Backups::new(memory.clone(), 3);
-  let archives: Vec<Vec<u8>> = (0..5u8).map(sealed).collect();
-  for (i, bytes) in archives.iter().enumerate() {
-    backups.write(&key("s"), bytes.clone(), 1_000 + i as u64).await.unwrap();
+  let archives: Vec<Vec<u8>> = (0..5u8).map(|i| sealed_at(i, 1_000 + u64::from(i))).collect();
+  for bytes in &archives {
+    backups.write(&key("s"), bytes.clone()).await.unwrap();
   }
   let versions = backups.versions(&key("s")).await.unwrap();
   assert_eq!(versions.len(), 3);
@@ -32,10 +30,10 @@ async fn keeps_the_newest_n_versions() {
 async fn a_failed_upload_leaves_the_previous_versions() {
   let memory = Arc::new(Memory::default());
   let backups = Backups::new(memory.clone(), 1);
-  let good = sealed(1);
-  backups.write(&key("s"), good.clone(), 1).await.unwrap();
+  let good = sealed_at(1, 1);
+  backups.write(&key("s"), good.clone()).await.unwrap();
   *memory.fail_puts.lock().unwrap() = true;
-  assert_eq!(backups.write(&key("s"), sealed(2), 2).await.unwrap_err().code(), "ERR_S3_UNAVAILABLE");
+  assert_eq!(backups.write(&key("s"), sealed_at(2, 2)).await.unwrap_err().code(), "ERR_S3_UNAVAILABLE");
   assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), good);
 }
 
@@ -43,9 +41,9 @@ async fn a_failed_upload_leaves_the_previous_versions() {
 async fn a_damaged_newest_version_falls_back_to_an_older_good_one() {
   let memory = Arc::new(Memory::default());
   let backups = Backups::new(memory.clone(), 3);
-  let good = sealed(1);
-  backups.write(&key("s"), good.clone(), 1).await.unwrap();
-  let newest = backups.write(&key("s"), sealed(2), 2).await.unwrap().key;
+  let good = sealed_at(1, 1);
+  backups.write(&key("s"), good.clone()).await.unwrap();
+  let newest = backups.write(&key("s"), sealed_at(2, 2)).await.unwrap().key;
   memory.objects.lock().unwrap().get_mut(&newest).unwrap().0.truncate(50);
   assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), good);
   memory.objects.lock().unwrap().values_mut().for_each(|(v, _)| v.truncate(50));
@@ -57,14 +55,14 @@ async fn a_damaged_newest_version_falls_back_to_an_older_good_one() {
 async fn sessions_deletes_and_foreign_objects() {
   let memory = Arc::new(Memory::default());
   let backups = Backups::new(memory.clone(), 3);
-  backups.write(&key("a"), sealed(1), 1).await.unwrap();
-  backups.write(&key("a"), sealed(2), 2).await.unwrap();
-  backups.write(&key("b"), sealed(3), 3).await.unwrap();
+  backups.write(&key("a"), sealed_at(1, 1)).await.unwrap();
+  backups.write(&key("a"), sealed_at(2, 2)).await.unwrap();
+  backups.write(&key("b"), sealed_at(3, 3)).await.unwrap();
   memory.put("notes.txt", b"x".to_vec()).await.unwrap();
   memory.put("c/readme.md", b"x".to_vec()).await.unwrap();
   assert_eq!(backups.sessions().await.unwrap(), vec![key("a"), key("b")]);
   assert!(!backups.exists(&key("c")).await.unwrap(), "a foreign object is not a version");
-  backups.delete(&key("a")).await.unwrap();
+  backups.delete(&key("a"), 0).await.unwrap();
   assert_eq!(backups.sessions().await.unwrap(), vec![key("b")]);
   assert!(memory.get("c/readme.md").await.unwrap().is_some(), "foreign objects are left alone");
 }
@@ -79,14 +77,74 @@ fn version_names() {
 }
 
 #[tokio::test]
-async fn a_writer_with_a_lagging_clock_still_writes_the_newest_version() {
+async fn a_late_backup_of_an_older_save_never_sorts_after_a_newer_one() {
   let memory = Arc::new(Memory::default());
-  let backups = Backups::new(memory.clone(), 1);
-  backups.write(&key("s"), sealed(1), 5_000).await.unwrap();
-  let late = sealed(2);
-  let name = backups.write(&key("s"), late.clone(), 1_000).await.unwrap().key;
-  assert!(name.starts_with("s/0000000005001-"), "{name}");
+  let backups = Backups::new(memory.clone(), 3);
+  let (older, newer) = (sealed_at(1, 1_000), sealed_at(2, 2_000));
+  // The newer save's backup lands first (the older one's was held up), then the older one's.
+  let newer_key = backups.write(&key("s"), newer.clone()).await.unwrap().key;
+  let older_key = backups.write(&key("s"), older.clone()).await.unwrap().key;
   let keys: Vec<String> = backups.versions(&key("s")).await.unwrap().into_iter().map(|v| v.key).collect();
-  assert_eq!(keys, vec![name]);
-  assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), late);
+  assert_eq!(keys, vec![older_key, newer_key.clone()], "named by the save's stamp, not by when it was written");
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), newer);
+  // The same save again (a retried or second writer's backup): nothing new written.
+  let again = backups.write(&key("s"), newer).await.unwrap();
+  assert_eq!((again.key, again.uploaded_bytes), (newer_key, 0));
+  assert_eq!(backups.versions(&key("s")).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_version_named_before_stamps_were_names_still_sorts_before_a_later_save() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 3);
+  // An old build bumped this name past the newest one it saw: it holds a save stamped 1 000.
+  memory.put("s/0000000005000-0a1b2c3d.wwrs", sealed_at(1, 1_000)).await.unwrap();
+  let later = sealed_at(2, 2_000);
+  let name = backups.write(&key("s"), later.clone()).await.unwrap().key;
+  assert!(name.starts_with("s/0000000005001-"), "{name}");
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), later);
+}
+
+#[tokio::test]
+async fn a_backup_of_a_save_older_than_a_delete_is_refused_and_a_later_login_is_not() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 3);
+  backups.write(&key("s"), sealed_at(1, 1_000)).await.unwrap();
+  // The logout removed the primary's copy stamped 2 000 (its backup still on its way).
+  backups.delete(&key("s"), 2_000).await.unwrap();
+  let late = backups.write(&key("s"), sealed_at(2, 2_000)).await.unwrap_err();
+  assert_eq!(late.code(), "ERR_SESSION_NOT_FOUND");
+  assert!(!backups.exists(&key("s")).await.unwrap(), "the logout does not come back");
+  assert_eq!(backups.sessions().await.unwrap(), Vec::<SessionKey>::new());
+  // A new login after the logout is stamped after its mark.
+  let login = sealed_at(3, backups.deleted_at(&key("s")).await.unwrap() + 1);
+  backups.write(&key("s"), login.clone()).await.unwrap();
+  assert_eq!(backups.newest_good(&key("s")).await.unwrap().unwrap(), login);
+}
+
+#[tokio::test]
+async fn a_logout_during_a_key_rotation_is_not_undone() {
+  let held = Arc::new(crate::tier::memory::Held::default());
+  let old = Arc::new(archive::Key::new([1; 32]));
+  let keys = |current: &archive::Key, previous: Vec<archive::Key>| archive::PackOptions {
+    keys: Some(Arc::new(archive::Keyring::new(current.clone(), previous))),
+    ..Default::default()
+  };
+  let entries = [crate::incremental::tests::file("Default/IndexedDB/f", vec![1; 100])];
+  let under_old = archive::pack_entries(&entries, &keys(&old, vec![]), "s", 0, 1_000).unwrap().bytes;
+  let writer = Backups::open(held.clone(), Retention::default(), false, keys(&old, vec![]));
+  writer.write(&key("s"), under_old).await.unwrap();
+  let version = writer.versions(&key("s")).await.unwrap().pop().unwrap();
+  // The rotation has read the version (its read held open) when the logout deletes the session.
+  let new = archive::Key::new([2; 32]);
+  let rotator = Backups::open(held.clone(), Retention::default(), false, keys(&new, vec![(*old).clone()]));
+  let (reached, release) = held.hold("s/");
+  let rotation = tokio::spawn(async move { rotator.rekey(&version).await });
+  reached.notified().await;
+  writer.delete(&key("s"), 0).await.unwrap();
+  release.notify_one();
+  assert_eq!(rotation.await.unwrap().unwrap_err().code(), "ERR_SESSION_NOT_FOUND");
+  assert!(!writer.exists(&key("s")).await.unwrap(), "the logged-out session stays gone");
+  let left: Vec<String> = held.inner.objects.lock().unwrap().keys().cloned().collect();
+  assert!(left.iter().all(|k| k.ends_with(".gone")), "only the delete's mark is left: {left:?}");
 }

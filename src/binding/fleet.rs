@@ -9,18 +9,21 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi_derive::napi;
 
-use super::js::{from_js, js_error, promise};
+use super::js::{js_error, promise, strict};
 use crate::error::StoreError;
 use crate::fleet::{self, FleetConfig, FleetEvent, Hooks, Lease, Pin, StopReason, Timing};
-use crate::settings::whole;
+use crate::settings::{whole, Callback};
 use crate::store::Store;
 
-/// Options for `store.fleet(options)`: one worker of a fleet sharing this store's Redis (and bucket).
-#[napi(object, object_to_js = false)]
-pub struct FleetOptions<'a> {
+/// Options for `store.fleet(options)`: one worker of a fleet sharing this store's Redis (and bucket). Read
+/// strictly (`settings::read_strict`): an unknown key is refused.
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetOptions {
   /// This worker's id, unique in the fleet and stable across restarts (a pod or host name): 1–64 ASCII letters,
-  /// digits, `-`, `_`, `.`.
-  pub worker_id: String,
+  /// digits, `-`, `_`, `.`. Default `os.hostname()` (a container's or pod's name).
+  pub worker_id: Option<String>,
   /// Most sessions this worker runs at once; also its weight when sessions are shared out.
   pub capacity: f64,
   /// Heartbeat and lease ttl. A dead worker's sessions start elsewhere within `ttlMs + renewEveryMs` (plus
@@ -41,16 +44,19 @@ pub struct FleetOptions<'a> {
   /// Start the session's client (e.g. `new Client({ authStrategy: SafeRemoteAuth.forFleet(start, { store }) })`,
   /// then `initialize()`); resolve once it is started. The lease is already taken for this worker: forFleet
   /// adopts it on the same store, and the fleet renews and releases it.
-  #[napi(ts_type = "(session: FleetSession) => Promise<unknown> | unknown")]
-  pub on_start: Unknown<'a>,
+  /// `signal` aborts (its `reason` `'lost' | 'close' | 'drain'`) when the fleet gives the start up: cut off from
+  /// Redis past the lease deadline, or closing or draining. `onStop` follows once `onStart` settled (or half of
+  /// `stopTimeoutMs` after the abort), so stop what the start built.
+  #[napi(ts_type = "(session: FleetSession & { signal: AbortSignal }) => Promise<unknown> | unknown")]
+  pub on_start: Callback,
   /// Destroy the session's client (after its final backup); resolve once it is gone.
   #[napi(
     ts_type = "(session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown"
   )]
-  pub on_stop: Unknown<'a>,
+  pub on_stop: Callback,
   /// Sessions unassigned too long, failed starts and stops.
   #[napi(ts_type = "(event: FleetEvent) => void")]
-  pub on_event: Option<Unknown<'a>>,
+  pub on_event: Option<Callback>,
 }
 
 /// What `onStart` receives.
@@ -66,7 +72,8 @@ pub struct FleetSession {
   pub renew_every_ms: f64,
 }
 
-#[napi(object)]
+/// What `onEvent` receives.
+#[napi(object, js_name = "FleetEvent")]
 pub struct FleetEventInfo {
   #[napi(js_name = "type", ts_type = "'unassigned' | 'startFailed' | 'stopFailed'")]
   pub kind: String,
@@ -167,7 +174,46 @@ impl FromNapiValue for Returned {
     Ok(Self(Some(unsafe { Promise::from_napi_value(env, value) }?)))
   }
 }
-type StartFn = ThreadsafeFunction<FleetSession, Returned, FleetSession, Status, false>;
+/// One `onStart` call: the session, and the fleet's side of its abort signal.
+struct StartCall {
+  session: FleetSession,
+  abort: fleet::Abort,
+}
+type StartFn = ThreadsafeFunction<StartCall, Returned, StartArg, Status, false>;
+
+/// The JS value built for `onStart` on the JS thread, handed straight to the call.
+struct StartArg(napi::sys::napi_value);
+
+impl ToNapiValue for StartArg {
+  unsafe fn to_napi_value(_env: napi::sys::napi_env, value: Self) -> Result<napi::sys::napi_value> {
+    Ok(value.0)
+  }
+}
+type AbortFn = ThreadsafeFunction<String, UnknownReturnValue, String, Status, false, true>;
+
+/// On the JS thread: `onStart`'s argument, with `signal` from a new `AbortController` that the fleet aborts (its
+/// reason `'lost' | 'close' | 'drain'`) when it gives the start up.
+fn start_argument(env: &Env, call: StartCall) -> Result<StartArg> {
+  let StartCall { session, abort } = call;
+  let global = env.get_global()?;
+  let ctor: Function<(), Unknown> = global.get_named_property("AbortController")?;
+  let controller: Object = unsafe { ctor.new_instance(())?.cast() }?;
+  let signal: Unknown = controller.get_named_property("signal")?;
+  let abort_fn: Function<String, UnknownReturnValue> = controller.get_named_property("abort")?;
+  let aborter: AbortFn =
+    abort_fn.bind(controller)?.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+  napi::bindgen_prelude::spawn(async move {
+    let mut abort = abort;
+    // Ends with the start either way (the run is gone), so no task outlives it.
+    if let Some(reason) = abort.outcome().await {
+      aborter.call(reason.as_str().to_owned(), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+  });
+  let raw = unsafe { FleetSession::to_napi_value(env.raw(), session) }?;
+  let mut arg = unsafe { Object::from_napi_value(env.raw(), raw) }?;
+  arg.set_named_property("signal", signal)?;
+  Ok(StartArg(arg.raw()))
+}
 type StopFn = ThreadsafeFunction<FnArgs<(String, String)>, Returned, FnArgs<(String, String)>, Status, false>;
 type EventFn = ThreadsafeFunction<FleetEventInfo, UnknownReturnValue, FleetEventInfo, Status, false, true>;
 
@@ -197,7 +243,7 @@ impl Hooks for JsHooks {
       ttl_ms: lease.ttl.as_millis() as f64,
       renew_every_ms: lease.renew_every.as_millis() as f64,
     };
-    settled(self.start.call_async_catch(arg).await).await
+    settled(self.start.call_async_catch(StartCall { session: arg, abort: lease.abort }).await).await
   }
 
   async fn stop(&self, session: String, reason: StopReason) -> std::result::Result<(), String> {
@@ -237,40 +283,43 @@ impl FleetEventInfo {
   }
 }
 
-fn invalid(name: &'static str, reason: impl Into<String>) -> StoreError {
-  StoreError::InvalidOption { name, reason: reason.into() }
-}
-
 fn ms(name: &'static str, value: Option<f64>) -> std::result::Result<Option<Duration>, StoreError> {
-  let ms = whole(name, value, 0.0..=86_400_000.0).map_err(|e| invalid(name, e.to_string()))?;
-  Ok(ms.map(|ms| Duration::from_millis(ms as u64)))
+  let ms = whole(name, value, 0.0..=86_400_000.0)?;
+  Ok(ms.map(Duration::from_millis))
 }
 
 fn function<'a, Args: JsValuesTupleIntoVec, Ret: FromNapiValue>(
-  name: &'static str,
-  value: &Unknown<'a>,
+  value: Unknown<'a>,
 ) -> std::result::Result<Function<'a, Args, Ret>, StoreError> {
-  if value.get_type().ok() != Some(ValueType::Function) {
-    return Err(invalid(name, "must be a function"));
-  }
   unsafe { value.cast() }.map_err(|e| StoreError::Internal(e.reason.clone()))
 }
 
-fn config(options: &FleetOptions) -> std::result::Result<FleetConfig, StoreError> {
-  let capacity = whole("fleet.capacity", Some(options.capacity), 1.0..=100_000.0)
-    .map_err(|e| invalid("fleet.capacity", e.to_string()))?
-    .unwrap_or(1);
+/// `os.hostname()`, for a worker given no id (asked of Node, so it is exactly what the app would read).
+fn hostname(env: &Env) -> Option<String> {
+  let process: Object = env.get_global().ok()?.get_named_property("process").ok()?;
+  let builtin: Function<String, Object> = process.get_named_property("getBuiltinModule").ok()?;
+  let os = builtin.call("node:os".to_owned()).ok()?;
+  let name: Function<(), String> = os.get_named_property("hostname").ok()?;
+  name.call(()).ok()
+}
+
+fn config(options: &FleetOptions, env: &Env) -> std::result::Result<FleetConfig, StoreError> {
+  let capacity = whole("fleet.capacity", Some(options.capacity), 1.0..=100_000.0)?.unwrap_or(1);
   let timing = Timing::new(
     ms("fleet.ttlMs", options.ttl_ms)?,
     ms("fleet.renewEveryMs", options.renew_every_ms)?,
     ms("fleet.stopTimeoutMs", options.stop_timeout_ms)?,
   )?;
-  let starts = whole("fleet.maxConcurrentStarts", options.max_concurrent_starts, 1.0..=1000.0)
-    .map_err(|e| invalid("fleet.maxConcurrentStarts", e.to_string()))?
-    .unwrap_or(4);
+  let starts = whole("fleet.maxConcurrentStarts", options.max_concurrent_starts, 1.0..=1000.0)?.unwrap_or(4);
   Ok(FleetConfig {
     group: options.group.clone().unwrap_or_else(|| "default".into()),
-    worker_id: options.worker_id.clone(),
+    worker_id: match &options.worker_id {
+      Some(id) => id.clone(),
+      None => hostname(env).or_else(|| std::env::var("HOSTNAME").ok()).ok_or_else(|| StoreError::InvalidOption {
+        name: "fleet.workerId",
+        reason: "not given, and the host name could not be read".into(),
+      })?,
+    },
     capacity: capacity as u32,
     timing,
     max_concurrent_starts: starts as usize,
@@ -288,20 +337,20 @@ pub struct JsFleet {
 
 /// Joins: reads the options (a coded throw when wrong) and spawns the worker's loop on the runtime.
 pub(super) fn join(env: &Env, store: Arc<Store>, options: Option<Unknown>) -> Result<JsFleet> {
-  let bad = |reason| invalid("fleet", reason);
-  let options = from_js::<FleetOptions>(env, options, bad).map_err(|e| js_error(env, &e))?;
+  let (options, functions) = strict::<FleetOptions>(env, options, "fleet").map_err(|e| js_error(env, &e))?;
   let built = (|| {
-    let config = config(&options)?;
-    let start = function::<FleetSession, Returned>("fleet.onStart", &options.on_start)?;
-    let stop = function::<FnArgs<(String, String)>, Returned>("fleet.onStop", &options.on_stop)?;
-    let event = options
-      .on_event
-      .as_ref()
-      .map(|f| function::<FleetEventInfo, UnknownReturnValue>("fleet.onEvent", f))
-      .transpose()?;
+    let config = config(&options, env)?;
+    let start = function::<FleetSession, Returned>(functions.get(options.on_start))?;
+    let stop = function::<FnArgs<(String, String)>, Returned>(functions.get(options.on_stop))?;
+    let event =
+      options.on_event.map(|f| function::<FleetEventInfo, UnknownReturnValue>(functions.get(f))).transpose()?;
     let internal = |e: Error| StoreError::Internal(e.reason.clone());
     let hooks = JsHooks {
-      start: start.build_threadsafe_function().callee_handled::<false>().build().map_err(internal)?,
+      start: start
+        .build_threadsafe_function()
+        .callee_handled::<false>()
+        .build_callback(|ctx| start_argument(&ctx.env, ctx.value))
+        .map_err(internal)?,
       stop: stop.build_threadsafe_function().callee_handled::<false>().build().map_err(internal)?,
       event: event
         .map(|f| f.build_threadsafe_function().weak::<true>().callee_handled::<false>().build())
@@ -331,14 +380,28 @@ impl JsFleet {
   #[napi(ts_return_type = "Promise<void>")]
   pub fn drain<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
     let fleet = self.fleet.clone();
-    promise(env, async move { Ok(fleet.drain().await) }, |v| v)
+    promise(
+      env,
+      async move {
+        fleet.drain().await;
+        Ok(())
+      },
+      |v| v,
+    )
   }
 
   /// Stops every session (`onStop(session, 'close')`), leaves the fleet and resolves.
   #[napi(ts_return_type = "Promise<void>")]
   pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
     let fleet = self.fleet.clone();
-    promise(env, async move { Ok(fleet.close().await) }, |v| v)
+    promise(
+      env,
+      async move {
+        fleet.close().await;
+        Ok(())
+      },
+      |v| v,
+    )
   }
 
   /// Pins the session to one worker (it runs only there; unassigned while that worker is gone). Stored in

@@ -2,17 +2,18 @@
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use serde::Deserialize;
 
-use super::js::read_args;
+use super::js::{as_argument, strict_optional};
 use super::Core;
-use crate::error::StoreError;
 use crate::import as core;
 use crate::settings::{s3_from_env, whole, S3Settings, MAX_SAFE_INTEGER};
 
 /// How an `s3://` source or target is reached; its bucket and prefix are the URL's. Default: the `S3_*` / `R2_*`
 /// environment, else the AWS chain.
-#[napi(object)]
-#[derive(Default)]
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TransferS3Options {
   pub endpoint: Option<String>,
   /// Default `us-east-1`.
@@ -23,8 +24,9 @@ pub struct TransferS3Options {
 }
 
 /// Options of `importFrom`. Every field is optional.
-#[napi(object)]
-#[derive(Default)]
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ImportOptions {
   /// Write; without it every entry is checked and reported and nothing is written. Default false.
   pub execute: Option<bool>,
@@ -40,8 +42,9 @@ pub struct ImportOptions {
 }
 
 /// Options of `exportTo`. Every field is optional.
-#[napi(object)]
-#[derive(Default)]
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExportOptions {
   /// Only these sessions. Default every stored one.
   pub sessions: Option<Vec<String>>,
@@ -51,8 +54,9 @@ pub struct ExportOptions {
   pub s3: Option<TransferS3Options>,
 }
 
+/// Why one entry of an import or export failed.
 #[napi(object)]
-pub struct TransferFailure {
+pub struct EntryFailure {
   pub code: String,
   pub message: String,
 }
@@ -69,7 +73,7 @@ pub struct ImportedSession {
   pub stored_bytes: Option<f64>,
   #[napi(ts_type = "'planned' | 'imported' | 'unchanged' | 'store-newer' | 'gone' | 'failed'")]
   pub status: String,
-  pub error: Option<TransferFailure>,
+  pub error: Option<EntryFailure>,
 }
 
 #[napi(object)]
@@ -93,7 +97,7 @@ pub struct ExportedSession {
   /// The file or object written.
   pub key: String,
   pub bytes: Option<f64>,
-  pub error: Option<TransferFailure>,
+  pub error: Option<EntryFailure>,
 }
 
 #[napi(object)]
@@ -106,8 +110,8 @@ pub struct ExportReport {
   pub ms: f64,
 }
 
-fn failure(f: Option<core::Failure>) -> Option<TransferFailure> {
-  f.map(|f| TransferFailure { code: f.code.into(), message: f.message })
+fn failure(f: Option<core::Failure>) -> Option<EntryFailure> {
+  f.map(|f| EntryFailure { code: f.code.into(), message: f.message })
 }
 
 fn status(s: core::Status) -> String {
@@ -158,16 +162,6 @@ impl From<core::ExportReport> for ExportReport {
   }
 }
 
-/// An options argument that may be absent, `undefined` or `null`.
-fn optional<T: FromNapiValue + Default>(env: &Env, options: Option<Unknown>) -> Core<T> {
-  match options {
-    Some(value) if !matches!(value.get_type(), Ok(ValueType::Undefined | ValueType::Null)) => {
-      read_args::<T>(env, Some(value))
-    }
-    _ => Ok(T::default()),
-  }
-}
-
 fn s3_settings(given: Option<TransferS3Options>, url: &str) -> Core<Option<S3Settings>> {
   let Some(rest) = url.strip_prefix("s3://") else { return Ok(None) };
   let bucket = rest.split('/').next().unwrap_or_default().to_owned();
@@ -186,12 +180,11 @@ fn s3_settings(given: Option<TransferS3Options>, url: &str) -> Core<Option<S3Set
 }
 
 fn concurrency(value: Option<f64>) -> Core<Option<usize>> {
-  let bad = |e: StoreError| StoreError::InvalidArgument(e.to_string());
-  Ok(whole("concurrency", value, 1.0..=1024.0).map_err(bad)?.map(|n| n as usize))
+  Ok(whole("concurrency", value, 1.0..=1024.0).map_err(as_argument)?.map(|n| n as usize))
 }
 
 pub(super) fn import_options(env: &Env, options: Option<Unknown>, source: &str) -> Core<core::ImportOptions> {
-  let o: ImportOptions = optional(env, options)?;
+  let (o, _) = strict_optional::<ImportOptions>(env, options, "")?;
   Ok(core::ImportOptions {
     execute: o.execute.unwrap_or(false),
     overwrite: o.overwrite.unwrap_or(false),
@@ -203,8 +196,8 @@ pub(super) fn import_options(env: &Env, options: Option<Unknown>, source: &str) 
 }
 
 pub(super) fn export_options(env: &Env, options: Option<Unknown>, target: &str) -> Core<core::ExportOptions> {
-  let o: ExportOptions = optional(env, options)?;
-  let at_ms = whole("at", o.at, 0.0..=MAX_SAFE_INTEGER).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+  let (o, _) = strict_optional::<ExportOptions>(env, options, "")?;
+  let at_ms = whole("at", o.at, 0.0..=MAX_SAFE_INTEGER).map_err(as_argument)?;
   Ok(core::ExportOptions {
     sessions: o.sessions,
     at_ms,

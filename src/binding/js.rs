@@ -11,7 +11,7 @@ use super::Core;
 use crate::error::StoreError;
 use crate::scheduler::Reporter;
 use crate::session::SessionKey;
-use crate::settings::whole;
+use crate::settings::{whole, Callback, Given};
 use crate::transfer::Progress;
 
 /// A core error on its way to JS: becomes an `Error` with `code` (and `session`, for background failures).
@@ -63,58 +63,140 @@ where
   })
 }
 
-/// Converts a JS object argument; a wrong shape becomes `bad(reason)` (a rejection or a coded throw), never
-/// napi's own uncoded error.
-pub(super) fn from_js<T: FromNapiValue>(
-  env: &Env,
-  value: Option<Unknown>,
-  bad: impl Fn(String) -> StoreError,
-) -> Core<T> {
-  let value = value.ok_or_else(|| bad("expected an object".into()))?;
-  // Checked first: reading a field of a non-object would leave a pending JS exception behind.
-  if value.get_type().map_err(|e| StoreError::Internal(e.reason.clone()))? != ValueType::Object {
-    return Err(bad("expected an object".into()));
+/// How deep an options object is read: deeper than any option goes, and a cycle (`o.redis = o`) ends here.
+const MAX_DEPTH: usize = 8;
+
+/// The functions an options object held, by the index `Given::Function` / `Callback` carry.
+pub(super) struct Functions<'a>(Vec<Unknown<'a>>);
+
+impl<'a> Functions<'a> {
+  pub(super) fn get(&self, callback: Callback) -> Unknown<'a> {
+    self.0[callback.0]
   }
-  unsafe { T::from_napi_value(env.raw(), value.raw()) }.map_err(|e| {
-    // A failed field conversion may leave a pending exception; clear it so the caller sees our error.
-    let mut pending = std::ptr::null_mut();
-    unsafe { napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut pending) };
-    bad(e.reason.clone())
+}
+
+/// What JS gave, as the strict reader's tree. Only own enumerable string keys count, as `Object.keys` sees them.
+fn given<'a>(env: &Env, value: Unknown<'a>, functions: &mut Vec<Unknown<'a>>, depth: usize) -> Result<Given> {
+  let raw = value.raw();
+  Ok(match value.get_type()? {
+    ValueType::Undefined => Given::Undefined,
+    ValueType::Null => Given::Null,
+    ValueType::Boolean => Given::Bool(unsafe { bool::from_napi_value(env.raw(), raw) }?),
+    ValueType::Number => Given::Number(unsafe { f64::from_napi_value(env.raw(), raw) }?),
+    ValueType::String => Given::String(unsafe { String::from_napi_value(env.raw(), raw) }?),
+    ValueType::Function => {
+      functions.push(value);
+      Given::Function(functions.len() - 1)
+    }
+    ValueType::Object if depth >= MAX_DEPTH => Given::Other("an object nested too deep"),
+    ValueType::Object => {
+      let object = Object::from_raw(env.raw(), raw);
+      let mut is_array = false;
+      check_status!(unsafe { napi::sys::napi_is_array(env.raw(), raw, &mut is_array) })?;
+      if is_array {
+        let items = (0..object.get_array_length()?).map(|i| {
+          let item: Unknown = object.get_element(i)?;
+          given(env, item, functions, depth + 1)
+        });
+        Given::Array(items.collect::<Result<_>>()?)
+      } else {
+        let mut keys = std::ptr::null_mut();
+        let (own, filter) = (napi::sys::KeyCollectionMode::own_only, napi::sys::KeyFilter::enumerable);
+        let filter = filter | napi::sys::KeyFilter::skip_symbols;
+        let conversion = napi::sys::KeyConversion::numbers_to_strings;
+        check_status!(unsafe {
+          napi::sys::napi_get_all_property_names(env.raw(), raw, own, filter, conversion, &mut keys)
+        })?;
+        let keys = Object::from_raw(env.raw(), keys);
+        let entries = (0..keys.get_array_length()?).map(|i| {
+          let key: Unknown = keys.get_element(i)?;
+          let mut item = std::ptr::null_mut();
+          check_status!(unsafe { napi::sys::napi_get_property(env.raw(), raw, key.raw(), &mut item) })?;
+          let item = unsafe { Unknown::from_raw_unchecked(env.raw(), item) };
+          Ok((unsafe { String::from_napi_value(env.raw(), key.raw()) }?, given(env, item, functions, depth + 1)?))
+        });
+        Given::Object(entries.collect::<Result<_>>()?)
+      }
+    }
+    ValueType::BigInt => Given::Other("a bigint"),
+    ValueType::Symbol => Given::Other("a symbol"),
+    _ => Given::Other("an unsupported value"),
   })
 }
 
-/// RemoteAuth's `{ session, ... }` argument; a wrong shape rejects with `ERR_INVALID_ARG`.
-pub(super) fn read_args<T: FromNapiValue>(env: &Env, args: Option<Unknown>) -> Core<T> {
-  from_js(env, args, StoreError::InvalidArgument)
+/// An options object read strictly (`settings::read_strict`): unknown keys and wrong types are ERR_INVALID_OPTION
+/// naming the option under `root`. A getter that throws is reported the same way, its exception cleared.
+pub(super) fn strict<'a, T: serde::de::DeserializeOwned>(
+  env: &Env,
+  value: Option<Unknown<'a>>,
+  root: &str,
+) -> Core<(T, Functions<'a>)> {
+  let mut functions = Vec::new();
+  let tree = match value {
+    None => Given::Undefined,
+    Some(value) => given(env, value, &mut functions, 0).map_err(|e| {
+      let mut pending = std::ptr::null_mut();
+      unsafe { napi::sys::napi_get_and_clear_last_exception(env.raw(), &mut pending) };
+      let name = if root.is_empty() { "options" } else { root };
+      StoreError::Options(format!("{name} could not be read: {}", e.reason))
+    })?,
+  };
+  Ok((crate::settings::read_strict(tree, root)?, Functions(functions)))
+}
+
+/// `strict`, where absent, `undefined` and `null` mean an empty object (every key at its default).
+pub(super) fn strict_optional<'a, T: serde::de::DeserializeOwned>(
+  env: &Env,
+  value: Option<Unknown<'a>>,
+  root: &str,
+) -> Core<(T, Functions<'a>)> {
+  match value {
+    Some(v) if !matches!(v.get_type(), Ok(ValueType::Undefined | ValueType::Null)) => strict(env, Some(v), root),
+    _ => Ok((crate::settings::read_strict(Given::Object(Vec::new()), root)?, Functions(Vec::new()))),
+  }
+}
+
+/// RemoteAuth's `{ session, ... }` argument; a wrong shape rejects with `ERR_INVALID_ARG` naming the field in JS
+/// terms. Keys it does not know are let through: the argument is RemoteAuth's, whose versions may add some.
+pub(super) fn read_args<T: serde::de::DeserializeOwned>(env: &Env, args: Option<Unknown>) -> Core<T> {
+  let object = args.is_some_and(|a| a.get_type().ok() == Some(ValueType::Object));
+  if !object {
+    return Err(StoreError::InvalidArgument("expected an object like { session }".into()));
+  }
+  strict(env, args, "").map(|(args, _)| args).map_err(|e| match e {
+    StoreError::Options(message) => StoreError::InvalidArgument(message),
+    other => other,
+  })
 }
 
 /// `{ concurrency, onProgress }` of `restoreAll` / `backupAll`.
 pub(super) fn transfer_args(env: &Env, args: Option<Unknown>) -> Core<(usize, Option<Progress>)> {
-  let args = match args {
-    Some(value) if !matches!(value.get_type(), Ok(ValueType::Undefined | ValueType::Null)) => {
-      read_args::<TransferArgs>(env, Some(value))?
-    }
-    _ => TransferArgs::default(),
-  };
-  let bad = |e: StoreError| StoreError::InvalidArgument(e.to_string());
-  let concurrency = whole("concurrency", args.concurrency, 1.0..=1024.0).map_err(bad)?.unwrap_or(16) as usize;
+  let (args, functions) = strict_optional::<TransferArgs>(env, args, "")?;
+  let concurrency = whole("concurrency", args.concurrency, 1.0..=1024.0)?.unwrap_or(16) as usize;
   let progress: Option<Progress> = match args.on_progress {
     None => None,
-    Some(f) if f.get_type().ok() == Some(ValueType::Function) => {
-      let f: Function<FnArgs<(u32, u32)>, Unknown<'static>> = unsafe { f.cast() }.map_err(internal)?;
+    Some(f) => {
+      let f: Function<FnArgs<(u32, u32)>, Unknown<'static>> = unsafe { functions.get(f).cast() }.map_err(internal)?;
       let tsfn: ProgressCallback =
         f.build_threadsafe_function().weak::<true>().callee_handled::<false>().build().map_err(internal)?;
       Some(Arc::new(move |done, total| {
         tsfn.call((done, total).into(), ThreadsafeFunctionCallMode::NonBlocking);
       }))
     }
-    Some(_) => return Err(StoreError::InvalidArgument("onProgress must be a function".into())),
   };
   Ok((concurrency, progress))
 }
 
 type ProgressCallback =
   ThreadsafeFunction<FnArgs<(u32, u32)>, Unknown<'static>, FnArgs<(u32, u32)>, Status, false, true>;
+
+/// A range error of an argument (not of the store's options): `ERR_INVALID_ARG`, its option prefix not repeated.
+pub(super) fn as_argument(e: StoreError) -> StoreError {
+  match e {
+    StoreError::InvalidOption { name, reason } => StoreError::InvalidArgument(format!("{name}: {reason}")),
+    other => other,
+  }
+}
 
 fn internal(e: Error) -> StoreError {
   StoreError::Internal(e.reason.clone())

@@ -15,11 +15,12 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use self::js::{from_js, js_error, notify, promise, read_args, report, reporter, transfer_args, ErrorReport};
+use self::js::{as_argument, js_error, notify, promise, read_args, report, reporter, strict_optional, transfer_args};
+use self::js::{ErrorReport, Functions};
 use self::options::{reject_save_errors, RustStoreOptions};
 use self::types::{
-  BackupStatus, BackupVersion, ExtractArgs, LeaseOptions, ProfileArgs, SaveArgs, SessionArgs, StoreStats,
-  StoredSession, TransferSummary,
+  BackupStatus, BackupVersion, ExtractArgs, LeaseOptions, MetricsAddress, ProfileArgs, SaveArgs, SessionArgs,
+  StoreStats, StoredSession, TransferSummary,
 };
 use crate::error::StoreError;
 use crate::settings::Settings;
@@ -28,15 +29,9 @@ use crate::transfer::{Progress, Transfer};
 
 type Core<T> = std::result::Result<T, StoreError>;
 
-/// The constructor's options object; absent, `undefined` and `null` mean all defaults.
-fn read_options<'a>(env: &Env, options: Option<Unknown<'a>>) -> Result<RustStoreOptions<'a>> {
-  match options {
-    Some(value) if !matches!(value.get_type()?, ValueType::Undefined | ValueType::Null) => {
-      let bad = |reason| StoreError::InvalidOption { name: "options", reason };
-      from_js::<RustStoreOptions>(env, Some(value), bad).map_err(|e| js_error(env, &e))
-    }
-    _ => Ok(RustStoreOptions::default()),
-  }
+/// The constructor's options object, read strictly; absent, `undefined` and `null` mean all defaults.
+fn read_options<'a>(env: &Env, options: Option<Unknown<'a>>) -> Result<(RustStoreOptions, Functions<'a>)> {
+  strict_optional(env, options, "").map_err(|e| js_error(env, &e))
 }
 
 /// A whatsapp-web.js RemoteAuth store: `new RemoteAuth({ store: new RustStore(), backupSyncIntervalMs })`.
@@ -50,14 +45,16 @@ pub struct RustStore {
   metrics: Arc<crate::metrics::Exporter>,
   /// Stops the metrics port.
   metrics_stop: Option<tokio::sync::watch::Sender<bool>>,
+  /// Where the metrics port listens (its port picked by the system for `metricsPort: 0`).
+  metrics_address: Option<std::net::SocketAddr>,
 }
 
 #[napi]
 impl RustStore {
   #[napi(constructor, ts_args_type = "options?: RustStoreOptions | undefined | null")]
   pub fn new(env: &Env, options: Option<Unknown>) -> Result<Self> {
-    let options = read_options(env, options)?;
-    Self::build(env, &options, Settings::from(&options))
+    let (options, functions) = read_options(env, options)?;
+    Self::build(env, &options, &functions, Settings::from(&options))
   }
 
   /// A store configured from the environment: `REDIS_URL`, `SESSION_BACKUP_ENABLED`, `SESSION_BACKUP_INTERVAL_MS`,
@@ -65,23 +62,20 @@ impl RustStore {
   /// `S3_` (plus `S3_REGION`, `S3_PREFIX`, `S3_FORCE_PATH_STYLE`), `SESSION_STORE_DIR`. `options` win over them.
   #[napi(factory, ts_args_type = "options?: RustStoreOptions | undefined | null")]
   pub fn from_env(env: &Env, options: Option<Unknown>) -> Result<Self> {
-    let options = read_options(env, options)?;
+    let (options, functions) = read_options(env, options)?;
     let settings = crate::settings::fill_from_env(Settings::from(&options)).map_err(|e| js_error(env, &e))?;
-    Self::build(env, &options, settings)
+    Self::build(env, &options, &functions, settings)
   }
 
-  fn build(env: &Env, options: &RustStoreOptions, settings: Settings) -> Result<Self> {
-    let (on_error, background) = match &options.on_error {
+  fn build(env: &Env, options: &RustStoreOptions, functions: &Functions, settings: Settings) -> Result<Self> {
+    let (on_error, background) = match options.on_error {
       None => (None, None),
-      Some(f) if f.get_type()? == ValueType::Function => {
+      Some(f) => {
+        let f = functions.get(f);
         let direct: Function<Unknown<'static>, Unknown<'static>> = unsafe { f.cast() }?;
         let threadsafe: Function<ErrorReport, Unknown<'static>> = unsafe { f.cast() }?;
         let background = threadsafe.build_threadsafe_function().weak::<true>().callee_handled::<false>().build()?;
         (Some(Rc::new(direct.create_ref()?)), Some(Arc::new(background)))
-      }
-      Some(_) => {
-        let reason = "must be a function".to_string();
-        return Err(js_error(env, &StoreError::InvalidOption { name: "onError", reason }));
       }
     };
     let reject_save_errors = reject_save_errors(options).map_err(|e| js_error(env, &e))?;
@@ -98,6 +92,7 @@ impl RustStore {
     let min_free_bytes = settings.min_free_bytes().map_err(|e| js_error(env, &e))?;
     let metrics = Arc::new(crate::metrics::Exporter { store: store.clone(), min_free_bytes });
     let listener = settings.metrics_listener().map_err(|e| js_error(env, &e))?;
+    let metrics_address = listener.as_ref().and_then(|l| l.local_addr().ok());
     let metrics_stop = listener.map(|listener| {
       let (stop, stopped) = tokio::sync::watch::channel(false);
       let (exporter, background) = (metrics.clone(), metrics_report);
@@ -108,12 +103,13 @@ impl RustStore {
       });
       stop
     });
-    Ok(Self { store: Arc::new(store), reject_save_errors, on_error, disk_watch, metrics, metrics_stop })
+    let store = Arc::new(store);
+    Ok(Self { store, reject_save_errors, on_error, disk_watch, metrics, metrics_stop, metrics_address })
   }
 
   /// True when the session is stored. Rejects (never answers false) when the store cannot be asked,
   /// since RemoteAuth would otherwise start a fresh login over the stored one.
-  #[napi(ts_args_type = "args: SessionArgs", ts_return_type = "Promise<boolean>")]
+  #[napi(ts_args_type = "args: SessionArgs")]
   pub fn session_exists<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, bool>> {
     let (store, args) = (self.store.clone(), read_args::<SessionArgs>(env, args));
     promise(env, async move { store.session_exists(&args?.session).await }, |v| v)
@@ -159,7 +155,7 @@ impl RustStore {
   /// encryption, leases). Always rejects on failure (`ERR_PROFILE_CHANGING` when the profile kept changing under
   /// the read); the previous copy stays until the new one is durable. A failed backup after the primary has it is
   /// reported (`onError`), not thrown.
-  #[napi(ts_args_type = "args: ProfileArgs", ts_return_type = "Promise<StoredSession>")]
+  #[napi(ts_args_type = "args: ProfileArgs")]
   pub fn save_profile<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, StoredSession>> {
     let (store, args) = (self.store.clone(), read_args::<ProfileArgs>(env, args));
     let on_error = self.on_error.clone();
@@ -185,7 +181,7 @@ impl RustStore {
   /// Rejects `ERR_INVALID_ARG`, touching nothing, a `dir` that is empty, `/`, or is or holds the cwd, `dataPath`
   /// or the store's folder (through links too). A `dir` that is a link is restored through, into its target.
   /// Restores of one folder take turns, across processes too (a lock file beside it while one runs).
-  #[napi(ts_args_type = "args: ProfileArgs", ts_return_type = "Promise<StoredSession>")]
+  #[napi(ts_args_type = "args: ProfileArgs")]
   pub fn restore_profile<'env>(
     &self,
     env: &'env Env,
@@ -201,13 +197,13 @@ impl RustStore {
 
   /// Writes the stored session as a zip to exactly `path`, atomically, after verifying its checksum. With
   /// `version` (an id from `listBackups`) or `at` (ms), writes that backup version instead: point in time.
-  #[napi(ts_args_type = "args: ExtractArgs", ts_return_type = "Promise<StoredSession>")]
+  #[napi(ts_args_type = "args: ExtractArgs")]
   pub fn extract<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, StoredSession>> {
     let (store, args) = (self.store.clone(), read_args::<ExtractArgs>(env, args));
     let work = async move {
       let args = args?;
-      let at_ms = crate::settings::whole("at", args.at, 0.0..=crate::settings::MAX_SAFE_INTEGER)
-        .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+      let at_ms =
+        crate::settings::whole("at", args.at, 0.0..=crate::settings::MAX_SAFE_INTEGER).map_err(as_argument)?;
       if args.version.is_some() && at_ms.is_some() {
         return Err(StoreError::InvalidArgument("give version or at, not both".into()));
       }
@@ -218,7 +214,7 @@ impl RustStore {
   }
 
   /// The session's backup versions, oldest first (empty without a backup tier).
-  #[napi(ts_return_type = "Promise<BackupVersion[]>")]
+  #[napi]
   pub fn list_backups<'env>(&self, env: &'env Env, session: String) -> Result<PromiseRaw<'env, Vec<BackupVersion>>> {
     let store = self.store.clone();
     promise(env, async move { store.backup_versions(&session).await }, |v| {
@@ -235,20 +231,20 @@ impl RustStore {
 
   /// Warms the primary from the backups (every session's newest good version, never over a newer primary
   /// copy), for a service start.
-  #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
+  #[napi(ts_args_type = "args?: TransferArgs")]
   pub fn restore_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
     self.bulk(env, args, |store, concurrency, progress| async move { store.restore_all(concurrency, progress).await })
   }
 
   /// Backs up every session of the primary.
-  #[napi(ts_args_type = "args?: TransferArgs", ts_return_type = "Promise<TransferSummary>")]
+  #[napi(ts_args_type = "args?: TransferArgs")]
   pub fn backup_all<'env>(&self, env: &'env Env, args: Option<Unknown>) -> Result<PromiseRaw<'env, TransferSummary>> {
     self.bulk(env, args, |store, concurrency, progress| async move { store.backup_all(concurrency, progress).await })
   }
 
   /// Stops the backup timer and backs up every session saved since its last backup. Call it before the
   /// process exits. Later saves back themselves up within the save.
-  #[napi(ts_return_type = "Promise<TransferSummary>")]
+  #[napi]
   pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, TransferSummary>> {
     for stop in self.disk_watch.iter().chain(&self.metrics_stop) {
       let _ = stop.send(true);
@@ -265,7 +261,7 @@ impl RustStore {
 
   /// Sessions and bytes per tier, average and largest session, free disk under `dataPath`, backup lag: the
   /// figures of `wwebjs-rust-store stats`. Lists every tier, so call it for monitoring, not on every request.
-  #[napi(ts_return_type = "Promise<StoreStats>")]
+  #[napi]
   pub fn stats<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, StoreStats>> {
     let store = self.store.clone();
     promise(env, async move { store.stats().await }, StoreStats::from)
@@ -275,23 +271,34 @@ impl RustStore {
   /// (saves, backups, restore fallbacks, leases) and what the tiers say now (reachability, sizes, Redis memory,
   /// disk, each session's newest backup). Serve it from your HTTP server's `/metrics`, or set `metricsPort`.
   /// Never rejects for a tier that is down: `wwebjs_rust_store_tier_up` says so.
-  #[napi(ts_return_type = "Promise<string>")]
+  #[napi]
   pub fn metrics<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, String>> {
     let metrics = self.metrics.clone();
     promise(env, async move { metrics.render().await }, |text| text)
   }
 
+  /// Where the metrics port (`metricsPort`) listens, `/metrics`, `/healthz` and `/readyz` alike: with
+  /// `metricsPort: 0` the only way to learn the port the system picked. `null` without `metricsPort`.
+  #[napi]
+  pub fn metrics_address(&self) -> Option<MetricsAddress> {
+    self.metrics_address.map(|addr| MetricsAddress {
+      host: addr.ip().to_string(),
+      port: u32::from(addr.port()),
+      url: format!("http://{addr}"),
+    })
+  }
+
   /// Takes the session's lease (one owner across replicas; Redis `SET NX PX`, fenced by a token) and resolves its
   /// token. From then on this store's saves of the session land only while it holds the lease
   /// (`ERR_LEASE_LOST` otherwise). Rejects `ERR_LEASE_HELD` when another owner holds it.
-  #[napi(ts_args_type = "session: string, options?: LeaseOptions", ts_return_type = "Promise<string>")]
+  #[napi(ts_args_type = "session: string, options?: LeaseOptions")]
   pub fn acquire_lease<'env>(
     &self,
     env: &'env Env,
     session: String,
-    options: Option<LeaseOptions>,
+    options: Option<Unknown>,
   ) -> Result<PromiseRaw<'env, String>> {
-    let (store, ttl) = (self.store.clone(), lease_ttl(options));
+    let (store, ttl) = (self.store.clone(), lease_ttl(env, options));
     promise(env, async move { store.acquire_lease(&session, ttl?).await }, |token| token)
   }
 
@@ -307,9 +314,9 @@ impl RustStore {
     env: &'env Env,
     session: String,
     token: String,
-    options: Option<LeaseOptions>,
+    options: Option<Unknown>,
   ) -> Result<PromiseRaw<'env, &'static str>> {
-    let (store, ttl) = (self.store.clone(), lease_ttl(options));
+    let (store, ttl) = (self.store.clone(), lease_ttl(env, options));
     promise(env, async move { store.renew_lease(&session, &token, ttl?).await }, |state| match state {
       crate::tier::LeaseState::Retaken => "retaken",
       _ => "renewed",
@@ -361,16 +368,17 @@ impl RustStore {
   }
 
   /// Every stored session with its sizes.
-  #[napi(ts_return_type = "Promise<StoredSession[]>")]
+  #[napi]
   pub fn list_sessions<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<StoredSession>>> {
     let store = self.store.clone();
     promise(env, async move { store.list().await }, |v| v.into_iter().map(StoredSession::from).collect())
   }
 }
 
-fn lease_ttl(options: Option<LeaseOptions>) -> Core<std::time::Duration> {
-  let ms = crate::settings::whole("ttlMs", options.unwrap_or_default().ttl_ms, 1.0..=86_400_000.0);
-  let ms = ms.map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+/// `{ ttlMs }`, read strictly: a lease with a mistyped key would otherwise run on the default ttl unnoticed.
+fn lease_ttl(env: &Env, options: Option<Unknown>) -> Core<std::time::Duration> {
+  let (options, _) = strict_optional::<LeaseOptions>(env, options, "")?;
+  let ms = crate::settings::whole("ttlMs", options.ttl_ms, 1.0..=86_400_000.0)?;
   Ok(std::time::Duration::from_millis(ms.unwrap_or(30_000)))
 }
 

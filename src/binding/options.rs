@@ -1,16 +1,20 @@
 //! Constructor options as JS passes them, and their conversion into core configuration.
 
-use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use serde::Deserialize;
 
 use super::Core;
 use crate::error::StoreError;
-use crate::settings::{DiskAlertSettings, EncryptionSettings, RedisSettings, S3Settings, Settings};
+use crate::settings::{Callback, DiskAlertSettings, EncryptionSettings, RedisSettings, S3Settings, Settings};
+
+// The option structs below are read by `settings::read_strict` (serde, unknown keys refused), never by napi's
+// own conversion; `#[napi(object)]` gives index.d.ts their types, so the two cannot drift apart.
 
 /// Options for `new RustStore(options)`. Every field is optional.
-#[napi(object, object_to_js = false)]
-#[derive(Default)]
-pub struct RustStoreOptions<'a> {
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RustStoreOptions {
   /// RemoteAuth's `dataPath`, where whatsapp-web.js >= 1.34.5 writes `<session>.zip`.
   /// Default `./.wwebjs_auth` (RemoteAuth's own default), resolved against the current directory.
   pub data_path: Option<String>,
@@ -41,7 +45,7 @@ pub struct RustStoreOptions<'a> {
   /// Receives every error `save` reports instead of rejecting, and every failed interval backup (with
   /// `err.session`). Without it they go to stderr.
   #[napi(ts_type = "(err: Error & { code: string }) => void")]
-  pub on_error: Option<Unknown<'a>>,
+  pub on_error: Option<Callback>,
   /// POST a JSON alert to a webhook when free space under `dataPath` runs low.
   pub disk_alert: Option<DiskAlertOptions>,
   /// Encrypt every stored archive (XChaCha20-Poly1305) in every tier.
@@ -55,7 +59,9 @@ pub struct RustStoreOptions<'a> {
 }
 
 /// Keys are 32 random bytes in base64 (`openssl rand -base64 32`). They never appear in errors or logs.
-#[napi(object)]
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EncryptionOptions {
   /// Writes every new archive; reads archives made with it.
   pub key: String,
@@ -67,7 +73,9 @@ pub struct EncryptionOptions {
 }
 
 /// A low-disk alert. The body is `{ event: 'low_disk', path, free_bytes, total_bytes, min_free_bytes, at }`.
-#[napi(object)]
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DiskAlertOptions {
   /// `http://` or `https://` URL the alert is POSTed to. Never appears in errors.
   pub webhook_url: String,
@@ -81,8 +89,9 @@ pub struct DiskAlertOptions {
 
 /// TLS settings for `rediss://` URLs, and for Sentinel (where giving `tls` turns TLS on, to the sentinels and
 /// the data nodes alike).
-#[napi(object)]
-#[derive(Default)]
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RedisTlsOptions {
   /// PEM file of the CA that signed the server's certificate, used instead of the system's roots.
   pub ca_file: Option<String>,
@@ -92,7 +101,9 @@ pub struct RedisTlsOptions {
 
 /// Redis as the primary tier, in place of the embedded directory. Valkey works the same. Give one of `url`,
 /// `nodes` or `sentinels`.
-#[napi(object)]
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RedisOptions {
   /// A single server: `redis://[user:pass@]host:port[/db]`, `rediss://…` (TLS) or `unix:///path/redis.sock`.
   /// Never appears in errors.
@@ -133,7 +144,9 @@ pub struct RedisOptions {
 }
 
 /// An S3-compatible bucket: the backup behind `redis` or `dir`, or the only tier with `primary: 'none'`.
-#[napi(object)]
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct S3Options {
   /// Endpoint URL, e.g. `http://127.0.0.1:9000` (MinIO) or `https://<account>.r2.cloudflarestorage.com`.
   /// Omit for AWS S3.
@@ -166,7 +179,7 @@ pub struct S3Options {
   pub timeout_ms: Option<f64>,
 }
 
-impl From<&RustStoreOptions<'_>> for Settings {
+impl From<&RustStoreOptions> for Settings {
   fn from(o: &RustStoreOptions) -> Self {
     Settings {
       data_path: o.data_path.clone(),

@@ -1,9 +1,10 @@
 //! The objects RustStore's methods take and return.
 
-use napi::bindgen_prelude::Unknown;
 use napi_derive::napi;
+use serde::Deserialize;
 
 use crate::scheduler::BackupStats;
+use crate::settings::Callback;
 use crate::store::{SessionInfo, Stats};
 use crate::transfer::Transfer;
 
@@ -72,25 +73,30 @@ impl From<BackupStats> for BackupStatus {
   }
 }
 
-/// `{ concurrency }` for `restoreAll` / `backupAll`.
-#[napi(object, object_to_js = false)]
-#[derive(Default)]
-pub struct TransferArgs<'a> {
+/// `{ concurrency, onProgress }` for `restoreAll` / `backupAll`; read strictly (`settings::read_strict`).
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TransferArgs {
   /// Sessions copied at once. Default 16.
   pub concurrency: Option<f64>,
   /// Called after each session with how many are done and how many there are.
   #[napi(ts_type = "(done: number, total: number) => void")]
-  pub on_progress: Option<Unknown<'a>>,
+  pub on_progress: Option<Callback>,
 }
 
 /// `{ session }` as RemoteAuth passes it to `sessionExists` and `delete`.
-#[napi(object)]
+#[napi(object, object_from_js = false)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SessionArgs {
   pub session: String,
 }
 
 /// `{ session }` as RemoteAuth passes it to `save`; `path` names the zip explicitly when given.
-#[napi(object)]
+#[napi(object, object_from_js = false)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SaveArgs {
   pub session: String,
   pub path: Option<String>,
@@ -102,7 +108,9 @@ pub struct SaveArgs {
 
 /// `{ session, dir }` of `saveProfile` / `restoreProfile`: `dir` is the profile folder (RemoteAuth's
 /// `userDataDir`, `<dataPath>/<session>`).
-#[napi(object)]
+#[napi(object, object_from_js = false)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ProfileArgs {
   pub session: String,
   pub dir: String,
@@ -110,7 +118,9 @@ pub struct ProfileArgs {
 
 /// `{ session, path }` as RemoteAuth passes it to `extract`: the zip is written to exactly `path`. `version` or
 /// `at` restore a backup version instead (point in time).
-#[napi(object)]
+#[napi(object, object_from_js = false)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ExtractArgs {
   pub session: String,
   pub path: String,
@@ -189,6 +199,15 @@ pub struct StoreStats {
   pub incremental: Option<IncrementalStats>,
   /// Redis' memory: `INFO memory` / `INFO stats`; absent for the embedded tier or S3 alone.
   pub memory: Option<MemoryStats>,
+  /// What crashed writes left on the local disk (temp files, stale locks, restore folders) that no live process
+  /// owns; `cleanup --execute` removes it.
+  pub crash_leftovers: LeftoverStats,
+}
+
+#[napi(object)]
+pub struct LeftoverStats {
+  pub files: f64,
+  pub bytes: f64,
 }
 
 #[napi(object)]
@@ -278,13 +297,25 @@ impl From<Stats> for StoreStats {
         policy: m.policy,
         evicted_keys: m.evicted_keys as f64,
       }),
+      crash_leftovers: LeftoverStats { files: s.crash_leftovers.files as f64, bytes: s.crash_leftovers.bytes as f64 },
     }
   }
 }
 
-/// `{ ttlMs }` for `acquireLease` / `renewLease`.
+/// Where the metrics port listens.
 #[napi(object)]
-#[derive(Default)]
+pub struct MetricsAddress {
+  /// The IP address it is bound to (`metricsHost`).
+  pub host: String,
+  pub port: u32,
+  /// `http://host:port`: `/metrics`, `/healthz` and `/readyz` are under it.
+  pub url: String,
+}
+
+/// `{ ttlMs }` for `acquireLease` / `renewLease`; read strictly (`settings::read_strict`).
+#[napi(object, object_from_js = false, object_to_js = false)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LeaseOptions {
   /// How long the lease lasts unless renewed. Default 30000.
   pub ttl_ms: Option<f64>,

@@ -4,7 +4,9 @@
 use clap::Args;
 
 use crate::error::{Result, StoreError};
-use crate::settings::{fill_from_env, redis_from_env, s3_from_env, sentinel_from_env, sentinel_list, Settings};
+use crate::settings::{
+  fill_from_env, redis_from_env, redis_url_with_env_login, s3_from_env, sentinel_from_env, sentinel_list, Settings,
+};
 
 /// No `Debug`: `--redis-url` may carry a password.
 #[derive(Args)]
@@ -73,7 +75,7 @@ impl StoreFlags {
     s.data_path = self.data_path.clone().or(s.data_path);
     if let Some(url) = &self.redis_url {
       match s.redis.as_mut() {
-        Some(redis) => redis.url = Some(url.clone()),
+        Some(redis) => redis.url = Some(redis_url_with_env_login(url.clone())?),
         None => s.redis = Some(redis_from_env(url.clone())?),
       }
     }

@@ -44,11 +44,16 @@ enum Command {
     /// With --execute: remove an account's folders once its stored copy reads back identical
     #[arg(long, requires = "execute")]
     delete_source: bool,
-    /// Replace sessions the store already has
+    /// Replace a stored session saved before its folder was last written, or one that shows no login when the
+    /// folder does
     #[arg(long)]
     overwrite: bool,
-    /// Session name for each account; {account} is the clientId (`webjs_<user>` for legacy folders)
-    /// [default: RemoteAuth-{account}, as RemoteAuth names it]
+    /// Also store accounts none of whose folders shows a login (by default they are reported and not stored)
+    #[arg(long)]
+    include_logged_out: bool,
+    /// Session name for each account; {account} is the clientId (`webjs_<user>` for legacy folders), {parent}
+    /// the folder's directory; RemoteAuth asks for `RemoteAuth-<clientId>`, so keep that prefix
+    /// [default: RemoteAuth-{account}]
     #[arg(long, value_name = "TEMPLATE")]
     name: Option<String>,
     #[arg(long)]
@@ -159,6 +164,15 @@ enum Command {
     #[arg(long)]
     json: bool,
   },
+  /// Remove one session from every tier (dry run unless --execute), under its lease: refused while a running
+  /// service holds the lease (ERR_LEASE_HELD), as the store's own delete is fenced
+  Delete {
+    session: String,
+    #[arg(long)]
+    execute: bool,
+    #[arg(long)]
+    json: bool,
+  },
   /// The fleet of workers as Redis holds it (workers, load, unassigned sessions); pin or pause a session
   Fleet(fleet::FleetArgs),
   /// Copy every session's newest good backup to the primary, never over a newer copy
@@ -225,19 +239,14 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
     check_deletable(&cli.command, &s)?;
     Ok((s.build_store(stderr_reporter())?, s.ttl_seconds()?, s.s3.clone(), s.min_free_bytes()?))
   });
+  let json = wants_json(&cli.command);
   let (store, ttl, s3, min_free_bytes) = match built {
     Ok(built) => built,
-    Err(e) => {
-      let _ = writeln!(err, "error: {}: {e}", e.code());
-      return EXIT_USAGE;
-    }
+    Err(e) => return report_error(&e, json, out, err),
   };
   let code = match execute(&store, ttl, s3, min_free_bytes, cli.command, out).await {
     Ok(code) => code,
-    Err(e) => {
-      let _ = writeln!(err, "error: {}: {e}", e.code());
-      EXIT_PROBLEMS
-    }
+    Err(e) => report_error(&e, json, out, err),
   };
   // Sessions a command stored are backed up before the process ends.
   let flushed = store.close().await;
@@ -249,6 +258,68 @@ pub async fn run(args: Vec<String>, out: &mut (dyn Write + Send), err: &mut (dyn
   } else {
     EXIT_PROBLEMS
   }
+}
+
+/// Whether the command was asked for JSON: its errors are then JSON on stdout too, for the program reading it.
+fn wants_json(command: &Command) -> bool {
+  match command {
+    Command::Migrate { json, .. }
+    | Command::Cleanup { json, .. }
+    | Command::Stats { json, .. }
+    | Command::Verify { json }
+    | Command::RotateKey { json, .. }
+    | Command::Backup { json, .. }
+    | Command::Versions { json, .. }
+    | Command::Import { json, .. }
+    | Command::Export { json, .. }
+    | Command::Delete { json, .. }
+    | Command::Restore { json, .. } => *json,
+    Command::Extract { .. } | Command::ServeMetrics { .. } | Command::Fleet(_) => false,
+  }
+}
+
+/// A command that could not run: the error on stderr (and as `{"error":{code,message}}` on stdout for `--json`);
+/// exit 2 when it is the command line or the configuration that is wrong (a missing tier or key, a bad name),
+/// else 1.
+fn report_error(e: &StoreError, json: bool, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> i32 {
+  let _ = writeln!(err, "error: {}: {e}", e.code());
+  if json {
+    let body = serde_json::json!({ "error": { "code": e.code(), "message": e.to_string() } });
+    let _ = writeln!(out, "{body}");
+  }
+  match e {
+    StoreError::InvalidOption { .. } | StoreError::InvalidArgument(_) | StoreError::SessionName { .. } => EXIT_USAGE,
+    _ => EXIT_PROBLEMS,
+  }
+}
+
+/// What `delete` did (or would do).
+#[derive(serde::Serialize)]
+pub struct Deleted {
+  session: String,
+  execute: bool,
+  /// A tier held it before.
+  stored: bool,
+}
+
+/// Deletes the session under its lease where the primary keeps leases: a running service that holds it makes
+/// this fail with `ERR_LEASE_HELD` and nothing is deleted; once taken, the delete is fenced by it like a save.
+async fn delete(store: &Store, session: &str, execute: bool) -> Result<Deleted, StoreError> {
+  let stored = store.session_exists(session).await?;
+  let done = Deleted { session: session.to_owned(), execute, stored };
+  if !execute || !stored {
+    return Ok(done);
+  }
+  let token = match store.acquire_lease(session, Duration::from_secs(30)).await {
+    Ok(token) => Some(token),
+    Err(StoreError::InvalidOption { name: "lease", .. }) => None, // no primary: the bucket alone
+    Err(e) => return Err(e),
+  };
+  let deleted = store.delete(session).await;
+  if let Some(token) = token {
+    let _ = store.release_lease(session, &token).await;
+  }
+  deleted.map(|()| done)
 }
 
 /// `migrate --delete-source` leaves the store as the only copy: refused when that copy would expire unseen
@@ -289,8 +360,8 @@ async fn execute(
 ) -> Result<i32, StoreError> {
   let write_failed = |e: std::io::Error| StoreError::io("write output", "stdout")(e);
   match command {
-    Command::Migrate { root, execute, delete_source, overwrite, name, json } => {
-      let opts = MigrateOptions { template: name, execute, delete_source, overwrite };
+    Command::Migrate { root, execute, delete_source, overwrite, include_logged_out, name, json } => {
+      let opts = MigrateOptions { template: name, execute, delete_source, overwrite, include_logged_out };
       let bar = progress::bar("migrating");
       let report = migrate(store, &root, &opts, Some(&bar.callback())).await?;
       bar.finish();
@@ -337,6 +408,10 @@ async fn execute(
       Ok(if failed { EXIT_PROBLEMS } else { 0 })
     }
     Command::Versions { session, json } => {
+      if !store.has_backups() {
+        let reason = "listing versions needs a backup tier (S3_BUCKET / R2_BUCKET or --s3-bucket)".into();
+        return Err(StoreError::InvalidOption { name: "s3", reason });
+      }
       let versions = store.backup_versions(&session).await?;
       print::versions(out, &versions, format(json, false)).map_err(write_failed)?;
       Ok(0)
@@ -375,6 +450,11 @@ async fn execute(
       Ok(0)
     }
     Command::Fleet(args) => fleet::run(store, args, out).await,
+    Command::Delete { session, execute, json } => {
+      let deleted = delete(store, &session, execute).await?;
+      print::deleted(out, &deleted, format(json, false)).map_err(write_failed)?;
+      Ok(0)
+    }
     Command::Restore { concurrency, json } => {
       let bar = progress::bar("restoring");
       let done = store.restore_all(concurrency.into(), Some(bar.callback())).await?;

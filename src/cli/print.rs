@@ -81,9 +81,21 @@ pub fn migrate(out: &mut dyn Write, report: &Report, format: Format) -> Result<(
       vec![s.session.clone(), source, s.folders.to_string(), bytes(s.bytes_before), stored, reduction, status, removed]
     })
     .collect();
-  let header = ["session", "newest folder", "folders", "on disk", "stored", "reduction", "status", "folders removed"];
+  let header = ["session", "folder taken", "folders", "on disk", "stored", "reduction", "status", "folders removed"];
   table(out, &header, &rows)?;
   writeln!(out)?;
+  // Per account: which folder is taken and why, and why each other one is not.
+  let name = |p: &std::path::Path| p.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+  for s in &report.sessions {
+    writeln!(out, "{}: {} ({})", s.session, name(&s.source), s.why)?;
+    for skipped in &s.skipped {
+      writeln!(out, "  skipped {}: {}", name(&skipped.path), skipped.why)?;
+    }
+  }
+  writeln!(out)?;
+  for warning in &report.warnings {
+    writeln!(out, "warning: {warning}")?;
+  }
   let verb = if report.execute { "imported" } else { "dry run: would import" };
   let imported = report.sessions.iter().filter(|s| matches!(s.status, Status::Imported | Status::Planned)).count();
   writeln!(
@@ -122,6 +134,10 @@ pub fn cleanup(out: &mut dyn Write, report: &CleanupReport, format: Format) -> R
     let kind = serde_json::to_value(l.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     vec![kind, l.path.display().to_string(), bytes(l.bytes), format!("{} min", l.age_seconds / 60)]
   }));
+  rows.extend(report.crash_leftovers.iter().map(|l| {
+    let kind = serde_json::to_value(l.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    vec![kind, l.path.display().to_string(), bytes(l.bytes), "-".into()]
+  }));
   rows.extend(report.unreferenced_packs.iter().map(|u| {
     let what = if u.skipped { "packs (busy, next run)" } else { "unreferenced packs" };
     vec![what.into(), format!("{} ({} packs)", u.session, u.packs), bytes(u.bytes), "-".into()]
@@ -135,7 +151,7 @@ pub fn cleanup(out: &mut dyn Write, report: &CleanupReport, format: Format) -> R
     out,
     "{verb} {} stale sessions, {} local leftovers ({} under {}) and {packs} unreferenced backup packs ({})",
     report.stale_sessions.len(),
-    report.leftovers.len(),
+    report.leftovers.len() + report.crash_leftovers.len(),
     bytes(report.local_bytes),
     report.data_path.display(),
     bytes(pack_bytes)
@@ -166,6 +182,10 @@ pub fn stats(out: &mut dyn Write, stats: &Stats, format: Format) -> Result<()> {
           stats.largest_session.as_ref().map_or("-".into(), |l| format!("{} ({})", l.session, bytes(l.bytes))),
         ),
       ];
+      if stats.legacy_sessions > 0 {
+        let what = "left by another store: restored as they are, stored in this format by their next save";
+        facts.push(("legacy sessions", format!("{} ({what})", stats.legacy_sessions)));
+      }
       if let Some(disk) = &stats.disk {
         facts.push(("data path", disk.path.display().to_string()));
         facts.push(("disk", format!("{} free of {}", bytes(disk.free_bytes), bytes(disk.total_bytes))));
@@ -188,6 +208,11 @@ pub fn stats(out: &mut dyn Write, stats: &Stats, format: Format) -> Result<()> {
         facts.push(("redis memory", format!("{} used of {max}, policy {}", bytes(m.used_memory), m.policy)));
         facts.push(("redis evicted keys", m.evicted_keys.to_string()));
       }
+      let left = &stats.crash_leftovers;
+      facts.push((
+        "crash leftovers",
+        format!("{} files, {} (cleanup --execute removes them)", left.files, bytes(left.bytes)),
+      ));
       let width = facts.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
       facts.iter().try_for_each(|(k, v)| writeln!(out, "{k:<width$}  {v}"))
     }
@@ -261,7 +286,12 @@ pub fn verify(out: &mut dyn Write, verified: &Verified, format: Format) -> Resul
     verified.checked,
     verified.checked - verified.bad.len() as u64,
     verified.bad.len()
-  )
+  )?;
+  if verified.legacy > 0 {
+    let n = verified.legacy;
+    writeln!(out, "{n} of them left by another store (legacy values, checked as a restore reads them)")?;
+  }
+  Ok(())
 }
 
 #[derive(Serialize)]
@@ -335,4 +365,17 @@ pub fn transfer(out: &mut dyn Write, verb: &str, t: &Transfer, format: Format) -
     t.skipped,
     t.failures.len()
   )
+}
+
+pub fn deleted(out: &mut dyn Write, d: &super::Deleted, format: Format) -> Result<()> {
+  if let Format::Json | Format::Prometheus = format {
+    return json(out, d);
+  }
+  match (d.stored, d.execute) {
+    (false, _) => writeln!(out, "{} is not stored: nothing to delete", d.session),
+    (true, true) => writeln!(out, "deleted {} from every tier", d.session),
+    (true, false) => {
+      writeln!(out, "dry run: would delete {} from every tier; run again with --execute to delete it", d.session)
+    }
+  }
 }

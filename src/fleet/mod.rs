@@ -4,6 +4,7 @@
 //! rule that orders a cut-off worker's stop before anyone else's start.
 
 pub mod assign;
+mod lifecycle;
 mod state;
 mod status;
 pub mod timing;
@@ -49,6 +50,38 @@ pub struct Lease {
   pub token: String,
   pub ttl: Duration,
   pub renew_every: Duration,
+  /// Fires when the worker gives the start up: `onStop` follows (once `onStart` settled, or stop_timeout / 2 on).
+  pub abort: Abort,
+}
+
+/// A start's abort signal: the worker can no longer back it with its lease (cut off from the tier past the
+/// deadline), or it is closing or draining.
+#[derive(Clone)]
+pub struct Abort(tokio::sync::watch::Receiver<Option<StopReason>>);
+
+impl Abort {
+  pub(crate) fn new(rx: tokio::sync::watch::Receiver<Option<StopReason>>) -> Self {
+    Self(rx)
+  }
+
+  /// Why the start was given up, if it was.
+  pub fn reason(&self) -> Option<StopReason> {
+    *self.0.borrow()
+  }
+
+  /// Resolves with the reason once the start is given up, or with `None` once it is over without that.
+  pub async fn outcome(&mut self) -> Option<StopReason> {
+    self.0.wait_for(Option::is_some).await.ok().and_then(|r| *r)
+  }
+
+  /// Resolves once the start is given up (never, if it is not).
+  pub async fn aborted(&mut self) -> StopReason {
+    let reason = self.0.wait_for(Option::is_some).await.ok().and_then(|r| *r);
+    match reason {
+      Some(reason) => reason,
+      None => std::future::pending().await,
+    }
+  }
 }
 
 /// Why a session is stopped.
@@ -145,6 +178,12 @@ impl Fleet {
   ) -> Result<(Self, impl std::future::Future<Output = ()> + Send + 'static)> {
     config.check()?;
     store.membership()?;
+    if !store.join_fleet() {
+      let reason = "this store already runs a fleet member: one member per store (its leases are the store's); \
+                    give each member a RustStore of its own"
+        .into();
+      return Err(StoreError::InvalidOption { name: "fleet", reason });
+    }
     let shared = Arc::new(Shared::new(config));
     let run = worker::run(shared.clone(), store, hooks);
     Ok((Self { shared }, run))
@@ -178,6 +217,8 @@ pub async fn set_pin(store: &Store, group: &str, session: &str, pin: Option<Pin>
   }
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use tokio::sync::{watch, Notify};
 
 use super::status::{FleetStatus, WorkerStatus};
-use super::FleetConfig;
+use super::{FleetConfig, StopReason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -20,17 +20,26 @@ pub enum Phase {
 pub struct Run {
   pub token: String,
   pub phase: Phase,
-  /// When the last renewal (or the acquire) that succeeded was sent: the lease lasts at least ttl from then.
+  /// When the last renewal (or the acquire) that succeeded was sent: the lease lasts at least ttl from then, so
+  /// the deadline timer stops the session at `renewed + ttl - stop_timeout`.
   pub renewed: Instant,
-  /// Its lease ran out while `onStart` was still running: stopped as soon as it returns.
-  pub lost: bool,
   /// Being stopped to hand it to another worker (drain, rebalance): counts against the handoff bound.
   pub handoff: bool,
+  /// A start given up (its deadline passed, close, drain): the reason `onStop` gets. Sending it aborts `onStart`.
+  pub cancel: watch::Sender<Option<StopReason>>,
 }
 
 impl Run {
   pub fn starting(now: Instant) -> Self {
-    Self { token: String::new(), phase: Phase::Starting, renewed: now, lost: false, handoff: false }
+    let cancel = watch::channel(None).0;
+    Self { token: String::new(), phase: Phase::Starting, renewed: now, handoff: false, cancel }
+  }
+
+  /// Gives up a start in flight (once): `onStart`'s signal aborts and its task calls `onStop(reason)`.
+  pub fn cancel_start(&self, reason: StopReason) {
+    if self.phase == Phase::Starting {
+      self.cancel.send_if_modified(|now| now.is_none() && now.replace(reason).is_none());
+    }
   }
 }
 
@@ -58,8 +67,10 @@ pub struct State {
   pub alerted: HashSet<String>,
   /// Sessions handed off and not yet seen running elsewhere: they count against the handoff bound.
   pub handed_off: HashMap<String, Instant>,
-  /// Sessions whose `onStart` failed, not tried again before then.
+  /// Sessions whose `onStart` failed, or whose lease another token held, not tried again before then.
   pub retry_after: HashMap<String, Instant>,
+  /// Starts refused because another token held the lease, in a row, per session: the retry backs off.
+  pub held_elsewhere: HashMap<String, u32>,
 }
 
 pub struct Shared {
@@ -67,6 +78,8 @@ pub struct Shared {
   state: Mutex<State>,
   /// Wakes the loop before its next tick (drain, close, a finished start or stop).
   pub wake: Notify,
+  /// Wakes the deadline timer: a session's deadline may have moved earlier (a new start, a lease found lost).
+  pub deadline: Notify,
   /// How many sessions this worker holds.
   held: watch::Sender<usize>,
   closed: watch::Sender<bool>,
@@ -79,6 +92,7 @@ impl Shared {
       config,
       state: Mutex::new(state),
       wake: Notify::new(),
+      deadline: Notify::new(),
       held: watch::channel(0).0,
       closed: watch::channel(false).0,
     }
@@ -92,6 +106,12 @@ impl Shared {
   pub fn changed(&self, state: &State) {
     self.held.send_replace(state.runs.len());
     self.wake.notify_one();
+    self.deadline.notify_one();
+  }
+
+  /// After `runs` shrank without anything for the loop to do: a drain or close waiting for it hears it.
+  pub fn held_changed(&self, state: &State) {
+    self.held.send_replace(state.runs.len());
   }
 
   pub fn set_draining(&self) {

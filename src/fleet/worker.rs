@@ -14,16 +14,16 @@ use tokio::time::Instant;
 use super::assign::{assign, Pin, Worker};
 use super::state::{Phase, Run, Shared, State};
 use super::status::{WorkerInfo, WorkerStatus};
-use super::{owner_entry, parse_owner, FleetEvent, Hooks, Lease, StopReason, OWNERS, PINS};
+use super::{parse_owner, FleetEvent, Hooks, StopReason, OWNERS, PINS};
+use crate::counters::FleetSnapshot;
 use crate::error::Result;
-use crate::metrics::FleetSnapshot;
 use crate::store::Store;
 use crate::tier::Member;
 
-struct Ctx {
-  shared: Arc<Shared>,
-  store: Store,
-  hooks: Arc<dyn Hooks>,
+pub(super) struct Ctx {
+  pub(super) shared: Arc<Shared>,
+  pub(super) store: Store,
+  pub(super) hooks: Arc<dyn Hooks>,
   /// The live members of the last heartbeat that reached the tier.
   members: Mutex<Option<Vec<Member>>>,
   /// When another member's heartbeat runs out before the next tick: beat again then, so a dead worker's sessions
@@ -54,6 +54,9 @@ pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
   let members = Mutex::new(None);
   let ctx = Arc::new(Ctx { shared, store, hooks, members, recheck: Mutex::new(None), joined: Instant::now() });
   let every = ctx.shared.config.timing.renew_every;
+  // Stops run on their own timer, never behind a call to the tier; it ends with this loop.
+  let deadlines = tokio::spawn(ctx.clone().deadline_timer());
+  let _end = EndsWith(deadlines.abort_handle());
   let mut timer = tokio::time::interval(every);
   timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
   loop {
@@ -70,13 +73,11 @@ pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
     };
     match tick {
       Tick::Full => {
-        ctx.beat().await;
-        ctx.renew().await;
+        tokio::join!(ctx.beat(), ctx.renew());
       }
       Tick::Beat => ctx.beat().await,
       Tick::Wake => {}
     }
-    ctx.deadlines();
     if ctx.shared.lock().closing {
       if ctx.close_step().await {
         return;
@@ -89,13 +90,22 @@ pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
   }
 }
 
+/// Aborts a task when dropped (the loop returned, or its task was aborted).
+struct EndsWith(tokio::task::AbortHandle);
+
+impl Drop for EndsWith {
+  fn drop(&mut self) {
+    self.0.abort();
+  }
+}
+
 /// Bounds one call to the tier: a call that hangs (a partition that drops packets) must not hold the loop.
-async fn within<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Option<T> {
+pub(super) async fn within<T>(limit: Duration, call: impl Future<Output = Result<T>>) -> Option<T> {
   tokio::time::timeout(limit, call).await.ok().and_then(|r| r.ok())
 }
 
 impl Ctx {
-  fn cfg(&self) -> &super::FleetConfig {
+  pub(super) fn cfg(&self) -> &super::FleetConfig {
     &self.shared.config
   }
 
@@ -172,34 +182,12 @@ impl Ctx {
           Ok(Err(err)) if err.code() == "ERR_LEASE_LOST" => {
             // Another owner took it: stop now, not at the deadline.
             run.renewed = sent - timing.ttl;
+            self.shared.deadline.notify_one();
           }
           _ => {}
         }
       })
       .await;
-  }
-
-  /// Sessions whose lease may run out before another renewal: stopped now, so the stop ends before anyone else
-  /// may take them (the timing rule).
-  fn deadlines(self: &Arc<Self>) {
-    let stop_after = self.cfg().timing.stop_after();
-    let now = Instant::now();
-    let mut lost = Vec::new();
-    let mut state = self.shared.lock();
-    for (session, run) in state.runs.iter_mut() {
-      if now.duration_since(run.renewed) < stop_after {
-        continue;
-      }
-      match run.phase {
-        Phase::Running => lost.push(session.clone()),
-        Phase::Starting => run.lost = true,
-        Phase::Stopping => {}
-      }
-    }
-    drop(state);
-    for session in lost {
-      self.spawn_stop(session, StopReason::Lost);
-    }
   }
 
   async fn read_round(&self) -> Option<Round> {
@@ -246,6 +234,8 @@ impl Ctx {
       stored.contains(s.as_str()) && !taken && now.duration_since(*since) < give_up
     });
     state.retry_after.retain(|_, until| *until > now);
+    let wanted: HashSet<&str> = desired.iter().filter(|(_, t)| *t == me).map(|(s, _)| s.as_str()).collect();
+    state.held_elsewhere.retain(|s, _| wanted.contains(s.as_str()));
 
     let mut outgoing = state.handed_off.len() + state.runs.values().filter(|r| r.handoff).count();
     let mut stops = Vec::new();
@@ -269,13 +259,22 @@ impl Ctx {
       } else {
         continue; // nobody else should run it (capacity): keep it
       };
-      if matches!(reason, StopReason::Drain | StopReason::Rebalance) {
+      // A handoff (someone else will start it) is bounded; a drained session nobody can take stops at once, so
+      // a drain with no taker (the last replica, a whole fleet draining) takes one stop round, not a chain.
+      let handoff = matches!(reason, StopReason::Drain | StopReason::Rebalance) && target.is_some();
+      if handoff {
         if outgoing >= max {
           continue;
         }
         outgoing += 1;
       }
-      stops.push((session.clone(), reason));
+      stops.push((session.clone(), reason, handoff));
+    }
+    if state.draining {
+      // Starts in flight are given up (onStart aborted, then onStop): a drain never waits on a start.
+      for run in state.runs.values() {
+        run.cancel_start(StopReason::Drain);
+      }
     }
 
     let mut starts = Vec::new();
@@ -304,9 +303,14 @@ impl Ctx {
     }
 
     self.observe(&mut state, &round, &live, &infos);
+    if !starts.is_empty() {
+      // A drain waits for these too, and the deadline timer keeps them (no new round: nothing changed for it).
+      self.shared.held_changed(&state);
+      self.shared.deadline.notify_one();
+    }
     drop(state);
-    for (session, reason) in stops {
-      self.spawn_stop(session, reason);
+    for (session, reason, handoff) in stops {
+      self.spawn_stop(session, reason, handoff);
     }
     for (session, failover) in starts {
       tokio::spawn(self.clone().start(session, failover));
@@ -348,113 +352,14 @@ impl Ctx {
     state.view = super::state::View { workers, sessions: round.sessions.len() as u64, paused, pinned };
   }
 
-  async fn start(self: Arc<Self>, session: String, failover: bool) {
-    let cfg = self.cfg();
-    let timing = cfg.timing;
-    let sent = Instant::now();
-    let token = within(timing.renew_every, self.store.acquire_lease(&session, timing.ttl)).await;
-    let Some(token) = token else {
-      // Held by another worker (it hands off when it sees the assignment), or the tier did not answer.
-      let mut state = self.shared.lock();
-      state.runs.remove(&session);
-      return self.shared.changed(&state);
-    };
-    if let Some(run) = self.shared.lock().runs.get_mut(&session) {
-      run.token = token.clone();
-      run.renewed = sent;
-    }
-    let membership = self.store.membership().ok();
-    if let Some(m) = membership {
-      within(timing.renew_every, m.map_set(&cfg.group, OWNERS, &session, cfg.worker_id.as_bytes())).await;
-    }
-    let lease =
-      Lease { session: session.clone(), token: token.clone(), ttl: timing.ttl, renew_every: timing.renew_every };
-    let started = self.hooks.start(lease).await;
-    if let (Ok(()), Some(m)) = (&started, membership) {
-      // Before it counts as running here: a handoff's source waits for this mark (and a stop removes it).
-      let entry = owner_entry(&cfg.worker_id, true);
-      within(timing.renew_every, m.map_set(&cfg.group, OWNERS, &session, entry.as_bytes())).await;
-    }
-    let then_stop = {
-      let mut state = self.shared.lock();
-      match &started {
-        Ok(()) => {
-          let (lost, closing) = (state.runs.get(&session).is_some_and(|r| r.lost), state.closing);
-          if let Some(run) = state.runs.get_mut(&session) {
-            run.phase = Phase::Running;
-          }
-          if failover {
-            state.failovers += 1;
-          }
-          self.shared.changed(&state);
-          (lost || closing).then_some(if lost { StopReason::Lost } else { StopReason::Close })
-        }
-        Err(_) => {
-          state.retry_after.insert(session.clone(), Instant::now() + timing.ttl);
-          None
-        }
-      }
-    };
-    if let Some(reason) = then_stop {
-      self.spawn_stop(session.clone(), reason);
-    }
-    if let Err(message) = started {
-      self.hooks.event(FleetEvent::StartFailed { session: session.clone(), message });
-      self.give_up(&session, &token).await;
-      let mut state = self.shared.lock();
-      state.runs.remove(&session);
-      self.shared.changed(&state);
-    }
-  }
-
-  fn spawn_stop(self: &Arc<Self>, session: String, reason: StopReason) {
-    let token = {
-      let mut state = self.shared.lock();
-      let Some(run) = state.runs.get_mut(&session).filter(|r| r.phase == Phase::Running) else { return };
-      run.phase = Phase::Stopping;
-      run.handoff = matches!(reason, StopReason::Drain | StopReason::Rebalance);
-      run.token.clone()
-    };
-    tokio::spawn(self.clone().stop(session, token, reason));
-  }
-
-  async fn stop(self: Arc<Self>, session: String, token: String, reason: StopReason) {
-    let began = Instant::now();
-    let stopped = self.hooks.stop(session.clone(), reason).await;
-    let late = reason == StopReason::Lost && began.elapsed() > self.cfg().timing.stop_timeout;
-    if let Err(message) = stopped.clone() {
-      self.hooks.event(FleetEvent::StopFailed { session: session.clone(), message });
-    } else if late {
-      let message = format!("onStop took {} ms, over stopTimeoutMs", began.elapsed().as_millis());
-      self.hooks.event(FleetEvent::StopFailed { session: session.clone(), message });
-    }
-    self.give_up(&session, &token).await;
-    let mut state = self.shared.lock();
-    if state.runs.remove(&session).is_some_and(|r| r.handoff) {
-      state.handoffs += 1;
-      state.handed_off.insert(session, Instant::now());
-    }
-    self.shared.changed(&state);
-  }
-
-  /// Releases the lease and the owner entry (best effort: an unreachable tier lets both expire or be replaced).
-  async fn give_up(&self, session: &str, token: &str) {
-    let cfg = self.cfg();
-    let limit = cfg.timing.renew_every;
-    within(limit, self.store.release_lease(session, token)).await;
-    if let Ok(m) = self.store.membership() {
-      // Whichever entry this worker wrote last (the running mark may not have landed).
-      for running in [true, false] {
-        let entry = owner_entry(&cfg.worker_id, running);
-        within(limit, m.map_remove(&cfg.group, OWNERS, session, Some(entry.as_bytes()))).await;
-      }
-    }
-  }
-
-  /// Closing: stops everything still running, and once nothing is held leaves the fleet. True when done.
+  /// Closing: stops everything still running, gives up the starts in flight, and once nothing is held leaves the
+  /// fleet. True when done.
   async fn close_step(self: &Arc<Self>) -> bool {
     let (empty, running): (bool, Vec<String>) = {
       let state = self.shared.lock();
+      for run in state.runs.values() {
+        run.cancel_start(StopReason::Close);
+      }
       let running = state.runs.iter().filter(|(_, r)| r.phase == Phase::Running).map(|(s, _)| s.clone());
       (state.runs.is_empty(), running.collect())
     };
@@ -463,11 +368,12 @@ impl Ctx {
         within(self.cfg().timing.renew_every, m.leave(&self.cfg().group, &self.cfg().worker_id)).await;
       }
       self.store.counters().set_fleet(None);
+      self.store.leave_fleet();
       self.shared.mark_closed();
       return true;
     }
     for session in running {
-      self.spawn_stop(session, StopReason::Close);
+      self.spawn_stop(session, StopReason::Close, false);
     }
     false
   }

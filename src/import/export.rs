@@ -48,7 +48,7 @@ pub struct ExportReport {
 
 enum Target {
   Folder(PathBuf),
-  S3 { tier: S3Tier, prefix: String, bucket: String },
+  S3 { tier: Box<S3Tier>, prefix: String, bucket: String },
 }
 
 impl Target {
@@ -58,7 +58,7 @@ impl Target {
       Source::S3 { bucket, prefix } => {
         let settings =
           S3Settings { bucket: bucket.clone(), prefix: Some(prefix.clone()), ..s3.cloned().unwrap_or_default() };
-        Ok(Self::S3 { tier: S3Tier::open(settings.config()?)?, prefix, bucket })
+        Ok(Self::S3 { tier: Box::new(S3Tier::open(settings.config()?)?), prefix, bucket })
       }
       Source::Redis { .. } => Err(StoreError::InvalidArgument("export writes to a folder or s3://… only".into())),
     }

@@ -2,7 +2,6 @@
 //! hand-written Redis store's keys), checked and stored as `save` would, without touching the source; `export`:
 //! every stored session back out as the zip RemoteAuth restores.
 
-mod detect;
 mod export;
 mod source;
 
@@ -12,9 +11,9 @@ use std::time::Instant;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-pub use self::detect::unwrap_zip;
 pub use self::export::{export_to, ExportOptions, ExportReport, Exported};
 pub use self::source::{Item, Reader, Source, DEFAULT_PATTERN};
+pub use crate::archive::unwrap_zip;
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 use crate::settings::S3Settings;
@@ -191,6 +190,9 @@ async fn import_one(
     let reason = format!("more than one source key maps to the session {key}; give a --name template");
     return Err(StoreError::InvalidOption { name: "name", reason });
   }
+  if let Some(why) = &item.refused {
+    return Err(StoreError::ImportFormat(why.clone()));
+  }
   if let (false, Some(modified_ms)) = (opts.overwrite, item.modified_ms) {
     if store.holds_since(&key, modified_ms).await? {
       return Ok(Status::StoreNewer);
@@ -203,6 +205,15 @@ async fn import_one(
   }
   let Some(value) = reader.read(item).await? else { return Ok(Status::Gone) };
   out.source_bytes = Some(value.len() as u64);
+  if value.starts_with(&crate::archive::MAGIC) {
+    // This store's own archive: the source is this store's keys (an import run again on the Redis it switched on).
+    out.shape = Some("ruststore".into());
+    if store.holds_exactly(&key, &value).await? {
+      return Ok(Status::Unchanged);
+    }
+    let why = "a RustStore archive, not another store's value: this store already holds its sessions this way (copy                stores with restore/backup, or export --to a folder and import that)";
+    return Err(StoreError::ImportFormat(why.into()));
+  }
   let (zip, shape) = crate::blocking::run(move || unwrap_zip(value, max_bytes)).await?;
   out.shape = Some(shape);
   match store.import_zip(&key, zip, opts.execute).await? {

@@ -23,6 +23,8 @@ pub struct Item {
   pub size: Option<u64>,
   /// Last written, ms since the Unix epoch, where the source says (files, S3; not Redis).
   pub modified_ms: Option<u64>,
+  /// Listed only to be reported: why it is not read (a `<session>.zip` that is a symlink).
+  pub refused: Option<String>,
 }
 
 #[async_trait]
@@ -119,10 +121,19 @@ impl Reader for Folder {
         let entry = entry.map_err(StoreError::io("read directory", &dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let meta = entry.metadata().map_err(StoreError::io("stat", entry.path()))?;
-        let Some(id) = zip_stem(&name).filter(|_| meta.is_file()) else { continue };
+        let Some(id) = zip_stem(&name) else { continue };
+        // A link is not followed (it may point anywhere), but it is reported: the operator meant it as a session.
+        if meta.file_type().is_symlink() {
+          let refused = Some("a symlink, not followed: copy the file itself into the folder".to_owned());
+          items.push(Item { id: id.to_owned(), key: name, size: None, modified_ms: None, refused });
+          continue;
+        }
+        if !meta.is_file() {
+          continue;
+        }
         let modified_ms = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
         let modified_ms = modified_ms.map(|d| d.as_millis() as u64);
-        items.push(Item { id: id.to_owned(), key: name, size: Some(meta.len()), modified_ms });
+        items.push(Item { id: id.to_owned(), key: name, size: Some(meta.len()), modified_ms, refused: None });
       }
       items.sort_by(|a, b| a.key.cmp(&b.key));
       Ok(items)
@@ -155,7 +166,8 @@ impl Reader for S3 {
     let objects = self.tier.list_children("").await?;
     let items = objects.into_iter().filter_map(|o| {
       let id = zip_stem(&o.key)?.to_owned();
-      Some(Item { id, size: Some(o.size), modified_ms: (o.modified_ms > 0).then_some(o.modified_ms), key: o.key })
+      let modified_ms = (o.modified_ms > 0).then_some(o.modified_ms);
+      Some(Item { id, size: Some(o.size), modified_ms, key: o.key, refused: None })
     });
     Ok(items.collect())
   }
@@ -191,7 +203,13 @@ impl Redis {
 impl Reader for Redis {
   async fn list(&self) -> Result<Vec<Item>> {
     let keys = self.tier.scan_keys(&self.pattern).await?;
-    let items = keys.into_iter().map(|key| Item { id: self.id(&key).to_owned(), key, size: None, modified_ms: None });
+    let items = keys.into_iter().map(|key| Item {
+      id: self.id(&key).to_owned(),
+      key,
+      size: None,
+      modified_ms: None,
+      refused: None,
+    });
     Ok(items.collect())
   }
 

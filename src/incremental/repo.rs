@@ -88,6 +88,9 @@ fn work_prefix(session: &SessionKey) -> String {
   format!("{WORK_PREFIX}{session}/")
 }
 
+/// A deleted session's mark, `<session>/<stamp>.gone` (see `backup::tombstone`).
+pub const DELETED_EXT: &str = ".gone";
+
 pub fn packs_prefix(session: &SessionKey) -> String {
   format!("{WORK_PREFIX}{session}/packs/")
 }
@@ -398,8 +401,10 @@ impl Repo {
     }
   }
 
+  /// Every object but the delete's mark (`DELETED_EXT`), which must outlive the versions it covers.
   async fn delete_objects(&self, session: &SessionKey) -> Result<()> {
-    let mut keys: Vec<String> = self.tier.list(&format!("{session}/")).await?.into_iter().map(|o| o.key).collect();
+    let objects = self.tier.list(&format!("{session}/")).await?;
+    let mut keys: Vec<String> = objects.into_iter().map(|o| o.key).filter(|k| !k.ends_with(DELETED_EXT)).collect();
     keys.extend(self.tier.list(&work_prefix(session)).await?.into_iter().map(|o| o.key));
     match keys.is_empty() {
       true => Ok(()),

@@ -3,10 +3,10 @@
 //! Adding a metric family is one `families.gauge(…)` / `families.counter(…)` line in `Exporter::render` or
 //! `stats_families`, or a counter in `counters`.
 
-mod counters;
+mod health;
 mod serve;
 
-pub use counters::{Counters, Fallback, FleetSnapshot, Outcome};
+pub use health::READY_TIMEOUT;
 pub use serve::{bind, serve};
 
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{CounterVec, Encoder, GaugeVec, Opts, Registry};
 
+use crate::counters::FleetSnapshot;
 use crate::error::{Result, StoreError};
 use crate::store::{DiskStats, Stats, Store};
 

@@ -1,4 +1,5 @@
-//! The standalone metrics port: `GET /metrics` on a small HTTP/1 server (hyper) on the store's tokio runtime.
+//! The standalone metrics port: `GET /metrics`, `/healthz` and `/readyz` (`health`) on a small HTTP/1 server
+//! (hyper) on the store's tokio runtime.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,7 +18,10 @@ use crate::error::{Result, StoreError};
 /// free one.
 pub fn bind(host: &str, port: u16) -> Result<std::net::TcpListener> {
   let bad = |reason: String| StoreError::InvalidOption { name: "metricsPort", reason };
-  let ip: std::net::IpAddr = host.parse().map_err(|_| bad(format!("{host:?} is not an IP address")))?;
+  let ip: std::net::IpAddr = host.parse().map_err(|_| StoreError::InvalidOption {
+    name: "metricsHost",
+    reason: format!("{host:?} is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)"),
+  })?;
   let addr = SocketAddr::new(ip, port);
   let listener = std::net::TcpListener::bind(addr).map_err(|e| bad(format!("cannot listen on {addr}: {e}")))?;
   listener.set_nonblocking(true).map_err(|e| bad(format!("{addr}: {e}")))?;
@@ -33,11 +37,23 @@ fn text(status: StatusCode, body: String, content_type: &str) -> Response<Full<B
 
 async fn respond(exporter: &Exporter, req: Request<Incoming>) -> Response<Full<Bytes>> {
   let plain = "text/plain; charset=utf-8";
-  if req.uri().path() != "/metrics" {
-    return text(StatusCode::NOT_FOUND, "not found: the metrics are at /metrics\n".into(), plain);
+  let path = req.uri().path();
+  if !matches!(path, "/metrics" | "/healthz" | "/readyz") {
+    return text(StatusCode::NOT_FOUND, "not found: /metrics, /healthz, /readyz\n".into(), plain);
   }
   if !matches!(*req.method(), Method::GET | Method::HEAD) {
-    return text(StatusCode::METHOD_NOT_ALLOWED, "GET /metrics\n".into(), plain);
+    return text(StatusCode::METHOD_NOT_ALLOWED, format!("GET {path}\n"), plain);
+  }
+  match path {
+    // Answered from the runtime that serves everything else: if this answers, the process and its runtime do.
+    "/healthz" => return text(StatusCode::OK, "ok\n".into(), plain),
+    "/readyz" => {
+      return match exporter.readiness(super::READY_TIMEOUT).await {
+        Ok(()) => text(StatusCode::OK, "ready\n".into(), plain),
+        Err(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n"), plain),
+      }
+    }
+    _ => {}
   }
   // Prometheus says how long it waits; the tiers get that less a margin for the rest of the answer.
   let scraper_waits = req.headers().get("x-prometheus-scrape-timeout-seconds").and_then(|v| v.to_str().ok());

@@ -160,3 +160,13 @@ async fn a_fleet_worker_shows_as_of_its_heartbeat_and_goes_when_it_leaves() {
   f.exporter.store.counters().set_fleet(None);
   assert!(!f.exporter.render().await.unwrap().contains("wwebjs_rust_store_fleet_"));
 }
+
+#[test]
+fn a_bad_host_or_a_port_in_use_names_its_own_option() {
+  let host = bind("localhost", 0).unwrap_err();
+  assert!(matches!(host, StoreError::InvalidOption { name: "metricsHost", .. }), "{host}");
+  let taken = bind("127.0.0.1", 0).unwrap();
+  let port = taken.local_addr().unwrap().port();
+  let again = bind("127.0.0.1", port).unwrap_err();
+  assert!(matches!(again, StoreError::InvalidOption { name: "metricsPort", .. }), "{again}");
+}

@@ -38,10 +38,7 @@ pub struct Profile {
   pub locked: bool,
 }
 
-/// Chromium's profile lock: `SingletonLock` (a symlink) on Linux and macOS, `lockfile` on Windows.
-pub fn browser_lock(profile: &Path) -> bool {
-  ["SingletonLock", "lockfile"].iter().any(|name| std::fs::symlink_metadata(profile.join(name)).is_ok())
-}
+pub use crate::browser_lock::browser_lock;
 
 /// Name → (kind, account, timestamp from the name).
 pub fn classify(name: &str) -> Option<(Kind, String, Option<u64>)> {

@@ -55,10 +55,49 @@ pub fn s3_from_env(bucket: Option<String>) -> Result<Option<S3Settings>> {
   }))
 }
 
+/// `url` with the login `REDIS_USERNAME` / `REDIS_PASSWORD` name, where the URL carries none of its own (its own
+/// win): deployments (docker-compose, Helm charts, PaaS add-ons) often set the password beside a bare `REDIS_URL`.
+/// A unix socket URL takes them as redis-rs reads them there, `?user=` / `?pass=`.
+pub fn redis_url_with_env_login(url: String) -> Result<String> {
+  with_login(url, var("REDIS_USERNAME"), var("REDIS_PASSWORD"))
+}
+
+fn with_login(url: String, user: Option<String>, pass: Option<String>) -> Result<String> {
+  if user.is_none() && pass.is_none() {
+    return Ok(url);
+  }
+  // The reason never shows the URL: it may hold a password already.
+  let mut parsed = url::Url::parse(&url).map_err(|e| bad("REDIS_URL", &format!("is not a URL ({e})")))?;
+  if matches!(parsed.scheme(), "unix" | "redis+unix") {
+    let has = |name: &str| parsed.query_pairs().any(|(k, _)| k == name);
+    let (add_user, add_pass) = (!has("user") && !has("pass"), !has("pass"));
+    let mut query = parsed.query_pairs_mut();
+    if let (true, Some(user)) = (add_user, &user) {
+      query.append_pair("user", user);
+    }
+    if let (true, Some(pass)) = (add_pass, &pass) {
+      query.append_pair("pass", pass);
+    }
+    drop(query);
+    return Ok(parsed.into());
+  }
+  if parsed.password().is_some() {
+    return Ok(url);
+  }
+  let unset = |_| bad("REDIS_URL", "cannot take REDIS_USERNAME / REDIS_PASSWORD (no host in it)");
+  if let (true, Some(user)) = (parsed.username().is_empty(), &user) {
+    parsed.set_username(user).map_err(unset)?;
+  }
+  if let Some(pass) = &pass {
+    parsed.set_password(Some(pass)).map_err(unset)?;
+  }
+  Ok(parsed.into())
+}
+
 /// Redis at `url` (from `REDIS_URL` or a CLI flag) with the rest of its settings from the environment.
 pub fn redis_from_env(url: String) -> Result<RedisSettings> {
   Ok(RedisSettings {
-    url: Some(url),
+    url: Some(redis_url_with_env_login(url)?),
     prefix: var("REDIS_PREFIX"),
     ttl_seconds: number("SESSION_TTL_SECONDS")?,
     ca_file: var("REDIS_TLS_CA_FILE"),
@@ -86,7 +125,11 @@ pub fn sentinel_from_env(sentinels: Vec<String>) -> Result<RedisSettings> {
     sentinel_password: var("REDIS_SENTINEL_PASSWORD"),
     db: number("REDIS_DB")?,
     tls: flag("REDIS_TLS")?,
-    ..redis_from_env(String::new())?
+    prefix: var("REDIS_PREFIX"),
+    ttl_seconds: number("SESSION_TTL_SECONDS")?,
+    ca_file: var("REDIS_TLS_CA_FILE"),
+    min_replicas: number("REDIS_MIN_REPLICAS")?,
+    ..RedisSettings::default()
   })
 }
 
@@ -141,6 +184,22 @@ pub fn fill_from_env(mut options: Settings) -> Result<Settings> {
 
 #[cfg(test)]
 mod tests {
+  #[test]
+  fn a_login_beside_redis_url_goes_into_it_unless_the_url_has_its_own() {
+    let url = |u: &str, user: Option<&str>| {
+      super::with_login(u.into(), user.map(Into::into), Some("p@ss word".into())).unwrap()
+    };
+    assert_eq!(url("redis://10.0.0.1:6379/2", None), "redis://:p%40ss%20word@10.0.0.1:6379/2");
+    assert_eq!(url("redis://:own@h:1", None), "redis://:own@h:1", "the URL's own password wins");
+    assert_eq!(url("redis://app@h:1", Some("svc")), "redis://app:p%40ss%20word@h:1");
+    assert_eq!(url("rediss://h:1", Some("svc")), "rediss://svc:p%40ss%20word@h:1");
+    assert_eq!(url("unix:///run/redis.sock", Some("svc")), "unix:///run/redis.sock?user=svc&pass=p%40ss+word");
+    assert_eq!(url("unix:///run/redis.sock?pass=own", Some("svc")), "unix:///run/redis.sock?pass=own");
+    assert_eq!(super::with_login("redis://h:1".into(), None, None).unwrap(), "redis://h:1");
+    let err = super::with_login("not a url :secret".into(), None, Some("x".into())).unwrap_err();
+    assert!(!err.to_string().contains("secret"), "{err}");
+  }
+
   #[test]
   fn sentinel_lists_split_on_commas_and_spaces() {
     assert_eq!(super::list("10.0.0.1:26379, 10.0.0.2:26380,,h3"), ["10.0.0.1:26379", "10.0.0.2:26380", "h3"]);

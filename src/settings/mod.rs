@@ -2,12 +2,16 @@
 //! turned into a `Store`. Numbers stay `f64` until here so every source gets the same range checks and messages.
 
 mod env;
+mod strict;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use self::env::{fill_from_env, list as sentinel_list, redis_from_env, s3_from_env, sentinel_from_env};
+pub use self::env::{
+  fill_from_env, list as sentinel_list, redis_from_env, redis_url_with_env_login, s3_from_env, sentinel_from_env,
+};
+pub use self::strict::{read as read_strict, Callback, Given};
 use crate::archive::{self, Key, Keyring, PackOptions};
 use crate::backup::{Backups, Retention};
 use crate::error::{Result, StoreError};
@@ -243,8 +247,10 @@ impl RedisSettings {
   fn config(&self) -> Result<RedisConfig> {
     let invalid = |name, reason: &str| StoreError::InvalidOption { name, reason: reason.into() };
     let target = match (&self.url, &self.nodes, &self.sentinels) {
-      (Some(url), None, None) => RedisTarget::Single(url.clone()),
-      (None, Some(nodes), None) => RedisTarget::Cluster(nodes.clone()),
+      (Some(url), None, None) => RedisTarget::Single(redis_url("redis.url", url)?),
+      (None, Some(nodes), None) => {
+        RedisTarget::Cluster(nodes.iter().map(|n| redis_url("redis.nodes", n)).collect::<Result<_>>()?)
+      }
       (None, None, Some(sentinels)) => RedisTarget::Sentinel(self.sentinel_target(sentinels)?),
       _ => return Err(invalid("redis", "give exactly one of url, nodes and sentinels")),
     };
@@ -305,6 +311,20 @@ impl RedisSettings {
   }
 }
 
+/// A Redis URL the client will take, checked here so the error names the option (the URL itself stays out: it may
+/// hold a password).
+fn redis_url(name: &'static str, url: &str) -> Result<String> {
+  const SCHEMES: [&str; 7] = ["redis", "rediss", "unix", "redis+unix", "valkey", "valkeys", "valkey+unix"];
+  let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+  match scheme {
+    Some(scheme) if SCHEMES.contains(&scheme.as_str()) => Ok(url.to_owned()),
+    _ => {
+      let reason = "must start with redis://, rediss:// or unix:// (valkey:// works too)".into();
+      Err(StoreError::InvalidOption { name, reason })
+    }
+  }
+}
+
 impl S3Settings {
   pub(crate) fn config(&self) -> Result<S3Config> {
     let invalid = |name, reason: &str| StoreError::InvalidOption { name, reason: reason.into() };
@@ -362,7 +382,8 @@ mod sentinel_tests {
 
   #[test]
   fn bad_sentinel_settings_are_option_errors() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut RedisSettings)>)> = vec![
+    type Change = Box<dyn Fn(&mut RedisSettings)>;
+    let cases: Vec<(&str, Change)> = vec![
       ("redis.name", Box::new(|s| s.name = None)),
       ("redis.sentinels", Box::new(|s| s.sentinels = Some(vec!["h:0".into()]))),
       ("redis", Box::new(|s| s.url = Some("redis://h".into()))),
@@ -378,6 +399,16 @@ mod sentinel_tests {
     }
     let url = RedisSettings { url: Some("redis://h".into()), password: Some("x".into()), ..RedisSettings::default() };
     assert!(matches!(url.config(), Err(StoreError::InvalidOption { name: "redis.password", .. })));
+    for bad in ["http://u:secret@h:6379", "h:6379", ""] {
+      let err = RedisSettings { url: Some(bad.into()), ..RedisSettings::default() }.config().err().unwrap();
+      assert_eq!(
+        err.to_string(),
+        "invalid option redis.url: must start with redis://, rediss:// or unix:// (valkey:// works too)"
+      );
+    }
+    let nodes = RedisSettings { nodes: Some(vec!["redis://a:1".into(), "b:2".into()]), ..RedisSettings::default() };
+    assert!(matches!(nodes.config(), Err(StoreError::InvalidOption { name: "redis.nodes", .. })));
+    assert!(RedisSettings { url: Some("UNIX:///tmp/r.sock".into()), ..RedisSettings::default() }.config().is_ok());
   }
 
   #[test]

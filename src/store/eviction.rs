@@ -88,6 +88,14 @@ impl Tier for Checked {
     self.evicts().await?;
     self.inner.replace_if(key, expected, bytes).await
   }
+  async fn put_if(&self, key: &SessionKey, expected: Option<Vec<u8>>, bytes: Vec<u8>) -> Result<bool> {
+    self.evicts().await?;
+    self.inner.put_if(key, expected, bytes).await
+  }
+  async fn delete_if(&self, key: &SessionKey, expected: Vec<u8>) -> Result<bool> {
+    self.evicts().await?;
+    self.inner.delete_if(key, expected).await
+  }
   // Fenced saves are checked by the store's save itself.
   fn leases(&self) -> Option<&dyn Leases> {
     self.inner.leases()

@@ -46,8 +46,10 @@ impl Store {
       Ok((packed, archive::fingerprint_zip(Cursor::new(&zip[..]), &config.pack.keep)?))
     })
     .await?;
-    // Compared before the save lock is taken: reading a copy from the backups writes it back under that lock.
-    if self.stored_fingerprint(key).await? == Some(source) {
+    // Compared before the save lock is taken: reading a copy from the backups writes it back under that lock. The
+    // import then replaces exactly the copy it compared (its header), or nothing.
+    let (stored, seen) = self.stored_fingerprint(key).await?;
+    if stored == Some(source) {
       return Ok(Outcome::Unchanged);
     }
     let stored_bytes = packed.bytes.len() as u64;
@@ -56,7 +58,10 @@ impl Store {
     }
     let expected = blake3::hash(&packed.bytes);
     let turn = self.save_locks.of(key).lock_owned().await;
-    let Saved { backup_error, .. } = self.store_packed(key.clone(), packed, turn).await?;
+    // A save (or logout) by a running service since the comparison wins: nothing is written.
+    let Some(Saved { backup_error, .. }) = self.store_packed_if(key.clone(), packed, turn, seen).await? else {
+      return Err(StoreError::SessionChanged(key.to_string()));
+    };
     // Read back through the store (checksum checked there) and compared with what was written.
     if blake3::hash(&self.fetch(key).await?) != expected {
       return Err(StoreError::ArchiveCorrupt(format!("the stored copy of {key} does not read back as written")));
@@ -64,15 +69,35 @@ impl Store {
     Ok(Outcome::Imported { stored_bytes, backup_error })
   }
 
-  /// The fingerprint of the stored copy; `None` when there is none or it is in a format before zip payloads.
-  async fn stored_fingerprint(&self, key: &SessionKey) -> Result<Option<archive::Fingerprint>> {
+  /// True when the primary holds exactly `value` under `key`: an import source that is this store's own keys.
+  pub async fn holds_exactly(&self, key: &SessionKey, value: &[u8]) -> Result<bool> {
+    match &self.primary {
+      Some(primary) => Ok(primary.get(key).await?.is_some_and(|stored| stored == value)),
+      None => Ok(false),
+    }
+  }
+
+  /// The fingerprint of the stored copy (`None` when there is none or it is in a format before zip payloads), and
+  /// the header of the copy read (`None`: none stored).
+  async fn stored_fingerprint(&self, key: &SessionKey) -> Result<(Option<archive::Fingerprint>, Option<Vec<u8>>)> {
+    // A value another store left under this key is not held in this store's format: an import replaces it with
+    // the same login as this store's archive (one write, conditional on the value read, once that copy is complete).
+    if let Some(primary) = &self.primary {
+      if let Some(head) = primary.head(key, archive::HEADER_LEN).await? {
+        if super::legacy::is_foreign(&head) {
+          return Ok((None, Some(head)));
+        }
+      }
+    }
     let bytes = match self.fetch(key).await {
       Ok(bytes) => bytes,
-      Err(StoreError::SessionNotFound(_)) => return Ok(None),
+      Err(StoreError::SessionNotFound(_)) => return Ok((None, None)),
       Err(err) => return Err(err),
     };
+    let head = bytes[..archive::HEADER_LEN.min(bytes.len())].to_vec();
     let (config, session) = (self.config.clone(), key.to_string());
-    blocking::run(move || archive::fingerprint(&bytes, config.pack.keys.as_deref(), &config.pack.keep, &session)).await
+    let keep = move || archive::fingerprint(&bytes, config.pack.keys.as_deref(), &config.pack.keep, &session);
+    Ok((blocking::run(keep).await?, Some(head)))
   }
 }
 
@@ -130,7 +155,7 @@ mod tests {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&zip_of(&b"leveldb log record ".repeat(200))).unwrap();
     let good = gz.finish().unwrap();
-    store.import_zip(&key, crate::import::unwrap_zip(good.clone(), 1 << 24).unwrap().0, true).await.unwrap();
+    store.import_zip(&key, archive::unwrap_zip(good.clone(), 1 << 24).unwrap().0, true).await.unwrap();
     let mut seed: u64 = 0x5eed_1234;
     let mut next = move |n: usize| {
       seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -149,7 +174,7 @@ mod tests {
           value.splice(at..at, std::iter::repeat_n(next(256) as u8, len));
         }
       }
-      let outcome = match crate::import::unwrap_zip(value, 1 << 24) {
+      let outcome = match archive::unwrap_zip(value, 1 << 24) {
         Ok((zip, _)) => store.import_zip(&key, zip, true).await,
         Err(err) => Err(err),
       };

@@ -74,9 +74,21 @@ pub struct Stats {
   pub incremental: Option<IncrementalStats>,
   /// A memory-bound primary's figures (Redis): `None` for one that never evicts (the embedded tier).
   pub memory: Option<crate::tier::MemoryInfo>,
+  /// What crashed writes left on the local disk that no live process owns (`cleanup --execute` removes it).
+  pub crash_leftovers: LeftoverCount,
+  /// Sessions of the primary that another store left (`wa:session:<id>` = gzip(zip), …): read and restored as
+  /// they are, stored in this store's format by their next save (or `import`). Counted in `sessions`.
+  pub legacy_sessions: u64,
   /// Each backed-up session's newest backup version time (ms), for metrics (not printed).
   #[serde(skip)]
   pub newest_backup_ms: BTreeMap<String, u64>,
+}
+
+/// How many leftovers of crashed writes, and their bytes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LeftoverCount {
+  pub files: u64,
+  pub bytes: u64,
 }
 
 /// A stored copy whose checksum does not hold (or that cannot be read).
@@ -95,6 +107,8 @@ pub struct Verified {
   /// Copies read and checked.
   pub checked: u64,
   pub bad: Vec<BadCopy>,
+  /// Of the copies checked, values another store left (checked by converting them, as a read does).
+  pub legacy: u64,
 }
 
 /// When a session was last saved, by its newest copy in any tier.
@@ -117,6 +131,13 @@ async fn answers<T>(timeout: std::time::Duration, work: impl std::future::Future
   matches!(tokio::time::timeout(timeout, work).await, Ok(Ok(_)))
 }
 
+/// The primary's copies: this store's archives by header, and values another store left (`legacy`) by size.
+#[derive(Default)]
+struct PrimaryCopies {
+  headers: Vec<(SessionKey, archive::Header)>,
+  legacy: Vec<(SessionKey, u64)>,
+}
+
 /// Per tier figures, each session's newest copy as (bytes, saved at), backup lag, incremental figures.
 struct NewestCopies {
   tiers: Vec<TierStats>,
@@ -124,6 +145,7 @@ struct NewestCopies {
   lag: Option<u64>,
   incremental: Option<IncrementalStats>,
   newest_backup_ms: BTreeMap<String, u64>,
+  legacy: u64,
 }
 
 fn incremental_stats<'a>(usage: impl Iterator<Item = &'a IncrementalUsage>) -> IncrementalStats {
@@ -145,30 +167,52 @@ fn incremental_stats<'a>(usage: impl Iterator<Item = &'a IncrementalUsage>) -> I
 }
 
 impl Store {
-  /// Each primary session's header, read concurrently; a header that does not parse is left out.
-  async fn primary_headers(&self) -> Result<Vec<(SessionKey, archive::Header)>> {
-    let Some(primary) = &self.primary else { return Ok(Vec::new()) };
+  /// Each primary session's header, read concurrently, and the sessions another store left (with their sizes);
+  /// a header of this store's that does not parse is left out.
+  async fn primary_headers(&self) -> Result<PrimaryCopies> {
+    let Some(primary) = &self.primary else { return Ok(PrimaryCopies::default()) };
     let heads = stream::iter(primary.list().await?)
-      .map(|key| async move { Ok::<_, StoreError>((primary.head(&key, archive::HEADER_LEN).await?, key)) })
+      .map(|key| async move {
+        let head = primary.head(&key, archive::HEADER_LEN).await?;
+        // Another store's value (see `legacy`): its size needs the whole value.
+        let legacy_bytes = match &head {
+          Some(head) if super::legacy::is_foreign(head) => primary.get(&key).await?.map(|v| v.len() as u64),
+          _ => None,
+        };
+        Ok::<_, StoreError>((head, legacy_bytes, key))
+      })
       .buffered(CONCURRENCY)
       .try_collect::<Vec<_>>()
       .await?;
+    let mut copies = PrimaryCopies::default();
     // A session deleted between list and head is skipped, as is one whose header does not parse (extract reports it).
-    Ok(heads.into_iter().filter_map(|(head, key)| Some((key, archive::peek(&head?).ok()?))).collect())
+    for (head, legacy_bytes, key) in heads {
+      match (head, legacy_bytes) {
+        (_, Some(bytes)) => copies.legacy.push((key, bytes)),
+        (Some(head), None) => copies.headers.extend(archive::peek(&head).ok().map(|h| (key, h))),
+        (None, None) => {}
+      }
+    }
+    Ok(copies)
   }
 
   /// Newest copy of every session: (bytes, saved at) by session, from the primary, else its newest backup.
   async fn newest_copies(&self) -> Result<NewestCopies> {
     let mut tiers = Vec::new();
     let mut newest: BTreeMap<SessionKey, (u64, u64)> = BTreeMap::new();
-    let primary = self.primary_headers().await?;
+    let PrimaryCopies { headers: primary, legacy } = self.primary_headers().await?;
     if let Some(tier) = &self.primary {
-      let bytes = primary.iter().map(|(_, h)| h.stored_bytes()).sum();
-      let n = primary.len() as u64;
+      let bytes =
+        primary.iter().map(|(_, h)| h.stored_bytes()).sum::<u64>() + legacy.iter().map(|(_, b)| b).sum::<u64>();
+      let n = (primary.len() + legacy.len()) as u64;
       tiers.push(TierStats { tier: tier.kind(), role: "primary", sessions: n, objects: n, bytes });
     }
     for (key, header) in &primary {
       newest.insert(key.clone(), (header.stored_bytes(), header.created_ms));
+    }
+    // Saved at an unknown time: never stale (cleanup), never older than what a migration brings.
+    for (key, bytes) in &legacy {
+      newest.insert(key.clone(), (*bytes, u64::MAX));
     }
     let (mut lag, mut incremental, mut newest_backup_ms) = (None, None, BTreeMap::new());
     if let Some(backups) = &self.backups {
@@ -192,7 +236,8 @@ impl Store {
       if self.primary.is_some() {
         let behind =
           primary.iter().filter(|(key, h)| index.get(key).and_then(|v| v.last()).is_none_or(|v| v.ms < h.created_ms));
-        lag = Some(behind.count() as u64);
+        let legacy_unbacked = legacy.iter().filter(|(key, _)| !index.contains_key(key));
+        lag = Some((behind.count() + legacy_unbacked.count()) as u64);
       }
       for (key, versions) in index {
         if let Some(v) = versions.last() {
@@ -206,12 +251,14 @@ impl Store {
         }
       }
     }
-    Ok(NewestCopies { tiers, newest, lag, incremental, newest_backup_ms })
+    let legacy = legacy.len() as u64;
+    Ok(NewestCopies { tiers, newest, lag, incremental, newest_backup_ms, legacy })
   }
 
   /// Sessions per tier, sizes, free disk under the data path, and how far the backups lag.
   pub async fn stats(&self) -> Result<Stats> {
-    let NewestCopies { tiers, newest, lag: backup_lag, incremental, newest_backup_ms } = self.newest_copies().await?;
+    let NewestCopies { tiers, newest, lag: backup_lag, incremental, newest_backup_ms, legacy } =
+      self.newest_copies().await?;
     let sessions = newest.len() as u64;
     let total: u64 = newest.values().map(|(bytes, _)| bytes).sum();
     let average_session_bytes = total.checked_div(sessions).unwrap_or(0);
@@ -230,6 +277,8 @@ impl Store {
       (avg, Some(d)) => Some(d.free_bytes / 5 * 4 / avg),
     };
     let memory = self.memory().await?;
+    let left = self.crash_leftovers(false).await?;
+    let crash_leftovers = LeftoverCount { files: left.len() as u64, bytes: left.iter().map(|l| l.bytes).sum() };
     Ok(Stats {
       tiers,
       sessions,
@@ -240,6 +289,8 @@ impl Store {
       backup_lag,
       incremental,
       memory,
+      crash_leftovers,
+      legacy_sessions: legacy,
       newest_backup_ms,
     })
   }
@@ -290,6 +341,7 @@ impl Store {
   /// Every stored session with the time of its newest copy in any tier.
   pub async fn last_saved(&self) -> Result<Vec<LastSaved>> {
     let newest = self.newest_copies().await?.newest;
+    // A legacy value's save time is unknown (`u64::MAX`): it is never stale.
     let saved =
       newest.into_iter().map(|(key, (bytes, ms))| LastSaved { session: key.to_string(), saved_at_ms: ms, bytes });
     Ok(saved.collect())
@@ -327,8 +379,14 @@ impl Store {
           }
         };
         // Gone since the listing (deleted, expired): nothing to check.
+        let mut legacy = false;
         let outcome = match read {
           Ok(None) => return None,
+          // Another store's value is good when it converts: a save's checks of the zip it holds.
+          Ok(Some(bytes)) if version.is_none() && super::legacy::is_foreign(&bytes) => {
+            legacy = true;
+            self.convert_foreign(&key, bytes).await.map(|_| ())
+          }
           Ok(Some(bytes)) => {
             archive::check(&bytes, self.config.pack.keys.as_deref(), &self.config.pack.limits, key.as_str()).map(|_| ())
           }
@@ -341,13 +399,16 @@ impl Store {
           code: err.code(),
           message: err.to_string(),
         };
-        Some(outcome.map_err(bad))
+        Some((legacy, outcome.map_err(bad)))
       })
       .buffer_unordered(CONCURRENCY);
     let (mut verified, mut done) = (Verified::default(), 0);
     while let Some(outcome) = checks.next().await {
       done += 1;
-      match outcome {
+      if let Some((true, _)) = outcome {
+        verified.legacy += 1;
+      }
+      match outcome.map(|(_, checked)| checked) {
         Some(Ok(())) => verified.checked += 1,
         Some(Err(bad)) => {
           verified.checked += 1;

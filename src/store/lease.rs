@@ -28,7 +28,7 @@ impl Store {
     let leases = self.primary.as_deref().and_then(|p| p.leases());
     leases.ok_or_else(|| StoreError::InvalidOption {
       name: "lease",
-      reason: "leases need a primary tier (Redis, or the embedded directory within one process)".into(),
+      reason: "leases need a primary tier (Redis, or the embedded directory)".into(),
     })
   }
 
@@ -96,6 +96,29 @@ impl Store {
       self.set_held(&key, None);
     }
     self.leases()?.release(&key, token).await
+  }
+
+  /// Makes this store a fleet member's (one at a time: two members would hold every lease under one token, each
+  /// taking the other's as its own). `false` when it already is one; `leave_fleet` frees it.
+  pub fn join_fleet(&self) -> bool {
+    !self.fleet_member.swap(true, std::sync::atomic::Ordering::SeqCst)
+  }
+
+  pub fn leave_fleet(&self) {
+    self.fleet_member.store(false, std::sync::atomic::Ordering::SeqCst);
+  }
+
+  /// Stops backing the lease without giving it up (an owner that cannot prove its client is gone: a stop that
+  /// failed or timed out, a start given up unsettled): it stays in the tier until it expires, so nobody else
+  /// takes the session before then, and this store's writes of the session are refused (`ERR_LEASE_LOST`) from
+  /// now on, as if another owner had taken it. Taking the lease again (once it expired) makes a new token.
+  pub fn abandon_lease(&self, session: &str, token: &str) -> Result<()> {
+    let key = SessionArg::parse(session)?.key;
+    let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(ours) = held.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
+      ours.token = None;
+    }
+    Ok(())
   }
 
   /// Writes to the primary, fenced by this store's lease on the session when it took one; refused while that

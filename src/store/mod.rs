@@ -5,6 +5,8 @@ mod fence;
 mod import;
 mod inspect;
 mod lease;
+mod leftovers;
+mod legacy;
 mod members;
 mod order;
 mod pad;
@@ -14,7 +16,10 @@ mod save;
 
 pub use eviction::EVICTION_CODE;
 pub use import::{Outcome as ImportOutcome, CLOCK_SKEW_MS};
-pub use inspect::{disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, Stats, TierStats, Verified};
+pub use inspect::{
+  disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, LeftoverCount, Stats, TierStats, Verified,
+};
+pub use leftovers::{CrashKind, CrashLeftover};
 pub use rekey::Rekeyed;
 
 use std::path::{Path, PathBuf};
@@ -23,10 +28,10 @@ use std::sync::Arc;
 use crate::archive::{self, Header, PackOptions};
 use crate::backup::Backups;
 use crate::blocking;
+use crate::counters::{Counters, Fallback};
 use crate::error::{Result, StoreError};
 use crate::fsutil::replace_transient;
 use crate::locks::KeyLocks;
-use crate::metrics::{Counters, Fallback};
 use crate::scheduler::{BackupStats, Reporter, Scheduler};
 use crate::session::{SessionArg, SessionKey};
 use crate::tier::Tier;
@@ -64,6 +69,8 @@ pub struct Store {
   pads: Arc<pad::PadSweeper>,
   /// What this store did, for `metrics`.
   counters: Counters,
+  /// A fleet member runs on this store: its leases are the store's, so a second member would share their tokens.
+  fleet_member: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Tiers and settings only: lease tokens stay out of logs.
@@ -131,12 +138,18 @@ impl Store {
     let backups = backups.map(|(backups, _)| backups);
     let config = Arc::new(config);
     let (held, pads) = (Default::default(), Default::default());
-    Ok(Self { primary, checked, backups, scheduler, config, save_locks, held, pads, counters })
+    let fleet_member = Default::default();
+    Ok(Self { primary, checked, backups, scheduler, config, save_locks, held, pads, counters, fleet_member })
   }
 
   /// What this store counted (saves, backups, fallbacks, leases), for `metrics`.
   pub fn counters(&self) -> &Counters {
     &self.counters
+  }
+
+  /// A backup tier is configured (behind a primary, or alone).
+  pub fn has_backups(&self) -> bool {
+    self.backups.is_some()
   }
 
   /// RemoteAuth's data path, absolute.
@@ -166,28 +179,51 @@ impl Store {
   /// The session's archive: the primary's if its checksum holds, else the newest good backup, which is then
   /// written back to the primary. A copy in a newer format is never treated as damaged.
   pub(crate) async fn fetch(&self, key: &SessionKey) -> Result<Vec<u8>> {
+    // Twice at most: a save that lands while the backup is read wins over it, and is read again.
+    for _ in 0..2 {
+      match self.fetch_once(key).await? {
+        Some(bytes) => return Ok(bytes),
+        None => continue,
+      }
+    }
+    Err(StoreError::Internal(format!("{key} changed twice while its backup was read")))
+  }
+
+  /// `fetch`; `None` when the primary's copy changed while its backup was read.
+  async fn fetch_once(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
     let mut damaged = false;
     if let Some(primary) = &self.primary {
       if let Some(bytes) = primary.get(key).await? {
-        match archive::open(&bytes) {
-          Ok(_) => return Ok(bytes),
-          Err(err @ StoreError::ArchiveVersion { .. }) => return Err(err),
-          Err(_) => damaged = true,
+        if legacy::is_foreign(&bytes) {
+          // Another store's value under this key (see `legacy`): served converted, never rewritten here. One that
+          // does not convert falls back to a backup where there is one, else its own coded error says why.
+          match self.convert_foreign(key, bytes).await {
+            Ok(packed) => return Ok(Some(packed.bytes)),
+            Err(err) if self.backups.is_none() => return Err(err),
+            Err(_) => damaged = true,
+          }
+        } else {
+          match archive::open(&bytes) {
+            Ok(_) => return Ok(Some(bytes)),
+            Err(err @ StoreError::ArchiveVersion { .. }) => return Err(err),
+            Err(_) => damaged = true,
+          }
         }
       }
     }
     match (&self.primary, &self.backups) {
       (Some(primary), Some(backups)) => match self.warm(primary, backups, key, true).await? {
-        order::Warmed::Kept(bytes) => return Ok(bytes),
+        order::Warmed::Kept(bytes) => return Ok(Some(bytes)),
         order::Warmed::Restored(bytes) => {
           self.counters.fallback(if damaged { Fallback::Damaged } else { Fallback::Missing });
-          return Ok(bytes);
+          return Ok(Some(bytes));
         }
+        order::Warmed::Changed => return Ok(None),
         order::Warmed::NoBackup => {}
       },
       (None, Some(backups)) => {
         if let Some(bytes) = backups.newest_good(key).await? {
-          return Ok(bytes);
+          return Ok(Some(bytes));
         }
       }
       _ => {}
@@ -198,6 +234,15 @@ impl Store {
       }
       false => StoreError::SessionNotFound(key.to_string()),
     })
+  }
+
+  /// `fetch`, with `None` for a session no tier holds.
+  pub(crate) async fn stored_archive(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
+    match self.fetch(key).await {
+      Ok(bytes) => Ok(Some(bytes)),
+      Err(StoreError::SessionNotFound(_)) => Ok(None),
+      Err(err) => Err(err),
+    }
   }
 
   /// Writes the stored session as a zip to exactly `path` (relative to the cwd), via a temp file beside it,
@@ -269,6 +314,11 @@ impl Store {
     let key = SessionArg::parse(session)?.key;
     let lock = self.save_locks.of(&key);
     let _turn = lock.lock().await;
+    // The stamp of the copy deleted: the bucket's mark covers it, so no late backup of it comes back.
+    let deleted_stamp = match (&self.primary, &self.backups) {
+      (Some(_), Some(_)) => self.previous_stamp(&key).await.unwrap_or(0),
+      _ => 0,
+    };
     let primary = match &self.primary {
       Some(primary) => match (self.held(&key).is_some(), self.delete_primary(primary, &key).await) {
         (true, Err(err)) => return Err(err),
@@ -280,10 +330,49 @@ impl Store {
       scheduler.forget(&key);
     }
     let backups = match &self.backups {
-      Some(backups) => backups.delete(&key).await,
+      Some(backups) => backups.delete(&key, deleted_stamp).await,
       None => Ok(()),
     };
     primary.and(backups)
+  }
+
+  /// `delete` of a session nobody saved since `cutoff_ms` (`cleanup`): `false`, nothing deleted, when a save landed
+  /// since (by a running service). On the primary the check and the delete are one step (the embedded directory,
+  /// Redis); the backups go only once the primary's copy did.
+  pub async fn delete_unsaved_since(&self, session: &str, cutoff_ms: u64) -> Result<bool> {
+    let key = SessionArg::parse(session)?.key;
+    let lock = self.save_locks.of(&key);
+    let turn = lock.lock().await;
+    let seen = self.primary_head(&key).await?;
+    if self.saved_at(&key).await?.is_some_and(|ms| ms >= cutoff_ms) {
+      return Ok(false);
+    }
+    // As `delete`: the bucket's mark covers the copy deleted, so no late backup of it comes back.
+    let deleted_stamp = match (&self.primary, &self.backups) {
+      (Some(_), Some(_)) => self.previous_stamp(&key).await.unwrap_or(0),
+      _ => 0,
+    };
+    if let Some(primary) = &self.primary {
+      if self.held(&key).is_some() {
+        drop(turn);
+        return self.delete(session).await.map(|()| true);
+      }
+      let gone = match seen {
+        Some(seen) => primary.delete_if(&key, seen).await?,
+        // No primary copy when judged: one written since is a save that wins.
+        None => !primary.exists(&key).await?,
+      };
+      if !gone {
+        return Ok(false);
+      }
+    }
+    if let Some(scheduler) = &self.scheduler {
+      scheduler.forget(&key);
+    }
+    match &self.backups {
+      Some(backups) => backups.delete(&key, deleted_stamp).await.map(|()| true),
+      None => Ok(true),
+    }
   }
 
   /// The sessions of the primary (of the backups when there is no primary), with their headers.
@@ -305,12 +394,23 @@ impl Store {
     };
     for key in primary.list().await? {
       // A session deleted between list and head is simply skipped.
-      // A header that does not parse is left out rather than failing the whole listing (extract reports it).
-      let Some(head) = primary.head(&key, archive::HEADER_LEN).await? else {
-        continue;
+      // A header that does not parse, or a copy this process may not read (written by another user), is left
+      // out rather than failing the whole listing: `extract` and `verify` report it. A tier that cannot be asked
+      // fails the listing.
+      let head = match primary.head(&key, archive::HEADER_LEN).await {
+        Ok(Some(head)) => head,
+        Ok(None) => continue,
+        Err(err @ (StoreError::Backend { .. } | StoreError::TierUnavailable { .. })) => return Err(err),
+        Err(_) => continue,
       };
       if let Ok(header) = archive::peek(&head) {
         out.push(SessionInfo { key, header });
+      } else if legacy::is_foreign(&head) {
+        // Another store's value: listed as what it converts to, saved at an unknown time (0) until saved here.
+        let Some(value) = primary.get(&key).await? else { continue };
+        if let Ok(packed) = self.convert_foreign(&key, value).await {
+          out.push(SessionInfo { key, header: archive::Header { created_ms: 0, ..packed.header } });
+        }
       }
     }
     Ok(out)
@@ -346,7 +446,7 @@ impl Store {
       // A primary copy saved after the backup (a restart within the backup interval) is newer: kept.
       Ok(match self.warm(primary, backups, &key, false).await? {
         order::Warmed::Restored(bytes) => Some(bytes.len() as u64),
-        order::Warmed::Kept(_) | order::Warmed::NoBackup => None,
+        order::Warmed::Kept(_) | order::Warmed::NoBackup | order::Warmed::Changed => None,
       })
     })
     .await;
@@ -354,19 +454,23 @@ impl Store {
   }
 
   /// Backs up every session of the primary; one whose newest version already holds its save is skipped, so
-  /// repeated runs never push point-in-time history out of the retention.
+  /// repeated runs never push point-in-time history out of the retention (and a version holding it anywhere in
+  /// the history is not written again).
   pub async fn backup_all(&self, concurrency: usize, progress: Option<Progress>) -> Result<Transfer> {
     let (primary, backups) = self.both()?;
     let keys = primary.list().await?;
     let summary = transfer(keys, concurrency, progress.as_ref(), |key| async move {
-      let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
+      let Some(mut bytes) = primary.get(&key).await? else { return Ok(None) };
+      if legacy::is_foreign(&bytes) {
+        bytes = self.convert_foreign(&key, bytes).await?.bytes; // backed up as this store's archive
+      }
       let (header, _) = archive::open(&bytes)?;
-      if backups.newest_header(&key).await?.is_some_and(|newest| order::same_save(&newest, &header)) {
+      let newest = backups.newest_header(&key).await?;
+      if newest.is_some_and(|newest| order::same_save(&newest, &header)) {
         return Ok(None);
       }
       let len = bytes.len() as u64;
-      backups.write(&key, bytes, header.created_ms).await?;
-      Ok(Some(len))
+      Ok((backups.write(&key, bytes).await?.uploaded_bytes > 0).then_some(len))
     })
     .await;
     Ok(summary)
@@ -386,5 +490,9 @@ fn write_zip_file(
   replace_transient(target, |file| archive::write_zip_padded(bytes, keys, &pack.limits, session, file, target))
 }
 
+#[cfg(test)]
+mod across_tests;
+#[cfg(all(test, target_os = "linux"))]
+mod conditional_tests;
 #[cfg(test)]
 mod tests;

@@ -13,14 +13,15 @@ use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 use crate::tier::Tier;
 
-/// Both headers describe the same save. A key rotation re-seals a copy (new bytes, new nonce) and an incremental
-/// backup rebuilds it, but neither changes these fields.
+/// Both headers describe the same save (`Header::same_save`).
 pub(crate) fn same_save(a: &Header, b: &Header) -> bool {
-  (a.created_ms, a.entries, a.files_bytes, a.source_bytes) == (b.created_ms, b.entries, b.files_bytes, b.source_bytes)
+  a.same_save(b)
 }
 
-/// Whether the backup `candidate` replaces a good primary copy `current`: only when the history (oldest first)
-/// holds `current`'s save in a version older than the one `candidate` came from.
+/// Whether the backup `candidate` replaces a good primary copy `current`: only when the history (oldest first,
+/// in version-name order) holds `current`'s save in a version older than the one `candidate` came from. A
+/// version's name carries the stamp of the save it holds (`backup::history`), so name order is save order
+/// however late each backup was written.
 pub(crate) fn backup_is_newer(current: &Header, candidate: &Header, history: &[Option<Header>]) -> bool {
   if same_save(current, candidate) {
     return false;
@@ -37,13 +38,38 @@ pub(crate) enum Warmed {
   Restored(Vec<u8>),
   /// No backup version.
   NoBackup,
+  /// The primary's copy changed (or appeared) since it was read: a save that landed meanwhile, maybe in another
+  /// process, which wins. Nothing was written.
+  Changed,
 }
 
 impl Store {
+  /// The stamp of the session's stored copy (0 when there is none, or its header does not read): a new save is
+  /// stamped after it. The primary's copy is the newest save wherever there is a primary; without one (or when
+  /// the primary has no copy), the bucket's newest version, or the mark a delete left (a login after a logout is
+  /// stamped after the logout's mark, so the mark does not cover it).
+  pub(super) async fn previous_stamp(&self, key: &SessionKey) -> Result<u64> {
+    if let Some(primary) = &self.primary {
+      let head = primary.head(key, archive::HEADER_LEN).await?;
+      if let Some(header) = head.and_then(|h| archive::peek(&h).ok()) {
+        return Ok(header.created_ms);
+      }
+    }
+    match (&self.backups, &self.primary) {
+      (Some(backups), None) => backups.newest_stamp(key).await,
+      // Best effort beside a primary: a bucket that cannot be asked never fails a save (a new save is stamped
+      // now, after a logout's mark unless the clocks disagree).
+      (Some(backups), Some(_)) => Ok(backups.newest_stamp(key).await.unwrap_or(0)),
+      (None, _) => Ok(0),
+    }
+  }
+
   /// Writes the newest good backup to the primary unless the primary's copy is good and not older (see the
-  /// module). Under the session's lock from the first read to the write-back, so a logout or a save that lands
-  /// meanwhile wins. With `best_effort` (an extract, which has its bytes either way) a failed write-back is
-  /// ignored.
+  /// module). Under the session's lock from the first read to the write-back, and the write-back is conditional
+  /// on the copy read (`Tier::replace_if`, atomic on Redis; for a copy that was absent, a create-if-absent), so
+  /// a logout or a save that lands meanwhile wins, in this process or any other. Under a lease this store
+  /// holds, the write is fenced by it instead (the lease makes this store the only one saving). With
+  /// `best_effort` (an extract, which has its bytes either way) a failed write-back is ignored.
   pub(super) async fn warm(
     &self,
     primary: &Arc<dyn Tier>,
@@ -53,7 +79,14 @@ impl Store {
   ) -> Result<Warmed> {
     let lock = self.save_locks.of(key);
     let _turn = lock.lock().await;
-    let current = primary.get(key).await?;
+    let mut current = primary.get(key).await?;
+    if let Some(value) = current.take_if(|value| super::legacy::is_foreign(value)) {
+      // Another store's value that converts is a good copy, newer than any backup (this store never wrote it);
+      // one that does not is as good as none.
+      if let Ok(packed) = self.convert_foreign(key, value).await {
+        return Ok(Warmed::Kept(packed.bytes));
+      }
+    }
     let current_header = match current.as_deref().map(archive::open) {
       Some(Ok((header, _))) => Some(header),
       // A newer build's copy is never replaced (nor read here).
@@ -72,8 +105,16 @@ impl Store {
         return Ok(Warmed::Kept(bytes.clone()));
       }
     }
-    // Fenced like a save: a store that lost its lease writes nothing, not even a restore.
-    match self.put_primary(primary, key, candidate.clone()).await {
+    let written = match self.held(key).is_some() {
+      // Fenced like a save: a store that lost its lease writes nothing, not even a restore.
+      true => self.put_primary(primary, key, candidate.clone()).await.map(|()| true),
+      false => {
+        let expected = current.as_deref().map_or(&[][..], |c| &c[..c.len().min(archive::HEADER_LEN)]);
+        primary.replace_if(key, expected, candidate.clone()).await
+      }
+    };
+    match written {
+      Ok(false) => Ok(Warmed::Changed),
       Err(err) if !best_effort => Err(err),
       _ => Ok(Warmed::Restored(candidate)),
     }

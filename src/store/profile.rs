@@ -19,6 +19,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use super::fence::{self, Guarded, Use};
 use super::{cwd, Saved, SessionInfo, Store};
@@ -43,23 +44,39 @@ impl Store {
   pub async fn save_dir(&self, session: &str, dir: &Path) -> Result<Saved> {
     let key = SessionKey::parse(session)?;
     let dir = fence::profile_dir(dir, Use::Save, &self.guarded()?)?;
+    // Read while no restore (of this process or another) swaps the folder. A folder whose parent cannot take the
+    // lock file cannot be restored into either: read it without.
+    let folder = RESTORES.of(&dir).lock_owned().await;
+    let held = folder_lock(&dir).await.ok();
     let turn = self.save_locks.of(&key).lock_owned().await;
     let (config, name) = (self.config.clone(), key.to_string());
     let packed = blocking::run(move || archive::pack_dir(&dir, &config.pack, &name)).await;
-    let packed = packed.inspect_err(|_| self.counters.save(crate::metrics::Outcome::Failed))?;
+    drop((held, folder));
+    let packed = packed.inspect_err(|_| self.counters.save(crate::counters::Outcome::Failed))?;
     self.store_packed(key, packed, turn).await
   }
 
   /// Replaces the profile `dir` (relative to the cwd; created if missing; through it when it is a link) with the
-  /// stored session's files, whole or not at all (see the module docs). The session's checksum is checked before
-  /// anything is written.
+  /// stored session's files, whole or not at all (see the module docs). The folder's lock comes first, then the
+  /// check that no live browser holds it (`ERR_PROFILE_IN_USE`), then the stored copy, whose checksum is checked
+  /// before anything is written: what is restored is the newest copy once no one else restores the folder.
   pub async fn restore_dir(&self, session: &str, dir: &Path) -> Result<SessionInfo> {
     let key = SessionKey::parse(session)?;
     let target = fence::profile_dir(dir, Use::Restore, &self.guarded()?)?;
+    let turn = RESTORES.of(&target).lock_owned().await;
+    let held = folder_lock(&target).await?;
+    let looked = target.clone();
+    if let Some(holder) = blocking::run(move || Ok(crate::browser_lock::live_browser(&looked))).await? {
+      return Err(StoreError::ProfileInUse(format!("{} ({holder})", target.display())));
+    }
     let bytes = self.fetch(&key).await?;
     let (config, name) = (self.config.clone(), key.to_string());
-    let turn = RESTORES.of(&target).lock_owned().await;
-    let header = blocking::run(move || restore_into(&bytes, &config.pack, &name, &target)).await?;
+    let header = blocking::run(move || {
+      let restored = restore_locked(&bytes, &config.pack, &name, &target);
+      drop(held);
+      restored
+    })
+    .await?;
     drop(turn);
     Ok(SessionInfo { key, header })
   }
@@ -78,11 +95,26 @@ fn split(target: &Path) -> Result<(&Path, String)> {
   Ok((parent, name.to_owned()))
 }
 
-pub(super) fn restore_into(bytes: &[u8], pack: &PackOptions, session: &str, target: &Path) -> Result<Header> {
+/// How long a restore or a save of a profile waits for another process's restore of the same folder.
+const FOLDER_PATIENCE: Duration = Duration::from_secs(300);
+
+/// The lock file beside a profile folder (`.<name>.lock`), its parent made if missing: another process restoring
+/// the folder finishes first (a crashed one holds nothing).
+async fn folder_lock(target: &Path) -> Result<FileLock> {
   let (parent, name) = split(target)?;
   std::fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
-  // Another process restoring this folder finishes first (a crashed one holds nothing).
-  let _turn = FileLock::acquire(&parent.join(format!(".{name}.{LOCK}")))?;
+  let path = parent.join(format!(".{name}.{LOCK}"));
+  FileLock::wait(path, FOLDER_PATIENCE).await?.ok_or_else(|| {
+    let why =
+      format!("{} (another process restores it for more than {} s)", target.display(), FOLDER_PATIENCE.as_secs());
+    StoreError::ProfileInUse(why)
+  })
+}
+
+/// Repairs what an earlier restore left, writes the stored files aside, swaps them in. The folder's lock is
+/// held by the caller.
+fn restore_locked(bytes: &[u8], pack: &PackOptions, session: &str, target: &Path) -> Result<Header> {
+  let (parent, name) = split(target)?;
   repair(parent, &name, target)?;
   let fresh = tempfile::Builder::new()
     .prefix(&format!(".{name}.{RESTORING}"))
@@ -92,6 +124,50 @@ pub(super) fn restore_into(bytes: &[u8], pack: &PackOptions, session: &str, targ
   let header = archive::write_dir(bytes, pack.keys.as_deref(), &pack.limits, session, fresh.path())?;
   swap(&fresh.keep(), target, parent, &name)?;
   Ok(header)
+}
+
+/// What restores killed part way left in `parent` (where profile folders live: `dataPath`), for `cleanup` and
+/// `stats`: `.<name>.restore-…` and `.<name>.old-…` folders and `.<name>.lock` files of folders no live restore
+/// holds, with their bytes. With `remove`, each such folder is repaired as its next restore would (an aside
+/// copy back where the profile is missing, the rest removed) under its lock, and the stale lock file goes.
+pub fn restore_leftovers(parent: &Path, remove: bool) -> Result<Vec<(PathBuf, u64)>> {
+  let read = match std::fs::read_dir(parent) {
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+    other => other.map_err(StoreError::io("read directory", parent))?,
+  };
+  let mut by_folder: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+  for item in read.flatten() {
+    let file_name = item.file_name();
+    let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix('.')) else { continue };
+    let folder = [RESTORING, ASIDE]
+      .iter()
+      .find_map(|kind| rest.rsplit_once(&format!(".{kind}")).map(|(name, _)| name))
+      .or_else(|| rest.strip_suffix(&format!(".{LOCK}")));
+    if let Some(folder) = folder.filter(|f| !f.is_empty()) {
+      by_folder.entry(folder.to_owned()).or_default().push(item.path());
+    }
+  }
+  let mut found = Vec::new();
+  for (name, paths) in by_folder {
+    let lock = parent.join(format!(".{name}.{LOCK}"));
+    let held = match remove {
+      true => match FileLock::try_acquire(&lock)? {
+        Some(held) => Some(held),
+        None => continue,
+      },
+      false if crate::locks::is_held(&lock) => continue,
+      false => None,
+    };
+    found.extend(paths.into_iter().map(|path| {
+      let bytes = crate::fsutil::tree_bytes(&path);
+      (path, bytes)
+    }));
+    if held.is_some() {
+      repair(parent, &name, &parent.join(&name))?;
+    }
+  }
+  found.sort();
+  Ok(found)
 }
 
 /// Leftovers of an earlier restore of `target` that did not finish: an aside copy back when the profile is

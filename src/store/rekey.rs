@@ -30,12 +30,19 @@ impl Store {
       done.primary = transfer(primary.list().await?, concurrency, progress.as_ref(), |key| async move {
         let _turn = self.save_locks.of(&key).lock_owned().await;
         let Some(bytes) = primary.get(&key).await? else { return Ok(None) };
-        archive::refuse_plain_reseal(keys, archive::peek(&bytes)?.encrypted(), &key.to_string())?;
-        let Some(fresh) = archive::reencrypt(&bytes, keys, key.as_str())? else { return Ok(None) };
+        let fresh = if super::legacy::is_foreign(&bytes) {
+          // Another store's value (plain by nature): sealed as this store's archive under the current key.
+          archive::refuse_plain_reseal(keys, false, &key.to_string())?;
+          self.convert_foreign(&key, bytes.clone()).await?.bytes
+        } else {
+          archive::refuse_plain_reseal(keys, archive::peek(&bytes)?.encrypted(), &key.to_string())?;
+          let Some(fresh) = archive::reencrypt(&bytes, keys, key.as_str())? else { return Ok(None) };
+          fresh
+        };
         let len = fresh.len() as u64;
         // Only over the copy that was read: a save (or delete) by another process meanwhile wins, and the
         // session counts as skipped (its new copy is under whatever key that process writes with).
-        let replaced = primary.replace_if(&key, &bytes[..archive::HEADER_LEN], fresh).await?;
+        let replaced = primary.replace_if(&key, &bytes[..archive::HEADER_LEN.min(bytes.len())], fresh).await?;
         Ok(replaced.then_some(len))
       })
       .await;

@@ -9,8 +9,8 @@ use tokio::sync::OwnedMutexGuard;
 use super::{cwd, Saved, SessionInfo, Store};
 use crate::archive::{self, PackOptions};
 use crate::blocking;
+use crate::counters::Outcome;
 use crate::error::{Result, StoreError};
-use crate::metrics::Outcome;
 use crate::session::{locate_zip, zip_candidates, SessionArg, SessionKey};
 use crate::tier::Ready;
 
@@ -25,6 +25,7 @@ impl Store {
     let candidates = zip_candidates(&arg, zip, &cwd()?, &self.config.data_path);
     let key = arg.key.clone();
     let turn = self.save_locks.of(&key).lock_owned().await;
+    let previous_ms = self.previous_stamp(&key).await.inspect_err(|_| self.counters.save(Outcome::Failed))?;
     let config = self.config.clone();
     let save = Arc::new(
       blocking::run(move || {
@@ -52,7 +53,7 @@ impl Store {
       first
     });
     let (config, session) = (self.config.clone(), key.to_string());
-    match blocking::run(move || save.pack(&config.pack, &session)).await {
+    match blocking::run(move || save.pack_after(&config.pack, &session, previous_ms)).await {
       Ok(packed) => self.store_verified(key, packed, turn, verified).await,
       // The check's error says more about the zip than the copy's.
       Err(err) => {
@@ -72,12 +73,61 @@ impl Store {
     replace_older_than: Option<u64>,
   ) -> Result<Option<Saved>> {
     let turn = self.save_locks.of(key).lock_owned().await;
+    // What the primary holds as it is judged: written over only while it still holds exactly that.
+    let seen = self.primary_head(key).await?;
     if let Some(saved_ms) = self.saved_at(key).await? {
       if replace_older_than.is_none_or(|limit| saved_ms >= limit) {
         return Ok(None);
       }
     }
-    self.store_packed(key.clone(), packed, turn).await.map(Some)
+    self.store_packed_if(key.clone(), packed, turn, seen).await
+  }
+
+  /// The primary copy's header as it is now (`None`: no primary copy), for a later `store_packed_if`.
+  pub(super) async fn primary_head(&self, key: &SessionKey) -> Result<Option<Vec<u8>>> {
+    match &self.primary {
+      Some(primary) => primary.head(key, archive::HEADER_LEN).await,
+      None => Ok(None),
+    }
+  }
+
+  /// As `store_packed`, but only while the primary still holds what `seen` says (its header, or no copy): a
+  /// save or delete by another process since it was read wins, and nothing is written (`Ok(None)`). The check
+  /// and the write are one step on the primary (the embedded directory: under the session's lock file; Redis: one
+  /// script). A store holding the session's lease, or with a primary that may evict, writes as a save does.
+  pub(super) async fn store_packed_if(
+    &self,
+    key: SessionKey,
+    packed: archive::Packed,
+    turn: OwnedMutexGuard<()>,
+    seen: Option<Vec<u8>>,
+  ) -> Result<Option<Saved>> {
+    let Some(primary) = &self.primary else { return self.store_packed(key, packed, turn).await.map(Some) };
+    let evicts = self.checked.as_ref().expect("a primary").evicts().await?;
+    if self.held(&key).is_some() || (evicts && self.scheduler.is_some()) {
+      return self.store_packed(key, packed, turn).await.map(Some);
+    }
+    let info = SessionInfo { key: key.clone(), header: packed.header.clone() };
+    let written = primary.put_if(&key, seen, packed.bytes).await;
+    if !matches!(written, Ok(false)) {
+      self.counters.save(Outcome::of(&written));
+    }
+    if !written? {
+      return Ok(None);
+    }
+    let backup_error = self.back_up_after(key, turn).await;
+    Ok(Some(Saved { info, backup_error }))
+  }
+
+  /// After the primary took a write: the backup, now (every-save mode) or marked for the timer. The session's
+  /// lock is let go first: the backup takes it itself when it lands.
+  async fn back_up_after(&self, key: SessionKey, turn: OwnedMutexGuard<()>) -> Option<StoreError> {
+    let backup_now = self.scheduler.as_ref().is_some_and(|s| s.mark(&key));
+    drop(turn);
+    match (backup_now, &self.scheduler) {
+      (true, Some(scheduler)) => scheduler.flush_keys(vec![key], false).await.failures.pop().map(|(_, err)| err),
+      _ => None,
+    }
   }
 
   /// Writes a packed session to the primary (to the backups when there is none), holding the session's save
@@ -115,7 +165,7 @@ impl Store {
     let Some(primary) = &self.primary else {
       let backups = self.backups.as_ref().expect("a store has a tier");
       verified.await?;
-      backups.write(&key, packed.bytes, packed.header.created_ms).await?;
+      backups.write(&key, packed.bytes).await?;
       return Ok(Saved { info, backup_error: None });
     };
     if let (true, Some(scheduler)) = (self.checked.as_ref().expect("a primary").evicts().await?, &self.scheduler) {
@@ -124,7 +174,7 @@ impl Store {
       // upload failed, which the save reports and keeps pending.
       verified.await?;
       self.check_lease(primary, &key).await?;
-      let backed_up = scheduler.back_up_first(&key, packed.bytes.clone(), packed.header.created_ms).await;
+      let backed_up = scheduler.back_up_first(&key, packed.bytes.clone()).await;
       self.put_primary(primary, &key, packed.bytes).await?;
       let backup_error = backed_up.err();
       if backup_error.is_some() {
@@ -140,12 +190,7 @@ impl Store {
       }
       false => primary.put_when(&key, packed.bytes, verified).await?,
     }
-    let backup_now = self.scheduler.as_ref().is_some_and(|s| s.mark(&key));
-    drop(turn); // the backup takes the lock itself when it lands
-    let mut backup_error = None;
-    if let (true, Some(scheduler)) = (backup_now, &self.scheduler) {
-      backup_error = scheduler.flush_keys(vec![key], false).await.failures.pop().map(|(_, err)| err);
-    }
+    let backup_error = self.back_up_after(key, turn).await;
     Ok(Saved { info, backup_error })
   }
 }

@@ -49,8 +49,9 @@ pub fn check_group(group: &str) -> Result<()> {
   Err(StoreError::InvalidOption { name: "fleet.group", reason })
 }
 
-/// Membership within one process, for the embedded directory tier (whose leases are per process too): several
-/// fleet workers in one process share it. Keyed by the directory, like those leases.
+/// Membership within one process, for the embedded directory tier: several fleet workers in one process share it
+/// (a fleet spanning processes needs Redis; the directory's leases do hold across processes). Keyed by the
+/// directory as it resolves.
 type Members = BTreeMap<String, (Instant, Vec<u8>)>;
 
 #[derive(Debug, Default)]

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use tokio::sync::Notify;
 
 use super::{ObjectMeta, ObjectTier};
 use crate::error::{Result, StoreError};
@@ -56,5 +59,53 @@ impl ObjectTier for Memory {
     let mut objects = self.objects.lock().unwrap();
     keys.iter().for_each(|k| drop(objects.remove(k)));
     Ok(())
+  }
+}
+
+/// A pattern, and the (reached, release) pair of the read it holds.
+type Gate = (String, Arc<Notify>, Arc<Notify>);
+
+/// A bucket whose next `get` of a key containing `pattern` is read, then held (once) until released: the reply
+/// of a slow download.
+#[derive(Debug, Default)]
+pub struct Held {
+  pub inner: Arc<Memory>,
+  gate: Mutex<Option<Gate>>,
+}
+
+impl Held {
+  /// Holds the next read of a key holding `pattern`; returns (reached, release).
+  pub fn hold(&self, pattern: &str) -> (Arc<Notify>, Arc<Notify>) {
+    let (reached, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    *self.gate.lock().unwrap() = Some((pattern.into(), reached.clone(), release.clone()));
+    (reached, release)
+  }
+}
+
+#[async_trait]
+impl ObjectTier for Held {
+  async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    let read = self.inner.get(key).await;
+    let gate = self.gate.lock().unwrap().take_if(|(p, _, _)| key.contains(p.as_str()));
+    if let Some((_, reached, release)) = gate {
+      reached.notify_one();
+      release.notified().await;
+    }
+    read
+  }
+  async fn head(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
+    self.inner.head(key, len).await
+  }
+  async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+    self.inner.put(key, bytes).await
+  }
+  async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    self.inner.list(prefix).await
+  }
+  async fn delete(&self, keys: &[String]) -> Result<()> {
+    self.inner.delete(keys).await
+  }
+  fn kind(&self) -> &'static str {
+    "memory"
   }
 }

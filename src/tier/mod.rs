@@ -3,6 +3,7 @@
 
 mod lease;
 mod local;
+mod local_lease;
 mod membership;
 #[cfg(test)]
 pub(crate) mod memory;
@@ -11,7 +12,7 @@ mod s3;
 
 pub use self::redis::{parse_sentinel_addr, RedisConfig, RedisTarget, RedisTier, RedisTls, SentinelTarget};
 pub use lease::{LeaseState, Leases};
-pub use local::LocalDirTier;
+pub use local::{leftovers as local_leftovers, LocalDirTier};
 pub use membership::{check_group, Member, Membership};
 pub use s3::{S3Config, S3Tier};
 
@@ -65,11 +66,36 @@ pub trait Tier: Send + Sync + std::fmt::Debug {
   /// What it is, for stats and messages: `dir`, `redis`.
   fn kind(&self) -> &'static str;
   /// Replaces the value only if it still starts with `expected` (the header read before: it holds the checksum
-  /// of the whole archive), keeping its expiry; `false` (nothing written) if it changed or went away. Atomic
-  /// where the tier can do it (Redis); elsewhere checked just before the write.
+  /// of the whole archive), keeping its expiry; `false` (nothing written) if it changed or went away. An empty
+  /// `expected` means "absent": the value is created only if there is none. Atomic where the tier can do it
+  /// (Redis); elsewhere checked just before the write.
   async fn replace_if(&self, key: &SessionKey, expected: &[u8], bytes: Vec<u8>) -> Result<bool> {
+    match self.head(key, expected.len().max(1)).await? {
+      Some(head) if !expected.is_empty() && head == expected => self.put(key, bytes).await.map(|()| true),
+      None if expected.is_empty() => self.put(key, bytes).await.map(|()| true),
+      _ => Ok(false),
+    }
+  }
+  /// Writes only if the stored value still starts with `expected` (`None`: only if there is none); `false`
+  /// (nothing written) otherwise. For writes decided on what was read before (an import over an older copy).
+  /// Atomic on the embedded tier (under the session's lock file) and Redis (a script); elsewhere checked just
+  /// before the write.
+  async fn put_if(&self, key: &SessionKey, expected: Option<Vec<u8>>, bytes: Vec<u8>) -> Result<bool> {
+    let head = match &expected {
+      Some(expected) => self.head(key, expected.len()).await?,
+      None => self.head(key, 0).await?,
+    };
+    match (expected, head) {
+      (Some(expected), Some(head)) if head == expected => self.put(key, bytes).await.map(|()| true),
+      (None, None) => self.put(key, bytes).await.map(|()| true),
+      _ => Ok(false),
+    }
+  }
+  /// Deletes only if the stored value still starts with `expected`; `false` (nothing deleted) otherwise. Atomic
+  /// where `put_if` is.
+  async fn delete_if(&self, key: &SessionKey, expected: Vec<u8>) -> Result<bool> {
     match self.head(key, expected.len()).await? {
-      Some(head) if head == expected => self.put(key, bytes).await.map(|()| true),
+      Some(head) if head == expected => self.delete(key).await.map(|()| true),
       _ => Ok(false),
     }
   }

@@ -133,11 +133,40 @@ impl S3Tier {
       Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => return Ok(None),
       Err(e) => return Err(self.error("get", e)),
     };
-    let body = out.body.collect().await.map_err(|e| StoreError::Backend {
-      code: "ERR_S3_UNAVAILABLE",
-      reason: format!("s3 get in bucket {}: body interrupted: {e}", self.config.bucket),
-    })?;
-    Ok(Some(body.into_bytes().to_vec()))
+    let size = out.content_length().and_then(|n| u64::try_from(n).ok());
+    self.read_body(out.body, size).await.map(Some)
+  }
+
+  /// The body, bounded on the local monotonic clock: the SDK's operation timeout ends when the headers arrive,
+  /// and a body that trickles in (or stops) would otherwise hold its caller (and a session's lock) for as long as
+  /// the server likes. Each chunk must come within `timeout`, and the whole within `timeout` plus the time the
+  /// body takes at `MIN_BODY_RATE`.
+  async fn read_body(&self, mut body: ByteStream, size: Option<u64>) -> Result<Vec<u8>> {
+    let timeout = self.config.timeout;
+    let budget = timeout + Duration::from_secs_f64(size.unwrap_or(0) as f64 / MIN_BODY_RATE as f64);
+    let deadline = tokio::time::Instant::now() + budget;
+    let bucket = &self.config.bucket;
+    let timed_out = |what: &str| StoreError::Backend {
+      code: "ERR_S3_TIMEOUT",
+      reason: format!("s3 get in bucket {bucket}: {what} (timeoutMs {} ms)", timeout.as_millis()),
+    };
+    let mut out = Vec::with_capacity(size.unwrap_or(0).min(1 << 26) as usize);
+    loop {
+      let next = tokio::time::Instant::now().checked_add(timeout).map_or(deadline, |idle| idle.min(deadline));
+      let chunk = match tokio::time::timeout_at(next, body.next()).await {
+        Ok(Some(chunk)) => chunk,
+        Ok(None) => return Ok(out),
+        Err(_) if tokio::time::Instant::now() >= deadline => {
+          return Err(timed_out(&format!("body not read within {} ms", budget.as_millis())))
+        }
+        Err(_) => return Err(timed_out("body stalled")),
+      };
+      let chunk = chunk.map_err(|e| StoreError::Backend {
+        code: "ERR_S3_UNAVAILABLE",
+        reason: format!("s3 get in bucket {bucket}: body interrupted: {e}"),
+      })?;
+      out.extend_from_slice(&chunk);
+    }
   }
 
   fn full_key(&self, key: &str) -> String {
@@ -165,6 +194,9 @@ impl S3Tier {
     StoreError::Backend { code, reason: format!("s3 {op} in bucket {}: {detail}", self.config.bucket) }
   }
 }
+
+/// The slowest body read allowed past `timeoutMs`, in bytes per second: a 20 MB version gets about five minutes.
+const MIN_BODY_RATE: u64 = 64 * 1024;
 
 #[async_trait]
 impl ObjectTier for S3Tier {

@@ -106,7 +106,6 @@ fn regression(profile: Profile, known: &[u64]) {
 /// and renewal calls time out, after its lease may have expired: another worker starts the session while it
 /// still runs. Breaks (a).
 #[test]
-#[ignore = "fleet bug: issue #25 item 1 (a partitioned worker stops too late)"]
 fn a_silent_cut_stops_the_session_before_its_lease_can_expire() {
   regression(Profile { silent_cuts: true, ..Profile::default() }, &[4, 6, 13, 22, 23]);
 }
@@ -115,7 +114,6 @@ fn a_silent_cut_stops_the_session_before_its_lease_can_expire() {
 /// `ttl − stopTimeoutMs`, so an `onStop` within its `stopTimeoutMs` still ends after the lease expired and
 /// another worker started the session. Breaks (a).
 #[test]
-#[ignore = "fleet bug: issue #25 item 2 (the stop deadline is checked once per renewal interval)"]
 fn an_on_stop_within_its_budget_ends_before_the_lease_can_expire() {
   regression(Profile { slow_stops: true, ..Profile::default() }, &[11, 12, 23, 28, 33]);
 }
@@ -123,7 +121,6 @@ fn an_on_stop_within_its_budget_ends_before_the_lease_can_expire() {
 /// Issue #25 item 3. Cut off while a long `onStart` runs: its lease expires, another worker starts the session,
 /// and the first `onStart` runs on (nothing cancels it). Breaks (a).
 #[test]
-#[ignore = "fleet bug: issue #25 item 3 (onStart is not cancelled when its lease runs out)"]
 fn a_start_the_lease_no_longer_backs_is_cancelled() {
   regression(Profile { long_starts: true, ..Profile::default() }, &[4, 23, 29, 43, 53]);
 }

@@ -40,14 +40,16 @@ pub const SENTINEL_PORT: u16 = 26379;
 pub fn parse_sentinel_addr(text: &str) -> std::result::Result<(String, u16), String> {
   let text = text.trim();
   let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-    let (host, after) = rest.split_once(']').ok_or(format!("{text:?} lacks the closing ]"))?;
+    let (host, after) = rest.split_once(']').ok_or(format!("{:?} lacks the closing ]", redact(text)))?;
     match after {
       "" => (host, None),
-      _ => (host, Some(after.strip_prefix(':').ok_or(format!("{text:?}: expected :port after ]"))?)),
+      _ => (host, Some(after.strip_prefix(':').ok_or(format!("{:?}: expected :port after ]", redact(text)))?)),
     }
   } else {
     match text.rsplit_once(':') {
-      Some((host, _)) if host.contains(':') => return Err(format!("{text:?}: write an IPv6 address as [addr]:port")),
+      Some((host, _)) if host.contains(':') => {
+        return Err(format!("{:?}: write an IPv6 address as [addr]:port", redact(text)))
+      }
       Some((host, port)) => (host, Some(port)),
       None => (text, None),
     }
@@ -56,11 +58,11 @@ pub fn parse_sentinel_addr(text: &str) -> std::result::Result<(String, u16), Str
   let allowed =
     |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') || (c == ':' && text.starts_with('['));
   if host.is_empty() || !host.chars().all(allowed) {
-    return Err(format!("{text:?} is not host:port"));
+    return Err(format!("{:?} is not host:port", redact(text)));
   }
   let port = match port {
     None => SENTINEL_PORT,
-    Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or(format!("{text:?}: port must be 1-65535"))?,
+    Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or(format!("{:?}: port must be 1-65535", redact(text)))?,
   };
   Ok((host.to_owned(), port))
 }
@@ -142,18 +144,38 @@ pub fn format_addr(host: &str, port: u16) -> String {
   }
 }
 
-/// The URL without user name, password or query (redis-rs reads `?pass=` on unix sockets).
+/// Anything shaped like a URL or `host:port` without what may be a credential: the user info (everything up to
+/// the last `@`), the query and fragment (redis-rs reads `?pass=` on unix sockets), and a "port" that is not
+/// digits (`redis://user:pw` with the `@` forgotten). By pattern, not by a parse: a URL missing a slash
+/// (`redis:/app:pw@host`) parses without a host, and a parse-based redaction then strips nothing.
 pub fn redact(url: &str) -> String {
-  match url::Url::parse(url) {
-    Ok(mut u) => {
-      let _ = u.set_password(None);
-      let _ = u.set_username("");
-      u.set_query(None);
-      u.set_fragment(None);
-      u.to_string()
-    }
-    Err(_) => "<unparsable redis url>".into(),
-  }
+  let url = url.trim();
+  // `scheme:` and its slashes, when the text starts with one.
+  let scheme_len = url
+    .find(':')
+    .filter(|&at| at > 0 && url[..at].chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-')))
+    .filter(|&at| url[at + 1..].starts_with('/'))
+    .map_or(0, |at| at + 1 + url[at + 1..].len() - url[at + 1..].trim_start_matches('/').len());
+  let (scheme, rest) = url.split_at(scheme_len);
+  let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+  // From the query on (and what is left of one an `@` cut into: `&`, `=`).
+  let rest = rest.split(['?', '#', '&', '=']).next().unwrap_or_default();
+  // Each `/`-separated part may only be a host, `host:port`, `[v6]:port` or a plain name: anything after a `:`
+  // that is not a port may be a password (`redis://user:pw` with its `@` forgotten, a scheme mistyped).
+  let masked: Vec<String> = rest
+    .split('/')
+    .map(|part| {
+      let (host, port) = match part.strip_prefix('[').and_then(|v6| v6.split_once(']')) {
+        Some((_, after)) => (&part[..part.len() - after.len()], after.strip_prefix(':').unwrap_or(after)),
+        None => part.split_once(':').unwrap_or((part, "")),
+      };
+      match port.chars().all(|c| c.is_ascii_digit()) {
+        true => part.to_owned(),
+        false => format!("{}:***", host.trim_end_matches(':')),
+      }
+    })
+    .collect();
+  format!("{scheme}{}", masked.join("/"))
 }
 
 /// The URL with `#insecure`, redis-rs' switch for skipping certificate checks.
@@ -196,7 +218,7 @@ mod tests {
   /// one is a host without separators and a port from 1 to 65535 that formats back to an address that parses the same.
   #[test]
   fn mutated_sentinel_addresses_parse_or_are_refused() {
-    let mut x: u64 = 0x5e17_1e1;
+    let mut x: u64 = 0x05e1_71e1;
     let mut next = || {
       x ^= x << 13;
       x ^= x >> 7;

@@ -73,7 +73,9 @@ pub async fn connect(config: &RedisConfig, root_cert: Option<Vec<u8>>) -> RedisR
         .set_response_timeout(Some(config.command_timeout))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_secs(1));
-      Ok(Conn::Single(ConnectionManager::new_lazy_with_config(client, manager)?))
+      let manager = ConnectionManager::new_lazy_with_config(client, manager)?;
+      first_answer(&manager, config.connect_timeout).await?;
+      Ok(Conn::Single(manager))
     }
     RedisTarget::Cluster(_) => {
       let mut builder = ClusterClientBuilder::new(urls)
@@ -90,6 +92,25 @@ pub async fn connect(config: &RedisConfig, root_cert: Option<Vec<u8>>) -> RedisR
       conn.primary().await?;
       Ok(Conn::Sentinel(Arc::new(conn)))
     }
+  }
+}
+
+/// The first round trip (TCP, TLS, login, one `PING`) within `connect_timeout` as a whole: the manager's own
+/// timeouts apply per attempt and it retries, so a server that accepts and never answers took several times the
+/// timeout to fail. A `NOPERM` answer (an ACL user without `PING`) is an answer.
+async fn first_answer(manager: &ConnectionManager, connect_timeout: Duration) -> RedisResult<()> {
+  let mut probe = manager.clone();
+  match tokio::time::timeout(connect_timeout, redis::cmd("PING").query_async::<Value>(&mut probe)).await {
+    Ok(Ok(_)) => Ok(()),
+    Ok(Err(e)) if e.code() == Some("NOPERM") => Ok(()),
+    Ok(Err(e)) => Err(e),
+    Err(_) => Err(
+      std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no answer within connectTimeoutMs ({} ms) to connect, log in and PING", connect_timeout.as_millis()),
+      )
+      .into(),
+    ),
   }
 }
 

@@ -1,5 +1,7 @@
-//! What a source value is: a RemoteAuth zip, possibly gzipped, base64-encoded or inside JSON (nested in any
-//! order, a few layers deep). Anything else is refused with what it looked like.
+//! What a value another RemoteAuth store wrote is: a RemoteAuth zip, possibly gzipped, base64-encoded or inside
+//! JSON (nested in any order, a few layers deep). Anything else is refused with what it looked like. `import` reads
+//! other stores' values with it, and the store reads the values another store left under its own keys (the
+//! hand-written Redis store's `wa:session:<id>`) with it.
 
 use std::io::Read;
 

@@ -1,0 +1,119 @@
+// The fleet's promise under faults, with worker processes on a real Redis and a fault proxy before one of them:
+// a worker cut off (packets held, connections reset) or cut off while onStart runs stops before another worker
+// can start its sessions; a failed onStop keeps the session fenced until its lease expires; a drain nobody can
+// take over is one stop round; close resolves while an onStart never settles. Every log time is CLOCK_MONOTONIC.
+import test from 'ava'
+
+import { faultProxy } from './fault-proxy.mjs'
+import { doubleOwners, evenlySpread, now, ownerIntervals, readLogs, running, saveSessions, startWorker, until } from './fleet-harness.mjs'
+import { tempDir } from './helpers.mjs'
+import { startRedis } from './servers.mjs'
+
+const fast = { connectTimeoutMs: 400, commandTimeoutMs: 400 }
+// 2 × 600 + 1000 ≤ 3000: the stop begins 2000 ms after the last renewal that succeeded, and ends by 3000.
+const timing = { ttlMs: 3000, renewEveryMs: 600, stopTimeoutMs: 1000 }
+const sorted = (list) => [...list].sort()
+
+test.serial('cut off from Redis (packets held, then connections reset): the worker stops before anyone else starts; one owner throughout', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names } = await saveSessions(root, redis, 6)
+  const proxy = await faultProxy(t, server.port)
+  // A stop that takes 600 ms: it must begin by the local deadline to end before the lease can expire.
+  const common = { light: true, stopDelayMs: 600, ...timing }
+  const a = await startWorker(t, root, { workerId: 'a', redis, ...common })
+  const b = await startWorker(t, root, { workerId: 'b', redis: { url: proxy.url, ...fast }, ...common })
+  for (const mode of ['hold', 'reset']) {
+    const spread = await until('6 spread', async () => {
+      const now = await running([a, b])
+      return evenlySpread(now, names) && now.b.length > 0 && now
+    })
+    const cutAt = now()
+    proxy.set(mode)
+    await until(`${mode}: b's sessions on a`, async () => evenlySpread(await running([a]), names))
+    const stops = readLogs([b]).filter((e) => e.event === 'stop' && e.t >= cutAt)
+    t.deepEqual(sorted(stops.map((e) => e.session)), sorted(spread.b), mode)
+    t.true(stops.every((e) => e.reason === 'lost'))
+    // The last renewal that succeeded was sent before the cut, so the lease lives until at least cutAt + ttl:
+    // every stop (600 ms long) ended before then, i.e. it began by the local deadline, not when a call returned.
+    for (const e of stops) t.true(e.t - cutAt < timing.ttlMs, `${mode}: ${e.session} stopped ${e.t - cutAt} ms after the cut`)
+    proxy.set('pass')
+    await until(`${mode}: b back with its share`, async () => evenlySpread(await running([a, b]), names) && (await b.ask('status')).connected)
+  }
+  t.deepEqual(doubleOwners(ownerIntervals(readLogs([a, b]))), [])
+})
+
+test.serial('cut off while onStart runs: the start is aborted (signal reason lost), onStop follows, and only then may another worker start it', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names } = await saveSessions(root, redis, 2)
+  const proxy = await faultProxy(t, server.port)
+  const b = await startWorker(t, root, { workerId: 'b', redis: { url: proxy.url, ...fast }, light: true, startHangs: true, ...timing })
+  await until('both starting on b', async () => (await b.ask('status')).starting === 2)
+  const cutAt = now()
+  proxy.set('hold')
+  const a = await startWorker(t, root, { workerId: 'a', redis, light: true, ...timing })
+  await until('a runs both', async () => sorted((await a.ask('status')).running).join() === sorted(names).join())
+  const logs = readLogs([a, b])
+  const aborted = logs.filter((e) => e.worker === 'b' && e.event === 'aborted')
+  t.deepEqual(sorted(aborted.map((e) => e.session)), sorted(names))
+  t.true(aborted.every((e) => e.reason === 'lost' && e.t - cutAt < timing.ttlMs))
+  const stopped = logs.filter((e) => e.worker === 'b' && e.event === 'stop')
+  t.deepEqual(sorted(stopped.map((e) => `${e.session} ${e.reason}`)), sorted(names.map((s) => `${s} lost`)))
+  for (const e of stopped) {
+    const next = logs.find((x) => x.worker === 'a' && x.event === 'start' && x.session === e.session)
+    t.true(next.t > e.t, `${e.session}: a started it ${next.t - e.t} ms after b's onStop ended`)
+  }
+  t.deepEqual(doubleOwners(ownerIntervals(logs)), [])
+})
+
+test.serial('a failed onStop keeps the fence: the old store cannot write the session, which moves only once its lease expired', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names } = await saveSessions(root, redis, 2)
+  const a = await startWorker(t, root, { workerId: 'a', redis, stopFails: true, ...timing })
+  await until('a runs both', async () => (await a.ask('status')).running.length === 2)
+  const b = await startWorker(t, root, { workerId: 'b', redis, light: true, ...timing })
+  await a.ask('drain') // resolves although every onStop throws
+  const failed = readLogs([a]).filter((e) => e.event === 'stop-failed')
+  t.deepEqual(sorted(failed.map((e) => e.session)), sorted(names))
+  t.is(readLogs([a]).filter((e) => e.event === 'fleet-event' && e.type === 'stopFailed').length, 2)
+  // a's clients are still there and try to save: refused, the session's copy is the fence's.
+  t.deepEqual(await a.ask('save'), Object.fromEntries(names.map((s) => [s, 'ERR_LEASE_LOST'])))
+  await until('b runs both', async () => (await b.ask('status')).running.length === 2)
+  // Not released: b could take each only once a's lease expired (a renewed it until onStop failed).
+  for (const f of failed) {
+    const next = readLogs([b]).find((e) => e.event === 'start' && e.session === f.session)
+    t.true(next.t - f.t >= timing.ttlMs - 2 * timing.renewEveryMs, `${f.session}: taken ${next.t - f.t} ms after the failed stop`)
+  }
+})
+
+test.serial('drain with nobody to take over stops its sessions in parallel; close resolves while an onStart never settles', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names } = await saveSessions(root, redis, 8)
+  const a = await startWorker(t, root, { workerId: 'a', redis, light: true, stopDelayMs: 500, maxConcurrentStarts: 2, ...timing })
+  await until('a runs all 8', async () => (await a.ask('status')).running.length === 8)
+  const drainAt = now()
+  await a.ask('drain')
+  const tookMs = now() - drainAt
+  const logs = readLogs([a]).filter((e) => e.t >= drainAt)
+  const stopping = logs.filter((e) => e.event === 'stopping')
+  const stops = logs.filter((e) => e.event === 'stop')
+  t.deepEqual(sorted(stops.map((e) => e.session)), sorted(names))
+  t.true(stops.every((e) => e.reason === 'drain'))
+  // One round: every stop began before the first one ended (not two at a time, waiting for a taker).
+  t.true(Math.max(...stopping.map((e) => e.t)) < Math.min(...stops.map((e) => e.t)))
+  t.log(`drain of 8 with nobody to take them: ${Math.round(tookMs)} ms`)
+
+  const c = await startWorker(t, root, { workerId: 'c', redis, light: true, startForever: true, maxConcurrentStarts: 2, ...timing })
+  await until('c starting 2', async () => (await c.ask('status')).starting === 2)
+  await c.ask('close')
+  const closed = readLogs([c])
+  t.is(closed.filter((e) => e.event === 'fleet-event' && e.type === 'startFailed').length, 2)
+  t.is(closed.filter((e) => e.event === 'stop' && e.reason === 'close').length, 2)
+})

@@ -1,0 +1,107 @@
+//! Stores in one process standing for processes (each with its own locks) on one primary and one bucket: a
+//! write-back is conditional on what it read, and versions are ordered by the save they hold. A request held
+//! open in the bucket (`Held`) makes each race happen every time.
+
+use std::io::Write;
+
+use super::*;
+use crate::tier::memory::Held;
+use crate::tier::LocalDirTier;
+
+pub(crate) struct Site {
+  pub _dir: tempfile::TempDir,
+  pub root: PathBuf,
+  pub bucket: Arc<Held>,
+}
+
+impl Site {
+  pub fn new() -> Self {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    std::fs::create_dir_all(root.join("auth")).unwrap();
+    Self { _dir: dir, root, bucket: Arc::default() }
+  }
+
+  /// A store as another process would open it: its own locks, the same directory and bucket.
+  pub fn process(&self) -> Store {
+    let config = StoreConfig { data_path: self.root.join("auth"), pack: PackOptions::default(), local_dir: None };
+    let primary = Arc::new(LocalDirTier::open(self.root.join("store")).unwrap());
+    let backups = Backups::new(self.bucket.clone(), 3);
+    let report: Reporter = Arc::new(|_, _| {});
+    Store::new(Some(primary), Some((backups, BackupMode::EverySave(report))), config).unwrap()
+  }
+
+  pub fn primary(&self) -> LocalDirTier {
+    LocalDirTier::open(self.root.join("store")).unwrap()
+  }
+
+  /// Saves `body` as the session's only file.
+  pub async fn save(&self, store: &Store, body: &[u8]) -> Saved {
+    let zip = self.root.join("auth/s.zip");
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(&zip).unwrap());
+    writer.start_file("Default/IndexedDB/db/000003.log", zip::write::SimpleFileOptions::default()).unwrap();
+    writer.write_all(body).unwrap();
+    writer.finish().unwrap();
+    store.save("s", Some(&zip)).await.unwrap()
+  }
+
+  /// The body of the session's file in the primary's copy.
+  pub async fn primary_body(&self) -> Option<Vec<u8>> {
+    let bytes = self.primary().get(&key()).await.unwrap()?;
+    Some(body_of(&bytes))
+  }
+}
+
+pub(crate) fn key() -> SessionKey {
+  SessionKey::parse("s").unwrap()
+}
+
+pub(crate) fn body_of(sealed: &[u8]) -> Vec<u8> {
+  let (_, entries) = archive::read_entries(sealed, None, &Default::default(), "s").unwrap();
+  match &entries.iter().find(|e| e.path.as_str().ends_with("000003.log")).unwrap().data {
+    archive::Data::File(bytes) => bytes.clone(),
+    archive::Data::Dir => unreachable!(),
+  }
+}
+
+#[tokio::test]
+async fn a_save_that_lands_while_a_restore_reads_the_backup_wins() {
+  let site = Site::new();
+  let (service, cli) = (site.process(), site.process());
+  site.save(&service, b"X").await;
+  // The primary lost the session (a flushed Redis): the CLI's restore reads X from the bucket, held there.
+  site.primary().delete(&key()).await.unwrap();
+  let (reached, release) = site.bucket.hold("s/");
+  let restore = tokio::spawn(async move { cli.restore_all(2, None).await.unwrap() });
+  reached.notified().await;
+  site.save(&service, b"Y").await;
+  release.notify_one();
+  let restored = restore.await.unwrap();
+  assert_eq!(restored.copied, 0, "the restore found the session changed and wrote nothing");
+  assert_eq!(site.primary_body().await.unwrap(), b"Y", "the acknowledged save stands");
+}
+
+#[tokio::test]
+async fn a_save_that_replaces_a_copy_while_an_extract_warms_it_wins() {
+  let site = Site::new();
+  let (service, reader) = (site.process(), site.process());
+  site.save(&service, b"X").await;
+  // A damaged primary copy: the reader falls back to the bucket, held there, while the service saves Y.
+  let mut damaged = site.primary().get(&key()).await.unwrap().unwrap();
+  let last = damaged.len() - 1;
+  damaged[last] ^= 1;
+  site.primary().put(&key(), damaged).await.unwrap();
+  let (reached, release) = site.bucket.hold("s/");
+  let out = site.root.join("out.zip");
+  let target = out.clone();
+  let extract = tokio::spawn(async move { reader.extract("s", &target).await.unwrap() });
+  reached.notified().await;
+  site.save(&service, b"Y").await;
+  release.notify_one();
+  extract.await.unwrap();
+  assert_eq!(site.primary_body().await.unwrap(), b"Y", "the warm-up did not write X over Y");
+  let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+  let mut got = Vec::new();
+  std::io::Read::read_to_end(&mut zip.by_name("Default/IndexedDB/db/000003.log").unwrap(), &mut got).unwrap();
+  assert_eq!(got, b"Y", "and the extract gave the save that won");
+}

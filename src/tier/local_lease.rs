@@ -1,0 +1,198 @@
+//! Leases of the embedded tier, across every process on the host: one record per session (`.lease-<session>`:
+//! token and expiry), read and replaced only under the session's lock file, so taking a lease, renewing it and a
+//! fenced write's check-and-rename are each one step for all processes. The token outlives its process: a
+//! holder killed with SIGKILL blocks the session until its ttl runs out, no longer, and one stopped (SIGSTOP)
+//! past it finds on waking that another token took the lease, and its fenced writes are refused.
+//!
+//! Expiry is on the host's boot clock (`CLOCK_BOOTTIME`, with the kernel's boot id): one clock for every process
+//! of the host, never set back by NTP or an operator. A record from another boot (a restart, or another host on a
+//! shared volume) is judged by the wall clock it also holds.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use super::local::LocalDirTier;
+use super::{LeaseState, Leases};
+use crate::error::{Result, StoreError};
+use crate::fsutil::replace_transient;
+use crate::session::SessionKey;
+
+/// A point in time as every process of the host reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+  boot: String,
+  boot_ms: u64,
+  wall_ms: u64,
+}
+
+impl Stamp {
+  fn now() -> Self {
+    let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let (boot, boot_ms) = boot_clock().unwrap_or_default();
+    Self { boot, boot_ms, wall_ms }
+  }
+
+  fn plus(&self, ttl: Duration) -> Self {
+    let ms = ttl.as_millis() as u64;
+    Self { boot: self.boot.clone(), boot_ms: self.boot_ms.saturating_add(ms), wall_ms: self.wall_ms.saturating_add(ms) }
+  }
+
+  /// Whether `self` is past `until`: on the boot clock when both are of this boot, else on the wall clock.
+  fn past(&self, until: &Stamp) -> bool {
+    match !self.boot.is_empty() && self.boot == until.boot {
+      true => self.boot_ms >= until.boot_ms,
+      false => self.wall_ms >= until.wall_ms,
+    }
+  }
+}
+
+/// This boot's id and ms since it, where the system has such a clock.
+#[cfg(target_os = "linux")]
+fn boot_clock() -> Option<(String, u64)> {
+  static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+  let boot = BOOT.get_or_init(|| {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_owned()).filter(|id| !id.is_empty() && !id.contains(char::is_whitespace))
+  });
+  let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+  // SAFETY: `now` is a valid timespec to write into.
+  if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+    return None;
+  }
+  Some((boot.clone()?, now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn boot_clock() -> Option<(String, u64)> {
+  None
+}
+
+/// A lease record: its token (empty once released) and until when it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+  token: String,
+  until: Stamp,
+}
+
+const FORMAT: &str = "wwrs-lease-1";
+
+impl Record {
+  fn encode(&self) -> String {
+    let Stamp { boot, boot_ms, wall_ms } = &self.until;
+    let boot = if boot.is_empty() { "-" } else { boot };
+    let token = if self.token.is_empty() { "-" } else { &self.token };
+    format!("{FORMAT} {token} {boot} {boot_ms} {wall_ms}\n")
+  }
+
+  /// `None` for a record that does not parse (half-written by hand, or of a later format): treated as expired
+  /// and unowned, so the next acquire replaces it.
+  fn decode(text: &str) -> Option<Self> {
+    let mut parts = text.split_whitespace();
+    if parts.next()? != FORMAT {
+      return None;
+    }
+    let token = parts.next()?;
+    let boot = parts.next()?;
+    let boot_ms = parts.next()?.parse().ok()?;
+    let wall_ms = parts.next()?.parse().ok()?;
+    let blank = |s: &str| if s == "-" { String::new() } else { s.to_owned() };
+    Some(Self { token: blank(token), until: Stamp { boot: blank(boot), boot_ms, wall_ms } })
+  }
+}
+
+/// The record now (under the session's lock).
+fn read(path: &Path) -> Result<Option<Record>> {
+  match std::fs::read_to_string(path) {
+    Ok(text) => Ok(Some(Record::decode(&text).unwrap_or(Record { token: String::new(), until: Stamp::now() }))),
+    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+    Err(e) => Err(StoreError::io("read lease", path)(e)),
+  }
+}
+
+/// Replaces the record (under the session's lock). Not fsynced: a crash of the host ends every holder's process,
+/// and a record of an earlier boot is judged by the wall clock.
+fn write(path: &Path, record: &Record) -> Result<()> {
+  let text = record.encode();
+  replace_transient(path, |file| {
+    std::io::Write::write_all(file, text.as_bytes()).map_err(StoreError::io("write", path))
+  })
+}
+
+/// What `token` has of the lease now, taking it again for `ttl` when it merely expired (as `Leases::renew`).
+fn hold(path: &Path, token: &str, ttl: Duration, extend: bool) -> Result<LeaseState> {
+  let now = Stamp::now();
+  let Some(record) = read(path)?.filter(|r| !token.is_empty() && r.token == token) else {
+    return Ok(LeaseState::Lost);
+  };
+  let state = if now.past(&record.until) { LeaseState::Retaken } else { LeaseState::Held };
+  if state == LeaseState::Retaken || extend {
+    write(path, &Record { token: token.to_owned(), until: now.plus(ttl) })?;
+  }
+  Ok(state)
+}
+
+#[async_trait]
+impl Leases for LocalDirTier {
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+    let (path, token) = (self.lease_path(key), token.to_owned());
+    self
+      .locked(key, move |_| {
+        let now = Stamp::now();
+        let taken = read(&path)?.is_some_and(|r| !r.token.is_empty() && r.token != token && !now.past(&r.until));
+        if !taken {
+          write(&path, &Record { token, until: now.plus(ttl) })?;
+        }
+        Ok(!taken)
+      })
+      .await
+  }
+
+  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+    let (path, token) = (self.lease_path(key), token.to_owned());
+    self.locked(key, move |_| hold(&path, &token, ttl, true)).await
+  }
+
+  /// The record stays, blanked: the released token cannot take it back by `renew`.
+  async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
+    let (path, token) = (self.lease_path(key), token.to_owned());
+    self
+      .locked(key, move |_| match read(&path)? {
+        Some(record) if record.token == token => write(&path, &Record { token: String::new(), until: Stamp::now() }),
+        _ => Ok(()),
+      })
+      .await
+  }
+
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState> {
+    let staged = self.stage(key, bytes).await?;
+    let (path, token) = (self.lease_path(key), token.to_owned());
+    self
+      .locked(key, move |_| {
+        let state = hold(&path, &token, ttl, false)?;
+        if state != LeaseState::Lost {
+          staged.commit()?;
+        }
+        Ok(state)
+      })
+      .await
+  }
+
+  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+    let (path, token, owned) = (self.lease_path(key), token.to_owned(), key.clone());
+    self
+      .locked(key, move |this| {
+        let state = hold(&path, &token, ttl, false)?;
+        if state != LeaseState::Lost {
+          this.remove_now(&owned)?;
+        }
+        Ok(state)
+      })
+      .await
+  }
+}
+
+#[cfg(test)]
+#[path = "local_lease_tests.rs"]
+mod tests;

@@ -1,0 +1,81 @@
+use super::*;
+use crate::tier::Tier;
+
+fn key(s: &str) -> SessionKey {
+  SessionKey::parse(s).unwrap()
+}
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[test]
+fn records_round_trip_and_bad_ones_read_as_free() {
+  let record = Record { token: "ab12".into(), until: Stamp { boot: "b-1".into(), boot_ms: 7, wall_ms: 9 } };
+  assert_eq!(Record::decode(&record.encode()), Some(record));
+  let blank = Record { token: String::new(), until: Stamp { boot: String::new(), boot_ms: 0, wall_ms: 1 } };
+  assert_eq!(Record::decode(&blank.encode()), Some(blank));
+  assert_eq!(Record::decode("wwrs-lease-1 tok"), None);
+  assert_eq!(Record::decode("something else"), None);
+}
+
+#[test]
+fn another_boot_is_judged_by_the_wall_clock() {
+  let now = Stamp { boot: "this".into(), boot_ms: 1_000, wall_ms: 50_000 };
+  let ours = Stamp { boot: "this".into(), boot_ms: 2_000, wall_ms: 0 };
+  assert!(!now.past(&ours), "same boot: the boot clock decides, whatever the wall clock says");
+  let theirs = Stamp { boot: "other".into(), boot_ms: 99_999, wall_ms: 40_000 };
+  assert!(now.past(&theirs), "another boot: the wall clock decides");
+  #[cfg(target_os = "linux")]
+  assert!(!Stamp::now().boot.is_empty(), "Linux has a boot id and a boot clock");
+}
+
+#[tokio::test]
+async fn one_holder_among_every_spelling_of_the_directory_and_across_a_restart() {
+  let root = tempfile::tempdir().unwrap();
+  let a = LocalDirTier::open(root.path().join("store")).unwrap();
+  std::os::unix::fs::symlink(root.path().join("store"), root.path().join("link")).unwrap();
+  let b = LocalDirTier::open(root.path().join("link")).unwrap();
+  let c = LocalDirTier::open(root.path().join("store/../store")).unwrap();
+  assert_eq!(a.dir(), b.dir());
+  let k = key("s");
+  assert!(a.acquire(&k, "t1", LONG).await.unwrap());
+  assert!(!b.acquire(&k, "t2", LONG).await.unwrap(), "through a link");
+  assert!(!c.acquire(&k, "t2", LONG).await.unwrap(), "through ..");
+  // A restarted process (a new tier) finds the record, and the token still holds it.
+  let restarted = LocalDirTier::open(root.path().join("store")).unwrap();
+  assert_eq!(restarted.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Held);
+  assert!(!restarted.acquire(&k, "t3", LONG).await.unwrap());
+  a.release(&k, "t1").await.unwrap();
+  assert_eq!(a.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Lost, "released: not taken back by renew");
+  assert!(b.acquire(&k, "t2", LONG).await.unwrap());
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_retaken_by_its_owner_unless_another_took_it() {
+  let root = tempfile::tempdir().unwrap();
+  let tier = LocalDirTier::open(root.path().join("store")).unwrap();
+  let k = key("s");
+  let short = Duration::from_millis(30);
+  assert!(tier.acquire(&k, "t1", short).await.unwrap());
+  tokio::time::sleep(Duration::from_millis(60)).await;
+  assert_eq!(tier.renew(&k, "t1", short).await.unwrap(), LeaseState::Retaken);
+  tokio::time::sleep(Duration::from_millis(60)).await;
+  assert!(tier.acquire(&k, "t2", LONG).await.unwrap(), "expired: free for another");
+  assert_eq!(tier.renew(&k, "t1", short).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.put_fenced(&k, b"old".to_vec(), "t1", short).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.get(&k).await.unwrap(), None, "the fenced-out write wrote nothing");
+  assert_eq!(tier.put_fenced(&k, b"new".to_vec(), "t2", LONG).await.unwrap(), LeaseState::Held);
+  assert_eq!(tier.delete_fenced(&k, "t1", short).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.get(&k).await.unwrap().unwrap(), b"new");
+  assert_eq!(tier.delete_fenced(&k, "t2", LONG).await.unwrap(), LeaseState::Held);
+  assert_eq!(tier.get(&k).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_garbled_record_is_free() {
+  let root = tempfile::tempdir().unwrap();
+  let tier = LocalDirTier::open(root.path().join("store")).unwrap();
+  let k = key("s");
+  std::fs::write(tier.lease_path(&k), b"garbage").unwrap();
+  assert_eq!(tier.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Lost);
+  assert!(tier.acquire(&k, "t1", LONG).await.unwrap());
+}
