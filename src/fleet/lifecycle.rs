@@ -38,6 +38,7 @@ impl Ctx {
         }
       };
       tokio::select! {
+        biased; // a fixed order, so a seed of the simulation (sim/) replays exactly
         _ = due => {}
         _ = self.shared.deadline.notified() => {}
       }

@@ -54,7 +54,8 @@ pub struct View {
 
 #[derive(Default)]
 pub struct State {
-  pub runs: HashMap<String, Run>,
+  /// Ordered, so a seed of the simulation (sim/) replays the same stops and renewals in the same order.
+  pub runs: BTreeMap<String, Run>,
   pub draining: bool,
   pub closing: bool,
   pub connected: bool,

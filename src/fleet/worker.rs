@@ -8,9 +8,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use futures::StreamExt;
+use tokio::time::Instant;
 
 use super::assign::{assign, Pin, Worker};
 use super::state::{Phase, Run, Shared, State};
@@ -63,6 +62,7 @@ pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
   loop {
     let recheck = *ctx.recheck.lock().unwrap_or_else(|p| p.into_inner());
     let tick = tokio::select! {
+      biased; // a fixed order, so a seed of the simulation (sim/) replays exactly
       _ = timer.tick() => Tick::Full,
       _ = async { tokio::time::sleep_until(recheck.unwrap()).await }, if recheck.is_some() => Tick::Beat,
       _ = ctx.shared.wake.notified() => {

@@ -1,0 +1,176 @@
+//! The simulation's tests: a sweep of seeded schedules under the faults today's fleet keeps its promises under,
+//! a replay check, and one regression case per fault class that breaks a promise today (issue #25), each with
+//! the seeds that reproduce it. Those are `#[ignore]`d until the fleet is fixed; run one with
+//! `cargo test --lib fleet::sim -- --ignored <name>`.
+
+use super::check::Outcome;
+use super::scenario::{run, Profile, Scenario};
+
+/// Seeds for a sweep: `FLEET_SIM_SEED` (one), else `FLEET_SIM_SEEDS` (how many, from 1), else `default`.
+fn seeds(default: u64) -> Vec<u64> {
+  let env = |name| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+  match (env("FLEET_SIM_SEED"), env("FLEET_SIM_SEEDS")) {
+    (Some(seed), _) => vec![seed],
+    (None, Some(count)) => (1..=count).collect(),
+    (None, None) => (1..=default).collect(),
+  }
+}
+
+/// Runs each seed; the failing ones with their outcome.
+fn failures(profile: Profile, seeds: &[u64]) -> Vec<(u64, Outcome)> {
+  seeds.iter().map(|&seed| (seed, run(seed, profile))).filter(|(_, out)| !out.violations.is_empty()).collect()
+}
+
+/// Fails with the first failing seed's schedule and story, and every failing seed's first violation.
+fn assert_holds(profile: Profile, seeds: &[u64]) {
+  let failed = failures(profile, seeds);
+  let Some((seed, first)) = failed.first() else { return };
+  let summary: Vec<String> = failed.iter().map(|(s, o)| format!("seed {s}: {}", o.violations[0])).collect();
+  panic!(
+    "{} of {} seeds broke a promise ({profile:?}):\n{}\n\nseed {seed}: {:#?}\n{}\n\nviolations:\n{}",
+    failed.len(),
+    seeds.len(),
+    summary.join("\n"),
+    Scenario::new(*seed, profile),
+    first.story.join("\n"),
+    first.violations.join("\n")
+  );
+}
+
+#[test]
+fn the_fleet_keeps_its_promises_over_seeded_schedules() {
+  assert_holds(Profile::default(), &seeds(600));
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+  for (seed, (_, profile)) in [3, 17, 42].into_iter().zip(classes()) {
+    let (a, b) = (run(seed, profile), run(seed, profile));
+    assert!(a.story.len() > 10, "seed {seed} did something");
+    assert_eq!(a.story, b.story, "seed {seed}");
+    assert_eq!(a.violations, b.violations, "seed {seed}");
+  }
+}
+
+/// The checks themselves: over a tier whose acquire never refuses, workers that disagree on the assignment
+/// (one joining, one cut off) start sessions others run, and (a) must say so.
+#[test]
+fn the_checks_catch_a_second_owner() {
+  let lax = Profile { lax_leases: true, ..Profile::default() };
+  let caught = failures(lax, &(1..=40).collect::<Vec<_>>());
+  assert!(caught.len() >= 10, "only {} of 40 seeds caught", caught.len());
+  assert!(caught.iter().all(|(_, o)| o.violations.iter().any(|v| v.starts_with("(a)"))));
+}
+
+/// Each fault class alone, and all of them: (name, profile).
+fn classes() -> Vec<(&'static str, Profile)> {
+  let none = Profile::default();
+  vec![
+    ("silent_cuts", Profile { silent_cuts: true, ..none }),
+    ("slow_stops", Profile { slow_stops: true, ..none }),
+    ("long_starts", Profile { long_starts: true, ..none }),
+    ("failing_stops", Profile { failing_stops: true, ..none }),
+    ("hangs", Profile { hangs: true, ..none }),
+    ("shared_store", Profile { shared_store: true, ..none }),
+    ("drain_everyone", Profile { drain_everyone: true, ..none }),
+  ]
+}
+
+/// Prints, per fault class, the seeds that break a promise and how: to find seeds for the cases below.
+#[test]
+#[ignore = "a survey, not a check: `npm run sim:fleet` runs it"]
+fn survey_fault_classes() {
+  // Its own count (`FLEET_SIM_SURVEY_SEEDS`): the deep run's `FLEET_SIM_SEEDS` is for the sweep above.
+  let count = std::env::var("FLEET_SIM_SURVEY_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+  for (name, profile) in classes() {
+    let failed = failures(profile, &(1..=count).collect::<Vec<u64>>());
+    eprintln!("{name}: {} failing seeds", failed.len());
+    for letter in ["(a)", "(b)", "(c)", "(d)"] {
+      let hit: Vec<u64> =
+        failed.iter().filter(|(_, o)| o.violations.iter().any(|v| v.starts_with(letter))).map(|(s, _)| *s).collect();
+      if let Some((_, out)) = failed.iter().find(|(s, _)| hit.first() == Some(s)) {
+        let example = out.violations.iter().find(|v| v.starts_with(letter)).expect("found");
+        eprintln!("  {letter} {} seeds, first {:?}: {example}", hit.len(), &hit[..hit.len().min(8)]);
+      }
+    }
+  }
+}
+
+/// Each case: a fault class that breaks a promise on today's main, the seeds that showed it, then a sweep.
+fn regression(profile: Profile, known: &[u64]) {
+  assert_holds(profile, known);
+  assert_holds(profile, &seeds(200));
+}
+
+/// Issue #25 item 1. Cut off with packets dropped, a worker begins `onStop('lost')` only once the hung heartbeat
+/// and renewal calls time out, after its lease may have expired: another worker starts the session while it
+/// still runs. Breaks (a).
+#[test]
+fn a_silent_cut_stops_the_session_before_its_lease_can_expire() {
+  regression(Profile { silent_cuts: true, ..Profile::default() }, &[4, 6, 13, 22, 23]);
+}
+
+/// Issue #25 item 2. Cut off with connections refused, the stop begins up to a renewal interval after
+/// `ttl − stopTimeoutMs`, so an `onStop` within its `stopTimeoutMs` still ends after the lease expired and
+/// another worker started the session. Breaks (a).
+#[test]
+fn an_on_stop_within_its_budget_ends_before_the_lease_can_expire() {
+  regression(Profile { slow_stops: true, ..Profile::default() }, &[11, 12, 23, 28, 33]);
+}
+
+/// Issue #25 item 3. Cut off while a long `onStart` runs: its lease expires, another worker starts the session,
+/// and the first `onStart` runs on (nothing cancels it). Breaks (a).
+#[test]
+fn a_start_the_lease_no_longer_backs_is_cancelled() {
+  regression(Profile { long_starts: true, ..Profile::default() }, &[4, 23, 29, 43, 53]);
+}
+
+/// Issue #25 item 4. Two fleets on one store take each session's lease with the store's one token, so both
+/// start it. Breaks (a).
+#[test]
+#[ignore = "fleet bug: issue #25 item 4 (two fleets on one store share a lease token)"]
+fn two_fleets_on_one_store_never_share_a_lease() {
+  regression(Profile { shared_store: true, ..Profile::default() }, &[1, 5, 9, 10, 12]);
+}
+
+/// Issue #25 item 5. An `onStop` that throws releases the lease anyway: another worker starts the session at
+/// once (before the old lease could have expired), and the old store's writes of it are no longer fenced.
+/// Breaks (a) and (d).
+#[test]
+#[ignore = "fleet bug: issue #25 item 5 (a failed stop releases the lease and unfences the store)"]
+fn a_failed_stop_keeps_the_fence_until_the_lease_expires() {
+  regression(Profile { failing_stops: true, ..Profile::default() }, &[4, 6, 9, 12, 13]);
+}
+
+/// Issue #25 item 6. With nobody to take them, `drain()` hands sessions off a few at a time and waits a
+/// failover bound for each takeover that never comes, instead of one stop round. Breaks (c).
+#[test]
+#[ignore = "fleet bug: issue #25 item 6 (drain with nobody to take over takes rounds of ttl)"]
+fn a_drain_with_nobody_to_take_over_takes_one_stop_round() {
+  regression(Profile { drain_everyone: true, ..Profile::default() }, &[5, 7, 9, 11, 13]);
+}
+
+/// Issue #25 item 7. An `onStart` or `onStop` that never settles holds its session for good (it never runs
+/// again), and `close()` / `drain()` wait for it forever. Breaks (b) and (c).
+#[test]
+#[ignore = "fleet bug: issue #25 item 7 (a hung hook stalls the session, close and drain)"]
+fn a_hung_hook_neither_stalls_its_session_nor_close_and_drain() {
+  regression(Profile { hangs: true, ..Profile::default() }, &[1, 4, 7, 8, 12]);
+}
+
+/// Every fault class at once: for the deep run once the cases above pass.
+#[test]
+#[ignore = "fails on today's main (the cases above); for the deep run once the fleet is fixed"]
+fn every_fault_class_at_once() {
+  let all = Profile {
+    silent_cuts: true,
+    slow_stops: true,
+    long_starts: true,
+    failing_stops: true,
+    hangs: true,
+    shared_store: true,
+    drain_everyone: false,
+    lax_leases: false,
+  };
+  assert_holds(all, &seeds(400));
+}

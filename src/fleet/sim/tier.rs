@@ -1,0 +1,185 @@
+//! The simulated primary: one in-memory tier shared by every simulated worker, with leases and membership on
+//! tokio's clock (paused in the simulation), so expiry follows simulated time. Lease semantics are those of the
+//! embedded tier (src/tier/local.rs): an expired lease stays its last owner's until another token takes it.
+//!
+//! It also remembers, per token, the furthest time any grant (acquire, renew, retake) made its lease valid: a
+//! released lease still counted until then for the invariants (a worker whose stop failed may still run its
+//! client, and only expiry — not a release — may let another worker start the session).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::session::SessionKey;
+use crate::tier::{LeaseState, Member};
+
+#[derive(Debug, Default)]
+struct Slot {
+  token: String,
+  until: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+  sessions: BTreeMap<String, Vec<u8>>,
+  leases: HashMap<String, Slot>,
+  granted: HashMap<String, Instant>,
+  /// group → id → (expires, info).
+  members: HashMap<String, BTreeMap<String, (Instant, Vec<u8>)>>,
+  /// (group, map) → field → value.
+  maps: HashMap<(String, String), BTreeMap<String, Vec<u8>>>,
+}
+
+#[derive(Debug, Default)]
+pub struct SimTier {
+  inner: Mutex<Inner>,
+  /// A broken tier whose acquire never refuses: to show the checks catch a second owner.
+  lax: bool,
+}
+
+impl SimTier {
+  pub fn with_sessions(names: &[String], lax: bool) -> Self {
+    let tier = Self { lax, ..Self::default() };
+    tier.lock().sessions.extend(names.iter().map(|n| (n.clone(), b"x".to_vec())));
+    tier
+  }
+
+  fn lock(&self) -> MutexGuard<'_, Inner> {
+    self.inner.lock().unwrap_or_else(|p| p.into_inner())
+  }
+
+  /// The token holding the session's lease now (unexpired), if any.
+  pub fn holder(&self, session: &str) -> Option<String> {
+    let now = Instant::now();
+    let inner = self.lock();
+    inner
+      .leases
+      .get(session)
+      .filter(|s| s.until.is_some_and(|u| u > now) && !s.token.is_empty())
+      .map(|s| s.token.clone())
+  }
+
+  /// The furthest a grant ever made `token`'s lease valid.
+  pub fn granted_until(&self, token: &str) -> Option<Instant> {
+    self.lock().granted.get(token).copied()
+  }
+
+  /// Grants the lease to `token` until `ttl` from now, and remembers how far it reaches.
+  fn grant(inner: &mut Inner, session: &str, token: &str, ttl: Duration) {
+    let until = Instant::now() + ttl;
+    inner.leases.insert(session.to_owned(), Slot { token: token.to_owned(), until: Some(until) });
+    let furthest = inner.granted.entry(token.to_owned()).or_insert(until);
+    *furthest = (*furthest).max(until);
+  }
+
+  fn hold(inner: &mut Inner, session: &str, token: &str, ttl: Duration) -> LeaseState {
+    let now = Instant::now();
+    let state = match inner.leases.get(session) {
+      Some(slot) if slot.token == token && slot.until.is_some_and(|u| u > now) => LeaseState::Held,
+      Some(slot) if slot.token == token => LeaseState::Retaken,
+      _ => LeaseState::Lost,
+    };
+    if state != LeaseState::Lost {
+      Self::grant(inner, session, token, ttl);
+    }
+    state
+  }
+
+  fn live(inner: &mut Inner, group: &str) -> Vec<Member> {
+    let now = Instant::now();
+    let members = inner.members.entry(group.to_owned()).or_default();
+    members.retain(|_, (until, _)| *until > now);
+    let member = |(id, (until, info)): (&String, &(Instant, Vec<u8>))| Member {
+      id: id.clone(),
+      info: info.clone(),
+      expires_in: until.saturating_duration_since(now),
+    };
+    members.iter().map(member).collect()
+  }
+}
+
+/// The calls a worker's view makes, each applied at one simulated instant (see `faults`).
+impl SimTier {
+  pub fn get(&self, key: &SessionKey) -> Option<Vec<u8>> {
+    self.lock().sessions.get(key.as_str()).cloned()
+  }
+  pub fn put(&self, key: &SessionKey, bytes: Vec<u8>) {
+    self.lock().sessions.insert(key.as_str().to_owned(), bytes);
+  }
+  pub fn delete(&self, key: &SessionKey) {
+    self.lock().sessions.remove(key.as_str());
+  }
+  pub fn list(&self) -> Vec<SessionKey> {
+    self.lock().sessions.keys().filter_map(|k| SessionKey::parse(k).ok()).collect()
+  }
+
+  pub fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> bool {
+    let mut inner = self.lock();
+    let now = Instant::now();
+    let taken = !self.lax
+      && inner
+        .leases
+        .get(key.as_str())
+        .is_some_and(|s| s.token != token && !s.token.is_empty() && s.until.is_some_and(|u| u > now));
+    if !taken {
+      Self::grant(&mut inner, key.as_str(), token, ttl);
+    }
+    !taken
+  }
+  pub fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> LeaseState {
+    Self::hold(&mut self.lock(), key.as_str(), token, ttl)
+  }
+  pub fn release(&self, key: &SessionKey, token: &str) {
+    let mut inner = self.lock();
+    if let Some(slot) = inner.leases.get_mut(key.as_str()).filter(|s| s.token == token) {
+      *slot = Slot::default();
+    }
+  }
+  pub fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> LeaseState {
+    let mut inner = self.lock();
+    let state = Self::hold(&mut inner, key.as_str(), token, ttl);
+    if state != LeaseState::Lost {
+      inner.sessions.insert(key.as_str().to_owned(), bytes);
+    }
+    state
+  }
+  pub fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> LeaseState {
+    let mut inner = self.lock();
+    let state = Self::hold(&mut inner, key.as_str(), token, ttl);
+    if state != LeaseState::Lost {
+      inner.sessions.remove(key.as_str());
+    }
+    state
+  }
+
+  pub fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Vec<Member> {
+    let mut inner = self.lock();
+    let until = Instant::now() + ttl;
+    inner.members.entry(group.to_owned()).or_default().insert(id.to_owned(), (until, info.to_vec()));
+    Self::live(&mut inner, group)
+  }
+  pub fn members(&self, group: &str) -> Vec<Member> {
+    Self::live(&mut self.lock(), group)
+  }
+  pub fn leave(&self, group: &str, id: &str) {
+    if let Some(members) = self.lock().members.get_mut(group) {
+      members.remove(id);
+    }
+  }
+  pub fn map_all(&self, group: &str, map: &str) -> BTreeMap<String, Vec<u8>> {
+    self.lock().maps.get(&(group.to_owned(), map.to_owned())).cloned().unwrap_or_default()
+  }
+  pub fn map_set(&self, group: &str, map: &str, field: &str, value: &[u8]) {
+    let key = (group.to_owned(), map.to_owned());
+    self.lock().maps.entry(key).or_default().insert(field.to_owned(), value.to_vec());
+  }
+  pub fn map_remove(&self, group: &str, map: &str, field: &str, only_if: Option<&[u8]>) {
+    if let Some(map) = self.lock().maps.get_mut(&(group.to_owned(), map.to_owned())) {
+      if only_if.is_none_or(|expected| map.get(field).is_some_and(|v| v == expected)) {
+        map.remove(field);
+      }
+    }
+  }
+}
