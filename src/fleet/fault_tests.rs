@@ -121,9 +121,9 @@ impl Leases for FaultTier {
 
 #[async_trait]
 impl Membership for FaultTier {
-  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
     self.gate().await?;
-    self.inner.beat(group, id, info, ttl).await
+    self.inner.beat(group, id, claim, info, ttl).await
   }
   async fn members(&self, group: &str) -> Result<Vec<Member>> {
     self.gate().await?;
