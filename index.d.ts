@@ -262,11 +262,17 @@ export interface ExtractArgs {
 
 /** What `onEvent` receives. */
 export interface FleetEvent {
-  type: 'unassigned' | 'startFailed' | 'stopFailed'
+  type: 'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker'
+  /** The session concerned; `''` for `duplicateWorker` (it concerns the worker). */
   session: string
   /** `unassigned`: for how long, ms. */
   forMs?: number
   message?: string
+  /**
+   * `duplicateWorker`: `ERR_FLEET_DUPLICATE_WORKER` (another live process has this `workerId`; this worker
+   * stopped what it ran, reason `lost`, and closed).
+   */
+  code?: string
 }
 
 /**

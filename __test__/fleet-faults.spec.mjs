@@ -5,7 +5,7 @@
 import test from 'ava'
 
 import { faultProxy } from './fault-proxy.mjs'
-import { doubleOwners, evenlySpread, now, ownerIntervals, readLogs, running, saveSessions, startWorker, until } from './fleet-harness.mjs'
+import { doubleOwners, evenlySpread, now, ownerIntervals, readLogs, running, saveSessions, sleep, startWorker, until } from './fleet-harness.mjs'
 import { tempDir } from './helpers.mjs'
 import { startRedis } from './servers.mjs'
 
@@ -116,4 +116,28 @@ test.serial('drain with nobody to take over stops its sessions in parallel; clos
   const closed = readLogs([c])
   t.is(closed.filter((e) => e.event === 'fleet-event' && e.type === 'startFailed').length, 2)
   t.is(closed.filter((e) => e.event === 'stop' && e.reason === 'close').length, 2)
+})
+
+test.serial('a second process given a live workerId is refused (ERR_FLEET_DUPLICATE_WORKER) and runs nothing; the first keeps its sessions', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names } = await saveSessions(root, redis, 4)
+  const first = await startWorker(t, root, { workerId: 'w', redis, light: true, ...timing })
+  await until('the first runs all 4', async () => sorted((await first.ask('status')).running).join() === sorted(names).join())
+  const second = await startWorker(t, root, { workerId: 'w', name: 'w-second', redis, light: true, ...timing })
+  const refused = await until('the second refused', () => readLogs([second]).find((e) => e.type === 'duplicateWorker'))
+  t.is(refused.code, 'ERR_FLEET_DUPLICATE_WORKER')
+  t.regex(refused.message, /"w"/)
+  await second.ask('close') // it closed itself: resolves at once
+  // The first is undisturbed for longer than a heartbeat's ttl: all its sessions, nothing stopped, no event.
+  await sleep(timing.ttlMs + 2 * timing.renewEveryMs)
+  const status = await first.ask('status')
+  t.deepEqual(sorted(status.running), sorted(names))
+  t.true(status.connected)
+  t.deepEqual(status.workers.map((w) => w.id), ['w'])
+  const logs = readLogs([first, second])
+  t.deepEqual(logs.filter((e) => e.worker === 'w-second' && e.event === 'start'), [])
+  t.deepEqual(logs.filter((e) => e.worker === 'w' && ['stop', 'fleet-event'].includes(e.event)), [])
+  t.deepEqual(doubleOwners(ownerIntervals(logs)), [])
 })

@@ -35,12 +35,15 @@ export async function saveSessions(root, redis, count, { from = 0 } = {}) {
   return { names, stored }
 }
 
-/** A worker process; `ask(cmd)` talks to it over IPC. Killed at teardown. */
-export async function startWorker(t, root, { workerId, redis, capacity = 20, ...rest }) {
-  const dataPath = path.join(root, workerId)
+/**
+ * A worker process; `ask(cmd)` talks to it over IPC. Killed at teardown. `name` (default `workerId`) names its
+ * data directory, its log and its entries in the log: two processes given one `workerId` stay apart.
+ */
+export async function startWorker(t, root, { workerId, name = workerId, redis, capacity = 20, ...rest }) {
+  const dataPath = path.join(root, name)
   fs.mkdirSync(dataPath, { recursive: true })
-  const log = path.join(root, `${workerId}.log`)
-  const opts = { workerId, redis, capacity, dataPath, log, ...timing, ...rest }
+  const log = path.join(root, `${name}.log`)
+  const opts = { workerId, name, redis, capacity, dataPath, log, ...timing, ...rest }
   const child = fork(workerScript, [JSON.stringify(opts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const exited = new Promise((resolve) => child.once('exit', () => resolve(now())))
   t.teardown(() => child.kill('SIGKILL'))
@@ -53,6 +56,7 @@ export async function startWorker(t, root, { workerId, redis, capacity = 20, ...
   child.on('message', ({ id, reply }) => pending.get(id)?.(reply))
   return {
     workerId,
+    name,
     log,
     child,
     exited,
@@ -85,7 +89,7 @@ export async function until(what, check, tries = 400) {
 /** Each worker's running sessions, by asking every worker. */
 export async function running(workers) {
   const out = {}
-  for (const w of workers) out[w.workerId] = (await w.ask('status')).running
+  for (const w of workers) out[w.name] = (await w.ask('status')).running
   return out
 }
 

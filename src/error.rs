@@ -31,6 +31,10 @@ pub enum StoreError {
   LeaseHeld(String),
   #[error("the lease on session {0:?} was lost (expired or taken over); nothing was written")]
   LeaseLost(String),
+  #[error(
+    "fleet worker id {0:?} is already in use by another live worker of the group; give each worker its own workerId"
+  )]
+  DuplicateWorker(String),
   #[error("backup version {0} not found")]
   VersionNotFound(String),
   #[error("backups of session {0:?} are being pruned by another process; try again")]
@@ -81,6 +85,7 @@ impl StoreError {
       Self::Decrypt(_) => "ERR_DECRYPT",
       Self::LeaseHeld(_) => "ERR_LEASE_HELD",
       Self::LeaseLost(_) => "ERR_LEASE_LOST",
+      Self::DuplicateWorker(_) => "ERR_FLEET_DUPLICATE_WORKER",
       Self::VersionNotFound(_) => "ERR_VERSION_NOT_FOUND",
       Self::BackupBusy(_) => "ERR_BACKUP_BUSY",
       Self::ProfileChanging(_) => "ERR_PROFILE_CHANGING",

@@ -4,7 +4,7 @@
 // lease and restores the profile. Every start and stop goes to an assignment log (JSON lines) with this worker,
 // the session, the lease token and the time; the parent steers it over IPC (status, drain, close).
 //
-// argv[2]: JSON { workerId, redis: { url } | { nodes }, capacity, ttlMs, renewEveryMs, stopTimeoutMs,
+// argv[2]: JSON { workerId, name (in the log; default workerId), redis: { url } | { nodes }, capacity, ttlMs, renewEveryMs, stopTimeoutMs,
 //   maxConcurrentStarts, dataPath, log, startDelayMs, stopDelayMs, startHangs, startForever, stopFails, light }
 // Times are CLOCK_MONOTONIC (process.hrtime.bigint, system-wide on Linux) in ms, so the logs of several worker
 // processes and the spec's own marks are on one clock.
@@ -19,7 +19,7 @@ const opts = JSON.parse(process.argv[2])
 const store = new RustStore({ redis: opts.redis, dataPath: opts.dataPath, dir: path.join(opts.dataPath, 'unused') })
 const auths = new Map()
 const now = () => Number(process.hrtime.bigint() / 1000n) / 1000
-const log = (entry) => fs.appendFileSync(opts.log, JSON.stringify({ t: now(), worker: opts.workerId, ...entry }) + '\n')
+const log = (entry) => fs.appendFileSync(opts.log, JSON.stringify({ t: now(), worker: opts.name ?? opts.workerId, ...entry }) + '\n')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const markerPath = (auth) => path.join(auth.userDataDir, 'Default/Local Storage/marker.txt')
@@ -118,7 +118,7 @@ const fleet = store.fleet({
     log({ event: 'stop', session, token: held?.token, reason })
   },
   onEvent(event) {
-    log({ event: 'fleet-event', type: event.type, session: event.session, forMs: event.forMs })
+    log({ event: 'fleet-event', type: event.type, session: event.session, forMs: event.forMs, code: event.code, message: event.message })
   },
 })
 

@@ -75,12 +75,16 @@ pub struct FleetSession {
 /// What `onEvent` receives.
 #[napi(object, js_name = "FleetEvent")]
 pub struct FleetEventInfo {
-  #[napi(js_name = "type", ts_type = "'unassigned' | 'startFailed' | 'stopFailed'")]
+  #[napi(js_name = "type", ts_type = "'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker'")]
   pub kind: String,
+  /// The session concerned; `''` for `duplicateWorker` (it concerns the worker).
   pub session: String,
   /// `unassigned`: for how long, ms.
   pub for_ms: Option<f64>,
   pub message: Option<String>,
+  /// `duplicateWorker`: `ERR_FLEET_DUPLICATE_WORKER` (another live process has this `workerId`; this worker
+  /// stopped what it ran, reason `lost`, and closed).
+  pub code: Option<String>,
 }
 
 #[napi(object)]
@@ -253,14 +257,21 @@ impl Hooks for JsHooks {
   fn event(&self, event: FleetEvent) {
     let info = match event {
       FleetEvent::Unassigned { session, for_ms } => {
-        FleetEventInfo { kind: "unassigned".into(), session, for_ms: Some(for_ms as f64), message: None }
+        FleetEventInfo { kind: "unassigned".into(), session, for_ms: Some(for_ms as f64), message: None, code: None }
       }
       FleetEvent::StartFailed { session, message } => {
-        FleetEventInfo { kind: "startFailed".into(), session, for_ms: None, message: Some(message) }
+        FleetEventInfo { kind: "startFailed".into(), session, for_ms: None, message: Some(message), code: None }
       }
       FleetEvent::StopFailed { session, message } => {
-        FleetEventInfo { kind: "stopFailed".into(), session, for_ms: None, message: Some(message) }
+        FleetEventInfo { kind: "stopFailed".into(), session, for_ms: None, message: Some(message), code: None }
       }
+      FleetEvent::DuplicateWorker { id: _, code, message } => FleetEventInfo {
+        kind: "duplicateWorker".into(),
+        session: String::new(),
+        for_ms: None,
+        message: Some(message),
+        code: Some(code.into()),
+      },
     };
     let delivered = self
       .event
@@ -279,7 +290,13 @@ impl Hooks for JsHooks {
 
 impl FleetEventInfo {
   fn clone_for_log(&self) -> Self {
-    Self { kind: self.kind.clone(), session: self.session.clone(), for_ms: self.for_ms, message: self.message.clone() }
+    Self {
+      kind: self.kind.clone(),
+      session: self.session.clone(),
+      for_ms: self.for_ms,
+      message: self.message.clone(),
+      code: self.code.clone(),
+    }
   }
 }
 

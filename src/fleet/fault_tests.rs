@@ -121,9 +121,9 @@ impl Leases for FaultTier {
 
 #[async_trait]
 impl Membership for FaultTier {
-  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
     self.gate().await?;
-    self.inner.beat(group, id, info, ttl).await
+    self.inner.beat(group, id, claim, info, ttl).await
   }
   async fn members(&self, group: &str) -> Result<Vec<Member>> {
     self.gate().await?;
@@ -418,4 +418,30 @@ async fn a_lease_held_elsewhere_is_retried_at_most_once_per_renew_interval() {
   assert!((1..=5).contains(&acquires), "{acquires} acquires");
   assert!(lists <= 12, "{lists} listings");
   assert!(!hooks.has("start"));
+}
+
+/// Issue #25 item 12, the later case: cut off past its deadline (its session stopped as lost), the worker finds on
+/// reconnecting that another instance claimed its id meanwhile. It reports `DuplicateWorker` and closes without
+/// leaving: the other's heartbeat stands.
+#[tokio::test(start_paused = true)]
+async fn a_worker_whose_id_was_claimed_while_it_was_cut_off_reports_and_closes() {
+  let rig = Rig::new().await;
+  let hooks = Hooks2::new(Behave::Quick, Behave::Quick);
+  let (_fleet, task) = rig.join(hooks.clone());
+  until("running", || hooks.has("started")).await;
+  rig.tier.set(Mode::Fail);
+  until("stopped as lost", || hooks.has("stopped")).await;
+  // Its heartbeat gone (the membership's expiry runs on the wall clock, which the paused one does not move) and
+  // the id claimed by another instance.
+  let m = &rig.tier.inner;
+  m.leave("g", "w").await.unwrap();
+  m.beat("g", "w", "another", b"{}", Duration::from_secs(3600)).await.unwrap();
+  rig.tier.set(Mode::Pass);
+  tokio::time::timeout(Duration::from_secs(30), task).await.expect("it closes").unwrap();
+  assert!(hooks.has("event DuplicateWorker"), "{hooks:?}");
+  assert_eq!(hooks.log.lock().unwrap().iter().filter(|(_, w)| w.starts_with("start ")).count(), 1, "{hooks:?}");
+  let live = m.members("g").await.unwrap();
+  assert_eq!(live.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["w"]);
+  let err = m.beat("g", "w", "a third", b"{}", Duration::from_secs(1)).await.unwrap_err();
+  assert_eq!(err.code(), "ERR_FLEET_DUPLICATE_WORKER", "the other's claim stands");
 }

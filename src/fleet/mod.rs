@@ -123,6 +123,9 @@ pub enum FleetEvent {
   StartFailed { session: String, message: String },
   /// `onStop` failed or took longer than `stopTimeoutMs` while its lease could not be renewed.
   StopFailed { session: String, message: String },
+  /// Another live worker instance of the group has this worker's id (`code`: `ERR_FLEET_DUPLICATE_WORKER`): this
+  /// one stopped whatever it ran (reason `lost`) and closed.
+  DuplicateWorker { id: String, code: &'static str, message: String },
 }
 
 /// The application's side: start and stop one session's client. Errors are the app's messages.

@@ -58,6 +58,9 @@ pub struct State {
   pub runs: BTreeMap<String, Run>,
   pub draining: bool,
   pub closing: bool,
+  /// Another live instance holds this worker's id (`ERR_FLEET_DUPLICATE_WORKER`): this one stopped its sessions
+  /// as lost, closes, and does not leave (leaving would drop the other's heartbeat).
+  pub displaced: bool,
   pub connected: bool,
   pub handoffs: u64,
   pub failovers: u64,

@@ -82,8 +82,13 @@ impl Bench {
   }
 
   fn join(&self, worker: &str, capacity: u32) -> Member {
+    self.join_as(worker, worker, capacity)
+  }
+
+  /// Joins as `worker`, recorded as `instance` (two instances given one id stay apart in the record).
+  fn join_as(&self, worker: &str, instance: &str, capacity: u32) -> Member {
     let hooks = Arc::new(Recorder {
-      worker: worker.into(),
+      worker: instance.into(),
       running: self.running.clone(),
       doubled: self.doubled.clone(),
       stops: Default::default(),
@@ -134,6 +139,37 @@ fn spread(bench: &Bench, expected: &[usize]) -> bool {
   let mut loads: Vec<usize> = bench.per_worker().into_values().collect();
   loads.sort();
   loads == expected && bench.running.lock().unwrap().len() == expected.iter().sum::<usize>()
+}
+
+/// Issue #25 item 12: an instance given the id of a live worker is refused at its first beat and closes, having
+/// started nothing; the first runs on undisturbed; once the first left, the id is free for a new instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_of_a_live_worker_id_is_refused() {
+  let bench = Bench::new(4).await;
+  let first = bench.join("w", 10);
+  bench.until("w runs all 4", |b| spread(b, &[4])).await;
+  let second = bench.join_as("w", "w-second", 10);
+  tokio::time::timeout(Duration::from_secs(10), second.task).await.expect("the refused instance closes").unwrap();
+  let events = second.hooks.events.lock().unwrap().clone();
+  assert!(
+    matches!(&events[..], [FleetEvent::DuplicateWorker { id, code: "ERR_FLEET_DUPLICATE_WORKER", message }]
+      if id == "w" && message.contains("\"w\"")),
+    "{events:?}"
+  );
+  assert!(second.hooks.stops.lock().unwrap().is_empty());
+  assert!(second.fleet.status().running.is_empty());
+  // The first is undisturbed over several more beats: its sessions, no event, nothing stopped.
+  tokio::time::sleep(Duration::from_millis(600)).await;
+  assert_eq!(bench.per_worker(), HashMap::from([("w".to_owned(), 4)]));
+  assert!(first.hooks.events.lock().unwrap().is_empty() && first.hooks.stops.lock().unwrap().is_empty());
+  assert_eq!(first.fleet.status().running.len(), 4);
+  bench.no_double_owner();
+  first.fleet.close().await;
+  let third = bench.join_as("w", "w-third", 10);
+  bench
+    .until("a new instance takes the freed id", |b| b.per_worker() == HashMap::from([("w-third".to_owned(), 4)]))
+    .await;
+  third.fleet.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +323,7 @@ async fn whatever_the_tier_holds_no_session_runs_twice_and_the_fleet_recovers() 
         2 => m.map_set("test", PINS, session, &value).await.unwrap(),
         _ => {
           let info = if rng.below(2) == 0 { rng.bytes() } else { br#"{"capacity":50}"#.to_vec() };
-          m.beat("test", "ghost", &info, Duration::from_millis(600)).await.unwrap();
+          m.beat("test", "ghost", "ghost", &info, Duration::from_millis(600)).await.unwrap();
         }
       }
     }

@@ -16,7 +16,7 @@ use super::state::{Phase, Run, Shared, State};
 use super::status::{WorkerInfo, WorkerStatus};
 use super::{parse_owner, FleetEvent, Hooks, StopReason, OWNERS, PINS};
 use crate::counters::FleetSnapshot;
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::store::Store;
 use crate::tier::Member;
 
@@ -30,6 +30,9 @@ pub(super) struct Ctx {
   /// move about `ttl` after its last beat rather than up to a whole interval later.
   recheck: Mutex<Option<Instant>>,
   joined: Instant,
+  /// This instance's claim on its worker id (random): the tier refuses a beat under the id while another
+  /// instance's claim is live, so two processes given one id never publish as one worker.
+  claim: String,
 }
 
 enum Tick {
@@ -52,7 +55,9 @@ struct Round {
 
 pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
   let members = Mutex::new(None);
-  let ctx = Arc::new(Ctx { shared, store, hooks, members, recheck: Mutex::new(None), joined: Instant::now() });
+  let claim = crate::store::random_token();
+  let (recheck, joined) = (Mutex::new(None), Instant::now());
+  let ctx = Arc::new(Ctx { shared, store, hooks, members, recheck, joined, claim });
   let every = ctx.shared.config.timing.renew_every;
   // Stops run on their own timer, never behind a call to the tier; it ends with this loop.
   let deadlines = tokio::spawn(ctx.clone().deadline_timer());
@@ -127,12 +132,20 @@ impl Ctx {
     }
   }
 
-  async fn beat(&self) {
+  async fn beat(self: &Arc<Self>) {
     let info = self.info(&self.shared.lock());
     let json = serde_json::to_vec(&info).expect("plain struct");
     let Ok(membership) = self.store.membership() else { return };
     let (cfg, timing) = (self.cfg(), self.cfg().timing);
-    let members = within(timing.renew_every, membership.beat(&cfg.group, &cfg.worker_id, &json, timing.ttl)).await;
+    let beat = membership.beat(&cfg.group, &cfg.worker_id, &self.claim, &json, timing.ttl);
+    let members = match tokio::time::timeout(timing.renew_every, beat).await {
+      Ok(Ok(members)) => Some(members),
+      Ok(Err(err @ StoreError::DuplicateWorker(_))) => {
+        self.displaced(err);
+        None
+      }
+      _ => None,
+    };
     let starting = {
       let mut state = self.shared.lock();
       state.connected = members.is_some();
@@ -161,6 +174,31 @@ impl Ctx {
     *self.recheck.lock().unwrap_or_else(|p| p.into_inner()) =
       soonest.filter(|left| *left < timing.renew_every).map(|left| Instant::now() + left + Duration::from_millis(20));
     *members_now = members;
+  }
+
+  /// Another live instance claims this worker's id: either it was there first (this one's first beat), or it took
+  /// the id after this one's heartbeat expired (this one was cut off for longer than ttl, so its deadlines have
+  /// stopped its sessions already). Whatever still runs stops as lost, the event says why, and the worker closes
+  /// rather than retrying (and alerting) forever.
+  fn displaced(self: &Arc<Self>, err: StoreError) {
+    let running: Vec<String> = {
+      let mut state = self.shared.lock();
+      if state.displaced {
+        return;
+      }
+      state.displaced = true;
+      state.closing = true;
+      for run in state.runs.values() {
+        run.cancel_start(StopReason::Lost);
+      }
+      state.runs.iter().filter(|(_, r)| r.phase == Phase::Running).map(|(s, _)| s.clone()).collect()
+    };
+    for session in running {
+      self.spawn_stop(session, StopReason::Lost, false);
+    }
+    let id = self.cfg().worker_id.clone();
+    self.hooks.event(FleetEvent::DuplicateWorker { id, code: err.code(), message: err.to_string() });
+    self.shared.wake.notify_one();
   }
 
   /// Renews every lease held; a renewal records when it was sent, since the lease lasts ttl from about then.
@@ -364,8 +402,12 @@ impl Ctx {
       (state.runs.is_empty(), running.collect())
     };
     if empty {
-      if let Ok(m) = self.store.membership() {
-        within(self.cfg().timing.renew_every, m.leave(&self.cfg().group, &self.cfg().worker_id)).await;
+      let displaced = self.shared.lock().displaced;
+      match self.store.membership() {
+        Ok(m) if !displaced => {
+          within(self.cfg().timing.renew_every, m.leave(&self.cfg().group, &self.cfg().worker_id)).await;
+        }
+        _ => {}
       }
       self.store.counters().set_fleet(None);
       self.store.leave_fleet();

@@ -12,6 +12,13 @@ use crate::error::{Result, StoreError};
 use crate::session::{SessionArg, SessionKey};
 use crate::tier::{LeaseState, Leases, Tier};
 
+/// 128 random bits, hex: a lease token, or a fleet worker's claim on its id.
+pub(crate) fn random_token() -> String {
+  let mut bytes = [0u8; 16];
+  OsRng.fill_bytes(&mut bytes);
+  bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A lease this store took (no Debug: the token stays out of logs).
 #[derive(Clone)]
 pub(super) struct Held {
@@ -53,11 +60,7 @@ impl Store {
   /// are fenced by it from now on. `ERR_LEASE_HELD` when another owner holds it. Taking it again renews it.
   pub async fn acquire_lease(&self, session: &str, ttl: Duration) -> Result<String> {
     let key = SessionArg::parse(session)?.key;
-    let token = self.held_token(&key).unwrap_or_else(|| {
-      let mut bytes = [0u8; 16];
-      OsRng.fill_bytes(&mut bytes);
-      bytes.iter().map(|b| format!("{b:02x}")).collect()
-    });
+    let token = self.held_token(&key).unwrap_or_else(random_token);
     if !self.leases()?.acquire(&key, &token, ttl).await? {
       return Err(StoreError::LeaseHeld(key.to_string()));
     }

@@ -19,6 +19,7 @@ pub use import::{Outcome as ImportOutcome, CLOCK_SKEW_MS};
 pub use inspect::{
   disk_usage, BadCopy, DiskStats, IncrementalStats, Largest, LastSaved, LeftoverCount, Stats, TierStats, Verified,
 };
+pub(crate) use lease::random_token;
 pub use leftovers::{CrashKind, CrashLeftover};
 pub use rekey::Rekeyed;
 

@@ -24,8 +24,10 @@ pub struct Member {
 #[async_trait]
 pub trait Membership: Send + Sync + std::fmt::Debug {
   /// Keeps `id` live for `ttl` with `info`, drops members whose ttl ran out, and returns the live ones (sorted by
-  /// id), all in one step.
-  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>>;
+  /// id), all in one step. `claim` (random per worker instance) claims the id: while a live heartbeat of `id`
+  /// carries another claim, nothing is written and the beat fails with `ERR_FLEET_DUPLICATE_WORKER` (two
+  /// processes given one id must not publish as one worker). Once that heartbeat expires the id is free again.
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>>;
   /// The live members, sorted by id, without beating.
   async fn members(&self, group: &str) -> Result<Vec<Member>>;
   /// Removes `id` at once (a worker that leaves need not wait for its ttl).
@@ -52,11 +54,11 @@ pub fn check_group(group: &str) -> Result<()> {
 /// Membership within one process, for the embedded directory tier: several fleet workers in one process share it
 /// (a fleet spanning processes needs Redis; the directory's leases do hold across processes). Keyed by the
 /// directory as it resolves.
-type Members = BTreeMap<String, (Instant, Vec<u8>)>;
+type Members = BTreeMap<String, (Instant, String, Vec<u8>)>;
 
 #[derive(Debug, Default)]
 struct Table {
-  /// (dir, group) → id → (expires, info).
+  /// (dir, group) → id → (expires, claim, info).
   members: HashMap<(PathBuf, String), Members>,
   /// (dir, group, map) → field → value.
   maps: HashMap<(PathBuf, String, String), BTreeMap<String, Vec<u8>>>,
@@ -81,8 +83,8 @@ impl ProcessMembership {
   fn live(&self, group: &str, table: &mut Table) -> Vec<Member> {
     let now = Instant::now();
     let members = table.members.entry((self.dir.clone(), group.to_owned())).or_default();
-    members.retain(|_, (until, _)| *until > now);
-    let member = |(id, (until, info)): (&String, &(Instant, Vec<u8>))| Member {
+    members.retain(|_, (until, _, _)| *until > now);
+    let member = |(id, (until, _, info)): (&String, &(Instant, String, Vec<u8>))| Member {
       id: id.clone(),
       info: info.clone(),
       expires_in: until.saturating_duration_since(now),
@@ -93,10 +95,14 @@ impl ProcessMembership {
 
 #[async_trait]
 impl Membership for ProcessMembership {
-  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
     let mut table = table();
+    self.live(group, &mut table); // drops the expired, whose claims lapse with them
     let members = table.members.entry((self.dir.clone(), group.to_owned())).or_default();
-    members.insert(id.to_owned(), (Instant::now() + ttl, info.to_vec()));
+    if members.get(id).is_some_and(|(_, held, _)| held != claim) {
+      return Err(StoreError::DuplicateWorker(id.to_owned()));
+    }
+    members.insert(id.to_owned(), (Instant::now() + ttl, claim.to_owned(), info.to_vec()));
     Ok(self.live(group, &mut table))
   }
 
@@ -136,8 +142,8 @@ impl Membership for ProcessMembership {
 /// The embedded tier's membership is its directory's, within this process.
 #[async_trait]
 impl Membership for super::LocalDirTier {
-  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
-    ProcessMembership::new(self.dir()).beat(group, id, info, ttl).await
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+    ProcessMembership::new(self.dir()).beat(group, id, claim, info, ttl).await
   }
   async fn members(&self, group: &str) -> Result<Vec<Member>> {
     ProcessMembership::new(self.dir()).members(group).await
@@ -164,8 +170,8 @@ mod tests {
   async fn members_expire_and_leave() {
     let dir = tempfile::tempdir().unwrap();
     let m = ProcessMembership::new(dir.path());
-    m.beat("g", "a", b"1", Duration::from_millis(40)).await.unwrap();
-    let live = m.beat("g", "b", b"2", Duration::from_secs(10)).await.unwrap();
+    m.beat("g", "a", "ca", b"1", Duration::from_millis(40)).await.unwrap();
+    let live = m.beat("g", "b", "cb", b"2", Duration::from_secs(10)).await.unwrap();
     assert_eq!(live.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     tokio::time::sleep(Duration::from_millis(60)).await;
     let live = m.members("g").await.unwrap();
@@ -175,6 +181,26 @@ mod tests {
     m.leave("g", "b").await.unwrap();
     assert!(m.members("g").await.unwrap().is_empty());
     assert!(m.members("other").await.unwrap().is_empty());
+  }
+
+  #[tokio::test]
+  async fn a_live_id_refuses_another_claim_until_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = ProcessMembership::new(dir.path());
+    m.beat("g", "w", "first", b"1", Duration::from_millis(60)).await.unwrap();
+    let err = m.beat("g", "w", "second", b"2", Duration::from_secs(10)).await.unwrap_err();
+    assert_eq!(err.code(), "ERR_FLEET_DUPLICATE_WORKER");
+    assert!(err.to_string().contains("\"w\""), "{err}");
+    // The refused beat wrote nothing: the first's heartbeat and info stand, and it goes on beating.
+    let live = m.members("g").await.unwrap();
+    assert_eq!(live.iter().map(|m| (m.id.as_str(), m.info.as_slice())).collect::<Vec<_>>(), [("w", &b"1"[..])]);
+    m.beat("g", "w", "first", b"1", Duration::from_millis(60)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(90)).await;
+    // Expired: the id is free, a new instance claims it, and now the old one is the one refused.
+    let live = m.beat("g", "w", "second", b"2", Duration::from_secs(10)).await.unwrap();
+    assert_eq!(live.iter().map(|m| (m.id.as_str(), m.info.as_slice())).collect::<Vec<_>>(), [("w", &b"2"[..])]);
+    let err = m.beat("g", "w", "first", b"1", Duration::from_secs(10)).await.unwrap_err();
+    assert_eq!(err.code(), "ERR_FLEET_DUPLICATE_WORKER");
   }
 
   #[tokio::test]

@@ -206,9 +206,9 @@ impl Leases for FaultyTier {
 
 #[async_trait]
 impl Membership for FaultyTier {
-  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
-    let (group, id, info) = (group.to_owned(), id.to_owned(), info.to_vec());
-    self.call("beat".into(), move |sim| sim.beat(&group, &id, &info, ttl)).await
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+    let (group, id, claim, info) = (group.to_owned(), id.to_owned(), claim.to_owned(), info.to_vec());
+    self.call("beat".into(), move |sim| sim.beat(&group, &id, &claim, &info, ttl)).await?
   }
   async fn members(&self, group: &str) -> Result<Vec<Member>> {
     let group = group.to_owned();

@@ -12,8 +12,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 use crate::tier::{LeaseState, Member};
+
+/// A member's heartbeat: expires, claim, info.
+type Heartbeat = (Instant, String, Vec<u8>);
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -26,8 +30,8 @@ struct Inner {
   sessions: BTreeMap<String, Vec<u8>>,
   leases: HashMap<String, Slot>,
   granted: HashMap<String, Instant>,
-  /// group → id → (expires, info).
-  members: HashMap<String, BTreeMap<String, (Instant, Vec<u8>)>>,
+  /// group → id → heartbeat.
+  members: HashMap<String, BTreeMap<String, Heartbeat>>,
   /// (group, map) → field → value.
   maps: HashMap<(String, String), BTreeMap<String, Vec<u8>>>,
 }
@@ -90,8 +94,8 @@ impl SimTier {
   fn live(inner: &mut Inner, group: &str) -> Vec<Member> {
     let now = Instant::now();
     let members = inner.members.entry(group.to_owned()).or_default();
-    members.retain(|_, (until, _)| *until > now);
-    let member = |(id, (until, info)): (&String, &(Instant, Vec<u8>))| Member {
+    members.retain(|_, (until, _, _)| *until > now);
+    let member = |(id, (until, _, info)): (&String, &Heartbeat)| Member {
       id: id.clone(),
       info: info.clone(),
       expires_in: until.saturating_duration_since(now),
@@ -154,11 +158,16 @@ impl SimTier {
     state
   }
 
-  pub fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Vec<Member> {
+  /// Refuses a live id's heartbeat under another claim, as the real tiers do.
+  pub fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
     let mut inner = self.lock();
-    let until = Instant::now() + ttl;
-    inner.members.entry(group.to_owned()).or_default().insert(id.to_owned(), (until, info.to_vec()));
-    Self::live(&mut inner, group)
+    Self::live(&mut inner, group);
+    let members = inner.members.entry(group.to_owned()).or_default();
+    if members.get(id).is_some_and(|(_, held, _)| held != claim) {
+      return Err(StoreError::DuplicateWorker(id.to_owned()));
+    }
+    members.insert(id.to_owned(), (Instant::now() + ttl, claim.to_owned(), info.to_vec()));
+    Ok(Self::live(&mut inner, group))
   }
   pub fn members(&self, group: &str) -> Vec<Member> {
     Self::live(&mut self.lock(), group)

@@ -11,14 +11,18 @@ use super::RedisTier;
 use crate::error::{Result, StoreError};
 use crate::tier::{Member, Membership};
 
-// KEYS: members zset, info hash. ARGV: id, info, ttl ms ('' for a read). Drops the expired; returns id, info, ms left
-// per member.
+// KEYS: members zset, info hash, claims hash. ARGV: id, info, ttl ms, claim. Drops the expired (their claims lapse
+// with them); then 0 if a live heartbeat of id carries another claim (nothing written), else beats under the claim
+// and returns id, info, ms left per member.
 const BEAT: &str =
   "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
-  if ARGV[1] ~= '' then redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1]) \
-    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end \
   local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) \
-  for _, id in ipairs(dead) do redis.call('HDEL', KEYS[2], id) redis.call('ZREM', KEYS[1], id) end \
+  for _, id in ipairs(dead) do redis.call('HDEL', KEYS[2], id) redis.call('HDEL', KEYS[3], id) \
+    redis.call('ZREM', KEYS[1], id) end \
+  local held = redis.call('HGET', KEYS[3], ARGV[1]) \
+  if held and held ~= ARGV[4] and redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end \
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1]) \
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) if held ~= ARGV[4] then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end \
   local z = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') local out = {} for i = 1, #z, 2 do \
     out[#out + 1] = z[i] out[#out + 1] = redis.call('HGET', KEYS[2], z[i]) or '' \
     out[#out + 1] = tostring(tonumber(z[i + 1]) - now) end return out";
@@ -28,7 +32,9 @@ const MEMBERS: &str =
   local z = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES') local out = {} \
   for i = 1, #z, 2 do out[#out + 1] = z[i] out[#out + 1] = redis.call('HGET', KEYS[2], z[i]) or '' \
     out[#out + 1] = tostring(tonumber(z[i + 1]) - now) end return out";
-const LEAVE: &str = "redis.call('ZREM', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) return 0";
+const LEAVE: &str =
+  "redis.call('ZREM', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) redis.call('HDEL', KEYS[3], ARGV[1]) \
+  return 0";
 const REMOVE_IF: &str =
   "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end \
   return 0";
@@ -49,10 +55,19 @@ impl RedisTier {
     Box::pin(self.query::<redis::Value>(&cmd)).await
   }
 
+  fn member_keys(&self, group: &str) -> Result<[String; 3]> {
+    Ok([self.group_key(group, "members")?, self.group_key(group, "info")?, self.group_key(group, "claims")?])
+  }
+
   async fn member_list(&self, script: &str, group: &str, args: &[&[u8]]) -> Result<Vec<Member>> {
-    let keys = [self.group_key(group, "members")?, self.group_key(group, "info")?];
-    let flat: Vec<Vec<u8>> = redis::from_redis_value(self.eval_value(script, &keys, args).await?)
-      .map_err(|e| StoreError::Internal(format!("membership reply: {e}")))?;
+    let keys = self.member_keys(group)?;
+    let reply = self.eval_value(script, &keys, args).await?;
+    if let redis::Value::Int(0) = reply {
+      // BEAT: the id's live heartbeat carries another claim.
+      return Err(StoreError::DuplicateWorker(String::from_utf8_lossy(args[0]).into_owned()));
+    }
+    let flat: Vec<Vec<u8>> =
+      redis::from_redis_value(reply).map_err(|e| StoreError::Internal(format!("membership reply: {e}")))?;
     // (id, info, ms its heartbeat has left) per member; a figure that does not parse reads as "not soon", so it
     // can never make a worker beat in a tight loop.
     let left = |ms: &[u8]| std::str::from_utf8(ms).ok().and_then(|ms| ms.parse::<f64>().ok()).unwrap_or(f64::MAX);
@@ -71,9 +86,9 @@ impl RedisTier {
 
 #[async_trait]
 impl Membership for RedisTier {
-  async fn beat(&self, group: &str, id: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
     let ttl = ttl.as_millis().max(1).to_string();
-    self.member_list(BEAT, group, &[id.as_bytes(), info, ttl.as_bytes()]).await
+    self.member_list(BEAT, group, &[id.as_bytes(), info, ttl.as_bytes(), claim.as_bytes()]).await
   }
 
   async fn members(&self, group: &str) -> Result<Vec<Member>> {
@@ -81,7 +96,7 @@ impl Membership for RedisTier {
   }
 
   async fn leave(&self, group: &str, id: &str) -> Result<()> {
-    let keys = [self.group_key(group, "members")?, self.group_key(group, "info")?];
+    let keys = self.member_keys(group)?;
     self.eval_value(LEAVE, &keys, &[id.as_bytes()]).await.map(drop)
   }
 
