@@ -165,8 +165,9 @@ async function fleetWorker(): Promise<void> {
     await client.initialize()
   }
   const onEvent = (event: FleetEvent): void => {
-    const kind: 'unassigned' | 'startFailed' | 'stopFailed' = event.type
-    console.log(kind, event.session, event.forMs, event.message)
+    const kind: 'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker' = event.type
+    const code: string | undefined = event.code
+    console.log(kind, code, event.session, event.forMs, event.message)
   }
   const fleetOptions: FleetOptions = {
     workerId: 'worker-1',
