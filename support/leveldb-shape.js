@@ -154,4 +154,4 @@ function check(dir) {
   return { tables: [...live.keys()].sort((a, b) => a - b), logNumber }
 }
 
-module.exports = { record, edit, table, fileName, check, records }
+module.exports = { record, edit, table, fileName, check, records, varint, MAGIC }

@@ -5,6 +5,7 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { makeProfile } = require('./synthetic-profile.js')
+const { varint, MAGIC: TABLE_MAGIC } = require('./leveldb-shape.js')
 
 /**
  * Marks a profile as paired with a phone, as WhatsApp Web does: a `last-wid-md` key in Local Storage (what
@@ -41,17 +42,6 @@ function makeWorkspace(root, { users = { ana: 3, bruno: 2 }, localAuth = ['shop'
 }
 
 module.exports = { makeWorkspace, loggedIn }
-
-/** An unsigned LEB128 varint, as LevelDB writes lengths. */
-function varint(n) {
-  const out = []
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80)
-    n = Math.floor(n / 128)
-  }
-  out.push(n)
-  return Buffer.from(out)
-}
 
 /** A LevelDB block: entries prefix-compressed against the key before (as LevelDB stores them), one restart. */
 function block(entries) {
@@ -98,7 +88,7 @@ function loggedInTable(folder, kept, wid = '5511999990000:7@c.us') {
   const indexAt = metaAt + meta.length + 5
   const footer = Buffer.alloc(48)
   Buffer.concat([varint(metaAt), varint(meta.length), varint(indexAt), varint(index.length)]).copy(footer)
-  Buffer.from('57fb808b247547db', 'hex').copy(footer, 40)
+  TABLE_MAGIC.copy(footer, 40)
   const table = Buffer.concat([data, trailer(1), meta, trailer(0), index, trailer(0), footer])
   if (table.includes('last-wid')) throw new Error('the key must not be spelled out in the table')
   const rel = `${dir}/000007.ldb`
