@@ -142,10 +142,10 @@ fn a_failed_stop_keeps_the_fence_until_the_lease_expires() {
   regression(Profile { failing_stops: true, ..Profile::default() }, &[4, 6, 9, 12, 13]);
 }
 
-/// Issue #25 item 6. With nobody to take them, `drain()` hands sessions off a few at a time and waits a
-/// failover bound for each takeover that never comes, instead of one stop round. Breaks (c).
+/// Issue #25 item 6. With nobody to take them (every replica draining at once), `drain()` handed sessions off a
+/// few at a time and waited a failover bound for each takeover that never came, instead of one stop round
+/// (`renewEveryMs + stopTimeoutMs`, docs/fleet.md). Broke (c).
 #[test]
-#[ignore = "fleet bug: issue #25 item 6 (drain with nobody to take over takes rounds of ttl)"]
 fn a_drain_with_nobody_to_take_over_takes_one_stop_round() {
   regression(Profile { drain_everyone: true, ..Profile::default() }, &[5, 7, 9, 11, 13]);
 }
