@@ -125,10 +125,9 @@ fn a_start_the_lease_no_longer_backs_is_cancelled() {
   regression(Profile { long_starts: true, ..Profile::default() }, &[4, 23, 29, 43, 53]);
 }
 
-/// Issue #25 item 4. Two fleets on one store take each session's lease with the store's one token, so both
-/// start it. Breaks (a).
+/// Issue #25 item 4. Two fleets on one store took each session's lease with the store's one token, so both
+/// started it. Broke (a); the second member is now refused at join (`ERR_INVALID_OPTION`), which keeps it.
 #[test]
-#[ignore = "fleet bug: issue #25 item 4 (two fleets on one store share a lease token)"]
 fn two_fleets_on_one_store_never_share_a_lease() {
   regression(Profile { shared_store: true, ..Profile::default() }, &[1, 5, 9, 10, 12]);
 }

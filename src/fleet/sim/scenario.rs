@@ -76,6 +76,8 @@ impl Scenario {
     let count = rng.between(2, 4) as usize;
     // One worker neither crashes nor drains, and it alone can hold every session: liveness is then required.
     let keeper = rng.below(count as u64) as usize;
+    // Not the second member on a shared store: the fleet refuses it at join (issue #25 item 4), so it holds nothing.
+    let keeper = if profile.shared_store && keeper == 1 { 0 } else { keeper };
     let span = ttl * 4;
     let mut workers = Vec::new();
     for i in 0..count {
