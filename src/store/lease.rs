@@ -28,6 +28,9 @@ pub(super) struct Held {
   ttl: Duration,
   /// A fenced write took it again since the last renewal, which then says so.
   retaken: bool,
+  /// This store once abandoned the session's lease (a stop that failed): the client it could not stop may still
+  /// write through it, so releasing a later lease leaves the session fenced rather than unfenced.
+  abandoned: bool,
 }
 
 impl Store {
@@ -60,11 +63,12 @@ impl Store {
   /// are fenced by it from now on. `ERR_LEASE_HELD` when another owner holds it. Taking it again renews it.
   pub async fn acquire_lease(&self, session: &str, ttl: Duration) -> Result<String> {
     let key = SessionArg::parse(session)?.key;
+    let abandoned = self.held(&key).is_some_and(|h| h.abandoned);
     let token = self.held_token(&key).unwrap_or_else(random_token);
     if !self.leases()?.acquire(&key, &token, ttl).await? {
       return Err(StoreError::LeaseHeld(key.to_string()));
     }
-    self.set_held(&key, Some(Held { token: Some(token.clone()), ttl, retaken: false }));
+    self.set_held(&key, Some(Held { token: Some(token.clone()), ttl, retaken: false, abandoned }));
     Ok(token)
   }
 
@@ -92,11 +96,19 @@ impl Store {
     }
   }
 
-  /// Gives the lease up; saves of the session are no longer fenced. Releasing a lost lease succeeds.
+  /// Gives the lease up; saves of the session are no longer fenced, unless this store once abandoned a lease of
+  /// it (they stay refused, `ERR_LEASE_LOST`, until it takes the lease again). Releasing a lost lease succeeds.
   pub async fn release_lease(&self, session: &str, token: &str) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
-    if self.held_token(&key).as_deref() == Some(token) {
-      self.set_held(&key, None);
+    {
+      let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+      match held.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
+        Some(ours) if ours.abandoned => ours.token = None,
+        Some(_) => {
+          held.remove(&key);
+        }
+        None => {}
+      }
     }
     self.leases()?.release(&key, token).await
   }
@@ -114,12 +126,14 @@ impl Store {
   /// Stops backing the lease without giving it up (an owner that cannot prove its client is gone: a stop that
   /// failed or timed out, a start given up unsettled): it stays in the tier until it expires, so nobody else
   /// takes the session before then, and this store's writes of the session are refused (`ERR_LEASE_LOST`) from
-  /// now on, as if another owner had taken it. Taking the lease again (once it expired) makes a new token.
+  /// now on, as if another owner had taken it. Taking the lease again (once it expired) makes a new token, and
+  /// releasing that one keeps the fence (the unstopped client may still write).
   pub fn abandon_lease(&self, session: &str, token: &str) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
     let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(ours) = held.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
       ours.token = None;
+      ours.abandoned = true;
     }
     Ok(())
   }

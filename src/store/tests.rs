@@ -208,3 +208,25 @@ async fn a_lost_lease_fences_deletes() {
   assert!(!other.session_exists("RemoteAuth-d").await.unwrap());
   other.release_lease("RemoteAuth-d", &theirs).await.unwrap();
 }
+
+/// Issue #25 item 5: a failed stop abandons the lease; the same store taking the session again later and
+/// releasing that lease (a start that failed) must not unfence it, since the client it could not stop may still
+/// write through it.
+#[tokio::test]
+async fn an_abandoned_lease_keeps_its_fence_past_a_later_release() {
+  let f = fixture();
+  let other = replica(&f);
+  let ttl = std::time::Duration::from_millis(200);
+  let first = f.store.acquire_lease("RemoteAuth-a", ttl).await.unwrap();
+  f.store.abandon_lease("RemoteAuth-a", &first).unwrap();
+  tokio::time::sleep(ttl * 2).await;
+  let again = f.store.acquire_lease("RemoteAuth-a", ttl).await.unwrap();
+  f.store.release_lease("RemoteAuth-a", &again).await.unwrap();
+  let theirs = other.acquire_lease("RemoteAuth-a", ttl * 50).await.unwrap();
+  write_session_zip(&f.root.join("auth/RemoteAuth-a.zip"), b"from b");
+  other.save("RemoteAuth-a", None).await.unwrap();
+  assert_eq!(f.store.delete("RemoteAuth-a").await.unwrap_err().code(), "ERR_LEASE_LOST");
+  assert_eq!(f.store.save("RemoteAuth-a", None).await.unwrap_err().code(), "ERR_LEASE_LOST");
+  assert!(other.session_exists("RemoteAuth-a").await.unwrap(), "the new owner's session stands");
+  other.release_lease("RemoteAuth-a", &theirs).await.unwrap();
+}

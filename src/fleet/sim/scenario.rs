@@ -76,6 +76,8 @@ impl Scenario {
     let count = rng.between(2, 4) as usize;
     // One worker neither crashes nor drains, and it alone can hold every session: liveness is then required.
     let keeper = rng.below(count as u64) as usize;
+    // Not the second member on a shared store: the fleet refuses it at join (issue #25 item 4), so it holds nothing.
+    let keeper = if profile.shared_store && keeper == 1 { 0 } else { keeper };
     let span = ttl * 4;
     let mut workers = Vec::new();
     for i in 0..count {
@@ -88,7 +90,10 @@ impl Scenario {
         cuts.push((from, from + len, if silent { Cut::Silent } else { Cut::Refused }));
       }
       let shares = profile.shared_store && i == 1;
-      let crash_at = (i != keeper && !shares && i != 0 && rng.chance(300)).then(|| at(&mut rng));
+      // With every worker draining, none crashes: a crashed worker still looks alive until its heartbeat
+      // expires, so a drain would hand sessions to it (the handoff bound, its taker failing), not stop them.
+      let crashes = !profile.drain_everyone && i != keeper && !shares && i != 0;
+      let crash_at = (crashes && rng.chance(300)).then(|| at(&mut rng));
       let drains = (i != keeper || profile.drain_everyone) && crash_at.is_none();
       let drain_at = (drains && (profile.drain_everyone || rng.chance(300))).then(|| at(&mut rng));
       let capacity = if i == keeper { sessions.len() as u32 } else { rng.between(1, 8) as u32 };
@@ -96,6 +101,13 @@ impl Scenario {
       let (crash_at, drain_at) = (crash_at.map(|t| t.max(join_at)), drain_at.map(|t| t.max(join_at)));
       let store_of = shares.then_some(0);
       workers.push(WorkerPlan { id: format!("w{i}"), capacity, join_at, cuts, crash_at, drain_at, store_of });
+    }
+    if profile.drain_everyone {
+      // Every replica drains at once (a rolling deploy's last step): at each drain nobody is left to take the
+      // sessions. Drains at different times would hand the first drainers' sessions to the later ones, and
+      // those handoffs have the handoff bound, not the one-stop-round bound this class checks.
+      let last = workers.iter().filter_map(|w| w.drain_at).max();
+      workers.iter_mut().for_each(|w| w.drain_at = w.drain_at.and(last));
     }
     if profile.shared_store {
       // The shared store's two workers share its process: one set of cuts.
@@ -136,9 +148,10 @@ impl Scenario {
     // interval), a start that failed waits a ttl before its retry, and the starts take their time.
     let settle = t.ttl * 3 + t.renew_every * 4 + MS(1000);
     let close = t.ttl * 2 + t.renew_every * 4;
-    // With nobody to take the sessions, about one stop round: the stops themselves (in parallel), the give-up
-    // calls, and a renewal interval or two. Otherwise the handoffs take their turns, each within `settle`.
-    let drain = if self.profile.drain_everyone { t.stop_timeout + t.renew_every * 3 } else { settle };
+    // With nobody to take the sessions, one stop round as docs/fleet.md states it ("Draining and closing"):
+    // `renewEveryMs + stopTimeoutMs`, all stops in parallel. Otherwise the handoffs take their turns, each
+    // within `settle`.
+    let drain = if self.profile.drain_everyone { t.renew_every + t.stop_timeout } else { settle };
     Bounds { settle, drain, close }
   }
 }
