@@ -6,6 +6,7 @@ mod config;
 mod conn;
 mod membership;
 mod raw;
+mod scripts;
 mod sentinel;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use tokio::sync::OnceCell;
 
 pub use self::config::{parse_sentinel_addr, redact, RedisConfig, RedisTarget, RedisTls, SentinelTarget};
 use self::conn::{Conn, Durability, Written};
+use self::scripts::*;
 use std::time::Duration;
 
 use super::{LeaseState, Leases, MemoryInfo, Tier};
@@ -280,58 +282,6 @@ pub fn parse_info(text: &str) -> MemoryInfo {
 // Each script touches the lease key, the owner key and (for the fenced calls) the session key; the first two are
 // hash-tagged by the session key, so all are in one slot and the scripts run on a Redis Cluster too. The owner key
 // names the last token that took the lease (for a week): an expired lease is taken again only by that token.
-const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then \
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) \
-  return 1 end return 0";
-// Released: the owner key no longer names the token, so a late renewal of it cannot take the lease back.
-const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end \
-  if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'released', 'PX', 604800000) end return 0";
-/// Sets `held`: 1 the token holds the lease, 2 it had expired and is the token's again (the owner key names the
-/// token, or is gone with a Redis that lost its data), 0 another token took it.
-macro_rules! hold {
-  () => {
-    "local held = 0 local v = redis.call('GET', KEYS[1]) \
-    if v == ARGV[1] then held = 1 elseif v == false then local o = redis.call('GET', KEYS[2]) \
-      if o == false or o == ARGV[1] then held = 2 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end end \
-    if held == 0 then return 0 end redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) "
-  };
-}
-const RENEW: &str = concat!(hold!(), "if held == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return held");
-/// Sets the session key `KEYS[$key]` to `ARGV[$value]` as `put` does: with the store's ttl in ms (`ARGV[$ttl]`), or
-/// none when that is '0'.
-macro_rules! set_session {
-  ($key:literal, $value:literal, $ttl:literal) => {
-    concat!(
-      "if ARGV[",
-      $ttl,
-      "] == '0' then redis.call('SET', KEYS[",
-      $key,
-      "], ARGV[",
-      $value,
-      "]) \
-      else redis.call('SET', KEYS[",
-      $key,
-      "], ARGV[",
-      $value,
-      "], 'PX', ARGV[",
-      $ttl,
-      "]) end "
-    )
-  };
-}
-const PUT_FENCED: &str = concat!(hold!(), set_session!(3, 3, 4), "return held");
-const DELETE_FENCED: &str = concat!(hold!(), "redis.call('DEL', KEYS[3]) return held");
-/// Returns 0 unless the session key `KEYS[1]` starts with `ARGV[1]` (its first `ARGV[2]` + 1 bytes), or, when
-/// `ARGV[2]` is '', is absent. A stored archive is never empty, and GETRANGE answers "" for a missing key.
-macro_rules! matches_expected {
-  () => {
-    "if ARGV[2] == '' then if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
-    elseif redis.call('GETRANGE', KEYS[1], 0, ARGV[2]) ~= ARGV[1] then return 0 end "
-  };
-}
-const REPLACE_IF: &str = concat!(matches_expected!(), "redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL') return 1");
-const PUT_IF: &str = concat!(matches_expected!(), set_session!(1, 3, 4), "return 1");
-const DELETE_IF: &str = concat!(matches_expected!(), "redis.call('DEL', KEYS[1]) return 1");
 
 impl RedisTier {
   /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session

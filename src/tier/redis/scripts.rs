@@ -1,0 +1,56 @@
+//! The Lua scripts of the Redis tier: leases, fenced writes and conditional writes, each one atomic step.
+
+pub(super) const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then \
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) \
+  return 1 end return 0";
+// Released: the owner key no longer names the token, so a late renewal of it cannot take the lease back.
+pub(super) const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end \
+  if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'released', 'PX', 604800000) end return 0";
+/// Sets `held`: 1 the token holds the lease, 2 it had expired and is the token's again (the owner key names the
+/// token, or is gone with a Redis that lost its data), 0 another token took it.
+macro_rules! hold {
+  () => {
+    "local held = 0 local v = redis.call('GET', KEYS[1]) \
+    if v == ARGV[1] then held = 1 elseif v == false then local o = redis.call('GET', KEYS[2]) \
+      if o == false or o == ARGV[1] then held = 2 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end end \
+    if held == 0 then return 0 end redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) "
+  };
+}
+pub(super) const RENEW: &str =
+  concat!(hold!(), "if held == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return held");
+/// Sets the session key `KEYS[$key]` to `ARGV[$value]` as `put` does: with the store's ttl in ms (`ARGV[$ttl]`), or
+/// none when that is '0'.
+macro_rules! set_session {
+  ($key:literal, $value:literal, $ttl:literal) => {
+    concat!(
+      "if ARGV[",
+      $ttl,
+      "] == '0' then redis.call('SET', KEYS[",
+      $key,
+      "], ARGV[",
+      $value,
+      "]) \
+      else redis.call('SET', KEYS[",
+      $key,
+      "], ARGV[",
+      $value,
+      "], 'PX', ARGV[",
+      $ttl,
+      "]) end "
+    )
+  };
+}
+pub(super) const PUT_FENCED: &str = concat!(hold!(), set_session!(3, 3, 4), "return held");
+pub(super) const DELETE_FENCED: &str = concat!(hold!(), "redis.call('DEL', KEYS[3]) return held");
+/// Returns 0 unless the session key `KEYS[1]` starts with `ARGV[1]` (its first `ARGV[2]` + 1 bytes), or, when
+/// `ARGV[2]` is '', is absent. A stored archive is never empty, and GETRANGE answers "" for a missing key.
+macro_rules! matches_expected {
+  () => {
+    "if ARGV[2] == '' then if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
+    elseif redis.call('GETRANGE', KEYS[1], 0, ARGV[2]) ~= ARGV[1] then return 0 end "
+  };
+}
+pub(super) const REPLACE_IF: &str =
+  concat!(matches_expected!(), "redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL') return 1");
+pub(super) const PUT_IF: &str = concat!(matches_expected!(), set_session!(1, 3, 4), "return 1");
+pub(super) const DELETE_IF: &str = concat!(matches_expected!(), "redis.call('DEL', KEYS[1]) return 1");
