@@ -47,7 +47,15 @@ impl Store {
     // Read while no restore (of this process or another) swaps the folder. A folder whose parent cannot take the
     // lock file cannot be restored into either: read it without.
     let folder = RESTORES.of(&dir).lock_owned().await;
-    let held = folder_lock(&dir).await.ok();
+    let held = match folder_lock(&dir).await {
+      Ok(held) => Some(held),
+      // Another process has restored into the folder for longer than we wait: reading it now could catch the swap.
+      Err(err @ StoreError::ProfileInUse(_)) => {
+        self.counters.save(crate::counters::Outcome::Failed);
+        return Err(err);
+      }
+      Err(_) => None,
+    };
     let turn = self.save_locks.of(&key).lock_owned().await;
     let (config, name) = (self.config.clone(), key.to_string());
     let packed = blocking::run(move || archive::pack_dir(&dir, &config.pack, &name)).await;
@@ -96,7 +104,11 @@ fn split(target: &Path) -> Result<(&Path, String)> {
 }
 
 /// How long a restore or a save of a profile waits for another process's restore of the same folder.
+#[cfg(not(test))]
 const FOLDER_PATIENCE: Duration = Duration::from_secs(300);
+// Short in tests, so a held folder lock times out within one.
+#[cfg(test)]
+const FOLDER_PATIENCE: Duration = Duration::from_millis(300);
 
 /// The lock file beside a profile folder (`.<name>.lock`), its parent made if missing: another process restoring
 /// the folder finishes first (a crashed one holds nothing).

@@ -198,3 +198,18 @@ async fn concurrent_restores_of_one_folder_take_turns() {
     assert_eq!(siblings(&root.join("auth")), vec!["RemoteAuth-g"], "round {round}");
   }
 }
+
+#[tokio::test]
+async fn a_save_waits_out_a_restore_of_another_process_and_never_reads_past_it() {
+  let tmp = tempfile::tempdir().unwrap();
+  let (root, store) = (tmp.path(), store(tmp.path()));
+  let profile = root.join("auth/RemoteAuth-h");
+  put(&profile, "Default/IndexedDB/x", b"saved");
+  // The folder's lock held as another process's restore holds it, past the wait (short in tests).
+  let lock = crate::locks::FileLock::acquire(&root.join(format!("auth/.RemoteAuth-h.{LOCK}"))).unwrap();
+  let err = store.save_dir("RemoteAuth-h", &profile).await.unwrap_err();
+  assert_eq!(err.code(), "ERR_PROFILE_IN_USE", "{err}");
+  assert!(!store.session_exists("RemoteAuth-h").await.unwrap(), "nothing saved while the folder could be mid-swap");
+  drop(lock);
+  store.save_dir("RemoteAuth-h", &profile).await.unwrap();
+}
