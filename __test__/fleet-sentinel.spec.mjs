@@ -1,5 +1,6 @@
 // The fleet across a Sentinel failover (issue #25 item 11): a lease that only the old primary held must not let a
-// second worker start the session on the promoted replica while the first still runs it. Real servers on
+// second worker start the session on the promoted replica while the first still runs it, and a primary left
+// without a replica (the old side of a failover) must not keep its owners running. Real servers on
 // loopback: a primary, a replica and three sentinels (servers.mjs), worker processes (fleet-harness.mjs), and
 // fault proxies that hold the replication stream and the first worker's way to the sentinels. Log times are
 // CLOCK_MONOTONIC.
@@ -16,7 +17,7 @@ import { startSentinels } from './servers.mjs'
 const timing = { ttlMs: 20_000, renewEveryMs: 3000, stopTimeoutMs: 6000 }
 const redisTimeouts = { connectTimeoutMs: 2000, commandTimeoutMs: 2500, replicaTimeoutMs: 1000 }
 
-test('a lease the promoted replica never got: nobody starts the session twice across a Sentinel failover', async (t) => {
+test.serial('a lease the promoted replica never got: nobody starts the session twice across a Sentinel failover', async (t) => {
   // The sentinels would re-point the replica to the primary's own address after failover-timeout; 120 s is past
   // this test.
   const set = await startSentinels(t, { failoverTimeoutMs: 120_000 })
@@ -66,4 +67,26 @@ test('a lease the promoted replica never got: nobody starts the session twice ac
   t.log(intervals.map((i) => `${i.worker}: ${(i.from - failoverAt).toFixed(0)} → ${(i.to - failoverAt).toFixed(0)} ms (${i.reason})`))
   t.deepEqual(doubleOwners(intervals), [], 'never two owners of the session at one instant')
   t.true(intervals.some((i) => i.worker === 'b'), 'b took the session after the failover')
+})
+
+test.serial('a primary left without a replica cannot renew a lease: the owner stops its session rather than run on what a failover could lose', async (t) => {
+  const set = await startSentinels(t)
+  const root = tempDir(t)
+  const redis = { sentinels: set.addrs, name: set.name, ...redisTimeouts }
+  const { names } = await saveSessions(root, redis, 1)
+  const fast = { ttlMs: 3000, renewEveryMs: 600, stopTimeoutMs: 1000 }
+  const a = await startWorker(t, root, { workerId: 'a', redis, light: true, ...fast })
+  await until('a runs the session', async () => (await a.ask('status')).running.includes(names[0]))
+  // The replica leaves its primary, as a promoted replica does (REPLICAOF NO ONE), and the sentinels are stopped
+  // so they neither switch nor point it back: the old primary, alone, still calls itself primary and answers.
+  for (const s of set.sentinels) s.proc.kill('SIGSTOP')
+  t.teardown(() => set.sentinels.forEach((s) => s.proc.kill('SIGCONT')))
+  const detachedAt = now()
+  set.replica.cli('REPLICAOF', 'NO', 'ONE')
+  await until("a's session stopped", () => readLogs([a]).find((e) => e.event === 'stop'), 300)
+  const [stop] = readLogs([a]).filter((e) => e.event === 'stop')
+  t.is(stop.reason, 'lost')
+  // Its last renewal that counted was sent before the detach, so the stop came within ttl of it.
+  t.true(stop.t - detachedAt < fast.ttlMs, `stopped ${(stop.t - detachedAt).toFixed(0)} ms after the detach`)
+  t.deepEqual((await a.ask('status')).running, [], 'and nothing starts while the primary has no replica')
 })
