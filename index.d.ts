@@ -514,7 +514,8 @@ export interface RedisOptions {
   /**
    * A save (and a delete) counts as done only once `WAIT` reports this many replicas hold it; fewer within
    * `replicaTimeoutMs` fails it with ERR_REDIS_REPLICAS. 0 turns the wait off. Default: with `sentinels`, 1 while
-   * the primary has a replica connected (0 when it has none); with `url`, 0. Not with `nodes`.
+   * the primary has a replica connected (0 when it has none), and 1 always for lease takes and renewals (a lease
+   * only the primary holds could be lost to a failover); with `url`, 0. Not with `nodes`.
    */
   minReplicas?: number
   /**

@@ -234,9 +234,10 @@ export function motoForFile(test) {
 /**
  * A primary, one replica and three sentinels (`redis-sentinel`, Debian's package) on loopback, with short
  * failover timings so a SIGKILLed primary is replaced within seconds. `password` guards the data nodes,
- * `sentinelPassword` the sentinels. `primaryPort()` asks a sentinel which node is the primary now.
+ * `sentinelPassword` the sentinels. `primaryPort()` asks a sentinel which node is the primary now. A long
+ * `failoverTimeoutMs` also keeps the sentinels from re-pointing, for that long, a replica a spec pointed elsewhere.
  */
-export async function startSentinels(t, { name = 'mymaster', password, sentinelPassword } = {}) {
+export async function startSentinels(t, { name = 'mymaster', password, sentinelPassword, failoverTimeoutMs = 4000 } = {}) {
   // No 5 s diskless-sync delay (Redis 7's default): the replica is in sync as soon as it connects.
   const auth = [...(password ? ['--masterauth', password] : []), '--repl-diskless-sync-delay', '0']
   const primary = await startRedis(t, { password, args: auth })
@@ -247,7 +248,7 @@ export async function startSentinels(t, { name = 'mymaster', password, sentinelP
     const port = await freePort()
     const conf = path.join(dir, 'sentinel.conf')
     const lines = [`port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`]
-    lines.push(`sentinel down-after-milliseconds ${name} 1000`, `sentinel failover-timeout ${name} 4000`)
+    lines.push(`sentinel down-after-milliseconds ${name} 1000`, `sentinel failover-timeout ${name} ${failoverTimeoutMs}`)
     if (password) lines.push(`sentinel auth-pass ${name} ${JSON.stringify(password)}`)
     if (sentinelPassword) lines.push(`requirepass ${JSON.stringify(sentinelPassword)}`, `sentinel sentinel-pass ${JSON.stringify(sentinelPassword)}`)
     fs.writeFileSync(conf, lines.join('\n') + '\n')

@@ -136,7 +136,8 @@ pub struct RedisOptions {
   pub db: Option<f64>,
   /// A save (and a delete) counts as done only once `WAIT` reports this many replicas hold it; fewer within
   /// `replicaTimeoutMs` fails it with ERR_REDIS_REPLICAS. 0 turns the wait off. Default: with `sentinels`, 1 while
-  /// the primary has a replica connected (0 when it has none); with `url`, 0. Not with `nodes`.
+  /// the primary has a replica connected (0 when it has none), and 1 always for lease takes and renewals (a lease
+  /// only the primary holds could be lost to a failover); with `url`, 0. Not with `nodes`.
   pub min_replicas: Option<f64>,
   /// How long a write waits for `minReplicas`; less than `commandTimeoutMs`. Default 2000 (or half of
   /// `commandTimeoutMs` if that is smaller).

@@ -4,6 +4,7 @@
 
 mod config;
 mod conn;
+mod leases;
 mod membership;
 mod raw;
 mod scripts;
@@ -20,7 +21,7 @@ use self::conn::{Conn, Durability, Written};
 use self::scripts::*;
 use std::time::Duration;
 
-use super::{LeaseState, Leases, MemoryInfo, Tier};
+use super::{Leases, MemoryInfo, Tier};
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 
@@ -94,9 +95,30 @@ impl RedisTier {
     self.conn().await?.query(cmd).await.map_err(|e| self.error(e))
   }
 
-  /// A write and, when replicas are wanted, its `WAIT`: the reply, and whether the replicas confirmed it.
+  /// A save and, when replicas are wanted, its `WAIT`: the reply, and whether the replicas confirmed it.
   async fn write<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<(T, Result<()>)> {
-    let durability = Durability { replicas: self.config.min_replicas, timeout: self.config.replica_timeout };
+    self.write_waiting(cmd, self.config.min_replicas).await
+  }
+
+  /// A write that takes or renews a lease: with Sentinel, at least one replica must confirm it unless
+  /// `minReplicas` says otherwise, even while the primary shows none. A primary that lost its replicas may be the
+  /// old side of a failover (a replica promoted without this write, the sentinels not yet switched, or this
+  /// primary cut off with its clients): a lease renewed there alone would let its owner run on while another
+  /// takes the session on the new primary. So an owner that cannot prove the lease stops (the fleet's deadline).
+  async fn write_lease<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<(T, Result<()>)> {
+    let replicas = match (&self.config.target, self.config.min_replicas) {
+      (RedisTarget::Sentinel(_), None) => Some(1),
+      (_, asked) => asked,
+    };
+    self.write_waiting(cmd, replicas).await
+  }
+
+  async fn write_waiting<T: redis::FromRedisValue>(
+    &self,
+    cmd: &redis::Cmd,
+    replicas: Option<u32>,
+  ) -> Result<(T, Result<()>)> {
+    let durability = Durability { replicas, timeout: self.config.replica_timeout };
     let Written { value, replicas } = self.conn().await?.write(cmd, durability).await.map_err(|e| self.error(e))?;
     let confirmed = match replicas {
       Some((acked, wanted)) if acked < i64::from(wanted) => Err(StoreError::Backend {
@@ -279,46 +301,6 @@ pub fn parse_info(text: &str) -> MemoryInfo {
   info
 }
 
-// Each script touches the lease key, the owner key and (for the fenced calls) the session key; the first two are
-// hash-tagged by the session key, so all are in one slot and the scripts run on a Redis Cluster too. The owner key
-// names the last token that took the lease (for a week): an expired lease is taken again only by that token.
-
-impl RedisTier {
-  /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
-  /// listing's `<prefix>*` (unless the prefix is empty, and then they are not valid session names).
-  fn lease_keys(&self, key: &SessionKey) -> [String; 2] {
-    let key = self.key(key);
-    [format!("{{{key}}}:lease"), format!("{{{key}}}:owner")]
-  }
-
-  /// Lease-only scripts: not waited for (see docs/tiers.md on leases across a failover).
-  async fn script(&self, script: &str, keys: &[String], args: &[&[u8]]) -> Result<bool> {
-    Ok(self.query::<i64>(&eval(script, keys, args)).await? == 1)
-  }
-
-  /// A fenced script over the lease keys and the session key: what it found. It writes the session, so it waits
-  /// for the replicas like `put`, unless the lease was lost and nothing was written.
-  async fn fenced(
-    &self,
-    script: &str,
-    key: &SessionKey,
-    token: &str,
-    ttl: Duration,
-    more: &[&[u8]],
-  ) -> Result<LeaseState> {
-    let [lease, owner] = self.lease_keys(key);
-    let ttl = ms(ttl);
-    let args = [&[token.as_bytes(), ttl.as_bytes()], more].concat();
-    let (found, confirmed) = self.write::<i64>(&eval(script, &[lease, owner, self.key(key)], &args)).await?;
-    let state = match found {
-      1 => LeaseState::Held,
-      2 => LeaseState::Retaken,
-      _ => return Ok(LeaseState::Lost),
-    };
-    confirmed.map(|()| state)
-  }
-}
-
 impl RedisTier {
   /// A conditional write: `script` (starting with `matches_expected!`) over the session key, with `expected` (the
   /// stored value's first bytes, or `None`: absent) and `more` arguments. Whether it wrote; only a write waits for
@@ -345,30 +327,6 @@ fn eval(script: &str, keys: &[String], args: &[&[u8]]) -> redis::Cmd {
 
 fn ms(ttl: Duration) -> String {
   ttl.as_millis().max(1).to_string()
-}
-
-#[async_trait]
-impl Leases for RedisTier {
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
-    self.script(ACQUIRE, &self.lease_keys(key), &[token.as_bytes(), ms(ttl).as_bytes()]).await
-  }
-
-  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
-    self.fenced(RENEW, key, token, ttl, &[]).await
-  }
-
-  async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
-    self.script(RELEASE, &self.lease_keys(key), &[token.as_bytes()]).await.map(drop)
-  }
-
-  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState> {
-    let expiry = self.config.ttl.map_or("0".to_string(), ms);
-    self.fenced(PUT_FENCED, key, token, ttl, &[&bytes, expiry.as_bytes()]).await
-  }
-
-  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
-    self.fenced(DELETE_FENCED, key, token, ttl, &[]).await
-  }
 }
 
 #[cfg(test)]

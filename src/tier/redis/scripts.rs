@@ -1,8 +1,9 @@
 //! The Lua scripts of the Redis tier: leases, fenced writes and conditional writes, each one atomic step.
 
+/// 2: the lease was free and is the token's now; 1: the token held it already (renewed); 0: another token holds it.
 pub(super) const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then \
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) \
-  return 1 end return 0";
+  if v == false then return 2 end return 1 end return 0";
 // Released: the owner key no longer names the token, so a late renewal of it cannot take the lease back.
 pub(super) const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end \
   if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'released', 'PX', 604800000) end return 0";

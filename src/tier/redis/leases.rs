@@ -1,0 +1,95 @@
+//! Leases on Redis: each one Lua script over the session's lease and owner keys (and, for a fenced write, the
+//! session key), waited for by the replicas as `write_lease` says, so a lease survives a Sentinel failover or its
+//! owner cannot count it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::scripts::{ACQUIRE, DELETE_FENCED, PUT_FENCED, RELEASE, RENEW};
+use super::{eval, ms, RedisTier};
+use crate::error::Result;
+use crate::session::SessionKey;
+use crate::tier::{LeaseState, Leases};
+
+// Each script touches the lease key, the owner key and (for the fenced calls) the session key; the first two are
+// hash-tagged by the session key, so all are in one slot and the scripts run on a Redis Cluster too. The owner key
+// names the last token that took the lease (for a week): an expired lease is taken again only by that token.
+
+impl RedisTier {
+  /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
+  /// listing's `<prefix>*` (unless the prefix is empty, and then they are not valid session names).
+  fn lease_keys(&self, key: &SessionKey) -> [String; 2] {
+    let key = self.key(key);
+    [format!("{{{key}}}:lease"), format!("{{{key}}}:owner")]
+  }
+
+  /// `RELEASE`: not waited for. A release the failover loses leaves the lease to expire on the new primary, which
+  /// delays the session's next owner by at most the ttl and never lets two own it.
+  async fn script(&self, script: &str, keys: &[String], args: &[&[u8]]) -> Result<bool> {
+    Ok(self.query::<i64>(&eval(script, keys, args)).await? == 1)
+  }
+
+  /// A fenced script over the lease keys and the session key: what it found. It renews the lease (and writes the
+  /// session), so it waits for the replicas as a lease write does, unless the lease was lost and nothing was
+  /// written.
+  async fn fenced(
+    &self,
+    script: &str,
+    key: &SessionKey,
+    token: &str,
+    ttl: Duration,
+    more: &[&[u8]],
+  ) -> Result<LeaseState> {
+    let [lease, owner] = self.lease_keys(key);
+    let ttl = ms(ttl);
+    let args = [&[token.as_bytes(), ttl.as_bytes()], more].concat();
+    let (found, confirmed) = self.write_lease::<i64>(&eval(script, &[lease, owner, self.key(key)], &args)).await?;
+    let state = match found {
+      1 => LeaseState::Held,
+      2 => LeaseState::Retaken,
+      _ => return Ok(LeaseState::Lost),
+    };
+    confirmed.map(|()| state)
+  }
+}
+
+#[async_trait]
+impl Leases for RedisTier {
+  /// Waited for like a save: a lease that only the primary holds can be missing on the replica a failover
+  /// promotes, where another owner would find it free while this one runs the session. A take the replicas did not
+  /// confirm is `ERR_REDIS_REPLICAS` and does not count; a lease it newly took is given back (best effort: else it
+  /// expires), one the token held already is left as it was.
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+    let keys = self.lease_keys(key);
+    let cmd = eval(ACQUIRE, &keys, &[token.as_bytes(), ms(ttl).as_bytes()]);
+    let (found, confirmed) = self.write_lease::<i64>(&cmd).await?;
+    if found == 0 {
+      return Ok(false);
+    }
+    if let Err(unconfirmed) = confirmed {
+      if found == 2 {
+        let _ = self.script(RELEASE, &keys, &[token.as_bytes()]).await;
+      }
+      return Err(unconfirmed);
+    }
+    Ok(true)
+  }
+
+  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+    self.fenced(RENEW, key, token, ttl, &[]).await
+  }
+
+  async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
+    self.script(RELEASE, &self.lease_keys(key), &[token.as_bytes()]).await.map(drop)
+  }
+
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState> {
+    let expiry = self.config.ttl.map_or("0".to_string(), ms);
+    self.fenced(PUT_FENCED, key, token, ttl, &[&bytes, expiry.as_bytes()]).await
+  }
+
+  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+    self.fenced(DELETE_FENCED, key, token, ttl, &[]).await
+  }
+}
