@@ -12,6 +12,7 @@ mod order;
 mod pad;
 mod profile;
 mod rekey;
+mod repair;
 mod save;
 
 pub use eviction::EVICTION_CODE;
@@ -22,6 +23,7 @@ pub use inspect::{
 pub(crate) use lease::random_token;
 pub use leftovers::{CrashKind, CrashLeftover};
 pub use rekey::Rekeyed;
+pub use repair::RepairedVersion;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
