@@ -222,3 +222,118 @@ test('cleanup finds the packs no version references (an interrupted backup) and 
   await store.extract({ session: 'RemoteAuth-o', path: out, version: (await store.listBackups('RemoteAuth-o'))[0].id })
   t.deepEqual(await files(out), await files(zip))
 })
+
+/** The CLI on `bucket` beside a store in `dir`. */
+function cliOn(root, dir, bucket) {
+  const env = {
+    PATH: process.env.PATH,
+    SESSION_STORE_DIR: dir,
+    S3_BUCKET: bucket,
+    S3_ENDPOINT: moto.endpoint,
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_ACCESS_KEY_ID: 'test-key',
+    S3_SECRET_ACCESS_KEY: 'test-secret',
+    SESSION_BACKUP_INCREMENTAL: 'true',
+  }
+  return (args) => spawnSync(process.execPath, [bin, ...args], { cwd: root, env, encoding: 'utf8' })
+}
+
+/** Saves `zips` one after another; returns the key of the pack the last save added. */
+async function saveAndFindLastPack(store, bucket, session, zips) {
+  let before = []
+  for (const zip of zips) {
+    before = await moto.keys(bucket)
+    await store.save({ session, path: zip })
+  }
+  const added = (await moto.keys(bucket)).filter((k) => k.includes('/packs/') && !before.includes(k))
+  if (added.length !== 1) throw new Error(`expected one new pack, got ${added}`)
+  return added[0]
+}
+
+/** One byte flipped inside the pack's first chunk. */
+async function flipByte(bucket, key) {
+  const bytes = await moto.getObject(bucket, key)
+  bytes[20] ^= 1
+  await moto.putObject(bucket, key, bytes)
+}
+
+/** Each listed version of `session` restores to the files of the zip `expected` gives for it. */
+async function restoresWhole(t, store, root, session, expected) {
+  for (const [i, v] of (await store.listBackups(session)).entries()) {
+    const out = path.join(root, 'check', `${v.id}.zip`)
+    await store.extract({ session, path: out, version: v.id })
+    t.deepEqual(await files(out), await files(expected(i, v)), `${v.id} restores whole`)
+  }
+}
+
+test('a damaged pack: verify names the unreadable versions and marks the chunk, backup writes the save again, and no later save reuses the chunk', async (t) => {
+  const root = tempDir(t)
+  const bucket = await moto.bucket(`damage-${++buckets}`)
+  const [dir, session] = [path.join(root, 'store'), 'RemoteAuth-d']
+  const options = { dir, s3: s3(bucket, { incremental: true, keepVersions: 3 }), saveErrors: 'reject' }
+  const zips = await tenVersions(root, 'small')
+  const pack = await saveAndFindLastPack(new RustStore(options), bucket, session, zips.slice(0, 2))
+  await flipByte(bucket, pack)
+  const cli = cliOn(root, dir, bucket)
+
+  const verified = cli(['verify', '--json'])
+  t.is(verified.status, 1, verified.stderr)
+  const [first, second] = await new RustStore(options).listBackups(session)
+  const report = JSON.parse(verified.stdout)
+  t.deepEqual(report.bad.map((b) => [b.version, b.code]), [[`${session}/${second.id}`, 'ERR_ARCHIVE_CORRUPT']], 'exactly the version reading the pack')
+  const packId = pack.split('/').pop()
+  t.true((await moto.keys(bucket)).some((k) => k.startsWith(`whatsapp-sessions/~/${session}/damaged/${packId}.`)), 'marked in the bucket')
+
+  // The primary holds the save the damaged version holds: `backup` writes it again (same time, a name of its own).
+  const backedUp = cli(['backup', '--json'])
+  t.is(backedUp.status, 0, backedUp.stderr)
+  const store = new RustStore(options) // a restarted service: nothing of the damage in memory
+  const versions = await store.listBackups(session)
+  t.deepEqual(versions.map((v) => v.savedAt), [first.savedAt, second.savedAt])
+  t.not(versions[1].id, second.id)
+  t.true(versions.every((v) => v.incremental))
+  await restoresWhole(t, store, root, session, (i) => zips[i])
+
+  // Three saves, the first of the same files again: none reuses the damaged copy; each restores whole.
+  for (const zip of [zips[1], zips[2], zips[3]]) await store.save({ session, path: zip })
+  t.is((await store.listBackups(session)).length, 3, 'keepVersions')
+  await restoresWhole(t, store, root, session, (i) => [zips[1], zips[2], zips[3]][i])
+  const clean = cli(['verify', '--json'])
+  t.is(clean.status, 0, clean.stdout)
+})
+
+test('a prune keeps the newest readable version when newer saves reused a damaged chunk no one had found; verify --repair rewrites them from the primary', async (t) => {
+  const root = tempDir(t)
+  const bucket = await moto.bucket(`damage-${++buckets}`)
+  const [dir, session] = [path.join(root, 'store'), 'RemoteAuth-p']
+  const options = { dir, s3: s3(bucket, { incremental: true, keepVersions: 2 }), saveErrors: 'reject' }
+  const zips = await tenVersions(root, 'small')
+  const pack = await saveAndFindLastPack(new RustStore(options), bucket, session, zips.slice(0, 2))
+  await flipByte(bucket, pack)
+
+  // A restarted service saves the same files again: nothing knew of the damage, so the new version reuses the
+  // chunk; keepVersions 2 would prune the first version, the only one that reads.
+  const store = new RustStore(options)
+  await store.save({ session, path: zips[1] })
+  const versions = await store.listBackups(session)
+  t.is(versions.length, 3, 'the first version is kept')
+  const out = path.join(root, 'first.zip')
+  await store.extract({ session, path: out, version: versions[0].id })
+  t.deepEqual(await files(out), await files(zips[0]))
+
+  const cli = cliOn(root, dir, bucket)
+  const verified = cli(['verify', '--json'])
+  t.is(verified.status, 1)
+  const unreadable = versions.slice(1).map((v) => `${session}/${v.id}`)
+  t.deepEqual(JSON.parse(verified.stdout).bad.map((b) => b.version), unreadable, 'every unreadable version named')
+
+  const repaired = cli(['verify', '--repair', '--json'])
+  t.is(repaired.status, 0, repaired.stdout + repaired.stderr)
+  const report = JSON.parse(repaired.stdout)
+  t.deepEqual(report.bad, [])
+  t.deepEqual(report.repaired.map((r) => [r.version, r.outcome]), unreadable.map((v) => [v, 'rewritten']))
+  await restoresWhole(t, store, root, session, (i) => zips[Math.min(i, 1)])
+  const text = cli(['verify', '--repair'])
+  t.is(text.status, 0)
+  t.regex(text.stdout, /checked 4 stored copies: 4 good, 0 bad/)
+})

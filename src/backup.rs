@@ -176,11 +176,15 @@ impl Backups {
     let mut versions: Vec<Version> = versions.into_iter().filter(|v| v.ms > gone).collect();
     let save = archive::peek(&sealed)?;
     Self::refuse_deleted(key, save.created_ms, gone)?;
-    let ms = match self.place(key, &versions, &save).await? {
-      Place::At(ms) => ms,
+    let (ms, replaces) = match self.place(key, &versions, &save).await? {
+      Place::At(ms) => (ms, None),
+      Place::Replace(ms, damaged) => (ms, Some(damaged)),
       Place::Held(key) => return Ok(Written { key, uploaded_bytes: 0 }),
     };
-    let hash = blake3::hash(&sealed).to_hex();
+    // A replacement of a damaged version of the same save gets a name of its own: a name is never reused.
+    let mut hash = blake3::Hasher::new();
+    hash.update(&sealed).update(replaces.as_deref().unwrap_or_default().as_bytes());
+    let hash = hash.finalize().to_hex();
     let stem = format!("{key}/{ms:013}-{}", &hash[..8]);
     let size = sealed.len() as u64;
     let written = match self.incremental {
@@ -201,10 +205,14 @@ impl Backups {
     };
     // A delete that landed while this was written: its mark covers this save, which goes again.
     self.unless_deleted(key, &written.key, save.created_ms.min(ms)).await?;
+    if let Some(damaged) = replaces.filter(|k| *k != written.key) {
+      self.tier.delete(std::slice::from_ref(&damaged)).await?;
+      versions.retain(|v| v.key != damaged);
+    }
     versions.push(Version { key: written.key.clone(), ms, size, incremental: self.incremental });
     versions.sort_by(|a, b| a.key.cmp(&b.key));
     // Pruning is best effort: the new version is already durable, and the next backup prunes again.
-    let _ = self.prune(key, versions).await;
+    let _ = self.prune(key, versions, &written.key).await;
     Ok(written)
   }
 
@@ -217,8 +225,9 @@ impl Backups {
     Ok(Written { key: name, uploaded_bytes: done.uploaded_bytes })
   }
 
-  /// Deletes the versions `retention` does not keep (never the newest), then the packs no manifest reads.
-  async fn prune(&self, key: &SessionKey, versions: Vec<Version>) -> Result<()> {
+  /// Deletes the versions `retention` does not keep (never the newest, nor the newest that reads whole: see
+  /// `newest_readable`), then the packs no manifest reads.
+  async fn prune(&self, key: &SessionKey, versions: Vec<Version>, written: &str) -> Result<()> {
     let newest = versions.last().map_or(0, |v| v.ms);
     // Counted by time, not by object: a key rotation briefly holds two manifests of one version (the new name is
     // written before the old one goes), and both are that one version.
@@ -226,10 +235,13 @@ impl Backups {
     times.dedup();
     let oldest_kept = times.len().checked_sub(self.retention.keep).map_or(0, |i| times[i]);
     let within = |v: &Version| self.retention.keep_within_ms.is_some_and(|age| newest.saturating_sub(v.ms) <= age);
-    let old: Vec<&Version> = versions.iter().filter(|v| v.ms < oldest_kept && !within(v)).collect();
+    let mut old: Vec<&Version> = versions.iter().filter(|v| v.ms < oldest_kept && !within(v)).collect();
     if old.is_empty() {
       return Ok(());
     }
+    // None reads whole: nothing is deleted (what is left may be salvaged, and `verify` names it).
+    let Some(readable) = self.newest_readable(&versions, written).await? else { return Ok(()) };
+    old.retain(|v| v.ms < readable.ms);
     let manifests_gone = old.iter().any(|v| v.incremental);
     self.tier.delete(&old.iter().map(|v| v.key.clone()).collect::<Vec<_>>()).await?;
     if manifests_gone {
@@ -447,9 +459,12 @@ fn session_of(version: &Version) -> Result<SessionKey> {
   SessionKey::parse(session)
 }
 
+mod damage;
 mod history;
 mod tombstone;
 use history::Place;
+#[cfg(test)]
+mod damage_tests;
 #[cfg(test)]
 mod incremental_tests;
 #[cfg(test)]

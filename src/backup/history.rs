@@ -13,6 +13,9 @@ pub(super) enum Place {
   At(u64),
   /// The same save is there already: nothing to write.
   Held(String),
+  /// The same save is there, in a version that reads a chunk known damaged: written again at its time, under a
+  /// name of its own, and then the damaged one goes.
+  Replace(u64, String),
 }
 
 impl Backups {
@@ -55,6 +58,9 @@ impl Backups {
     for version in versions.iter().rev().take_while(|v| v.ms >= stamp) {
       let Some(held) = self.header(key, version).await? else { continue };
       if held.same_save(save) {
+        if version.incremental && self.repo.known_damaged(key, &version.key).await? {
+          return Ok(Place::Replace(version.ms, version.key.clone()));
+        }
         return Ok(Place::Held(version.key.clone()));
       }
     }

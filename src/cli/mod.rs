@@ -85,8 +85,13 @@ enum Command {
     #[arg(long)]
     prometheus: bool,
   },
-  /// Read every stored copy (each backup version too) and check its checksum; exit 1 if any is bad
+  /// Read every stored copy (each backup version too) and check its checksum; exit 1 if any is bad. Damaged
+  /// backup chunks found are marked in the bucket: no backup reuses them
   Verify {
+    /// Write backup versions with damaged chunks again from the primary's copy (where it still holds those
+    /// chunks), then check again
+    #[arg(long)]
+    repair: bool,
     #[arg(long)]
     json: bool,
   },
@@ -266,7 +271,7 @@ fn wants_json(command: &Command) -> bool {
     Command::Migrate { json, .. }
     | Command::Cleanup { json, .. }
     | Command::Stats { json, .. }
-    | Command::Verify { json }
+    | Command::Verify { json, .. }
     | Command::RotateKey { json, .. }
     | Command::Backup { json, .. }
     | Command::Versions { json, .. }
@@ -385,9 +390,12 @@ async fn execute(
       print::stats(out, &stats, format(json, prometheus)).map_err(write_failed)?;
       Ok(0)
     }
-    Command::Verify { json } => {
+    Command::Verify { repair, json } => {
       let bar = progress::bar("verifying");
-      let verified = store.verify(Some(&bar.callback())).await?;
+      let verified = match repair {
+        true => store.verify_and_repair(&bar.callback()).await?,
+        false => store.verify(Some(&bar.callback())).await?,
+      };
       bar.finish();
       print::verify(out, &verified, format(json, false)).map_err(write_failed)?;
       Ok(if verified.bad.is_empty() { 0 } else { EXIT_PROBLEMS })

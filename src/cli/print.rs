@@ -280,6 +280,22 @@ pub fn verify(out: &mut dyn Write, verified: &Verified, format: Format) -> Resul
     table(out, &["session", "tier", "version", "problem"], &rows)?;
     writeln!(out)?;
   }
+  if let Some(repaired) = verified.repaired.as_ref().filter(|r| !r.is_empty()) {
+    let rows: Vec<Vec<String>> = repaired
+      .iter()
+      .map(|r| {
+        let detail = match (&r.new_version, &r.message) {
+          (Some(new), _) => format!("{} chunk(s) packed afresh; now {new}", r.chunks),
+          (None, Some(message)) => format!("{}: {message}", r.code.unwrap_or_default()),
+          (None, None) if r.chunks > 0 => format!("{} damaged chunk(s) not in the primary's copy", r.chunks),
+          (None, None) => String::new(),
+        };
+        vec![r.session.clone(), r.version.clone().unwrap_or("-".into()), r.outcome.into(), detail]
+      })
+      .collect();
+    table(out, &["session", "version", "repair", "detail"], &rows)?;
+    writeln!(out)?;
+  }
   writeln!(
     out,
     "checked {} stored copies: {} good, {} bad",

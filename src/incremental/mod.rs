@@ -8,7 +8,7 @@ mod repo;
 
 pub use chunks::{ChunkCodec, ChunkId};
 pub use manifest::{plan, rebuild, Location, Manifest, ManifestEntry, Plan};
-pub use repo::{packs_prefix, Collected, Repo, Written, DELETED_EXT, MANIFEST_EXT, WORK_PREFIX};
+pub use repo::{packs_prefix, Collected, Repaired, Repo, Written, DELETED_EXT, MANIFEST_EXT, WORK_PREFIX};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -4,7 +4,8 @@
 //!   pack is durable; it names, for every chunk it needs, the pack that holds it and where;
 //! - `~/<session>/packs/<blake3>`: the chunks one backup added, one object after another (restic's pack files:
 //!   a backup is one PUT however many chunks changed, a restore one GET per pack, not per chunk);
-//! - `~/<session>/locks/<backup|prune>-<ms>-<rand>`: who is working on the session.
+//! - `~/<session>/locks/<backup|prune>-<ms>-<rand>`: who is working on the session;
+//! - `~/<session>/damaged/<pack>.<chunk>`: chunk copies found damaged, never reused (`damage`).
 //!
 //! Packs and locks live apart, under `~/` (no session name holds a `~`, and `~` sorts after every character a
 //! name may hold), so listing versions, one session's or every session's, never pages through them. A pack is
@@ -22,8 +23,11 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 
+mod damage;
 mod locks;
 
+use self::damage::Copy;
+pub use self::damage::Repaired;
 use self::locks::{locks_prefix, parse_lock, stale, LockKind, STALE_BACKUP, STALE_PRUNE, WAIT_FOR_PRUNE};
 use super::chunks::{ChunkCodec, ChunkId};
 use super::manifest::{plan, rebuild, Location, Manifest};
@@ -139,7 +143,26 @@ impl Repo {
     })
     .await?;
     let uploaded_bytes = plan.manifest.uploaded_bytes + sealed.len() as u64;
-    for (id, pack) in plan.packs {
+    self.commit(session, lock, started, plan.packs, manifest_key, sealed).await?;
+    // The damaged chunks it knew of were packed afresh: the newest version now locates whole copies.
+    if let Some(left) = self.suspects.lock().unwrap().get_mut(session.as_str()) {
+      left.retain(|id| !suspects.contains(id));
+    }
+    Ok(Written { new_chunks: plan.manifest.new_chunks, uploaded_bytes })
+  }
+
+  /// Puts the packs, then (unless the backup took too long or a prune began meanwhile) the manifest: a manifest
+  /// that exists names only packs that do.
+  async fn commit(
+    &self,
+    session: &SessionKey,
+    lock: &str,
+    started: tokio::time::Instant,
+    packs: Vec<(String, Vec<u8>)>,
+    manifest_key: &str,
+    sealed: Vec<u8>,
+  ) -> Result<()> {
+    for (id, pack) in packs {
       self.tier.put(&format!("{}{id}", packs_prefix(session)), pack).await?;
     }
     // A backup this slow may look stale to a prune, which could then have collected packs it counted on.
@@ -152,29 +175,19 @@ impl Repo {
       return Err(StoreError::BackupBusy(session.to_string()));
     }
     // Last: a manifest that exists names only packs that do.
-    self.tier.put(manifest_key, sealed).await?;
-    // The damaged chunks it knew of were packed afresh: the newest version now locates whole copies.
-    if let Some(left) = self.suspects.lock().unwrap().get_mut(session.as_str()) {
-      left.retain(|id| !suspects.contains(id));
-    }
-    Ok(Written { new_chunks: plan.manifest.new_chunks, uploaded_bytes })
+    self.tier.put(manifest_key, sealed).await
   }
 
   /// What a backup may reuse: the chunks of the newest version sealed under the current key (the newest of all,
   /// except during a key rotation, when chunk names change with the key) whose pack is listed (checked against the
-  /// tier every time, whatever a cache believed) and that no restore found damaged. Chunks of a pack that version
+  /// tier every time, whatever a cache believed) and that no read found damaged (in this process, or marked in the
+  /// bucket by any). Chunks of a pack that version
   /// uses for less than half its bytes are moved: packed again (in a pack of their own, so fresh data dying fast
   /// does not drag them along next time), so the old pack stops being read and goes with the versions that still
   /// read it. Every pack the newest version reads is thus at least half live.
   async fn known_chunks(&self, session: &SessionKey) -> Result<Known> {
-    let prefix = packs_prefix(session);
-    let packs: HashMap<String, u64> = self
-      .tier
-      .list(&prefix)
-      .await?
-      .into_iter()
-      .filter_map(|o| Some((o.key.strip_prefix(&prefix)?.to_owned(), o.size)))
-      .collect();
+    let stored = self.stored(session).await?;
+    let packs = &stored.packs;
     let versions = self.tier.list_children(&format!("{session}/")).await?;
     let current = self.keys.as_deref().map(|k| k.current().id_hex());
     let mut found = None;
@@ -201,7 +214,7 @@ impl Repo {
     let suspects = self.suspects.lock().unwrap().get(session.as_str()).cloned().unwrap_or_default();
     let mut known = Known { suspects: suspects.clone(), ..Known::default() };
     for (id, location) in &manifest.locations {
-      if suspects.contains(id) || !packs.contains_key(&location.pack) {
+      if suspects.contains(id) || stored.bad(id, location) {
         continue;
       }
       match half_live(&location.pack) {
@@ -237,7 +250,7 @@ impl Repo {
     let (keys, level, name) = (self.keys.clone(), self.level, session.to_string());
     let decoded = blocking::run(move || {
       let codec = ChunkCodec { keys: keys.as_deref(), session: &name, level };
-      let (mut chunks, mut bad) = (HashMap::new(), Vec::new());
+      let (mut chunks, mut bad): (_, Vec<Copy>) = (HashMap::new(), Vec::new());
       for (id, at) in &manifest.locations {
         let object = usize::try_from(at.offset)
           .ok()
@@ -249,7 +262,7 @@ impl Repo {
         };
         match decoded {
           Ok(bytes) => drop(chunks.insert(id.clone(), bytes)),
-          Err(StoreError::ArchiveCorrupt(_)) => bad.push(id.clone()),
+          Err(StoreError::ArchiveCorrupt(_)) => bad.push((at.pack.clone(), id.clone())),
           Err(err) => return Err(err),
         }
       }
@@ -263,10 +276,14 @@ impl Repo {
     match decoded {
       Ok(entries) => Ok(entries),
       Err(bad) => {
-        // Nothing is deleted (other chunks of the pack may be whole, and a backup may be reading it): the next
-        // backup of this session in this process uploads these chunks afresh instead of reusing them.
-        let message = format!("{} chunk(s) of this version are damaged: {}", bad.len(), bad.join(", "));
-        self.suspects.lock().unwrap().entry(session.to_string()).or_default().extend(bad);
+        // Nothing is deleted (other chunks of the pack may be whole, and a backup may be reading it): the copies
+        // are marked in the bucket (and remembered here, should the mark fail), so no backup of this session, in
+        // any process, reuses them; the next one uploads these chunks afresh.
+        let ids: Vec<&str> = bad.iter().map(|(_, id)| id.as_str()).collect();
+        let message = format!("{} chunk(s) of this version are damaged: {}", bad.len(), ids.join(", "));
+        self.mark_damaged(session, &bad).await;
+        let ids = bad.into_iter().map(|(_, id)| id);
+        self.suspects.lock().unwrap().entry(session.to_string()).or_default().extend(ids);
         Err(StoreError::ArchiveCorrupt(message))
       }
     }
@@ -300,8 +317,8 @@ impl Repo {
     Ok(objects)
   }
 
-  /// The keys of the session's packs no listed manifest references (and of anything else under its work prefix
-  /// that is neither a pack nor a lock), with their count and bytes.
+  /// The keys of the session's packs no listed manifest references, with the damage marks of those packs (and
+  /// anything else under its work prefix that is neither a pack, a mark nor a lock), with their count and bytes.
   async fn unreferenced(&self, session: &SessionKey, objects: &[ObjectMeta]) -> Result<(Vec<String>, Collected)> {
     let manifests: Vec<&ObjectMeta> = objects.iter().filter(|o| is_manifest(session, &o.key)).collect();
     let mut referenced: HashSet<String> = HashSet::new();
@@ -311,8 +328,13 @@ impl Repo {
     self.forget_references(session, &manifests);
     let (work, packs_at, locks_at) = (work_prefix(session), packs_prefix(session), locks_prefix(session));
     let (mut doomed, mut collected) = (Vec::new(), Collected::default());
+    let marks_at = damage::damage_prefix(session);
+    let pack_of = |key: &str| match key.strip_prefix(&marks_at) {
+      Some(mark) => damage::parse_mark(mark).map(|(pack, _)| pack),
+      None => key.strip_prefix(&packs_at).map(str::to_owned),
+    };
     for object in objects.iter().filter(|o| o.key.starts_with(&work) && !o.key.starts_with(&locks_at)) {
-      if object.key.strip_prefix(&packs_at).is_none_or(|id| !referenced.contains(id)) {
+      if pack_of(&object.key).is_none_or(|id| !referenced.contains(&id)) {
         doomed.push(object.key.clone());
         collected.objects += 1;
         collected.bytes += object.size;

@@ -109,6 +109,9 @@ pub struct Verified {
   pub bad: Vec<BadCopy>,
   /// Of the copies checked, values another store left (checked by converting them, as a read does).
   pub legacy: u64,
+  /// With `verify --repair`: what the repair did, before the check whose result this is.
+  #[serde(skip_serializing_if = "Option::is_none")]
+  pub repaired: Option<Vec<super::RepairedVersion>>,
 }
 
 /// When a session was last saved, by its newest copy in any tier.

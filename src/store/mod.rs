@@ -12,6 +12,7 @@ mod order;
 mod pad;
 mod profile;
 mod rekey;
+mod repair;
 mod save;
 
 pub use eviction::EVICTION_CODE;
@@ -22,6 +23,7 @@ pub use inspect::{
 pub(crate) use lease::random_token;
 pub use leftovers::{CrashKind, CrashLeftover};
 pub use rekey::Rekeyed;
+pub use repair::RepairedVersion;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -465,11 +467,8 @@ impl Store {
       if legacy::is_foreign(&bytes) {
         bytes = self.convert_foreign(&key, bytes).await?.bytes; // backed up as this store's archive
       }
-      let (header, _) = archive::open(&bytes)?;
-      let newest = backups.newest_header(&key).await?;
-      if newest.is_some_and(|newest| order::same_save(&newest, &header)) {
-        return Ok(None);
-      }
+      archive::open(&bytes)?;
+      // A save some version holds is not written again (unless that version reads a chunk known damaged).
       let len = bytes.len() as u64;
       Ok((backups.write(&key, bytes).await?.uploaded_bytes > 0).then_some(len))
     })
