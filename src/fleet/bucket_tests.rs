@@ -93,3 +93,34 @@ async fn a_session_the_primary_lost_is_restored_and_runs_on_and_only_a_delete_st
   a.fleet.close().await;
   b.fleet.close().await;
 }
+
+/// A Redis restarted without persistence: every session gone from the primary at once (more than a worker looks
+/// up alone). Every one runs on where it ran, written back by its owner a few at a time (`maxConcurrentStarts`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_session_lost_at_once_runs_on_and_is_written_back() {
+  let names: Vec<String> = (0..20).map(|i| format!("RemoteAuth-s{i:02}")).collect();
+  let all: Vec<&str> = names.iter().map(String::as_str).collect();
+  // A listing period longer than the test: the workers' views come from their first listing (and the one the
+  // mass loss takes); the owners write back what they run whatever a listing says.
+  let bench = Bench::with_bucket(&all, Duration::from_secs(3600)).await;
+  let primary = bench.site.as_ref().unwrap().primary();
+  let a = bench.join("a", 20);
+  let b = bench.join("b", 20);
+  bench.until("20 over a and b", |b| spread(b, &[10, 10])).await;
+  let placed = bench.running.lock().unwrap().clone();
+  for session in &all {
+    primary.delete(&key(session)).await.unwrap();
+  }
+  in_primary(&primary, &all).await;
+  tokio::time::sleep(Duration::from_millis(600)).await;
+  assert_eq!(*bench.running.lock().unwrap(), placed, "nothing stopped or moved");
+  let mut reported = [restored(&a), restored(&b)].concat();
+  reported.sort();
+  assert_eq!(reported, names, "each written back once, by its owner");
+  for member in [&a, &b] {
+    assert!(member.hooks.stops.lock().unwrap().is_empty(), "{:?}", member.hooks.stops.lock().unwrap());
+  }
+  bench.no_double_owner();
+  a.fleet.close().await;
+  b.fleet.close().await;
+}
