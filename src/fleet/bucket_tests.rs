@@ -124,3 +124,30 @@ async fn every_session_lost_at_once_runs_on_and_is_written_back() {
   a.fleet.close().await;
   b.fleet.close().await;
 }
+
+/// The bucket out of reach while the primary lost a running session: an outage never looks like a logout. The
+/// session runs on, `restoreFailed` is reported once, and once the bucket answers it is written back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_out_of_reach_never_makes_a_lost_session_look_deleted() {
+  let names = ["RemoteAuth-s0", "RemoteAuth-s1"];
+  let bench = Bench::with_bucket(&names, Duration::from_millis(300)).await;
+  let site = bench.site.as_ref().unwrap();
+  let primary = site.primary();
+  let a = bench.join("a", 10);
+  bench.until("both run on a", |b| spread(b, &[2])).await;
+  *site.bucket.inner.fail_reads.lock().unwrap() = true;
+  primary.delete(&key(names[0])).await.unwrap();
+  tokio::time::sleep(Duration::from_millis(1200)).await; // eight rounds, four listings
+  assert_eq!(a.fleet.status().running, names, "still running");
+  assert!(a.hooks.stops.lock().unwrap().is_empty());
+  let events = a.hooks.events.lock().unwrap().clone();
+  assert!(
+    matches!(&events[..], [FleetEvent::RestoreFailed { session, message }] if session == names[0] && message.contains("down")),
+    "reported once: {events:?}"
+  );
+  *site.bucket.inner.fail_reads.lock().unwrap() = false;
+  in_primary(&primary, &names[..1]).await;
+  assert_eq!(restored(&a), vec![names[0].to_owned()]);
+  assert!(a.hooks.stops.lock().unwrap().is_empty());
+  a.fleet.close().await;
+}
