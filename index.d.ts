@@ -262,7 +262,7 @@ export interface ExtractArgs {
 
 /** What `onEvent` receives. */
 export interface FleetEvent {
-  type: 'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker'
+  type: 'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker' | 'restored' | 'restoreFailed'
   /** The session concerned; `''` for `duplicateWorker` (it concerns the worker). */
   session: string
   /** `unassigned`: for how long, ms. */
@@ -304,6 +304,13 @@ export interface FleetOptions {
   maxConcurrentStarts?: number
   /** `onEvent({ type: 'unassigned' })` once a session has had no live owner this long. Default `2 × ttlMs`. */
   unassignedAlertMs?: number
+  /**
+   * With a backup bucket (`s3`): how often this worker lists it for sessions the primary lost (evicted, a
+   * Redis restarted without persistence), which it then restores and runs. A listing costs one request per
+   * 1,000 objects; a session that leaves the primary between listings is looked up alone. At least
+   * `renewEveryMs`. Default 60000.
+   */
+  backupListEveryMs?: number
   /** Fleets sharing one Redis are told apart by this name. Default `'default'`. */
   group?: string
   /**
@@ -317,7 +324,10 @@ export interface FleetOptions {
   onStart: (session: FleetSession & { signal: AbortSignal }) => Promise<unknown> | unknown
   /** Destroy the session's client (after its final backup); resolve once it is gone. */
   onStop: (session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown
-  /** Sessions unassigned too long, failed starts and stops. */
+  /**
+   * Sessions unassigned too long, failed starts and stops, sessions restored from the bucket (`restored`) or
+   * that could not be (`restoreFailed`).
+   */
   onEvent?: (event: FleetEvent) => void
 }
 

@@ -14,10 +14,13 @@ export const now = () => Number(process.hrtime.bigint() / 1000n) / 1000
 /** Timing used by the specs: short, and within the rule (2 × 300 + 1000 ≤ 2500). */
 export const timing = { ttlMs: 2500, renewEveryMs: 300, stopTimeoutMs: 1000, maxConcurrentStarts: 4 }
 
-/** `count` sessions saved by whatsapp-web.js's RemoteAuth, each profile holding a marker naming it. */
-export async function saveSessions(root, redis, count, { from = 0 } = {}) {
+/**
+ * `count` sessions saved by whatsapp-web.js's RemoteAuth, each profile holding a marker naming it; with `s3`
+ * (RustStore's option), backed up there too.
+ */
+export async function saveSessions(root, redis, count, { from = 0, s3 } = {}) {
   const dataPath = path.join(root, 'seed')
-  const store = new RustStore({ redis, dataPath, saveErrors: 'reject' })
+  const store = new RustStore({ redis, s3, dataPath, saveErrors: 'reject' })
   const names = []
   for (let i = from; i < from + count; i++) {
     const clientId = `acct${String(i).padStart(3, '0')}`
@@ -32,6 +35,7 @@ export async function saveSessions(root, redis, count, { from = 0 } = {}) {
     names.push(`RemoteAuth-${clientId}`)
   }
   const stored = (await store.listSessions()).map((s) => s.session).sort()
+  await store.close()
   return { names, stored }
 }
 

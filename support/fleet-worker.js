@@ -4,8 +4,9 @@
 // lease and restores the profile. Every start and stop goes to an assignment log (JSON lines) with this worker,
 // the session, the lease token and the time; the parent steers it over IPC (status, drain, close).
 //
-// argv[2]: JSON { workerId, name (in the log; default workerId), redis: { url } | { nodes }, capacity, ttlMs, renewEveryMs, stopTimeoutMs,
-//   maxConcurrentStarts, dataPath, log, startDelayMs, stopDelayMs, startHangs, startForever, stopFails, light }
+// argv[2]: JSON { workerId, name (in the log; default workerId), redis: { url } | { nodes }, s3 (RustStore's option), capacity, ttlMs,
+//   renewEveryMs, stopTimeoutMs, maxConcurrentStarts, backupListEveryMs, dataPath, log, startDelayMs, stopDelayMs, startHangs,
+//   startForever, stopFails, light }
 // Times are CLOCK_MONOTONIC (process.hrtime.bigint, system-wide on Linux) in ms, so the logs of several worker
 // processes and the spec's own marks are on one clock.
 
@@ -16,7 +17,7 @@ const { SafeRemoteAuth } = require('../safe-remote-auth.js')
 const { fakeClient } = require('./remoteauth.js')
 
 const opts = JSON.parse(process.argv[2])
-const store = new RustStore({ redis: opts.redis, dataPath: opts.dataPath, dir: path.join(opts.dataPath, 'unused') })
+const store = new RustStore({ redis: opts.redis, s3: opts.s3, dataPath: opts.dataPath, dir: path.join(opts.dataPath, 'unused') })
 const auths = new Map()
 const now = () => Number(process.hrtime.bigint() / 1000n) / 1000
 const log = (entry) => fs.appendFileSync(opts.log, JSON.stringify({ t: now(), worker: opts.name ?? opts.workerId, ...entry }) + '\n')
@@ -78,6 +79,7 @@ const fleet = store.fleet({
   stopTimeoutMs: opts.stopTimeoutMs,
   maxConcurrentStarts: opts.maxConcurrentStarts,
   unassignedAlertMs: opts.unassignedAlertMs,
+  ...(opts.backupListEveryMs === undefined ? {} : { backupListEveryMs: opts.backupListEveryMs }),
   async onStart(start) {
     const { session, token, signal } = start
     // Logged before the client exists: an owner's interval starts at its first step.

@@ -165,7 +165,7 @@ async function fleetWorker(): Promise<void> {
     await client.initialize()
   }
   const onEvent = (event: FleetEvent): void => {
-    const kind: 'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker' = event.type
+    const kind: 'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker' | 'restored' | 'restoreFailed' = event.type
     const code: string | undefined = event.code
     console.log(kind, code, event.session, event.forMs, event.message)
   }
@@ -173,6 +173,7 @@ async function fleetWorker(): Promise<void> {
     workerId: 'worker-1',
     capacity: 20,
     ttlMs: 30_000,
+    backupListEveryMs: 60_000,
     onStart,
     onStop: async (session: string, reason) => console.log(session, reason),
     onEvent,

@@ -39,6 +39,11 @@ pub struct FleetOptions {
   pub max_concurrent_starts: Option<f64>,
   /// `onEvent({ type: 'unassigned' })` once a session has had no live owner this long. Default `2 × ttlMs`.
   pub unassigned_alert_ms: Option<f64>,
+  /// With a backup bucket (`s3`): how often this worker lists it for sessions the primary lost (evicted, a
+  /// Redis restarted without persistence), which it then restores and runs. A listing costs one request per
+  /// 1,000 objects; a session that leaves the primary between listings is looked up alone. At least
+  /// `renewEveryMs`. Default 60000.
+  pub backup_list_every_ms: Option<f64>,
   /// Fleets sharing one Redis are told apart by this name. Default `'default'`.
   pub group: Option<String>,
   /// Start the session's client (e.g. `new Client({ authStrategy: SafeRemoteAuth.forFleet(start, { store }) })`,
@@ -54,7 +59,8 @@ pub struct FleetOptions {
     ts_type = "(session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown"
   )]
   pub on_stop: Callback,
-  /// Sessions unassigned too long, failed starts and stops.
+  /// Sessions unassigned too long, failed starts and stops, sessions restored from the bucket (`restored`) or
+  /// that could not be (`restoreFailed`).
   #[napi(ts_type = "(event: FleetEvent) => void")]
   pub on_event: Option<Callback>,
 }
@@ -75,7 +81,10 @@ pub struct FleetSession {
 /// What `onEvent` receives.
 #[napi(object, js_name = "FleetEvent")]
 pub struct FleetEventInfo {
-  #[napi(js_name = "type", ts_type = "'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker'")]
+  #[napi(
+    js_name = "type",
+    ts_type = "'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker' | 'restored' | 'restoreFailed'"
+  )]
   pub kind: String,
   /// The session concerned; `''` for `duplicateWorker` (it concerns the worker).
   pub session: String,
@@ -265,6 +274,12 @@ impl Hooks for JsHooks {
       FleetEvent::StopFailed { session, message } => {
         FleetEventInfo { kind: "stopFailed".into(), session, for_ms: None, message: Some(message), code: None }
       }
+      FleetEvent::Restored { session } => {
+        FleetEventInfo { kind: "restored".into(), session, for_ms: None, message: None, code: None }
+      }
+      FleetEvent::RestoreFailed { session, message } => {
+        FleetEventInfo { kind: "restoreFailed".into(), session, for_ms: None, message: Some(message), code: None }
+      }
       FleetEvent::DuplicateWorker { id: _, code, message } => FleetEventInfo {
         kind: "duplicateWorker".into(),
         session: String::new(),
@@ -341,6 +356,8 @@ fn config(options: &FleetOptions, env: &Env) -> std::result::Result<FleetConfig,
     timing,
     max_concurrent_starts: starts as usize,
     unassigned_alert: ms("fleet.unassignedAlertMs", options.unassigned_alert_ms)?.unwrap_or(timing.ttl * 2),
+    backup_list_every: ms("fleet.backupListEveryMs", options.backup_list_every_ms)?
+      .unwrap_or(FleetConfig::DEFAULT_BACKUP_LIST_EVERY.max(timing.renew_every)),
   })
 }
 

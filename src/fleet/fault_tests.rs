@@ -255,6 +255,7 @@ impl Rig {
       timing: self.timing,
       max_concurrent_starts: 2,
       unassigned_alert: Duration::from_secs(60),
+      backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
     };
     let (fleet, run) = Fleet::join(self.store.clone(), config, hooks).unwrap();
     (fleet, tokio::spawn(run))
@@ -393,6 +394,7 @@ async fn a_store_runs_one_fleet_member_at_a_time() {
     timing: rig.timing,
     max_concurrent_starts: 1,
     unassigned_alert: Duration::from_secs(60),
+    backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
   };
   let second = Fleet::join(rig.store.clone(), config.clone(), Hooks2::new(Behave::Quick, Behave::Quick));
   assert_eq!(second.err().unwrap().code(), "ERR_INVALID_OPTION");

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::state::Phase;
 use super::worker::{within, Ctx};
 use super::{owner_entry, Abort, FleetEvent, Lease, StopReason, OWNERS};
+use crate::store::members::Kept;
 
 /// How a session left this worker.
 enum Gone {
@@ -68,7 +69,8 @@ impl Ctx {
     next
   }
 
-  pub(super) async fn start(self: Arc<Self>, session: String, failover: bool) {
+  /// `restore`: the primary did not list the session (only the bucket holds it): written back before `onStart`.
+  pub(super) async fn start(self: Arc<Self>, session: String, failover: bool, restore: bool) {
     let cfg = self.cfg();
     let timing = cfg.timing;
     let sent = Instant::now();
@@ -93,6 +95,19 @@ impl Ctx {
       Abort::new(run.cancel.subscribe())
     };
     let token = token.expect("checked");
+    if restore {
+      match self.restore(&session).await {
+        Some(Kept::Present | Kept::Restored) => {}
+        verdict => {
+          // Deleted: nothing to start. The store could not tell: tried again after ttlMs.
+          self.finish(&session, &token, Gone::Clean).await;
+          if verdict.is_none() {
+            self.shared.lock().retry_after.insert(session, Instant::now() + timing.ttl);
+          }
+          return;
+        }
+      }
+    }
     within(timing.renew_every, self.set_owner(&session, false)).await;
     let lease = Lease {
       session: session.clone(),

@@ -4,6 +4,7 @@
 //! rule that orders a cut-off worker's stop before anyone else's start.
 
 pub mod assign;
+mod bucket;
 mod lifecycle;
 mod state;
 mod status;
@@ -126,6 +127,12 @@ pub enum FleetEvent {
   /// Another live worker instance of the group has this worker's id (`code`: `ERR_FLEET_DUPLICATE_WORKER`): this
   /// one stopped whatever it ran (reason `lost`) and closed.
   DuplicateWorker { id: String, code: &'static str, message: String },
+  /// The primary had lost the session (evicted, a Redis restarted without persistence): its newest good backup
+  /// was written back to it, and it runs on (or starts).
+  Restored { session: String },
+  /// The session is missing from the primary and the store could neither restore it nor tell it deleted (the
+  /// bucket unreachable): it runs on (or is not started yet) and is tried again. Once per episode.
+  RestoreFailed { session: String, message: String },
 }
 
 /// The application's side: start and stop one session's client. Errors are the app's messages.
@@ -146,9 +153,14 @@ pub struct FleetConfig {
   pub max_concurrent_starts: usize,
   /// An `Unassigned` event once a session has had no owner for this long.
   pub unassigned_alert: Duration,
+  /// How often the worker lists the backup bucket for sessions the primary lost (`bucket`); at least
+  /// `renew_every`. `DEFAULT_BACKUP_LIST_EVERY` unless set.
+  pub backup_list_every: Duration,
 }
 
 impl FleetConfig {
+  pub const DEFAULT_BACKUP_LIST_EVERY: Duration = Duration::from_secs(60);
+
   pub fn check(&self) -> Result<()> {
     crate::tier::check_group(&self.group)?;
     if crate::tier::check_group(&self.worker_id).is_err() {
@@ -157,6 +169,10 @@ impl FleetConfig {
     }
     if self.capacity == 0 || self.capacity > 100_000 {
       return Err(StoreError::InvalidOption { name: "fleet.capacity", reason: "must be 1 to 100000".into() });
+    }
+    if self.backup_list_every < self.timing.renew_every || self.backup_list_every > Duration::from_secs(86_400) {
+      let reason = "must be at least renewEveryMs, and at most 24 h".into();
+      return Err(StoreError::InvalidOption { name: "fleet.backupListEveryMs", reason });
     }
     if self.max_concurrent_starts == 0 || self.max_concurrent_starts > 1000 {
       return Err(StoreError::InvalidOption { name: "fleet.maxConcurrentStarts", reason: "must be 1 to 1000".into() });
@@ -220,6 +236,8 @@ pub async fn set_pin(store: &Store, group: &str, session: &str, pin: Option<Pin>
   }
 }
 
+#[cfg(test)]
+mod bucket_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]

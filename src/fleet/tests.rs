@@ -16,13 +16,15 @@ use crate::tier::{LocalDirTier, Tier};
 /// session → worker running it, shared by every worker of a test.
 type Running = Arc<Mutex<HashMap<String, String>>>;
 
-struct Recorder {
+pub(super) struct Recorder {
   worker: String,
   running: Running,
   /// Set once a session had two owners.
   doubled: Arc<Mutex<Vec<String>>>,
-  stops: Mutex<Vec<(String, StopReason)>>,
-  events: Mutex<Vec<FleetEvent>>,
+  /// Every start, in order.
+  pub starts: Mutex<Vec<String>>,
+  pub stops: Mutex<Vec<(String, StopReason)>>,
+  pub events: Mutex<Vec<FleetEvent>>,
 }
 
 #[async_trait]
@@ -30,6 +32,7 @@ impl Hooks for Recorder {
   async fn start(&self, lease: Lease) -> std::result::Result<(), String> {
     assert!(!lease.token.is_empty());
     tokio::time::sleep(Duration::from_millis(5)).await;
+    self.starts.lock().unwrap().push(lease.session.clone());
     let mut running = self.running.lock().unwrap();
     if let Some(other) = running.insert(lease.session.clone(), self.worker.clone()) {
       self.doubled.lock().unwrap().push(format!("{} on {other} and {}", lease.session, self.worker));
@@ -50,16 +53,20 @@ impl Hooks for Recorder {
   }
 }
 
-struct Bench {
+pub(super) struct Bench {
   _dir: tempfile::TempDir,
   store_dir: std::path::PathBuf,
-  running: Running,
+  /// With a backup bucket: the stores are this site's (a directory primary, an in-memory bucket), and the
+  /// workers list the bucket every `backup_list_every`.
+  pub site: Option<crate::store::across_tests::Site>,
+  backup_list_every: Duration,
+  pub running: Running,
   doubled: Arc<Mutex<Vec<String>>>,
 }
 
-struct Member {
-  fleet: Fleet,
-  hooks: Arc<Recorder>,
+pub(super) struct Member {
+  pub fleet: Fleet,
+  pub hooks: Arc<Recorder>,
   task: tokio::task::JoinHandle<()>,
 }
 
@@ -71,17 +78,38 @@ impl Bench {
     for i in 0..sessions {
       tier.put(&SessionKey::parse(&format!("RemoteAuth-s{i}")).unwrap(), b"x".to_vec()).await.unwrap();
     }
-    Self { _dir: dir, store_dir, running: Default::default(), doubled: Default::default() }
+    let backup_list_every = FleetConfig::DEFAULT_BACKUP_LIST_EVERY;
+    Self {
+      _dir: dir,
+      store_dir,
+      site: None,
+      backup_list_every,
+      running: Default::default(),
+      doubled: Default::default(),
+    }
   }
 
-  fn store(&self) -> Store {
+  /// Sessions saved (with their backups) through a store over a directory and an in-memory bucket.
+  pub async fn with_bucket(sessions: &[&str], backup_list_every: Duration) -> Self {
+    let site = crate::store::across_tests::Site::new();
+    let store = site.process();
+    for session in sessions {
+      site.save_as(&store, session, session.as_bytes()).await;
+    }
+    Self { site: Some(site), backup_list_every, ..Self::new(0).await }
+  }
+
+  pub fn store(&self) -> Store {
+    if let Some(site) = &self.site {
+      return site.process();
+    }
     let tier = LocalDirTier::open(&self.store_dir).unwrap();
     let data_path = self.store_dir.parent().unwrap().join("auth");
     let config = StoreConfig { data_path, pack: PackOptions::default(), local_dir: None };
     Store::new(Some(Arc::new(tier)), None, config).unwrap()
   }
 
-  fn join(&self, worker: &str, capacity: u32) -> Member {
+  pub fn join(&self, worker: &str, capacity: u32) -> Member {
     self.join_as(worker, worker, capacity)
   }
 
@@ -91,6 +119,7 @@ impl Bench {
       worker: instance.into(),
       running: self.running.clone(),
       doubled: self.doubled.clone(),
+      starts: Default::default(),
       stops: Default::default(),
       events: Default::default(),
     });
@@ -106,12 +135,13 @@ impl Bench {
       .unwrap(),
       max_concurrent_starts: 3,
       unassigned_alert: Duration::from_millis(400),
+      backup_list_every: self.backup_list_every,
     };
     let (fleet, run) = Fleet::join(self.store(), config, hooks.clone()).unwrap();
     Member { fleet, hooks, task: tokio::spawn(run) }
   }
 
-  fn per_worker(&self) -> HashMap<String, usize> {
+  pub fn per_worker(&self) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     for worker in self.running.lock().unwrap().values() {
       *out.entry(worker.clone()).or_default() += 1;
@@ -120,7 +150,7 @@ impl Bench {
   }
 
   /// Waits (bounded) until `done` holds.
-  async fn until(&self, what: &str, done: impl Fn(&Self) -> bool) {
+  pub async fn until(&self, what: &str, done: impl Fn(&Self) -> bool) {
     for _ in 0..200 {
       if done(self) {
         return;
@@ -130,12 +160,12 @@ impl Bench {
     panic!("never happened: {what}; running {:?}", self.per_worker());
   }
 
-  fn no_double_owner(&self) {
+  pub fn no_double_owner(&self) {
     assert!(self.doubled.lock().unwrap().is_empty(), "{:?}", self.doubled.lock().unwrap());
   }
 }
 
-fn spread(bench: &Bench, expected: &[usize]) -> bool {
+pub(super) fn spread(bench: &Bench, expected: &[usize]) -> bool {
   let mut loads: Vec<usize> = bench.per_worker().into_values().collect();
   loads.sort();
   loads == expected && bench.running.lock().unwrap().len() == expected.iter().sum::<usize>()
@@ -254,12 +284,14 @@ fn bad_settings_are_refused() {
       timing: Timing::new(None, None, None).unwrap(),
       max_concurrent_starts: 1,
       unassigned_alert: Duration::from_secs(1),
+      backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
     };
     let hooks = |w: &str| {
       Arc::new(Recorder {
         worker: w.into(),
         running: bench.running.clone(),
         doubled: bench.doubled.clone(),
+        starts: Default::default(),
         stops: Default::default(),
         events: Default::default(),
       })
@@ -269,6 +301,7 @@ fn bad_settings_are_refused() {
       FleetConfig { worker_id: "a b".into(), ..base.clone() },
       FleetConfig { group: "{x}".into(), ..base.clone() },
       FleetConfig { max_concurrent_starts: 0, ..base.clone() },
+      FleetConfig { backup_list_every: Duration::from_millis(10), ..base.clone() },
     ] {
       let err = Fleet::join(bench.store(), bad, hooks("w")).err().unwrap();
       assert_eq!(err.code(), "ERR_INVALID_OPTION");

@@ -33,6 +33,8 @@ pub(super) struct Ctx {
   /// This instance's claim on its worker id (random): the tier refuses a beat under the id while another
   /// instance's claim is live, so two processes given one id never publish as one worker.
   claim: String,
+  /// The bucket's sessions, as last listed (`bucket`).
+  pub(super) bucket: Mutex<super::bucket::Bucket>,
 }
 
 enum Tick {
@@ -47,7 +49,10 @@ enum Tick {
 /// What the tier said this round, read before the state is locked.
 struct Round {
   members: Vec<Member>,
+  /// The store's sessions: the primary's and the bucket's (`bucket`).
   sessions: Vec<String>,
+  /// Those the primary listed: any other is written back from its backup before it runs on or starts.
+  in_primary: HashSet<String>,
   pins: HashMap<String, Pin>,
   /// Session → (owner id, its onStart resolved).
   owners: BTreeMap<String, (String, bool)>,
@@ -57,7 +62,8 @@ pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
   let members = Mutex::new(None);
   let claim = crate::store::random_token();
   let (recheck, joined) = (Mutex::new(None), Instant::now());
-  let ctx = Arc::new(Ctx { shared, store, hooks, members, recheck, joined, claim });
+  let bucket = Mutex::default();
+  let ctx = Arc::new(Ctx { shared, store, hooks, members, recheck, joined, claim, bucket });
   let every = ctx.shared.config.timing.renew_every;
   // Stops run on their own timer, never behind a call to the tier; it ends with this loop.
   let deadlines = tokio::spawn(ctx.clone().deadline_timer());
@@ -228,7 +234,7 @@ impl Ctx {
       .await;
   }
 
-  async fn read_round(&self) -> Option<Round> {
+  async fn read_round(self: &Arc<Self>) -> Option<Round> {
     let members = self.members.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
     let membership = self.store.membership().ok()?;
     let (group, limit) = (&self.cfg().group, self.cfg().timing.renew_every);
@@ -237,10 +243,11 @@ impl Ctx {
       within(limit, membership.map_all(group, PINS)),
       within(limit, membership.map_all(group, OWNERS)),
     );
-    let sessions = sessions?.into_iter().map(|k| k.as_str().to_owned()).collect();
+    let primary: Vec<String> = sessions?.into_iter().map(|k| k.as_str().to_owned()).collect();
     let pins = pins?.into_iter().filter_map(|(s, v)| Some((s, Pin::parse(&v)?))).collect();
     let owners = owners?.into_iter().map(|(s, v)| (s, parse_owner(&v))).collect();
-    Some(Round { members, sessions, pins, owners })
+    let sessions = self.with_backups(&primary);
+    Some(Round { members, sessions, in_primary: primary.into_iter().collect(), pins, owners })
   }
 
   /// The assignment step: decides under the lock, then spawns the starts and stops.
@@ -277,12 +284,18 @@ impl Ctx {
 
     let mut outgoing = state.handed_off.len() + state.runs.values().filter(|r| r.handoff).count();
     let mut stops = Vec::new();
+    let backups = self.store.has_backups();
+    let mut missing = Vec::new();
     let mut running: Vec<&String> =
       state.runs.iter().filter(|(_, r)| r.phase == Phase::Running).map(|(s, _)| s).collect();
     running.sort();
     for session in running {
       let target = desired.get(session.as_str());
-      let reason = if !stored.contains(session.as_str()) {
+      if backups && !round.in_primary.contains(session.as_str()) {
+        // The primary lost it (or it was deleted): asked of the store, which restores it or says it is deleted.
+        missing.push(session.clone());
+      }
+      let reason = if !backups && !stored.contains(session.as_str()) {
         StopReason::Deleted
       } else if round.pins.get(session.as_str()) == Some(&Pin::Paused) {
         StopReason::Paused
@@ -334,7 +347,7 @@ impl Ctx {
         // An owner entry naming a worker that is gone: this start is a failover.
         let failover = owner_of(session).is_some_and(|(o, _)| o != me && !live.contains(o.as_str()));
         state.runs.insert(session.clone(), Run::starting(now));
-        starts.push((session.clone(), failover));
+        starts.push((session.clone(), failover, !round.in_primary.contains(session)));
         slots -= 1;
         room -= 1;
       }
@@ -350,9 +363,10 @@ impl Ctx {
     for (session, reason, handoff) in stops {
       self.spawn_stop(session, reason, handoff);
     }
-    for (session, failover) in starts {
-      tokio::spawn(self.clone().start(session, failover));
+    for (session, failover, restore) in starts {
+      tokio::spawn(self.clone().start(session, failover, restore));
     }
+    self.keep_running(missing);
   }
 
   /// Unassigned sessions (and the alert), and the view `status()` reports.

@@ -37,12 +37,17 @@ impl Site {
 
   /// Saves `body` as the session's only file.
   pub async fn save(&self, store: &Store, body: &[u8]) -> Saved {
-    let zip = self.root.join("auth/s.zip");
+    self.save_as(store, "s", body).await
+  }
+
+  /// `save` of the session `session`.
+  pub async fn save_as(&self, store: &Store, session: &str, body: &[u8]) -> Saved {
+    let zip = self.root.join(format!("auth/{session}.zip"));
     let mut writer = zip::ZipWriter::new(std::fs::File::create(&zip).unwrap());
     writer.start_file("Default/IndexedDB/db/000003.log", zip::write::SimpleFileOptions::default()).unwrap();
     writer.write_all(body).unwrap();
     writer.finish().unwrap();
-    store.save("s", Some(&zip)).await.unwrap()
+    store.save(session, Some(&zip)).await.unwrap()
   }
 
   /// The body of the session's file in the primary's copy.
@@ -104,4 +109,29 @@ async fn a_save_that_replaces_a_copy_while_an_extract_warms_it_wins() {
   let mut got = Vec::new();
   std::io::Read::read_to_end(&mut zip.by_name("Default/IndexedDB/db/000003.log").unwrap(), &mut got).unwrap();
   assert_eq!(got, b"Y", "and the extract gave the save that won");
+}
+
+/// The fleet's write-back of a session the primary lost (`keep_in_primary`): a logout in another process whose
+/// mark lands while the backup is read is not undone: the copy written back goes again, and the answer is
+/// `Deleted`. Without the delete, the copy is restored, and a second call finds it present.
+#[tokio::test]
+async fn a_logout_that_lands_while_the_fleet_restores_a_session_stays_a_logout() {
+  use crate::store::members::Kept;
+  let site = Site::new();
+  let (owner, cli) = (site.process(), site.process());
+  site.save(&owner, b"X").await;
+  site.primary().delete(&key()).await.unwrap();
+  assert_eq!(owner.keep_in_primary(&key()).await.unwrap(), Kept::Restored);
+  assert_eq!(site.primary_body().await.unwrap(), b"X");
+  assert_eq!(owner.keep_in_primary(&key()).await.unwrap(), Kept::Present);
+
+  site.primary().delete(&key()).await.unwrap();
+  let (reached, release) = site.bucket.hold("s/");
+  let restore = tokio::spawn(async move { owner.keep_in_primary(&key()).await.unwrap() });
+  reached.notified().await;
+  cli.delete("s").await.unwrap();
+  release.notify_one();
+  assert_eq!(restore.await.unwrap(), Kept::Deleted);
+  assert_eq!(site.primary_body().await, None, "the logged-out session is not back in the primary");
+  assert!(!cli.session_exists("s").await.unwrap());
 }

@@ -1,9 +1,24 @@
-//! What a fleet of workers reads through the store: the primary's membership, and the stored session names.
+//! What a fleet of workers reads through the store: the primary's membership, the stored session names (the
+//! primary's and the bucket's), and the write-back of a session the primary lost.
 
+use super::order::Warmed;
 use super::Store;
+use crate::archive;
+use crate::counters::Fallback;
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 use crate::tier::Membership;
+
+/// Where a session the fleet runs, or is to run, stands after `keep_in_primary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+  /// The primary has a copy (it had one, or a save landed meanwhile).
+  Present,
+  /// The primary had none: the newest good backup was written back to it.
+  Restored,
+  /// Neither the primary nor a live backup holds it: deleted (a logout), or never backed up.
+  Deleted,
+}
 
 impl Store {
   /// The primary tier's membership (Redis, or the embedded directory within one process), which needs leases too.
@@ -23,6 +38,53 @@ impl Store {
     match &self.primary {
       Some(primary) => primary.list().await,
       None => Err(StoreError::InvalidOption { name: "fleet", reason: "a fleet needs a primary tier".into() }),
+    }
+  }
+
+  /// The sessions whose newest backup is live (not covered by a delete's mark), from one listing of the bucket;
+  /// `None` without a backup tier. A listing costs a request per 1,000 objects: callers cache it.
+  pub async fn backed_up_keys(&self) -> Result<Option<Vec<SessionKey>>> {
+    match &self.backups {
+      Some(backups) => backups.sessions().await.map(Some),
+      None => Ok(None),
+    }
+  }
+
+  /// Whether the bucket holds a live backup of the session (one listing of its folder); `false` without one.
+  pub async fn backed_up(&self, key: &SessionKey) -> Result<bool> {
+    match &self.backups {
+      Some(backups) => backups.exists(key).await,
+      None => Ok(false),
+    }
+  }
+
+  /// Makes sure the primary holds the session: when it does not (evicted, a Redis restarted without
+  /// persistence), the newest good backup is written back as `restore` does: conditionally (never over a copy
+  /// saved meanwhile, fenced by this store's lease when it holds one), never from versions a delete's mark
+  /// covers, and taken down again when a delete's mark lands while it is written. Counted as a `missing`
+  /// fallback. A tier that cannot be asked is an error, never `Deleted`.
+  pub async fn keep_in_primary(&self, key: &SessionKey) -> Result<Kept> {
+    let Some(primary) = &self.primary else {
+      return Err(StoreError::InvalidOption { name: "fleet", reason: "a fleet needs a primary tier".into() });
+    };
+    if primary.exists(key).await? {
+      return Ok(Kept::Present);
+    }
+    let Some(backups) = &self.backups else { return Ok(Kept::Deleted) };
+    match self.warm(primary, backups, key, false).await? {
+      Warmed::Kept(_) | Warmed::Changed => Ok(Kept::Present),
+      Warmed::NoBackup => Ok(if primary.exists(key).await? { Kept::Present } else { Kept::Deleted }),
+      Warmed::Restored(bytes) => {
+        // A delete (another process, no lease of ours to order it) that marked the bucket while the copy was read:
+        // its mark covers the copy, which goes again rather than bringing a logged-out session back.
+        if !backups.exists(key).await? {
+          let written = bytes[..bytes.len().min(archive::HEADER_LEN)].to_vec();
+          primary.delete_if(key, written).await?;
+          return Ok(Kept::Deleted);
+        }
+        self.counters.fallback(Fallback::Missing);
+        Ok(Kept::Restored)
+      }
     }
   }
 }

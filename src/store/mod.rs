@@ -7,7 +7,7 @@ mod inspect;
 mod lease;
 mod leftovers;
 mod legacy;
-mod members;
+pub mod members;
 mod order;
 mod pad;
 mod profile;
@@ -491,7 +491,7 @@ fn write_zip_file(
 }
 
 #[cfg(test)]
-mod across_tests;
+pub(crate) mod across_tests;
 #[cfg(all(test, target_os = "linux"))]
 mod conditional_tests;
 #[cfg(test)]

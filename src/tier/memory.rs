@@ -17,6 +17,8 @@ pub struct Memory {
   pub objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
   /// Puts fail while set.
   pub fail_puts: Mutex<bool>,
+  /// Reads and listings fail while set (the bucket out of reach).
+  pub fail_reads: Mutex<bool>,
   /// Puts fail once this many more have succeeded (an upload cut off midway).
   pub puts_left: Mutex<Option<usize>>,
 }
@@ -24,6 +26,13 @@ pub struct Memory {
 impl Memory {
   pub fn bytes(&self, key: &str) -> Option<Vec<u8>> {
     self.objects.lock().unwrap().get(key).map(|(v, _)| v.clone())
+  }
+
+  fn reachable(&self) -> Result<()> {
+    match *self.fail_reads.lock().unwrap() {
+      true => Err(StoreError::Backend { code: "ERR_S3_UNAVAILABLE", reason: "down".into() }),
+      false => Ok(()),
+    }
   }
 }
 
@@ -34,9 +43,11 @@ fn now_ms() -> u64 {
 #[async_trait]
 impl ObjectTier for Memory {
   async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    self.reachable()?;
     Ok(self.bytes(key))
   }
   async fn head(&self, key: &str, len: usize) -> Result<Option<Vec<u8>>> {
+    self.reachable()?;
     Ok(self.bytes(key).map(|v| v[..len.min(v.len())].to_vec()))
   }
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
@@ -48,6 +59,7 @@ impl ObjectTier for Memory {
     Ok(())
   }
   async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+    self.reachable()?;
     let objects = self.objects.lock().unwrap();
     let found = objects.iter().filter(|(k, _)| k.starts_with(prefix));
     Ok(found.map(|(k, (v, at))| ObjectMeta { key: k.clone(), size: v.len() as u64, modified_ms: *at }).collect())

@@ -215,6 +215,7 @@ async fn simulate(mut scenario: Scenario) -> Outcome {
           timing: scenario.timing,
           max_concurrent_starts: scenario.max_starts,
           unassigned_alert: scenario.timing.ttl * 2,
+          backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
         };
         match Fleet::join(store.clone(), config, Arc::new(hooks)) {
           Ok((fleet, loop_)) => workers[i] = Some(Running { fleet, task: tokio::spawn(loop_), faults, store, tier }),
