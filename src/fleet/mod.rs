@@ -223,6 +223,8 @@ pub async fn set_pin(store: &Store, group: &str, session: &str, pin: Option<Pin>
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod owner_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;

@@ -281,7 +281,8 @@ pub fn parse_info(text: &str) -> MemoryInfo {
 
 // Each script touches the lease key, the owner key and (for the fenced calls) the session key; the first two are
 // hash-tagged by the session key, so all are in one slot and the scripts run on a Redis Cluster too. The owner key
-// names the last token that took the lease (for a week): an expired lease is taken again only by that token.
+// names the last token that took the lease (for a week): an expired lease is taken again only by that token. The
+// generation key (`{<session key>}:gen`, same slot) holds the lease's generation, for a week after its last take.
 
 impl RedisTier {
   /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
@@ -349,8 +350,18 @@ fn ms(ttl: Duration) -> String {
 
 #[async_trait]
 impl Leases for RedisTier {
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
-    self.script(ACQUIRE, &self.lease_keys(key), &[token.as_bytes(), ms(ttl).as_bytes()]).await
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
+    let [lease, owner] = self.lease_keys(key);
+    let keys = [lease, owner, format!("{{{}}}:gen", self.key(key))];
+    let reply = self.query::<redis::Value>(&eval(ACQUIRE, &keys, &[token.as_bytes(), ms(ttl).as_bytes()])).await?;
+    match reply {
+      redis::Value::Int(0) => Ok(None),
+      reply => {
+        let text: String = redis::from_redis_value(reply).map_err(|e| StoreError::Internal(format!("acquire: {e}")))?;
+        let generation = text.parse().map_err(|e| StoreError::Internal(format!("lease generation {text:?}: {e}")))?;
+        Ok(Some(generation))
+      }
+    }
   }
 
   async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
