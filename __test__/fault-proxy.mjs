@@ -7,6 +7,8 @@
 //   delay   forward each chunk `delayMs` late;
 //   stall   new connections wait 300 ms before they pass (a slow accept);
 //   503     answer each new connection's first request with an HTTP 503.
+// `holdAfter(marker)` passes until a client's chunk holding `marker` went through, then holds from the next chunk
+// any client sends (a cut that falls between two steps: after a lease is taken, before what its taker sends next).
 import net from 'node:net'
 
 export async function faultProxy(t, port, { scheme = 'tcp', delayMs = 200 } = {}) {
@@ -15,6 +17,10 @@ export async function faultProxy(t, port, { scheme = 'tcp', delayMs = 200 } = {}
     mode: 'pass',
     delayMs,
     connections: 0,
+    armed: null,
+    holdAfter(marker) {
+      proxy.armed = { marker: Buffer.from(marker), seen: false }
+    },
     /** Sets the mode; reset and refuse act on the open connections too, pass flushes what hold queued. */
     set(mode) {
       proxy.mode = mode
@@ -58,7 +64,15 @@ export async function faultProxy(t, port, { scheme = 'tcp', delayMs = 200 } = {}
         },
       }
       pairs.add(pair)
-      client.on('data', (chunk) => send(upstream, chunk))
+      client.on('data', (chunk) => {
+        const armed = proxy.armed
+        if (armed?.seen) {
+          proxy.armed = null
+          proxy.mode = 'hold'
+        }
+        send(upstream, chunk)
+        if (armed && !armed.seen && chunk.includes(armed.marker)) armed.seen = true
+      })
       upstream.on('data', (chunk) => send(client, chunk))
       for (const s of [client, upstream]) {
         s.on('close', () => {

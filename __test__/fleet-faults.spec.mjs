@@ -5,7 +5,7 @@
 import test from 'ava'
 
 import { faultProxy } from './fault-proxy.mjs'
-import { doubleOwners, evenlySpread, now, ownerIntervals, readLogs, running, saveSessions, sleep, startWorker, until } from './fleet-harness.mjs'
+import { doubleOwners, evenlySpread, fleetCli, now, ownerIntervals, readLogs, running, saveSessions, sleep, startWorker, until } from './fleet-harness.mjs'
 import { tempDir } from './helpers.mjs'
 import { startRedis } from './servers.mjs'
 
@@ -66,6 +66,46 @@ test.serial('cut off while onStart runs: the start is aborted (signal reason los
     const next = logs.find((x) => x.worker === 'a' && x.event === 'start' && x.session === e.session)
     t.true(next.t > e.t, `${e.session}: a started it ${next.t - e.t} ms after b's onStop ended`)
   }
+  t.deepEqual(doubleOwners(ownerIntervals(logs)), [])
+})
+
+test.serial('a worker cut off during onStart, back and draining, never erases the new owner\'s entry: the CLI and Prometheus show the session assigned, no unassigned event', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names } = await saveSessions(root, redis, 1)
+  const [session] = names
+  const proxy = await faultProxy(t, server.port)
+  // The cut falls right after a's lease is taken: its owner entry, and all it sends after, land only once healed.
+  proxy.holdAfter(':lease')
+  const unassignedAlertMs = 2000
+  const common = { light: true, unassignedAlertMs, ...timing }
+  const a = await startWorker(t, root, { workerId: 'a', redis: { url: proxy.url, ...fast }, startHangs: true, ...common })
+  await until('a starting', () => readLogs([a]).some((e) => e.event === 'start'))
+  t.is(proxy.mode, 'hold')
+  const cli = (...args) => JSON.parse(fleetCli(t, root, server.url, '--json', ...args))
+  // Pinned to b (a cannot see it while cut off): once back, a has no claim on the session, so b keeps it.
+  cli('--pin', session, '--to', 'b')
+  const b = await startWorker(t, root, { workerId: 'b', redis, ...common })
+  await until('a gave its start up', () => readLogs([a]).some((e) => e.event === 'stop'))
+  await until('b runs it', async () => (await b.ask('status')).running.includes(session))
+  // Back: what a sent while cut off (its owner entry, its removal) lands now; then it drains.
+  const backAt = now()
+  proxy.set('pass')
+  await a.ask('drain')
+  // Past the alert's bound, several rounds of both.
+  await sleep(unassignedAlertMs + 4 * timing.renewEveryMs)
+  const view = cli()
+  t.deepEqual(view.unassigned, [])
+  t.deepEqual(view.workers.map((w) => [w.id, w.running]), [['a', 0], ['b', 1]])
+  const series = (text, name) => Number(new RegExp(`^${name}\\{group="default",worker="b"\\} (\\S+)$`, 'm').exec(text)?.[1])
+  const metrics = await b.ask('metrics')
+  t.is(series(metrics, 'wwebjs_rust_store_fleet_unassigned_sessions'), 0)
+  t.is(series(metrics, 'wwebjs_rust_store_fleet_running_sessions'), 1)
+  t.deepEqual((await a.ask('status')).unassigned, [])
+  const logs = readLogs([a, b])
+  t.deepEqual(logs.filter((e) => e.t > backAt && e.type === 'unassigned'), [])
+  t.deepEqual(logs.filter((e) => e.worker === 'b' && e.event === 'stop'), [], 'b kept the session')
   t.deepEqual(doubleOwners(ownerIntervals(logs)), [])
 })
 

@@ -93,7 +93,7 @@ impl Tier for FaultTier {
 
 #[async_trait]
 impl Leases for FaultTier {
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
     self.acquires.fetch_add(1, SeqCst);
     self.gate().await?;
     Leases::acquire(&self.inner, key, token, ttl).await
@@ -145,10 +145,18 @@ impl Membership for FaultTier {
     self.gate().await?;
     self.inner.map_remove(group, map, field, only_if).await
   }
+  async fn map_set_ordered(&self, group: &str, map: &str, field: &str, value: &[u8], order: u64) -> Result<bool> {
+    self.gate().await?;
+    self.inner.map_set_ordered(group, map, field, value, order).await
+  }
+  async fn map_remove_ordered(&self, group: &str, map: &str, field: &str, order: u64) -> Result<bool> {
+    self.gate().await?;
+    self.inner.map_remove_ordered(group, map, field, order).await
+  }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Behave {
+pub(super) enum Behave {
   Quick,
   /// Until the start is aborted (then settles).
   UntilAborted,
@@ -158,7 +166,7 @@ enum Behave {
 }
 
 /// Hooks that record what happened when (tokio's clock).
-struct Hooks2 {
+pub(super) struct Hooks2 {
   start: Behave,
   stop: Behave,
   log: Mutex<Vec<(Instant, String)>>,
@@ -166,19 +174,19 @@ struct Hooks2 {
 }
 
 impl Hooks2 {
-  fn new(start: Behave, stop: Behave) -> Arc<Self> {
+  pub(super) fn new(start: Behave, stop: Behave) -> Arc<Self> {
     Arc::new(Self { start, stop, log: Mutex::new(Vec::new()), token: Mutex::new(None) })
   }
   fn push(&self, what: String) {
     self.log.lock().unwrap().push((Instant::now(), what));
   }
-  fn when(&self, prefix: &str) -> Option<Instant> {
+  pub(super) fn when(&self, prefix: &str) -> Option<Instant> {
     self.log.lock().unwrap().iter().find(|(_, w)| w.starts_with(prefix)).map(|(t, _)| *t)
   }
   fn token(&self) -> String {
     self.token.lock().unwrap().clone().expect("started")
   }
-  fn has(&self, prefix: &str) -> bool {
+  pub(super) fn has(&self, prefix: &str) -> bool {
     self.when(prefix).is_some()
   }
 }
@@ -262,7 +270,7 @@ impl Rig {
   }
 }
 
-async fn until(what: &str, done: impl Fn() -> bool) {
+pub(super) async fn until(what: &str, done: impl Fn() -> bool) {
   let _ = what;
   for _ in 0..2000 {
     if done() {

@@ -5,6 +5,9 @@
 //! A partition that drops packets (calls hang) or resets connections (calls fail) moves no deadline, so the stop
 //! begins, and its budget ends, before the lease can expire and another worker take the session.
 //!
+//! The session's owner entry (the group's `owners` map) is written and removed ordered by the lease's generation,
+//! so a cut-off worker's writes that land late never replace or erase a later owner's entry.
+//!
 //! The lease is released only when this worker can vouch that its client is gone: `onStart` settled and `onStop`
 //! resolved in time, with the lease still renewable. Otherwise it is abandoned: this store's writes of the session
 //! are refused from then on and the lease expires in the tier, so the session moves only once nobody can still be
@@ -74,10 +77,10 @@ impl Ctx {
     let cfg = self.cfg();
     let timing = cfg.timing;
     let sent = Instant::now();
-    let token = within(timing.renew_every, self.store.acquire_lease(&session, timing.ttl)).await;
+    let taken = within(timing.renew_every, self.store.take_lease(&session, timing.ttl)).await;
     let abort = {
       let mut state = self.shared.lock();
-      let Some(token) = &token else {
+      let Some((token, generation)) = &taken else {
         // Held by another worker (it hands off when it sees the assignment), or the tier did not answer: tried
         // again after renewEveryMs, doubling to ttlMs while it stays held, and without waking the loop (a
         // round reads every session: a retry loop would scan the keyspace many times a second).
@@ -91,16 +94,17 @@ impl Ctx {
       state.held_elsewhere.remove(&session);
       let run = state.runs.get_mut(&session).expect("a start's run stays until its task removes it");
       run.token = token.clone();
+      run.generation = *generation;
       run.renewed = sent;
       Abort::new(run.cancel.subscribe())
     };
-    let token = token.expect("checked");
+    let (token, generation) = taken.expect("checked");
     if restore {
       match self.restore(&session).await {
         Some(Kept::Present | Kept::Restored) => {}
         verdict => {
           // Deleted: nothing to start. The store could not tell: tried again after ttlMs.
-          self.finish(&session, &token, Gone::Clean).await;
+          self.finish(&session, &token, generation, Gone::Clean).await;
           if verdict.is_none() {
             self.shared.lock().retry_after.insert(session, Instant::now() + timing.ttl);
           }
@@ -108,7 +112,7 @@ impl Ctx {
         }
       }
     }
-    within(timing.renew_every, self.set_owner(&session, false)).await;
+    within(timing.renew_every, self.set_owner(&session, generation, false)).await;
     let lease = Lease {
       session: session.clone(),
       token: token.clone(),
@@ -127,7 +131,7 @@ impl Ctx {
     match outcome {
       Ok(Ok(())) => {
         // Before it counts as running here: a handoff's source waits for this mark (and a stop removes it).
-        within(timing.renew_every, self.set_owner(&session, true)).await;
+        within(timing.renew_every, self.set_owner(&session, generation, true)).await;
         let mut state = self.shared.lock();
         let Some(run) = state.runs.get_mut(&session) else { return };
         run.phase = Phase::Running;
@@ -145,7 +149,7 @@ impl Ctx {
       Ok(Err(message)) => {
         self.hooks.event(FleetEvent::StartFailed { session: session.clone(), message });
         // The app's start failed and settled: nothing of it runs, the lease goes back.
-        self.finish(&session, &token, Gone::Clean).await;
+        self.finish(&session, &token, generation, Gone::Clean).await;
         self.shared.lock().retry_after.insert(session, Instant::now() + timing.ttl);
       }
       Err(reason) => {
@@ -160,26 +164,26 @@ impl Ctx {
         self.shared.lock().runs.get_mut(&session).expect("held").phase = Phase::Stopping;
         let stopped = self.call_stop(&session, reason, began).await;
         let gone = if settled && stopped && reason != StopReason::Lost { Gone::Clean } else { Gone::Fenced };
-        self.finish(&session, &token, gone).await;
+        self.finish(&session, &token, generation, gone).await;
       }
     }
   }
 
   /// Starts stopping a running session (once); `handoff`: another worker is to take it (the bounded kind).
   pub(super) fn spawn_stop(self: &Arc<Self>, session: String, reason: StopReason, handoff: bool) {
-    let token = {
+    let (token, generation) = {
       let mut state = self.shared.lock();
       let Some(run) = state.runs.get_mut(&session).filter(|r| r.phase == Phase::Running) else { return };
       run.phase = Phase::Stopping;
       run.handoff = handoff;
-      run.token.clone()
+      (run.token.clone(), run.generation)
     };
     let this = self.clone();
     tokio::spawn(async move {
       let stopped = this.call_stop(&session, reason, Instant::now()).await;
       // A lost session's lease may be another's by now, and nothing can tell this worker otherwise: fenced.
       let gone = if stopped && reason != StopReason::Lost { Gone::Clean } else { Gone::Fenced };
-      this.finish(&session, &token, gone).await;
+      this.finish(&session, &token, generation, gone).await;
     });
   }
 
@@ -197,7 +201,7 @@ impl Ctx {
   }
 
   /// The session is no longer this worker's: the lease given back or abandoned, the run gone.
-  async fn finish(&self, session: &str, token: &str, gone: Gone) {
+  async fn finish(&self, session: &str, token: &str, generation: u64, gone: Gone) {
     let cfg = self.cfg();
     let limit = cfg.timing.renew_every;
     match gone {
@@ -208,12 +212,10 @@ impl Ctx {
         let _ = self.store.abandon_lease(session, token);
       }
     }
-    // The owner entry this worker wrote (whichever landed last), only while it is still this token's.
+    // The owner entry this lease wrote, unless a later lease's holder has written its own since (this removal may
+    // land late, after a cut: it must not erase the new owner's entry).
     if let Ok(m) = self.store.membership() {
-      for running in [true, false] {
-        let entry = owner_entry(&cfg.worker_id, running);
-        within(limit, m.map_remove(&cfg.group, OWNERS, session, Some(entry.as_bytes()))).await;
-      }
+      within(limit, m.map_remove_ordered(&cfg.group, OWNERS, session, generation)).await;
     }
     let mut state = self.shared.lock();
     if let Gone::Fenced = gone {
@@ -228,10 +230,11 @@ impl Ctx {
     self.shared.changed(&state);
   }
 
-  /// Writes this worker's owner entry for the session.
-  async fn set_owner(&self, session: &str, running: bool) -> crate::error::Result<()> {
+  /// Writes this worker's owner entry for the session, ordered by its lease's generation: a write that lands
+  /// after a later lease's holder wrote its own (this worker was cut off) is refused, never replacing it.
+  pub(super) async fn set_owner(&self, session: &str, generation: u64, running: bool) -> crate::error::Result<bool> {
     let cfg = self.cfg();
     let entry = owner_entry(&cfg.worker_id, running);
-    self.store.membership()?.map_set(&cfg.group, OWNERS, session, entry.as_bytes()).await
+    self.store.membership()?.map_set_ordered(&cfg.group, OWNERS, session, entry.as_bytes(), generation).await
   }
 }

@@ -241,6 +241,8 @@ mod bucket_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod owner_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;

@@ -19,6 +19,8 @@ pub enum Phase {
 /// A session this worker holds the lease of.
 pub struct Run {
   pub token: String,
+  /// The lease's generation: orders this run's owner entry against other holders' (`Leases::acquire`).
+  pub generation: u64,
   pub phase: Phase,
   /// When the last renewal (or the acquire) that succeeded was sent: the lease lasts at least ttl from then, so
   /// the deadline timer stops the session at `renewed + ttl - stop_timeout`.
@@ -32,7 +34,7 @@ pub struct Run {
 impl Run {
   pub fn starting(now: Instant) -> Self {
     let cancel = watch::channel(None).0;
-    Self { token: String::new(), phase: Phase::Starting, renewed: now, handoff: false, cancel }
+    Self { token: String::new(), generation: 0, phase: Phase::Starting, renewed: now, handoff: false, cancel }
   }
 
   /// Gives up a start in flight (once): `onStart`'s signal aborts and its task calls `onStop(reason)`.

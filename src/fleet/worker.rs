@@ -353,6 +353,16 @@ impl Ctx {
       }
     }
 
+    // A running session's owner entry that does not say so (its write failed while the tier was unreachable, or
+    // the tier lost it): written again, ordered by the lease, so it never replaces a later owner's entry.
+    let stopping: HashSet<&String> = stops.iter().map(|(s, _, _)| s).collect();
+    let repairs: Vec<(String, u64)> = state
+      .runs
+      .iter()
+      .filter(|(s, r)| r.phase == Phase::Running && !stopping.contains(s))
+      .filter(|(s, _)| owner_of(s).is_none_or(|(o, running)| o != me || !running))
+      .map(|(s, r)| (s.clone(), r.generation))
+      .collect();
     self.observe(&mut state, &round, &live, &infos);
     if !starts.is_empty() {
       // A drain waits for these too, and the deadline timer keeps them (no new round: nothing changed for it).
@@ -365,6 +375,12 @@ impl Ctx {
     }
     for (session, failover, restore) in starts {
       tokio::spawn(self.clone().start(session, failover, restore));
+    }
+    for (session, generation) in repairs {
+      let this = self.clone();
+      tokio::spawn(
+        async move { within(this.cfg().timing.renew_every, this.set_owner(&session, generation, true)).await },
+      );
     }
     self.keep_running(missing);
   }

@@ -62,14 +62,20 @@ impl Store {
   /// Takes the session's lease for `ttl` and returns its token; this store's saves and deletes of the session
   /// are fenced by it from now on. `ERR_LEASE_HELD` when another owner holds it. Taking it again renews it.
   pub async fn acquire_lease(&self, session: &str, ttl: Duration) -> Result<String> {
+    self.take_lease(session, ttl).await.map(|(token, _)| token)
+  }
+
+  /// As `acquire_lease`, also returning the lease's generation (`Leases::acquire`): a holder's writes outside the
+  /// session's keys (a fleet's owner entry) carry it, so a late one never replaces a later holder's.
+  pub async fn take_lease(&self, session: &str, ttl: Duration) -> Result<(String, u64)> {
     let key = SessionArg::parse(session)?.key;
     let abandoned = self.held(&key).is_some_and(|h| h.abandoned);
     let token = self.held_token(&key).unwrap_or_else(random_token);
-    if !self.leases()?.acquire(&key, &token, ttl).await? {
+    let Some(generation) = self.leases()?.acquire(&key, &token, ttl).await? else {
       return Err(StoreError::LeaseHeld(key.to_string()));
-    }
+    };
     self.set_held(&key, Some(Held { token: Some(token.clone()), ttl, retaken: false, abandoned }));
-    Ok(token)
+    Ok((token, generation))
   }
 
   /// Extends the lease: `Retaken` when it had expired (the tier could not be reached for longer than its ttl)

@@ -5,6 +5,11 @@
 //! A lease that expired stays its owner's until someone else takes it: the tier remembers the last owner, so
 //! an owner cut off from the tier for longer than the ttl (a Redis outage) takes it back on its next call,
 //! while an owner that another token replaced in the meantime (even one that has released it since) has lost it.
+//!
+//! Each take of a lease by a token that did not hold it has a generation, greater than every earlier one of the
+//! session's lease: what a holder writes elsewhere (where the lease cannot be checked in the same step, e.g. a
+//! fleet's owner entry in another Cluster slot) can carry it, so a late write of an earlier holder never
+//! replaces a later one's.
 
 use std::time::Duration;
 
@@ -26,8 +31,10 @@ pub enum LeaseState {
 
 #[async_trait]
 pub trait Leases: Send + Sync + std::fmt::Debug {
-  /// Takes the lease for `ttl` if it is free or already `token`'s; `false` if another token holds it.
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool>;
+  /// Takes the lease for `ttl` if it is free or already `token`'s, and returns its generation: the same while
+  /// `token` keeps holding it, else a new one greater than any earlier (a stored counter, raised to the tier's
+  /// clock in µs, so it keeps growing even where the counter was lost). `None` if another token holds it.
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>>;
   /// Extends the lease to `ttl` if `token` still holds it, or takes it again if it merely expired.
   async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState>;
   /// Gives the lease up if `token` holds it; the token cannot take it back by `renew`.

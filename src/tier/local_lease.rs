@@ -4,6 +4,9 @@
 //! holder killed with SIGKILL blocks the session until its ttl runs out, no longer, and one stopped (SIGSTOP)
 //! past it finds on waking that another token took the lease, and its fenced writes are refused.
 //!
+//! The record also holds the lease's generation (see `Leases::acquire`): a new holder's is above the last one
+//! and the wall clock in µs.
+//!
 //! Expiry is on the host's boot clock (`CLOCK_BOOTTIME`, with the kernel's boot id): one clock for every process
 //! of the host, never set back by NTP or an operator. A record from another boot (a restart, or another host on a
 //! shared volume) is judged by the wall clock it also holds.
@@ -69,11 +72,12 @@ fn boot_clock() -> Option<(String, u64)> {
   None
 }
 
-/// A lease record: its token (empty once released) and until when it holds.
+/// A lease record: its token (empty once released), until when it holds, and its generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
   token: String,
   until: Stamp,
+  generation: u64,
 }
 
 const FORMAT: &str = "wwrs-lease-1";
@@ -83,7 +87,8 @@ impl Record {
     let Stamp { boot, boot_ms, wall_ms } = &self.until;
     let boot = if boot.is_empty() { "-" } else { boot };
     let token = if self.token.is_empty() { "-" } else { &self.token };
-    format!("{FORMAT} {token} {boot} {boot_ms} {wall_ms}\n")
+    // The generation last: a reader of the record's first five fields (an earlier version) still reads it.
+    format!("{FORMAT} {token} {boot} {boot_ms} {wall_ms} {}\n", self.generation)
   }
 
   /// `None` for a record that does not parse (half-written by hand, or of a later format): treated as expired
@@ -97,15 +102,19 @@ impl Record {
     let boot = parts.next()?;
     let boot_ms = parts.next()?.parse().ok()?;
     let wall_ms = parts.next()?.parse().ok()?;
+    // Absent from an earlier version's record: 0, below any generation taken since.
+    let generation = parts.next().map_or(Some(0), |g| g.parse().ok())?;
     let blank = |s: &str| if s == "-" { String::new() } else { s.to_owned() };
-    Some(Self { token: blank(token), until: Stamp { boot: blank(boot), boot_ms, wall_ms } })
+    Some(Self { token: blank(token), until: Stamp { boot: blank(boot), boot_ms, wall_ms }, generation })
   }
 }
 
 /// The record now (under the session's lock).
 fn read(path: &Path) -> Result<Option<Record>> {
   match std::fs::read_to_string(path) {
-    Ok(text) => Ok(Some(Record::decode(&text).unwrap_or(Record { token: String::new(), until: Stamp::now() }))),
+    Ok(text) => {
+      Ok(Some(Record::decode(&text).unwrap_or(Record { token: String::new(), until: Stamp::now(), generation: 0 })))
+    }
     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
     Err(e) => Err(StoreError::io("read lease", path)(e)),
   }
@@ -128,23 +137,29 @@ fn hold(path: &Path, token: &str, ttl: Duration, extend: bool) -> Result<LeaseSt
   };
   let state = if now.past(&record.until) { LeaseState::Retaken } else { LeaseState::Held };
   if state == LeaseState::Retaken || extend {
-    write(path, &Record { token: token.to_owned(), until: now.plus(ttl) })?;
+    write(path, &Record { token: token.to_owned(), until: now.plus(ttl), generation: record.generation })?;
   }
   Ok(state)
 }
 
 #[async_trait]
 impl Leases for LocalDirTier {
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
     let (path, token) = (self.lease_path(key), token.to_owned());
     self
       .locked(key, move |_| {
         let now = Stamp::now();
-        let taken = read(&path)?.is_some_and(|r| !r.token.is_empty() && r.token != token && !now.past(&r.until));
-        if !taken {
-          write(&path, &Record { token, until: now.plus(ttl) })?;
+        let record = read(&path)?;
+        let live = |r: &&Record| !r.token.is_empty() && !now.past(&r.until);
+        if record.as_ref().filter(live).is_some_and(|r| r.token != token) {
+          return Ok(None);
         }
-        Ok(!taken)
+        let generation = match &record {
+          Some(r) if r.token == token && live(&r) => r.generation,
+          last => (now.wall_ms.saturating_mul(1000)).max(last.as_ref().map_or(0, |r| r.generation) + 1),
+        };
+        write(&path, &Record { token, until: now.plus(ttl), generation })?;
+        Ok(Some(generation))
       })
       .await
   }
@@ -159,7 +174,9 @@ impl Leases for LocalDirTier {
     let (path, token) = (self.lease_path(key), token.to_owned());
     self
       .locked(key, move |_| match read(&path)? {
-        Some(record) if record.token == token => write(&path, &Record { token: String::new(), until: Stamp::now() }),
+        Some(record) if record.token == token => {
+          write(&path, &Record { token: String::new(), until: Stamp::now(), generation: record.generation })
+        }
         _ => Ok(()),
       })
       .await

@@ -9,10 +9,16 @@ const LONG: Duration = Duration::from_secs(60);
 
 #[test]
 fn records_round_trip_and_bad_ones_read_as_free() {
-  let record = Record { token: "ab12".into(), until: Stamp { boot: "b-1".into(), boot_ms: 7, wall_ms: 9 } };
+  let until = Stamp { boot: "b-1".into(), boot_ms: 7, wall_ms: 9 };
+  let record = Record { token: "ab12".into(), until: until.clone(), generation: 1_765_000_000_000_001 };
   assert_eq!(Record::decode(&record.encode()), Some(record));
-  let blank = Record { token: String::new(), until: Stamp { boot: String::new(), boot_ms: 0, wall_ms: 1 } };
+  let blank =
+    Record { token: String::new(), until: Stamp { boot: String::new(), boot_ms: 0, wall_ms: 1 }, generation: 0 };
   assert_eq!(Record::decode(&blank.encode()), Some(blank));
+  // An earlier version's record (no generation) reads as generation 0; one it reads of ours keeps its five fields.
+  let earlier = Record::decode("wwrs-lease-1 ab12 b-1 7 9\n");
+  assert_eq!(earlier, Some(Record { token: "ab12".into(), until, generation: 0 }));
+  assert_eq!(Record::decode("wwrs-lease-1 ab12 b-1 7 9 x"), None);
   assert_eq!(Record::decode("wwrs-lease-1 tok"), None);
   assert_eq!(Record::decode("something else"), None);
 }
@@ -37,16 +43,18 @@ async fn one_holder_among_every_spelling_of_the_directory_and_across_a_restart()
   let c = LocalDirTier::open(root.path().join("store/../store")).unwrap();
   assert_eq!(a.dir(), b.dir());
   let k = key("s");
-  assert!(a.acquire(&k, "t1", LONG).await.unwrap());
-  assert!(!b.acquire(&k, "t2", LONG).await.unwrap(), "through a link");
-  assert!(!c.acquire(&k, "t2", LONG).await.unwrap(), "through ..");
+  let first = a.acquire(&k, "t1", LONG).await.unwrap().expect("free");
+  assert_eq!(a.acquire(&k, "t1", LONG).await.unwrap(), Some(first), "the holder's take again keeps its generation");
+  assert!(b.acquire(&k, "t2", LONG).await.unwrap().is_none(), "through a link");
+  assert!(c.acquire(&k, "t2", LONG).await.unwrap().is_none(), "through ..");
   // A restarted process (a new tier) finds the record, and the token still holds it.
   let restarted = LocalDirTier::open(root.path().join("store")).unwrap();
   assert_eq!(restarted.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Held);
-  assert!(!restarted.acquire(&k, "t3", LONG).await.unwrap());
+  assert!(restarted.acquire(&k, "t3", LONG).await.unwrap().is_none());
   a.release(&k, "t1").await.unwrap();
   assert_eq!(a.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Lost, "released: not taken back by renew");
-  assert!(b.acquire(&k, "t2", LONG).await.unwrap());
+  let second = b.acquire(&k, "t2", LONG).await.unwrap().expect("released");
+  assert!(second > first, "a new holder's generation is greater: {second} vs {first}");
 }
 
 #[tokio::test]
@@ -55,11 +63,12 @@ async fn an_expired_lease_is_retaken_by_its_owner_unless_another_took_it() {
   let tier = LocalDirTier::open(root.path().join("store")).unwrap();
   let k = key("s");
   let short = Duration::from_millis(30);
-  assert!(tier.acquire(&k, "t1", short).await.unwrap());
+  assert!(tier.acquire(&k, "t1", short).await.unwrap().is_some());
   tokio::time::sleep(Duration::from_millis(60)).await;
   assert_eq!(tier.renew(&k, "t1", short).await.unwrap(), LeaseState::Retaken);
   tokio::time::sleep(Duration::from_millis(60)).await;
-  assert!(tier.acquire(&k, "t2", LONG).await.unwrap(), "expired: free for another");
+  let taken = tier.acquire(&k, "t2", LONG).await.unwrap();
+  assert!(taken.is_some(), "expired: free for another");
   assert_eq!(tier.renew(&k, "t1", short).await.unwrap(), LeaseState::Lost);
   assert_eq!(tier.put_fenced(&k, b"old".to_vec(), "t1", short).await.unwrap(), LeaseState::Lost);
   assert_eq!(tier.get(&k).await.unwrap(), None, "the fenced-out write wrote nothing");
@@ -77,5 +86,5 @@ async fn a_garbled_record_is_free() {
   let k = key("s");
   std::fs::write(tier.lease_path(&k), b"garbage").unwrap();
   assert_eq!(tier.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Lost);
-  assert!(tier.acquire(&k, "t1", LONG).await.unwrap());
+  assert!(tier.acquire(&k, "t1", LONG).await.unwrap().is_some());
 }

@@ -37,6 +37,17 @@ pub trait Membership: Send + Sync + std::fmt::Debug {
   async fn map_set(&self, group: &str, map: &str, field: &str, value: &[u8]) -> Result<()>;
   /// Removes the field; with `only_if`, only while it still holds exactly those bytes (checked atomically).
   async fn map_remove(&self, group: &str, map: &str, field: &str, only_if: Option<&[u8]>) -> Result<()>;
+  /// Sets the field to `value` with `order`, unless it holds an entry of a greater order (compared and written in
+  /// one step); true when written. For a field several writers set, where a write that arrives late must not
+  /// replace a later writer's. The plain calls above leave a field's order as it was.
+  async fn map_set_ordered(&self, group: &str, map: &str, field: &str, value: &[u8], order: u64) -> Result<bool>;
+  /// Removes the field (and its order) unless it holds an entry of a greater order; true when it is gone.
+  async fn map_remove_ordered(&self, group: &str, map: &str, field: &str, order: u64) -> Result<bool>;
+}
+
+/// Whether an ordered write of `order` may replace a field whose entry has `held` (none: not ordered).
+pub fn order_allows(held: Option<u64>, order: u64) -> bool {
+  held.is_none_or(|held| held <= order)
 }
 
 /// Group names go into keys: the session-name alphabet, at most 64 bytes.
@@ -62,6 +73,8 @@ struct Table {
   members: HashMap<(PathBuf, String), Members>,
   /// (dir, group, map) → field → value.
   maps: HashMap<(PathBuf, String, String), BTreeMap<String, Vec<u8>>>,
+  /// (dir, group, map) → field → order of its ordered entry.
+  orders: HashMap<(PathBuf, String, String), BTreeMap<String, u64>>,
 }
 
 fn table() -> std::sync::MutexGuard<'static, Table> {
@@ -137,6 +150,30 @@ impl Membership for ProcessMembership {
     }
     Ok(())
   }
+
+  async fn map_set_ordered(&self, group: &str, map: &str, field: &str, value: &[u8], order: u64) -> Result<bool> {
+    let key = (self.dir.clone(), group.to_owned(), map.to_owned());
+    let mut table = table();
+    let orders = table.orders.entry(key.clone()).or_default();
+    if !order_allows(orders.get(field).copied(), order) {
+      return Ok(false);
+    }
+    orders.insert(field.to_owned(), order);
+    table.maps.entry(key).or_default().insert(field.to_owned(), value.to_vec());
+    Ok(true)
+  }
+
+  async fn map_remove_ordered(&self, group: &str, map: &str, field: &str, order: u64) -> Result<bool> {
+    let key = (self.dir.clone(), group.to_owned(), map.to_owned());
+    let mut table = table();
+    let orders = table.orders.entry(key.clone()).or_default();
+    if !order_allows(orders.get(field).copied(), order) {
+      return Ok(false);
+    }
+    orders.remove(field);
+    table.maps.entry(key).or_default().remove(field);
+    Ok(true)
+  }
 }
 
 /// The embedded tier's membership is its directory's, within this process.
@@ -159,6 +196,12 @@ impl Membership for super::LocalDirTier {
   }
   async fn map_remove(&self, group: &str, map: &str, field: &str, only_if: Option<&[u8]>) -> Result<()> {
     ProcessMembership::new(self.dir()).map_remove(group, map, field, only_if).await
+  }
+  async fn map_set_ordered(&self, group: &str, map: &str, field: &str, value: &[u8], order: u64) -> Result<bool> {
+    ProcessMembership::new(self.dir()).map_set_ordered(group, map, field, value, order).await
+  }
+  async fn map_remove_ordered(&self, group: &str, map: &str, field: &str, order: u64) -> Result<bool> {
+    ProcessMembership::new(self.dir()).map_remove_ordered(group, map, field, order).await
   }
 }
 
@@ -212,6 +255,27 @@ mod tests {
     assert_eq!(m.map_all("g", "owners").await.unwrap().get("s").map(Vec::as_slice), Some(&b"w1"[..]));
     m.map_remove("g", "owners", "s", Some(b"w1")).await.unwrap();
     assert!(m.map_all("g", "owners").await.unwrap().is_empty());
+  }
+
+  #[tokio::test]
+  async fn an_ordered_write_never_replaces_a_greater_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = ProcessMembership::new(dir.path());
+    let value = |m: BTreeMap<String, Vec<u8>>| m.get("s").cloned();
+    assert!(m.map_set_ordered("g", "owners", "s", b"b", 20).await.unwrap());
+    // A late write and a late removal of an earlier order change nothing.
+    assert!(!m.map_set_ordered("g", "owners", "s", b"a", 10).await.unwrap());
+    assert!(!m.map_remove_ordered("g", "owners", "s", 10).await.unwrap());
+    assert_eq!(value(m.map_all("g", "owners").await.unwrap()), Some(b"b".to_vec()));
+    // The same order may rewrite and remove it; then any order may write again.
+    assert!(m.map_set_ordered("g", "owners", "s", b"b running", 20).await.unwrap());
+    assert_eq!(value(m.map_all("g", "owners").await.unwrap()), Some(b"b running".to_vec()));
+    assert!(m.map_remove_ordered("g", "owners", "s", 20).await.unwrap());
+    assert!(m.map_all("g", "owners").await.unwrap().is_empty());
+    assert!(m.map_set_ordered("g", "owners", "s", b"a", 10).await.unwrap());
+    // An entry written without an order is replaced by any ordered write.
+    m.map_set("g", "owners", "t", b"x").await.unwrap();
+    assert!(m.map_set_ordered("g", "owners", "t", b"y", 1).await.unwrap());
   }
 
   #[test]

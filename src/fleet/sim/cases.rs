@@ -149,6 +149,15 @@ fn a_drain_with_nobody_to_take_over_takes_one_stop_round() {
   regression(Profile { drain_everyone: true, ..Profile::default() }, &[5, 7, 9, 11, 13]);
 }
 
+/// Issue #25 item 10, as the simulation saw it: a worker's "running" mark written while it was cut off (connections
+/// refused) was lost, so its owner entry said for good that it was still starting the session it ran (the CLI
+/// and the handoff that waits for the mark read it). Broke (e) in the default sweep. The late writes of a cut-off
+/// start (the entry a stale worker wrote over the new owner's, then erased) are replayed in `owner_tests.rs`.
+#[test]
+fn an_owner_entry_names_the_worker_that_runs_the_session() {
+  assert_holds(Profile::default(), &[36, 43, 63, 111, 144]);
+}
+
 /// Issue #25 item 7. An `onStart` or `onStop` that never settles holds its session for good (it never runs
 /// again), and `close()` / `drain()` wait for it forever. Breaks (b) and (c).
 #[test]

@@ -6,9 +6,13 @@
 //! (b) once the faults heal, every session runs within `settle` (one live worker that does not drain can hold
 //!     them all);
 //! (c) `drain()` resolves within its bound after it was called (or after the faults healed), and `close()` too;
-//! (d) after a failed stop, the old worker's store cannot write the session while another token holds it.
+//! (d) after a failed stop, the old worker's store cannot write the session while another token holds it;
+//! (e) once the faults healed, whenever a worker runs a session under the lease that holds it now, the session's
+//!     owner entry names it as running it, from the worker's next round on (`owner_grace`): a late write of an
+//!     earlier holder never replaces or erases it (issue #25 item 10).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,11 +27,46 @@ pub struct Bounds {
   pub settle: Duration,
   pub drain: Duration,
   pub close: Duration,
+  /// How long after it runs (or after the faults healed) a worker's owner entry may take to say so.
+  pub owner_grace: Duration,
+}
+
+/// The owners map as the tier held it at one instant: per session, the token holding its lease and its entry.
+#[derive(Debug)]
+pub struct OwnerSample {
+  at: Instant,
+  entries: Vec<(String, String, Option<String>)>,
+}
+
+/// Samples the owners map every `every` from `from` to `to`, reading the tier directly (no worker's view).
+pub async fn sample_owners(
+  sim: Arc<SimTier>,
+  sessions: Vec<String>,
+  from: Instant,
+  to: Instant,
+  every: Duration,
+) -> Vec<OwnerSample> {
+  let mut out = Vec::new();
+  let mut at = from;
+  while at <= to {
+    tokio::time::sleep_until(at).await;
+    let owners = sim.map_all("sim", crate::fleet::OWNERS);
+    let entries = sessions
+      .iter()
+      .filter_map(|s| {
+        let entry = owners.get(s).map(|v| String::from_utf8_lossy(v).into_owned());
+        sim.holder(s).map(|token| (s.clone(), token, entry))
+      })
+      .collect();
+    out.push(OwnerSample { at, entries });
+    at += every;
+  }
+  out
 }
 
 #[derive(Debug, Default)]
 pub struct Outcome {
-  /// Each begins with the invariant it breaks: `(a)`, `(b)`, `(c)` or `(d)`.
+  /// Each begins with the invariant it breaks: `(a)` to `(e)`.
   pub violations: Vec<String>,
   /// From the faults healing to the last session's start before the check (to tune `settle`).
   pub settled_in: Duration,
@@ -139,6 +178,7 @@ pub fn analyse(
   checked_at: Instant,
   entries: &[Entry],
   sim: &SimTier,
+  samples: &[OwnerSample],
 ) -> Outcome {
   let story = entries
     .iter()
@@ -188,6 +228,28 @@ pub fn analyse(
         ms(heal, checked_at),
         ms(t0, heal)
       )),
+    }
+  }
+  // (e)
+  for sample in samples {
+    for (session, token, entry) in &sample.entries {
+      let run = all.iter().find(|r| {
+        r.token == *token
+          && !crashed.contains(r.worker.as_str())
+          && r.running_from.is_some_and(|t| t + bounds.owner_grace <= sample.at)
+          && r.stopping_from.is_none_or(|t| t > sample.at)
+          && r.end.is_none_or(|t| t > sample.at)
+      });
+      let Some(run) = run else { continue };
+      let want = crate::fleet::owner_entry(&run.worker, true);
+      if entry.as_deref() != Some(want.as_str()) {
+        out.violations.push(format!(
+          "(e) {session} runs on {} under the lease that holds it (since {}), yet its owner entry at {} is {entry:?}",
+          run.worker,
+          ms(t0, run.running_from.expect("running")),
+          ms(t0, sample.at)
+        ));
+      }
     }
   }
   // (c)

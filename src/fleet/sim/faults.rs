@@ -33,6 +33,16 @@ pub struct Window {
   pub cut: Cut,
 }
 
+/// A hold (a proxy that holds a connection's traffic): armed with a call's name, every call from the first one so
+/// named on is sent but held, until `release` lets them land in the order they were sent. For targeted tests.
+#[derive(Debug, Default)]
+pub struct Hold {
+  armed: Option<String>,
+  holding: bool,
+  sent: u64,
+  landed: u64,
+}
+
 #[derive(Debug)]
 pub struct Faults {
   pub seed: u64,
@@ -46,12 +56,42 @@ pub struct Faults {
   crashed: AtomicBool,
   /// How many calls of each kind this worker made: the key of each call's draw.
   calls: Mutex<HashMap<String, u64>>,
+  hold: tokio::sync::watch::Sender<Hold>,
 }
 
 impl Faults {
   pub fn new(seed: u64, worker: &str, latency: Duration, spike_per_mille: u64, spike: Duration) -> Self {
     let (crashed, calls) = (AtomicBool::new(false), Mutex::default());
-    Self { seed, worker: worker.to_owned(), latency, spike_per_mille, spike, windows: Vec::new(), crashed, calls }
+    let hold = tokio::sync::watch::channel(Hold::default()).0;
+    let worker = worker.to_owned();
+    Self { seed, worker, latency, spike_per_mille, spike, windows: Vec::new(), crashed, calls, hold }
+  }
+
+  /// Holds every call from the first whose name starts with `call` on.
+  pub fn hold_from(&self, call: &str) {
+    self.hold.send_modify(|h| h.armed = Some(call.to_owned()));
+  }
+
+  /// Lets the held calls land, in the order they were sent (and the calls after them, behind them).
+  pub fn release(&self) {
+    self.hold.send_modify(|h| h.holding = false);
+  }
+
+  /// The call's place in the queue when it is to be held (or queued behind held ones).
+  fn held(&self, what: &str) -> Option<u64> {
+    let mut ticket = None;
+    self.hold.send_if_modified(|h| {
+      let trigger = h.armed.as_deref().is_some_and(|call| what.starts_with(call));
+      if !(h.holding || trigger || h.landed < h.sent) {
+        return false;
+      }
+      h.holding |= trigger;
+      h.armed = h.armed.take().filter(|_| !trigger);
+      ticket = Some(h.sent);
+      h.sent += 1;
+      true
+    });
+    ticket
   }
 
   pub fn crash(&self) {
@@ -99,6 +139,23 @@ impl FaultyTier {
     let faults = &self.faults;
     if faults.crashed() {
       return never().await;
+    }
+    if let Some(ticket) = faults.held(&what) {
+      // Lands once released and its turn came, whether or not its caller still waits.
+      let (tx, rx) = tokio::sync::oneshot::channel();
+      let (sim, faults) = (self.sim.clone(), faults.clone());
+      tokio::spawn(async move {
+        let mut gate = faults.hold.subscribe();
+        let _ = gate.wait_for(|h| !h.holding && h.landed == ticket).await;
+        if !faults.crashed() {
+          let _ = tx.send(apply(&sim));
+        }
+        faults.hold.send_modify(|h| h.landed += 1);
+      });
+      return match rx.await {
+        Ok(out) => Ok(out),
+        Err(_) => never().await,
+      };
     }
     let mut rng = faults.draw(&what);
     let max = if rng.chance(faults.spike_per_mille) { faults.spike } else { faults.latency };
@@ -182,7 +239,7 @@ impl Tier for FaultyTier {
 
 #[async_trait]
 impl Leases for FaultyTier {
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
     let (key, token) = (key.clone(), token.to_owned());
     self.call(format!("acquire {key}"), move |sim| sim.acquire(&key, &token, ttl)).await
   }
@@ -231,5 +288,15 @@ impl Membership for FaultyTier {
     let only_if = only_if.map(<[u8]>::to_vec);
     let what = format!("map_remove {map} {field}");
     self.call(what, move |sim| sim.map_remove(&group, &map, &field, only_if.as_deref())).await
+  }
+  async fn map_set_ordered(&self, group: &str, map: &str, field: &str, value: &[u8], order: u64) -> Result<bool> {
+    let (group, map, field, value) = (group.to_owned(), map.to_owned(), field.to_owned(), value.to_vec());
+    let what = format!("map_set {map} {field}");
+    self.call(what, move |sim| sim.map_write_ordered(&group, &map, &field, Some(&value), order)).await
+  }
+  async fn map_remove_ordered(&self, group: &str, map: &str, field: &str, order: u64) -> Result<bool> {
+    let (group, map, field) = (group.to_owned(), map.to_owned(), field.to_owned());
+    let what = format!("map_remove {map} {field}");
+    self.call(what, move |sim| sim.map_write_ordered(&group, &map, &field, None, order)).await
   }
 }

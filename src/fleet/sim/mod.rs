@@ -6,8 +6,8 @@
 
 mod cases;
 mod check;
-mod faults;
+pub(super) mod faults;
 mod hooks;
 mod rng;
 mod scenario;
-mod tier;
+pub(super) mod tier;

@@ -152,7 +152,10 @@ impl Scenario {
     // `renewEveryMs + stopTimeoutMs`, all stops in parallel. Otherwise the handoffs take their turns, each
     // within `settle`.
     let drain = if self.profile.drain_everyone { t.renew_every + t.stop_timeout } else { settle };
-    Bounds { settle, drain, close }
+    // The worker's next round after it runs or the faults heal: a tick, the round's reads and the entry's write
+    // (each up to a latency spike, two thirds of an interval), with room.
+    let owner_grace = t.renew_every * 3;
+    Bounds { settle, drain, close, owner_grace }
   }
 }
 
@@ -243,7 +246,10 @@ async fn simulate(mut scenario: Scenario) -> Outcome {
   }
   let heal = t0 + scenario.heal;
   let checked_at = heal + bounds.settle;
+  let (from, every) = (heal + bounds.owner_grace, scenario.timing.renew_every);
+  let sampling = tokio::spawn(check::sample_owners(sim.clone(), scenario.sessions.clone(), from, checked_at, every));
   tokio::time::sleep_until(checked_at).await;
+  let samples = sampling.await.expect("the sampler ends by checked_at");
   // While the sessions run on their new owners: the fence of each failed stop, tried through the old worker's
   // store. A store two workers share holds one token for both (the probe could not tell whose write it is).
   let stores: Vec<(String, Store)> = workers
@@ -267,7 +273,7 @@ async fn simulate(mut scenario: Scenario) -> Outcome {
   // Long enough for any close to have ended, bound or not: a late one is reported with its time.
   let _ = tokio::time::timeout(bounds.close + bounds.settle, futures::future::join_all(closes.iter_mut())).await;
   let entries = timeline.entries();
-  let mut outcome = check::analyse(&scenario, &bounds, t0, checked_at, &entries, &sim);
+  let mut outcome = check::analyse(&scenario, &bounds, t0, checked_at, &entries, &sim, &samples);
   outcome.violations.extend(fences);
   drop(drains);
   drop(closes);

@@ -2,6 +2,9 @@
 //! tokio's clock (paused in the simulation), so expiry follows simulated time. Lease semantics are those of the
 //! embedded tier (src/tier/local.rs): an expired lease stays its last owner's until another token takes it.
 //!
+//! A lease's generation is a counter per session, raised at each take by a token that did not hold it; ordered
+//! map entries (`Membership::map_set_ordered`) keep their order beside them, as the real tiers do.
+//!
 //! It also remembers, per token, the furthest time any grant (acquire, renew, retake) made its lease valid: a
 //! released lease still counted until then for the invariants (a worker whose stop failed may still run its
 //! client, and only expiry — not a release — may let another worker start the session).
@@ -23,6 +26,7 @@ type Heartbeat = (Instant, String, Vec<u8>);
 struct Slot {
   token: String,
   until: Option<Instant>,
+  generation: u64,
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +38,8 @@ struct Inner {
   members: HashMap<String, BTreeMap<String, Heartbeat>>,
   /// (group, map) → field → value.
   maps: HashMap<(String, String), BTreeMap<String, Vec<u8>>>,
+  /// (group, map) → field → order of its ordered entry.
+  orders: HashMap<(String, String), BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Default)]
@@ -70,12 +76,16 @@ impl SimTier {
     self.lock().granted.get(token).copied()
   }
 
-  /// Grants the lease to `token` until `ttl` from now, and remembers how far it reaches.
-  fn grant(inner: &mut Inner, session: &str, token: &str, ttl: Duration) {
+  /// Grants the lease to `token` until `ttl` from now (a new generation unless it held it), and remembers how
+  /// far it reaches.
+  fn grant(inner: &mut Inner, session: &str, token: &str, ttl: Duration, new_generation: bool) -> u64 {
     let until = Instant::now() + ttl;
-    inner.leases.insert(session.to_owned(), Slot { token: token.to_owned(), until: Some(until) });
+    let last = inner.leases.get(session).map_or(0, |s| s.generation);
+    let generation = if new_generation { last + 1 } else { last };
+    inner.leases.insert(session.to_owned(), Slot { token: token.to_owned(), until: Some(until), generation });
     let furthest = inner.granted.entry(token.to_owned()).or_insert(until);
     *furthest = (*furthest).max(until);
+    generation
   }
 
   fn hold(inner: &mut Inner, session: &str, token: &str, ttl: Duration) -> LeaseState {
@@ -86,7 +96,7 @@ impl SimTier {
       _ => LeaseState::Lost,
     };
     if state != LeaseState::Lost {
-      Self::grant(inner, session, token, ttl);
+      Self::grant(inner, session, token, ttl, false);
     }
     state
   }
@@ -119,18 +129,16 @@ impl SimTier {
     self.lock().sessions.keys().filter_map(|k| SessionKey::parse(k).ok()).collect()
   }
 
-  pub fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> bool {
+  pub fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Option<u64> {
     let mut inner = self.lock();
     let now = Instant::now();
-    let taken = !self.lax
-      && inner
-        .leases
-        .get(key.as_str())
-        .is_some_and(|s| s.token != token && !s.token.is_empty() && s.until.is_some_and(|u| u > now));
-    if !taken {
-      Self::grant(&mut inner, key.as_str(), token, ttl);
+    let live = |s: &&Slot| !s.token.is_empty() && s.until.is_some_and(|u| u > now);
+    let slot = inner.leases.get(key.as_str()).filter(live);
+    if !self.lax && slot.is_some_and(|s| s.token != token) {
+      return None;
     }
-    !taken
+    let kept = slot.is_some_and(|s| s.token == token);
+    Some(Self::grant(&mut inner, key.as_str(), token, ttl, !kept))
   }
   pub fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> LeaseState {
     Self::hold(&mut self.lock(), key.as_str(), token, ttl)
@@ -138,7 +146,7 @@ impl SimTier {
   pub fn release(&self, key: &SessionKey, token: &str) {
     let mut inner = self.lock();
     if let Some(slot) = inner.leases.get_mut(key.as_str()).filter(|s| s.token == token) {
-      *slot = Slot::default();
+      *slot = Slot { generation: slot.generation, ..Slot::default() };
     }
   }
   pub fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> LeaseState {
@@ -190,5 +198,25 @@ impl SimTier {
         map.remove(field);
       }
     }
+  }
+  /// `value` `None`: the ordered removal.
+  pub fn map_write_ordered(&self, group: &str, map: &str, field: &str, value: Option<&[u8]>, order: u64) -> bool {
+    let key = (group.to_owned(), map.to_owned());
+    let mut inner = self.lock();
+    let orders = inner.orders.entry(key.clone()).or_default();
+    if !crate::tier::order_allows(orders.get(field).copied(), order) {
+      return false;
+    }
+    let values = inner.maps.entry(key.clone()).or_default();
+    match value {
+      Some(value) => values.insert(field.to_owned(), value.to_vec()).map(drop),
+      None => values.remove(field).map(drop),
+    };
+    let orders = inner.orders.entry(key).or_default();
+    match value {
+      Some(_) => orders.insert(field.to_owned(), order).map(drop),
+      None => orders.remove(field).map(drop),
+    };
+    true
   }
 }

@@ -8,13 +8,14 @@ use async_trait::async_trait;
 
 use super::scripts::{ACQUIRE, DELETE_FENCED, PUT_FENCED, RELEASE, RENEW};
 use super::{eval, ms, RedisTier};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 use crate::tier::{LeaseState, Leases};
 
 // Each script touches the lease key, the owner key and (for the fenced calls) the session key; the first two are
 // hash-tagged by the session key, so all are in one slot and the scripts run on a Redis Cluster too. The owner key
-// names the last token that took the lease (for a week): an expired lease is taken again only by that token.
+// names the last token that took the lease (for a week): an expired lease is taken again only by that token. The
+// generation key (`{<session key>}:gen`, same slot) holds the lease's generation, for a week after its last take.
 
 impl RedisTier {
   /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
@@ -60,20 +61,25 @@ impl Leases for RedisTier {
   /// promotes, where another owner would find it free while this one runs the session. A take the replicas did not
   /// confirm is `ERR_REDIS_REPLICAS` and does not count; a lease it newly took is given back (best effort: else it
   /// expires), one the token held already is left as it was.
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<bool> {
-    let keys = self.lease_keys(key);
+  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
+    let [lease, owner] = self.lease_keys(key);
+    let keys = [lease, owner, format!("{{{}}}:gen", self.key(key))];
     let cmd = eval(ACQUIRE, &keys, &[token.as_bytes(), ms(ttl).as_bytes()]);
-    let (found, confirmed) = self.write_lease::<i64>(&cmd).await?;
-    if found == 0 {
-      return Ok(false);
+    let (reply, confirmed) = self.write_lease::<redis::Value>(&cmd).await?;
+    if let redis::Value::Int(0) = reply {
+      return Ok(None);
     }
+    let (found, generation): (i64, String) =
+      redis::from_redis_value(reply).map_err(|e| StoreError::Internal(format!("acquire: {e}")))?;
+    let generation =
+      generation.parse().map_err(|e| StoreError::Internal(format!("lease generation {generation:?}: {e}")))?;
     if let Err(unconfirmed) = confirmed {
       if found == 2 {
-        let _ = self.script(RELEASE, &keys, &[token.as_bytes()]).await;
+        let _ = self.script(RELEASE, &keys[..2], &[token.as_bytes()]).await;
       }
       return Err(unconfirmed);
     }
-    Ok(true)
+    Ok(Some(generation))
   }
 
   async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {

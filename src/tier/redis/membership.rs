@@ -38,6 +38,26 @@ const LEAVE: &str =
 const REMOVE_IF: &str =
   "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end \
   return 0";
+/// Ordered entries: KEYS[1] the map, KEYS[2] its orders (field → decimal order). Returns 0, writing nothing, when
+/// the field's order is greater than `ARGV[$order]`. Orders compare as decimal text (shorter is smaller), exact
+/// for any u64 where Lua's doubles are not.
+macro_rules! unless_later {
+  ($order:literal) => {
+    concat!(
+      "local o = redis.call('HGET', KEYS[2], ARGV[1]) local n = ARGV[",
+      $order,
+      "] if o and (#o > #n or (#o == #n and o > n)) then return 0 end "
+    )
+  };
+}
+// ARGV: field, value, order.
+const SET_ORDERED: &str = concat!(
+  unless_later!(3),
+  "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) return 1"
+);
+// ARGV: field, order.
+const REMOVE_ORDERED: &str =
+  concat!(unless_later!(2), "redis.call('HDEL', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) return 1");
 
 impl RedisTier {
   fn group_key(&self, group: &str, what: &str) -> Result<String> {
@@ -53,6 +73,11 @@ impl RedisTier {
     }
     // Boxed: the query future (through Sentinel's lookup) nests too deep for the compiler's layout limit.
     Box::pin(self.query::<redis::Value>(&cmd)).await
+  }
+
+  /// A map and its orders.
+  fn ordered_keys(&self, group: &str, map: &str) -> Result<[String; 2]> {
+    Ok([self.group_key(group, &format!("map:{map}"))?, self.group_key(group, &format!("order:{map}"))?])
   }
 
   fn member_keys(&self, group: &str) -> Result<[String; 3]> {
@@ -117,5 +142,18 @@ impl Membership for RedisTier {
       None => self.query(redis::cmd("HDEL").arg(key).arg(field)).await,
       Some(expected) => self.eval_value(REMOVE_IF, &[key], &[field.as_bytes(), expected]).await.map(drop),
     }
+  }
+
+  async fn map_set_ordered(&self, group: &str, map: &str, field: &str, value: &[u8], order: u64) -> Result<bool> {
+    let keys = self.ordered_keys(group, map)?;
+    let order = order.to_string();
+    let reply = self.eval_value(SET_ORDERED, &keys, &[field.as_bytes(), value, order.as_bytes()]).await?;
+    Ok(reply == redis::Value::Int(1))
+  }
+
+  async fn map_remove_ordered(&self, group: &str, map: &str, field: &str, order: u64) -> Result<bool> {
+    let keys = self.ordered_keys(group, map)?;
+    let order = order.to_string();
+    Ok(self.eval_value(REMOVE_ORDERED, &keys, &[field.as_bytes(), order.as_bytes()]).await? == redis::Value::Int(1))
   }
 }

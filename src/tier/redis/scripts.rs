@@ -1,9 +1,14 @@
 //! The Lua scripts of the Redis tier: leases, fenced writes and conditional writes, each one atomic step.
 
-/// 2: the lease was free and is the token's now; 1: the token held it already (renewed); 0: another token holds it.
+/// Returns `{2, generation}` when the lease was free and is the token's now, `{1, generation}` when the token held
+/// it already, 0 when another token holds it. The generation is `KEYS[3]`'s. A new holder's generation is
+/// above the last one and the tier's clock in µs (exact in Lua's doubles), so a generation key that expired or
+/// was lost still gives a greater one; decimal text, since Lua would print a large number in exponent form.
 pub(super) const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then \
+  local g = redis.call('GET', KEYS[3]) if v == false or not g then local t = redis.call('TIME') \
+    g = string.format('%.0f', math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), (tonumber(g) or 0) + 1)) end \
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) \
-  if v == false then return 2 end return 1 end return 0";
+  redis.call('SET', KEYS[3], g, 'PX', 604800000) if v == false then return {2, g} end return {1, g} end return 0";
 // Released: the owner key no longer names the token, so a late renewal of it cannot take the lease back.
 pub(super) const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end \
   if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'released', 'PX', 604800000) end return 0";
