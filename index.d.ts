@@ -702,6 +702,12 @@ export interface StoreStats {
    * owns; `cleanup --execute` removes it.
    */
   crashLeftovers: LeftoverStats
+  /**
+   * Sessions of the primary that another store left (a hand-written store's `wa:session:<id>` = gzip(zip), the
+   * zip, or base64 of it): read and restored as they are, stored in this store's format by their next save (or
+   * `importFrom`). Counted in `sessions`.
+   */
+  legacySessions: number
 }
 
 export interface TierStats {

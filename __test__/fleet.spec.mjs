@@ -289,3 +289,48 @@ test.serial('options: the timing rule and bad callbacks are refused with ERR_INV
   t.is(named.status().workerId, os.hostname())
   await named.close()
 })
+
+test.serial("store.close() closes the store's fleet member first: onStop 'close', leases released, left; twice is harmless", async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url }
+  const { names } = await saveSessions(root, redis, 2)
+  const store = new RustStore({ redis, dataPath: root })
+  const events = []
+  let release
+  const gate = new Promise((resolve) => (release = resolve))
+  store.fleet({
+    workerId: 'closer',
+    capacity: 5,
+    // A long stop budget: the held onStop must not time out (a timed-out stop keeps its lease fenced).
+    ...timing,
+    ttlMs: 30_000,
+    stopTimeoutMs: 20_000,
+    onStart: ({ session }) => events.push(['start', session]),
+    // Held open until the test saw close() still pending: it must wait for the member's stops.
+    onStop: async (session, reason) => {
+      events.push(['stop', session, reason])
+      await gate
+      events.push(['stopped', session])
+    },
+  })
+  const cli = () => JSON.parse(fleetCli(t, root, server.url, '--json'))
+  await until('closer running both', () => cli().workers.some((w) => w.id === 'closer' && w.running === 2))
+  let closed = false
+  const closing = store.close().then(() => (closed = true))
+  await until('both stopping', () => events.filter((e) => e[0] === 'stop').length === 2)
+  t.false(closed, 'close() waits for the onStops')
+  release()
+  await closing
+  t.deepEqual(events.filter((e) => e[0] === 'stop').sort(), names.map((s) => ['stop', s, 'close']))
+  t.is(events.filter((e) => e[0] === 'stopped').length, 2)
+  // Left the fleet at once (not by its heartbeat expiring), its leases released (not left to expire).
+  t.deepEqual(cli().workers.map((w) => w.id), [])
+  const other = new RustStore({ redis, dataPath: path.join(root, 'other') })
+  for (const session of names) t.is(typeof (await other.acquireLease(session, { ttlMs: 60_000 })), 'string')
+  // Twice is harmless; the closed store runs no new member (its close() would not stop it).
+  await store.close()
+  t.is(events.filter((e) => e[0] === 'stop').length, 2)
+  const noop = async () => {}
+  t.is(t.throws(() => store.fleet({ workerId: 'late', capacity: 1, onStart: noop, onStop: noop })).code, 'ERR_INVALID_OPTION')
+})

@@ -50,6 +50,9 @@ test.serial('the hand-written store\'s sessions restore through plain RemoteAuth
   t.is(stats.code, 0, stats.stderr)
   t.deepEqual([stats.json().sessions, stats.json().legacy_sessions, stats.json().tiers[0].sessions], [3, 3, 3])
   t.regex(cli(root, ['stats'], env).stdout, /legacy sessions\s+3/)
+  // The JS side counts them as the CLI does.
+  const js = await store.stats()
+  t.deepEqual([js.sessions, js.legacySessions], [3, 3])
   const cleanup = cli(root, ['cleanup', '--older-than-days', '1', '--execute', '--json'], env)
   t.is(cleanup.code, 0, cleanup.stderr)
   t.deepEqual(cleanup.json().stale_sessions, [], 'a legacy session has no known save time: never stale')
@@ -80,6 +83,7 @@ test.serial('the hand-written store\'s sessions restore through plain RemoteAuth
   const again = cli(root, ['import', '--from', server.url, '--execute', '--json'], env)
   t.deepEqual([again.code, again.json().imported, again.json().skipped], [0, 0, 3])
   t.is(cli(root, ['verify', '--json'], env).json().legacy, 0)
+  t.is((await store.stats()).legacySessions, 0, 'imported: none left')
 })
 
 /** The files of a zip, by name. */

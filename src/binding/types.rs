@@ -202,6 +202,10 @@ pub struct StoreStats {
   /// What crashed writes left on the local disk (temp files, stale locks, restore folders) that no live process
   /// owns; `cleanup --execute` removes it.
   pub crash_leftovers: LeftoverStats,
+  /// Sessions of the primary that another store left (a hand-written store's `wa:session:<id>` = gzip(zip), the
+  /// zip, or base64 of it): read and restored as they are, stored in this store's format by their next save (or
+  /// `importFrom`). Counted in `sessions`.
+  pub legacy_sessions: f64,
 }
 
 #[napi(object)]
@@ -298,6 +302,7 @@ impl From<Stats> for StoreStats {
         evicted_keys: m.evicted_keys as f64,
       }),
       crash_leftovers: LeftoverStats { files: s.crash_leftovers.files as f64, bytes: s.crash_leftovers.bytes as f64 },
+      legacy_sessions: s.legacy_sessions as f64,
     }
   }
 }

@@ -256,6 +256,14 @@ impl Rig {
   }
 
   fn join(&self, hooks: Arc<Hooks2>) -> (Fleet, tokio::task::JoinHandle<()>) {
+    let (fleet, run) = self.join_result(hooks).unwrap();
+    (fleet, tokio::spawn(run))
+  }
+
+  fn join_result(
+    &self,
+    hooks: Arc<Hooks2>,
+  ) -> crate::error::Result<(Fleet, impl std::future::Future<Output = ()> + Send + 'static)> {
     let config = FleetConfig {
       group: "g".into(),
       worker_id: "w".into(),
@@ -265,8 +273,7 @@ impl Rig {
       unassigned_alert: Duration::from_secs(60),
       backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
     };
-    let (fleet, run) = Fleet::join(self.store.clone(), config, hooks).unwrap();
-    (fleet, tokio::spawn(run))
+    Fleet::join(self.store.clone(), config, hooks)
   }
 }
 
@@ -408,6 +415,24 @@ async fn a_store_runs_one_fleet_member_at_a_time() {
   assert_eq!(second.err().unwrap().code(), "ERR_INVALID_OPTION");
   fleet.close().await;
   assert!(Fleet::join(rig.store.clone(), config, Hooks2::new(Behave::Quick, Behave::Quick)).is_ok());
+}
+
+/// The store's `close()` closes its member as `fleet.close()` does (onStop 'close', lease released, left) before
+/// it resolves; a second close is harmless, and the closed store takes no new member.
+#[tokio::test(start_paused = true)]
+async fn closing_the_store_closes_its_fleet_member_first() {
+  let rig = Rig::new().await;
+  let hooks = Hooks2::new(Behave::Quick, Behave::Quick);
+  let (_fleet, task) = rig.join(hooks.clone());
+  until("running", || hooks.has("started")).await;
+  rig.store.close().await;
+  assert!(hooks.has("stop close") && hooks.has("stopped"), "{hooks:?}");
+  assert!(task.is_finished(), "the member's loop ended before close() resolved");
+  let config = StoreConfig { data_path: rig._dir.path().join("other"), pack: PackOptions::default(), local_dir: None };
+  let other = Store::new(Some(rig.tier.clone()), None, config).unwrap();
+  other.acquire_lease(SESSION, rig.timing.ttl).await.expect("released, not left to expire");
+  rig.store.close().await;
+  assert_eq!(rig.join_result(hooks).err().unwrap().code(), "ERR_INVALID_OPTION");
 }
 
 /// A session whose lease another token holds: tried again about once per renewEveryMs (backing off), and the

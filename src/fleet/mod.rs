@@ -197,14 +197,9 @@ impl Fleet {
   ) -> Result<(Self, impl std::future::Future<Output = ()> + Send + 'static)> {
     config.check()?;
     store.membership()?;
-    if !store.join_fleet() {
-      let reason = "this store already runs a fleet member: one member per store (its leases are the store's); \
-                    give each member a RustStore of its own"
-        .into();
-      return Err(StoreError::InvalidOption { name: "fleet", reason });
-    }
+    store.join_fleet()?;
     let shared = Arc::new(Shared::new(config));
-    let run = worker::run(shared.clone(), store, hooks);
+    let run = run_until_left(shared.clone(), store, hooks);
     Ok((Self { shared }, run))
   }
 
@@ -223,6 +218,27 @@ impl Fleet {
     self.shared.set_closing();
     self.shared.wait_closed().await;
   }
+}
+
+/// The worker's loop, closed by the store's `close()` as by the fleet's, and leaving the store's member slot free
+/// however it ends (a panic too), so the store's `close()` waiting for it never hangs.
+async fn run_until_left(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
+  struct Leaves(Store);
+  impl Drop for Leaves {
+    fn drop(&mut self) {
+      self.0.leave_fleet();
+    }
+  }
+  let _leaves = Leaves(store.clone());
+  let closing = store.fleet_closing();
+  let worker = worker::run(shared.clone(), store, hooks);
+  tokio::pin!(worker);
+  tokio::select! {
+    biased; // a fixed order, so a seed of the simulation (sim/) replays exactly
+    () = &mut worker => return,
+    () = closing => shared.set_closing(),
+  }
+  worker.await;
 }
 
 /// Sets (or with `None` clears) a session's fleet setting: pinned to a worker, or paused. Stored in the tier,

@@ -119,16 +119,6 @@ impl Store {
     self.leases()?.release(&key, token).await
   }
 
-  /// Makes this store a fleet member's (one at a time: two members would hold every lease under one token, each
-  /// taking the other's as its own). `false` when it already is one; `leave_fleet` frees it.
-  pub fn join_fleet(&self) -> bool {
-    !self.fleet_member.swap(true, std::sync::atomic::Ordering::SeqCst)
-  }
-
-  pub fn leave_fleet(&self) {
-    self.fleet_member.store(false, std::sync::atomic::Ordering::SeqCst);
-  }
-
   /// Stops backing the lease without giving it up (an owner that cannot prove its client is gone: a stop that
   /// failed or timed out, a start given up unsettled): it stays in the tier until it expires, so nobody else
   /// takes the session before then, and this store's writes of the session are refused (`ERR_LEASE_LOST`) from

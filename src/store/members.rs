@@ -88,3 +88,73 @@ impl Store {
     }
   }
 }
+
+/// The fleet member on a store, as the store sees it. The fleet sits above the store, so the store only signals:
+/// `close()` asks the member to close and waits until it left.
+pub(super) struct MemberSlot(tokio::sync::watch::Sender<Member>);
+
+#[derive(Default, Clone, Copy)]
+struct Member {
+  /// A member runs (joined and not yet left).
+  joined: bool,
+  /// The store's `close()` was called: a member closes, and no new one joins.
+  closing: bool,
+}
+
+impl Default for MemberSlot {
+  fn default() -> Self {
+    Self(tokio::sync::watch::channel(Member::default()).0)
+  }
+}
+
+impl MemberSlot {
+  /// Asks the member (if one runs) to close and resolves once it left; at once when none runs.
+  pub(super) async fn close(&self) {
+    self.0.send_modify(|m| m.closing = true);
+    let mut member = self.0.subscribe();
+    // The sender lives in `self`: this ends only when the member left.
+    let _ = member.wait_for(|m| !m.joined).await;
+  }
+}
+
+impl Store {
+  /// Makes this store a fleet member's: one at a time (two members would hold every lease under one token, each
+  /// taking the other's as its own; `leave_fleet` frees it), and none once the store is closed (its `close()`
+  /// would not stop it).
+  pub fn join_fleet(&self) -> Result<()> {
+    let mut refused = None;
+    self.fleet_member.0.send_if_modified(|m| {
+      refused = if m.closing {
+        Some("this store is closed: a member joined now would outlive its close(); make a new RustStore")
+      } else if m.joined {
+        Some(
+          "this store already runs a fleet member: one member per store (its leases are the store's); give each \
+           member a RustStore of its own",
+        )
+      } else {
+        None
+      };
+      m.joined |= refused.is_none();
+      refused.is_none()
+    });
+    match refused {
+      Some(reason) => Err(StoreError::InvalidOption { name: "fleet", reason: reason.into() }),
+      None => Ok(()),
+    }
+  }
+
+  /// The member left: the slot is free again, and a `close()` waiting for it goes on.
+  pub fn leave_fleet(&self) {
+    self.fleet_member.0.send_modify(|m| m.joined = false);
+  }
+
+  /// Resolves once the store's `close()` asks its fleet member to close (never, if it does not).
+  pub fn fleet_closing(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut member = self.fleet_member.0.subscribe();
+    async move {
+      if member.wait_for(|m| m.closing).await.is_err() {
+        std::future::pending::<()>().await;
+      }
+    }
+  }
+}

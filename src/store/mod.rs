@@ -72,8 +72,8 @@ pub struct Store {
   pads: Arc<pad::PadSweeper>,
   /// What this store did, for `metrics`.
   counters: Counters,
-  /// A fleet member runs on this store: its leases are the store's, so a second member would share their tokens.
-  fleet_member: Arc<std::sync::atomic::AtomicBool>,
+  /// The fleet member running on this store, if any, and whether `close()` asked it to close (`members`).
+  fleet_member: Arc<members::MemberSlot>,
 }
 
 /// Tiers and settings only: lease tokens stay out of logs.
@@ -419,8 +419,11 @@ impl Store {
     Ok(out)
   }
 
-  /// Stops the backup timer and backs up what is pending, so a process can exit without losing changes.
+  /// Closes the fleet member running on this store (its sessions stopped, leases released, the fleet left),
+  /// then stops the backup timer and backs up what is pending (the member's final saves among it), so a process
+  /// can exit without losing changes.
   pub async fn close(&self) -> Transfer {
+    self.fleet_member.close().await;
     self.pads.close().await;
     match &self.scheduler {
       Some(scheduler) => scheduler.close().await,

@@ -129,6 +129,14 @@ fn write(path: &Path, record: &Record) -> Result<()> {
   })
 }
 
+/// Removes the record (under the session's lock); already gone is fine.
+fn remove(path: &Path) -> Result<()> {
+  match std::fs::remove_file(path) {
+    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::io("remove lease", path)(e)),
+    _ => Ok(()),
+  }
+}
+
 /// What `token` has of the lease now, taking it again for `ttl` when it merely expired (as `Leases::renew`).
 fn hold(path: &Path, token: &str, ttl: Duration, extend: bool) -> Result<LeaseState> {
   let now = Stamp::now();
@@ -169,14 +177,17 @@ impl Leases for LocalDirTier {
     self.locked(key, move |_| hold(&path, &token, ttl, true)).await
   }
 
-  /// The record stays, blanked: the released token cannot take it back by `renew`.
+  /// The record goes, so a directory keeps none per session ever leased. Under the lock an absent record and a
+  /// blank one (released, of an earlier version) read alike to every step: free to take, and `renew` by the
+  /// released token finds it lost. A record another token holds stays. (A lease the store abandoned is never
+  /// released here: its record stays until it expires and is taken again; the store's own fence is in memory.)
   async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
     let (path, token) = (self.lease_path(key), token.to_owned());
     self
       .locked(key, move |_| match read(&path)? {
-        Some(record) if record.token == token => {
-          write(&path, &Record { token: String::new(), until: Stamp::now(), generation: record.generation })
-        }
+        // Removing the record forgets its generation; the next take starts from the wall clock in µs, which is
+        // past every generation handed out before unless the clock stepped back by more than the gap.
+        Some(record) if record.token == token || record.token.is_empty() => remove(&path),
         _ => Ok(()),
       })
       .await

@@ -88,3 +88,32 @@ async fn a_garbled_record_is_free() {
   assert_eq!(tier.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Lost);
   assert!(tier.acquire(&k, "t1", LONG).await.unwrap().is_some());
 }
+
+/// A released lease leaves no record behind (one per session ever leased would pile up), yet reads as before:
+/// the released token cannot renew or write, another takes it; a record another token holds is not removed.
+#[tokio::test]
+async fn a_released_lease_leaves_no_record_and_stays_released() {
+  let root = tempfile::tempdir().unwrap();
+  let tier = LocalDirTier::open(root.path().join("store")).unwrap();
+  let k = key("s");
+  assert!(tier.acquire(&k, "t1", LONG).await.unwrap().is_some());
+  assert!(tier.lease_path(&k).exists());
+  tier.release(&k, "t2").await.unwrap();
+  assert!(tier.lease_path(&k).exists(), "another token's release leaves the holder's record");
+  tier.release(&k, "t1").await.unwrap();
+  assert!(!tier.lease_path(&k).exists(), "released: the record is gone");
+  assert_eq!(tier.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.put_fenced(&k, b"old".to_vec(), "t1", LONG).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.get(&k).await.unwrap(), None, "the released token wrote nothing");
+  tier.release(&k, "t1").await.unwrap();
+  assert!(tier.acquire(&k, "t2", LONG).await.unwrap().is_some());
+  assert!(tier.acquire(&k, "t1", LONG).await.unwrap().is_none(), "t2 holds it");
+  // A blank record (released by an earlier version) goes at the next release too.
+  tier.release(&k, "t2").await.unwrap();
+  std::fs::write(tier.lease_path(&k), Record { token: String::new(), until: Stamp::now(), generation: 7 }.encode())
+    .unwrap();
+  tier.release(&k, "t9").await.unwrap();
+  assert!(!tier.lease_path(&k).exists());
+  let left: Vec<_> = std::fs::read_dir(tier.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+  assert!(!left.iter().any(|n| n.to_string_lossy().starts_with(".lease-")), "{left:?}");
+}
