@@ -1,4 +1,4 @@
-//! `wwebjs-rust-store fleet`: the fleet as Redis holds it (live workers, load, unassigned sessions), and the
+//! `wwebjs-rust-store fleet`: the fleet as Redis and the bucket hold it (live workers, load, unassigned sessions), and the
 //! per-session settings (pin, pause).
 
 use std::io::Write;

@@ -85,12 +85,24 @@ pub struct FleetView {
   pub pinned: Vec<(String, String)>,
 }
 
+/// The sessions the fleet runs, as its workers count them: the primary's and those only the bucket holds (a
+/// session the primary lost is written back and runs on, so it is the fleet's too), sorted.
+async fn fleet_sessions(store: &Store) -> Result<Vec<crate::session::SessionKey>> {
+  let mut sessions = store.session_keys().await?;
+  if let Some(backed_up) = store.backed_up_keys().await? {
+    sessions.extend(backed_up);
+  }
+  sessions.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+  sessions.dedup_by(|a, b| a.as_str() == b.as_str());
+  Ok(sessions)
+}
+
 pub async fn observe(store: &Store, group: &str) -> Result<FleetView> {
   let membership = store.membership()?;
   let members = membership.members(group).await?;
   let owners = membership.map_all(group, OWNERS).await?;
   let pins = membership.map_all(group, PINS).await?;
-  let sessions = store.session_keys().await?;
+  let sessions = fleet_sessions(store).await?;
   let live = |id: &[u8]| members.iter().any(|m| m.id.as_bytes() == id);
   let (mut paused, mut pinned, mut unassigned) = (Vec::new(), Vec::new(), Vec::new());
   for key in &sessions {
