@@ -9,8 +9,9 @@
 // lease renewal (EVAL + GET + SET + PEXPIRE) counts 4: the figure is commands processed, not round trips; the
 // EVAL calls alone (one per lease take, renewal or fenced write) are given beside it.
 // `npm run bench:fleet [-- --quick]`; writes bench/fleet.md; figures go to docs/benchmarks.md.
-// `node bench/fleet.mjs --at-rest [--workers=N]`: the at-rest part alone (200 sessions over N worker processes,
-// default 4, at both timings, no failover), with the commands it counted broken down by name; prints, writes nothing.
+// `node bench/fleet.mjs --at-rest [--workers=N]`: the at-rest parts alone (200 sessions over N worker processes,
+// default 4, at both timings; then the 3,000 sessions), no failover and no drain, with the commands counted broken
+// down by name; prints, writes nothing.
 import { fork } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -146,6 +147,10 @@ async function large() {
     const spreadMs = now() - began
     await sleep(2 * timing.renewEveryMs)
     const rest = await atRest(server, (quick ? 3 : 5) * timing.renewEveryMs)
+    if (restOnly) {
+      await Promise.all([many.ask('close'), lone.ask('close')])
+      return { sessions: SESSIONS, spreadMs, ...rest, perSession: rest.perSecond / SESSIONS, evalsPerSession: rest.evalsPerSecond / SESSIONS }
+    }
     const victims = await lone.ask('running')
     const killedAt = await lone.kill()
     await until('failed over', async () => (await count([many])) === SESSIONS, 3000)
@@ -161,7 +166,10 @@ for (const timing of quick ? [TTL10] : [DEFAULTS, TTL10]) {
   rows.push(await processes(timing))
   console.log(rows.at(-1))
 }
-if (restOnly) process.exit(0)
+if (restOnly) {
+  console.log(await large())
+  process.exit(0)
+}
 const drain = await drainAlone()
 console.log(drain)
 const big = await large()
