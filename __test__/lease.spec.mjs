@@ -49,6 +49,37 @@ test.serial('leases on a Redis Cluster', async (t) => {
   await replicasShareOneOwner(t, { nodes: cluster.map((n) => n.url) })
 })
 
+test.serial("a renewal of a held lease runs 3 commands and leaves the owner key alone; the owner key decides a retake", async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = [0, 1].map(() => new RustStore({ redis: { url: redis.url }, saveErrors: 'reject' }))
+  const session = 'RemoteAuth-renewed'
+  const [lease, owner] = [`{wa:session:${session}}:lease`, `{wa:session:${session}}:owner`]
+  const token = await a.acquireLease(session, { ttlMs: 60_000 })
+  const calls = () => Object.fromEntries([...redis.cli('INFO', 'commandstats').matchAll(/cmdstat_([^:]+):calls=(\d+)/g)].map((m) => [m[1], Number(m[2])]))
+  const processed = () => Number(/total_commands_processed:(\d+)/.exec(redis.cli('INFO', 'stats'))[1])
+  redis.cli('PEXPIRE', owner, '5000') // the owner key's expiry is not the renewal's to refresh
+  const [before, total] = [calls(), processed()]
+  t.is(await a.renewLease(session, token, { ttlMs: 60_000 }), 'renewed')
+  const after = calls()
+  // Between the two INFO stats readings (each counted after it ran): the first one, the renewal, INFO commandstats.
+  t.is(processed() - total - 2, 3, 'EVAL + GET + PEXPIRE')
+  t.is(after.set ?? 0, before.set ?? 0, 'no SET of the owner key')
+  t.true(Number(redis.cli('PTTL', owner)) <= 5000, 'the owner key keeps its expiry')
+  t.true(Number(redis.cli('PTTL', lease)) > 50_000, 'the lease is extended')
+
+  // Expired, the owner key gone (a week without a take or a save, or lost data): the token takes it again.
+  redis.cli('DEL', lease, owner)
+  t.is(await a.renewLease(session, token, { ttlMs: 60_000 }), 'retaken')
+  t.is(redis.cli('GET', owner), token, 'the retake names the token again')
+  // Expired, the owner key naming another token: lost.
+  redis.cli('DEL', lease)
+  redis.cli('SET', owner, 'another')
+  t.is((await t.throwsAsync(a.renewLease(session, token))).code, 'ERR_LEASE_LOST')
+  t.is(redis.cli('EXISTS', lease), '0', 'not taken')
+  await b.acquireLease(session)
+  await Promise.all([a.close(), b.close()])
+})
+
 test.serial('SafeRemoteAuth with a lease: a second replica cannot start; a replica that lost it stops backing up', async (t) => {
   const redis = await startRedis(t)
   const root = tempDir(t)

@@ -9,6 +9,9 @@
 // lease renewal (EVAL + GET + SET + PEXPIRE) counts 4: the figure is commands processed, not round trips; the
 // EVAL calls alone (one per lease take, renewal or fenced write) are given beside it.
 // `npm run bench:fleet [-- --quick]`; writes bench/fleet.md; figures go to docs/benchmarks.md.
+// `node bench/fleet.mjs --at-rest [--workers=N]`: the at-rest parts alone (200 sessions over N worker processes,
+// default 4, at both timings; then the 3,000 sessions), no failover and no drain, with the commands counted broken
+// down by name; prints, writes nothing.
 import { fork } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -19,6 +22,8 @@ import { RustStore } from '../__test__/helpers.mjs'
 import { startRedis } from '../__test__/servers.mjs'
 
 const quick = process.argv.includes('--quick')
+const restOnly = process.argv.includes('--at-rest')
+const workerCount = Number(process.argv.find((a) => a.startsWith('--workers='))?.slice('--workers='.length) ?? 4)
 const DEFAULTS = { name: 'default', ttlMs: 30_000, renewEveryMs: 6_000, stopTimeoutMs: 10_000 }
 const TTL10 = { name: 'ttl 10 s', ttlMs: 10_000, renewEveryMs: 2_000, stopTimeoutMs: 3_333 }
 const GOAL_PER_SESSION = 0.2
@@ -49,19 +54,28 @@ async function withRedis(count, body) {
   }
 }
 
-/** Redis' counters: every command processed (scripts' own included) and the EVAL/EVALSHA calls. */
+/** Redis' counters: every command processed (scripts' own included), the EVAL/EVALSHA calls, calls by command. */
 function counters(server) {
   const total = Number(/total_commands_processed:(\d+)/.exec(server.cli('INFO', 'stats'))[1])
-  const evals = [...server.cli('INFO', 'commandstats').matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0)
-  return { total, evals }
+  const byName = Object.fromEntries([...server.cli('INFO', 'commandstats').matchAll(/cmdstat_([^:]+):calls=(\d+)/g)].map((m) => [m[1], Number(m[2])]))
+  const evals = (byName.eval ?? 0) + (byName.evalsha ?? 0)
+  return { total, evals, byName }
 }
 
-/** Commands/s and EVALs/s over `ms` with nothing moving (the counters' own two INFO calls taken out). */
+/**
+ * Commands/s and EVALs/s over `ms` with nothing moving (the counters' own INFO calls taken out: `INFO stats` counts
+ * once, `INFO commandstats` once, between the two readings), and calls/s by command name.
+ */
 async function atRest(server, ms) {
   const before = counters(server)
   await sleep(ms)
   const after = counters(server)
-  return { perSecond: ((after.total - before.total - 2) * 1000) / ms, evalsPerSecond: ((after.evals - before.evals) * 1000) / ms }
+  const byName = {}
+  for (const [name, calls] of Object.entries(after.byName)) {
+    const n = calls - (before.byName[name] ?? 0) - (name === 'info' ? 2 : 0)
+    if (n > 0) byName[name] = Number(((n * 1000) / ms).toFixed(2))
+  }
+  return { perSecond: ((after.total - before.total - 2) * 1000) / ms, evalsPerSecond: ((after.evals - before.evals) * 1000) / ms, byName }
 }
 
 async function processes(timing) {
@@ -69,13 +83,17 @@ async function processes(timing) {
   return withRedis(SESSIONS, async ({ t, root, server, redis, names }) => {
     const { name, ...options } = timing
     const workers = []
-    for (const workerId of ['w1', 'w2', 'w3', 'w4']) {
+    for (const workerId of Array.from({ length: restOnly ? workerCount : 4 }, (_, i) => `w${i + 1}`)) {
       workers.push(await startWorker(t, root, { workerId, redis, capacity: SESSIONS, light: true, maxConcurrentStarts: 16, ...options }))
     }
     const all = async (list) => Object.values(await running(list)).flat().length === names.length
     await until('all running', () => all(workers), 1200)
     await sleep(2 * timing.renewEveryMs)
     const rest = await atRest(server, (quick ? 3 : 5) * timing.renewEveryMs)
+    if (restOnly) {
+      for (const w of workers) await w.ask('close')
+      return { name, ...timing, sessions: SESSIONS, workers: workers.length, ...rest, perSession: rest.perSecond / SESSIONS, evalsPerSession: rest.evalsPerSecond / SESSIONS }
+    }
     const victim = workers.at(-1)
     const victims = (await victim.ask('status')).running
     const killedAt = await victim.kill()
@@ -129,6 +147,10 @@ async function large() {
     const spreadMs = now() - began
     await sleep(2 * timing.renewEveryMs)
     const rest = await atRest(server, (quick ? 3 : 5) * timing.renewEveryMs)
+    if (restOnly) {
+      await Promise.all([many.ask('close'), lone.ask('close')])
+      return { sessions: SESSIONS, spreadMs, ...rest, perSession: rest.perSecond / SESSIONS, evalsPerSession: rest.evalsPerSecond / SESSIONS }
+    }
     const victims = await lone.ask('running')
     const killedAt = await lone.kill()
     await until('failed over', async () => (await count([many])) === SESSIONS, 3000)
@@ -143,6 +165,10 @@ const rows = []
 for (const timing of quick ? [TTL10] : [DEFAULTS, TTL10]) {
   rows.push(await processes(timing))
   console.log(rows.at(-1))
+}
+if (restOnly) {
+  console.log(await large())
+  process.exit(0)
 }
 const drain = await drainAlone()
 console.log(drain)

@@ -14,8 +14,9 @@ use crate::tier::{LeaseState, Leases};
 
 // Each script touches the lease key, the owner key and (for the fenced calls) the session key; the first two are
 // hash-tagged by the session key, so all are in one slot and the scripts run on a Redis Cluster too. The owner key
-// names the last token that took the lease (for a week): an expired lease is taken again only by that token. The
-// generation key (`{<session key>}:gen`, same slot) holds the lease's generation, for a week after its last take.
+// names the last token that took the lease (for a week after that take or the holder's last fenced write): an
+// expired lease is taken again only by that token (scripts.rs, `RENEW`, says when else). The generation key
+// (`{<session key>}:gen`, same slot) holds the lease's generation, for a week after its last take.
 
 impl RedisTier {
   /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session

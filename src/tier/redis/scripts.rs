@@ -12,18 +12,39 @@ pub(super) const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) if v == f
 // Released: the owner key no longer names the token, so a late renewal of it cannot take the lease back.
 pub(super) const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end \
   if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'released', 'PX', 604800000) end return 0";
-/// Sets `held`: 1 the token holds the lease, 2 it had expired and is the token's again (the owner key names the
-/// token, or is gone with a Redis that lost its data), 0 another token took it.
-macro_rules! hold {
+/// Sets `held` to 2 and takes the lease again when it had expired (`v` false) and the owner key names the token or
+/// is gone (with a Redis that lost its data, or a week after the last take or fenced write): nobody else took it.
+macro_rules! retake {
   () => {
-    "local held = 0 local v = redis.call('GET', KEYS[1]) \
-    if v == ARGV[1] then held = 1 elseif v == false then local o = redis.call('GET', KEYS[2]) \
-      if o == false or o == ARGV[1] then held = 2 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end end \
-    if held == 0 then return 0 end redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) "
+    "if v == false then local o = redis.call('GET', KEYS[2]) \
+      if o == false or o == ARGV[1] then held = 2 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
+      redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) end end "
   };
 }
-pub(super) const RENEW: &str =
-  concat!(hold!(), "if held == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return held");
+/// Sets `held`: 1 the token holds the lease, 2 it had expired and is the token's again (`retake`), 0 another token
+/// took it. A fenced write also keeps the owner key for a week from now.
+macro_rules! hold {
+  () => {
+    concat!(
+      "local held = 0 local v = redis.call('GET', KEYS[1]) if v == ARGV[1] then held = 1 \
+      redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) end ",
+      retake!(),
+      "if held == 0 then return 0 end "
+    )
+  };
+}
+/// As `hold` with the lease extended, minus the owner key's refresh while it is held: a renewal runs every
+/// `renewEveryMs` for every session, so its commands are the fleet's cost at rest (EVAL + GET + PEXPIRE: 3 rather
+/// than 4). The owner key names the token for a week after its take or its last fenced write (a save). Should it
+/// expire under a holder (a week without a save) it reads as gone, as after a Redis that lost its data: a renewal
+/// of a token that lost the lease could then take it once expired. Such a renewal can only be one in flight: a
+/// store stops renewing a token once it learned the lease is lost, or gave it up (its deadline passed).
+pub(super) const RENEW: &str = concat!(
+  "local held = 0 local v = redis.call('GET', KEYS[1]) \
+  if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end ",
+  retake!(),
+  "return held"
+);
 /// Sets the session key `KEYS[$key]` to `ARGV[$value]` as `put` does: with the store's ttl in ms (`ARGV[$ttl]`), or
 /// none when that is '0'.
 macro_rules! set_session {
