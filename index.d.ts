@@ -262,10 +262,13 @@ export interface ExtractArgs {
 
 /** What `onEvent` receives. */
 export interface FleetEvent {
-  type: 'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker' | 'restored' | 'restoreFailed'
+  type: 'unassigned' | 'startFailed' | 'startTimedOut' | 'stopFailed' | 'duplicateWorker' | 'restored' | 'restoreFailed'
   /** The session concerned; `''` for `duplicateWorker` (it concerns the worker). */
   session: string
-  /** `unassigned`: for how long, ms. */
+  /**
+   * `unassigned`: for how long, ms. `startTimedOut`: how long `onStart` ran before it was given up
+   * (`startTimeoutMs`).
+   */
   forMs?: number
   message?: string
   /**
@@ -300,6 +303,14 @@ export interface FleetOptions {
    * `2 × renewEveryMs + stopTimeoutMs ≤ ttlMs` is enforced (ERR_INVALID_OPTION).
    */
   stopTimeoutMs?: number
+  /**
+   * How long `onStart` may take. Past it the start is given up: `signal` aborts (reason `'timeout'`),
+   * `onEvent({ type: 'startTimedOut' })`, `onStop(session, 'timeout')` follows (as for any given-up start), and
+   * the session's lease is left to expire rather than released (the hung client may still run), so the session
+   * starts again, here or elsewhere, only `ttlMs` after its last renewal. At least `renewEveryMs`, at most 24 h.
+   * Default 120000 (or `renewEveryMs`, if longer).
+   */
+  startTimeoutMs?: number
   /** Starts in flight at once, and handoffs (drain, rebalance) in flight at once. Default 4. */
   maxConcurrentStarts?: number
   /** `onEvent({ type: 'unassigned' })` once a session has had no live owner this long. Default `2 × ttlMs`. */
@@ -317,16 +328,17 @@ export interface FleetOptions {
    * Start the session's client (e.g. `new Client({ authStrategy: SafeRemoteAuth.forFleet(start, { store }) })`,
    * then `initialize()`); resolve once it is started. The lease is already taken for this worker: forFleet
    * adopts it on the same store, and the fleet renews and releases it.
-   * `signal` aborts (its `reason` `'lost' | 'close' | 'drain'`) when the fleet gives the start up: cut off from
-   * Redis past the lease deadline, or closing or draining. `onStop` follows once `onStart` settled (or half of
-   * `stopTimeoutMs` after the abort), so stop what the start built.
+   * `signal` aborts (its `reason` `'lost' | 'close' | 'drain' | 'timeout'`) when the fleet gives the start up:
+   * cut off from Redis past the lease deadline, closing or draining, or past `startTimeoutMs`. `onStop` follows
+   * once `onStart` settled (or half of `stopTimeoutMs` after the abort), so stop what the start built; whatever
+   * `onStart` settles with after that is ignored.
    */
   onStart: (session: FleetSession & { signal: AbortSignal }) => Promise<unknown> | unknown
   /** Destroy the session's client (after its final backup); resolve once it is gone. */
-  onStop: (session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown
+  onStop: (session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close' | 'timeout') => Promise<unknown> | unknown
   /**
-   * Sessions unassigned too long, failed starts and stops, sessions restored from the bucket (`restored`) or
-   * that could not be (`restoreFailed`).
+   * Sessions unassigned too long, failed starts and stops, starts past `startTimeoutMs` (`startTimedOut`),
+   * sessions restored from the bucket (`restored`) or that could not be (`restoreFailed`).
    */
   onEvent?: (event: FleetEvent) => void
 }

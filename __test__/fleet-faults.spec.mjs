@@ -1,7 +1,8 @@
 // The fleet's promise under faults, with worker processes on a real Redis and a fault proxy before one of them:
 // a worker cut off (packets held, connections reset) or cut off while onStart runs stops before another worker
 // can start its sessions; a failed onStop keeps the session fenced until its lease expires; a drain nobody can
-// take over is one stop round; close resolves while an onStart never settles. Every log time is CLOCK_MONOTONIC.
+// take over is one stop round; close resolves while an onStart never settles; an onStart past startTimeoutMs is
+// given up and its session moves only once its lease expired. Every log time is CLOCK_MONOTONIC.
 import test from 'ava'
 
 import { faultProxy } from './fault-proxy.mjs'
@@ -156,6 +157,48 @@ test.serial('drain with nobody to take over stops its sessions in parallel; clos
   const closed = readLogs([c])
   t.is(closed.filter((e) => e.event === 'fleet-event' && e.type === 'startFailed').length, 2)
   t.is(closed.filter((e) => e.event === 'stop' && e.reason === 'close').length, 2)
+})
+
+test.serial('an onStart that never settles is given up at startTimeoutMs (reason timeout, startTimedOut, onStop), its lease left to expire before anyone starts the session again; its late settling runs nothing', async (t) => {
+  const root = tempDir(t)
+  const server = await startRedis(t)
+  const redis = { url: server.url, ...fast }
+  const { names: [session] } = await saveSessions(root, redis, 1)
+  const startTimeoutMs = 1500
+  // a's onStart ignores its signal and resolves long after it was given up (and after its onStop).
+  const settlesAfterMs = startTimeoutMs + timing.stopTimeoutMs + 500
+  const a = await startWorker(t, root, { workerId: 'a', redis, light: true, startTimeoutMs, firstStartSettlesAfterMs: settlesAfterMs, ...timing })
+  await until('a starting', () => readLogs([a]).some((e) => e.event === 'start'))
+  const b = await startWorker(t, root, { workerId: 'b', redis, light: true, startTimeoutMs, ...timing })
+  const given = await until('a gave its start up', () => readLogs([a]).find((e) => e.event === 'stop'))
+  // Handed on: with a draining, the session is b's, which can take it only once a's lease expired.
+  await a.ask('drain')
+  await until('b runs it', async () => (await b.ask('status')).running.includes(session))
+  await until('a\'s onStart settled late', () => readLogs([a]).some((e) => e.event === 'settled-late'))
+  const logs = readLogs([a, b])
+  const of = (worker, event) => logs.filter((e) => e.worker === worker && e.event === event)
+  const [start] = of('a', 'start')
+  const [aborted] = of('a', 'aborted')
+  t.is(aborted.reason, 'timeout')
+  // Given up at startTimeoutMs after onStart was called (measured from just before this log line).
+  t.true(aborted.t - start.t >= startTimeoutMs - 50 && aborted.t - start.t < startTimeoutMs + timing.renewEveryMs, `aborted after ${aborted.t - start.t} ms`)
+  const events = logs.filter((e) => e.worker === 'a' && e.event === 'fleet-event')
+  t.deepEqual(events.map((e) => [e.type, e.session, e.forMs]), [['startTimedOut', session, startTimeoutMs]])
+  // onStop follows half the stop budget after the abort (onStart did not settle by then).
+  t.is(given.reason, 'timeout')
+  t.true(given.t - aborted.t >= timing.stopTimeoutMs / 2 - 50, `onStop ${given.t - aborted.t} ms after the abort`)
+  // Not released: a renewed the lease until its onStop returned, so b could start the session only once it had
+  // expired, at least ttl − one renewal interval later (a released lease is taken within a round).
+  const [next] = of('b', 'start')
+  t.true(next.t - given.t >= timing.ttlMs - 2 * timing.renewEveryMs, `b started it ${next.t - given.t} ms after a's onStop`)
+  // The late settling started nothing on a: one start, nothing running or starting there.
+  t.is(of('a', 'start').length, 1)
+  const status = await a.ask('status')
+  t.deepEqual([status.running, status.starting], [[], 0])
+  t.deepEqual(doubleOwners(ownerIntervals(logs)), [])
+  await a.ask('close')
+  await b.ask('close')
+  t.true(readLogs([b]).some((e) => e.event === 'stop' && e.reason === 'close'))
 })
 
 test.serial('a second process given a live workerId is refused (ERR_FLEET_DUPLICATE_WORKER) and runs nothing; the first keeps its sessions', async (t) => {

@@ -248,10 +248,15 @@ test.serial('options: the timing rule and bad callbacks are refused with ERR_INV
     { workerId: 'bad id', capacity: 1, onStart: noop, onStop: noop },
     { workerId: 'w', capacity: 1, onStart: 'no', onStop: noop },
     { workerId: 'w', capacity: 1, onStart: noop },
+    // Shorter than a renewal interval (600 ms here), longer than a day, not whole.
+    { workerId: 'w', capacity: 1, ttlMs: 3000, startTimeoutMs: 500, onStart: noop, onStop: noop },
+    { workerId: 'w', capacity: 1, startTimeoutMs: 86_400_001, onStart: noop, onStop: noop },
+    { workerId: 'w', capacity: 1, startTimeoutMs: 1500.5, onStart: noop, onStop: noop },
   ]
   for (const options of bad) {
     t.is(t.throws(() => store.fleet(options)).code, 'ERR_INVALID_OPTION', JSON.stringify(options))
   }
+  t.regex(t.throws(() => store.fleet(bad[6])).message, /fleet\.startTimeoutMs/)
   t.is(t.throws(() => new RustStore({ dir: root + '/x', primary: 'none', s3: undefined }).fleet({})).code, 'ERR_INVALID_OPTION')
 
   // In one process: a start is done when onStart's promise resolves; pause stops it ('paused'); close stops the rest.

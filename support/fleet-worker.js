@@ -5,8 +5,8 @@
 // the session, the lease token and the time; the parent steers it over IPC (status, drain, close).
 //
 // argv[2]: JSON { workerId, name (in the log; default workerId), redis: { url } | { nodes }, s3 (RustStore's option), capacity, ttlMs,
-//   renewEveryMs, stopTimeoutMs, maxConcurrentStarts, backupListEveryMs, dataPath, log, startDelayMs, stopDelayMs, startHangs,
-//   startForever, stopFails, light }
+//   renewEveryMs, stopTimeoutMs, startTimeoutMs, maxConcurrentStarts, backupListEveryMs, dataPath, log, startDelayMs, stopDelayMs,
+//   startHangs, startForever, firstStartSettlesAfterMs, stopFails, light }
 // Times are CLOCK_MONOTONIC (process.hrtime.bigint, system-wide on Linux) in ms, so the logs of several worker
 // processes and the spec's own marks are on one clock.
 
@@ -19,6 +19,8 @@ const { fakeClient } = require('./remoteauth.js')
 const opts = JSON.parse(process.argv[2])
 const store = new RustStore({ redis: opts.redis, s3: opts.s3, dataPath: opts.dataPath, dir: path.join(opts.dataPath, 'unused') })
 const auths = new Map()
+/** Sessions whose onStart was called here at least once. */
+const started = new Set()
 const now = () => Number(process.hrtime.bigint() / 1000n) / 1000
 const log = (entry) => fs.appendFileSync(opts.log, JSON.stringify({ t: now(), worker: opts.name ?? opts.workerId, ...entry }) + '\n')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -80,11 +82,20 @@ const fleet = store.fleet({
   maxConcurrentStarts: opts.maxConcurrentStarts,
   unassignedAlertMs: opts.unassignedAlertMs,
   ...(opts.backupListEveryMs === undefined ? {} : { backupListEveryMs: opts.backupListEveryMs }),
+  ...(opts.startTimeoutMs === undefined ? {} : { startTimeoutMs: opts.startTimeoutMs }),
   async onStart(start) {
     const { session, token, signal } = start
     // Logged before the client exists: an owner's interval starts at its first step.
     log({ event: 'start', session, token })
     if (opts.startForever) await new Promise(() => {}) // ignores its signal: never settles
+    if (opts.firstStartSettlesAfterMs && !started.has(session)) {
+      // A start that hangs past startTimeoutMs, ignoring its signal (only logging it), and resolves long after.
+      started.add(session)
+      signal.addEventListener('abort', () => log({ event: 'aborted', session, token, reason: signal.reason }), { once: true })
+      await sleep(opts.firstStartSettlesAfterMs)
+      log({ event: 'settled-late', session, token })
+      return
+    }
     if (opts.startHangs) {
       // A start that never finishes by itself (a Chromium that does not come up): it ends when the fleet aborts it.
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))

@@ -165,7 +165,8 @@ async function fleetWorker(): Promise<void> {
     await client.initialize()
   }
   const onEvent = (event: FleetEvent): void => {
-    const kind: 'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker' | 'restored' | 'restoreFailed' = event.type
+    const kind: 'unassigned' | 'startFailed' | 'startTimedOut' | 'stopFailed' | 'duplicateWorker' | 'restored' | 'restoreFailed' =
+      event.type
     const code: string | undefined = event.code
     console.log(kind, code, event.session, event.forMs, event.message)
   }
@@ -174,10 +175,13 @@ async function fleetWorker(): Promise<void> {
     capacity: 20,
     ttlMs: 30_000,
     backupListEveryMs: 60_000,
+    startTimeoutMs: 120_000,
     onStart,
     onStop: async (session: string, reason) => console.log(session, reason),
     onEvent,
   }
+  const givenUp: Parameters<FleetOptions['onStop']>[1] = 'timeout'
+  console.log(givenUp)
   const fleet: Fleet = store.fleet(fleetOptions)
   const same: JsFleet = fleet
   const status: FleetStatus = same.status()

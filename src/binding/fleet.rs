@@ -35,6 +35,12 @@ pub struct FleetOptions {
   /// stopping `ttlMs - stopTimeoutMs` after its last good renewal. Default `ttlMs / 3`. The rule
   /// `2 × renewEveryMs + stopTimeoutMs ≤ ttlMs` is enforced (ERR_INVALID_OPTION).
   pub stop_timeout_ms: Option<f64>,
+  /// How long `onStart` may take. Past it the start is given up: `signal` aborts (reason `'timeout'`),
+  /// `onEvent({ type: 'startTimedOut' })`, `onStop(session, 'timeout')` follows (as for any given-up start), and
+  /// the session's lease is left to expire rather than released (the hung client may still run), so the session
+  /// starts again, here or elsewhere, only `ttlMs` after its last renewal. At least `renewEveryMs`, at most 24 h.
+  /// Default 120000 (or `renewEveryMs`, if longer).
+  pub start_timeout_ms: Option<f64>,
   /// Starts in flight at once, and handoffs (drain, rebalance) in flight at once. Default 4.
   pub max_concurrent_starts: Option<f64>,
   /// `onEvent({ type: 'unassigned' })` once a session has had no live owner this long. Default `2 × ttlMs`.
@@ -49,18 +55,19 @@ pub struct FleetOptions {
   /// Start the session's client (e.g. `new Client({ authStrategy: SafeRemoteAuth.forFleet(start, { store }) })`,
   /// then `initialize()`); resolve once it is started. The lease is already taken for this worker: forFleet
   /// adopts it on the same store, and the fleet renews and releases it.
-  /// `signal` aborts (its `reason` `'lost' | 'close' | 'drain'`) when the fleet gives the start up: cut off from
-  /// Redis past the lease deadline, or closing or draining. `onStop` follows once `onStart` settled (or half of
-  /// `stopTimeoutMs` after the abort), so stop what the start built.
+  /// `signal` aborts (its `reason` `'lost' | 'close' | 'drain' | 'timeout'`) when the fleet gives the start up:
+  /// cut off from Redis past the lease deadline, closing or draining, or past `startTimeoutMs`. `onStop` follows
+  /// once `onStart` settled (or half of `stopTimeoutMs` after the abort), so stop what the start built; whatever
+  /// `onStart` settles with after that is ignored.
   #[napi(ts_type = "(session: FleetSession & { signal: AbortSignal }) => Promise<unknown> | unknown")]
   pub on_start: Callback,
   /// Destroy the session's client (after its final backup); resolve once it is gone.
   #[napi(
-    ts_type = "(session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close') => Promise<unknown> | unknown"
+    ts_type = "(session: string, reason: 'drain' | 'rebalance' | 'lost' | 'deleted' | 'paused' | 'close' | 'timeout') => Promise<unknown> | unknown"
   )]
   pub on_stop: Callback,
-  /// Sessions unassigned too long, failed starts and stops, sessions restored from the bucket (`restored`) or
-  /// that could not be (`restoreFailed`).
+  /// Sessions unassigned too long, failed starts and stops, starts past `startTimeoutMs` (`startTimedOut`),
+  /// sessions restored from the bucket (`restored`) or that could not be (`restoreFailed`).
   #[napi(ts_type = "(event: FleetEvent) => void")]
   pub on_event: Option<Callback>,
 }
@@ -83,12 +90,13 @@ pub struct FleetSession {
 pub struct FleetEventInfo {
   #[napi(
     js_name = "type",
-    ts_type = "'unassigned' | 'startFailed' | 'stopFailed' | 'duplicateWorker' | 'restored' | 'restoreFailed'"
+    ts_type = "'unassigned' | 'startFailed' | 'startTimedOut' | 'stopFailed' | 'duplicateWorker' | 'restored' | 'restoreFailed'"
   )]
   pub kind: String,
   /// The session concerned; `''` for `duplicateWorker` (it concerns the worker).
   pub session: String,
-  /// `unassigned`: for how long, ms.
+  /// `unassigned`: for how long, ms. `startTimedOut`: how long `onStart` ran before it was given up
+  /// (`startTimeoutMs`).
   pub for_ms: Option<f64>,
   pub message: Option<String>,
   /// `duplicateWorker`: `ERR_FLEET_DUPLICATE_WORKER` (another live process has this `workerId`; this worker
@@ -205,7 +213,7 @@ impl ToNapiValue for StartArg {
 type AbortFn = ThreadsafeFunction<String, UnknownReturnValue, String, Status, false, true>;
 
 /// On the JS thread: `onStart`'s argument, with `signal` from a new `AbortController` that the fleet aborts (its
-/// reason `'lost' | 'close' | 'drain'`) when it gives the start up.
+/// reason `'lost' | 'close' | 'drain' | 'timeout'`) when it gives the start up.
 fn start_argument(env: &Env, call: StartCall) -> Result<StartArg> {
   let StartCall { session, abort } = call;
   let global = env.get_global()?;
@@ -271,6 +279,13 @@ impl Hooks for JsHooks {
       FleetEvent::StartFailed { session, message } => {
         FleetEventInfo { kind: "startFailed".into(), session, for_ms: None, message: Some(message), code: None }
       }
+      FleetEvent::StartTimedOut { session, after_ms } => FleetEventInfo {
+        kind: "startTimedOut".into(),
+        session,
+        for_ms: Some(after_ms as f64),
+        message: Some(format!("onStart did not resolve within startTimeoutMs ({after_ms} ms): given up")),
+        code: None,
+      },
       FleetEvent::StopFailed { session, message } => {
         FleetEventInfo { kind: "stopFailed".into(), session, for_ms: None, message: Some(message), code: None }
       }
@@ -358,6 +373,8 @@ fn config(options: &FleetOptions, env: &Env) -> std::result::Result<FleetConfig,
     unassigned_alert: ms("fleet.unassignedAlertMs", options.unassigned_alert_ms)?.unwrap_or(timing.ttl * 2),
     backup_list_every: ms("fleet.backupListEveryMs", options.backup_list_every_ms)?
       .unwrap_or(FleetConfig::DEFAULT_BACKUP_LIST_EVERY.max(timing.renew_every)),
+    start_timeout: ms("fleet.startTimeoutMs", options.start_timeout_ms)?
+      .unwrap_or(FleetConfig::DEFAULT_START_TIMEOUT.max(timing.renew_every)),
   })
 }
 

@@ -163,6 +163,10 @@ pub(super) enum Behave {
   /// Never settles.
   Forever,
   Fail,
+  /// The first start never settles; later ones are quick.
+  HangsOnce,
+  /// The first start resolves after this long; later ones are quick.
+  SlowOnce(Duration),
 }
 
 /// Hooks that record what happened when (tokio's clock).
@@ -183,7 +187,11 @@ impl Hooks2 {
   pub(super) fn when(&self, prefix: &str) -> Option<Instant> {
     self.log.lock().unwrap().iter().find(|(_, w)| w.starts_with(prefix)).map(|(t, _)| *t)
   }
-  fn token(&self) -> String {
+  /// When each entry beginning with `prefix` was logged.
+  pub(super) fn all(&self, prefix: &str) -> Vec<Instant> {
+    self.log.lock().unwrap().iter().filter(|(_, w)| w.starts_with(prefix)).map(|(t, _)| *t).collect()
+  }
+  pub(super) fn token(&self) -> String {
     self.token.lock().unwrap().clone().expect("started")
   }
   pub(super) fn has(&self, prefix: &str) -> bool {
@@ -194,11 +202,18 @@ impl Hooks2 {
 #[async_trait]
 impl Hooks for Hooks2 {
   async fn start(&self, lease: Lease) -> std::result::Result<(), String> {
+    let first = !self.has("start ");
     self.push(format!("start {}", lease.session));
     *self.token.lock().unwrap() = Some(lease.token.clone());
     let mut abort = lease.abort.clone();
     match self.start {
-      Behave::Quick => {}
+      Behave::HangsOnce if first => std::future::pending().await,
+      Behave::SlowOnce(took) if first => {
+        tokio::time::sleep(took).await;
+        self.push("settled late".into());
+        return Ok(());
+      }
+      Behave::Quick | Behave::HangsOnce | Behave::SlowOnce(_) => {}
       Behave::UntilAborted => {
         let reason = abort.aborted().await;
         self.push(format!("aborted {}", reason.as_str()));
@@ -272,6 +287,7 @@ impl Rig {
       max_concurrent_starts: 2,
       unassigned_alert: Duration::from_secs(60),
       backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
+      start_timeout: FleetConfig::DEFAULT_START_TIMEOUT,
     };
     Fleet::join(self.store.clone(), config, hooks)
   }
@@ -410,6 +426,7 @@ async fn a_store_runs_one_fleet_member_at_a_time() {
     max_concurrent_starts: 1,
     unassigned_alert: Duration::from_secs(60),
     backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
+    start_timeout: FleetConfig::DEFAULT_START_TIMEOUT,
   };
   let second = Fleet::join(rig.store.clone(), config.clone(), Hooks2::new(Behave::Quick, Behave::Quick));
   assert_eq!(second.err().unwrap().code(), "ERR_INVALID_OPTION");

@@ -127,6 +127,7 @@ impl Ctx {
       biased;
       reason = cancelled.aborted() => Err(reason),
       done = &mut started => Ok(done),
+      () = tokio::time::sleep(cfg.start_timeout) => Err(self.time_out(&session)),
     };
     match outcome {
       Ok(Ok(())) => {
@@ -156,17 +157,40 @@ impl Ctx {
         // Given up: onStart was aborted; onStop follows once it settled (or half the stop budget on).
         let began = Instant::now();
         let settled = tokio::time::timeout(timing.stop_timeout / 2, &mut started).await.is_ok();
-        if !settled {
+        // A timed-out start was reported as such already.
+        if !settled && reason != StopReason::Timeout {
           let message =
             format!("onStart did not settle within {} ms of its abort", (timing.stop_timeout / 2).as_millis());
           self.hooks.event(FleetEvent::StartFailed { session: session.clone(), message });
         }
         self.shared.lock().runs.get_mut(&session).expect("held").phase = Phase::Stopping;
         let stopped = self.call_stop(&session, reason, began).await;
-        let gone = if settled && stopped && reason != StopReason::Lost { Gone::Clean } else { Gone::Fenced };
+        // Lost: the lease may be another's by now. Timeout: a start that hung cannot vouch for its client, even
+        // once it settled and onStop resolved; it is treated as a failed stop.
+        let vouched = settled && stopped && !matches!(reason, StopReason::Lost | StopReason::Timeout);
+        let gone = if vouched { Gone::Clean } else { Gone::Fenced };
+        // The start's future (and any late settling of onStart) is dropped with this task: nothing of it can
+        // mark the session running again.
         self.finish(&session, &token, generation, gone).await;
       }
     }
+  }
+
+  /// `onStart` ran past `start_timeout`: gives the start up (reason `timeout`, unless it was given up for another
+  /// reason at the same instant) and reports it. The reason `onStop` gets.
+  fn time_out(&self, session: &str) -> StopReason {
+    let reason = {
+      let state = self.shared.lock();
+      let run = state.runs.get(session).expect("a start's run stays until its task removes it");
+      run.cancel_start(StopReason::Timeout);
+      let reason = run.cancel.borrow().unwrap_or(StopReason::Timeout);
+      reason
+    };
+    if reason == StopReason::Timeout {
+      let after_ms = self.cfg().start_timeout.as_millis() as u64;
+      self.hooks.event(FleetEvent::StartTimedOut { session: session.to_owned(), after_ms });
+    }
+    reason
   }
 
   /// Starts stopping a running session (once); `handoff`: another worker is to take it (the bounded kind).

@@ -56,7 +56,7 @@ pub struct Lease {
 }
 
 /// A start's abort signal: the worker can no longer back it with its lease (cut off from the tier past the
-/// deadline), or it is closing or draining.
+/// deadline), it is closing or draining, or the start took longer than `start_timeout`.
 #[derive(Clone)]
 pub struct Abort(tokio::sync::watch::Receiver<Option<StopReason>>);
 
@@ -100,6 +100,8 @@ pub enum StopReason {
   Paused,
   /// `close()`.
   Close,
+  /// `onStart` did not resolve within `startTimeoutMs`: given up, its lease left fenced until it expires.
+  Timeout,
 }
 
 impl StopReason {
@@ -111,6 +113,7 @@ impl StopReason {
       Self::Deleted => "deleted",
       Self::Paused => "paused",
       Self::Close => "close",
+      Self::Timeout => "timeout",
     }
   }
 }
@@ -124,6 +127,10 @@ pub enum FleetEvent {
   StartFailed { session: String, message: String },
   /// `onStop` failed or took longer than `stopTimeoutMs` while its lease could not be renewed.
   StopFailed { session: String, message: String },
+  /// `onStart` had not resolved `after_ms` (`startTimeoutMs`) after it was called: its signal aborted (reason
+  /// `timeout`), `onStop(session, 'timeout')` follows, and the lease is left fenced until it expires (the client
+  /// may still run), so the session starts again, anywhere, only after that.
+  StartTimedOut { session: String, after_ms: u64 },
   /// Another live worker instance of the group has this worker's id (`code`: `ERR_FLEET_DUPLICATE_WORKER`): this
   /// one stopped whatever it ran (reason `lost`) and closed.
   DuplicateWorker { id: String, code: &'static str, message: String },
@@ -156,10 +163,17 @@ pub struct FleetConfig {
   /// How often the worker lists the backup bucket for sessions the primary lost (`bucket`); at least
   /// `renew_every`. `DEFAULT_BACKUP_LIST_EVERY` unless set.
   pub backup_list_every: Duration,
+  /// How long `onStart` may take: past it the start is given up (`StopReason::Timeout`), since a start that
+  /// never settles would hold its session here for good. At least `renew_every`. `DEFAULT_START_TIMEOUT` unless
+  /// set.
+  pub start_timeout: Duration,
 }
 
 impl FleetConfig {
   pub const DEFAULT_BACKUP_LIST_EVERY: Duration = Duration::from_secs(60);
+  /// Room for a Chromium start (launch, WhatsApp Web's load, the session's restore) on a loaded host: a start
+  /// that takes this long is hung, not slow.
+  pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(120);
 
   pub fn check(&self) -> Result<()> {
     crate::tier::check_group(&self.group)?;
@@ -173,6 +187,10 @@ impl FleetConfig {
     if self.backup_list_every < self.timing.renew_every || self.backup_list_every > Duration::from_secs(86_400) {
       let reason = "must be at least renewEveryMs, and at most 24 h".into();
       return Err(StoreError::InvalidOption { name: "fleet.backupListEveryMs", reason });
+    }
+    if self.start_timeout < self.timing.renew_every || self.start_timeout > Duration::from_secs(86_400) {
+      let reason = "must be at least renewEveryMs, and at most 24 h".into();
+      return Err(StoreError::InvalidOption { name: "fleet.startTimeoutMs", reason });
     }
     if self.max_concurrent_starts == 0 || self.max_concurrent_starts > 1000 {
       return Err(StoreError::InvalidOption { name: "fleet.maxConcurrentStarts", reason: "must be 1 to 1000".into() });
@@ -260,5 +278,7 @@ mod fault_tests;
 mod owner_tests;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod start_tests;
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,7 @@ fn join(sim: &Arc<SimTier>, id: &str, timing: Timing, hooks: Arc<Hooks2>) -> Mem
     // an alert means an episode after the takeover.
     unassigned_alert: timing.ttl * 3,
     backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
+    start_timeout: FleetConfig::DEFAULT_START_TIMEOUT,
   };
   let (fleet, run) = Fleet::join(store, config, hooks).unwrap();
   Member { fleet, faults, _task: tokio::spawn(run) }

@@ -136,6 +136,7 @@ impl Bench {
       max_concurrent_starts: 3,
       unassigned_alert: Duration::from_millis(400),
       backup_list_every: self.backup_list_every,
+      start_timeout: FleetConfig::DEFAULT_START_TIMEOUT,
     };
     let (fleet, run) = Fleet::join(self.store(), config, hooks.clone()).unwrap();
     Member { fleet, hooks, task: tokio::spawn(run) }
@@ -285,6 +286,7 @@ fn bad_settings_are_refused() {
       max_concurrent_starts: 1,
       unassigned_alert: Duration::from_secs(1),
       backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
+      start_timeout: FleetConfig::DEFAULT_START_TIMEOUT,
     };
     let hooks = |w: &str| {
       Arc::new(Recorder {
@@ -302,6 +304,9 @@ fn bad_settings_are_refused() {
       FleetConfig { group: "{x}".into(), ..base.clone() },
       FleetConfig { max_concurrent_starts: 0, ..base.clone() },
       FleetConfig { backup_list_every: Duration::from_millis(10), ..base.clone() },
+      // Shorter than a renewal interval (6 s at the defaults), and longer than a day.
+      FleetConfig { start_timeout: Duration::from_secs(5), ..base.clone() },
+      FleetConfig { start_timeout: Duration::from_secs(86_401), ..base.clone() },
     ] {
       let err = Fleet::join(bench.store(), bad, hooks("w")).err().unwrap();
       assert_eq!(err.code(), "ERR_INVALID_OPTION");

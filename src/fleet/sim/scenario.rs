@@ -55,6 +55,9 @@ pub struct Scenario {
   pub seed: u64,
   pub profile: Profile,
   pub timing: Timing,
+  /// `startTimeoutMs`: between one and two ttls, so no start of the default profile (each under a ttl) times out,
+  /// and a long one (`long_starts`, up to two ttls) may, then settle after it was given up.
+  pub start_timeout: Duration,
   pub max_starts: usize,
   pub sessions: Vec<String>,
   pub workers: Vec<WorkerPlan>,
@@ -139,14 +142,22 @@ impl Scenario {
     let latency = Duration::from_micros(rng.between(100, 5000));
     let spike = MS(rng.between(renew / 10, renew * 2 / 3));
     let max_starts = rng.between(1, 3) as usize;
-    Self { seed, profile, timing, max_starts, sessions, workers, heal, hooks, latency, spike }
+    // A stream of its own: the schedules drawn above stay those of the seeds the regression cases name.
+    let start_timeout = MS(Rng::keyed(seed, &["start timeout"], 0).between(ttl, ttl * 2));
+    Self { seed, profile, timing, start_timeout, max_starts, sessions, workers, heal, hooks, latency, spike }
   }
 
   pub fn bounds(&self) -> Bounds {
     let t = self.timing;
     // After the faults heal: a dead worker's heartbeat and leases run out (ttl), the others notice (a renewal
     // interval), a start that failed waits a ttl before its retry, and the starts take their time.
-    let settle = t.ttl * 3 + t.renew_every * 4 + MS(1000);
+    let mut settle = t.ttl * 3 + t.renew_every * 4 + MS(1000);
+    if self.profile.hangs || self.profile.long_starts {
+      // A start that hangs (or runs long) from just before the faults heal: given up at `startTimeoutMs`, onStop
+      // (`stopTimeoutMs`, its call and the owner entry's removal), its lease left to expire (`ttl`), then the
+      // next round and a retry that finds the lease still renewed by a call in flight.
+      settle = settle.max(self.start_timeout + t.stop_timeout + t.ttl + t.renew_every * 4 + MS(1000));
+    }
     let close = t.ttl * 2 + t.renew_every * 4;
     // With nobody to take the sessions, one stop round as docs/fleet.md states it ("Draining and closing"):
     // `renewEveryMs + stopTimeoutMs`, all stops in parallel. Otherwise the handoffs take their turns, each
@@ -219,6 +230,7 @@ async fn simulate(mut scenario: Scenario) -> Outcome {
           max_concurrent_starts: scenario.max_starts,
           unassigned_alert: scenario.timing.ttl * 2,
           backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
+          start_timeout: scenario.start_timeout,
         };
         match Fleet::join(store.clone(), config, Arc::new(hooks)) {
           Ok((fleet, loop_)) => workers[i] = Some(Running { fleet, task: tokio::spawn(loop_), faults, store, tier }),
