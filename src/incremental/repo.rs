@@ -15,7 +15,8 @@
 //! Collecting unreferenced packs must never race a backup that is about to reference one it found in the
 //! listing. Both sides write their lock first and then list the locks, so of two that overlap at least one
 //! sees the other: a backup that sees a prune waits for it, a prune that sees anyone else skips this round.
-//! Locks of crashed processes go stale after a while and are then ignored and removed.
+//! Holders rewrite their locks (a heartbeat); the lock of a process that died or stalled goes stale within a few
+//! heartbeats and is then ignored and removed, and a holder that stalled steps down on its own clock (`locks`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
