@@ -285,7 +285,8 @@ impl Repo {
 
   /// Deletes the chunks of `session` that no manifest references, chunks a restore found damaged (fetched again
   /// and still damaged), and stale locks, under a prune lock; skips (and says so) while another process works on
-  /// the session. A manifest that cannot be read stops it: what it references is unknown.
+  /// the session. A manifest that cannot be read stops it: what it references is unknown. So does a lock that
+  /// lapsed (`ERR_BACKUP_LOCK_LOST`: this process stalled, and others may have written since its listing).
   pub async fn collect(&self, session: &SessionKey) -> Result<Collected> {
     let (lock, others) = self.take_lock(session, LockKind::Prune).await?;
     let collected = match others.is_empty() {
