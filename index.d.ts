@@ -165,7 +165,10 @@ export interface BackupStatus {
 export interface BackupVersion {
   /** Its name, for `extract({ session, path, version })`. */
   id: string
-  /** When it was written, in ms since the Unix epoch. */
+  /**
+   * When its save was made, in ms since the Unix epoch: its stamp, or when the bucket stored it if earlier (a
+   * writer whose clock ran ahead stamps ahead); what `extract({ at })` goes by.
+   */
   savedAt: number
   /** The stored object's size (the manifest's, for an incremental version: its chunks are shared). */
   bytes: number

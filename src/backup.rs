@@ -36,12 +36,30 @@ impl Default for Retention {
 pub struct Version {
   /// The object's key in the tier.
   pub key: String,
-  /// When it was written, in ms since the Unix epoch (never before the save it holds).
+  /// The time in its name, in ms since the Unix epoch: the stamp of the save it holds (a version named before
+  /// stamps were names: a writer's time, bumped past the newest). Save order; see `saved_ms` for a time.
   pub ms: u64,
   /// The object's size (a manifest's own size for an incremental version).
   pub size: u64,
+  /// When the bucket stored it, by its clock (its last-modified time); 0 when unknown.
+  pub stored_ms: u64,
   /// A manifest over chunks rather than a whole archive.
   pub incremental: bool,
+}
+
+impl Version {
+  /// When its save was made, at the latest: its stamp, or when the bucket stored it (by the bucket's clock) if
+  /// that is earlier. A save's stamp runs ahead of time after a writer whose clock did (each save is stamped
+  /// after the copy it replaces); the bucket's time then says the save was made by then. What `at` and
+  /// `listBackups().savedAt` go by, so `at: now` never goes back to before such a writer.
+  pub fn saved_ms(&self) -> u64 {
+    match self.stored_ms {
+      0 => self.ms,
+      // S3 gives whole seconds: stored within the second its time names (so a save stored in the second it was
+      // made keeps its stamp, and versions of one second keep their order).
+      stored => self.ms.min(stored.saturating_add(999)),
+    }
+  }
 }
 
 /// `<13 digits>-<8 hex>.wwrs` (or `.wwmf`) → its time and whether it is incremental; anything else directly
@@ -64,7 +82,8 @@ fn parse_version(object: ObjectMeta) -> Option<(SessionKey, Version)> {
   let (session, name) = object.key.split_once('/')?;
   let (ms, incremental) = version_ms(name)?;
   let session = SessionKey::parse(session).ok()?;
-  Some((session, Version { key: object.key, ms, size: object.size, incremental }))
+  let stored_ms = object.modified_ms;
+  Some((session, Version { key: object.key, ms, size: object.size, stored_ms, incremental }))
 }
 
 /// What a backup wrote.
@@ -209,7 +228,7 @@ impl Backups {
       self.tier.delete(std::slice::from_ref(&damaged)).await?;
       versions.retain(|v| v.key != damaged);
     }
-    versions.push(Version { key: written.key.clone(), ms, size, incremental: self.incremental });
+    versions.push(Version { key: written.key.clone(), ms, size, stored_ms: 0, incremental: self.incremental });
     versions.sort_by(|a, b| a.key.cmp(&b.key));
     // Pruning is best effort: the new version is already durable, and the next backup prunes again.
     let _ = self.prune(key, versions, &written.key).await;
@@ -364,12 +383,13 @@ impl Backups {
     Ok((None, damaged))
   }
 
-  /// The version named `id` (its key or its file name), or the newest saved at or before `at_ms`.
+  /// The version named `id` (its key or its file name), or the newest (in save order) saved at or before `at_ms`
+  /// (`Version::saved_ms`).
   pub async fn find(&self, key: &SessionKey, id: Option<&str>, at_ms: Option<u64>) -> Result<Version> {
     let mut versions = self.versions(key).await?;
     let found = match (id, at_ms) {
       (Some(id), _) => versions.into_iter().find(|v| v.key == id || v.key.rsplit('/').next() == Some(id)),
-      (None, Some(at)) => versions.into_iter().rev().find(|v| v.ms <= at),
+      (None, Some(at)) => versions.into_iter().rev().find(|v| v.saved_ms() <= at),
       (None, None) => versions.pop(),
     };
     let what = match (id, at_ms) {

@@ -39,6 +39,10 @@ pub enum StoreError {
   VersionNotFound(String),
   #[error("backups of session {0:?} are being pruned by another process; try again")]
   BackupBusy(String),
+  /// A backup or prune found its lock on the session's backups lapsed (it stalled past its renew deadline, or
+  /// another process took the lock over as stale) and stopped before its next write or delete.
+  #[error("the backup lock on session {0:?} lapsed (this process stalled, or another took it over); it stopped before writing or deleting more")]
+  BackupLockLost(String),
   #[error("the profile kept changing while it was read: {0}; the stored copy was left as it was")]
   ProfileChanging(String),
   #[error("profile folder {0} is in use by a running browser; close it first")]
@@ -88,6 +92,7 @@ impl StoreError {
       Self::DuplicateWorker(_) => "ERR_FLEET_DUPLICATE_WORKER",
       Self::VersionNotFound(_) => "ERR_VERSION_NOT_FOUND",
       Self::BackupBusy(_) => "ERR_BACKUP_BUSY",
+      Self::BackupLockLost(_) => "ERR_BACKUP_LOCK_LOST",
       Self::ProfileChanging(_) => "ERR_PROFILE_CHANGING",
       Self::ProfileInUse(_) => "ERR_PROFILE_IN_USE",
       Self::SessionChanged(_) => "ERR_SESSION_CHANGED",

@@ -148,3 +148,25 @@ async fn a_logout_during_a_key_rotation_is_not_undone() {
   let left: Vec<String> = held.inner.objects.lock().unwrap().keys().cloned().collect();
   assert!(left.iter().all(|k| k.ends_with(".gone")), "only the delete's mark is left: {left:?}");
 }
+
+#[tokio::test]
+async fn a_writer_whose_clock_runs_ahead_never_makes_at_now_go_back_before_the_skew() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 10);
+  let now = crate::incremental::tests::now_ms_for_tests();
+  let before = backups.write(&key("s"), sealed_at(1, now - 60_000)).await.unwrap().key;
+  // A writer an hour ahead stamps its save an hour ahead; the next save, by a host whose clock is right, is
+  // stamped after it (each save is stamped after the copy it replaces), so an hour ahead too.
+  let skewed = backups.write(&key("s"), sealed_at(2, now + 3_600_000)).await.unwrap().key;
+  let after = backups.write(&key("s"), sealed_at(3, now + 3_600_001)).await.unwrap().key;
+  // Stored a few seconds ago, by the bucket's clock.
+  memory.objects.lock().unwrap().values_mut().for_each(|(_, stored)| *stored -= 5_000);
+  let at = crate::incremental::tests::now_ms_for_tests();
+  assert_eq!(backups.find(&key("s"), None, Some(at)).await.unwrap().key, after, "both were saved by now");
+  let versions = backups.versions(&key("s")).await.unwrap();
+  assert_eq!(versions.iter().map(|v| v.key.clone()).collect::<Vec<_>>(), [before.clone(), skewed, after]);
+  assert!(versions.iter().all(|v| v.saved_ms() <= at), "no version says it was saved after now");
+  assert_eq!(versions[0].saved_ms(), now - 60_000, "a version stored after its save says when it was saved");
+  assert_eq!(backups.find(&key("s"), None, Some(now - 60_000)).await.unwrap().key, before);
+  assert_eq!(backups.find(&key("s"), None, Some(now - 60_001)).await.unwrap_err().code(), "ERR_VERSION_NOT_FOUND");
+}

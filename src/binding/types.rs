@@ -135,7 +135,8 @@ pub struct ExtractArgs {
 pub struct BackupVersion {
   /// Its name, for `extract({ session, path, version })`.
   pub id: String,
-  /// When it was written, in ms since the Unix epoch.
+  /// When its save was made, in ms since the Unix epoch: its stamp, or when the bucket stored it if earlier (a
+  /// writer whose clock ran ahead stamps ahead); what `extract({ at })` goes by.
   pub saved_at: f64,
   /// The stored object's size (the manifest's, for an incremental version: its chunks are shared).
   pub bytes: f64,
@@ -146,7 +147,7 @@ pub struct BackupVersion {
 impl From<crate::backup::Version> for BackupVersion {
   fn from(v: crate::backup::Version) -> Self {
     let id = v.key.rsplit('/').next().unwrap_or(&v.key).to_owned();
-    Self { id, saved_at: v.ms as f64, bytes: v.size as f64, incremental: v.incremental }
+    Self { id, saved_at: v.saved_ms() as f64, bytes: v.size as f64, incremental: v.incremental }
   }
 }
 

@@ -246,7 +246,7 @@ pub fn versions(out: &mut dyn Write, versions: &[crate::backup::Version], format
   if let Format::Json | Format::Prometheus = format {
     let rows: Vec<Row> = versions
       .iter()
-      .map(|v| Row { id: version_name(v), saved_at_ms: v.ms, bytes: v.size, incremental: v.incremental })
+      .map(|v| Row { id: version_name(v), saved_at_ms: v.saved_ms(), bytes: v.size, incremental: v.incremental })
       .collect();
     return json(out, &rows);
   }
@@ -254,7 +254,7 @@ pub fn versions(out: &mut dyn Write, versions: &[crate::backup::Version], format
     .iter()
     .map(|v| {
       let kind = if v.incremental { "incremental" } else { "archive" };
-      vec![version_name(v).to_owned(), time_text(v.ms), kind.into(), bytes(v.size)]
+      vec![version_name(v).to_owned(), time_text(v.saved_ms()), kind.into(), bytes(v.size)]
     })
     .collect();
   table(out, &["version", "saved at", "kind", "bytes"], &rows)

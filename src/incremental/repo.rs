@@ -15,7 +15,8 @@
 //! Collecting unreferenced packs must never race a backup that is about to reference one it found in the
 //! listing. Both sides write their lock first and then list the locks, so of two that overlap at least one
 //! sees the other: a backup that sees a prune waits for it, a prune that sees anyone else skips this round.
-//! Locks of crashed processes go stale after a while and are then ignored and removed.
+//! Holders rewrite their locks (a heartbeat); the lock of a process that died or stalled goes stale within a few
+//! heartbeats and is then ignored and removed, and a holder that stalled steps down on its own clock (`locks`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ mod locks;
 
 use self::damage::Copy;
 pub use self::damage::Repaired;
-use self::locks::{locks_prefix, parse_lock, stale, LockKind, STALE_BACKUP, STALE_PRUNE, WAIT_FOR_PRUNE};
+use self::locks::{lock_time, locks_prefix, parse_lock, stale, Held, LockKind, WAIT_FOR_PRUNE};
 use super::chunks::{ChunkCodec, ChunkId};
 use super::manifest::{plan, rebuild, Location, Manifest};
 use crate::archive::{Entry, Keyring};
@@ -114,23 +115,20 @@ impl Repo {
     created_ms: u64,
     source_bytes: u64,
   ) -> Result<Written> {
-    let started = tokio::time::Instant::now();
     let lock = self.lock_for_backup(session).await?;
-    let written = self.write_locked(session, &lock, manifest_key, entries, created_ms, source_bytes, started).await;
-    let _ = self.tier.delete(&[lock]).await; // a lock left behind goes stale; it only delays a prune
+    let written = self.write_locked(session, &lock, manifest_key, entries, created_ms, source_bytes).await;
+    lock.release(self.tier.as_ref()).await;
     written
   }
 
-  #[allow(clippy::too_many_arguments)]
   async fn write_locked(
     &self,
     session: &SessionKey,
-    lock: &str,
+    lock: &Held,
     manifest_key: &str,
     entries: Vec<Entry>,
     created_ms: u64,
     source_bytes: u64,
-    started: tokio::time::Instant,
   ) -> Result<Written> {
     let known = self.known_chunks(session).await?;
     let suspects = known.suspects.clone();
@@ -143,7 +141,7 @@ impl Repo {
     })
     .await?;
     let uploaded_bytes = plan.manifest.uploaded_bytes + sealed.len() as u64;
-    self.commit(session, lock, started, plan.packs, manifest_key, sealed).await?;
+    self.commit(session, lock, plan.packs, manifest_key, sealed).await?;
     // The damaged chunks it knew of were packed afresh: the newest version now locates whole copies.
     if let Some(left) = self.suspects.lock().unwrap().get_mut(session.as_str()) {
       left.retain(|id| !suspects.contains(id));
@@ -151,13 +149,12 @@ impl Repo {
     Ok(Written { new_chunks: plan.manifest.new_chunks, uploaded_bytes })
   }
 
-  /// Puts the packs, then (unless the backup took too long or a prune began meanwhile) the manifest: a manifest
-  /// that exists names only packs that do.
+  /// Puts the packs, then (unless the lock lapsed or a prune began meanwhile) the manifest: a manifest that
+  /// exists names only packs that do.
   async fn commit(
     &self,
     session: &SessionKey,
-    lock: &str,
-    started: tokio::time::Instant,
+    lock: &Held,
     packs: Vec<(String, Vec<u8>)>,
     manifest_key: &str,
     sealed: Vec<u8>,
@@ -165,13 +162,10 @@ impl Repo {
     for (id, pack) in packs {
       self.tier.put(&format!("{}{id}", packs_prefix(session)), pack).await?;
     }
-    // A backup this slow may look stale to a prune, which could then have collected packs it counted on.
-    if started.elapsed() > STALE_BACKUP / 2 {
-      let reason = "the backup outlived half its lock; nothing was committed (the next backup starts afresh)";
-      return Err(StoreError::TierUnavailable { tier: self.tier.kind(), reason: reason.into() });
-    }
-    // A prune (a logout, past its wait) that began meanwhile may have deleted packs this version reuses.
-    if self.other_locks(session, lock).await?.contains(&LockKind::Prune) {
+    // A backup that stalled past its deadline may look stale to a prune, which could then have collected packs
+    // it counted on (`ERR_BACKUP_LOCK_LOST`: nothing committed, the next backup starts afresh); a prune (a
+    // logout, past its wait) that began meanwhile may have deleted packs this version reuses.
+    if lock.confirm(self, session).await?.contains(&LockKind::Prune) {
       return Err(StoreError::BackupBusy(session.to_string()));
     }
     // Last: a manifest that exists names only packs that do.
@@ -291,15 +285,15 @@ impl Repo {
 
   /// Deletes the chunks of `session` that no manifest references, chunks a restore found damaged (fetched again
   /// and still damaged), and stale locks, under a prune lock; skips (and says so) while another process works on
-  /// the session. A manifest that cannot be read stops it: what it references is unknown.
+  /// the session. A manifest that cannot be read stops it: what it references is unknown. So does a lock that
+  /// lapsed (`ERR_BACKUP_LOCK_LOST`: this process stalled, and others may have written since its listing).
   pub async fn collect(&self, session: &SessionKey) -> Result<Collected> {
-    let started = tokio::time::Instant::now();
     let (lock, others) = self.take_lock(session, LockKind::Prune).await?;
     let collected = match others.is_empty() {
-      true => self.collect_locked(session, &lock, started).await,
+      true => self.collect_locked(session, &lock).await,
       false => Ok(Collected { skipped: true, ..Default::default() }),
     };
-    let _ = self.tier.delete(&[lock]).await;
+    lock.release(self.tier.as_ref()).await;
     collected
   }
 
@@ -343,22 +337,26 @@ impl Repo {
     Ok((doomed, collected))
   }
 
-  async fn collect_locked(&self, session: &SessionKey, lock: &str, started: tokio::time::Instant) -> Result<Collected> {
+  /// Stale locks first (so a holder that resumes finds its lock gone), then the doomed packs, each step only
+  /// while this process still holds its lock (`Held::confirm`, by its own clock and the listing) and nobody else
+  /// works on the session. A prune that stalled and resumed stops with `ERR_BACKUP_LOCK_LOST` before deleting
+  /// more: what it would have deleted was judged on a listing older than the backups that ran meanwhile.
+  async fn collect_locked(&self, session: &SessionKey, lock: &Held) -> Result<Collected> {
     let objects = self.objects_of(session).await?;
-    let now = self.lock_time(&objects, lock)?;
-    let (mut doomed, collected) = self.unreferenced(session, &objects).await?;
+    // Removed by a taker: this process stalled, and its view of the bucket may be older than others' writes.
+    let Ok(now) = lock_time(self.tier.kind(), &objects, &lock.key) else { return Err(lock.lost(session)) };
+    let (doomed, collected) = self.unreferenced(session, &objects).await?;
     let locks_at = locks_prefix(session);
-    let stale_locks = objects.iter().filter(|o| o.key.starts_with(&locks_at) && o.key != lock);
-    doomed.extend(
-      stale_locks.filter(|o| parse_lock(o).is_none_or(|(kind, at)| stale(kind, at, now))).map(|o| o.key.clone()),
-    );
+    let stale_locks: Vec<String> = objects
+      .iter()
+      .filter(|o| o.key.starts_with(&locks_at) && o.key != lock.key)
+      .filter(|o| parse_lock(o).is_none_or(|(_, at)| stale(at, now)))
+      .map(|o| o.key.clone())
+      .collect();
     let skipped = Collected { skipped: true, ..Default::default() };
-    // Whoever came meanwhile wins; and a prune never deletes once it may look stale to a backup.
-    if !self.other_locks(session, lock).await?.is_empty() {
-      return Ok(skipped);
-    }
-    for batch in doomed.chunks(1000) {
-      if started.elapsed() > STALE_PRUNE / 2 {
+    for batch in std::iter::once(&stale_locks[..]).chain(doomed.chunks(1000)).filter(|b| !b.is_empty()) {
+      // Whoever came meanwhile wins.
+      if !lock.confirm(self, session).await?.is_empty() {
         return Ok(skipped);
       }
       self.tier.delete(batch).await?;
@@ -415,10 +413,10 @@ impl Repo {
       let (lock, others) = self.take_lock(session, LockKind::Prune).await?;
       if others.is_empty() || tokio::time::Instant::now() >= deadline {
         let deleted = self.delete_objects(session).await;
-        let _ = self.tier.delete(&[lock]).await;
+        lock.release(self.tier.as_ref()).await;
         return deleted;
       }
-      let _ = self.tier.delete(&[lock]).await;
+      lock.release(self.tier.as_ref()).await;
       tokio::time::sleep(Duration::from_millis(250)).await;
     }
   }

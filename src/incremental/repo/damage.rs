@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::locks::Held;
 use super::{packs_prefix, work_prefix, Repo};
 use crate::archive::{Data, Entry};
 use crate::blocking;
@@ -106,21 +107,19 @@ impl Repo {
     new_key: impl FnOnce(&[u8]) -> String,
     entries: Arc<Vec<Entry>>,
   ) -> Result<Repaired> {
-    let started = tokio::time::Instant::now();
     let lock = self.lock_for_backup(session).await?;
-    let repaired = self.repair_locked(session, &lock, manifest_key, new_key, entries, started).await;
-    let _ = self.tier.delete(&[lock]).await;
+    let repaired = self.repair_locked(session, &lock, manifest_key, new_key, entries).await;
+    lock.release(self.tier.as_ref()).await;
     repaired
   }
 
   async fn repair_locked(
     &self,
     session: &SessionKey,
-    lock: &str,
+    lock: &Held,
     manifest_key: &str,
     new_key: impl FnOnce(&[u8]) -> String,
     entries: Arc<Vec<Entry>>,
-    started: tokio::time::Instant,
   ) -> Result<Repaired> {
     let Some(mut manifest) = self.manifest(session, manifest_key).await? else { return Ok(Repaired::Whole) };
     let bad = self.stored(session).await?.bad_in(&manifest);
@@ -155,7 +154,7 @@ impl Repo {
     }
     let sealed = manifest.seal(self.keys.as_deref())?;
     let key = new_key(&sealed);
-    self.commit(session, lock, started, vec![(pack_id, pack)], &key, sealed).await?;
+    self.commit(session, lock, vec![(pack_id, pack)], &key, sealed).await?;
     if key != manifest_key {
       self.tier.delete(&[manifest_key.to_owned()]).await?;
     }
