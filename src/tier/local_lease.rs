@@ -10,6 +10,9 @@
 //! Expiry is on the host's boot clock (`CLOCK_BOOTTIME`, with the kernel's boot id): one clock for every process
 //! of the host, never set back by NTP or an operator. A record from another boot (a restart, or another host on a
 //! shared volume) is judged by the wall clock it also holds.
+//!
+//! Unlike Redis (tier/redis/alive.rs), no quarantine after lost data: the records live in the sessions' directory,
+//! so losing them loses the sessions too, and nobody can take a session that no longer exists.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
