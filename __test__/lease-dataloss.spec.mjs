@@ -66,3 +66,25 @@ test.serial('a store starting on a keyspace with leases but no marker waits one 
   await held(t, b.acquireLease('RemoteAuth-free', { ttlMs }))
   await Promise.all([a.close(), b.close()])
 })
+
+test.serial("FLUSHALL on one Cluster node quarantines its slots only", async (t) => {
+  const nodes = await startCluster(t)
+  const redis = { nodes: nodes.map((n) => n.url) }
+  const [a, b] = [0, 1].map(() => new RustStore({ redis, saveErrors: 'reject' }))
+  const sessions = Array.from({ length: 8 }, (_, i) => `RemoteAuth-slot${i}`)
+  const tokens = {}
+  for (const session of sessions) tokens[session] = await a.acquireLease(session, { ttlMs: 60_000 })
+  const onFirst = (session) => {
+    const slot = nodes[0].cli('CLUSTER', 'KEYSLOT', `{wa:session:${session}}:lease`)
+    return nodes[0].cli('CLUSTER', 'COUNTKEYSINSLOT', slot) !== '0'
+  }
+  const [lost, kept] = [sessions.filter(onFirst), sessions.filter((s) => !onFirst(s))]
+  t.true(lost.length > 0 && kept.length > 0, `seeded names spread over the nodes: ${lost} | ${kept}`)
+  t.is(nodes[0].cli('FLUSHALL'), 'OK')
+  for (const session of lost) await held(t, b.acquireLease(session, { ttlMs: 60_000 }))
+  // The other nodes kept their markers: a lease released there is taken at once.
+  await a.releaseLease(kept[0], tokens[kept[0]])
+  t.regex(await b.acquireLease(kept[0], { ttlMs: 60_000 }), /^[0-9a-f]{32}$/)
+  for (const session of lost) t.is(await a.renewLease(session, tokens[session], { ttlMs: 60_000 }), 'retaken')
+  await Promise.all([a.close(), b.close()])
+})

@@ -6,8 +6,8 @@
 //! per slot (a node's FLUSHALL loses exactly its slots' markers); elsewhere one.
 //!
 //! A brand-new keyspace has no marker either, and would delay every first take by one ttl. So the first take
-//! of a process checks the keyspace once: when it holds no key of the leases or the fleet (`{<prefix>…`), no
-//! lease can have been held, and the markers are set as old. A Redis that lost its data looks the same only until
+//! of a process checks the keyspace once: when it holds no marker and no lease, owner or generation key, no lease
+//! can have been held, and the markers are set as old. A Redis that lost its data looks the same only until
 //! its first holder renews (retakes), within `renewEveryMs`: a process whose first take falls in that window
 //! could take a session its old owner still runs (docs/fleet.md, "Redis lost its data").
 
@@ -80,8 +80,15 @@ impl RedisTier {
   }
 
   async fn mark_new_keyspace(&self) -> Result<()> {
-    let pattern = format!("{{{}*", glob_escape(&self.config.prefix));
-    if !self.conn().await?.scan(&pattern).await.map_err(|e| self.error(e))?.is_empty() {
+    let first = if self.cluster() { self.marker_in_slot(0) } else { self.only_marker() };
+    if self.query::<bool>(redis::cmd("EXISTS").arg(first)).await? {
+      return Ok(());
+    }
+    // Lease, owner and generation keys only: the fleet's heartbeats come back as quickly as the holders'
+    // retakes, and this process's own heartbeat may be there already.
+    let pattern = format!("{{{}*}}:*", glob_escape(&self.config.prefix));
+    let keys = self.conn().await?.scan(&pattern).await.map_err(|e| self.error(e))?;
+    if keys.iter().any(|k| [":lease", ":owner", ":gen"].iter().any(|end| k.ends_with(end))) {
       return Ok(());
     }
     let markers: Vec<String> =
