@@ -53,7 +53,7 @@ test.serial('a new keyspace is not quarantined: the first take is granted at onc
   const redis = await startRedis(t)
   const store = new RustStore({ redis: { url: redis.url, prefix: 'fresh:' }, saveErrors: 'reject' })
   t.regex(await store.acquireLease('RemoteAuth-new', { ttlMs: 60_000 }), /^[0-9a-f]{32}$/)
-  t.is(redis.cli('GET', '{fresh:leases}:alive'), '0', 'the marker is set as old')
+  t.is(redis.cli('GET', '{fresh:alive}:marker'), '0', 'the marker is set as old')
   await store.close()
 })
 
@@ -61,7 +61,7 @@ test.serial('a store starting on a keyspace with leases but no marker waits one 
   const redis = await startRedis(t)
   const a = new RustStore({ redis: { url: redis.url }, saveErrors: 'reject' })
   await a.acquireLease('RemoteAuth-other', { ttlMs })
-  redis.cli('DEL', '{wa:session:leases}:alive') // as after a loss that the holder's renewals already refilled
+  redis.cli('DEL', '{wa:session:alive}:marker') // as after a loss that the holder's renewals already refilled
   const b = new RustStore({ redis: { url: redis.url }, saveErrors: 'reject' })
   await held(t, b.acquireLease('RemoteAuth-free', { ttlMs }))
   await Promise.all([a.close(), b.close()])

@@ -26,13 +26,13 @@ fn slot(tag: &str) -> usize {
   usize::from(crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes())) % SLOTS
 }
 
-/// For each slot, a number `n` whose `<prefix>leases-<n>` hashes to it (about 170,000 tries, once per tier).
+/// For each slot, a number `n` whose `<prefix>alive-<n>` hashes to it (about 170,000 tries, once per tier).
 fn slot_tags(prefix: &str) -> Box<[u32]> {
   let mut tags = vec![u32::MAX; SLOTS];
   let mut left = SLOTS;
   let mut n = 0u32;
   while left > 0 {
-    let tag = &mut tags[slot(&format!("{prefix}leases-{n}"))];
+    let tag = &mut tags[slot(&format!("{prefix}alive-{n}"))];
     if *tag == u32::MAX {
       *tag = n;
       left -= 1;
@@ -57,7 +57,7 @@ impl RedisTier {
   fn marker_in_slot(&self, slot: usize) -> String {
     let prefix = &self.config.prefix;
     let tag = self.markers.tags.get_or_init(|| slot_tags(prefix))[slot];
-    format!("{{{prefix}leases-{tag}}}:alive")
+    format!("{{{prefix}alive-{tag}}}:marker")
   }
 
   /// The marker in the slot of the session's lease keys (hash tag `<prefix><name>`).
@@ -70,7 +70,7 @@ impl RedisTier {
   }
 
   fn only_marker(&self) -> String {
-    format!("{{{}leases}}:alive", self.config.prefix)
+    format!("{{{}alive}}:marker", self.config.prefix)
   }
 
   /// Once per process, before its first take: sets the markers as old when the keyspace holds no key of the
@@ -109,7 +109,7 @@ mod tests {
   #[test]
   fn every_slot_has_a_tag_that_hashes_to_it() {
     let tags = slot_tags("wa:session:");
-    assert!(tags.iter().enumerate().all(|(s, n)| slot(&format!("wa:session:leases-{n}")) == s));
+    assert!(tags.iter().enumerate().all(|(s, n)| slot(&format!("wa:session:alive-{n}")) == s));
     // The CRC16 of Redis Cluster's specification (CLUSTER KEYSLOT foo = 12182).
     assert_eq!(slot("foo"), 12182);
   }
