@@ -57,13 +57,17 @@ test.serial('a new keyspace is not quarantined: the first take is granted at onc
   await store.close()
 })
 
-test.serial('a store starting on a keyspace with leases but no marker waits one ttl', async (t) => {
+test.serial('a store starting on a keyspace with leases but no (or an unreadable) marker waits one ttl', async (t) => {
   const redis = await startRedis(t)
   const a = new RustStore({ redis: { url: redis.url }, saveErrors: 'reject' })
   await a.acquireLease('RemoteAuth-other', { ttlMs })
   redis.cli('DEL', '{wa:session:alive}:marker') // as after a loss that the holder's renewals already refilled
   const b = new RustStore({ redis: { url: redis.url }, saveErrors: 'reject' })
   await held(t, b.acquireLease('RemoteAuth-free', { ttlMs }))
+  t.regex(redis.cli('GET', '{wa:session:alive}:marker'), /^[1-9][0-9]{12}$/, "set to Redis's clock in ms")
+  redis.cli('SET', '{wa:session:alive}:marker', 'garbage') // unreadable: as missing
+  await held(t, b.acquireLease('RemoteAuth-free', { ttlMs }))
+  t.regex(redis.cli('GET', '{wa:session:alive}:marker'), /^[1-9][0-9]{12}$/)
   await Promise.all([a.close(), b.close()])
 })
 

@@ -4,13 +4,14 @@
 /// `KEYS[4]` is missing or younger than the ttl (`ARGV[2]` ms, on the tier's clock): the marker is lost with the
 /// leases (FLUSHALL, a restart without persistence, a failover to a replica without them), and a holder that
 /// still runs its session renews within its ttl or stops by its own deadline (retaking the lease meanwhile, see
-/// `RENEW`), so nobody else takes its session while it may still run it. A missing marker is set to now.
+/// `RENEW`), so nobody else takes its session while it may still run it. A missing (or unreadable) marker is set
+/// to now.
 macro_rules! quarantine {
   () => {
-    "if v == false and redis.call('GET', KEYS[2]) ~= ARGV[1] then local m = redis.call('GET', KEYS[4]) \
+    "if v == false and redis.call('GET', KEYS[2]) ~= ARGV[1] then local m = tonumber(redis.call('GET', KEYS[4])) \
       local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
       if not m then redis.call('SET', KEYS[4], string.format('%.0f', now)) return 0 end \
-      if now - tonumber(m) < tonumber(ARGV[2]) then return 0 end end "
+      if now - m < tonumber(ARGV[2]) then return 0 end end "
   };
 }
 /// Returns `{2, generation}` when the lease was free and is the token's now, `{1, generation}` when the token held
