@@ -33,7 +33,8 @@ pub enum LeaseState {
 pub trait Leases: Send + Sync + std::fmt::Debug {
   /// Takes the lease for `ttl` if it is free or already `token`'s, and returns its generation: the same while
   /// `token` keeps holding it, else a new one greater than any earlier (a stored counter, raised to the tier's
-  /// clock in µs, so it keeps growing even where the counter was lost). `None` if another token holds it.
+  /// clock in µs, so it keeps growing even where the counter was lost). `None` if another token holds it, or may
+  /// (Redis that lost its leases refuses fresh takes for one ttl: tier/redis/alive.rs).
   async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>>;
   /// Extends the lease to `ttl` if `token` still holds it, or takes it again if it merely expired.
   async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState>;

@@ -10,6 +10,11 @@
 //! Expiry is on the host's boot clock (`CLOCK_BOOTTIME`, with the kernel's boot id): one clock for every process
 //! of the host, never set back by NTP or an operator. A record from another boot (a restart, or another host on a
 //! shared volume) is judged by the wall clock it also holds.
+//!
+//! Unlike Redis (tier/redis/alive.rs), no quarantine after lost data: the records live beside the sessions on the
+//! host's own disk, which does not drop recent writes while its processes run (no restart without persistence, no
+//! failover to a copy); a directory wiped under running processes loses the sessions with the leases, and is not
+//! a fault this guards against.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

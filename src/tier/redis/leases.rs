@@ -16,7 +16,9 @@ use crate::tier::{LeaseState, Leases};
 // hash-tagged by the session key, so all are in one slot and the scripts run on a Redis Cluster too. The owner key
 // names the last token that took the lease (for a week after that take or the holder's last fenced write): an
 // expired lease is taken again only by that token (scripts.rs, `RENEW`, says when else). The generation key
-// (`{<session key>}:gen`, same slot) holds the lease's generation, for a week after its last take.
+// (`{<session key>}:gen`, same slot) holds the lease's generation, for a week after its last take. A take also
+// reads the liveness marker of the session's slot (alive.rs), which refuses fresh takes for one ttl after Redis
+// lost its data.
 
 impl RedisTier {
   /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
@@ -63,8 +65,9 @@ impl Leases for RedisTier {
   /// confirm is `ERR_REDIS_REPLICAS` and does not count; a lease it newly took is given back (best effort: else it
   /// expires), one the token held already is left as it was.
   async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
+    self.check_markers().await?;
     let [lease, owner] = self.lease_keys(key);
-    let keys = [lease, owner, format!("{{{}}}:gen", self.key(key))];
+    let keys = [lease, owner, format!("{{{}}}:gen", self.key(key)), self.marker(key)];
     let cmd = eval(ACQUIRE, &keys, &[token.as_bytes(), ms(ttl).as_bytes()]);
     let (reply, confirmed) = self.write_lease::<redis::Value>(&cmd).await?;
     if let redis::Value::Int(0) = reply {

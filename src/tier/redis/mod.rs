@@ -2,6 +2,7 @@
 //! refreshed on every save). A single server (TCP, TLS or unix socket), a Redis Cluster, or a primary with replicas
 //! behind Sentinel; Valkey alike. Writes can wait (`WAIT`) until replicas hold them: a failover then keeps them.
 
+mod alive;
 mod config;
 mod conn;
 mod leases;
@@ -29,6 +30,7 @@ pub struct RedisTier {
   config: RedisConfig,
   endpoint: String,
   conn: OnceCell<Conn>,
+  markers: alive::Markers,
 }
 
 impl fmt::Debug for RedisTier {
@@ -71,7 +73,7 @@ impl RedisTier {
     if config.prefix.contains(['{', '}']) {
       return Err(invalid("redis.prefix", "must not contain { or }".into()));
     }
-    Ok(Self { endpoint: config.endpoint(), config, conn: OnceCell::new() })
+    Ok(Self { endpoint: config.endpoint(), config, conn: OnceCell::new(), markers: alive::Markers::default() })
   }
 
   fn key(&self, key: &SessionKey) -> String {

@@ -1,14 +1,33 @@
 //! The Lua scripts of the Redis tier: leases, fenced writes and conditional writes, each one atomic step.
 
+/// Refuses (returns 0, as if held) a free lease to a token the owner key does not name while the liveness marker
+/// `KEYS[4]` is missing or younger than the ttl (`ARGV[2]` ms, on the tier's clock): the marker is lost with the
+/// leases (FLUSHALL, a restart without persistence, a failover to a replica without them), and a holder that
+/// still runs its session renews within its ttl or stops by its own deadline (retaking the lease meanwhile, see
+/// `RENEW`), so nobody else takes its session while it may still run it. A missing (or unreadable) marker is set
+/// to now.
+macro_rules! quarantine {
+  () => {
+    "if v == false and redis.call('GET', KEYS[2]) ~= ARGV[1] then local m = tonumber(redis.call('GET', KEYS[4])) \
+      local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+      if not m then redis.call('SET', KEYS[4], string.format('%.0f', now)) return 0 end \
+      if now - m < tonumber(ARGV[2]) then return 0 end end "
+  };
+}
 /// Returns `{2, generation}` when the lease was free and is the token's now, `{1, generation}` when the token held
-/// it already, 0 when another token holds it. The generation is `KEYS[3]`'s. A new holder's generation is
-/// above the last one and the tier's clock in µs (exact in Lua's doubles), so a generation key that expired or
-/// was lost still gives a greater one; decimal text, since Lua would print a large number in exponent form.
-pub(super) const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then \
+/// it already, 0 when another token holds it (or `quarantine` refused it). The generation is `KEYS[3]`'s. A new
+/// holder's generation is above the last one and the tier's clock in µs (exact in Lua's doubles), so a generation
+/// key that expired or was lost still gives a greater one; decimal text, since Lua would print a large number in
+/// exponent form.
+pub(super) const ACQUIRE: &str = concat!(
+  "local v = redis.call('GET', KEYS[1]) ",
+  quarantine!(),
+  "if v == false or v == ARGV[1] then \
   local g = redis.call('GET', KEYS[3]) if v == false or not g then local t = redis.call('TIME') \
     g = string.format('%.0f', math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), (tonumber(g) or 0) + 1)) end \
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) \
-  redis.call('SET', KEYS[3], g, 'PX', 604800000) if v == false then return {2, g} end return {1, g} end return 0";
+  redis.call('SET', KEYS[3], g, 'PX', 604800000) if v == false then return {2, g} end return {1, g} end return 0"
+);
 // Released: the owner key no longer names the token, so a late renewal of it cannot take the lease back.
 pub(super) const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end \
   if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'released', 'PX', 604800000) end return 0";
