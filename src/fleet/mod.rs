@@ -6,8 +6,10 @@
 pub mod assign;
 mod bucket;
 mod lifecycle;
+mod queue;
 mod state;
 mod status;
+mod take;
 pub mod timing;
 mod worker;
 
@@ -260,5 +262,7 @@ mod fault_tests;
 mod owner_tests;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod start_tests;
 #[cfg(test)]
 mod tests;
