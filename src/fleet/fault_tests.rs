@@ -173,7 +173,7 @@ pub(super) enum Behave {
 pub(super) struct Hooks2 {
   start: Behave,
   stop: Behave,
-  log: Mutex<Vec<(Instant, String)>>,
+  pub(super) log: Mutex<Vec<(Instant, String)>>,
   token: Mutex<Option<String>>,
 }
 

@@ -77,7 +77,7 @@ impl Ctx {
     let cfg = self.cfg();
     let timing = cfg.timing;
     let sent = Instant::now();
-    let taken = within(timing.renew_every, self.store.take_lease(&session, timing.ttl)).await;
+    let taken = self.take_for_start(&session, failover).await;
     let abort = {
       let mut state = self.shared.lock();
       let Some((token, generation)) = &taken else {

@@ -6,8 +6,10 @@
 pub mod assign;
 mod bucket;
 mod lifecycle;
+mod queue;
 mod state;
 mod status;
+mod take;
 pub mod timing;
 mod worker;
 

@@ -1,6 +1,6 @@
 //! A worker's own state, shared by its loop, its start/stop tasks and the handle.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use tokio::time::Instant;
 
@@ -45,6 +45,9 @@ impl Run {
   }
 }
 
+/// A start waiting for a slot: the session, whether it is a failover, whether it is to be restored first.
+pub type Queued = (String, bool, bool);
+
 /// The fleet as this worker last saw it, for `status()`.
 #[derive(Default, Clone)]
 pub struct View {
@@ -74,6 +77,9 @@ pub struct State {
   pub handed_off: HashMap<String, Instant>,
   /// Sessions whose `onStart` failed, or whose lease another token held, not tried again before then.
   pub retry_after: HashMap<String, Instant>,
+  /// Starts the last round found due beyond the free start slots, whose sessions no live worker owns (a dead
+  /// worker's, or nobody's): each begins as a start ends, without waiting for a round (queue.rs).
+  pub queued: VecDeque<Queued>,
   /// Starts refused because another token held the lease, in a row, per session: the retry backs off.
   pub held_elsewhere: HashMap<String, u32>,
 }

@@ -330,24 +330,33 @@ impl Ctx {
 
     let mut starts = Vec::new();
     let settled = now.duration_since(self.joined) >= cfg.timing.renew_every;
+    state.queued.clear();
     if settled && !state.draining {
       let starting = state.runs.values().filter(|r| r.phase == Phase::Starting).count();
       let mut slots = max.saturating_sub(starting);
       let mut room = (cfg.capacity as usize).saturating_sub(state.runs.len());
       for (session, target) in &desired {
-        if slots == 0 || room == 0 {
+        if room == 0 {
           break;
         }
-        let busy = state.runs.contains_key(session)
-          || state.handed_off.contains_key(session)
-          || state.retry_after.contains_key(session);
-        if target != me || busy {
+        if target != me || busy(&state, session) {
           continue;
         }
+        let owner = owner_of(session);
         // An owner entry naming a worker that is gone: this start is a failover.
-        let failover = owner_of(session).is_some_and(|(o, _)| o != me && !live.contains(o.as_str()));
+        let failover = owner.as_ref().is_some_and(|(o, _)| o != me && !live.contains(o.as_str()));
+        let start = (session.clone(), failover, !round.in_primary.contains(session));
+        if slots == 0 {
+          // Beyond the slots, what no live worker owns waits in line for the next free slot rather than for the
+          // next round; a session a live worker runs is handed off at its owner's pace, a few per round.
+          if failover || owner.is_none() {
+            state.queued.push_back(start);
+            room -= 1;
+          }
+          continue;
+        }
         state.runs.insert(session.clone(), Run::starting(now));
-        starts.push((session.clone(), failover, !round.in_primary.contains(session)));
+        starts.push(start);
         slots -= 1;
         room -= 1;
       }
@@ -373,8 +382,8 @@ impl Ctx {
     for (session, reason, handoff) in stops {
       self.spawn_stop(session, reason, handoff);
     }
-    for (session, failover, restore) in starts {
-      tokio::spawn(self.clone().start(session, failover, restore));
+    for start in starts {
+      tokio::spawn(self.clone().start_then_next(start));
     }
     for (session, generation) in repairs {
       let this = self.clone();
@@ -449,6 +458,11 @@ impl Ctx {
     }
     false
   }
+}
+
+/// Held here, handed off and not yet seen running elsewhere, or waiting for its retry: not to be started now.
+pub(super) fn busy(state: &State, session: &str) -> bool {
+  state.runs.contains_key(session) || state.handed_off.contains_key(session) || state.retry_after.contains_key(session)
 }
 
 /// A session counts as owned when its owner entry names a live worker, except this worker's own stale entry
