@@ -33,6 +33,7 @@ fn join(sim: &Arc<SimTier>, timing: Timing, max_concurrent_starts: usize) -> (Ar
     max_concurrent_starts,
     unassigned_alert: Duration::from_secs(60),
     backup_list_every: FleetConfig::DEFAULT_BACKUP_LIST_EVERY,
+    start_timeout: FleetConfig::DEFAULT_START_TIMEOUT,
   };
   let (fleet, worker) = Fleet::join(store, config, hooks.clone()).unwrap();
   tokio::spawn(worker);

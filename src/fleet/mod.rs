@@ -275,6 +275,8 @@ pub async fn set_pin(store: &Store, group: &str, session: &str, pin: Option<Pin>
 #[cfg(test)]
 mod bucket_tests;
 #[cfg(test)]
+mod failover_tests;
+#[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
 mod owner_tests;
