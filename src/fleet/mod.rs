@@ -259,6 +259,6 @@ mod fault_tests;
 #[cfg(test)]
 mod owner_tests;
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod tests;

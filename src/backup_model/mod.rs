@@ -1,0 +1,58 @@
+//! A model-based test of backups across processes (issue #26): seeded random interleavings of save, backup,
+//! prune (within every backup, each store with its own retention), restore, `restoreAll`, logout, `rotate-key`
+//! and `cleanup` from several stores, each standing for a process of its own (its own locks and scheduler), on
+//! one primary and one bucket, through a transport that delays calls, fails bucket calls (before or after they
+//! land) and so reorders calls in flight. After every round the tiers are checked against a simple model of
+//! what was acknowledged (`check`).
+//!
+//! `BACKUP_MODEL_SEEDS=n` runs seeds 1..=n, `BACKUP_MODEL_SEED=s` one (`npm run sim:backups` is the deep run); a
+//! failing seed prints its scenario and story. Saves pack real archives on tokio's blocking pool, so a seed
+//! replays the same operations and transport draws, though calls landing at one instant may interleave
+//! differently from run to run.
+
+mod check;
+mod model;
+mod ops;
+mod run;
+mod world;
+
+use run::{run, Outcome, Scenario};
+
+/// Seeds for a sweep: `BACKUP_MODEL_SEED` (one), else `BACKUP_MODEL_SEEDS` (how many, from 1), else `default`.
+fn seeds(default: u64) -> Vec<u64> {
+  let env = |name| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+  match (env("BACKUP_MODEL_SEED"), env("BACKUP_MODEL_SEEDS")) {
+    (Some(seed), _) => vec![seed],
+    (None, Some(count)) => (1..=count).collect(),
+    (None, None) => (1..=default).collect(),
+  }
+}
+
+/// Fails with the first failing seed's scenario and story, and every failing seed's first violation.
+fn assert_holds(seeds: &[u64]) {
+  let one = std::env::var("BACKUP_MODEL_SEED").is_ok();
+  let outcomes = seeds.iter().map(|&seed| (seed, run(seed)));
+  // One seed asked for by name: its story is shown (with `--nocapture`) even when it holds.
+  let outcomes = outcomes.inspect(|(seed, out)| {
+    if one {
+      println!("seed {seed}: {:#?}\n{}", Scenario::new(*seed), out.story.join("\n"));
+    }
+  });
+  let failed: Vec<(u64, Outcome)> = outcomes.filter(|(_, out)| !out.violations.is_empty()).collect();
+  let Some((seed, first)) = failed.first() else { return };
+  let summary: Vec<String> = failed.iter().map(|(s, o)| format!("seed {s}: {}", o.violations[0])).collect();
+  panic!(
+    "{} of {} seeds broke a promise:\n{}\n\nseed {seed}: {:#?}\n{}\n\nviolations:\n{}\n\nreplay: BACKUP_MODEL_SEED={seed} cargo test --lib backup_model",
+    failed.len(),
+    seeds.len(),
+    summary.join("\n"),
+    Scenario::new(*seed),
+    first.story.join("\n"),
+    first.violations.join("\n")
+  );
+}
+
+#[test]
+fn backups_keep_their_promises_over_seeded_interleavings() {
+  assert_holds(&seeds(30));
+}
