@@ -16,7 +16,8 @@ mod ops;
 mod run;
 mod world;
 
-use run::{run, Outcome, Scenario};
+use ops::Op;
+use run::{paused_runtime, run, Outcome, Scenario, World};
 
 /// Seeds for a sweep: `BACKUP_MODEL_SEED` (one), else `BACKUP_MODEL_SEEDS` (how many, from 1), else `default`.
 fn seeds(default: u64) -> Vec<u64> {
@@ -55,4 +56,31 @@ fn assert_holds(seeds: &[u64]) {
 #[test]
 fn backups_keep_their_promises_over_seeded_interleavings() {
   assert_holds(&seeds(30));
+}
+
+/// The checks themselves: a logged-out session whose old copy is put back in the primary behind the store's back
+/// (what a write-back racing the logout did before it looked for the mark) is caught, as is an older save there.
+#[test]
+fn the_checks_catch_a_logout_that_comes_back_and_an_older_save() {
+  let mut scenario = Scenario::new(1);
+  for store in &mut scenario.stores {
+    (store.every_save, store.error_per_mille) = (true, 0);
+  }
+  paused_runtime().block_on(async {
+    let world = World::new(&scenario);
+    world.run_op(1, Op::Save { store: 0, session: 0 }).await;
+    let first = world.primary.get("s0").expect("saved");
+    world.run_op(2, Op::Save { store: 1, session: 0 }).await;
+    world.check("two saves").await;
+    assert_eq!(world.violations(), Vec::<String>::new());
+    world.primary.sessions.lock().unwrap().insert("s0".into(), first.clone());
+    world.check("an older save put back").await;
+    assert!(world.violations().iter().any(|v| v.contains("not the newest acknowledged")), "{:?}", world.violations());
+    world.run_op(3, Op::Logout { store: 0, session: 0 }).await;
+    world.primary.sessions.lock().unwrap().insert("s0".into(), first);
+    world.check("the logged-out copy put back").await;
+    let violations = world.violations();
+    assert!(violations.iter().any(|v| v.contains("is back after the logout")), "{violations:?}");
+    assert!(violations.iter().any(|v| v.contains("yet sessionExists says Ok(true)")), "{violations:?}");
+  });
 }

@@ -109,7 +109,7 @@ fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl World {
-  fn new(scenario: &Scenario) -> Self {
+  pub(super) fn new(scenario: &Scenario) -> Self {
     let root = tempfile::tempdir().expect("a temp dir");
     for dir in ["auth", "zips", "out"] {
       std::fs::create_dir_all(root.path().join(dir)).expect("a dir");
@@ -169,12 +169,20 @@ impl World {
     guard(&self.outcome).story.push(format!("{:>5}.{:03} ms  {line}", at / 1000, at % 1000));
   }
 
+  pub fn violations(&self) -> Vec<String> {
+    guard(&self.outcome).violations.clone()
+  }
+
   /// Records a broken promise; returns it for the story.
   pub fn violation(&self, what: String) -> String {
     self.log(format!("VIOLATION {what}"));
     guard(&self.outcome).violations.push(what.clone());
     what
   }
+}
+
+pub(super) fn paused_runtime() -> tokio::runtime::Runtime {
+  tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime")
 }
 
 /// Runs the seed's scenario on its own paused, single-threaded runtime.
