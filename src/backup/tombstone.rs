@@ -71,6 +71,22 @@ impl Backups {
     Ok(stamp.max(gone))
   }
 
+  /// Completes a delete of the saves stamped up to `gone` (a delete in this process that a backup raced): marks
+  /// them if no mark does yet (the delete's own bucket part may have failed), then deletes the versions the mark
+  /// covers. A later save (a login since, in another process) is never touched, unlike `delete`.
+  pub async fn delete_up_to(&self, key: &SessionKey, gone: u64) -> Result<()> {
+    let (versions, mark) = self.listing(key).await?;
+    if gone > mark {
+      self.tier.put(&format!("{key}/{gone:013}{EXT}"), Vec::new()).await?;
+    }
+    let covered: Vec<String> = versions.into_iter().filter(|v| v.ms <= gone.max(mark)).map(|v| v.key).collect();
+    if !covered.is_empty() {
+      self.tier.delete(&covered).await?;
+      let _ = self.repo.collect(key).await;
+    }
+    Ok(())
+  }
+
   /// After writing `written` (stamped `ms`): takes it down again when a delete's mark covers it.
   pub(super) async fn unless_deleted(&self, key: &SessionKey, written: &str, ms: u64) -> Result<()> {
     let (_, gone) = self.listing(key).await?;

@@ -58,6 +58,13 @@ fn backups_keep_their_promises_over_seeded_interleavings() {
   assert_holds(&seeds(30));
 }
 
+/// The seeds that found bugs, fixed since: a restore's write-back racing a logout (40), a logout before the first
+/// backup landed (23), a scheduler undoing a raced backup by deleting a later login's versions too (725).
+#[test]
+fn the_seeds_that_found_bugs_hold() {
+  assert_holds(&[23, 40, 725]);
+}
+
 /// The checks themselves: a logged-out session whose old copy is put back in the primary behind the store's back
 /// (what a write-back racing the logout did before it looked for the mark) is caught, as is an older save there.
 #[test]

@@ -331,7 +331,7 @@ impl Store {
       None => Ok(()),
     };
     if let Some(scheduler) = &self.scheduler {
-      scheduler.forget(&key);
+      scheduler.forget(&key, deleted_stamp);
     }
     let backups = match &self.backups {
       Some(backups) => backups.delete(&key, deleted_stamp).await,
@@ -381,7 +381,7 @@ impl Store {
       }
     }
     if let Some(scheduler) = &self.scheduler {
-      scheduler.forget(&key);
+      scheduler.forget(&key, deleted_stamp);
     }
     let marked = match &self.backups {
       Some(backups) => backups.delete(&key, deleted_stamp).await,
