@@ -145,6 +145,13 @@ impl World {
       if problems.is_empty() {
         self.log(format!("check {when}: {session}: {state}"));
       }
+      if !problems.is_empty() {
+        // The session's objects as stored (versions and marks), for the story.
+        let prefix = format!("{session}/");
+        let objects: Vec<String> =
+          self.bucket.objects.lock().unwrap().keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
+        self.log(format!("{when}: {session}: the bucket holds {objects:?}"));
+      }
       for problem in problems {
         self.violation(format!("{when}: {session}: {problem} ({state})"));
       }
