@@ -26,3 +26,6 @@ mod fsutil;
 mod locks;
 
 mod binding;
+
+#[cfg(test)]
+mod backup_model;

@@ -3,7 +3,7 @@
 //! backs its session up at once. Passing failures are retried with backoff; a session that still fails stays
 //! dirty for the next tick or `close()`, and is reported. A backup racing a delete never resurrects the session.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -47,8 +47,9 @@ pub struct Scheduler {
   /// while its backup runs stays dirty.
   dirty: Mutex<BTreeMap<SessionKey, u64>>,
   saves: AtomicU64,
-  /// Deleted sessions (until saved again): a backup that lands after the delete is removed again.
-  deleted: Mutex<HashSet<SessionKey>>,
+  /// Deleted sessions (until saved again), with the stamp of the copy the delete removed: a backup of it that
+  /// lands after the delete is removed again.
+  deleted: Mutex<HashMap<SessionKey, u64>>,
   stats: Mutex<BackupStats>,
   timer_started: AtomicBool,
   closed: AtomicBool,
@@ -135,9 +136,10 @@ impl Scheduler {
 
   /// Called by a delete, under the session's lock: nothing is left to back up, and a backup already
   /// on its way is undone when it lands.
-  pub fn forget(&self, key: &SessionKey) {
+  /// `stamp`: the stamp of the copy the delete removed.
+  pub fn forget(&self, key: &SessionKey, stamp: u64) {
     guard(&self.dirty).remove(key);
-    guard(&self.deleted).insert(key.clone());
+    guard(&self.deleted).insert(key.clone(), stamp);
   }
 
   /// Backs up every dirty session now, reporting failures.
@@ -183,9 +185,12 @@ impl Scheduler {
     let result = attempt.retry(backoff).when(transient).await;
     let lock = self.locks.of(key);
     let _turn = lock.lock().await;
-    if guard(&self.deleted).contains(key) {
-      // Deleted while the upload ran: take the backup down again, or a logout would come back from S3.
-      self.backups.delete(key, 0).await?;
+    let gone = guard(&self.deleted).get(key).copied();
+    if let Some(gone) = gone {
+      // Deleted while the upload ran: the saves the delete removed are taken down again (its mark written if its
+      // own bucket part failed), or a logout would come back from S3. Only those: a later login, saved by another
+      // process meanwhile and stamped after them, is not touched (found by the backup model, seed 725).
+      self.backups.delete_up_to(key, gone).await?;
       return Ok(None);
     }
     let mut dirty = guard(&self.dirty);

@@ -3,7 +3,7 @@
 
 use super::{Backups, Version};
 use crate::archive::{self, Header};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
 
 /// Where a new version of a save stamped `stamp` goes among `versions` (oldest first).
@@ -32,7 +32,12 @@ impl Backups {
   /// One version's header; `None` when it is gone or does not read.
   pub(super) async fn header(&self, key: &SessionKey, version: &Version) -> Result<Option<Header>> {
     Ok(match version.incremental {
-      true => self.repo.manifest(key, &version.key).await.ok().flatten().map(|m| Header {
+      // A bucket that did not answer is an error, not a version that does not read (as for whole versions below).
+      true => match self.repo.manifest(key, &version.key).await {
+        Err(err @ (StoreError::Backend { .. } | StoreError::TierUnavailable { .. })) => return Err(err),
+        read => read.ok().flatten(),
+      }
+      .map(|m| Header {
         version: archive::FORMAT_VERSION,
         flags: archive::FLAG_ZIP,
         entries: m.entries.len() as u32,
@@ -68,8 +73,12 @@ impl Backups {
     match self.header(key, newest).await? {
       // A later save is the newest: this one goes among the older versions, at its stamp.
       Some(held) if held.created_ms > stamp => Ok(Place::At(stamp)),
-      // A legacy name bumped past this save's stamp (or one that does not read): after it.
-      _ => Ok(Place::At(newest.ms + 1)),
+      // A legacy name bumped past this save's stamp: after it.
+      Some(_) => Ok(Place::At(newest.ms + 1)),
+      // Gone since the listing (a logout, a prune) or unreadable: it orders nothing, and the save goes at its stamp.
+      // Named after a version a logout just deleted, a late backup of a logged-out save would sort past the
+      // logout's mark and come back (found by the backup model, seed 1426).
+      None => Ok(Place::At(stamp)),
     }
   }
 }

@@ -170,3 +170,19 @@ async fn a_writer_whose_clock_runs_ahead_never_makes_at_now_go_back_before_the_s
   assert_eq!(backups.find(&key("s"), None, Some(now - 60_000)).await.unwrap().key, before);
   assert_eq!(backups.find(&key("s"), None, Some(now - 60_001)).await.unwrap_err().code(), "ERR_VERSION_NOT_FOUND");
 }
+
+/// A logout of a session whose first backup is still on its way (another process's timer or the CLI's `backup`,
+/// which read the primary's copy before the logout): the bucket holds no version yet, and the mark is written
+/// all the same, so the late backup is refused. Found by the model (`backup_model`, seed 23).
+#[tokio::test]
+async fn a_logout_before_the_first_backup_lands_still_refuses_it() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 3);
+  backups.delete(&key("s"), 2_000).await.unwrap();
+  let late = backups.write(&key("s"), sealed_at(2, 2_000)).await.unwrap_err();
+  assert_eq!(late.code(), "ERR_SESSION_NOT_FOUND");
+  assert!(!backups.exists(&key("s")).await.unwrap(), "the logout does not come back");
+  // A session no tier ever held leaves no mark behind.
+  backups.delete(&key("never"), 0).await.unwrap();
+  assert!(memory.objects.lock().unwrap().keys().all(|k| !k.starts_with("never/")));
+}

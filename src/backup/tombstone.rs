@@ -56,15 +56,35 @@ impl Backups {
   }
 
   /// Marks the session deleted after every save it holds (and after `at_least`, the stamp of the primary's copy
-  /// the delete removed), then deletes its versions and chunks. A session the bucket never held gets no mark (a
-  /// backup racing the delete in this process is undone by the scheduler).
-  pub async fn delete(&self, key: &SessionKey, at_least: u64) -> Result<()> {
+  /// the delete removed), then deletes its versions and chunks. A session the bucket holds no version of is
+  /// marked too when the primary had a copy (`at_least` > 0): a backup of that copy may be on its way from another
+  /// process (its timer, the CLI's `backup`), which no scheduler of this one can undo, and the mark makes it take
+  /// itself down. Only a session no tier held (stamp 0) gets no mark.
+  /// Returns the stamp the session's mark covers (0: none).
+  pub async fn delete(&self, key: &SessionKey, at_least: u64) -> Result<u64> {
     let (versions, gone) = self.listing(key).await?;
     let stamp = versions.iter().map(|v| v.ms).max().unwrap_or(0).max(at_least);
-    if !versions.is_empty() && stamp > gone {
+    if stamp > gone {
       self.tier.put(&format!("{key}/{stamp:013}{EXT}"), Vec::new()).await?;
     }
-    self.repo.delete_all(key).await
+    self.repo.delete_all(key).await?;
+    Ok(stamp.max(gone))
+  }
+
+  /// Completes a delete of the saves stamped up to `gone` (a delete in this process that a backup raced): marks
+  /// them if no mark does yet (the delete's own bucket part may have failed), then deletes the versions the mark
+  /// covers. A later save (a login since, in another process) is never touched, unlike `delete`.
+  pub async fn delete_up_to(&self, key: &SessionKey, gone: u64) -> Result<()> {
+    let (versions, mark) = self.listing(key).await?;
+    if gone > mark {
+      self.tier.put(&format!("{key}/{gone:013}{EXT}"), Vec::new()).await?;
+    }
+    let covered: Vec<String> = versions.into_iter().filter(|v| v.ms <= gone.max(mark)).map(|v| v.key).collect();
+    if !covered.is_empty() {
+      self.tier.delete(&covered).await?;
+      let _ = self.repo.collect(key).await;
+    }
+    Ok(())
   }
 
   /// After writing `written` (stamped `ms`): takes it down again when a delete's mark covers it.

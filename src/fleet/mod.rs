@@ -281,7 +281,7 @@ mod fault_tests;
 #[cfg(test)]
 mod owner_tests;
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod start_tests;
 #[cfg(test)]

@@ -135,3 +135,22 @@ async fn a_logout_that_lands_while_the_fleet_restores_a_session_stays_a_logout()
   assert_eq!(site.primary_body().await, None, "the logged-out session is not back in the primary");
   assert!(!cli.session_exists("s").await.unwrap());
 }
+
+/// The CLI's restore reads the bucket for a session the primary lost while the service logs out (another process:
+/// no lock orders them); its write-back lands after the logout's mark. It looks for the mark after writing and
+/// takes its copy down again: the logged-out session stays out. Found by the model (`backup_model`, seed 40).
+#[tokio::test]
+async fn a_logout_that_lands_while_the_cli_restores_the_session_stays_a_logout() {
+  let site = Site::new();
+  let (service, cli) = (site.process(), site.process());
+  site.save(&service, b"X").await;
+  site.primary().delete(&key()).await.unwrap();
+  let (reached, release) = site.bucket.hold("s/");
+  let restore = tokio::spawn(async move { cli.restore_all(2, None).await.unwrap() });
+  reached.notified().await;
+  service.delete("s").await.unwrap();
+  release.notify_one();
+  assert_eq!(restore.await.unwrap().copied, 0, "nothing restored");
+  assert_eq!(site.primary_body().await, None, "the logged-out session is not back in the primary");
+  assert!(!service.session_exists("s").await.unwrap());
+}

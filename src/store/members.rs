@@ -3,7 +3,6 @@
 
 use super::order::Warmed;
 use super::Store;
-use crate::archive;
 use crate::counters::Fallback;
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
@@ -74,14 +73,10 @@ impl Store {
     match self.warm(primary, backups, key, false).await? {
       Warmed::Kept(_) | Warmed::Changed => Ok(Kept::Present),
       Warmed::NoBackup => Ok(if primary.exists(key).await? { Kept::Present } else { Kept::Deleted }),
-      Warmed::Restored(bytes) => {
-        // A delete (another process, no lease of ours to order it) that marked the bucket while the copy was read:
-        // its mark covers the copy, which goes again rather than bringing a logged-out session back.
-        if !backups.exists(key).await? {
-          let written = bytes[..bytes.len().min(archive::HEADER_LEN)].to_vec();
-          primary.delete_if(key, written).await?;
-          return Ok(Kept::Deleted);
-        }
+      // A delete (another process, no lease of ours to order it) marked the bucket while the copy was read: the
+      // copy written back went again rather than bringing a logged-out session back.
+      Warmed::Deleted => Ok(Kept::Deleted),
+      Warmed::Restored(_) => {
         self.counters.fallback(Fallback::Missing);
         Ok(Kept::Restored)
       }

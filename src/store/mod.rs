@@ -222,6 +222,7 @@ impl Store {
           return Ok(Some(bytes));
         }
         order::Warmed::Changed => return Ok(None),
+        order::Warmed::Deleted => return Err(StoreError::SessionNotFound(format!("{key} (logged out meanwhile)"))),
         order::Warmed::NoBackup => {}
       },
       (None, Some(backups)) => {
@@ -330,13 +331,23 @@ impl Store {
       None => Ok(()),
     };
     if let Some(scheduler) = &self.scheduler {
-      scheduler.forget(&key);
+      scheduler.forget(&key, deleted_stamp);
     }
     let backups = match &self.backups {
       Some(backups) => backups.delete(&key, deleted_stamp).await,
-      None => Ok(()),
+      None => Ok(0),
     };
-    primary.and(backups)
+    let taken_down = self.after_mark(&backups, &key).await;
+    primary.and(backups).and(taken_down)
+  }
+
+  /// After a delete's mark (`mark`: the stamp it covers): a copy another process's restore wrote back to the
+  /// primary meanwhile goes (`order::take_down_covered`).
+  async fn after_mark(&self, mark: &Result<u64>, key: &SessionKey) -> Result<()> {
+    match (&self.primary, mark) {
+      (Some(primary), Ok(mark)) if *mark > 0 => self.take_down_covered(primary, key, *mark).await,
+      _ => Ok(()),
+    }
   }
 
   /// `delete` of a session nobody saved since `cutoff_ms` (`cleanup`): `false`, nothing deleted, when a save landed
@@ -370,12 +381,14 @@ impl Store {
       }
     }
     if let Some(scheduler) = &self.scheduler {
-      scheduler.forget(&key);
+      scheduler.forget(&key, deleted_stamp);
     }
-    match &self.backups {
-      Some(backups) => backups.delete(&key, deleted_stamp).await.map(|()| true),
-      None => Ok(true),
-    }
+    let marked = match &self.backups {
+      Some(backups) => backups.delete(&key, deleted_stamp).await,
+      None => Ok(0),
+    };
+    self.after_mark(&marked, &key).await?;
+    marked.map(|_| true)
   }
 
   /// The sessions of the primary (of the backups when there is no primary), with their headers.
@@ -452,7 +465,7 @@ impl Store {
       // A primary copy saved after the backup (a restart within the backup interval) is newer: kept.
       Ok(match self.warm(primary, backups, &key, false).await? {
         order::Warmed::Restored(bytes) => Some(bytes.len() as u64),
-        order::Warmed::Kept(_) | order::Warmed::NoBackup | order::Warmed::Changed => None,
+        order::Warmed::Kept(_) | order::Warmed::NoBackup | order::Warmed::Changed | order::Warmed::Deleted => None,
       })
     })
     .await;

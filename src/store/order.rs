@@ -41,6 +41,8 @@ pub(crate) enum Warmed {
   /// The primary's copy changed (or appeared) since it was read: a save that landed meanwhile, maybe in another
   /// process, which wins. Nothing was written.
   Changed,
+  /// A logout's mark landed while the backup was read and written back: the copy written went again.
+  Deleted,
 }
 
 impl Store {
@@ -117,8 +119,48 @@ impl Store {
     match written {
       Ok(false) => Ok(Warmed::Changed),
       Err(err) if !best_effort => Err(err),
-      _ => Ok(Warmed::Restored(candidate)),
+      // Written, or (best effort) maybe written: either way a logout's mark is looked for.
+      _ => self.unless_logged_out(primary, backups, key, candidate, best_effort).await,
     }
+  }
+
+  /// After writing `candidate` back: a logout in another process (no lock of ours orders it) may have deleted the
+  /// primary's copy and marked the bucket while the backup was read. Its mark covers the copy written, which goes
+  /// again (`Warmed::Deleted`), or the logged-out session would be back in the primary. The logout looks at the
+  /// primary again after writing its mark (`take_down_covered`), so of a write-back and a logout that overlap, one
+  /// sees the other. A mark that cannot be looked for counts as found: the copy goes (the bucket still has it),
+  /// and the error is returned unless `best_effort` (the caller has its bytes).
+  async fn unless_logged_out(
+    &self,
+    primary: &Arc<dyn Tier>,
+    backups: &Backups,
+    key: &SessionKey,
+    candidate: Vec<u8>,
+    best_effort: bool,
+  ) -> Result<Warmed> {
+    let stamp = archive::peek(&candidate)?.created_ms;
+    let gone = backups.deleted_at(key).await;
+    if matches!(gone, Ok(gone) if gone < stamp) {
+      return Ok(Warmed::Restored(candidate));
+    }
+    let written = candidate[..candidate.len().min(archive::HEADER_LEN)].to_vec();
+    primary.delete_if(key, written).await?;
+    match gone {
+      Ok(_) => Ok(Warmed::Deleted),
+      Err(_) if best_effort => Ok(Warmed::Restored(candidate)),
+      Err(err) => Err(err),
+    }
+  }
+
+  /// After a logout wrote its mark (covering saves stamped up to `mark`): a copy the primary holds that the mark
+  /// covers was written back by a restore in another process after the logout deleted the primary's copy, and
+  /// before the mark was there for it to see (`unless_logged_out`). It is deleted data, and goes.
+  pub(super) async fn take_down_covered(&self, primary: &Arc<dyn Tier>, key: &SessionKey, mark: u64) -> Result<()> {
+    let Some(head) = primary.head(key, archive::HEADER_LEN).await? else { return Ok(()) };
+    if archive::peek(&head).is_ok_and(|h| h.created_ms <= mark) {
+      primary.delete_if(key, head).await?;
+    }
+    Ok(())
   }
 }
 

@@ -8,6 +8,6 @@ mod cases;
 mod check;
 pub(super) mod faults;
 mod hooks;
-mod rng;
+pub(crate) mod rng;
 mod scenario;
 pub(super) mod tier;
