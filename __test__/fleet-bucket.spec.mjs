@@ -5,9 +5,8 @@
 import path from 'node:path'
 import test from 'ava'
 
-import { doubleOwners, evenlySpread, now, ownerIntervals, readLogs, running, saveSessions, sleep, startWorker, until } from './fleet-harness.mjs'
+import { doubleOwners, evenlySpread, now, ownerIntervals, readLogs, running, startBackedUpFleet, sleep, startWorker, until } from './fleet-harness.mjs'
 import { RustStore, tempDir } from './helpers.mjs'
-import { startMoto, startRedis } from './servers.mjs'
 
 /** The Redis key of a session (the default prefix): what eviction removes. */
 const redisKey = (session) => `wa:session:${session}`
@@ -30,11 +29,7 @@ async function fallbacks(workers) {
 
 test.serial('sessions Redis lost run on, restored from the bucket; only a delete stops one, and it stays gone', async (t) => {
   const root = tempDir(t)
-  const [server, moto] = await Promise.all([startRedis(t), startMoto(t)])
-  const s3 = { endpoint: moto.endpoint, bucket: await moto.bucket('fleet'), forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's', backupIntervalMs: 0 }
-  const redis = { url: server.url, connectTimeoutMs: 400, commandTimeoutMs: 400 }
-  const { names, stored } = await saveSessions(root, redis, 6, { s3 })
-  t.deepEqual(stored, names)
+  const { server, s3, redis, names } = await startBackedUpFleet(t, root, 6)
   // Redis alone: what the primary holds.
   const primary = new RustStore({ redis, dir: path.join(root, 'unused') })
   const inPrimary = async () => sorted((await primary.listSessions()).map((s) => s.session))

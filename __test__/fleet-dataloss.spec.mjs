@@ -5,17 +5,12 @@
 // taken once that ttl passed. Workers are processes (support/fleet-worker.js), their logs on one clock.
 import test from 'ava'
 
-import { doubleOwners, evenlySpread, now, ownerIntervals, readLogs, running, saveSessions, sleep, startWorker, timing, until } from './fleet-harness.mjs'
+import { doubleOwners, evenlySpread, now, ownerIntervals, readLogs, running, startBackedUpFleet, sleep, startWorker, timing, until } from './fleet-harness.mjs'
 import { tempDir } from './helpers.mjs'
-import { startMoto, startRedis } from './servers.mjs'
 
 test.serial('FLUSHALL under two workers: nobody takes a running session; a dead owner\'s move after one ttl', async (t) => {
   const root = tempDir(t)
-  const [server, moto] = await Promise.all([startRedis(t), startMoto(t)])
-  const s3 = { endpoint: moto.endpoint, bucket: await moto.bucket('fleet'), forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's', backupIntervalMs: 0 }
-  const redis = { url: server.url, connectTimeoutMs: 400, commandTimeoutMs: 400 }
-  const { names, stored } = await saveSessions(root, redis, 6, { s3 })
-  t.deepEqual(stored, names)
+  const { server, s3, redis, names } = await startBackedUpFleet(t, root, 6)
   const options = { redis, s3, light: true, backupListEveryMs: 1000 }
   const workers = [await startWorker(t, root, { workerId: 'a', ...options }), await startWorker(t, root, { workerId: 'b', ...options })]
   const [a, b] = workers

@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 
 import { RustStore, remoteAuth } from './helpers.mjs'
+import { startMoto, startRedis } from './servers.mjs'
 
 const workerScript = path.resolve(import.meta.dirname, '../support/fleet-worker.js')
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -18,6 +19,16 @@ export const timing = { ttlMs: 2500, renewEveryMs: 300, stopTimeoutMs: 1000, max
  * `count` sessions saved by whatsapp-web.js's RemoteAuth, each profile holding a marker naming it; with `s3`
  * (RustStore's option), backed up there too.
  */
+/** A Redis and a moto bucket of the test's own, with `count` sessions saved through both (backed up at once). */
+export async function startBackedUpFleet(t, root, count) {
+  const [server, moto] = await Promise.all([startRedis(t), startMoto(t)])
+  const s3 = { endpoint: moto.endpoint, bucket: await moto.bucket('fleet'), forcePathStyle: true, accessKeyId: 'k', secretAccessKey: 's', backupIntervalMs: 0 }
+  const redis = { url: server.url, connectTimeoutMs: 400, commandTimeoutMs: 400 }
+  const { names, stored } = await saveSessions(root, redis, count, { s3 })
+  t.deepEqual(stored, names)
+  return { server, moto, s3, redis, names }
+}
+
 export async function saveSessions(root, redis, count, { from = 0, s3 } = {}) {
   const dataPath = path.join(root, 'seed')
   const store = new RustStore({ redis, s3, dataPath, saveErrors: 'reject' })

@@ -21,12 +21,7 @@ use run::{paused_runtime, run, Outcome, Scenario, World};
 
 /// Seeds for a sweep: `BACKUP_MODEL_SEED` (one), else `BACKUP_MODEL_SEEDS` (how many, from 1), else `default`.
 fn seeds(default: u64) -> Vec<u64> {
-  let env = |name| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-  match (env("BACKUP_MODEL_SEED"), env("BACKUP_MODEL_SEEDS")) {
-    (Some(seed), _) => vec![seed],
-    (None, Some(count)) => (1..=count).collect(),
-    (None, None) => (1..=default).collect(),
-  }
+  crate::fleet::sim::rng::seeds("BACKUP_MODEL_SEED", "BACKUP_MODEL_SEEDS", default)
 }
 
 /// Fails with the first failing seed's scenario and story, and every failing seed's first violation.

@@ -50,6 +50,24 @@ impl Site {
     store.save(session, Some(&zip)).await.unwrap()
   }
 
+  /// `service` saves X and the primary loses it (a flushed Redis); another process's `restoreAll` reads X from the
+  /// bucket, held there while `meanwhile` runs, then lands.
+  pub async fn restore_all_racing<T>(
+    &self,
+    service: &Store,
+    meanwhile: impl std::future::Future<Output = T>,
+  ) -> Transfer {
+    self.save(service, b"X").await;
+    self.primary().delete(&key()).await.unwrap();
+    let cli = self.process();
+    let (reached, release) = self.bucket.hold("s/");
+    let restore = tokio::spawn(async move { cli.restore_all(2, None).await.unwrap() });
+    reached.notified().await;
+    meanwhile.await;
+    release.notify_one();
+    restore.await.unwrap()
+  }
+
   /// The body of the session's file in the primary's copy.
   pub async fn primary_body(&self) -> Option<Vec<u8>> {
     let bytes = self.primary().get(&key()).await.unwrap()?;
@@ -72,16 +90,8 @@ pub(crate) fn body_of(sealed: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn a_save_that_lands_while_a_restore_reads_the_backup_wins() {
   let site = Site::new();
-  let (service, cli) = (site.process(), site.process());
-  site.save(&service, b"X").await;
-  // The primary lost the session (a flushed Redis): the CLI's restore reads X from the bucket, held there.
-  site.primary().delete(&key()).await.unwrap();
-  let (reached, release) = site.bucket.hold("s/");
-  let restore = tokio::spawn(async move { cli.restore_all(2, None).await.unwrap() });
-  reached.notified().await;
-  site.save(&service, b"Y").await;
-  release.notify_one();
-  let restored = restore.await.unwrap();
+  let service = site.process();
+  let restored = site.restore_all_racing(&service, site.save(&service, b"Y")).await;
   assert_eq!(restored.copied, 0, "the restore found the session changed and wrote nothing");
   assert_eq!(site.primary_body().await.unwrap(), b"Y", "the acknowledged save stands");
 }
@@ -142,15 +152,9 @@ async fn a_logout_that_lands_while_the_fleet_restores_a_session_stays_a_logout()
 #[tokio::test]
 async fn a_logout_that_lands_while_the_cli_restores_the_session_stays_a_logout() {
   let site = Site::new();
-  let (service, cli) = (site.process(), site.process());
-  site.save(&service, b"X").await;
-  site.primary().delete(&key()).await.unwrap();
-  let (reached, release) = site.bucket.hold("s/");
-  let restore = tokio::spawn(async move { cli.restore_all(2, None).await.unwrap() });
-  reached.notified().await;
-  service.delete("s").await.unwrap();
-  release.notify_one();
-  assert_eq!(restore.await.unwrap().copied, 0, "nothing restored");
+  let service = site.process();
+  let restored = site.restore_all_racing(&service, async { service.delete("s").await.unwrap() }).await;
+  assert_eq!(restored.copied, 0, "nothing restored");
   assert_eq!(site.primary_body().await, None, "the logged-out session is not back in the primary");
   assert!(!service.session_exists("s").await.unwrap());
 }

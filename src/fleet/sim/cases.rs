@@ -8,12 +8,7 @@ use super::scenario::{run, Profile, Scenario};
 
 /// Seeds for a sweep: `FLEET_SIM_SEED` (one), else `FLEET_SIM_SEEDS` (how many, from 1), else `default`.
 fn seeds(default: u64) -> Vec<u64> {
-  let env = |name| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-  match (env("FLEET_SIM_SEED"), env("FLEET_SIM_SEEDS")) {
-    (Some(seed), _) => vec![seed],
-    (None, Some(count)) => (1..=count).collect(),
-    (None, None) => (1..=default).collect(),
-  }
+  crate::fleet::sim::rng::seeds("FLEET_SIM_SEED", "FLEET_SIM_SEEDS", default)
 }
 
 /// Runs each seed; the failing ones with their outcome.

@@ -2,6 +2,16 @@
 //! not taken from one shared stream, so two calls made at the same simulated instant get the same draws
 //! whichever runs first (the worker iterates hash maps, whose order differs between processes).
 
+/// Seeds for a sweep: env `one` (that seed alone), else env `many` (how many, from 1), else `default` of them.
+pub(crate) fn seeds(one: &str, many: &str, default: u64) -> Vec<u64> {
+  let env = |name| std::env::var(name).ok().and_then(|v: String| v.parse::<u64>().ok());
+  match (env(one), env(many)) {
+    (Some(seed), _) => vec![seed],
+    (None, Some(count)) => (1..=count).collect(),
+    (None, None) => (1..=default).collect(),
+  }
+}
+
 /// splitmix64.
 pub struct Rng(u64);
 
