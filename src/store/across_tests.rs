@@ -158,3 +158,27 @@ async fn a_logout_that_lands_while_the_cli_restores_the_session_stays_a_logout()
   assert_eq!(site.primary_body().await, None, "the logged-out session is not back in the primary");
   assert!(!service.session_exists("s").await.unwrap());
 }
+
+/// The other half of seed 40's race: the CLI's write-back lands between the logout's delete of the primary copy
+/// and its mark (the mark's upload held). The write-back finds no mark and stays, until the logout, its mark
+/// landed, looks at the primary again and takes the copy down: the logged-out session stays out.
+#[tokio::test]
+async fn a_write_back_between_a_logouts_delete_and_its_mark_is_taken_down_by_the_logout() {
+  let site = Site::new();
+  let (service, cli) = (site.process(), site.process());
+  site.save(&service, b"X").await;
+  let (reached, release) = site.bucket.hold_put(".gone");
+  let logout = tokio::spawn(async move {
+    service.delete("s").await.unwrap();
+    service
+  });
+  reached.notified().await;
+  assert_eq!(site.primary_body().await, None, "the logout deleted the primary's copy, its mark not yet written");
+  assert_eq!(cli.restore_all(2, None).await.unwrap().copied, 1, "the write-back saw no mark");
+  assert_eq!(site.primary_body().await.unwrap(), b"X");
+  release.notify_one();
+  let service = logout.await.unwrap();
+  assert_eq!(site.primary_body().await, None, "taken down once the mark landed");
+  assert!(!service.session_exists("s").await.unwrap());
+  assert!(!cli.session_exists("s").await.unwrap());
+}

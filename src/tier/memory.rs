@@ -78,11 +78,12 @@ impl ObjectTier for Memory {
 type Gate = (String, Arc<Notify>, Arc<Notify>);
 
 /// A bucket whose next `get` of a key containing `pattern` is read, then held (once) until released: the reply
-/// of a slow download.
+/// of a slow download; or whose next `put` of such a key is held before it lands: a slow upload.
 #[derive(Debug, Default)]
 pub struct Held {
   pub inner: Arc<Memory>,
   gate: Mutex<Option<Gate>>,
+  put_gate: Mutex<Option<Gate>>,
 }
 
 impl Held {
@@ -90,6 +91,13 @@ impl Held {
   pub fn hold(&self, pattern: &str) -> (Arc<Notify>, Arc<Notify>) {
     let (reached, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     *self.gate.lock().unwrap() = Some((pattern.into(), reached.clone(), release.clone()));
+    (reached, release)
+  }
+
+  /// Holds the next write of a key holding `pattern` before it lands; returns (reached, release).
+  pub fn hold_put(&self, pattern: &str) -> (Arc<Notify>, Arc<Notify>) {
+    let (reached, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    *self.put_gate.lock().unwrap() = Some((pattern.into(), reached.clone(), release.clone()));
     (reached, release)
   }
 }
@@ -109,6 +117,11 @@ impl ObjectTier for Held {
     self.inner.head(key, len).await
   }
   async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+    let gate = self.put_gate.lock().unwrap().take_if(|(p, _, _)| key.contains(p.as_str()));
+    if let Some((_, reached, release)) = gate {
+      reached.notify_one();
+      release.notified().await;
+    }
     self.inner.put(key, bytes).await
   }
   async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
