@@ -186,3 +186,21 @@ async fn a_logout_before_the_first_backup_lands_still_refuses_it() {
   backups.delete(&key("never"), 0).await.unwrap();
   assert!(memory.objects.lock().unwrap().keys().all(|k| !k.starts_with("never/")));
 }
+
+/// A late backup places its save by a listing taken before a newer version went (a logout, a prune): the version
+/// gone since orders nothing, and the save is named by its own stamp, not after it. Named after it, a late backup
+/// of a logged-out save would sort past the logout's mark and come back (found by the model, seed 1426).
+#[tokio::test]
+async fn a_version_gone_since_the_listing_orders_nothing() {
+  let memory = Arc::new(Memory::default());
+  let backups = Backups::new(memory.clone(), 3);
+  let newer = backups.write(&key("s"), sealed_at(2, 5_000)).await.unwrap().key;
+  let listing = backups.versions(&key("s")).await.unwrap();
+  memory.delete(std::slice::from_ref(&newer)).await.unwrap();
+  let older = archive::peek(&sealed_at(1, 3_000)).unwrap();
+  assert_eq!(backups.place(&key("s"), &listing, &older).await.unwrap(), history::Place::At(3_000));
+  // While it is there, the older save still goes at its own stamp, before it.
+  backups.write(&key("s"), sealed_at(2, 5_000)).await.unwrap();
+  let listing = backups.versions(&key("s")).await.unwrap();
+  assert_eq!(backups.place(&key("s"), &listing, &older).await.unwrap(), history::Place::At(3_000));
+}
