@@ -7,6 +7,7 @@ mod inspect;
 mod lease;
 mod leftovers;
 mod legacy;
+mod logout;
 pub mod members;
 mod order;
 mod pad;
@@ -309,86 +310,6 @@ impl Store {
       Some(backups) => backups.versions(&key).await,
       None => Ok(Vec::new()),
     }
-  }
-
-  /// Removes the session from every tier (each is tried; the first failure is returned). Under the session's
-  /// lock: a save in flight finishes first, and a backup in flight is undone when it lands. Fenced by this
-  /// store's lease like a save: unless the primary's delete passed the lease check, no backup is touched.
-  pub async fn delete(&self, session: &str) -> Result<()> {
-    let key = SessionArg::parse(session)?.key;
-    let lock = self.save_locks.of(&key);
-    let _turn = lock.lock().await;
-    // The stamp of the copy deleted: the bucket's mark covers it, so no late backup of it comes back.
-    let deleted_stamp = match (&self.primary, &self.backups) {
-      (Some(_), Some(_)) => self.previous_stamp(&key).await.unwrap_or(0),
-      _ => 0,
-    };
-    let primary = match &self.primary {
-      Some(primary) => match (self.held(&key).is_some(), self.delete_primary(primary, &key).await) {
-        (true, Err(err)) => return Err(err),
-        (_, done) => done,
-      },
-      None => Ok(()),
-    };
-    if let Some(scheduler) = &self.scheduler {
-      scheduler.forget(&key, deleted_stamp);
-    }
-    let backups = match &self.backups {
-      Some(backups) => backups.delete(&key, deleted_stamp).await,
-      None => Ok(0),
-    };
-    let taken_down = self.after_mark(&backups, &key).await;
-    primary.and(backups).and(taken_down)
-  }
-
-  /// After a delete's mark (`mark`: the stamp it covers): a copy another process's restore wrote back to the
-  /// primary meanwhile goes (`order::take_down_covered`).
-  async fn after_mark(&self, mark: &Result<u64>, key: &SessionKey) -> Result<()> {
-    match (&self.primary, mark) {
-      (Some(primary), Ok(mark)) if *mark > 0 => self.take_down_covered(primary, key, *mark).await,
-      _ => Ok(()),
-    }
-  }
-
-  /// `delete` of a session nobody saved since `cutoff_ms` (`cleanup`): `false`, nothing deleted, when a save landed
-  /// since (by a running service). On the primary the check and the delete are one step (the embedded directory,
-  /// Redis); the backups go only once the primary's copy did.
-  pub async fn delete_unsaved_since(&self, session: &str, cutoff_ms: u64) -> Result<bool> {
-    let key = SessionArg::parse(session)?.key;
-    let lock = self.save_locks.of(&key);
-    let turn = lock.lock().await;
-    let seen = self.primary_head(&key).await?;
-    if self.saved_at(&key).await?.is_some_and(|ms| ms >= cutoff_ms) {
-      return Ok(false);
-    }
-    // As `delete`: the bucket's mark covers the copy deleted, so no late backup of it comes back.
-    let deleted_stamp = match (&self.primary, &self.backups) {
-      (Some(_), Some(_)) => self.previous_stamp(&key).await.unwrap_or(0),
-      _ => 0,
-    };
-    if let Some(primary) = &self.primary {
-      if self.held(&key).is_some() {
-        drop(turn);
-        return self.delete(session).await.map(|()| true);
-      }
-      let gone = match seen {
-        Some(seen) => primary.delete_if(&key, seen).await?,
-        // No primary copy when judged: one written since is a save that wins.
-        None => !primary.exists(&key).await?,
-      };
-      if !gone {
-        return Ok(false);
-      }
-    }
-    if let Some(scheduler) = &self.scheduler {
-      scheduler.forget(&key, deleted_stamp);
-    }
-    let marked = match &self.backups {
-      Some(backups) => backups.delete(&key, deleted_stamp).await,
-      None => Ok(0),
-    };
-    self.after_mark(&marked, &key).await?;
-    marked.map(|_| true)
   }
 
   /// The sessions of the primary (of the backups when there is no primary), with their headers.
