@@ -31,7 +31,10 @@ pub struct Bounds {
   pub pad_whole: Duration,
   /// A short pad unchanged this long has lost its writer: removed as it is.
   pub pad_quiet: Duration,
-  /// On `close()`: how long a pad that is not there yet may still appear.
+  /// On `close()`: how long a pad that is not there yet may still appear. RemoteAuth resolves its restore while
+  /// unzipper may still stream a large last file, the pad behind it; a `close()` right after (a script that
+  /// restores and exits) waits that long for the pad to come (on a loaded 2-core host, more than 2 s was seen).
+  /// Only a folder the unzip made and whose zip went is waited on, so a plain `extract` costs `close()` nothing.
   pub closing: Duration,
   /// Longest pause between two looks.
   pub poll: Duration,
@@ -43,7 +46,7 @@ impl Default for Bounds {
       zip_gone: Duration::from_secs(600),
       pad_whole: Duration::from_secs(30),
       pad_quiet: Duration::from_secs(2),
-      closing: Duration::from_secs(2),
+      closing: Duration::from_secs(10),
       poll: Duration::from_millis(50),
     }
   }
