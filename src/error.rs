@@ -27,7 +27,7 @@ pub enum StoreError {
   ArchiveVersion { what: &'static str, found: u16, max: u16 },
   #[error("cannot decrypt the stored session: {0}")]
   Decrypt(String),
-  #[error("session {0:?} is leased by another owner")]
+  #[error("session {0:?} is leased by another owner (or, for one ttl after Redis lost its data, kept for the holders to reclaim)")]
   LeaseHeld(String),
   #[error("the lease on session {0:?} was lost (expired or taken over); nothing was written")]
   LeaseLost(String),
