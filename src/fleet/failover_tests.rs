@@ -55,7 +55,7 @@ async fn a_failover_takes_the_dead_owners_lease_soon_after_it_runs_out() {
   let (beat_ends, lease_ends) = (timing.renew_every + MS(1000), timing.renew_every + MS(1700));
   let info = serde_json::to_vec(&WorkerInfo { capacity: 1000, running: 1, ..WorkerInfo::default() }).unwrap();
   sim.beat("g", "dead", "its claim", &info, beat_ends).unwrap();
-  sim.acquire(&key, "its token", lease_ends).expect("free");
+  sim.acquire(&key, "its token", &crate::tier::Hold::ttl(lease_ends)).expect("free");
   assert!(sim.map_write_ordered("g", OWNERS, &session, Some(owner_entry("dead", true).as_bytes()), 1));
   let (hooks, _fleet, _dir) = join(&sim, timing, 2);
   tokio::time::sleep(timing.ttl).await;

@@ -15,7 +15,7 @@ use super::*;
 use crate::archive::PackOptions;
 use crate::session::SessionKey;
 use crate::store::StoreConfig;
-use crate::tier::{LeaseState, Leases, LocalDirTier, Member, Membership, Tier};
+use crate::tier::{Beat, Hold, LeaseState, Leases, LocalDirTier, Member, Membership, Tier};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -93,15 +93,15 @@ impl Tier for FaultTier {
 
 #[async_trait]
 impl Leases for FaultTier {
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
+  async fn acquire(&self, key: &SessionKey, token: &str, hold: &Hold) -> Result<Option<u64>> {
     self.acquires.fetch_add(1, SeqCst);
     self.gate().await?;
-    Leases::acquire(&self.inner, key, token, ttl).await
+    Leases::acquire(&self.inner, key, token, hold).await
   }
-  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+  async fn renew(&self, key: &SessionKey, token: &str, hold: &Hold) -> Result<LeaseState> {
     let sent = Instant::now();
     self.gate().await?;
-    let state = Leases::renew(&self.inner, key, token, ttl).await?;
+    let state = Leases::renew(&self.inner, key, token, hold).await?;
     self.renewed.lock().unwrap().push(sent);
     Ok(state)
   }
@@ -109,19 +109,19 @@ impl Leases for FaultTier {
     self.gate().await?;
     Leases::release(&self.inner, key, token).await
   }
-  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState> {
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, hold: &Hold) -> Result<LeaseState> {
     self.gate().await?;
-    self.inner.put_fenced(key, bytes, token, ttl).await
+    self.inner.put_fenced(key, bytes, token, hold).await
   }
-  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
+  async fn delete_fenced(&self, key: &SessionKey, token: &str, hold: &Hold) -> Result<LeaseState> {
     self.gate().await?;
-    self.inner.delete_fenced(key, token, ttl).await
+    self.inner.delete_fenced(key, token, hold).await
   }
 }
 
 #[async_trait]
 impl Membership for FaultTier {
-  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Beat> {
     self.gate().await?;
     self.inner.beat(group, id, claim, info, ttl).await
   }

@@ -76,11 +76,10 @@ impl Ctx {
   pub(super) async fn start(self: Arc<Self>, session: String, failover: bool, restore: bool) {
     let cfg = self.cfg();
     let timing = cfg.timing;
-    let sent = Instant::now();
     let taken = self.take_for_start(&session, failover).await;
     let abort = {
       let mut state = self.shared.lock();
-      let Some((token, generation)) = &taken else {
+      let Some(taken) = &taken else {
         // Held by another worker (it hands off when it sees the assignment), or the tier did not answer: tried
         // again after renewEveryMs, doubling to ttlMs while it stays held, and without waking the loop (a
         // round reads every session: a retry loop would scan the keyspace many times a second).
@@ -93,12 +92,13 @@ impl Ctx {
       };
       state.held_elsewhere.remove(&session);
       let run = state.runs.get_mut(&session).expect("a start's run stays until its task removes it");
-      run.token = token.clone();
-      run.generation = *generation;
-      run.renewed = sent;
+      run.token = taken.token.clone();
+      run.generation = taken.generation;
+      run.epoch = taken.epoch;
+      run.renewed = taken.since;
       Abort::new(run.cancel.subscribe())
     };
-    let (token, generation) = taken.expect("checked");
+    let super::take::Taken { token, generation, .. } = taken.expect("checked");
     if restore {
       match self.restore(&session).await {
         Some(Kept::Present | Kept::Restored) => {}

@@ -25,6 +25,8 @@ pub struct Run {
   /// When the last renewal (or the acquire) that succeeded was sent: the lease lasts at least ttl from then, so
   /// the deadline timer stops the session at `renewed + ttl - stop_timeout`.
   pub renewed: Instant,
+  /// The worker's epoch the lease is held under (its beats renew it), or `None`: renewed on its own.
+  pub epoch: Option<u64>,
   /// Being stopped to hand it to another worker (drain, rebalance): counts against the handoff bound.
   pub handoff: bool,
   /// A start given up (its deadline passed, close, drain): the reason `onStop` gets. Sending it aborts `onStart`.
@@ -34,7 +36,15 @@ pub struct Run {
 impl Run {
   pub fn starting(now: Instant) -> Self {
     let cancel = watch::channel(None).0;
-    Self { token: String::new(), generation: 0, phase: Phase::Starting, renewed: now, handoff: false, cancel }
+    Self {
+      token: String::new(),
+      generation: 0,
+      epoch: None,
+      phase: Phase::Starting,
+      renewed: now,
+      handoff: false,
+      cancel,
+    }
   }
 
   /// Gives up a start in flight (once): `onStart`'s signal aborts and its task calls `onStop(reason)`.

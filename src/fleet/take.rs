@@ -14,16 +14,30 @@ use tokio::time::Instant;
 use super::worker::{within, Ctx};
 use super::Abort;
 
+/// A lease taken for a start: its token and generation, the epoch it is held under (if any), and the instant
+/// from which the deadline counts it held.
+pub(super) struct Taken {
+  pub token: String,
+  pub generation: u64,
+  pub epoch: Option<u64>,
+  pub since: Instant,
+}
+
 /// The first retry of a failover's refused take, as a fraction of the renewal interval; each next one doubles.
 const FIRST_RETRY_DIVISOR: u32 = 16;
 
 impl Ctx {
-  /// The lease's token and generation, or `None` when another token holds it (after a failover's retries) or the
-  /// tier did not answer, or the start was given up while it waited (drain, close). The caller counts the lease
-  /// from before the first try, so a retry only moves the session's deadline earlier, never later.
-  pub(super) async fn take_for_start(&self, session: &str, failover: bool) -> Option<(String, u64)> {
+  /// The lease as taken, or `None` when another token holds it (after a failover's retries) or the tier did not
+  /// answer, or the start was given up while it waited (drain, close). Held as of the hold's start (`Ctx::hold`)
+  /// of the first try, so a retry only moves the session's deadline earlier, never later.
+  pub(super) async fn take_for_start(&self, session: &str, failover: bool) -> Option<Taken> {
     let timing = self.cfg().timing;
-    let take = || within(timing.renew_every, self.store.take_lease(session, timing.ttl));
+    let (_, _, first) = self.hold(Instant::now());
+    let take = || async {
+      let (hold, epoch, since) = self.hold(Instant::now());
+      let (token, generation) = within(timing.renew_every, self.store.take_lease(session, hold)).await?;
+      Some(Taken { token, generation, epoch, since: since.min(first) })
+    };
     let taken = take().await;
     if taken.is_some() || !failover {
       return taken;

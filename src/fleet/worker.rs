@@ -26,6 +26,9 @@ pub(super) struct Ctx {
   pub(super) hooks: Arc<dyn Hooks>,
   /// The live members of the last heartbeat that reached the tier.
   members: Mutex<Option<Vec<Member>>>,
+  /// Where the tier carries leases on this worker's epoch (`Beat::epoch`): the epoch, and when the last beat that
+  /// kept it alive was sent. Every lease taken under it is held until about `ttl` after that beat.
+  epoch: Mutex<Option<(u64, Instant)>>,
   /// When another member's heartbeat runs out before the next tick: beat again then, so a dead worker's sessions
   /// move about `ttl` after its last beat rather than up to a whole interval later.
   recheck: Mutex<Option<Instant>>,
@@ -63,7 +66,8 @@ pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
   let claim = crate::store::random_token();
   let (recheck, joined) = (Mutex::new(None), Instant::now());
   let bucket = Mutex::default();
-  let ctx = Arc::new(Ctx { shared, store, hooks, members, recheck, joined, claim, bucket });
+  let epoch = Mutex::new(None);
+  let ctx = Arc::new(Ctx { shared, store, hooks, members, epoch, recheck, joined, claim, bucket });
   let every = ctx.shared.config.timing.renew_every;
   // Stops run on their own timer, never behind a call to the tier; it ends with this loop.
   let deadlines = tokio::spawn(ctx.clone().deadline_timer());
@@ -83,6 +87,11 @@ pub async fn run(shared: Arc<Shared>, store: Store, hooks: Arc<dyn Hooks>) {
       }
     };
     match tick {
+      // Leases carried by the epoch need the beat's answer first: those of an earlier epoch move onto its epoch.
+      Tick::Full if ctx.epoch().is_some() => {
+        ctx.beat().await;
+        ctx.renew().await;
+      }
       Tick::Full => {
         tokio::join!(ctx.beat(), ctx.renew());
       }
@@ -138,14 +147,45 @@ impl Ctx {
     }
   }
 
+  /// The epoch this worker's leases are taken under, and when its last beat was sent (`None`: the tier renews
+  /// each lease on its own).
+  pub(super) fn epoch(&self) -> Option<(u64, Instant)> {
+    *self.epoch.lock().unwrap_or_else(|p| p.into_inner())
+  }
+
+  /// How a lease taken now is held, and from when the deadline counts it held: the last beat's sending under an
+  /// epoch (the lease lasts as long as the heartbeat that beat extended), else `now` (its own ttl from the take).
+  pub(super) fn hold(&self, now: Instant) -> (crate::tier::Hold, Option<u64>, Instant) {
+    let ttl = self.cfg().timing.ttl;
+    match self.epoch() {
+      Some((n, since)) => {
+        let (group, id) = (self.cfg().group.clone(), self.cfg().worker_id.clone());
+        (crate::tier::Hold { ttl, epoch: Some(crate::tier::Epoch { group, id, n }) }, Some(n), since)
+      }
+      None => (crate::tier::Hold::ttl(ttl), None, now),
+    }
+  }
+
+  /// Beats, after detaching the leases the store no longer backs from the epoch (a beat would hold them on for
+  /// as long as this worker lives; if they cannot be detached, no beat). A beat under the same epoch renews every
+  /// lease held under it, as of when it was sent.
   async fn beat(self: &Arc<Self>) {
     let info = self.info(&self.shared.lock());
     let json = serde_json::to_vec(&info).expect("plain struct");
     let Ok(membership) = self.store.membership() else { return };
     let (cfg, timing) = (self.cfg(), self.cfg().timing);
-    let beat = membership.beat(&cfg.group, &cfg.worker_id, &self.claim, &json, timing.ttl);
+    let sent = Instant::now();
+    let beat = async {
+      self.store.detach_unbacked().await?;
+      membership.beat(&cfg.group, &cfg.worker_id, &self.claim, &json, timing.ttl).await
+    };
     let members = match tokio::time::timeout(timing.renew_every, beat).await {
-      Ok(Ok(members)) => Some(members),
+      Ok(Ok(beat)) => {
+        if let Some(n) = beat.epoch {
+          self.carried(n, sent);
+        }
+        Some(beat.members)
+      }
       Ok(Err(err @ StoreError::DuplicateWorker(_))) => {
         self.displaced(err);
         None
@@ -207,25 +247,42 @@ impl Ctx {
     self.shared.wake.notify_one();
   }
 
-  /// Renews every lease held; a renewal records when it was sent, since the lease lasts ttl from about then.
+  /// A beat kept epoch `n` alive as of `sent`: every lease held under it is renewed so. Leases of an earlier epoch
+  /// (it died: this worker was cut off for longer than ttl, or Redis lost its data) wait for `renew` to move them.
+  fn carried(&self, n: u64, sent: Instant) {
+    *self.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some((n, sent));
+    let mut state = self.shared.lock();
+    for run in state.runs.values_mut().filter(|r| r.epoch == Some(n)) {
+      run.renewed = run.renewed.max(sent);
+    }
+  }
+
+  /// Renews every lease held on its own (none under the current epoch: the beat renewed those), or, under an
+  /// epoch, moves a lease of an earlier one onto it; either records when the lease lasts from.
   async fn renew(&self) {
     let timing = self.cfg().timing;
+    let current = self.epoch().map(|(n, _)| n);
     let held: Vec<(String, String)> = {
       let state = self.shared.lock();
-      state.runs.iter().filter(|(_, r)| !r.token.is_empty()).map(|(s, r)| (s.clone(), r.token.clone())).collect()
+      let due = |r: &&super::state::Run| !r.token.is_empty() && (r.epoch.is_none() || r.epoch != current);
+      state.runs.iter().filter(|(_, r)| due(r)).map(|(s, r)| (s.clone(), r.token.clone())).collect()
     };
     let store = &self.store;
     futures::stream::iter(held)
       .for_each_concurrent(64, |(session, token)| async move {
-        let sent = Instant::now();
-        let done = tokio::time::timeout(timing.renew_every, store.renew_lease(&session, &token, timing.ttl)).await;
+        let (hold, epoch, since) = self.hold(Instant::now());
+        let renewal = store.hold_lease(&session, &token, hold);
+        let done = tokio::time::timeout(timing.renew_every, renewal).await;
         let mut state = self.shared.lock();
         let Some(run) = state.runs.get_mut(&session).filter(|r| r.token == token) else { return };
         match done {
-          Ok(Ok(_)) => run.renewed = run.renewed.max(sent),
+          Ok(Ok(_)) => {
+            run.renewed = run.renewed.max(since);
+            run.epoch = epoch;
+          }
           Ok(Err(err)) if err.code() == "ERR_LEASE_LOST" => {
             // Another owner took it: stop now, not at the deadline.
-            run.renewed = sent - timing.ttl;
+            run.renewed = since.min(run.renewed) - timing.ttl;
             self.shared.deadline.notify_one();
           }
           _ => {}
@@ -442,9 +499,12 @@ impl Ctx {
     };
     if empty {
       let displaced = self.shared.lock().displaced;
+      let limit = self.cfg().timing.renew_every;
       match self.store.membership() {
-        Ok(m) if !displaced => {
-          within(self.cfg().timing.renew_every, m.leave(&self.cfg().group, &self.cfg().worker_id)).await;
+        // A lease this store gave up without a release (a failed stop) must expire after its ttl, not be freed by
+        // the leave: detached first, or no leave (the heartbeat then runs out within ttl, the lease with it).
+        Ok(m) if !displaced && within(limit, self.store.detach_unbacked()).await.is_some() => {
+          within(limit, m.leave(&self.cfg().group, &self.cfg().worker_id)).await;
         }
         _ => {}
       }

@@ -10,7 +10,7 @@ use chacha20poly1305::aead::OsRng;
 use super::Store;
 use crate::error::{Result, StoreError};
 use crate::session::{SessionArg, SessionKey};
-use crate::tier::{LeaseState, Leases, Tier};
+use crate::tier::{Hold, LeaseState, Leases, Tier};
 
 /// 128 random bits, hex: a lease token, or a fleet worker's claim on its id.
 pub(crate) fn random_token() -> String {
@@ -24,8 +24,8 @@ pub(crate) fn random_token() -> String {
 pub(super) struct Held {
   /// `None` once lost: saves and deletes are refused until the lease is taken again.
   token: Option<String>,
-  /// Of the last acquire or renewal: a fenced write that finds the lease expired takes it again for as long.
-  ttl: Duration,
+  /// Of the last acquire or renewal: a fenced write holds it on so (and takes an expired one again for its ttl).
+  hold: Hold,
   /// A fenced write took it again since the last renewal, which then says so.
   retaken: bool,
   /// This store once abandoned the session's lease (a stop that failed): the client it could not stop may still
@@ -60,21 +60,38 @@ impl Store {
   }
 
   /// Takes the session's lease for `ttl` and returns its token; this store's saves and deletes of the session
-  /// are fenced by it from now on. `ERR_LEASE_HELD` when another owner holds it. Taking it again renews it.
+  /// are fenced by it from now on. `ERR_LEASE_HELD` when another owner holds it. Taking it again renews it (a
+  /// lease the fleet holds under its epoch stays held so: `SafeRemoteAuth.forFleet` adopts it this way).
   pub async fn acquire_lease(&self, session: &str, ttl: Duration) -> Result<String> {
-    self.take_lease(session, ttl).await.map(|(token, _)| token)
+    let key = SessionArg::parse(session)?.key;
+    let hold = self.hold_for(&key, ttl);
+    self.take_lease(session, hold).await.map(|(token, _)| token)
   }
 
-  /// As `acquire_lease`, also returning the lease's generation (`Leases::acquire`): a holder's writes outside the
-  /// session's keys (a fleet's owner entry) carry it, so a late one never replaces a later holder's.
-  pub async fn take_lease(&self, session: &str, ttl: Duration) -> Result<(String, u64)> {
+  /// The hold to keep a lease of the session on: the epoch it is held under here, if it is, else `ttl`.
+  fn hold_for(&self, key: &SessionKey, ttl: Duration) -> Hold {
+    let held = self.held(key).filter(|h| h.token.is_some() && h.hold.epoch.is_some());
+    held.map_or_else(|| Hold::ttl(ttl), |h| Hold { ttl, ..h.hold })
+  }
+
+  /// As `acquire_lease` with the hold given, also returning the lease's generation (`Leases::acquire`): a
+  /// holder's writes outside the session's keys (a fleet's owner entry) carry it, so a late one never replaces a
+  /// later holder's. A take under an epoch whose outcome is unknown (an error, or the call dropped) is left to
+  /// detach (`detach_unbacked`): it may have landed, and its epoch would hold it for as long as it lives.
+  pub async fn take_lease(&self, session: &str, hold: Hold) -> Result<(String, u64)> {
     let key = SessionArg::parse(session)?.key;
     let abandoned = self.held(&key).is_some_and(|h| h.abandoned);
-    let token = self.held_token(&key).unwrap_or_else(random_token);
-    let Some(generation) = self.leases()?.acquire(&key, &token, ttl).await? else {
+    let held = self.held_token(&key);
+    // A token held already keeps its lease whatever this take's outcome: only a fresh one may be left unbacked.
+    let unsure = held.is_none().then(|| random_token());
+    let token = held.or(unsure.clone()).expect("one of them");
+    let unsure = unsure.map(|token| self.unbacked(&key, &token, &hold));
+    let Some(generation) = self.leases()?.acquire(&key, &token, &hold).await? else {
+      unsure.map(Unbacked::settled);
       return Err(StoreError::LeaseHeld(key.to_string()));
     };
-    self.set_held(&key, Some(Held { token: Some(token.clone()), ttl, retaken: false, abandoned }));
+    unsure.map(Unbacked::settled);
+    self.set_held(&key, Some(Held { token: Some(token.clone()), hold, retaken: false, abandoned }));
     Ok((token, generation))
   }
 
@@ -83,8 +100,15 @@ impl Store {
   /// (and this store's saves of the session are refused until it takes the lease again).
   pub async fn renew_lease(&self, session: &str, token: &str, ttl: Duration) -> Result<LeaseState> {
     let key = SessionArg::parse(session)?.key;
+    let hold = self.hold_for(&key, ttl);
+    self.hold_lease(session, token, hold).await
+  }
+
+  /// As `renew_lease`, held on as `hold` says: the fleet moves its leases onto its new epoch so.
+  pub async fn hold_lease(&self, session: &str, token: &str, hold: Hold) -> Result<LeaseState> {
+    let key = SessionArg::parse(session)?.key;
     let lost_here = self.held(&key).is_some_and(|h| h.token.is_none());
-    let state = if lost_here { LeaseState::Lost } else { self.leases()?.renew(&key, token, ttl).await? };
+    let state = if lost_here { LeaseState::Lost } else { self.leases()?.renew(&key, token, &hold).await? };
     if state == LeaseState::Lost {
       return self.fenced(&key, token, state).map(|()| state);
     }
@@ -95,7 +119,7 @@ impl Store {
     let mut all = self.held.lock().unwrap_or_else(|p| p.into_inner());
     match all.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
       Some(held) => {
-        held.ttl = ttl;
+        held.hold = hold;
         Ok(if std::mem::take(&mut held.retaken) { LeaseState::Retaken } else { state })
       }
       None => Ok(state),
@@ -106,6 +130,9 @@ impl Store {
   /// it (they stay refused, `ERR_LEASE_LOST`, until it takes the lease again). Releasing a lost lease succeeds.
   pub async fn release_lease(&self, session: &str, token: &str) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
+    let hold = self.held(&key).filter(|h| h.token.as_deref() == Some(token)).map(|h| h.hold);
+    // Under an epoch, a release that may not land is detached instead (it would be held while the epoch lives).
+    let unsure = hold.map(|hold| self.unbacked(&key, token, &hold));
     {
       let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
       match held.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
@@ -116,7 +143,9 @@ impl Store {
         None => {}
       }
     }
-    self.leases()?.release(&key, token).await
+    self.leases()?.release(&key, token).await?;
+    unsure.map(Unbacked::settled);
+    Ok(())
   }
 
   /// Stops backing the lease without giving it up (an owner that cannot prove its client is gone: a stop that
@@ -130,6 +159,35 @@ impl Store {
     if let Some(ours) = held.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
       ours.token = None;
       ours.abandoned = true;
+      if ours.hold.epoch.is_some() {
+        // Else the epoch would hold it for as long as it lives, not until it expires.
+        drop(self.unbacked(&key, token, &ours.hold));
+      }
+    }
+    Ok(())
+  }
+
+  /// Records `token`'s lease of the session to detach from its epoch (if the hold has one) until `settled`: a
+  /// call whose outcome is unknown until it returns, or a lease given up without a release.
+  fn unbacked(&self, key: &SessionKey, token: &str, hold: &Hold) -> Unbacked {
+    let entry = hold.epoch.as_ref().map(|_| (key.clone(), token.to_owned(), hold.ttl));
+    if let Some(entry) = &entry {
+      self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).push(entry.clone());
+    }
+    Unbacked { list: self.unbacked.clone(), entry }
+  }
+
+  /// Detaches every lease this store no longer backs from the epoch it was taken under, so each expires after its
+  /// ttl though the epoch lives on (a fleet worker does this before each beat, and skips the beat if it fails).
+  pub async fn detach_unbacked(&self) -> Result<()> {
+    let pending: Vec<_> = self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let leases = self.leases()?;
+    for (key, token, ttl) in pending {
+      leases.detach(&key, &token, ttl).await?;
+      let mut list = self.unbacked.lock().unwrap_or_else(|p| p.into_inner());
+      if let Some(at) = list.iter().position(|(k, t, _)| *k == key && *t == token) {
+        list.remove(at);
+      }
     }
     Ok(())
   }
@@ -139,7 +197,7 @@ impl Store {
   pub(super) async fn put_primary(&self, primary: &Arc<dyn Tier>, key: &SessionKey, bytes: Vec<u8>) -> Result<()> {
     let Some(held) = self.held(key) else { return primary.put(key, bytes).await };
     let token = held.token.ok_or_else(|| StoreError::LeaseLost(key.to_string()))?;
-    let state = lease_tier(primary)?.put_fenced(key, bytes, &token, held.ttl).await?;
+    let state = lease_tier(primary)?.put_fenced(key, bytes, &token, &held.hold).await?;
     self.fenced(key, &token, state)
   }
 
@@ -148,7 +206,7 @@ impl Store {
   pub(super) async fn check_lease(&self, primary: &Arc<dyn Tier>, key: &SessionKey) -> Result<()> {
     let Some(held) = self.held(key) else { return Ok(()) };
     let token = held.token.ok_or_else(|| StoreError::LeaseLost(key.to_string()))?;
-    let state = lease_tier(primary)?.renew(key, &token, held.ttl).await?;
+    let state = lease_tier(primary)?.renew(key, &token, &held.hold).await?;
     self.fenced(key, &token, state)
   }
 
@@ -156,7 +214,7 @@ impl Store {
   pub(super) async fn delete_primary(&self, primary: &Arc<dyn Tier>, key: &SessionKey) -> Result<()> {
     let Some(held) = self.held(key) else { return primary.delete(key).await };
     let token = held.token.ok_or_else(|| StoreError::LeaseLost(key.to_string()))?;
-    let state = lease_tier(primary)?.delete_fenced(key, &token, held.ttl).await?;
+    let state = lease_tier(primary)?.delete_fenced(key, &token, &held.hold).await?;
     self.fenced(key, &token, state)
   }
 
@@ -184,4 +242,24 @@ impl Store {
 
 fn lease_tier(primary: &Arc<dyn Tier>) -> Result<&dyn Leases> {
   primary.leases().ok_or_else(|| StoreError::Internal("a lease without a lease tier".into()))
+}
+
+/// Leases to detach from their epoch (`Store::detach_unbacked`): session, token, the ttl each then lasts.
+pub(super) type UnbackedList = Arc<std::sync::Mutex<Vec<(SessionKey, String, Duration)>>>;
+
+/// One entry of that list while its call runs: dropped unsettled (an error, the call dropped), the entry stays.
+struct Unbacked {
+  list: UnbackedList,
+  entry: Option<(SessionKey, String, Duration)>,
+}
+
+impl Unbacked {
+  /// The call returned an answer: the lease is held as recorded, or not at all.
+  fn settled(self) {
+    let Some((key, token, _)) = &self.entry else { return };
+    let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(at) = list.iter().rposition(|(k, t, _)| k == key && t == token) {
+      list.remove(at);
+    }
+  }
 }

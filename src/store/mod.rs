@@ -69,6 +69,8 @@ pub struct Store {
   save_locks: Arc<KeyLocks>,
   /// Leases this store took: its saves and deletes of those sessions are fenced by them.
   held: Arc<std::sync::Mutex<std::collections::HashMap<SessionKey, lease::Held>>>,
+  /// Leases held under a fleet epoch that this store no longer backs, to detach (lease.rs).
+  unbacked: lease::UnbackedList,
   /// Removes the pad `extract` added from the profile once RemoteAuth's unzip is done (`pad`).
   pads: Arc<pad::PadSweeper>,
   /// What this store did, for `metrics`.
@@ -143,7 +145,8 @@ impl Store {
     let config = Arc::new(config);
     let (held, pads) = (Default::default(), Default::default());
     let fleet_member = Default::default();
-    Ok(Self { primary, checked, backups, scheduler, config, save_locks, held, pads, counters, fleet_member })
+    let unbacked = Default::default();
+    Ok(Self { primary, checked, backups, scheduler, config, save_locks, held, unbacked, pads, counters, fleet_member })
   }
 
   /// What this store counted (saves, backups, fallbacks, leases), for `metrics`.

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 use super::local::LocalDirTier;
-use super::{LeaseState, Leases};
+use super::{Hold, LeaseState, Leases};
 use crate::error::{Result, StoreError};
 use crate::fsutil::replace_transient;
 use crate::session::SessionKey;
@@ -157,8 +157,9 @@ fn hold(path: &Path, token: &str, ttl: Duration, extend: bool) -> Result<LeaseSt
 
 #[async_trait]
 impl Leases for LocalDirTier {
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
-    let (path, token) = (self.lease_path(key), token.to_owned());
+  // The directory's membership gives no epoch (tier/membership.rs): every hold here is for its ttl.
+  async fn acquire(&self, key: &SessionKey, token: &str, hold: &Hold) -> Result<Option<u64>> {
+    let (path, token, ttl) = (self.lease_path(key), token.to_owned(), hold.ttl);
     self
       .locked(key, move |_| {
         let now = Stamp::now();
@@ -177,8 +178,8 @@ impl Leases for LocalDirTier {
       .await
   }
 
-  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
-    let (path, token) = (self.lease_path(key), token.to_owned());
+  async fn renew(&self, key: &SessionKey, token: &str, held: &Hold) -> Result<LeaseState> {
+    let (path, token, ttl) = (self.lease_path(key), token.to_owned(), held.ttl);
     self.locked(key, move |_| hold(&path, &token, ttl, true)).await
   }
 
@@ -198,9 +199,9 @@ impl Leases for LocalDirTier {
       .await
   }
 
-  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState> {
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, held: &Hold) -> Result<LeaseState> {
     let staged = self.stage(key, bytes).await?;
-    let (path, token) = (self.lease_path(key), token.to_owned());
+    let (path, token, ttl) = (self.lease_path(key), token.to_owned(), held.ttl);
     self
       .locked(key, move |_| {
         let state = hold(&path, &token, ttl, false)?;
@@ -212,8 +213,8 @@ impl Leases for LocalDirTier {
       .await
   }
 
-  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
-    let (path, token, owned) = (self.lease_path(key), token.to_owned(), key.clone());
+  async fn delete_fenced(&self, key: &SessionKey, token: &str, held: &Hold) -> Result<LeaseState> {
+    let (path, token, owned, ttl) = (self.lease_path(key), token.to_owned(), key.clone(), held.ttl);
     self
       .locked(key, move |this| {
         let state = hold(&path, &token, ttl, false)?;

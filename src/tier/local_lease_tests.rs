@@ -43,17 +43,21 @@ async fn one_holder_among_every_spelling_of_the_directory_and_across_a_restart()
   let c = LocalDirTier::open(root.path().join("store/../store")).unwrap();
   assert_eq!(a.dir(), b.dir());
   let k = key("s");
-  let first = a.acquire(&k, "t1", LONG).await.unwrap().expect("free");
-  assert_eq!(a.acquire(&k, "t1", LONG).await.unwrap(), Some(first), "the holder's take again keeps its generation");
-  assert!(b.acquire(&k, "t2", LONG).await.unwrap().is_none(), "through a link");
-  assert!(c.acquire(&k, "t2", LONG).await.unwrap().is_none(), "through ..");
+  let first = a.acquire(&k, "t1", &Hold::ttl(LONG)).await.unwrap().expect("free");
+  assert_eq!(
+    a.acquire(&k, "t1", &Hold::ttl(LONG)).await.unwrap(),
+    Some(first),
+    "the holder's take again keeps its generation"
+  );
+  assert!(b.acquire(&k, "t2", &Hold::ttl(LONG)).await.unwrap().is_none(), "through a link");
+  assert!(c.acquire(&k, "t2", &Hold::ttl(LONG)).await.unwrap().is_none(), "through ..");
   // A restarted process (a new tier) finds the record, and the token still holds it.
   let restarted = LocalDirTier::open(root.path().join("store")).unwrap();
-  assert_eq!(restarted.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Held);
-  assert!(restarted.acquire(&k, "t3", LONG).await.unwrap().is_none());
+  assert_eq!(restarted.renew(&k, "t1", &Hold::ttl(LONG)).await.unwrap(), LeaseState::Held);
+  assert!(restarted.acquire(&k, "t3", &Hold::ttl(LONG)).await.unwrap().is_none());
   a.release(&k, "t1").await.unwrap();
-  assert_eq!(a.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Lost, "released: not taken back by renew");
-  let second = b.acquire(&k, "t2", LONG).await.unwrap().expect("released");
+  assert_eq!(a.renew(&k, "t1", &Hold::ttl(LONG)).await.unwrap(), LeaseState::Lost, "released: not taken back by renew");
+  let second = b.acquire(&k, "t2", &Hold::ttl(LONG)).await.unwrap().expect("released");
   assert!(second > first, "a new holder's generation is greater: {second} vs {first}");
 }
 
@@ -63,19 +67,19 @@ async fn an_expired_lease_is_retaken_by_its_owner_unless_another_took_it() {
   let tier = LocalDirTier::open(root.path().join("store")).unwrap();
   let k = key("s");
   let short = Duration::from_millis(30);
-  assert!(tier.acquire(&k, "t1", short).await.unwrap().is_some());
+  assert!(tier.acquire(&k, "t1", &Hold::ttl(short)).await.unwrap().is_some());
   tokio::time::sleep(Duration::from_millis(60)).await;
-  assert_eq!(tier.renew(&k, "t1", short).await.unwrap(), LeaseState::Retaken);
+  assert_eq!(tier.renew(&k, "t1", &Hold::ttl(short)).await.unwrap(), LeaseState::Retaken);
   tokio::time::sleep(Duration::from_millis(60)).await;
-  let taken = tier.acquire(&k, "t2", LONG).await.unwrap();
+  let taken = tier.acquire(&k, "t2", &Hold::ttl(LONG)).await.unwrap();
   assert!(taken.is_some(), "expired: free for another");
-  assert_eq!(tier.renew(&k, "t1", short).await.unwrap(), LeaseState::Lost);
-  assert_eq!(tier.put_fenced(&k, b"old".to_vec(), "t1", short).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.renew(&k, "t1", &Hold::ttl(short)).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.put_fenced(&k, b"old".to_vec(), "t1", &Hold::ttl(short)).await.unwrap(), LeaseState::Lost);
   assert_eq!(tier.get(&k).await.unwrap(), None, "the fenced-out write wrote nothing");
-  assert_eq!(tier.put_fenced(&k, b"new".to_vec(), "t2", LONG).await.unwrap(), LeaseState::Held);
-  assert_eq!(tier.delete_fenced(&k, "t1", short).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.put_fenced(&k, b"new".to_vec(), "t2", &Hold::ttl(LONG)).await.unwrap(), LeaseState::Held);
+  assert_eq!(tier.delete_fenced(&k, "t1", &Hold::ttl(short)).await.unwrap(), LeaseState::Lost);
   assert_eq!(tier.get(&k).await.unwrap().unwrap(), b"new");
-  assert_eq!(tier.delete_fenced(&k, "t2", LONG).await.unwrap(), LeaseState::Held);
+  assert_eq!(tier.delete_fenced(&k, "t2", &Hold::ttl(LONG)).await.unwrap(), LeaseState::Held);
   assert_eq!(tier.get(&k).await.unwrap(), None);
 }
 
@@ -85,8 +89,8 @@ async fn a_garbled_record_is_free() {
   let tier = LocalDirTier::open(root.path().join("store")).unwrap();
   let k = key("s");
   std::fs::write(tier.lease_path(&k), b"garbage").unwrap();
-  assert_eq!(tier.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Lost);
-  assert!(tier.acquire(&k, "t1", LONG).await.unwrap().is_some());
+  assert_eq!(tier.renew(&k, "t1", &Hold::ttl(LONG)).await.unwrap(), LeaseState::Lost);
+  assert!(tier.acquire(&k, "t1", &Hold::ttl(LONG)).await.unwrap().is_some());
 }
 
 /// A released lease leaves no record behind (one per session ever leased would pile up), yet reads as before:
@@ -96,18 +100,18 @@ async fn a_released_lease_leaves_no_record_and_stays_released() {
   let root = tempfile::tempdir().unwrap();
   let tier = LocalDirTier::open(root.path().join("store")).unwrap();
   let k = key("s");
-  assert!(tier.acquire(&k, "t1", LONG).await.unwrap().is_some());
+  assert!(tier.acquire(&k, "t1", &Hold::ttl(LONG)).await.unwrap().is_some());
   assert!(tier.lease_path(&k).exists());
   tier.release(&k, "t2").await.unwrap();
   assert!(tier.lease_path(&k).exists(), "another token's release leaves the holder's record");
   tier.release(&k, "t1").await.unwrap();
   assert!(!tier.lease_path(&k).exists(), "released: the record is gone");
-  assert_eq!(tier.renew(&k, "t1", LONG).await.unwrap(), LeaseState::Lost);
-  assert_eq!(tier.put_fenced(&k, b"old".to_vec(), "t1", LONG).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.renew(&k, "t1", &Hold::ttl(LONG)).await.unwrap(), LeaseState::Lost);
+  assert_eq!(tier.put_fenced(&k, b"old".to_vec(), "t1", &Hold::ttl(LONG)).await.unwrap(), LeaseState::Lost);
   assert_eq!(tier.get(&k).await.unwrap(), None, "the released token wrote nothing");
   tier.release(&k, "t1").await.unwrap();
-  assert!(tier.acquire(&k, "t2", LONG).await.unwrap().is_some());
-  assert!(tier.acquire(&k, "t1", LONG).await.unwrap().is_none(), "t2 holds it");
+  assert!(tier.acquire(&k, "t2", &Hold::ttl(LONG)).await.unwrap().is_some());
+  assert!(tier.acquire(&k, "t1", &Hold::ttl(LONG)).await.unwrap().is_none(), "t2 holds it");
   // A blank record (released by an earlier version) goes at the next release too.
   tier.release(&k, "t2").await.unwrap();
   std::fs::write(tier.lease_path(&k), Record { token: String::new(), until: Stamp::now(), generation: 7 }.encode())

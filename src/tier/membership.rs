@@ -21,13 +21,23 @@ pub struct Member {
   pub expires_in: Duration,
 }
 
+/// What a beat found: the live members, and the epoch the beat kept alive (`Epoch`), if this tier carries leases
+/// on epochs (else `None`, and every lease is renewed on its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Beat {
+  pub members: Vec<Member>,
+  pub epoch: Option<u64>,
+}
+
 #[async_trait]
 pub trait Membership: Send + Sync + std::fmt::Debug {
   /// Keeps `id` live for `ttl` with `info`, drops members whose ttl ran out, and returns the live ones (sorted by
   /// id), all in one step. `claim` (random per worker instance) claims the id: while a live heartbeat of `id`
   /// carries another claim, nothing is written and the beat fails with `ERR_FLEET_DUPLICATE_WORKER` (two
   /// processes given one id must not publish as one worker). Once that heartbeat expires the id is free again.
-  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>>;
+  /// A beat that finds no live heartbeat of `id` (it joined, or its heartbeat ran out) starts a new epoch, greater
+  /// than any earlier one of `id`; a beat of a live one keeps it.
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Beat>;
   /// The live members, sorted by id, without beating.
   async fn members(&self, group: &str) -> Result<Vec<Member>>;
   /// Removes `id` at once (a worker that leaves need not wait for its ttl).
@@ -108,7 +118,7 @@ impl ProcessMembership {
 
 #[async_trait]
 impl Membership for ProcessMembership {
-  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Beat> {
     let mut table = table();
     self.live(group, &mut table); // drops the expired, whose claims lapse with them
     let members = table.members.entry((self.dir.clone(), group.to_owned())).or_default();
@@ -116,7 +126,8 @@ impl Membership for ProcessMembership {
       return Err(StoreError::DuplicateWorker(id.to_owned()));
     }
     members.insert(id.to_owned(), (Instant::now() + ttl, claim.to_owned(), info.to_vec()));
-    Ok(self.live(group, &mut table))
+    // The directory's leases are renewed one by one (their records lock per session, not per member).
+    Ok(Beat { members: self.live(group, &mut table), epoch: None })
   }
 
   async fn members(&self, group: &str) -> Result<Vec<Member>> {
@@ -179,7 +190,7 @@ impl Membership for ProcessMembership {
 /// The embedded tier's membership is its directory's, within this process.
 #[async_trait]
 impl Membership for super::LocalDirTier {
-  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Beat> {
     ProcessMembership::new(self.dir()).beat(group, id, claim, info, ttl).await
   }
   async fn members(&self, group: &str) -> Result<Vec<Member>> {
@@ -214,7 +225,7 @@ mod tests {
     let dir = tempfile::tempdir().unwrap();
     let m = ProcessMembership::new(dir.path());
     m.beat("g", "a", "ca", b"1", Duration::from_millis(40)).await.unwrap();
-    let live = m.beat("g", "b", "cb", b"2", Duration::from_secs(10)).await.unwrap();
+    let live = m.beat("g", "b", "cb", b"2", Duration::from_secs(10)).await.unwrap().members;
     assert_eq!(live.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     tokio::time::sleep(Duration::from_millis(60)).await;
     let live = m.members("g").await.unwrap();
@@ -240,7 +251,7 @@ mod tests {
     m.beat("g", "w", "first", b"1", Duration::from_millis(60)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(90)).await;
     // Expired: the id is free, a new instance claims it, and now the old one is the one refused.
-    let live = m.beat("g", "w", "second", b"2", Duration::from_secs(10)).await.unwrap();
+    let live = m.beat("g", "w", "second", b"2", Duration::from_secs(10)).await.unwrap().members;
     assert_eq!(live.iter().map(|m| (m.id.as_str(), m.info.as_slice())).collect::<Vec<_>>(), [("w", &b"2"[..])]);
     let err = m.beat("g", "w", "first", b"1", Duration::from_secs(10)).await.unwrap_err();
     assert_eq!(err.code(), "ERR_FLEET_DUPLICATE_WORKER");

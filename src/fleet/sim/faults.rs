@@ -15,7 +15,7 @@ use super::rng::Rng;
 use super::tier::SimTier;
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
-use crate::tier::{LeaseState, Leases, Member, Membership, Tier};
+use crate::tier::{Beat, LeaseState, Leases, Member, Membership, Tier};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cut {
@@ -239,31 +239,37 @@ impl Tier for FaultyTier {
 
 #[async_trait]
 impl Leases for FaultyTier {
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
-    let (key, token) = (key.clone(), token.to_owned());
-    self.call(format!("acquire {key}"), move |sim| sim.acquire(&key, &token, ttl)).await
+  async fn acquire(&self, key: &SessionKey, token: &str, hold: &crate::tier::Hold) -> Result<Option<u64>> {
+    let (key, token, hold) = (key.clone(), token.to_owned(), hold.clone());
+    self.call(format!("acquire {key}"), move |sim| sim.acquire(&key, &token, &hold)).await
   }
-  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
-    let (key, token) = (key.clone(), token.to_owned());
-    self.call(format!("renew {key}"), move |sim| sim.renew(&key, &token, ttl)).await
+  async fn renew(&self, key: &SessionKey, token: &str, hold: &crate::tier::Hold) -> Result<LeaseState> {
+    let (key, token, hold) = (key.clone(), token.to_owned(), hold.clone());
+    self.call(format!("renew {key}"), move |sim| sim.renew(&key, &token, &hold)).await
   }
   async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
     let (key, token) = (key.clone(), token.to_owned());
     self.call(format!("release {key}"), move |sim| sim.release(&key, &token)).await
   }
-  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState> {
-    let (key, token) = (key.clone(), token.to_owned());
-    self.call(format!("put_fenced {key}"), move |sim| sim.put_fenced(&key, bytes, &token, ttl)).await
+  async fn put_fenced(
+    &self,
+    key: &SessionKey,
+    bytes: Vec<u8>,
+    token: &str,
+    hold: &crate::tier::Hold,
+  ) -> Result<LeaseState> {
+    let (key, token, hold) = (key.clone(), token.to_owned(), hold.clone());
+    self.call(format!("put_fenced {key}"), move |sim| sim.put_fenced(&key, bytes, &token, &hold)).await
   }
-  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
-    let (key, token) = (key.clone(), token.to_owned());
-    self.call(format!("delete_fenced {key}"), move |sim| sim.delete_fenced(&key, &token, ttl)).await
+  async fn delete_fenced(&self, key: &SessionKey, token: &str, hold: &crate::tier::Hold) -> Result<LeaseState> {
+    let (key, token, hold) = (key.clone(), token.to_owned(), hold.clone());
+    self.call(format!("delete_fenced {key}"), move |sim| sim.delete_fenced(&key, &token, &hold)).await
   }
 }
 
 #[async_trait]
 impl Membership for FaultyTier {
-  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Beat> {
     let (group, id, claim, info) = (group.to_owned(), id.to_owned(), claim.to_owned(), info.to_vec());
     self.call("beat".into(), move |sim| sim.beat(&group, &id, &claim, &info, ttl)).await?
   }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
-use crate::tier::{LeaseState, Member};
+use crate::tier::{Beat, Hold, LeaseState, Member};
 
 /// A member's heartbeat: expires, claim, info.
 type Heartbeat = (Instant, String, Vec<u8>);
@@ -129,7 +129,8 @@ impl SimTier {
     self.lock().sessions.keys().filter_map(|k| SessionKey::parse(k).ok()).collect()
   }
 
-  pub fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Option<u64> {
+  pub fn acquire(&self, key: &SessionKey, token: &str, hold: &Hold) -> Option<u64> {
+    let ttl = hold.ttl;
     let mut inner = self.lock();
     let now = Instant::now();
     let live = |s: &&Slot| !s.token.is_empty() && s.until.is_some_and(|u| u > now);
@@ -140,7 +141,8 @@ impl SimTier {
     let kept = slot.is_some_and(|s| s.token == token);
     Some(Self::grant(&mut inner, key.as_str(), token, ttl, !kept))
   }
-  pub fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> LeaseState {
+  pub fn renew(&self, key: &SessionKey, token: &str, hold: &Hold) -> LeaseState {
+    let ttl = hold.ttl;
     Self::hold(&mut self.lock(), key.as_str(), token, ttl)
   }
   pub fn release(&self, key: &SessionKey, token: &str) {
@@ -149,7 +151,8 @@ impl SimTier {
       *slot = Slot { generation: slot.generation, ..Slot::default() };
     }
   }
-  pub fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> LeaseState {
+  pub fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, hold: &Hold) -> LeaseState {
+    let ttl = hold.ttl;
     let mut inner = self.lock();
     let state = Self::hold(&mut inner, key.as_str(), token, ttl);
     if state != LeaseState::Lost {
@@ -157,7 +160,8 @@ impl SimTier {
     }
     state
   }
-  pub fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> LeaseState {
+  pub fn delete_fenced(&self, key: &SessionKey, token: &str, hold: &Hold) -> LeaseState {
+    let ttl = hold.ttl;
     let mut inner = self.lock();
     let state = Self::hold(&mut inner, key.as_str(), token, ttl);
     if state != LeaseState::Lost {
@@ -167,7 +171,7 @@ impl SimTier {
   }
 
   /// Refuses a live id's heartbeat under another claim, as the real tiers do.
-  pub fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  pub fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Beat> {
     let mut inner = self.lock();
     Self::live(&mut inner, group);
     let members = inner.members.entry(group.to_owned()).or_default();
@@ -175,7 +179,7 @@ impl SimTier {
       return Err(StoreError::DuplicateWorker(id.to_owned()));
     }
     members.insert(id.to_owned(), (Instant::now() + ttl, claim.to_owned(), info.to_vec()));
-    Ok(Self::live(&mut inner, group))
+    Ok(Beat { members: Self::live(&mut inner, group), epoch: None })
   }
   pub fn members(&self, group: &str) -> Vec<Member> {
     Self::live(&mut self.lock(), group)

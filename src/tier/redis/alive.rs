@@ -50,7 +50,7 @@ pub(super) struct Markers {
 }
 
 impl RedisTier {
-  fn cluster(&self) -> bool {
+  pub(super) fn cluster(&self) -> bool {
     matches!(self.config.target, RedisTarget::Cluster(_))
   }
 

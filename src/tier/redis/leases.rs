@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::scripts::{ACQUIRE, DELETE_FENCED, PUT_FENCED, RELEASE, RENEW};
+use super::scripts::{
+  ACQUIRE, DELETE_FENCED, DETACH, EPOCH_ACQUIRE, EPOCH_DELETE_FENCED, EPOCH_PUT_FENCED, EPOCH_RENEW, PUT_FENCED,
+  RELEASE, RENEW,
+};
 use super::{eval, ms, RedisTier};
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
-use crate::tier::{LeaseState, Leases};
+use crate::tier::{Hold, LeaseState, Leases};
 
 // Each script touches the lease key, the owner key and (for the fenced calls) the session key; the first two are
 // hash-tagged by the session key, so all are in one slot and the scripts run on a Redis Cluster too. The owner key
@@ -19,6 +22,10 @@ use crate::tier::{LeaseState, Leases};
 // (`{<session key>}:gen`, same slot) holds the lease's generation, for a week after its last take. A take also
 // reads the liveness marker of the session's slot (alive.rs), which refuses fresh takes for one ttl after Redis
 // lost its data.
+//
+// A lease held under a fleet member's epoch (scripts.rs, `epoch_lease`) is checked against the group's members and
+// epochs keys too: in the group's slot, not the session's, so only where one script may read both (standalone and
+// Sentinel; `Membership::beat` gives no epoch on a Cluster, where each lease is renewed on its own).
 
 impl RedisTier {
   /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
@@ -34,21 +41,36 @@ impl RedisTier {
     Ok(self.query::<i64>(&eval(script, keys, args)).await? == 1)
   }
 
-  /// A fenced script over the lease keys and the session key: what it found. It renews the lease (and writes the
-  /// session), so it waits for the replicas as a lease write does, unless the lease was lost and nothing was
-  /// written.
+  /// The group's members and epochs keys, and the hold's group, id and epoch as script arguments.
+  fn epoch_args(&self, hold: &Hold) -> Result<Option<([String; 2], [String; 3])>> {
+    let Some(epoch) = &hold.epoch else { return Ok(None) };
+    let keys = [self.group_key(&epoch.group, "members")?, self.group_key(&epoch.group, "epochs")?];
+    Ok(Some((keys, [epoch.group.clone(), epoch.id.clone(), epoch.n.to_string()])))
+  }
+
+  /// A fenced script over the lease keys and the session key (the epoch's variant with the group's keys after
+  /// them): what it found. It renews the lease (and writes the session), so it waits for the replicas as a lease
+  /// write does, unless the lease was lost and nothing was written.
   async fn fenced(
     &self,
-    script: &str,
+    [plain, in_epoch]: [&str; 2],
     key: &SessionKey,
     token: &str,
-    ttl: Duration,
+    hold: &Hold,
     more: &[&[u8]],
   ) -> Result<LeaseState> {
     let [lease, owner] = self.lease_keys(key);
-    let ttl = ms(ttl);
-    let args = [&[token.as_bytes(), ttl.as_bytes()], more].concat();
-    let (found, confirmed) = self.write_lease::<i64>(&eval(script, &[lease, owner, self.key(key)], &args)).await?;
+    let ttl = ms(hold.ttl);
+    let mut keys = vec![lease, owner, self.key(key)];
+    let cmd = match self.epoch_args(hold)? {
+      None => eval(plain, &keys, &[&[token.as_bytes(), ttl.as_bytes()], more].concat()),
+      Some((group_keys, epoch)) => {
+        keys.extend(group_keys);
+        let epoch = epoch.iter().map(|a| a.as_bytes());
+        eval(in_epoch, &keys, &[&[token.as_bytes(), ttl.as_bytes()][..], &epoch.collect::<Vec<_>>(), more].concat())
+      }
+    };
+    let (found, confirmed) = self.write_lease::<i64>(&cmd).await?;
     let state = match found {
       1 => LeaseState::Held,
       2 => LeaseState::Retaken,
@@ -64,11 +86,18 @@ impl Leases for RedisTier {
   /// promotes, where another owner would find it free while this one runs the session. A take the replicas did not
   /// confirm is `ERR_REDIS_REPLICAS` and does not count; a lease it newly took is given back (best effort: else it
   /// expires), one the token held already is left as it was.
-  async fn acquire(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Option<u64>> {
+  async fn acquire(&self, key: &SessionKey, token: &str, hold: &Hold) -> Result<Option<u64>> {
     self.check_markers().await?;
     let [lease, owner] = self.lease_keys(key);
-    let keys = [lease, owner, format!("{{{}}}:gen", self.key(key)), self.marker(key)];
-    let cmd = eval(ACQUIRE, &keys, &[token.as_bytes(), ms(ttl).as_bytes()]);
+    let mut keys = vec![lease, owner, format!("{{{}}}:gen", self.key(key)), self.marker(key)];
+    let ttl = ms(hold.ttl);
+    let cmd = match self.epoch_args(hold)? {
+      None => eval(ACQUIRE, &keys, &[token.as_bytes(), ttl.as_bytes()]),
+      Some((group_keys, [group, id, n])) => {
+        keys.extend(group_keys);
+        eval(EPOCH_ACQUIRE, &keys, &[token.as_bytes(), ttl.as_bytes(), group.as_bytes(), id.as_bytes(), n.as_bytes()])
+      }
+    };
     let (reply, confirmed) = self.write_lease::<redis::Value>(&cmd).await?;
     if let redis::Value::Int(0) = reply {
       return Ok(None);
@@ -86,20 +115,29 @@ impl Leases for RedisTier {
     Ok(Some(generation))
   }
 
-  async fn renew(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
-    self.fenced(RENEW, key, token, ttl, &[]).await
+  async fn renew(&self, key: &SessionKey, token: &str, hold: &Hold) -> Result<LeaseState> {
+    self.fenced([RENEW, EPOCH_RENEW], key, token, hold, &[]).await
   }
 
   async fn release(&self, key: &SessionKey, token: &str) -> Result<()> {
     self.script(RELEASE, &self.lease_keys(key), &[token.as_bytes()]).await.map(drop)
   }
 
-  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, ttl: Duration) -> Result<LeaseState> {
+  async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, hold: &Hold) -> Result<LeaseState> {
     let expiry = self.config.ttl.map_or("0".to_string(), ms);
-    self.fenced(PUT_FENCED, key, token, ttl, &[&bytes, expiry.as_bytes()]).await
+    self.fenced([PUT_FENCED, EPOCH_PUT_FENCED], key, token, hold, &[&bytes, expiry.as_bytes()]).await
   }
 
-  async fn delete_fenced(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<LeaseState> {
-    self.fenced(DELETE_FENCED, key, token, ttl, &[]).await
+  async fn delete_fenced(&self, key: &SessionKey, token: &str, hold: &Hold) -> Result<LeaseState> {
+    self.fenced([DELETE_FENCED, EPOCH_DELETE_FENCED], key, token, hold, &[]).await
+  }
+
+  /// Waited for as a lease write: a detach a failover lost would leave the lease held under the epoch for as long
+  /// as its member lives. Unconfirmed, it is an error, and its caller detaches again before it beats.
+  async fn detach(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<()> {
+    let [lease, _] = self.lease_keys(key);
+    let (_, confirmed) =
+      self.write_lease::<i64>(&eval(DETACH, &[lease], &[token.as_bytes(), ms(ttl).as_bytes()])).await?;
+    confirmed
   }
 }

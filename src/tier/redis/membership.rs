@@ -9,21 +9,26 @@ use async_trait::async_trait;
 
 use super::RedisTier;
 use crate::error::{Result, StoreError};
-use crate::tier::{Member, Membership};
+use crate::tier::{Beat, Member, Membership};
 
-// KEYS: members zset, info hash, claims hash. ARGV: id, info, ttl ms, claim. Drops the expired (their claims lapse
-// with them); then 0 if a live heartbeat of id carries another claim (nothing written), else beats under the claim
-// and returns id, info, ms left per member.
+// KEYS: members zset, info hash, claims hash, epochs hash. ARGV: id, info, ttl ms, claim. Drops the expired (their
+// claims and epochs lapse with them); then 0 if a live heartbeat of id carries another claim (nothing written), else
+// beats under the claim and returns the id's epoch, then id, info, ms left per member. A member that had no live
+// heartbeat gets a new epoch: above its last one and Redis' clock in µs, so an epoch is never given twice even once
+// the hash lost it (tier/lease.rs `Epoch`; the leases held under one, scripts.rs `epoch_lease`).
 const BEAT: &str =
   "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
   local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now) \
   for _, id in ipairs(dead) do redis.call('HDEL', KEYS[2], id) redis.call('HDEL', KEYS[3], id) \
-    redis.call('ZREM', KEYS[1], id) end \
-  local held = redis.call('HGET', KEYS[3], ARGV[1]) \
-  if held and held ~= ARGV[4] and redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end \
+    redis.call('HDEL', KEYS[4], id) redis.call('ZREM', KEYS[1], id) end \
+  local held = redis.call('HGET', KEYS[3], ARGV[1]) local live = redis.call('ZSCORE', KEYS[1], ARGV[1]) \
+  if held and held ~= ARGV[4] and live then return 0 end \
+  local e = redis.call('HGET', KEYS[4], ARGV[1]) if not live or not e then \
+    e = string.format('%.0f', math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), (tonumber(e) or 0) + 1)) \
+    redis.call('HSET', KEYS[4], ARGV[1], e) end \
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1]) \
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) if held ~= ARGV[4] then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end \
-  local z = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') local out = {} for i = 1, #z, 2 do \
+  local z = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') local out = {e} for i = 1, #z, 2 do \
     out[#out + 1] = z[i] out[#out + 1] = redis.call('HGET', KEYS[2], z[i]) or '' \
     out[#out + 1] = tostring(tonumber(z[i + 1]) - now) end return out";
 // Read-only: scripts that only read may run where writes are refused, so members() does not drop anything.
@@ -34,7 +39,7 @@ const MEMBERS: &str =
     out[#out + 1] = tostring(tonumber(z[i + 1]) - now) end return out";
 const LEAVE: &str =
   "redis.call('ZREM', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) redis.call('HDEL', KEYS[3], ARGV[1]) \
-  return 0";
+  redis.call('HDEL', KEYS[4], ARGV[1]) return 0";
 const REMOVE_IF: &str =
   "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end \
   return 0";
@@ -60,7 +65,7 @@ const REMOVE_ORDERED: &str =
   concat!(unless_later!(2), "redis.call('HDEL', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) return 1");
 
 impl RedisTier {
-  fn group_key(&self, group: &str, what: &str) -> Result<String> {
+  pub(super) fn group_key(&self, group: &str, what: &str) -> Result<String> {
     crate::tier::check_group(group)?;
     Ok(format!("{{{}fleet:{group}}}:{what}", self.config.prefix))
   }
@@ -80,19 +85,12 @@ impl RedisTier {
     Ok([self.group_key(group, &format!("map:{map}"))?, self.group_key(group, &format!("order:{map}"))?])
   }
 
-  fn member_keys(&self, group: &str) -> Result<[String; 3]> {
-    Ok([self.group_key(group, "members")?, self.group_key(group, "info")?, self.group_key(group, "claims")?])
+  fn member_keys(&self, group: &str) -> Result<[String; 4]> {
+    let key = |what| self.group_key(group, what);
+    Ok([key("members")?, key("info")?, key("claims")?, key("epochs")?])
   }
 
-  async fn member_list(&self, script: &str, group: &str, args: &[&[u8]]) -> Result<Vec<Member>> {
-    let keys = self.member_keys(group)?;
-    let reply = self.eval_value(script, &keys, args).await?;
-    if let redis::Value::Int(0) = reply {
-      // BEAT: the id's live heartbeat carries another claim.
-      return Err(StoreError::DuplicateWorker(String::from_utf8_lossy(args[0]).into_owned()));
-    }
-    let flat: Vec<Vec<u8>> =
-      redis::from_redis_value(reply).map_err(|e| StoreError::Internal(format!("membership reply: {e}")))?;
+  fn member_list(flat: Vec<Vec<u8>>) -> Vec<Member> {
     // (id, info, ms its heartbeat has left) per member; a figure that does not parse reads as "not soon", so it
     // can never make a worker beat in a tight loop.
     let left = |ms: &[u8]| std::str::from_utf8(ms).ok().and_then(|ms| ms.parse::<f64>().ok()).unwrap_or(f64::MAX);
@@ -105,19 +103,42 @@ impl RedisTier {
       })
       .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(out)
+    out
+  }
+
+  fn flat(reply: redis::Value) -> Result<Vec<Vec<u8>>> {
+    redis::from_redis_value(reply).map_err(|e| StoreError::Internal(format!("membership reply: {e}")))
   }
 }
 
 #[async_trait]
 impl Membership for RedisTier {
-  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Vec<Member>> {
+  /// Where the beat carries the member's leases (not on a Cluster: leases.rs), it is a lease write, waited for
+  /// as one: a beat the replicas did not confirm keeps no lease, and fails.
+  async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Beat> {
+    let keys = self.member_keys(group)?;
     let ttl = ttl.as_millis().max(1).to_string();
-    self.member_list(BEAT, group, &[id.as_bytes(), info, ttl.as_bytes(), claim.as_bytes()]).await
+    let cmd = super::eval(BEAT, &keys, &[id.as_bytes(), info, ttl.as_bytes(), claim.as_bytes()]);
+    let carries = !self.cluster();
+    let reply = if carries {
+      let (reply, confirmed) = self.write_lease::<redis::Value>(&cmd).await?;
+      confirmed.map(|()| reply)?
+    } else {
+      Box::pin(self.query::<redis::Value>(&cmd)).await?
+    };
+    if let redis::Value::Int(0) = reply {
+      // The id's live heartbeat carries another claim.
+      return Err(StoreError::DuplicateWorker(id.to_owned()));
+    }
+    let mut flat = Self::flat(reply)?.into_iter();
+    let epoch = flat.next().and_then(|e| std::str::from_utf8(&e).ok()?.parse::<u64>().ok());
+    let epoch = epoch.ok_or_else(|| StoreError::Internal("membership reply: no epoch".into()))?;
+    Ok(Beat { members: Self::member_list(flat.collect()), epoch: carries.then_some(epoch) })
   }
 
   async fn members(&self, group: &str) -> Result<Vec<Member>> {
-    self.member_list(MEMBERS, group, &[]).await
+    let keys = self.member_keys(group)?;
+    Ok(Self::member_list(Self::flat(self.eval_value(MEMBERS, &keys, &[]).await?)?))
   }
 
   async fn leave(&self, group: &str, id: &str) -> Result<()> {
