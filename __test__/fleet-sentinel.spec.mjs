@@ -39,11 +39,15 @@ test.serial('a lease the promoted replica never got: nobody starts the session t
   const sentinelProxies = await Promise.all(set.sentinels.map((s) => faultProxy(t, s.port)))
   const proxied = { ...direct, sentinels: sentinelProxies.map((p) => `127.0.0.1:${p.port}`) }
   const a = await startWorker(t, root, { workerId: 'a', redis: proxied, light: true, ...timing })
-  // a takes the lease on the primary alone. Waited for: the take fails (ERR_REDIS_REPLICAS) and is given back,
-  // which leaves the owner key saying `released`; not waited for: a starts the session.
-  const took = await until("a's take of the lease", () => {
+  // a writes on the primary alone. Its heartbeat carries its leases (the epoch) and is waited for like them: a
+  // beat no replica confirmed counts for nothing, so a takes nothing. Had it taken the lease on its own, waited
+  // for, the take fails (ERR_REDIS_REPLICAS) and is given back, leaving the owner key `released`; not waited
+  // for, a starts the session.
+  const took = await until("a's take of the lease, or its beat refused", async () => {
     if (readLogs([a]).some((e) => e.event === 'start')) return 'started'
-    return set.primary.cli('GET', leaseOwner) === 'released' && 'given back'
+    if (set.primary.cli('GET', leaseOwner) === 'released') return 'given back'
+    const beat = set.primary.cli('ZSCORE', '{wa:session:fleet:default}:members', 'a') !== ''
+    return beat && !(await a.ask('status')).connected && 'beat unconfirmed'
   })
   t.log(`a's take: ${took}`)
 

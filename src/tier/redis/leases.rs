@@ -23,9 +23,9 @@ use crate::tier::{Hold, LeaseState, Leases};
 // reads the liveness marker of the session's slot (alive.rs), which refuses fresh takes for one ttl after Redis
 // lost its data.
 //
-// A lease held under a fleet member's epoch (scripts.rs, `epoch_lease`) is checked against the group's members and
-// epochs keys too: in the group's slot, not the session's, so only where one script may read both (standalone and
-// Sentinel; `Membership::beat` gives no epoch on a Cluster, where each lease is renewed on its own).
+// A lease held under a fleet member's epoch (scripts.rs, `lease_prelude`) is checked against the group's members
+// and epochs keys too: in the group's slot, not the session's, so only where one script may read both (standalone
+// and Sentinel; `Membership::beat` gives no epoch on a Cluster, where each lease is renewed on its own).
 
 impl RedisTier {
   /// `{<session key>}:lease` and `{<session key>}:owner`: hashed by the session key, never matched by the session
@@ -41,16 +41,25 @@ impl RedisTier {
     Ok(self.query::<i64>(&eval(script, keys, args)).await? == 1)
   }
 
-  /// The group's members and epochs keys, and the hold's group, id and epoch as script arguments.
-  fn epoch_args(&self, hold: &Hold) -> Result<Option<([String; 2], [String; 3])>> {
-    let Some(epoch) = &hold.epoch else { return Ok(None) };
-    let keys = [self.group_key(&epoch.group, "members")?, self.group_key(&epoch.group, "epochs")?];
-    Ok(Some((keys, [epoch.group.clone(), epoch.id.clone(), epoch.n.to_string()])))
+  /// The hold's group, id and epoch as script arguments (scripts.rs, `EPOCH_ACQUIRE`, `hold_in_epoch`).
+  fn epoch_args(hold: &Hold) -> Option<[String; 3]> {
+    let epoch = hold.epoch.as_ref()?;
+    Some([epoch.group.clone(), epoch.id.clone(), epoch.n.to_string()])
   }
 
-  /// A fenced script over the lease keys and the session key (the epoch's variant with the group's keys after
-  /// them): what it found. It renews the lease (and writes the session), so it waits for the replicas as a lease
-  /// write does, unless the lease was lost and nothing was written.
+  /// A script's arguments: the token and ttl, the hold's epoch if it has one, `more`, and the tier's prefix last
+  /// (`lease_prelude` builds a group's keys from it).
+  fn lease_args(&self, token: &str, hold: &Hold, more: &[&[u8]]) -> Vec<Vec<u8>> {
+    let mut args = vec![token.as_bytes().to_vec(), ms(hold.ttl).into_bytes()];
+    args.extend(Self::epoch_args(hold).into_iter().flatten().map(String::into_bytes));
+    args.extend(more.iter().map(|a| a.to_vec()));
+    args.push(self.config.prefix.as_bytes().to_vec());
+    args
+  }
+
+  /// A fenced script over the lease keys and the session key (the epoch's variant for a hold with one): what it
+  /// found. It renews the lease (and writes the session), so it waits for the replicas as a lease write does,
+  /// unless the lease was lost and nothing was written.
   async fn fenced(
     &self,
     [plain, in_epoch]: [&str; 2],
@@ -60,16 +69,9 @@ impl RedisTier {
     more: &[&[u8]],
   ) -> Result<LeaseState> {
     let [lease, owner] = self.lease_keys(key);
-    let ttl = ms(hold.ttl);
-    let mut keys = vec![lease, owner, self.key(key)];
-    let cmd = match self.epoch_args(hold)? {
-      None => eval(plain, &keys, &[&[token.as_bytes(), ttl.as_bytes()], more].concat()),
-      Some((group_keys, epoch)) => {
-        keys.extend(group_keys);
-        let epoch = epoch.iter().map(|a| a.as_bytes());
-        eval(in_epoch, &keys, &[&[token.as_bytes(), ttl.as_bytes()][..], &epoch.collect::<Vec<_>>(), more].concat())
-      }
-    };
+    let script = if hold.epoch.is_some() { in_epoch } else { plain };
+    let args = self.lease_args(token, hold, more);
+    let cmd = eval(script, &[lease, owner, self.key(key)], &args.iter().map(Vec::as_slice).collect::<Vec<_>>());
     let (found, confirmed) = self.write_lease::<i64>(&cmd).await?;
     let state = match found {
       1 => LeaseState::Held,
@@ -89,15 +91,10 @@ impl Leases for RedisTier {
   async fn acquire(&self, key: &SessionKey, token: &str, hold: &Hold) -> Result<Option<u64>> {
     self.check_markers().await?;
     let [lease, owner] = self.lease_keys(key);
-    let mut keys = vec![lease, owner, format!("{{{}}}:gen", self.key(key)), self.marker(key)];
-    let ttl = ms(hold.ttl);
-    let cmd = match self.epoch_args(hold)? {
-      None => eval(ACQUIRE, &keys, &[token.as_bytes(), ttl.as_bytes()]),
-      Some((group_keys, [group, id, n])) => {
-        keys.extend(group_keys);
-        eval(EPOCH_ACQUIRE, &keys, &[token.as_bytes(), ttl.as_bytes(), group.as_bytes(), id.as_bytes(), n.as_bytes()])
-      }
-    };
+    let keys = [lease, owner, format!("{{{}}}:gen", self.key(key)), self.marker(key)];
+    let script = if hold.epoch.is_some() { EPOCH_ACQUIRE } else { ACQUIRE };
+    let args = self.lease_args(token, hold, &[]);
+    let cmd = eval(script, &keys, &args.iter().map(Vec::as_slice).collect::<Vec<_>>());
     let (reply, confirmed) = self.write_lease::<redis::Value>(&cmd).await?;
     if let redis::Value::Int(0) = reply {
       return Ok(None);

@@ -28,8 +28,9 @@ const BEAT: &str =
     redis.call('HSET', KEYS[4], ARGV[1], e) end \
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1]) \
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) if held ~= ARGV[4] then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end \
-  local z = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') local out = {e} for i = 1, #z, 2 do \
-    out[#out + 1] = z[i] out[#out + 1] = redis.call('HGET', KEYS[2], z[i]) or '' \
+  local z = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES') local all = redis.call('HGETALL', KEYS[2]) \
+  local info = {} for i = 1, #all, 2 do info[all[i]] = all[i + 1] end local out = {e} for i = 1, #z, 2 do \
+    out[#out + 1] = z[i] out[#out + 1] = info[z[i]] or '' \
     out[#out + 1] = tostring(tonumber(z[i + 1]) - now) end return out";
 // Read-only: scripts that only read may run where writes are refused, so members() does not drop anything.
 const MEMBERS: &str =
@@ -65,7 +66,7 @@ const REMOVE_ORDERED: &str =
   concat!(unless_later!(2), "redis.call('HDEL', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) return 1");
 
 impl RedisTier {
-  pub(super) fn group_key(&self, group: &str, what: &str) -> Result<String> {
+  fn group_key(&self, group: &str, what: &str) -> Result<String> {
     crate::tier::check_group(group)?;
     Ok(format!("{{{}fleet:{group}}}:{what}", self.config.prefix))
   }
