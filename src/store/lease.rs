@@ -83,14 +83,14 @@ impl Store {
     let abandoned = self.held(&key).is_some_and(|h| h.abandoned);
     let held = self.held_token(&key);
     // A token held already keeps its lease whatever this take's outcome: only a fresh one may be left unbacked.
-    let unsure = held.is_none().then(|| random_token());
+    let unsure = held.is_none().then(random_token);
     let token = held.or(unsure.clone()).expect("one of them");
     let unsure = unsure.map(|token| self.unbacked(&key, &token, &hold));
-    let Some(generation) = self.leases()?.acquire(&key, &token, &hold).await? else {
-      unsure.map(Unbacked::settled);
-      return Err(StoreError::LeaseHeld(key.to_string()));
-    };
-    unsure.map(Unbacked::settled);
+    let taken = self.leases()?.acquire(&key, &token, &hold).await?;
+    if let Some(unsure) = unsure {
+      unsure.settled(); // an answer: taken, or not at all
+    }
+    let Some(generation) = taken else { return Err(StoreError::LeaseHeld(key.to_string())) };
     self.set_held(&key, Some(Held { token: Some(token.clone()), hold, retaken: false, abandoned }));
     Ok((token, generation))
   }
@@ -144,7 +144,9 @@ impl Store {
       }
     }
     self.leases()?.release(&key, token).await?;
-    unsure.map(Unbacked::settled);
+    if let Some(unsure) = unsure {
+      unsure.settled();
+    }
     Ok(())
   }
 
