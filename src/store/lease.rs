@@ -130,9 +130,12 @@ impl Store {
   /// it (they stay refused, `ERR_LEASE_LOST`, until it takes the lease again). Releasing a lost lease succeeds.
   pub async fn release_lease(&self, session: &str, token: &str) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
-    let hold = self.held(&key).filter(|h| h.token.as_deref() == Some(token)).map(|h| h.hold);
-    // Under an epoch, a release that may not land is detached instead (it would be held while the epoch lives).
-    let unsure = hold.map(|hold| self.unbacked(&key, token, &hold));
+    if let Some(held) = self.held(&key).filter(|h| h.token.as_deref() == Some(token)) {
+      // Under an epoch, detached too (before the holder's next beat), whatever the release's answer: a release
+      // that never landed, or that a Sentinel failover lost (it is not waited for), would be held on by the epoch
+      // for as long as it lives. The detach is waited for, and finds nothing to do once the release landed.
+      drop(self.unbacked(&key, token, &held.hold));
+    }
     {
       let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
       match held.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
@@ -143,11 +146,7 @@ impl Store {
         None => {}
       }
     }
-    self.leases()?.release(&key, token).await?;
-    if let Some(unsure) = unsure {
-      unsure.settled();
-    }
-    Ok(())
+    self.leases()?.release(&key, token).await
   }
 
   /// Stops backing the lease without giving it up (an owner that cannot prove its client is gone: a stop that
