@@ -182,6 +182,9 @@ impl Store {
   /// ttl though the epoch lives on (a fleet worker does this before each beat, and skips the beat if it fails).
   pub async fn detach_unbacked(&self) -> Result<()> {
     let pending: Vec<_> = self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if pending.is_empty() {
+      return Ok(());
+    }
     let leases = self.leases()?;
     for (key, token, ttl) in pending {
       leases.detach(&key, &token, ttl).await?;
