@@ -169,3 +169,51 @@ async fn a_lax_tier_grants_a_lease_another_live_epoch_holds() {
   assert_eq!(sim.acquire(&key("a"), "u", &under("v", m)), Some(2), "the broken tier the checks must catch");
   assert_eq!(sim.granted_until("t"), Some(Instant::now() + TTL), "the first holder's grant still counts");
 }
+
+/// The store over it (the fleet's path, `Store::take_lease` and `detach_unbacked`): a beat's detach of a take
+/// still in flight landed right after the take, turning a lease its holder ran under the epoch into a plain one
+/// that nothing renewed (cases.rs, `a_take_in_flight_is_never_detached_under_its_holder`). Here the take is held
+/// in flight, as by a proxy, while the detach runs.
+#[tokio::test(start_paused = true)]
+async fn a_take_in_flight_is_not_detached() {
+  use super::faults::{Faults, FaultyTier};
+  let sim = std::sync::Arc::new(SimTier::default());
+  let faults = std::sync::Arc::new(Faults::new(1, "w", MS(2), 0, MS(2)));
+  let store = super::scenario::store_over(FaultyTier { sim: sim.clone(), faults: faults.clone() });
+  let n = beat(&sim, "w");
+  faults.hold_from("acquire");
+  let take = tokio::spawn({
+    let store = store.clone();
+    async move { store.take_lease("RemoteAuth-a", under("w", n)).await }
+  });
+  tokio::time::sleep(MS(10)).await;
+  // Would queue a detach behind the held take; it has nothing to detach while the take's outcome is unknown.
+  let detach = tokio::spawn({
+    let store = store.clone();
+    async move { store.detach_unbacked().await }
+  });
+  tokio::time::sleep(MS(10)).await;
+  faults.release();
+  let (token, _) = take.await.unwrap().unwrap();
+  detach.await.unwrap().unwrap();
+  for _ in 0..4 {
+    advance(MS(500)).await;
+    beat(&sim, "w");
+    assert_eq!(sim.holder("RemoteAuth-a"), Some(token.clone()), "held under the epoch, past the hold's ttl");
+  }
+  // A take whose caller gave up is detached before the next beat: it lasts its ttl, then is free.
+  let given_up = store.take_lease("RemoteAuth-b", under("w", n));
+  faults.hold_from("acquire");
+  assert!(tokio::time::timeout(MS(50), given_up).await.is_err());
+  let detach = tokio::spawn({
+    let store = store.clone();
+    async move { store.detach_unbacked().await }
+  });
+  tokio::time::sleep(MS(10)).await;
+  faults.release();
+  detach.await.unwrap().unwrap();
+  assert!(sim.holder("RemoteAuth-b").is_some(), "the take landed");
+  advance(MS(301)).await;
+  beat(&sim, "w");
+  assert_eq!(sim.holder("RemoteAuth-b"), None, "detached: its ttl ran out though the epoch lives");
+}
