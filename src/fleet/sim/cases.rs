@@ -204,3 +204,23 @@ fn a_take_in_flight_is_never_detached_under_its_holder() {
 fn a_start_under_an_epoch_is_given_up_by_the_deadline_of_the_beat_before_its_take() {
   assert_holds(every_class(), &[85]);
 }
+
+/// A start whose `onStart` resolved while it was given up (its deadline passed during the owner mark's write, which
+/// hung in a cut) stopped only once that write's bound ran out, a renewal interval after the deadline, and its stop
+/// then ended after the lease could expire, while another worker took the session. Broke (a) with every fault class
+/// (seed 1562 of 2,000, with leases on epochs); a give-up no longer waits for the mark.
+#[test]
+fn a_start_given_up_while_its_owner_mark_is_written_stops_at_its_deadline() {
+  assert_holds(every_class(), &[1562]);
+}
+
+/// Open: a take whose caller gave up (a silent cut) is detached before the next beat, but in a cut the calls land
+/// in any order: the detach landed first (finding nothing), then the take, and the lease stayed held under the
+/// worker's epoch, which its beats keep alive: nobody, not even that worker (its new token), could take the
+/// session while it lived. Breaks (b). Real wherever a call sent earlier can land after one sent later (another
+/// connection, a reconnect while the first's command is still on its way); one ordered connection cannot.
+#[test]
+#[ignore = "open: a take that lands after its detach stays held by the epoch (report of branch simepoch)"]
+fn a_take_that_lands_after_its_detach_does_not_hold_the_session_for_good() {
+  assert_holds(every_class(), &[1004, 1045]);
+}
