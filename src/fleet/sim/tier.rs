@@ -54,7 +54,7 @@ pub struct SimTier {
   /// A broken tier whose acquire never refuses for another holder: to show the checks catch a second owner.
   pub(super) lax: bool,
   /// When the run began (`FLEET_SIM_TRACE` prints each call's time from then).
-  pub born: Option<Instant>,
+  pub(super) born: Option<Instant>,
 }
 
 impl SimTier {
