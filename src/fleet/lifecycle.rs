@@ -96,6 +96,10 @@ impl Ctx {
       run.generation = taken.generation;
       run.epoch = taken.epoch;
       run.renewed = taken.since;
+      // Under an epoch the lease counts as held from the beat before the take, earlier than the deadline the
+      // timer was given for this start (its `Run::starting`): wake it, or the start outlives the lease (the fleet
+      // simulation's seed 85 with every fault class).
+      self.shared.deadline.notify_one();
       Abort::new(run.cancel.subscribe())
     };
     let super::take::Taken { token, generation, .. } = taken.expect("checked");
@@ -131,8 +135,15 @@ impl Ctx {
     };
     match outcome {
       Ok(Ok(())) => {
-        // Before it counts as running here: a handoff's source waits for this mark (and a stop removes it).
-        within(timing.renew_every, self.set_owner(&session, generation, true)).await;
+        // Before it counts as running here: a handoff's source waits for this mark (and a stop removes it). Not
+        // past a give-up: a deadline that passes while the write hangs (a cut) stops the session at once, for its
+        // stop must begin at the deadline to end before the lease can expire (the fleet simulation's seed 1562 with
+        // every fault class: the stop began a renewal interval late, and ended after another worker took the lease).
+        tokio::select! {
+          biased; // a fixed order, so a seed of the simulation (sim/) replays exactly
+          _ = cancelled.aborted() => {}
+          _ = within(timing.renew_every, self.set_owner(&session, generation, true)) => {}
+        }
         let mut state = self.shared.lock();
         let Some(run) = state.runs.get_mut(&session) else { return };
         run.phase = Phase::Running;

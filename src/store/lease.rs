@@ -87,9 +87,7 @@ impl Store {
     let token = held.or(unsure.clone()).expect("one of them");
     let unsure = unsure.map(|token| self.unbacked(&key, &token, &hold));
     let taken = self.leases()?.acquire(&key, &token, &hold).await?;
-    if let Some(unsure) = unsure {
-      unsure.settled(); // an answer: taken, or not at all
-    }
+    unsure.into_iter().for_each(Unbacked::settled); // an answer: taken, or not at all
     let Some(generation) = taken else { return Err(StoreError::LeaseHeld(key.to_string())) };
     self.set_held(&key, Some(Held { token: Some(token.clone()), hold, retaken: false, abandoned }));
     Ok((token, generation))
@@ -172,24 +170,28 @@ impl Store {
   /// call whose outcome is unknown until it returns, or a lease given up without a release.
   fn unbacked(&self, key: &SessionKey, token: &str, hold: &Hold) -> Unbacked {
     let entry = hold.epoch.as_ref().map(|_| (key.clone(), token.to_owned(), hold.ttl));
-    if let Some(entry) = &entry {
-      self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).push(entry.clone());
+    if let Some((key, token, ttl)) = &entry {
+      let pending = Pending { key: key.clone(), token: token.clone(), ttl: *ttl, in_flight: true };
+      self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).push(pending);
     }
     Unbacked { list: self.unbacked.clone(), entry }
   }
 
   /// Detaches every lease this store no longer backs from the epoch it was taken under, so each expires after its
   /// ttl though the epoch lives on (a fleet worker does this before each beat, and skips the beat if it fails).
+  /// Not a call still in flight: its outcome is not known yet (a take that lands and returns is backed, and a
+  /// detach that landed just after it would leave its holder running a lease nothing renews: the fleet
+  /// simulation's seed 175 of `slow_stops`), and once its caller gave up on it, it is detached before the next beat.
   pub async fn detach_unbacked(&self) -> Result<()> {
-    let pending: Vec<_> = self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if pending.is_empty() {
+    let pending: Vec<Pending> = self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if pending.iter().all(|p| p.in_flight) {
       return Ok(());
     }
     let leases = self.leases()?;
-    for (key, token, ttl) in pending {
+    for Pending { key, token, ttl, .. } in pending.into_iter().filter(|p| !p.in_flight) {
       leases.detach(&key, &token, ttl).await?;
       let mut list = self.unbacked.lock().unwrap_or_else(|p| p.into_inner());
-      if let Some(at) = list.iter().position(|(k, t, _)| *k == key && *t == token) {
+      if let Some(at) = list.iter().position(|p| !p.in_flight && p.key == key && p.token == token) {
         list.remove(at);
       }
     }
@@ -248,10 +250,21 @@ fn lease_tier(primary: &Arc<dyn Tier>) -> Result<&dyn Leases> {
   primary.leases().ok_or_else(|| StoreError::Internal("a lease without a lease tier".into()))
 }
 
-/// Leases to detach from their epoch (`Store::detach_unbacked`): session, token, the ttl each then lasts.
-pub(super) type UnbackedList = Arc<std::sync::Mutex<Vec<(SessionKey, String, Duration)>>>;
+/// Leases to detach from their epoch (`Store::detach_unbacked`).
+pub(super) type UnbackedList = Arc<std::sync::Mutex<Vec<Pending>>>;
 
-/// One entry of that list while its call runs: dropped unsettled (an error, the call dropped), the entry stays.
+/// A lease to detach: session, token, the ttl it then lasts, and whether the call that may have left it unbacked
+/// is still in flight (not to be detached yet).
+#[derive(Clone)]
+pub(super) struct Pending {
+  key: SessionKey,
+  token: String,
+  ttl: Duration,
+  in_flight: bool,
+}
+
+/// One entry of that list while its call runs: dropped unsettled (an error, the call dropped), the entry stays,
+/// no longer in flight.
 struct Unbacked {
   list: UnbackedList,
   entry: Option<(SessionKey, String, Duration)>,
@@ -259,11 +272,21 @@ struct Unbacked {
 
 impl Unbacked {
   /// The call returned an answer: the lease is held as recorded, or not at all.
-  fn settled(self) {
-    let Some((key, token, _)) = &self.entry else { return };
+  fn settled(mut self) {
+    let Some((key, token, _)) = self.entry.take() else { return };
     let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(at) = list.iter().rposition(|(k, t, _)| k == key && t == token) {
+    if let Some(at) = list.iter().rposition(|p| p.in_flight && p.key == key && p.token == token) {
       list.remove(at);
+    }
+  }
+}
+
+impl Drop for Unbacked {
+  fn drop(&mut self) {
+    let Some((key, token, _)) = self.entry.take() else { return };
+    let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(pending) = list.iter_mut().rev().find(|p| p.in_flight && p.key == key && p.token == token) {
+      pending.in_flight = false;
     }
   }
 }

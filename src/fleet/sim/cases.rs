@@ -162,11 +162,9 @@ fn a_hung_hook_neither_stalls_its_session_nor_close_and_drain() {
   regression(Profile { hangs: true, ..Profile::default() }, &[1, 4, 7, 8, 12]);
 }
 
-/// Every fault class at once (but every replica draining, which has its own bound): 200 seeds here, more in the
-/// deep run (`npm run sim:fleet`).
-#[test]
-fn every_fault_class_at_once() {
-  let all = Profile {
+/// Every fault class at once, but every replica draining (which has its own bound).
+fn every_class() -> Profile {
+  Profile {
     silent_cuts: true,
     slow_stops: true,
     long_starts: true,
@@ -175,6 +173,54 @@ fn every_fault_class_at_once() {
     shared_store: true,
     drain_everyone: false,
     lax_leases: false,
-  };
-  assert_holds(all, &seeds(200));
+  }
+}
+
+/// Every fault class at once: 200 seeds here, more in the deep run (`npm run sim:fleet`).
+#[test]
+fn every_fault_class_at_once() {
+  assert_holds(every_class(), &seeds(200));
+}
+
+/// Issue #25, leases on the worker's epoch, as the simulation found them once its tier carried leases on epochs
+/// as Redis does: a beat detached a take still in flight (`Store::detach_unbacked` took every entry whose call had
+/// not returned). The take landed, the detach right after it made the lease a plain one, and the worker ran the
+/// session on a lease nothing renewed (its beats carry what the epoch holds): it expired and another worker took
+/// the session. Broke (a); a call in flight is detached only once its caller gave up on it.
+#[test]
+fn a_take_in_flight_is_never_detached_under_its_holder() {
+  let none = Profile::default();
+  assert_holds(Profile { slow_stops: true, ..none }, &[175]);
+  assert_holds(Profile { long_starts: true, ..none }, &[233]);
+  assert_holds(Profile { hangs: true, ..none }, &[304]);
+  assert_holds(every_class(), &[236]);
+}
+
+/// Issue #25, leases on the worker's epoch: a take under the epoch counts the lease held from the beat before it,
+/// so the start's deadline is earlier than the one the deadline timer slept towards (the start's `Run::starting`,
+/// `now`). A start given up at that later deadline stopped after the epoch's heartbeat ran out, while another worker
+/// took the session. Broke (a); the take wakes the timer.
+#[test]
+fn a_start_under_an_epoch_is_given_up_by_the_deadline_of_the_beat_before_its_take() {
+  assert_holds(every_class(), &[85]);
+}
+
+/// A start whose `onStart` resolved while it was given up (its deadline passed during the owner mark's write, which
+/// hung in a cut) stopped only once that write's bound ran out, a renewal interval after the deadline, and its stop
+/// then ended after the lease could expire, while another worker took the session. Broke (a) with every fault class
+/// (seed 1562 of 2,000, with leases on epochs); a give-up no longer waits for the mark.
+#[test]
+fn a_start_given_up_while_its_owner_mark_is_written_stops_at_its_deadline() {
+  assert_holds(every_class(), &[1562]);
+}
+
+/// Open: a take whose caller gave up (a silent cut) is detached before the next beat, but in a cut the calls land
+/// in any order: the detach landed first (finding nothing), then the take, and the lease stayed held under the
+/// worker's epoch, which its beats keep alive: nobody, not even that worker (its new token), could take the
+/// session while it lived. Breaks (b). Real wherever a call sent earlier can land after one sent later (another
+/// connection, a reconnect while the first's command is still on its way); one ordered connection cannot.
+#[test]
+#[ignore = "open: a take that lands after its detach stays held by the epoch (report of branch simepoch)"]
+fn a_take_that_lands_after_its_detach_does_not_hold_the_session_for_good() {
+  assert_holds(every_class(), &[1004, 1045]);
 }

@@ -131,11 +131,21 @@ pub struct FaultyTier {
 
 impl FaultyTier {
   /// Runs `apply` on the shared tier as this worker's faults allow; `what` names the call for its draws.
-  async fn call<T: Send + 'static>(
+  async fn call<T: Send + std::fmt::Debug + 'static>(
     &self,
     what: String,
     apply: impl FnOnce(&SimTier) -> T + Send + 'static,
   ) -> Result<T> {
+    // `FLEET_SIM_TRACE=1`: every call as it lands, with what it found (to follow a failing seed's leases).
+    let (worker, label) = (self.faults.worker.clone(), what.clone());
+    let apply = move |sim: &SimTier| {
+      let out = apply(sim);
+      if std::env::var_os("FLEET_SIM_TRACE").is_some() {
+        let at = sim.born.map_or(0.0, |b| Instant::now().duration_since(b).as_secs_f64());
+        eprintln!("TRACE {at:9.3}s {worker} {label} -> {out:?}");
+      }
+      out
+    };
     let faults = &self.faults;
     if faults.crashed() {
       return never().await;
@@ -264,6 +274,10 @@ impl Leases for FaultyTier {
   async fn delete_fenced(&self, key: &SessionKey, token: &str, hold: &crate::tier::Hold) -> Result<LeaseState> {
     let (key, token, hold) = (key.clone(), token.to_owned(), hold.clone());
     self.call(format!("delete_fenced {key}"), move |sim| sim.delete_fenced(&key, &token, &hold)).await
+  }
+  async fn detach(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<()> {
+    let (key, token) = (key.clone(), token.to_owned());
+    self.call(format!("detach {key}"), move |sim| sim.detach(&key, &token, ttl)).await
   }
 }
 

@@ -178,7 +178,7 @@ struct Running {
   tier: FaultyTier,
 }
 
-fn store_over(tier: FaultyTier) -> Store {
+pub(super) fn store_over(tier: FaultyTier) -> Store {
   let data_path = std::env::temp_dir().join("wwebjs-fleet-sim");
   let config = StoreConfig { data_path, pack: PackOptions::default(), local_dir: None };
   Store::new(Some(Arc::new(tier)), None, config).expect("a store over the simulated tier")

@@ -1,13 +1,15 @@
 //! The simulated primary: one in-memory tier shared by every simulated worker, with leases and membership on
-//! tokio's clock (paused in the simulation), so expiry follows simulated time. Lease semantics are those of the
-//! embedded tier (src/tier/local.rs): an expired lease stays its last owner's until another token takes it.
+//! tokio's clock (paused in the simulation), so expiry follows simulated time. Its leases are the Redis tier's
+//! (`leases`): a lease held under a member's epoch lasts while that member's heartbeat does, as every fleet
+//! worker's does, so each schedule runs the epoch path the fleet takes on Redis.
 //!
 //! A lease's generation is a counter per session, raised at each take by a token that did not hold it; ordered
 //! map entries (`Membership::map_set_ordered`) keep their order beside them, as the real tiers do.
 //!
-//! It also remembers, per token, the furthest time any grant (acquire, renew, retake) made its lease valid: a
-//! released lease still counted until then for the invariants (a worker whose stop failed may still run its
-//! client, and only expiry — not a release — may let another worker start the session).
+//! It also remembers, per token, the furthest time any grant made its lease valid (`granted_until`): a take, a
+//! renewal, a retake, a detach, and each beat that kept alive the epoch the lease is held under. A released lease
+//! still counted until then for the invariants (a worker whose stop failed may still run its client, and only
+//! expiry — not a release — may let another worker start the session).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -15,27 +17,31 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::leases::Slot;
 use crate::error::{Result, StoreError};
 use crate::session::SessionKey;
-use crate::tier::{Beat, Hold, LeaseState, Member};
+use crate::tier::{Beat, Epoch, Member};
 
-/// A member's heartbeat: expires, claim, info.
-type Heartbeat = (Instant, String, Vec<u8>);
-
-#[derive(Debug, Default)]
-struct Slot {
-  token: String,
-  until: Option<Instant>,
-  generation: u64,
+/// A member's heartbeat.
+#[derive(Debug)]
+pub(super) struct Heartbeat {
+  pub until: Instant,
+  claim: String,
+  info: Vec<u8>,
+  /// Its epoch: given when the member had no live heartbeat, kept while it beats on.
+  pub epoch: u64,
 }
 
 #[derive(Debug, Default)]
-struct Inner {
-  sessions: BTreeMap<String, Vec<u8>>,
-  leases: HashMap<String, Slot>,
-  granted: HashMap<String, Instant>,
+pub(super) struct Inner {
+  pub sessions: BTreeMap<String, Vec<u8>>,
+  pub leases: HashMap<String, Slot>,
+  /// Token → the furthest any grant made its lease valid.
+  pub granted: HashMap<String, Instant>,
   /// group → id → heartbeat.
-  members: HashMap<String, BTreeMap<String, Heartbeat>>,
+  pub members: HashMap<String, BTreeMap<String, Heartbeat>>,
+  /// The last epoch given (to any member): each new one is above it, so none is ever given twice.
+  last_epoch: u64,
   /// (group, map) → field → value.
   maps: HashMap<(String, String), BTreeMap<String, Vec<u8>>>,
   /// (group, map) → field → order of its ordered entry.
@@ -45,30 +51,28 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct SimTier {
   inner: Mutex<Inner>,
-  /// A broken tier whose acquire never refuses: to show the checks catch a second owner.
-  lax: bool,
+  /// A broken tier whose acquire never refuses for another holder: to show the checks catch a second owner.
+  pub(super) lax: bool,
+  /// When the run began (`FLEET_SIM_TRACE` prints each call's time from then).
+  pub(super) born: Option<Instant>,
 }
 
 impl SimTier {
   pub fn with_sessions(names: &[String], lax: bool) -> Self {
-    let tier = Self { lax, ..Self::default() };
+    let tier = Self { lax, born: Some(Instant::now()), ..Self::default() };
     tier.lock().sessions.extend(names.iter().map(|n| (n.clone(), b"x".to_vec())));
     tier
   }
 
-  fn lock(&self) -> MutexGuard<'_, Inner> {
+  pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
     self.inner.lock().unwrap_or_else(|p| p.into_inner())
   }
 
-  /// The token holding the session's lease now (unexpired), if any.
+  /// The token holding the session's lease now (plain and unexpired, or under an epoch that lives), if any.
   pub fn holder(&self, session: &str) -> Option<String> {
     let now = Instant::now();
     let inner = self.lock();
-    inner
-      .leases
-      .get(session)
-      .filter(|s| s.until.is_some_and(|u| u > now) && !s.token.is_empty())
-      .map(|s| s.token.clone())
+    inner.leases.get(session).filter(|s| inner.valid(s, now)).map(|s| s.token.clone())
   }
 
   /// The furthest a grant ever made `token`'s lease valid.
@@ -76,41 +80,31 @@ impl SimTier {
     self.lock().granted.get(token).copied()
   }
 
-  /// Grants the lease to `token` until `ttl` from now (a new generation unless it held it), and remembers how
-  /// far it reaches.
-  fn grant(inner: &mut Inner, session: &str, token: &str, ttl: Duration, new_generation: bool) -> u64 {
-    let until = Instant::now() + ttl;
-    let last = inner.leases.get(session).map_or(0, |s| s.generation);
-    let generation = if new_generation { last + 1 } else { last };
-    inner.leases.insert(session.to_owned(), Slot { token: token.to_owned(), until: Some(until), generation });
-    let furthest = inner.granted.entry(token.to_owned()).or_insert(until);
-    *furthest = (*furthest).max(until);
-    generation
-  }
-
-  fn hold(inner: &mut Inner, session: &str, token: &str, ttl: Duration) -> LeaseState {
-    let now = Instant::now();
-    let state = match inner.leases.get(session) {
-      Some(slot) if slot.token == token && slot.until.is_some_and(|u| u > now) => LeaseState::Held,
-      Some(slot) if slot.token == token => LeaseState::Retaken,
-      _ => LeaseState::Lost,
-    };
-    if state != LeaseState::Lost {
-      Self::grant(inner, session, token, ttl, false);
-    }
-    state
-  }
-
   fn live(inner: &mut Inner, group: &str) -> Vec<Member> {
     let now = Instant::now();
     let members = inner.members.entry(group.to_owned()).or_default();
-    members.retain(|_, (until, _, _)| *until > now);
-    let member = |(id, (until, _, info)): (&String, &Heartbeat)| Member {
+    members.retain(|_, beat| beat.until > now);
+    let member = |(id, beat): (&String, &Heartbeat)| Member {
       id: id.clone(),
-      info: info.clone(),
-      expires_in: until.saturating_duration_since(now),
+      info: beat.info.clone(),
+      expires_in: beat.until.saturating_duration_since(now),
     };
     members.iter().map(member).collect()
+  }
+}
+
+impl Inner {
+  /// When epoch `e`'s heartbeat runs out, while it lives (that heartbeat's expiry is ahead and the member's
+  /// epoch is still `e`'s), as the scripts' `alive`.
+  pub fn alive(&self, e: &Epoch, now: Instant) -> Option<Instant> {
+    let beat = self.members.get(&e.group)?.get(&e.id)?;
+    (beat.until > now && beat.epoch == e.n).then_some(beat.until)
+  }
+
+  /// Raises the furthest grant of `token` to `until`.
+  pub fn raise(&mut self, token: &str, until: Instant) {
+    let furthest = self.granted.entry(token.to_owned()).or_insert(until);
+    *furthest = (*furthest).max(until);
   }
 }
 
@@ -129,61 +123,40 @@ impl SimTier {
     self.lock().sessions.keys().filter_map(|k| SessionKey::parse(k).ok()).collect()
   }
 
-  pub fn acquire(&self, key: &SessionKey, token: &str, hold: &Hold) -> Option<u64> {
-    let ttl = hold.ttl;
-    let mut inner = self.lock();
-    let now = Instant::now();
-    let live = |s: &&Slot| !s.token.is_empty() && s.until.is_some_and(|u| u > now);
-    let slot = inner.leases.get(key.as_str()).filter(live);
-    if !self.lax && slot.is_some_and(|s| s.token != token) {
-      return None;
-    }
-    let kept = slot.is_some_and(|s| s.token == token);
-    Some(Self::grant(&mut inner, key.as_str(), token, ttl, !kept))
-  }
-  pub fn renew(&self, key: &SessionKey, token: &str, hold: &Hold) -> LeaseState {
-    let ttl = hold.ttl;
-    Self::hold(&mut self.lock(), key.as_str(), token, ttl)
-  }
-  pub fn release(&self, key: &SessionKey, token: &str) {
-    let mut inner = self.lock();
-    if let Some(slot) = inner.leases.get_mut(key.as_str()).filter(|s| s.token == token) {
-      *slot = Slot { generation: slot.generation, ..Slot::default() };
-    }
-  }
-  pub fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, hold: &Hold) -> LeaseState {
-    let ttl = hold.ttl;
-    let mut inner = self.lock();
-    let state = Self::hold(&mut inner, key.as_str(), token, ttl);
-    if state != LeaseState::Lost {
-      inner.sessions.insert(key.as_str().to_owned(), bytes);
-    }
-    state
-  }
-  pub fn delete_fenced(&self, key: &SessionKey, token: &str, hold: &Hold) -> LeaseState {
-    let ttl = hold.ttl;
-    let mut inner = self.lock();
-    let state = Self::hold(&mut inner, key.as_str(), token, ttl);
-    if state != LeaseState::Lost {
-      inner.sessions.remove(key.as_str());
-    }
-    state
-  }
-
-  /// Refuses a live id's heartbeat under another claim, as the real tiers do.
+  /// Refuses a live id's heartbeat under another claim, as the real tiers do. As Redis' `BEAT`: a member with no
+  /// live heartbeat (it joined, or its heartbeat ran out) gets a new epoch, a live one keeps its own; and every
+  /// lease held under the epoch kept lasts as long as the heartbeat now does.
   pub fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Beat> {
     let mut inner = self.lock();
-    Self::live(&mut inner, group);
-    let members = inner.members.entry(group.to_owned()).or_default();
-    if members.get(id).is_some_and(|(_, held, _)| held != claim) {
-      return Err(StoreError::DuplicateWorker(id.to_owned()));
+    Self::live(&mut inner, group); // drops the expired, their claims and epochs with them
+    let until = Instant::now() + ttl;
+    let kept = match inner.members.get(group).and_then(|m| m.get(id)) {
+      Some(beat) if beat.claim != claim => return Err(StoreError::DuplicateWorker(id.to_owned())),
+      Some(beat) => Some(beat.epoch),
+      None => None,
+    };
+    let epoch = kept.unwrap_or_else(|| {
+      inner.last_epoch += 1;
+      inner.last_epoch
+    });
+    let beat = Heartbeat { until, claim: claim.to_owned(), info: info.to_vec(), epoch };
+    inner.members.entry(group.to_owned()).or_default().insert(id.to_owned(), beat);
+    let carried = Epoch { group: group.to_owned(), id: id.to_owned(), n: epoch };
+    let tokens: Vec<String> = inner
+      .leases
+      .values()
+      .filter(|s| !s.token.is_empty() && s.epoch.as_ref() == Some(&carried))
+      .map(|s| s.token.clone())
+      .collect();
+    for token in tokens {
+      inner.raise(&token, until);
     }
-    members.insert(id.to_owned(), (Instant::now() + ttl, claim.to_owned(), info.to_vec()));
-    Ok(Beat { members: Self::live(&mut inner, group), epoch: None })
+    Ok(Beat { members: Self::live(&mut inner, group), epoch: Some(epoch) })
   }
   pub fn members(&self, group: &str) -> Vec<Member> {
     Self::live(&mut self.lock(), group)
   }
+  /// Drops the heartbeat and its epoch with it: the leases held under it are free from now on.
   pub fn leave(&self, group: &str, id: &str) {
     if let Some(members) = self.lock().members.get_mut(group) {
       members.remove(id);

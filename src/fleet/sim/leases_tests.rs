@@ -1,0 +1,219 @@
+//! The simulated primary's epoch rules, against the Redis scripts' (src/tier/redis/scripts.rs): what every
+//! simulated schedule relies on for its leases and for the invariants' `granted_until`.
+
+use std::time::Duration;
+
+use tokio::time::{advance, Instant};
+
+use super::tier::SimTier;
+use crate::session::SessionKey;
+use crate::tier::{Epoch, Hold, LeaseState};
+
+const TTL: Duration = Duration::from_millis(1000);
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+fn key(name: &str) -> SessionKey {
+  SessionKey::parse(&format!("RemoteAuth-{name}")).unwrap()
+}
+
+/// Beats `id` for `TTL`: its epoch.
+fn beat(sim: &SimTier, id: &str) -> u64 {
+  sim.beat("g", id, &format!("claim-{id}"), b"{}", TTL).unwrap().epoch.expect("the simulated tier carries epochs")
+}
+
+/// A hold under epoch `n` of `id` (its ttl, for what the epoch no longer carries, shorter than the heartbeat's).
+fn under(id: &str, n: u64) -> Hold {
+  Hold { ttl: MS(300), epoch: Some(Epoch { group: "g".into(), id: id.into(), n }) }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_under_a_live_epoch_is_held_by_the_beats_alone() {
+  let sim = SimTier::default();
+  let n = beat(&sim, "w");
+  assert_eq!(sim.acquire(&key("a"), "t", &under("w", n)), Some(1));
+  for _ in 0..5 {
+    // Far past the hold's own ttl and the first heartbeat's: no renewal, only beats.
+    advance(MS(800)).await;
+    assert_eq!(beat(&sim, "w"), n, "a live member keeps its epoch");
+    assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("t"));
+  }
+  // Each beat carried the lease as far as the heartbeat reaches.
+  assert_eq!(sim.granted_until("t"), Some(Instant::now() + TTL));
+  // Taking it again keeps its generation; renewing finds it held.
+  assert_eq!(sim.acquire(&key("a"), "t", &under("w", n)), Some(1));
+  assert_eq!(sim.renew(&key("a"), "t", &under("w", n)), LeaseState::Held);
+  // Another member, live, is refused.
+  let m = beat(&sim, "v");
+  assert_eq!(sim.acquire(&key("a"), "u", &under("v", m)), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_free_once_its_epochs_heartbeat_ran_out() {
+  let sim = SimTier::default();
+  let n = beat(&sim, "w");
+  sim.acquire(&key("a"), "t", &under("w", n)).unwrap();
+  let m = beat(&sim, "v");
+  advance(TTL - MS(1)).await;
+  beat(&sim, "v");
+  assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("t"));
+  advance(MS(1)).await;
+  // The heartbeat's expiry is not after now: dead, though nothing swept it yet.
+  assert_eq!(sim.holder("RemoteAuth-a"), None);
+  assert_eq!(sim.granted_until("t"), Some(Instant::now()));
+  // Free to a live epoch, with a new generation; the old token's fenced write is then lost.
+  assert_eq!(sim.acquire(&key("a"), "u", &under("v", m)), Some(2));
+  assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("u"));
+  assert_eq!(sim.put_fenced(&key("a"), b"late".to_vec(), "t", &under("w", n)), LeaseState::Lost);
+  assert_eq!(sim.get(&key("a")), None);
+  // A take under a dead epoch is refused, free lease or not.
+  assert_eq!(sim.acquire(&key("b"), "t", &under("w", n)), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_epoch_that_died_never_lives_again() {
+  let sim = SimTier::default();
+  let n = beat(&sim, "w");
+  sim.acquire(&key("a"), "t", &under("w", n)).unwrap();
+  sim.acquire(&key("b"), "s", &under("w", n)).unwrap();
+  advance(TTL).await;
+  let next = beat(&sim, "w");
+  assert!(next > n, "a member whose heartbeat ran out starts a new epoch: {next} after {n}");
+  advance(MS(500)).await;
+  assert_eq!(beat(&sim, "w"), next);
+  assert_eq!(sim.holder("RemoteAuth-a"), None, "the new epoch's beats carry nothing of the old one");
+  assert_eq!(sim.holder("RemoteAuth-b"), None);
+  assert_eq!(sim.acquire(&key("c"), "t", &under("w", n)), None, "nothing is taken under the old epoch");
+  // Its own token takes it back under the new one (nobody took it since), as `hold_in_epoch`: retaken.
+  assert_eq!(sim.renew(&key("a"), "t", &under("w", next)), LeaseState::Retaken);
+  assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("t"));
+  assert_eq!(sim.renew(&key("a"), "t", &under("w", next)), LeaseState::Held);
+  // Leaving drops the epoch with the heartbeat: its leases are free at once.
+  sim.leave("g", "w");
+  assert_eq!(sim.holder("RemoteAuth-a"), None);
+  assert!(beat(&sim, "w") > next);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_detached_lease_expires_after_its_ttl_while_the_epoch_lives() {
+  let sim = SimTier::default();
+  let n = beat(&sim, "w");
+  let generation = sim.acquire(&key("a"), "t", &under("w", n)).unwrap();
+  advance(MS(100)).await;
+  sim.detach(&key("a"), "t", MS(300));
+  // Another token's detach, or a plain lease's, changes nothing.
+  sim.detach(&key("a"), "u", MS(5000));
+  let detached = Instant::now();
+  for _ in 0..2 {
+    advance(MS(149)).await;
+    beat(&sim, "w");
+    assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("t"), "held for its ttl from the detach");
+  }
+  advance(MS(2)).await;
+  beat(&sim, "w");
+  assert_eq!(sim.holder("RemoteAuth-a"), None, "the beats no longer carry it");
+  // The furthest it reached: the heartbeat as of the take, or the detach's ttl, whichever is later.
+  assert_eq!(sim.granted_until("t"), Some((detached - MS(100) + TTL).max(detached + MS(300))));
+  let m = beat(&sim, "v");
+  assert_eq!(sim.acquire(&key("a"), "u", &under("v", m)), Some(generation + 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn plain_callers_see_an_epoch_lease_as_another_tokens() {
+  let sim = SimTier::default();
+  let n = beat(&sim, "w");
+  sim.acquire(&key("a"), "t", &under("w", n)).unwrap();
+  let plain = Hold::ttl(TTL);
+  // Its value is not the token in Redis: ACQUIRE refuses it, RENEW and the fenced writes find it lost.
+  assert_eq!(sim.acquire(&key("a"), "u", &plain), None);
+  assert_eq!(sim.acquire(&key("a"), "t", &plain), None);
+  assert_eq!(sim.renew(&key("a"), "t", &plain), LeaseState::Lost);
+  assert_eq!(sim.delete_fenced(&key("a"), "t", &plain), LeaseState::Lost);
+  assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("t"));
+  // Even once its epoch died (a plain take knows no epochs).
+  advance(TTL).await;
+  assert_eq!(sim.acquire(&key("a"), "u", &plain), None);
+  // A release frees either form; the token cannot take it back then.
+  sim.release(&key("a"), "t");
+  assert_eq!(sim.acquire(&key("a"), "u", &plain), Some(2));
+  assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("u"));
+  sim.release(&key("a"), "u");
+  let m = beat(&sim, "w");
+  assert_eq!(sim.renew(&key("a"), "u", &under("w", m)), LeaseState::Lost);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_lease_moves_onto_an_epoch_and_back_off_a_dead_one() {
+  let sim = SimTier::default();
+  sim.acquire(&key("a"), "t", &Hold::ttl(MS(200))).unwrap();
+  let n = beat(&sim, "w");
+  // The token's plain lease is kept (same generation) and held under the epoch from now on.
+  assert_eq!(sim.acquire(&key("a"), "t", &under("w", n)), Some(1));
+  advance(MS(900)).await;
+  assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("t"));
+  // Its epoch dies, and the holder's is dead too: a renewal keeps it as a plain lease for the hold's ttl.
+  advance(MS(100)).await;
+  assert_eq!(sim.renew(&key("a"), "t", &under("w", n)), LeaseState::Retaken);
+  assert_eq!(sim.granted_until("t"), Some(Instant::now() + MS(300)));
+  advance(MS(299)).await;
+  assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("t"));
+  advance(MS(1)).await;
+  assert_eq!(sim.holder("RemoteAuth-a"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lax_tier_grants_a_lease_another_live_epoch_holds() {
+  let sim = SimTier::with_sessions(&[], true);
+  let n = beat(&sim, "w");
+  let m = beat(&sim, "v");
+  sim.acquire(&key("a"), "t", &under("w", n)).unwrap();
+  assert_eq!(sim.acquire(&key("a"), "u", &under("v", m)), Some(2), "the broken tier the checks must catch");
+  assert_eq!(sim.granted_until("t"), Some(Instant::now() + TTL), "the first holder's grant still counts");
+}
+
+/// The store over it (the fleet's path, `Store::take_lease` and `detach_unbacked`): a beat's detach of a take
+/// still in flight landed right after the take, turning a lease its holder ran under the epoch into a plain one
+/// that nothing renewed (cases.rs, `a_take_in_flight_is_never_detached_under_its_holder`). Here the take is held
+/// in flight, as by a proxy, while the detach runs.
+#[tokio::test(start_paused = true)]
+async fn a_take_in_flight_is_not_detached() {
+  use super::faults::{Faults, FaultyTier};
+  let sim = std::sync::Arc::new(SimTier::default());
+  let faults = std::sync::Arc::new(Faults::new(1, "w", MS(2), 0, MS(2)));
+  let store = super::scenario::store_over(FaultyTier { sim: sim.clone(), faults: faults.clone() });
+  let n = beat(&sim, "w");
+  faults.hold_from("acquire");
+  let take = tokio::spawn({
+    let store = store.clone();
+    async move { store.take_lease("RemoteAuth-a", under("w", n)).await }
+  });
+  tokio::time::sleep(MS(10)).await;
+  // Would queue a detach behind the held take; it has nothing to detach while the take's outcome is unknown.
+  let detach = tokio::spawn({
+    let store = store.clone();
+    async move { store.detach_unbacked().await }
+  });
+  tokio::time::sleep(MS(10)).await;
+  faults.release();
+  let (token, _) = take.await.unwrap().unwrap();
+  detach.await.unwrap().unwrap();
+  for _ in 0..4 {
+    advance(MS(500)).await;
+    beat(&sim, "w");
+    assert_eq!(sim.holder("RemoteAuth-a"), Some(token.clone()), "held under the epoch, past the hold's ttl");
+  }
+  // A take whose caller gave up is detached before the next beat: it lasts its ttl, then is free.
+  let given_up = store.take_lease("RemoteAuth-b", under("w", n));
+  faults.hold_from("acquire");
+  assert!(tokio::time::timeout(MS(50), given_up).await.is_err());
+  let detach = tokio::spawn({
+    let store = store.clone();
+    async move { store.detach_unbacked().await }
+  });
+  tokio::time::sleep(MS(10)).await;
+  faults.release();
+  detach.await.unwrap().unwrap();
+  assert!(sim.holder("RemoteAuth-b").is_some(), "the take landed");
+  advance(MS(301)).await;
+  beat(&sim, "w");
+  assert_eq!(sim.holder("RemoteAuth-b"), None, "detached: its ttl ran out though the epoch lives");
+}
