@@ -94,11 +94,9 @@ impl Ctx {
       let run = state.runs.get_mut(&session).expect("a start's run stays until its task removes it");
       run.token = taken.token.clone();
       run.generation = taken.generation;
-      run.epoch = taken.epoch;
       run.renewed = taken.since;
-      // Under an epoch the lease counts as held from the beat before the take, earlier than the deadline the
-      // timer was given for this start (its `Run::starting`): wake it, or the start outlives the lease (the fleet
-      // simulation's seed 85 with every fault class).
+      // The deadline now counts from the take: wake the timer, which may sleep towards another (the simulation's
+      // seed 85 with every fault class, when takes counted from the beat before them).
       self.shared.deadline.notify_one();
       Abort::new(run.cancel.subscribe())
     };

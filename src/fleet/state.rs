@@ -92,6 +92,9 @@ pub struct State {
   pub queued: VecDeque<Queued>,
   /// Starts refused because another token held the lease, in a row, per session: the retry backs off.
   pub held_elsewhere: HashMap<String, u32>,
+  /// Of those, the ones a round since showed owned by another worker: once a round shows no owner entry for one
+  /// (its holder stopped it, as in a handoff, and gave the lease back), it is tried at once, not after the backoff.
+  pub owned_elsewhere: HashSet<String>,
 }
 
 pub struct Shared {

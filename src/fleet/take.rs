@@ -14,12 +14,11 @@ use tokio::time::Instant;
 use super::worker::{within, Ctx};
 use super::Abort;
 
-/// A lease taken for a start: its token and generation, the epoch it is held under (if any), and the instant
-/// from which the deadline counts it held.
+/// A lease taken for a start (plain): its token and generation, and the instant from which the deadline counts it
+/// held.
 pub(super) struct Taken {
   pub token: String,
   pub generation: u64,
-  pub epoch: Option<u64>,
   pub since: Instant,
 }
 
@@ -28,15 +27,15 @@ const FIRST_RETRY_DIVISOR: u32 = 16;
 
 impl Ctx {
   /// The lease as taken, or `None` when another token holds it (after a failover's retries) or the tier did not
-  /// answer, or the start was given up while it waited (drain, close). Held as of the hold's start (`Ctx::hold`)
-  /// of the first try, so a retry only moves the session's deadline earlier, never later.
+  /// answer, or the start was given up while it waited (drain, close). A plain lease, held as of the first try's
+  /// sending, so a retry only moves the session's deadline earlier, never later; where the tier carries leases on
+  /// the worker's epoch, the next renewal moves it there (`Store::take_lease` says why not at once).
   pub(super) async fn take_for_start(&self, session: &str, failover: bool) -> Option<Taken> {
     let timing = self.cfg().timing;
-    let (_, _, first) = self.hold(Instant::now());
+    let first = Instant::now();
     let take = || async {
-      let (hold, epoch, since) = self.hold(Instant::now());
-      let (token, generation) = within(timing.renew_every, self.store.take_lease(session, hold)).await?;
-      Some(Taken { token, generation, epoch, since: since.min(first) })
+      let (token, generation) = within(timing.renew_every, self.store.take_lease(session, timing.ttl)).await?;
+      Some(Taken { token, generation, since: first })
     };
     let taken = take().await;
     if taken.is_some() || !failover {

@@ -153,8 +153,8 @@ impl Ctx {
     *self.epoch.lock().unwrap_or_else(|p| p.into_inner())
   }
 
-  /// How a lease taken now is held, and from when the deadline counts it held: the last beat's sending under an
-  /// epoch (the lease lasts as long as the heartbeat that beat extended), else `now` (its own ttl from the take).
+  /// How a lease renewed now is held, and from when the deadline counts it held: the last beat's sending under an
+  /// epoch (the lease lasts as long as the heartbeat that beat extended), else `now` (its own ttl from then).
   pub(super) fn hold(&self, now: Instant) -> (crate::tier::Hold, Option<u64>, Instant) {
     let ttl = self.cfg().timing.ttl;
     match self.epoch() {
@@ -258,7 +258,8 @@ impl Ctx {
   }
 
   /// Renews every lease held on its own (none under the current epoch: the beat renewed those), or, under an
-  /// epoch, moves a lease of an earlier one onto it; either records when the lease lasts from.
+  /// epoch, moves onto it a fresh take's plain lease or one of an earlier epoch; either records when the lease
+  /// lasts from.
   async fn renew(&self) {
     let timing = self.cfg().timing;
     let current = self.epoch().map(|(n, _)| n);
@@ -276,10 +277,16 @@ impl Ctx {
         let mut state = self.shared.lock();
         let Some(run) = state.runs.get_mut(&session).filter(|r| r.token == token) else { return };
         match done {
-          Ok(Ok(_)) => {
-            run.renewed = run.renewed.max(since);
+          Ok(Ok(_)) if epoch.is_some() => {
+            // Held by the heartbeat now, as long as the beat of `since` made it last: earlier, for a fresh take's
+            // plain lease moved onto the epoch, than its own expiry was.
+            if since < run.renewed {
+              self.shared.deadline.notify_one();
+            }
+            run.renewed = since;
             run.epoch = epoch;
           }
+          Ok(Ok(_)) => run.renewed = run.renewed.max(since),
           Ok(Err(err)) if err.code() == "ERR_LEASE_LOST" => {
             // Another owner took it: stop now, not at the deadline.
             run.renewed = since.min(run.renewed) - timing.ttl;
@@ -338,6 +345,20 @@ impl Ctx {
     state.retry_after.retain(|_, until| *until > now);
     let wanted: HashSet<&str> = desired.iter().filter(|(_, t)| *t == me).map(|(s, _)| s.as_str()).collect();
     state.held_elsewhere.retain(|s, _| wanted.contains(s.as_str()));
+    let State { held_elsewhere, owned_elsewhere, retry_after, .. } = &mut *state;
+    owned_elsewhere.retain(|s| held_elsewhere.contains_key(s));
+    for session in held_elsewhere.keys() {
+      match owner_of(session) {
+        Some((owner, _)) if owner != me => {
+          owned_elsewhere.insert(session.clone());
+        }
+        // Seen owned, now given back: a handoff chain moves at the pace of its stops, not of this backoff.
+        None if owned_elsewhere.remove(session) => {
+          retry_after.remove(session);
+        }
+        _ => {}
+      }
+    }
 
     let mut outgoing = state.handed_off.len() + state.runs.values().filter(|r| r.handoff).count();
     let mut stops = Vec::new();

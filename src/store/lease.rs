@@ -63,9 +63,7 @@ impl Store {
   /// are fenced by it from now on. `ERR_LEASE_HELD` when another owner holds it. Taking it again renews it (a
   /// lease the fleet holds under its epoch stays held so: `SafeRemoteAuth.forFleet` adopts it this way).
   pub async fn acquire_lease(&self, session: &str, ttl: Duration) -> Result<String> {
-    let key = SessionArg::parse(session)?.key;
-    let hold = self.hold_for(&key, ttl);
-    self.take_lease(session, hold).await.map(|(token, _)| token)
+    self.take_lease(session, ttl).await.map(|(token, _)| token)
   }
 
   /// The hold to keep a lease of the session on: the epoch it is held under here, if it is, else `ttl`.
@@ -74,21 +72,19 @@ impl Store {
     held.map_or_else(|| Hold::ttl(ttl), |h| Hold { ttl, ..h.hold })
   }
 
-  /// As `acquire_lease` with the hold given, also returning the lease's generation (`Leases::acquire`): a
-  /// holder's writes outside the session's keys (a fleet's owner entry) carry it, so a late one never replaces a
-  /// later holder's. A take under an epoch whose outcome is unknown (an error, or the call dropped) is left to
-  /// detach (`detach_unbacked`): it may have landed, and its epoch would hold it for as long as it lives.
-  pub async fn take_lease(&self, session: &str, hold: Hold) -> Result<(String, u64)> {
+  /// As `acquire_lease`, also returning the lease's generation (`Leases::acquire`): a holder's writes outside the
+  /// session's keys (a fleet's owner entry) carry it, so a late one never replaces a later holder's. A fresh take
+  /// is always a plain lease, even where the fleet holds its leases under an epoch (it moves it there with
+  /// `hold_lease`): a take whose answer never came may land at any time later, and must then expire on its own,
+  /// not be held by an epoch that nobody knows holds it.
+  pub async fn take_lease(&self, session: &str, ttl: Duration) -> Result<(String, u64)> {
     let key = SessionArg::parse(session)?.key;
     let abandoned = self.held(&key).is_some_and(|h| h.abandoned);
-    let held = self.held_token(&key);
-    // A token held already keeps its lease whatever this take's outcome: only a fresh one may be left unbacked.
-    let unsure = held.is_none().then(random_token);
-    let token = held.or(unsure.clone()).expect("one of them");
-    let unsure = unsure.map(|token| self.unbacked(&key, &token, &hold));
-    let taken = self.leases()?.acquire(&key, &token, &hold).await?;
-    unsure.into_iter().for_each(Unbacked::settled); // an answer: taken, or not at all
-    let Some(generation) = taken else { return Err(StoreError::LeaseHeld(key.to_string())) };
+    let hold = self.hold_for(&key, ttl);
+    let token = self.held_token(&key).unwrap_or_else(random_token);
+    let Some(generation) = self.leases()?.acquire(&key, &token, &hold).await? else {
+      return Err(StoreError::LeaseHeld(key.to_string()));
+    };
     self.set_held(&key, Some(Held { token: Some(token.clone()), hold, retaken: false, abandoned }));
     Ok((token, generation))
   }
@@ -102,9 +98,15 @@ impl Store {
     self.hold_lease(session, token, hold).await
   }
 
-  /// As `renew_lease`, held on as `hold` says: the fleet moves its leases onto its new epoch so.
+  /// As `renew_lease`, held on as `hold` says: the fleet moves its leases onto its epoch so (a fresh take's, or
+  /// those of an epoch that died).
   pub async fn hold_lease(&self, session: &str, token: &str, hold: Hold) -> Result<LeaseState> {
     let key = SessionArg::parse(session)?.key;
+    if hold.epoch.is_some() {
+      // Recorded before the call: a stop that gives the lease up while it is in flight (it may land after) must
+      // detach it from the epoch.
+      self.update_held(&key, token, |held| held.hold = hold.clone());
+    }
     let lost_here = self.held(&key).is_some_and(|h| h.token.is_none());
     let state = if lost_here { LeaseState::Lost } else { self.leases()?.renew(&key, token, &hold).await? };
     if state == LeaseState::Lost {
@@ -132,7 +134,7 @@ impl Store {
       // Under an epoch, detached too (before the holder's next beat), whatever the release's answer: a release
       // that never landed, or that a Sentinel failover lost (it is not waited for), would be held on by the epoch
       // for as long as it lives. The detach is waited for, and finds nothing to do once the release landed.
-      drop(self.unbacked(&key, token, &held.hold));
+      self.unbacked(&key, token, &held.hold);
     }
     {
       let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
@@ -154,44 +156,47 @@ impl Store {
   /// releasing that one keeps the fence (the unstopped client may still write).
   pub fn abandon_lease(&self, session: &str, token: &str) -> Result<()> {
     let key = SessionArg::parse(session)?.key;
-    let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(ours) = held.get_mut(&key).filter(|h| h.token.as_deref() == Some(token)) {
+    let mut hold = None;
+    self.update_held(&key, token, |ours| {
       ours.token = None;
       ours.abandoned = true;
-      if ours.hold.epoch.is_some() {
-        // Else the epoch would hold it for as long as it lives, not until it expires.
-        drop(self.unbacked(&key, token, &ours.hold));
-      }
+      hold = Some(ours.hold.clone());
+    });
+    // Else the epoch would hold it for as long as it lives, not until it expires.
+    if let Some(hold) = hold {
+      self.unbacked(&key, token, &hold);
     }
     Ok(())
   }
 
-  /// Records `token`'s lease of the session to detach from its epoch (if the hold has one) until `settled`: a
-  /// call whose outcome is unknown until it returns, or a lease given up without a release.
-  fn unbacked(&self, key: &SessionKey, token: &str, hold: &Hold) -> Unbacked {
-    let entry = hold.epoch.as_ref().map(|_| (key.clone(), token.to_owned(), hold.ttl));
-    if let Some((key, token, ttl)) = &entry {
-      let pending = Pending { key: key.clone(), token: token.clone(), ttl: *ttl, in_flight: true };
-      self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).push(pending);
+  /// Records `token`'s lease of the session to detach (`detach_unbacked`) if it is, or may be, held under an epoch.
+  fn unbacked(&self, key: &SessionKey, token: &str, hold: &Hold) {
+    if hold.epoch.is_some() {
+      self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).push((key.clone(), token.to_owned(), hold.ttl));
     }
-    Unbacked { list: self.unbacked.clone(), entry }
   }
 
-  /// Detaches every lease this store no longer backs from the epoch it was taken under, so each expires after its
-  /// ttl though the epoch lives on (a fleet worker does this before each beat, and skips the beat if it fails).
-  /// Not a call still in flight: its outcome is not known yet (a take that lands and returns is backed, and a
-  /// detach that landed just after it would leave its holder running a lease nothing renews: the fleet
-  /// simulation's seed 175 of `slow_stops`), and once its caller gave up on it, it is detached before the next beat.
+  /// In place, while `token` is the one held.
+  fn update_held(&self, key: &SessionKey, token: &str, update: impl FnOnce(&mut Held)) {
+    let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(ours) = held.get_mut(key).filter(|h| h.token.as_deref() == Some(token)) {
+      update(ours);
+    }
+  }
+
+  /// Detaches every lease this store no longer backs from the epoch it was (or may be) held under, so each
+  /// expires after its ttl though the epoch lives on, and no call still in flight for its token can bring it back
+  /// (`Leases::detach`). A fleet worker does this before each beat, and skips the beat if it fails.
   pub async fn detach_unbacked(&self) -> Result<()> {
-    let pending: Vec<Pending> = self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if pending.iter().all(|p| p.in_flight) {
+    let pending = self.unbacked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if pending.is_empty() {
       return Ok(());
     }
     let leases = self.leases()?;
-    for Pending { key, token, ttl, .. } in pending.into_iter().filter(|p| !p.in_flight) {
+    for (key, token, ttl) in pending {
       leases.detach(&key, &token, ttl).await?;
       let mut list = self.unbacked.lock().unwrap_or_else(|p| p.into_inner());
-      if let Some(at) = list.iter().position(|p| !p.in_flight && p.key == key && p.token == token) {
+      if let Some(at) = list.iter().position(|(k, t, _)| *k == key && *t == token) {
         list.remove(at);
       }
     }
@@ -250,43 +255,5 @@ fn lease_tier(primary: &Arc<dyn Tier>) -> Result<&dyn Leases> {
   primary.leases().ok_or_else(|| StoreError::Internal("a lease without a lease tier".into()))
 }
 
-/// Leases to detach from their epoch (`Store::detach_unbacked`).
-pub(super) type UnbackedList = Arc<std::sync::Mutex<Vec<Pending>>>;
-
-/// A lease to detach: session, token, the ttl it then lasts, and whether the call that may have left it unbacked
-/// is still in flight (not to be detached yet).
-#[derive(Clone)]
-pub(super) struct Pending {
-  key: SessionKey,
-  token: String,
-  ttl: Duration,
-  in_flight: bool,
-}
-
-/// One entry of that list while its call runs: dropped unsettled (an error, the call dropped), the entry stays,
-/// no longer in flight.
-struct Unbacked {
-  list: UnbackedList,
-  entry: Option<(SessionKey, String, Duration)>,
-}
-
-impl Unbacked {
-  /// The call returned an answer: the lease is held as recorded, or not at all.
-  fn settled(mut self) {
-    let Some((key, token, _)) = self.entry.take() else { return };
-    let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(at) = list.iter().rposition(|p| p.in_flight && p.key == key && p.token == token) {
-      list.remove(at);
-    }
-  }
-}
-
-impl Drop for Unbacked {
-  fn drop(&mut self) {
-    let Some((key, token, _)) = self.entry.take() else { return };
-    let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(pending) = list.iter_mut().rev().find(|p| p.in_flight && p.key == key && p.token == token) {
-      pending.in_flight = false;
-    }
-  }
-}
+/// Leases to detach from their epoch (`Store::detach_unbacked`): session, token, the ttl each then lasts.
+pub(super) type UnbackedList = Arc<std::sync::Mutex<Vec<(SessionKey, String, Duration)>>>;

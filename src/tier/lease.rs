@@ -72,9 +72,10 @@ pub trait Leases: Send + Sync + std::fmt::Debug {
   async fn put_fenced(&self, key: &SessionKey, bytes: Vec<u8>, token: &str, hold: &Hold) -> Result<LeaseState>;
   /// Deletes the session's bytes under the same check as `put_fenced`; nothing deleted when `Lost`.
   async fn delete_fenced(&self, key: &SessionKey, token: &str, hold: &Hold) -> Result<LeaseState>;
-  /// Unhooks `token`'s lease from the epoch it is held under: from now on it lasts `ttl` and then expires, though
-  /// the epoch lives on (a lease its holder stopped backing: a failed stop, a release that may not have landed).
-  /// Nothing to do where no lease is held under an epoch.
+  /// Unhooks `token`'s lease from the epoch it is held under (or may be brought under by a call in flight): from
+  /// now on it is held by nobody, the token neither, for `ttl`, and then expires, though the epoch lives on (a
+  /// lease its holder stopped backing: a failed stop, a release that may not have landed). Nothing to do where no
+  /// lease is held under an epoch.
   async fn detach(&self, _key: &SessionKey, _token: &str, _ttl: Duration) -> Result<()> {
     Ok(())
   }

@@ -21,6 +21,9 @@ pub(super) struct Slot {
   /// The epoch the lease is held under (then `until` is `None`).
   pub epoch: Option<Epoch>,
   pub generation: u64,
+  /// Detached (`DETACH`): held by nobody until `until`, not even its token, so no call in flight can bring it
+  /// back under an epoch; free once expired.
+  pub detached: bool,
 }
 
 /// How a grant holds the lease: for a ttl from now, or under an epoch whose heartbeat lasts until the instant.
@@ -56,7 +59,8 @@ impl Inner {
       Grant::Plain(ttl) => (Some(now + ttl), None, now + ttl),
       Grant::Epoch(epoch, beat_until) => (None, Some(epoch), beat_until),
     };
-    self.leases.insert(session.to_owned(), Slot { token: token.to_owned(), until, epoch, generation });
+    let slot = Slot { token: token.to_owned(), until, epoch, generation, detached: false };
+    self.leases.insert(session.to_owned(), slot);
     self.raise(token, valid_until);
     generation
   }
@@ -74,11 +78,15 @@ impl Inner {
     let now = Instant::now();
     let slot = self.leases.get(session).cloned().unwrap_or_default();
     let (ours, present) = (slot.token == token, slot.present(now));
+    // Every script reads a lease under an epoch that died as absent (`lease_prelude`).
+    let valid = self.valid(&slot, now);
     let state = match &hold.epoch {
-      // Only the token's own plain lease is held; once expired (and nobody took it) it is taken again. A lease
-      // under an epoch, even the token's own, is not the token's value in Redis: lost.
-      None if ours && present && slot.epoch.is_none() => LeaseState::Held,
-      None if ours && !present => LeaseState::Retaken,
+      // `<token> detached` is nobody's value in Redis: lost while it lasts, as another token's.
+      _ if slot.detached && present => LeaseState::Lost,
+      // Only the token's own plain lease is held; once expired or its epoch died (and nobody took it) it is taken
+      // again. A lease under a live epoch, even the token's own, is not the token's value in Redis: lost.
+      None if ours && valid && slot.epoch.is_none() => LeaseState::Held,
+      None if ours && !valid => LeaseState::Retaken,
       None => LeaseState::Lost,
       // The token's own lease, held unless its epoch died (then taken again: nobody took it since).
       Some(_) if ours && present => match &slot.epoch {
@@ -110,12 +118,14 @@ impl SimTier {
     let present = slot.present(now);
     let (own, free, how) = match &hold.epoch {
       None => {
-        let own = present && slot.token == token && slot.epoch.is_none();
-        (own, !present, Grant::Plain(hold.ttl))
+        // A lease under an epoch that died is free to a plain take too (`lease_prelude`).
+        let valid = inner.valid(&slot, now);
+        let own = valid && slot.token == token && slot.epoch.is_none() && !slot.detached;
+        (own, !valid, Grant::Plain(hold.ttl))
       }
       Some(epoch) => {
         let until = inner.alive(epoch, now)?;
-        let own = present && slot.token == token;
+        let own = present && slot.token == token && !slot.detached;
         let dead = slot.epoch.as_ref().is_some_and(|e| inner.alive(e, now).is_none());
         (own, !present || (!own && dead), Grant::Epoch(epoch.clone(), until))
       }
@@ -156,13 +166,16 @@ impl SimTier {
     state
   }
 
-  /// `DETACH`: the token's lease under an epoch (alive or not) becomes a plain one that expires `ttl` from now.
-  /// A plain lease, another token's, or none: left as it is.
+  /// `DETACH`: the token's lease, plain and unexpired or under an epoch (alive or not), becomes a detached one
+  /// that expires `ttl` from now. Another token's, one detached already, or none: left as it is.
   pub fn detach(&self, key: &SessionKey, token: &str, ttl: Duration) {
     let mut inner = self.lock();
     let session = key.as_str();
-    if inner.leases.get(session).is_some_and(|s| s.token == token && s.epoch.is_some()) {
+    let now = Instant::now();
+    let detach = |s: &Slot| s.token == token && !s.detached && (s.epoch.is_some() || s.present(now));
+    if inner.leases.get(session).is_some_and(detach) {
       inner.grant(session, token, Grant::Plain(ttl), false);
+      inner.leases.get_mut(session).expect("granted").detached = true;
     }
   }
 }

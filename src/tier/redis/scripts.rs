@@ -160,8 +160,10 @@ pub(super) const EPOCH_RENEW: &str = concat!(hold_in_epoch!(), "return held");
 /// `ARGV[6]` and `ARGV[7]`: the bytes and the store's ttl, as `PUT_FENCED`'s 3 and 4.
 pub(super) const EPOCH_PUT_FENCED: &str = concat!(hold_in_epoch!(), set_session!(3, 6, 7), "return held");
 pub(super) const EPOCH_DELETE_FENCED: &str = concat!(hold_in_epoch!(), "redis.call('DEL', KEYS[3]) return held");
-/// The token's lease, if held under an epoch (dead or alive), becomes a plain one that expires in `ARGV[2]` ms
-/// (tier/lease.rs `detach`). A plain lease, another token's, or none: left as it is.
+/// The token's lease, plain or held under an epoch (dead or alive), becomes `<token> detached`, expiring in
+/// `ARGV[2]` ms (tier/lease.rs `detach`): no script reads that as anyone's, its token's neither, so a renewal or
+/// fenced write still in flight for the token can never bring it back under an epoch; `RELEASE` still removes it.
+/// Another token's lease, one detached already, or none: left as it is.
 pub(super) const DETACH: &str = "local v = redis.call('GET', KEYS[1]) \
-  if v and string.match(v, '^(%S+) %S+ %S+ %S+$') == ARGV[1] then \
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end return 0";
+  if v and (v == ARGV[1] or string.match(v, '^(%S+) %S+ %S+ %S+$') == ARGV[1]) then \
+    redis.call('SET', KEYS[1], ARGV[1] .. ' detached', 'PX', ARGV[2]) end return 0";
