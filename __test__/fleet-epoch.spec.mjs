@@ -21,9 +21,12 @@ test.serial('leases ride the heartbeat: none renewed one by one at rest, and fre
   const a = await startWorker(t, root, { workerId: 'a', redis, capacity: SESSIONS, light: true })
   await until(`a runs all ${SESSIONS}`, async () => (await running([a])).a?.length === SESSIONS)
 
-  // Each lease names a's live epoch and has no expiry of its own.
+  // Each lease names a's live epoch and has no expiry of its own (a take is plain, moved onto the epoch by the
+  // next renewal round).
   const epoch = epochOf(server, 'a')
   t.regex(epoch, /^\d+$/)
+  const underEpoch = new RegExp(`^[0-9a-f]{32} default a ${epoch}$`)
+  await until('every lease under a\'s epoch', () => names.every((s) => underEpoch.test(server.cli('GET', leaseKey(s)))))
   for (const session of names) {
     t.regex(server.cli('GET', leaseKey(session)), new RegExp(`^[0-9a-f]{32} default a ${epoch}$`), session)
     t.is(server.cli('PTTL', leaseKey(session)), '-1', session)
@@ -54,7 +57,7 @@ test.serial('leases ride the heartbeat: none renewed one by one at rest, and fre
   // And to a worker: b takes the rest, each under its own epoch.
   const b = await startWorker(t, root, { workerId: 'b', redis, capacity: SESSIONS, light: true })
   await until(`b runs the other ${SESSIONS - 1}`, async () => (await running([b])).b?.length === SESSIONS - 1)
-  t.regex(server.cli('GET', leaseKey(second)), new RegExp(` default b ${epochOf(server, 'b')}$`))
+  await until('b holds them under its epoch', () => server.cli('GET', leaseKey(second)).endsWith(` default b ${epochOf(server, 'b')}`))
 })
 
 test.serial('an epoch that died under a running worker (its heartbeat lost): its leases move onto the next, nothing stops', async (t) => {
