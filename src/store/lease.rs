@@ -103,6 +103,11 @@ impl Store {
   pub async fn hold_lease(&self, session: &str, token: &str, hold: Hold) -> Result<LeaseState> {
     let key = SessionArg::parse(session)?.key;
     if hold.epoch.is_some() {
+      // Only a lease this store still holds goes under an epoch: one released (whose release may never land) must
+      // not be brought there by a move sent after it (the simulation's seed 252 of every class).
+      if self.held_token(&key).as_deref() != Some(token) {
+        return Err(StoreError::LeaseLost(key.to_string()));
+      }
       // Recorded before the call: a stop that gives the lease up while it is in flight (it may land after) must
       // detach it from the epoch.
       self.update_held(&key, token, |held| held.hold = hold.clone());
