@@ -173,6 +173,7 @@ fn every_class() -> Profile {
     shared_store: true,
     drain_everyone: false,
     lax_leases: false,
+    per_session_leases: false,
   }
 }
 
@@ -242,4 +243,13 @@ fn a_handoff_chain_moves_at_the_pace_of_its_stops() {
 #[test]
 fn a_released_lease_is_never_moved_onto_the_epoch() {
   assert_holds(every_class(), &[252]);
+}
+
+/// Leases renewed one by one (a Redis Cluster, the embedded tier: their beats give no epoch) keep the promises too:
+/// the path every case above ran before leases went onto epochs.
+#[test]
+fn leases_renewed_one_by_one_keep_the_promises() {
+  let per_session = |profile: Profile| Profile { per_session_leases: true, ..profile };
+  assert_holds(per_session(Profile::default()), &seeds(200));
+  assert_holds(per_session(every_class()), &seeds(100));
 }

@@ -36,6 +36,9 @@ pub struct Profile {
   pub drain_everyone: bool,
   /// Not a fault the fleet must survive: a tier whose leases never refuse, to check the checks.
   pub lax_leases: bool,
+  /// Not a fault either: leases renewed one by one, as on a Redis Cluster or the embedded tier (the tier's beats
+  /// give no epoch).
+  pub per_session_leases: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -193,7 +196,9 @@ pub fn run(seed: u64, profile: Profile) -> Outcome {
 
 async fn simulate(mut scenario: Scenario) -> Outcome {
   let t0 = Instant::now();
-  let sim = Arc::new(SimTier::with_sessions(&scenario.sessions, scenario.profile.lax_leases));
+  let mut sim = SimTier::with_sessions(&scenario.sessions, scenario.profile.lax_leases);
+  sim.per_session = scenario.profile.per_session_leases;
+  let sim = Arc::new(sim);
   let timeline = Timeline::default();
   scenario.hooks.until = t0 + scenario.heal;
   let bounds = scenario.bounds();

@@ -55,6 +55,8 @@ pub struct SimTier {
   pub(super) lax: bool,
   /// When the run began (`FLEET_SIM_TRACE` prints each call's time from then).
   pub(super) born: Option<Instant>,
+  /// Beats give no epoch, so every lease is renewed on its own (as on a Redis Cluster or the embedded tier).
+  pub(super) per_session: bool,
 }
 
 impl SimTier {
@@ -151,7 +153,8 @@ impl SimTier {
     for token in tokens {
       inner.raise(&token, until);
     }
-    Ok(Beat { members: Self::live(&mut inner, group), epoch: Some(epoch) })
+    let epoch = (!self.per_session).then_some(epoch);
+    Ok(Beat { members: Self::live(&mut inner, group), epoch })
   }
   pub fn members(&self, group: &str) -> Vec<Member> {
     Self::live(&mut self.lock(), group)
