@@ -265,8 +265,12 @@ impl Ctx {
     let current = self.epoch().map(|(n, _)| n);
     let held: Vec<(String, String)> = {
       let state = self.shared.lock();
-      let due = |r: &&super::state::Run| !r.token.is_empty() && (r.epoch.is_none() || r.epoch != current);
-      state.runs.iter().filter(|(_, r)| due(r)).map(|(s, r)| (s.clone(), r.token.clone())).collect()
+      // Also one under the current epoch whose lease the store no longer holds (a save found it lost): the beat
+      // would carry its deadline on for good; the renewal says lost, and it stops now.
+      let lost = |s: &str, r: &super::state::Run| !self.store.holds_lease(s, &r.token);
+      let due = |s: &str, r: &super::state::Run| r.epoch.is_none() || r.epoch != current || lost(s, r);
+      let held = state.runs.iter().filter(|(s, r)| !r.token.is_empty() && due(s, r));
+      held.map(|(s, r)| (s.clone(), r.token.clone())).collect()
     };
     let store = &self.store;
     futures::stream::iter(held)
@@ -288,8 +292,9 @@ impl Ctx {
           }
           Ok(Ok(_)) => run.renewed = run.renewed.max(since),
           Ok(Err(err)) if err.code() == "ERR_LEASE_LOST" => {
-            // Another owner took it: stop now, not at the deadline.
+            // Another owner took it: stop now, not at the deadline (and no beat carries it on).
             run.renewed = since.min(run.renewed) - timing.ttl;
+            run.epoch = None;
             self.shared.deadline.notify_one();
           }
           _ => {}
@@ -525,7 +530,7 @@ impl Ctx {
         // A lease this store gave up without a release (a failed stop) must expire after its ttl, not be freed by
         // the leave: detached first, or no leave (the heartbeat then runs out within ttl, the lease with it).
         Ok(m) if !displaced && within(limit, self.store.detach_unbacked()).await.is_some() => {
-          within(limit, m.leave(&self.cfg().group, &self.cfg().worker_id)).await;
+          within(limit, m.leave(&self.cfg().group, &self.cfg().worker_id, &self.claim)).await;
         }
         _ => {}
       }

@@ -2,6 +2,8 @@
 //! lease (paused, partitioned, replaced) can neither overwrite nor delete the session under the new owner.
 
 use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
 use std::time::Duration;
 
 use chacha20poly1305::aead::rand_core::RngCore;
@@ -85,7 +87,13 @@ impl Store {
     let Some(generation) = self.leases()?.acquire(&key, &token, &hold).await? else {
       return Err(StoreError::LeaseHeld(key.to_string()));
     };
-    self.set_held(&key, Some(Held { token: Some(token.clone()), hold, retaken: false, abandoned }));
+    // Taken again while the fleet moved it onto its epoch (`SafeRemoteAuth.forFleet` adopting it during the
+    // start): `ACQUIRE` left it there, and so does the record.
+    let mut taken = false;
+    self.update_held(&key, &token, |held| taken = held.hold.epoch.is_some());
+    if !taken {
+      self.set_held(&key, Some(Held { token: Some(token.clone()), hold, retaken: false, abandoned }));
+    }
     Ok((token, generation))
   }
 
@@ -102,15 +110,12 @@ impl Store {
   /// those of an epoch that died).
   pub async fn hold_lease(&self, session: &str, token: &str, hold: Hold) -> Result<LeaseState> {
     let key = SessionArg::parse(session)?.key;
-    if hold.epoch.is_some() {
-      // Only a lease this store still holds goes under an epoch: one released (whose release may never land) must
-      // not be brought there by a move sent after it (the simulation's seed 252 of every class).
-      if self.held_token(&key).as_deref() != Some(token) {
-        return Err(StoreError::LeaseLost(key.to_string()));
-      }
-      // Recorded before the call: a stop that gives the lease up while it is in flight (it may land after) must
-      // detach it from the epoch.
-      self.update_held(&key, token, |held| held.hold = hold.clone());
+    // Only a lease this store still holds goes under an epoch: one released (whose release may never land) must
+    // not be brought there by a move sent after it (the simulation's seed 252 of every class). Recorded before the
+    // call, in the same step: a stop that gives the lease up while it is in flight (it may land after) must detach
+    // it from the epoch.
+    if hold.epoch.is_some() && !self.update_held(&key, token, |held| held.hold = hold.clone()) {
+      return Err(StoreError::LeaseLost(key.to_string()));
     }
     let lost_here = self.held(&key).is_some_and(|h| h.token.is_none());
     let state = if lost_here { LeaseState::Lost } else { self.leases()?.renew(&key, token, &hold).await? };
@@ -181,12 +186,16 @@ impl Store {
     }
   }
 
-  /// In place, while `token` is the one held.
-  fn update_held(&self, key: &SessionKey, token: &str, update: impl FnOnce(&mut Held)) {
+  /// In place, while `token` is the one held; false when it is not.
+  fn update_held(&self, key: &SessionKey, token: &str, update: impl FnOnce(&mut Held)) -> bool {
     let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(ours) = held.get_mut(key).filter(|h| h.token.as_deref() == Some(token)) {
-      update(ours);
-    }
+    let ours = held.get_mut(key).filter(|h| h.token.as_deref() == Some(token));
+    ours.map(update).is_some()
+  }
+
+  /// Whether this store still holds the session's lease under `token` (not released, lost or abandoned).
+  pub fn holds_lease(&self, session: &str, token: &str) -> bool {
+    SessionArg::parse(session).is_ok_and(|arg| self.held_token(&arg.key).as_deref() == Some(token))
   }
 
   /// Detaches every lease this store no longer backs from the epoch it was (or may be) held under, so each
@@ -198,14 +207,16 @@ impl Store {
       return Ok(());
     }
     let leases = self.leases()?;
-    for (key, token, ttl) in pending {
+    // Side by side (each is waited for by the replicas): a close that gave up hundreds must not skip beats.
+    let detach = |(key, token, ttl): (SessionKey, String, Duration)| async move {
       leases.detach(&key, &token, ttl).await?;
       let mut list = self.unbacked.lock().unwrap_or_else(|p| p.into_inner());
       if let Some(at) = list.iter().position(|(k, t, _)| *k == key && *t == token) {
         list.remove(at);
       }
-    }
-    Ok(())
+      Ok::<(), StoreError>(())
+    };
+    futures::stream::iter(pending).map(detach).buffer_unordered(32).try_collect::<Vec<()>>().await.map(drop)
   }
 
   /// Writes to the primary, fenced by this store's lease on the session when it took one; refused while that

@@ -40,8 +40,10 @@ pub trait Membership: Send + Sync + std::fmt::Debug {
   async fn beat(&self, group: &str, id: &str, claim: &str, info: &[u8], ttl: Duration) -> Result<Beat>;
   /// The live members, sorted by id, without beating.
   async fn members(&self, group: &str) -> Result<Vec<Member>>;
-  /// Removes `id` at once (a worker that leaves need not wait for its ttl).
-  async fn leave(&self, group: &str, id: &str) -> Result<()>;
+  /// Removes `id` at once (a worker that leaves need not wait for its ttl), if its heartbeat still carries `claim`:
+  /// a leave that lands late (its process stalled, or held in the network) must not end the heartbeat (and the
+  /// epoch, with every lease held under it) of a later instance given the same id.
+  async fn leave(&self, group: &str, id: &str, claim: &str) -> Result<()>;
   /// Every field of the group's map `map`.
   async fn map_all(&self, group: &str, map: &str) -> Result<BTreeMap<String, Vec<u8>>>;
   async fn map_set(&self, group: &str, map: &str, field: &str, value: &[u8]) -> Result<()>;
@@ -134,9 +136,11 @@ impl Membership for ProcessMembership {
     Ok(self.live(group, &mut table()))
   }
 
-  async fn leave(&self, group: &str, id: &str) -> Result<()> {
+  async fn leave(&self, group: &str, id: &str, claim: &str) -> Result<()> {
     if let Some(members) = table().members.get_mut(&(self.dir.clone(), group.to_owned())) {
-      members.remove(id);
+      if members.get(id).is_some_and(|(_, held, _)| held == claim) {
+        members.remove(id);
+      }
     }
     Ok(())
   }
@@ -196,8 +200,8 @@ impl Membership for super::LocalDirTier {
   async fn members(&self, group: &str) -> Result<Vec<Member>> {
     ProcessMembership::new(self.dir()).members(group).await
   }
-  async fn leave(&self, group: &str, id: &str) -> Result<()> {
-    ProcessMembership::new(self.dir()).leave(group, id).await
+  async fn leave(&self, group: &str, id: &str, claim: &str) -> Result<()> {
+    ProcessMembership::new(self.dir()).leave(group, id, claim).await
   }
   async fn map_all(&self, group: &str, map: &str) -> Result<BTreeMap<String, Vec<u8>>> {
     ProcessMembership::new(self.dir()).map_all(group, map).await
@@ -217,6 +221,16 @@ impl Membership for super::LocalDirTier {
 }
 
 #[cfg(test)]
+impl ProcessMembership {
+  /// Drops `id` whatever its claim, as its heartbeat's expiry would (which runs on the wall clock).
+  pub(crate) fn expire(&self, group: &str, id: &str) {
+    if let Some(members) = table().members.get_mut(&(self.dir.clone(), group.to_owned())) {
+      members.remove(id);
+    }
+  }
+}
+
+#[cfg(test)]
 mod tests {
   use super::*;
 
@@ -232,7 +246,9 @@ mod tests {
     assert_eq!(live.iter().map(|m| (m.id.as_str(), m.info.as_slice())).collect::<Vec<_>>(), [("b", &b"2"[..])]);
     let left = live[0].expires_in;
     assert!(left > Duration::from_secs(9) && left <= Duration::from_secs(10), "{left:?}");
-    m.leave("g", "b").await.unwrap();
+    m.leave("g", "b", "another instance's").await.unwrap();
+    assert_eq!(m.members("g").await.unwrap().len(), 1, "a leave under another claim leaves the heartbeat");
+    m.leave("g", "b", "cb").await.unwrap();
     assert!(m.members("g").await.unwrap().is_empty());
     assert!(m.members("other").await.unwrap().is_empty());
   }

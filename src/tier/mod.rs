@@ -13,7 +13,7 @@ mod s3;
 pub use self::redis::{parse_sentinel_addr, RedisConfig, RedisTarget, RedisTier, RedisTls, SentinelTarget};
 pub use lease::{Epoch, Hold, LeaseState, Leases};
 pub use local::{leftovers as local_leftovers, LocalDirTier};
-pub use membership::{check_group, order_allows, Beat, Member, Membership};
+pub use membership::{check_group, order_allows, Beat, Member, Membership, ProcessMembership};
 pub use s3::{S3Config, S3Tier};
 
 use async_trait::async_trait;

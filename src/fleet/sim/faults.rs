@@ -291,9 +291,10 @@ impl Membership for FaultyTier {
     let group = group.to_owned();
     self.call("members".into(), move |sim| sim.members(&group)).await
   }
-  async fn leave(&self, group: &str, id: &str) -> Result<()> {
+  async fn leave(&self, group: &str, id: &str, claim: &str) -> Result<()> {
     let (group, id) = (group.to_owned(), id.to_owned());
-    self.call("leave".into(), move |sim| sim.leave(&group, &id)).await
+    let claim = claim.to_owned();
+    self.call("leave".into(), move |sim| sim.leave(&group, &id, &claim)).await
   }
   async fn map_all(&self, group: &str, map: &str) -> Result<BTreeMap<String, Vec<u8>>> {
     let (group, map) = (group.to_owned(), map.to_owned());

@@ -81,12 +81,14 @@ impl Inner {
     // Every script reads a lease under an epoch that died as absent (`lease_prelude`).
     let valid = self.valid(&slot, now);
     let state = match &hold.epoch {
-      // `<token> detached` is nobody's value in Redis: lost while it lasts, as another token's.
-      _ if slot.detached && present => LeaseState::Lost,
-      // Only the token's own plain lease is held; once expired or its epoch died (and nobody took it) it is taken
-      // again. A lease under a live epoch, even the token's own, is not the token's value in Redis: lost.
-      None if ours && valid && slot.epoch.is_none() => LeaseState::Held,
-      None if ours && !valid => LeaseState::Retaken,
+      // `<token> detached` is nobody's value in Redis: lost while it lasts, as another token's; and once expired,
+      // the owner key no longer names the token (`DETACH` released it): lost too.
+      _ if slot.detached => LeaseState::Lost,
+      // The token's own lease under a live epoch stays there: held, as it is (`RENEW`, `hold`).
+      None if ours && valid && slot.epoch.is_some() => return LeaseState::Held,
+      // Its own plain lease is held; once expired or its epoch died (and nobody took it) it is taken again.
+      None if ours && valid => LeaseState::Held,
+      None if ours => LeaseState::Retaken,
       None => LeaseState::Lost,
       // The token's own lease, held unless its epoch died (then taken again: nobody took it since).
       Some(_) if ours && present => match &slot.epoch {
@@ -120,7 +122,11 @@ impl SimTier {
       None => {
         // A lease under an epoch that died is free to a plain take too (`lease_prelude`).
         let valid = inner.valid(&slot, now);
-        let own = valid && slot.token == token && slot.epoch.is_none() && !slot.detached;
+        let own = valid && slot.token == token && !slot.detached;
+        if own && slot.epoch.is_some() {
+          // The token's own lease under a live epoch stays there (`ACQUIRE`).
+          return Some(slot.generation);
+        }
         (own, !valid, Grant::Plain(hold.ttl))
       }
       Some(epoch) => {

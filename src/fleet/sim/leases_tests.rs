@@ -87,8 +87,10 @@ async fn an_epoch_that_died_never_lives_again() {
   assert_eq!(sim.renew(&key("a"), "t", &under("w", next)), LeaseState::Retaken);
   assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("t"));
   assert_eq!(sim.renew(&key("a"), "t", &under("w", next)), LeaseState::Held);
-  // Leaving drops the epoch with the heartbeat: its leases are free at once.
-  sim.leave("g", "w");
+  // Leaving drops the epoch with the heartbeat: its leases are free at once (not a leave under another claim).
+  sim.leave("g", "w", "a later instance's claim");
+  assert_eq!(sim.holder("RemoteAuth-a").as_deref(), Some("t"));
+  sim.leave("g", "w", "claim-w");
   assert_eq!(sim.holder("RemoteAuth-a"), None);
   assert!(beat(&sim, "w") > next);
 }

@@ -159,10 +159,13 @@ impl SimTier {
   pub fn members(&self, group: &str) -> Vec<Member> {
     Self::live(&mut self.lock(), group)
   }
-  /// Drops the heartbeat and its epoch with it: the leases held under it are free from now on.
-  pub fn leave(&self, group: &str, id: &str) {
+  /// Drops the heartbeat and its epoch with it, if it carries `claim`: the leases held under it are free from
+  /// now on.
+  pub fn leave(&self, group: &str, id: &str, claim: &str) {
     if let Some(members) = self.lock().members.get_mut(group) {
-      members.remove(id);
+      if members.get(id).is_some_and(|beat| beat.claim == claim) {
+        members.remove(id);
+      }
     }
   }
   pub fn map_all(&self, group: &str, map: &str) -> BTreeMap<String, Vec<u8>> {

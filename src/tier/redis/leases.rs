@@ -132,9 +132,8 @@ impl Leases for RedisTier {
   /// Waited for as a lease write: a detach a failover lost would leave the lease held under the epoch for as long
   /// as its member lives. Unconfirmed, it is an error, and its caller detaches again before it beats.
   async fn detach(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<()> {
-    let [lease, _] = self.lease_keys(key);
     let (_, confirmed) =
-      self.write_lease::<i64>(&eval(DETACH, &[lease], &[token.as_bytes(), ms(ttl).as_bytes()])).await?;
+      self.write_lease::<i64>(&eval(DETACH, &self.lease_keys(key), &[token.as_bytes(), ms(ttl).as_bytes()])).await?;
     confirmed
   }
 }

@@ -38,8 +38,10 @@ const MEMBERS: &str =
   local z = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES') local out = {} \
   for i = 1, #z, 2 do out[#out + 1] = z[i] out[#out + 1] = redis.call('HGET', KEYS[2], z[i]) or '' \
     out[#out + 1] = tostring(tonumber(z[i + 1]) - now) end return out";
-const LEAVE: &str =
-  "redis.call('ZREM', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) redis.call('HDEL', KEYS[3], ARGV[1]) \
+// ARGV: id, claim. Only the instance whose claim the heartbeat carries: a leave landing late must not end a later
+// instance's heartbeat and epoch (every lease held under it would be free at once).
+const LEAVE: &str = "if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end \
+  redis.call('ZREM', KEYS[1], ARGV[1]) redis.call('HDEL', KEYS[2], ARGV[1]) redis.call('HDEL', KEYS[3], ARGV[1]) \
   redis.call('HDEL', KEYS[4], ARGV[1]) return 0";
 const REMOVE_IF: &str =
   "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end \
@@ -142,9 +144,9 @@ impl Membership for RedisTier {
     Ok(Self::member_list(Self::flat(self.eval_value(MEMBERS, &keys, &[]).await?)?))
   }
 
-  async fn leave(&self, group: &str, id: &str) -> Result<()> {
+  async fn leave(&self, group: &str, id: &str, claim: &str) -> Result<()> {
     let keys = self.member_keys(group)?;
-    self.eval_value(LEAVE, &keys, &[id.as_bytes()]).await.map(drop)
+    self.eval_value(LEAVE, &keys, &[id.as_bytes(), claim.as_bytes()]).await.map(drop)
   }
 
   async fn map_all(&self, group: &str, map: &str) -> Result<BTreeMap<String, Vec<u8>>> {

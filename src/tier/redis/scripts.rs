@@ -35,17 +35,19 @@ macro_rules! lease_prelude {
   };
 }
 /// Returns `{2, generation}` when the lease was free and is the token's now, `{1, generation}` when the token held
-/// it already, 0 when another token holds it (or `quarantine` refused it). The generation is `KEYS[3]`'s. A new
+/// it already (held under a live epoch, it stays so: its holder's store takes it again, as `SafeRemoteAuth.forFleet`
+/// does, and must not pull it off the epoch), 0 when another token holds it (or `quarantine` refused it). The generation is `KEYS[3]`'s. A new
 /// holder's generation is above the last one and the tier's clock in µs (exact in Lua's doubles), so a generation
 /// key that expired or was lost still gives a greater one; decimal text, since Lua would print a large number in
 /// exponent form.
 pub(super) const ACQUIRE: &str = concat!(
   lease_prelude!(),
   quarantine!(),
-  "if v == false or v == ARGV[1] then \
-  local g = redis.call('GET', KEYS[3]) if v == false or not g then local t = redis.call('TIME') \
+  "if v == false or tok == ARGV[1] then \
+  local g = redis.call('GET', KEYS[3]) if v == false or not g then local t = time() \
     g = string.format('%.0f', math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), (tonumber(g) or 0) + 1)) end \
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) \
+  if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end \
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) \
   redis.call('SET', KEYS[3], g, 'PX', 604800000) if v == false then return {2, g} end return {1, g} end return 0"
 );
 // Released: the owner key no longer names the token, so a late renewal of it cannot take the lease back. The
@@ -68,7 +70,7 @@ macro_rules! hold {
   () => {
     concat!(
       lease_prelude!(),
-      "local held = 0 if v == ARGV[1] then held = 1 redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) end ",
+      "local held = 0 if v and tok == ARGV[1] then held = 1 redis.call('SET', KEYS[2], ARGV[1], 'PX', 604800000) end ",
       retake!(),
       "if held == 0 then return 0 end "
     )
@@ -82,7 +84,8 @@ macro_rules! hold {
 /// store stops renewing a token once it learned the lease is lost, or gave it up (its deadline passed).
 pub(super) const RENEW: &str = concat!(
   lease_prelude!(),
-  "local held = 0 if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end ",
+  "local held = 0 if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
+  if v and tok == ARGV[1] then return 1 end ",
   retake!(),
   "return held"
 );
@@ -163,7 +166,10 @@ pub(super) const EPOCH_DELETE_FENCED: &str = concat!(hold_in_epoch!(), "redis.ca
 /// The token's lease, plain or held under an epoch (dead or alive), becomes `<token> detached`, expiring in
 /// `ARGV[2]` ms (tier/lease.rs `detach`): no script reads that as anyone's, its token's neither, so a renewal or
 /// fenced write still in flight for the token can never bring it back under an epoch; `RELEASE` still removes it.
-/// Another token's lease, one detached already, or none: left as it is.
+/// Another token's lease, one detached already, or none: left as it is. The owner key (`KEYS[2]`) no longer names
+/// the token either (as after `RELEASE`), so nothing of the token's still in flight can take it back once the
+/// detached lease expired.
 pub(super) const DETACH: &str = "local v = redis.call('GET', KEYS[1]) \
   if v and (v == ARGV[1] or string.match(v, '^(%S+) %S+ %S+ %S+$') == ARGV[1]) then \
-    redis.call('SET', KEYS[1], ARGV[1] .. ' detached', 'PX', ARGV[2]) end return 0";
+    redis.call('SET', KEYS[1], ARGV[1] .. ' detached', 'PX', ARGV[2]) end \
+  if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('SET', KEYS[2], 'released', 'PX', 604800000) end return 0";
