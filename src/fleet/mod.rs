@@ -7,6 +7,7 @@ pub mod assign;
 mod bucket;
 mod lifecycle;
 mod queue;
+mod renewal;
 mod state;
 mod status;
 mod take;
